@@ -1,0 +1,28 @@
+/**
+ * Every way a command can be refused, as values (STYLE.md: "Rejections are values").
+ * api/problems.ts maps each `type` to one problem+json `type` URI and HTTP status, in one table.
+ */
+export type Rejection =
+  | { readonly type: 'VehicleNotFound'; readonly vehicleId: string }
+  | { readonly type: 'VehicleAlreadyRegistered'; readonly vehicleId: string }
+  | { readonly type: 'VehicleUnavailable'; readonly vehicleId: string; readonly status: string }
+  | { readonly type: 'VehicleLowBattery'; readonly vehicleId: string; readonly battery: number }
+  | { readonly type: 'VehicleOffline'; readonly vehicleId: string }
+  | { readonly type: 'VehicleNotReservedForBooking'; readonly vehicleId: string; readonly bookingId: string }
+  | { readonly type: 'VehicleRejectedCommand'; readonly vehicleId: string; readonly command: 'UNLOCK' | 'LOCK'; readonly reason: string }
+  | { readonly type: 'UnlockTimedOut'; readonly vehicleId: string; readonly commandId: string; readonly timeoutMs: number }
+  | { readonly type: 'LockTimedOut'; readonly vehicleId: string; readonly commandId: string; readonly timeoutMs: number }
+  | { readonly type: 'PaymentDeclined'; readonly authorizationId: string; readonly reason: 'card_declined' | 'gateway_timeout' | 'invalid_payment_method' }
+  | { readonly type: 'BookingNotFound'; readonly bookingId: string }
+  | { readonly type: 'BookingForbidden'; readonly bookingId: string }
+  | { readonly type: 'BookingAlreadyExists'; readonly bookingId: string }
+  | { readonly type: 'InvalidBookingState'; readonly bookingId: string; readonly status: string; readonly expected: readonly string[] }
+  | { readonly type: 'ActorUnavailable'; readonly actor: string; readonly timeoutMs: number };
+
+export type RejectionType = Rejection['type'];
+
+/** A command's outcome as actors reply it: never a thrown string. */
+export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly rejection: Rejection };
+
+export const accept = <T>(value: T): Outcome<T> => ({ ok: true, value });
+export const reject = <T = never>(rejection: Rejection): Outcome<T> => ({ ok: false, rejection });

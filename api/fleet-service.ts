@@ -1,0 +1,93 @@
+import type { Outcome } from '../actors/shared/rejections.js';
+import type { TraceContext } from '../runtime/envelope.js';
+
+/**
+ * What the HTTP layer needs from the rest of the system. runtime/fleet.ts implements it on the actor
+ * system; route handlers depend on nothing else, so `buildApp(deps)` stays testable with `inject`.
+ */
+
+export type VehicleType = 'car' | 'scooter' | 'bike';
+export type VehicleStatus = 'AVAILABLE' | 'RESERVED' | 'IN_USE' | 'OFFLINE' | 'MAINTENANCE';
+export type BookingStatus = 'REQUESTED' | 'VEHICLE_RESERVED' | 'CONFIRMED' | 'ACTIVE' | 'COMPLETED' | 'CANCELLED' | 'EXPIRED' | 'REJECTED';
+
+export interface Location { readonly lat: number; readonly lon: number }
+export interface Money { readonly amount: number; readonly currency: string }
+
+export interface VehicleView {
+  readonly id: string;
+  readonly type: VehicleType;
+  readonly model: string | null;
+  readonly status: VehicleStatus;
+  readonly location: Location;
+  /** Percent 0–100, from telemetry; null before the first report. */
+  readonly battery: number | null;
+  /** From the vehicle's retained presence; null when it never reported any. */
+  readonly online: boolean | null;
+  readonly lastSeenAt: string | null;
+  readonly updatedAt: string;
+}
+
+export interface BookingView {
+  readonly id: string;
+  readonly status: BookingStatus;
+  readonly vehicleId: string;
+  readonly customerId: string;
+  readonly durationMinutes: number;
+  /** Amounts in minor units (cents). */
+  readonly authorization: ({ readonly id: string } & Money) | null;
+  readonly charge: Money | null;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  readonly unlockedAt: string | null;
+  readonly endedAt: string | null;
+  readonly rejectionReason: string | null;
+}
+
+export interface UnlockView {
+  readonly bookingId: string;
+  readonly vehicleId: string;
+  readonly status: 'SUCCESS';
+  readonly unlockedAt: string;
+}
+
+export interface Caller {
+  /** Customer or operator id (JWT `sub`). */
+  readonly id: string;
+  readonly role: 'customer' | 'operator';
+}
+
+export interface RegisterVehicleInput {
+  readonly id: string;
+  readonly type: VehicleType;
+  readonly model: string | null;
+  readonly location: Location;
+}
+
+export interface CreateBookingInput {
+  /** Chosen by the API: derived from the Idempotency-Key when one is sent, so a retry reaches the same actor. */
+  readonly bookingId: string;
+  readonly customerId: string;
+  readonly vehicleId: string;
+  readonly paymentMethod: string;
+  readonly durationMinutes: number;
+}
+
+export interface VehicleFilter {
+  readonly status?: VehicleStatus;
+  readonly type?: VehicleType;
+  readonly near?: Location;
+  readonly radiusM?: number;
+  readonly limit: number;
+}
+
+export interface FleetService {
+  registerVehicle(input: RegisterVehicleInput, trace: TraceContext): Promise<Outcome<VehicleView>>;
+  getVehicle(id: string): VehicleView | undefined;
+  listVehicles(filter: VehicleFilter): VehicleView[];
+  createBooking(input: CreateBookingInput, trace: TraceContext): Promise<Outcome<BookingView>>;
+  /** Ownership is checked here: a customer reading another's booking gets BookingForbidden. */
+  getBooking(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>>;
+  unlock(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<UnlockView>>;
+  cancel(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>>;
+  end(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>>;
+}

@@ -1,0 +1,54 @@
+/**
+ * The journal as the rest of the system sees it. The SQLite engine (persistence/journal-engine.ts)
+ * implements nact's PersistenceEngine on top of this and adds the reads below.
+ */
+
+/** One committed event. `position` is global, gap-free per commit order, and never reused. */
+export interface JournalRow {
+  readonly position: number;
+  /** nact persistence key, `<kind>/<id>`, e.g. `vehicle/v-42`, `booking/b-1`. */
+  readonly persistenceKey: string;
+  /** 1-based per persistence key. */
+  readonly sequenceNumber: number;
+  /** `data.type` of the event, e.g. `VehicleReserved`. */
+  readonly eventType: string;
+  readonly data: unknown;
+  /** Sorted. The tag `public` marks events that leave the process (Kafka, GET /events). */
+  readonly tags: readonly string[];
+  /** Trace of the message that caused the event (for `traceparent`), when known. */
+  readonly traceId: string | null;
+  readonly spanId: string | null;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+}
+
+/** Extra argument that runtime passes to `ctx.persist(event, tags, meta)`: nact forwards it to the engine. */
+export interface EventMeta {
+  readonly traceId?: string;
+  readonly spanId?: string;
+}
+
+export const PUBLIC_TAG = 'public';
+
+/**
+ * A read-model updater. It runs inside the group-commit transaction, so a read model is exactly as
+ * durable as the events it derives from and is never ahead of or behind the journal.
+ */
+export type Projector = (row: JournalRow) => void;
+
+export type CommitListener = (rows: readonly JournalRow[]) => void;
+
+export interface JournalReader {
+  /** Committed rows with position > `after`, ascending, at most `limit`; only rows with `tag` when given. */
+  readAfter(after: number, limit: number, tag?: string): JournalRow[];
+  /** Highest committed position (0 when empty). */
+  lastPosition(tag?: string): number;
+  /** Called after every commit with the rows it made durable. Returns an unsubscribe function. */
+  onCommit(listener: CommitListener): () => void;
+}
+
+export interface CheckpointStore {
+  get(name: string): number;
+  /** Durable when it returns. */
+  set(name: string, position: number): void;
+}

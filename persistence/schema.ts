@@ -1,0 +1,94 @@
+/**
+ * Schema migrations, applied in order and recorded in `PRAGMA user_version`.
+ * Never edit a migration that has shipped: append a new one.
+ */
+export const migrations: readonly string[] = [
+  /* 1: journal, snapshots, read models, idempotency, relay checkpoints, traces */
+  `
+  CREATE TABLE journal (
+    position        INTEGER PRIMARY KEY AUTOINCREMENT,
+    persistence_key TEXT    NOT NULL,
+    sequence_number INTEGER NOT NULL,
+    event_type      TEXT    NOT NULL,
+    data            TEXT    NOT NULL,
+    tags            TEXT    NOT NULL DEFAULT '',
+    is_public       INTEGER NOT NULL DEFAULT 0,
+    trace_id        TEXT,
+    span_id         TEXT,
+    created_at      INTEGER NOT NULL,
+    is_deleted      INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (persistence_key, sequence_number)
+  );
+  CREATE INDEX journal_public ON journal (position) WHERE is_public = 1;
+
+  CREATE TABLE snapshots (
+    persistence_key TEXT    PRIMARY KEY,
+    sequence_number INTEGER NOT NULL,
+    data            TEXT    NOT NULL,
+    created_at      INTEGER NOT NULL
+  );
+
+  CREATE TABLE vehicles (
+    id            TEXT PRIMARY KEY,
+    type          TEXT NOT NULL,
+    model         TEXT,
+    status        TEXT NOT NULL,
+    booking_id    TEXT,
+    lat           REAL NOT NULL,
+    lon           REAL NOT NULL,
+    battery       REAL,
+    speed_kmh     REAL,
+    online        INTEGER,
+    last_seen_at  INTEGER,
+    registered_at INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+  );
+  CREATE INDEX vehicles_status ON vehicles (status, type);
+
+  CREATE TABLE bookings (
+    id          TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    vehicle_id  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER,
+    updated_at  INTEGER NOT NULL
+  );
+  CREATE INDEX bookings_open_expiry ON bookings (expires_at) WHERE status IN ('REQUESTED', 'VEHICLE_RESERVED', 'CONFIRMED');
+  CREATE INDEX bookings_customer ON bookings (customer_id, created_at);
+
+  CREATE TABLE idempotency_keys (
+    customer_id  TEXT    NOT NULL,
+    key          TEXT    NOT NULL,
+    request_hash TEXT    NOT NULL,
+    status_code  INTEGER NOT NULL,
+    body         TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, key)
+  );
+  CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+
+  CREATE TABLE checkpoints (
+    name     TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+  );
+
+  CREATE TABLE trace_steps (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    trace_id       TEXT    NOT NULL,
+    span_id        TEXT    NOT NULL,
+    parent_span_id TEXT,
+    from_actor     TEXT    NOT NULL,
+    to_actor       TEXT    NOT NULL,
+    message_type   TEXT    NOT NULL,
+    payload        TEXT,
+    state_before   TEXT,
+    state_after    TEXT,
+    outcome        TEXT,
+    started_at     INTEGER NOT NULL,
+    duration_us    INTEGER NOT NULL
+  );
+  CREATE INDEX trace_steps_trace ON trace_steps (trace_id, id);
+  CREATE INDEX trace_steps_to_actor ON trace_steps (to_actor, id);
+  `,
+];

@@ -1,0 +1,132 @@
+import { z } from 'zod';
+
+/**
+ * The whole configuration, parsed once at start-up (CONTRACT.md, "Configuration").
+ * Nothing below runtime/main.ts reads process.env: it receives this typed object.
+ */
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveMs = z.coerce.number().int().positive();
+
+const brokerList = z
+  .string()
+  .trim()
+  .min(1)
+  .transform((value) => value.split(',').map((broker) => broker.trim()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port')).min(1));
+
+export const configSchema = z.object({
+  PORT: port.default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  FLEET_DB: z.string().min(1).default('./data/fleet.db'),
+  /** `FULL` keeps an acknowledged booking across power loss; `NORMAL` only across a process crash. */
+  FLEET_DB_SYNC: z.enum(['FULL', 'NORMAL']).default('FULL'),
+  MQTT_URL: z.string().url().regex(/^(mqtts?|wss?|tcp):\/\//, 'expected an mqtt:// URL').optional(),
+  MQTT_PORT: port.default(1884),
+  /** 4 = MQTT 3.1.1, 5 = MQTT 5. Unset: 5 for an external broker, 4 for the embedded one (aedes speaks 3.1.1 only). */
+  MQTT_PROTOCOL_VERSION: z.coerce.number().pipe(z.union([z.literal(4), z.literal(5)])).optional(),
+  KAFKA_BROKERS: brokerList.optional(),
+  KAFKA_CLIENT_ID: z.string().min(1).default('fleetactors'),
+  KAFKA_TOPIC_PARTITIONS: z.coerce.number().int().positive().default(3),
+  KAFKA_REPLICATION_FACTOR: z.coerce.number().int().positive().default(1),
+  FLEET_JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  UNLOCK_TIMEOUT_MS: positiveMs.default(5000),
+  /** How long a confirmed booking may wait for its unlock before it expires and frees the vehicle. */
+  RESERVATION_WINDOW_MS: positiveMs.default(15 * 60_000),
+  /** How long the payment actor waits for the gateway before it treats the attempt as declined. */
+  PAYMENT_TIMEOUT_MS: positiveMs.default(3000),
+  /** Latency of the built-in simulated payment gateway. */
+  PAYMENT_LATENCY_MS: z.coerce.number().int().min(0).default(20),
+  /** How long the API waits for an actor to answer before it gives up with 503. */
+  ASK_TIMEOUT_MS: positiveMs.default(15_000),
+  /** Idle actors are passivated after this long; state comes back from snapshot + journal. */
+  PASSIVATE_AFTER_MS: positiveMs.default(10 * 60_000),
+  SNAPSHOT_EVERY: z.coerce.number().int().positive().default(50),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Register this many demo vehicles at start-up (ids demo-0001 …), for a first run. */
+  FLEET_SEED: z.coerce.number().int().min(0).max(100_000).default(0),
+  BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(64 * 1024),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+
+export interface FleetConfig {
+  readonly http: { readonly host: string; readonly port: number; readonly bodyLimitBytes: number };
+  readonly db: { readonly file: string; readonly synchronous: 'FULL' | 'NORMAL' };
+  readonly mqtt:
+    | { readonly mode: 'embedded'; readonly port: number; readonly protocolVersion: 4 | 5 }
+    | { readonly mode: 'external'; readonly url: string; readonly protocolVersion: 4 | 5 };
+  readonly kafka:
+    | { readonly mode: 'local' }
+    | {
+        readonly mode: 'kafka';
+        readonly brokers: readonly string[];
+        readonly clientId: string;
+        readonly partitions: number;
+        readonly replicationFactor: number;
+      };
+  readonly auth: { readonly jwtSecret: string; readonly usingDevSecret: boolean };
+  readonly timing: {
+    readonly unlockTimeoutMs: number;
+    readonly reservationWindowMs: number;
+    readonly paymentTimeoutMs: number;
+    readonly paymentLatencyMs: number;
+    readonly askTimeoutMs: number;
+    readonly passivateAfterMs: number;
+  };
+  readonly snapshotEvery: number;
+  readonly logLevel: RawConfig['LOG_LEVEL'];
+  readonly seedVehicles: number;
+}
+
+/** Publicly known on purpose: it only exists so that a first run works without set-up. */
+export const DEV_JWT_SECRET = 'fleetactors-dev-secret-do-not-use-in-production';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly variable: string, readonly reason: string) {
+    super(`Invalid configuration: ${variable} ${reason}`);
+  }
+}
+
+/** Parses the environment; throws one ConfigError that names the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>): FleetConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = configSchema.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(String(issue.path[0] ?? 'environment'), `${issue.message} (got ${JSON.stringify(present[String(issue.path[0])])})`);
+  }
+  const raw = parsed.data;
+  if (raw.PASSIVATE_AFTER_MS < 2 * raw.UNLOCK_TIMEOUT_MS) {
+    // A vehicle actor waiting for UNLOCKED must still be alive when the answer or the timeout comes.
+    throw new ConfigError('PASSIVATE_AFTER_MS', `must be at least twice UNLOCK_TIMEOUT_MS (${raw.UNLOCK_TIMEOUT_MS})`);
+  }
+  return {
+    http: { host: raw.HOST, port: raw.PORT, bodyLimitBytes: raw.BODY_LIMIT_BYTES },
+    db: { file: raw.FLEET_DB, synchronous: raw.FLEET_DB_SYNC },
+    mqtt: raw.MQTT_URL
+      ? { mode: 'external', url: raw.MQTT_URL, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 5 }
+      : { mode: 'embedded', port: raw.MQTT_PORT, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 4 },
+    kafka: raw.KAFKA_BROKERS
+      ? {
+          mode: 'kafka',
+          brokers: raw.KAFKA_BROKERS,
+          clientId: raw.KAFKA_CLIENT_ID,
+          partitions: raw.KAFKA_TOPIC_PARTITIONS,
+          replicationFactor: raw.KAFKA_REPLICATION_FACTOR,
+        }
+      : { mode: 'local' },
+    auth: { jwtSecret: raw.FLEET_JWT_SECRET ?? DEV_JWT_SECRET, usingDevSecret: raw.FLEET_JWT_SECRET === undefined },
+    timing: {
+      unlockTimeoutMs: raw.UNLOCK_TIMEOUT_MS,
+      reservationWindowMs: raw.RESERVATION_WINDOW_MS,
+      paymentTimeoutMs: raw.PAYMENT_TIMEOUT_MS,
+      paymentLatencyMs: raw.PAYMENT_LATENCY_MS,
+      askTimeoutMs: raw.ASK_TIMEOUT_MS,
+      passivateAfterMs: raw.PASSIVATE_AFTER_MS,
+    },
+    snapshotEvery: raw.SNAPSHOT_EVERY,
+    logLevel: raw.LOG_LEVEL,
+    seedVehicles: raw.FLEET_SEED,
+  };
+}

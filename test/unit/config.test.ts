@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEV_JWT_SECRET, loadConfig } from '../../runtime/config.js';
+
+describe('loadConfig', () => {
+  it('gives the documented embedded defaults for an empty environment', () => {
+    const config = loadConfig({});
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 3000, bodyLimitBytes: 65536 });
+    expect(config.db).toEqual({ file: './data/fleet.db', synchronous: 'FULL' });
+    expect(config.mqtt).toEqual({ mode: 'embedded', port: 1884, protocolVersion: 4 });
+    expect(config.kafka).toEqual({ mode: 'local' });
+    expect(config.auth).toEqual({ jwtSecret: DEV_JWT_SECRET, usingDevSecret: true });
+    expect(config.timing.unlockTimeoutMs).toBe(5000);
+  });
+
+  it('reads external brokers', () => {
+    const config = loadConfig({ MQTT_URL: 'mqtt://127.0.0.1:1883', KAFKA_BROKERS: '127.0.0.1:19092, 127.0.0.1:19093' });
+    expect(config.mqtt).toEqual({ mode: 'external', url: 'mqtt://127.0.0.1:1883', protocolVersion: 5 });
+    expect(config.kafka).toMatchObject({ mode: 'kafka', brokers: ['127.0.0.1:19092', '127.0.0.1:19093'] });
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['UNLOCK_TIMEOUT_MS', '-5'],
+    ['KAFKA_BROKERS', 'localhost'],
+    ['MQTT_URL', 'http://example'],
+    ['LOG_LEVEL', 'loud'],
+    ['FLEET_JWT_SECRET', 'short'],
+  ])('names the bad variable %s', (variable, value) => {
+    expect(() => loadConfig({ [variable]: value })).toThrowError(ConfigError);
+    expect(() => loadConfig({ [variable]: value })).toThrowError(new RegExp(`^Invalid configuration: ${variable} `));
+  });
+
+  it('refuses a passivation shorter than the unlock wait', () => {
+    expect(() => loadConfig({ UNLOCK_TIMEOUT_MS: '60000', PASSIVATE_AFTER_MS: '60000' })).toThrowError(/PASSIVATE_AFTER_MS/);
+  });
+});

@@ -52,9 +52,10 @@ export const migrations: readonly string[] = [
     status      TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER,
+    wake_at     INTEGER,
     updated_at  INTEGER NOT NULL
   );
-  CREATE INDEX bookings_open_expiry ON bookings (expires_at) WHERE status IN ('REQUESTED', 'VEHICLE_RESERVED', 'CONFIRMED');
+  CREATE INDEX bookings_wake ON bookings (wake_at) WHERE wake_at IS NOT NULL;
   CREATE INDEX bookings_customer ON bookings (customer_id, created_at);
 
   CREATE TABLE idempotency_keys (

@@ -1,0 +1,196 @@
+import { ActorFailed, AskTimeoutError, type ActorBehaviour, type ActorContext } from '../../runtime/directory.js';
+import { authorizationIdFor, PAYMENT, type AuthorizationView, type Captured, type PaymentMessage } from '../payment/actor.js';
+import { accept, reject, type Outcome } from '../shared/rejections.js';
+import { VEHICLE, type Locked, type Reserved, type Unlocked, type VehicleMessage } from '../vehicle/actor.js';
+import {
+  checkAccess,
+  checkEnd,
+  checkUnlock,
+  decide,
+  evolve,
+  initialBookingState,
+  isFinal,
+  type BookingCommand,
+  type BookingEvent,
+  type BookingState,
+  type Caller,
+} from './decider.js';
+import { authorizationAmount, tripCharge } from './pricing.js';
+
+export type BookingMessage =
+  | { readonly type: 'CreateBooking'; readonly customerId: string; readonly vehicleId: string; readonly paymentMethod: string; readonly durationMinutes: number }
+  | { readonly type: 'GetBooking'; readonly caller: Caller }
+  | { readonly type: 'UnlockBooking'; readonly caller: Caller }
+  | { readonly type: 'EndBooking'; readonly caller: Caller }
+  | { readonly type: 'CancelBooking'; readonly caller: Caller }
+  /** From the durable timer (runtime/booking-timers.ts): deadlines and compensation retries. */
+  | { readonly type: 'WakeUp' }
+  /** From the vehicle actor, also for an UNLOCKED that came after the caller's timeout. */
+  | { readonly type: 'VehicleWasUnlocked'; readonly unlockedAt: number };
+
+export interface UnlockResult {
+  readonly bookingId: string;
+  readonly vehicleId: string;
+  readonly unlockedAt: number;
+}
+
+export interface BookingActorDeps {
+  /** How long a confirmed booking waits for its unlock (RESERVATION_WINDOW_MS). */
+  readonly reservationWindowMs: number;
+  /** How long the saga may take before an unconfirmed booking counts as abandoned. */
+  readonly confirmWithinMs: number;
+  readonly unlockTimeoutMs: number;
+  readonly now?: () => number;
+}
+
+export const BOOKING = 'booking';
+
+type Ctx = ActorContext<BookingState, BookingEvent>;
+
+export function bookingBehaviour(deps: BookingActorDeps) {
+  const now = deps.now ?? Date.now;
+  // The vehicle answers UNLOCK/LOCK within its own timeout; the margin covers the hop and the journal.
+  const deviceAskMs = deps.unlockTimeoutMs + 2_000;
+
+  return (bookingId: string): ActorBehaviour<BookingState, BookingMessage, BookingEvent> => {
+    const vehicle = (state: BookingState) => ({ kind: VEHICLE, id: state.vehicleId! });
+    const payment = { kind: PAYMENT, id: authorizationIdFor(bookingId) };
+
+    const run = async (ctx: Ctx, command: BookingCommand) => {
+      const decision = decide(bookingId, command, ctx.state);
+      if (decision.ok && decision.events.length > 0) await ctx.persist(...decision.events);
+      return decision;
+    };
+
+    /** Asks another actor; a timeout or a crash there becomes a typed rejection, not an exception. */
+    const askActor = async <T>(ctx: Ctx, target: { kind: string; id: string }, message: VehicleMessage | PaymentMessage, timeoutMs?: number): Promise<Outcome<T>> => {
+      try {
+        return await ctx.ask<Outcome<T>>(target, message, timeoutMs);
+      } catch (error) {
+        if (error instanceof AskTimeoutError) return reject({ type: 'ActorUnavailable', actor: error.actor, timeoutMs: error.timeoutMs });
+        if (error instanceof ActorFailed) return reject({ type: 'ActorUnavailable', actor: error.actor, timeoutMs: 0 });
+        throw error;
+      }
+    };
+
+    /** Drives the saga forward from wherever it stands (also after a crash, on a retried create). */
+    const driveSaga = async (ctx: Ctx): Promise<Outcome<BookingState>> => {
+      if (ctx.state.status === 'REQUESTED') {
+        const reserved = await askActor<Reserved>(ctx, vehicle(ctx.state), { type: 'ReserveVehicle', bookingId });
+        if (reserved.ok) {
+          await run(ctx, { type: 'RecordVehicleReserved', vehicleType: reserved.value.vehicleType, at: now() });
+        } else {
+          // No answer does not mean no reservation: release to be sure.
+          const maybeReserved = reserved.rejection.type === 'ActorUnavailable';
+          await run(ctx, { type: 'RecordReservationRefused', rejection: reserved.rejection, maybeReserved, at: now() });
+          if (maybeReserved) await compensate(ctx);
+        }
+      }
+      if (ctx.state.status === 'VEHICLE_RESERVED') {
+        const { amount, currency } = authorizationAmount(ctx.state.vehicleType!, ctx.state.durationMinutes);
+        const authorized = await askActor<AuthorizationView>(ctx, payment, {
+          type: 'Authorize',
+          bookingId,
+          amount,
+          currency,
+          paymentMethod: ctx.state.paymentMethod!,
+        });
+        const at = now();
+        if (authorized.ok) {
+          const { authorizationId: id } = authorized.value;
+          await run(ctx, { type: 'RecordAuthorized', authorization: { id, amount, currency }, at, unlockBy: at + deps.reservationWindowMs });
+        } else {
+          await run(ctx, { type: 'RecordPaymentDeclined', rejection: authorized.rejection, at });
+          await compensate(ctx);
+        }
+      }
+      return ctx.state.status === 'REJECTED' ? reject(ctx.state.rejection!) : accept(ctx.state);
+    };
+
+    /** Releases the vehicle and voids the authorization; on failure the booking's timer tries again. */
+    const compensate = async (ctx: Ctx): Promise<void> => {
+      if (!ctx.state.needsCompensation) return;
+      const released = await askActor<null>(ctx, vehicle(ctx.state), { type: 'ReleaseVehicle', bookingId, reason: ctx.state.status.toLowerCase() });
+      const voided = await askActor<null>(ctx, payment, { type: 'Void' });
+      if (released.ok && voided.ok) await run(ctx, { type: 'RecordCompensated', at: now() });
+      else ctx.logger.warn({ released, voided }, 'compensation incomplete; the booking timer retries it');
+    };
+
+    const unlock = async (ctx: Ctx, caller: Caller): Promise<Outcome<UnlockResult>> => {
+      const denied = checkUnlock(ctx.state, bookingId, caller);
+      if (denied) return reject(denied);
+      const vehicleId = ctx.state.vehicleId!;
+      if (ctx.state.status === 'CONFIRMED') {
+        const opened = await askActor<Unlocked>(ctx, vehicle(ctx.state), { type: 'UnlockVehicle', bookingId }, deviceAskMs);
+        if (!opened.ok) return opened;
+        await run(ctx, { type: 'RecordUnlocked', unlockedAt: opened.value.unlockedAt });
+      }
+      return accept({ bookingId, vehicleId, unlockedAt: ctx.state.unlockedAt! });
+    };
+
+    const end = async (ctx: Ctx, caller: Caller): Promise<Outcome<BookingState>> => {
+      const denied = checkEnd(ctx.state, bookingId, caller);
+      if (denied) return reject(denied);
+      if (ctx.state.status === 'COMPLETED') return accept(ctx.state);
+      const locked = await askActor<Locked>(ctx, vehicle(ctx.state), { type: 'LockVehicle', bookingId }, deviceAskMs);
+      if (!locked.ok) return locked;
+      const { vehicleType, unlockedAt, authorization } = ctx.state;
+      const charge = tripCharge(vehicleType!, unlockedAt!, locked.value.lockedAt, authorization!.amount);
+      const captured = await askActor<Captured>(ctx, payment, { type: 'Capture', amount: charge.amount });
+      if (!captured.ok) return captured;
+      await run(ctx, { type: 'RecordCompleted', charge: captured.value, endedAt: locked.value.lockedAt });
+      return accept(ctx.state);
+    };
+
+    const guarded = (state: BookingState, caller: Caller, then: () => Promise<Outcome<unknown>>): Promise<Outcome<unknown>> => {
+      const denied = checkAccess(state, bookingId, caller);
+      return denied ? Promise.resolve(reject(denied)) : then();
+    };
+
+    return {
+      initialState: initialBookingState,
+      evolve,
+      async handle(ctx, message) {
+        switch (message.type) {
+          case 'CreateBooking': {
+            const at = now();
+            const { customerId, vehicleId, paymentMethod, durationMinutes } = message;
+            const requested = await run(ctx, { type: 'RequestBooking', bookingId, customerId, vehicleId, paymentMethod, durationMinutes, at, confirmBy: at + deps.confirmWithinMs });
+            if (!requested.ok) return ctx.reply(reject(requested.rejection));
+            return ctx.reply(await driveSaga(ctx));
+          }
+          case 'GetBooking': {
+            const denied = checkAccess(ctx.state, bookingId, message.caller);
+            return ctx.reply(denied ? reject(denied) : accept(ctx.state));
+          }
+          case 'UnlockBooking':
+            return ctx.reply(await unlock(ctx, message.caller));
+          case 'EndBooking':
+            return ctx.reply(await end(ctx, message.caller));
+          case 'CancelBooking':
+            return ctx.reply(
+              await guarded(ctx.state, message.caller, async () => {
+                const cancelled = await run(ctx, { type: 'Cancel', caller: message.caller, at: now() });
+                if (!cancelled.ok) return reject(cancelled.rejection);
+                await compensate(ctx);
+                return accept(ctx.state);
+              }),
+            );
+          case 'VehicleWasUnlocked':
+            await run(ctx, { type: 'RecordUnlocked', unlockedAt: message.unlockedAt });
+            return;
+          case 'WakeUp': {
+            await run(ctx, { type: 'Expire', at: now() });
+            if (isFinal(ctx.state.status)) await compensate(ctx);
+            return;
+          }
+          default: {
+            const unknown: never = message;
+            ctx.logger.warn({ message: unknown }, 'unknown booking message dropped');
+          }
+        }
+      },
+    };
+  };
+}
+

@@ -1,0 +1,22 @@
+import type { VehicleType } from '../vehicle/decider.js';
+import type { Money } from './decider.js';
+
+/** Tariffs in minor units (euro cents). The authorization holds the whole booked duration. */
+const TARIFFS: Record<VehicleType, { readonly unlockFee: number; readonly perMinute: number }> = {
+  car: { unlockFee: 100, perMinute: 39 },
+  scooter: { unlockFee: 100, perMinute: 25 },
+  bike: { unlockFee: 50, perMinute: 15 },
+};
+export const CURRENCY = 'EUR';
+
+export function authorizationAmount(vehicleType: VehicleType, durationMinutes: number): Money {
+  const tariff = TARIFFS[vehicleType];
+  return { amount: tariff.unlockFee + tariff.perMinute * durationMinutes, currency: CURRENCY };
+}
+
+/** Started minutes count; never more than was authorized (a capture above the hold would fail). */
+export function tripCharge(vehicleType: VehicleType, unlockedAt: number, endedAt: number, authorized: number): Money {
+  const tariff = TARIFFS[vehicleType];
+  const minutes = Math.max(1, Math.ceil((endedAt - unlockedAt) / 60_000));
+  return { amount: Math.min(authorized, tariff.unlockFee + tariff.perMinute * minutes), currency: CURRENCY };
+}

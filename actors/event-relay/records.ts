@@ -1,0 +1,69 @@
+import type { JournalRow } from '../../persistence/journal-types.js';
+import type { KafkaRecord } from '../../runtime/kafka/record.js';
+import { topicOf } from './catalog.js';
+
+/**
+ * Journal row → Kafka record (CONTRACT.md, "Kafka"): CloudEvents 1.0 in binary mode, i.e. the event
+ * data is the record value and the CloudEvents attributes travel as `ce_*` headers. Pure.
+ */
+
+export type RecordResult =
+  | { readonly ok: true; readonly record: KafkaRecord }
+  /** The row cannot be published; it stays in the journal (and in `GET /events`). */
+  | { readonly ok: false; readonly reason: string };
+
+export interface Aggregate {
+  /** `booking`, `vehicle`. */
+  readonly kind: string;
+  readonly id: string;
+}
+
+/** `booking/b-1` → `{ kind: 'booking', id: 'b-1' }`; ids may themselves contain `/`. */
+export function aggregateOf(persistenceKey: string): Aggregate | undefined {
+  const slash = persistenceKey.indexOf('/');
+  if (slash <= 0 || slash === persistenceKey.length - 1) return undefined;
+  return { kind: persistenceKey.slice(0, slash), id: persistenceKey.slice(slash + 1) };
+}
+
+/**
+ * The CloudEvents id. (persistence key, sequence number) identifies an event for ever, so a record
+ * that is published again after a crash carries the same id and consumers can drop the duplicate.
+ */
+export const cloudEventId = (row: Pick<JournalRow, 'persistenceKey' | 'sequenceNumber'>): string =>
+  `${row.persistenceKey}:${row.sequenceNumber}`;
+
+/**
+ * @param topicPrefix prepended to the catalog's topic name (tests isolate themselves with it); the
+ *   CloudEvents type always names the catalog topic, so consumers see the same `ce_type` everywhere.
+ */
+export function toKafkaRecord(row: JournalRow, topicPrefix = ''): RecordResult {
+  const topic = topicOf(row.eventType);
+  if (topic === undefined) return { ok: false, reason: `event type ${row.eventType} has no topic in the catalog` };
+  const aggregate = aggregateOf(row.persistenceKey);
+  if (aggregate === undefined) return { ok: false, reason: `persistence key ${JSON.stringify(row.persistenceKey)} is not <kind>/<id>` };
+  const value = JSON.stringify(row.data);
+  if (value === undefined) return { ok: false, reason: 'event data has no JSON form' };
+
+  const headers: Record<string, string> = {
+    ce_specversion: '1.0',
+    ce_id: cloudEventId(row),
+    ce_type: `dev.fleetactors.${topic}`,
+    ce_source: `/fleetactors/${aggregate.kind}s/${aggregate.id}`,
+    ce_time: new Date(row.createdAt).toISOString(),
+    ce_subject: aggregate.id,
+    'content-type': 'application/json',
+  };
+  if (row.traceId !== null && row.spanId !== null) headers.traceparent = `00-${row.traceId}-${row.spanId}-01`;
+
+  return {
+    ok: true,
+    record: {
+      topic: `${topicPrefix}${topic}`,
+      // Key = aggregate id: Kafka hashes it to one partition, which keeps each aggregate's events in order.
+      key: aggregate.id,
+      value,
+      headers,
+      timestamp: String(row.createdAt),
+    },
+  };
+}

@@ -1,0 +1,250 @@
+import { PUBLIC_TAG, type CheckpointStore, type JournalReader, type JournalRow } from '../../persistence/journal-types.js';
+import { spawnSingleton, type ActorHandle, type ActorSystem } from '../../runtime/actor-system.js';
+import type { RecordPublisher } from '../../runtime/kafka/producer.js';
+import type { KafkaRecord } from '../../runtime/kafka/record.js';
+import type { Logger } from '../../runtime/logger.js';
+import { toKafkaRecord } from './records.js';
+
+/**
+ * EventRelayActor (DESIGN.md): the only Kafka publisher. The journal is the outbox: the relay reads
+ * committed public events after its checkpoint, in journal order, publishes them, and moves the
+ * checkpoint only after Kafka acknowledged them. A crash between the acknowledgement and the checkpoint
+ * write publishes those events again (same `ce_id`): at-least-once, never lost, never skipped.
+ *
+ * It is driven by messages: `Wake` when the journal committed public events (no polling), `Retry`
+ * when the backoff after a failure ran out. One message at a time, so batches never overlap and
+ * Kafka receives them in journal order.
+ */
+export type RelayMessage = { readonly type: 'Wake' } | { readonly type: 'Retry' };
+
+export const RELAY_CHECKPOINT = 'event-relay';
+
+export interface Backoff {
+  readonly initialMs: number;
+  readonly maxMs: number;
+}
+
+export interface EventRelayOptions {
+  readonly system: ActorSystem;
+  readonly journal: JournalReader;
+  readonly checkpoints: CheckpointStore;
+  readonly producer: RecordPublisher;
+  readonly logger: Logger;
+  /** Journal rows per Kafka request. 500 rows of ~400 bytes stay well under the broker's 1 MB batch limit. */
+  readonly batchSize?: number;
+  /** Prepended to every topic name (tests isolate themselves with it). */
+  readonly topicPrefix?: string;
+  readonly backoff?: Backoff;
+  /** Name of the actor and of its checkpoint; one relay per name. */
+  readonly name?: string;
+}
+
+export interface EventRelayStats {
+  /** Records acknowledged by Kafka since start (re-publishes after a crash count again). */
+  readonly published: number;
+  /** Failed attempts (send or checkpoint write) since start. */
+  readonly failures: number;
+  /** Failures since the last success; 0 when healthy. */
+  readonly consecutiveFailures: number;
+  readonly lastError: string | null;
+  /** Epoch milliseconds. */
+  readonly lastErrorAt: number | null;
+  readonly lastPublishedAt: number | null;
+  /** Public rows that cannot become a record (type missing from the catalog, malformed key): skipped, logged. */
+  readonly unpublishable: number;
+  /** Journal position up to which everything public is in Kafka. */
+  readonly checkpoint: number;
+  /** The producer's view of the Kafka connection. */
+  readonly connected: boolean;
+}
+
+export interface EventRelay {
+  /** Lets a batch in flight finish (its checkpoint included), then stops. No new batch starts. */
+  stop(): Promise<void>;
+  /** Journal positions between the newest public event and the checkpoint: 0 = Kafka has everything. */
+  lag(): number;
+  stats(): EventRelayStats;
+}
+
+const DEFAULT_BACKOFF: Backoff = { initialMs: 100, maxMs: 10_000 };
+
+/** 100, 200, 400, … ms, capped: the broker gets room to come back, and the relay notices soon after it did. */
+export function backoffDelay(consecutiveFailures: number, backoff: Backoff = DEFAULT_BACKOFF): number {
+  const exponent = Math.min(Math.max(consecutiveFailures - 1, 0), 30);
+  return Math.min(backoff.maxMs, backoff.initialMs * 2 ** exponent);
+}
+
+export function startEventRelay(options: EventRelayOptions): EventRelay {
+  const name = options.name ?? RELAY_CHECKPOINT;
+  const relay = new Relay(options, name);
+  const actor: ActorHandle<RelayMessage> = spawnSingleton(options.system, name, (message: RelayMessage) => relay.handle(message));
+  relay.attach(actor);
+  return {
+    stop: async () => {
+      await relay.stop();
+      actor.stop();
+    },
+    lag: () => relay.lag(),
+    stats: () => relay.stats(),
+  };
+}
+
+/** The actor's state and behaviour; only the actor calls `handle`, so nothing here runs concurrently. */
+class Relay {
+  private readonly journal: JournalReader;
+  private readonly checkpoints: CheckpointStore;
+  private readonly producer: RecordPublisher;
+  private readonly log: Logger;
+  private readonly batchSize: number;
+  private readonly topicPrefix: string;
+  private readonly backoff: Backoff;
+
+  private actor: ActorHandle<RelayMessage> | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private checkpoint: number;
+  /** A Wake is in the mailbox: commits in the meantime need not send another. */
+  private wakeQueued = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+
+  private published = 0;
+  private failures = 0;
+  private consecutiveFailures = 0;
+  private lastError: string | null = null;
+  private lastErrorAt: number | null = null;
+  private lastPublishedAt: number | null = null;
+  private unpublishable = 0;
+
+  constructor(
+    options: EventRelayOptions,
+    private readonly name: string,
+  ) {
+    this.journal = options.journal;
+    this.checkpoints = options.checkpoints;
+    this.producer = options.producer;
+    this.log = options.logger.child({ component: 'event-relay', actor: name });
+    this.batchSize = options.batchSize ?? 500;
+    this.topicPrefix = options.topicPrefix ?? '';
+    this.backoff = options.backoff ?? DEFAULT_BACKOFF;
+    if (!Number.isInteger(this.batchSize) || this.batchSize < 1) throw new RangeError(`batchSize must be a positive integer (got ${this.batchSize})`);
+    this.checkpoint = this.checkpoints.get(name);
+  }
+
+  attach(actor: ActorHandle<RelayMessage>): void {
+    this.actor = actor;
+    this.unsubscribe = this.journal.onCommit((rows) => {
+      if (rows.some(isPublic)) this.wake();
+    });
+    // Whatever was committed before the relay started (or while the process was down).
+    this.wake();
+  }
+
+  async handle(message: RelayMessage): Promise<void> {
+    if (this.stopped) return;
+    switch (message.type) {
+      case 'Wake':
+        this.wakeQueued = false;
+        // While backing off, the pending Retry will publish these rows too; trying now would hammer a
+        // broker that is down with one attempt per commit.
+        if (this.retryTimer !== null) return;
+        break;
+      case 'Retry':
+        this.retryTimer = null;
+        break;
+    }
+    this.running = this.attempt();
+    try {
+      await this.running;
+    } finally {
+      this.running = null;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe?.();
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    await this.running;
+  }
+
+  lag(): number {
+    return Math.max(0, this.journal.lastPosition(PUBLIC_TAG) - this.checkpoint);
+  }
+
+  stats(): EventRelayStats {
+    return {
+      published: this.published,
+      failures: this.failures,
+      consecutiveFailures: this.consecutiveFailures,
+      lastError: this.lastError,
+      lastErrorAt: this.lastErrorAt,
+      lastPublishedAt: this.lastPublishedAt,
+      unpublishable: this.unpublishable,
+      checkpoint: this.checkpoint,
+      connected: this.producer.connectionState().connected,
+    };
+  }
+
+  private wake(): void {
+    if (this.wakeQueued || this.stopped || this.actor === null) return;
+    this.wakeQueued = true;
+    this.actor.tell({ type: 'Wake' });
+  }
+
+  private async attempt(): Promise<void> {
+    try {
+      await this.drain();
+      if (this.consecutiveFailures > 0) this.log.info({ failures: this.consecutiveFailures, checkpoint: this.checkpoint }, 'publishing to Kafka again');
+      this.consecutiveFailures = 0;
+    } catch (error) {
+      this.failures += 1;
+      this.consecutiveFailures += 1;
+      this.lastError = error instanceof Error ? error.message : String(error);
+      this.lastErrorAt = Date.now();
+      const delayMs = backoffDelay(this.consecutiveFailures, this.backoff);
+      // The first failure is an error; the retries of one outage are warnings, or an outage floods the log.
+      const level = this.consecutiveFailures === 1 ? 'error' : 'warn';
+      this.log[level]({ err: error, checkpoint: this.checkpoint, attempt: this.consecutiveFailures, retryInMs: delayMs }, 'publishing to Kafka failed; will retry');
+      if (!this.stopped) {
+        this.retryTimer = setTimeout(() => this.actor?.tell({ type: 'Retry' }), delayMs);
+      }
+    }
+  }
+
+  /** Publishes batch after batch until the checkpoint reaches the newest public event. */
+  private async drain(): Promise<void> {
+    while (!this.stopped) {
+      const rows = this.journal.readAfter(this.checkpoint, this.batchSize, PUBLIC_TAG);
+      if (rows.length === 0) return;
+      const records = this.toRecords(rows);
+      if (records.length > 0) await this.producer.sendBatch(records);
+      const position = rows[rows.length - 1]!.position;
+      // Only now: Kafka has every record up to `position`. Durable when set() returns.
+      this.checkpoints.set(this.name, position);
+      this.checkpoint = position;
+      this.published += records.length;
+      this.lastPublishedAt = Date.now();
+      this.log.debug({ records: records.length, checkpoint: position }, 'published to Kafka');
+    }
+  }
+
+  private toRecords(rows: readonly JournalRow[]): KafkaRecord[] {
+    const records: KafkaRecord[] = [];
+    for (const row of rows) {
+      const result = toKafkaRecord(row, this.topicPrefix);
+      if (result.ok) {
+        records.push(result.record);
+      } else {
+        // Skipped rather than retried for ever: one bad row would otherwise hold back every event
+        // after it. It stays in the journal (and in GET /events); the catalog or the key needs a fix.
+        this.unpublishable += 1;
+        this.log.error({ position: row.position, persistenceKey: row.persistenceKey, eventType: row.eventType, reason: result.reason }, 'public event cannot be published to Kafka; skipped');
+      }
+    }
+    return records;
+  }
+}
+
+const isPublic = (row: JournalRow): boolean => row.tags.includes(PUBLIC_TAG);

@@ -1,0 +1,95 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/**
+ * The port to a card processor. Calls are idempotent per authorization id, as real gateways make
+ * them with an idempotency key: a retry after a crash never authorizes twice.
+ */
+export interface PaymentGateway {
+  authorize(request: AuthorizationRequest): Promise<GatewayDecision>;
+  capture(authorizationId: string, amount: number): Promise<void>;
+  void(authorizationId: string): Promise<void>;
+}
+
+export interface AuthorizationRequest {
+  readonly authorizationId: string;
+  readonly amount: number;
+  readonly currency: string;
+  readonly paymentMethod: string;
+}
+
+export type GatewayDecision =
+  | { readonly outcome: 'authorized'; readonly reference: string }
+  | { readonly outcome: 'declined'; readonly reason: 'card_declined' | 'invalid_payment_method' };
+
+/** Test card tokens (CONTRACT.md): what the simulated gateway does with each. */
+export const TEST_TOKENS = {
+  authorizes: 'tok_visa',
+  declines: 'tok_chargeDeclined',
+  neverAnswers: 'tok_timeout',
+} as const;
+
+export class GatewayError extends Error {
+  override readonly name = 'GatewayError';
+}
+
+export interface SimulatedGatewayOptions {
+  /** Mean latency of every call; each call varies by ±50 % so that concurrent calls interleave. */
+  readonly latencyMs: number;
+  readonly random?: () => number;
+}
+
+/**
+ * A stand-in for a card processor that behaves like one: it takes time, declines, never answers for
+ * `tok_timeout`, refuses to capture more than it authorized, and remembers every authorization.
+ */
+export class SimulatedPaymentGateway implements PaymentGateway {
+  private readonly authorizations = new Map<string, { decision: GatewayDecision; amount: number; state: 'authorized' | 'declined' | 'captured' | 'voided' }>();
+  private readonly random: () => number;
+
+  constructor(private readonly options: SimulatedGatewayOptions) {
+    this.random = options.random ?? Math.random;
+  }
+
+  async authorize(request: AuthorizationRequest): Promise<GatewayDecision> {
+    if (request.paymentMethod === TEST_TOKENS.neverAnswers) return new Promise<never>(() => {});
+    await this.latency();
+    const known = this.authorizations.get(request.authorizationId);
+    if (known) return known.decision;
+    const decision: GatewayDecision =
+      request.paymentMethod === TEST_TOKENS.authorizes
+        ? { outcome: 'authorized', reference: `sim_${request.authorizationId}` }
+        : { outcome: 'declined', reason: request.paymentMethod === TEST_TOKENS.declines ? 'card_declined' : 'invalid_payment_method' };
+    this.authorizations.set(request.authorizationId, {
+      decision,
+      amount: request.amount,
+      state: decision.outcome === 'authorized' ? 'authorized' : 'declined',
+    });
+    return decision;
+  }
+
+  async capture(authorizationId: string, amount: number): Promise<void> {
+    await this.latency();
+    const known = this.authorizations.get(authorizationId);
+    if (!known || known.state === 'declined' || known.state === 'voided') throw new GatewayError(`no open authorization ${authorizationId}`);
+    if (known.state === 'captured') return;
+    if (amount > known.amount) throw new GatewayError(`capture of ${amount} exceeds authorized ${known.amount}`);
+    known.state = 'captured';
+  }
+
+  async void(authorizationId: string): Promise<void> {
+    await this.latency();
+    const known = this.authorizations.get(authorizationId);
+    if (known?.state === 'captured') throw new GatewayError(`authorization ${authorizationId} already captured`);
+    if (known) known.state = 'voided';
+  }
+
+  /** For tests and the simulator report. */
+  stateOf(authorizationId: string): 'authorized' | 'declined' | 'captured' | 'voided' | undefined {
+    return this.authorizations.get(authorizationId)?.state;
+  }
+
+  private async latency(): Promise<void> {
+    const ms = this.options.latencyMs * (0.5 + this.random());
+    if (ms >= 1) await sleep(ms);
+  }
+}

@@ -1,0 +1,237 @@
+import { randomUUID } from 'node:crypto';
+import type { ActorBehaviour, ActorContext, PendingReply } from '../../runtime/directory.js';
+import type { DeviceCommand } from '../../runtime/mqtt/protocol.js';
+import { accept, reject, type Outcome, type Rejection } from '../shared/rejections.js';
+import type { Decision } from '../shared/decision.js';
+import {
+  decide,
+  evolve,
+  initialVehicleState,
+  phaseOf,
+  type DeviceCommandKind,
+  type DeviceConditions,
+  type Location,
+  type VehicleCommand,
+  type VehicleEvent,
+  type VehicleState,
+  type VehicleType,
+} from './decider.js';
+
+/** The vehicle actor's protocol: what other actors, the API and the MQTT router send it. */
+export type VehicleMessage =
+  | { readonly type: 'RegisterVehicle'; readonly vehicleType: VehicleType; readonly model: string | null; readonly location: Location }
+  | { readonly type: 'ReserveVehicle'; readonly bookingId: string }
+  | { readonly type: 'ReleaseVehicle'; readonly bookingId: string; readonly reason: string }
+  | { readonly type: 'UnlockVehicle'; readonly bookingId: string }
+  | { readonly type: 'LockVehicle'; readonly bookingId: string }
+  | { readonly type: 'GetVehicle' }
+  | { readonly type: 'DeviceReplied'; readonly commandId: string; readonly reply: 'UNLOCKED' | 'LOCKED' | 'REJECTED'; readonly reason: string | null; readonly at: number }
+  | { readonly type: 'DevicePresence'; readonly online: boolean; readonly at: number }
+  | { readonly type: 'CommandDeadline'; readonly commandId: string };
+
+export interface Reserved { readonly vehicleType: VehicleType }
+export interface Unlocked { readonly unlockedAt: number }
+export interface Locked { readonly lockedAt: number }
+
+
+/** The vehicle's own MQTT topics: the actor subscribes while active (DESIGN: it owns them). */
+export interface DeviceLink {
+  send(vehicleId: string, command: DeviceCommand): Promise<void>;
+  /** Subscribes to the vehicle's replies and presence; the returned function unsubscribes. */
+  watch(vehicleId: string, deliver: (message: Extract<VehicleMessage, { type: 'DeviceReplied' | 'DevicePresence' }>) => void): () => void;
+}
+
+export interface VehicleActorDeps {
+  readonly device: DeviceLink;
+  /** Last known presence and battery from the telemetry read model, for vehicles this actor has not heard yet. */
+  readonly conditionsOf: (vehicleId: string) => DeviceConditions;
+  /** Called when the vehicle opened for a booking, also late: the booking learns it is ACTIVE. */
+  readonly notifyUnlocked: (ctx: ActorContext<VehicleState, VehicleEvent>, bookingId: string, at: number) => void;
+  readonly unlockTimeoutMs: number;
+  readonly now?: () => number;
+}
+
+export const VEHICLE = 'vehicle';
+
+export function vehicleBehaviour(deps: VehicleActorDeps) {
+  const now = deps.now ?? Date.now;
+  return (vehicleId: string): ActorBehaviour<VehicleState, VehicleMessage, VehicleEvent> => {
+    // Per activation, never persisted: who waits for which device command, its deadline timer,
+    // the subscription, and presence as this actor heard it.
+    const waiters = new Map<string, PendingReply[]>();
+    let deadline: { commandId: string; timer: NodeJS.Timeout } | null = null;
+    let unwatch: (() => void) | null = null;
+    let heardOnline: boolean | null = null;
+
+    const conditions = (): DeviceConditions => {
+      const known = deps.conditionsOf(vehicleId);
+      return heardOnline === null ? known : { ...known, online: heardOnline };
+    };
+
+    const armDeadline = (ctx: ActorContext<VehicleState, VehicleEvent>, commandId: string, expiresAt: number) => {
+      clearDeadline();
+      const self = { kind: VEHICLE, id: vehicleId };
+      const timer = setTimeout(() => ctx.tell(self, { type: 'CommandDeadline', commandId }), Math.max(0, expiresAt - now()));
+      timer.unref();
+      deadline = { commandId, timer };
+    };
+    const clearDeadline = () => {
+      if (deadline) clearTimeout(deadline.timer);
+      deadline = null;
+    };
+
+    const settle = (commandId: string, outcome: Outcome<unknown>) => {
+      for (const waiter of waiters.get(commandId) ?? []) waiter.resolve(outcome);
+      waiters.delete(commandId);
+      if (deadline?.commandId === commandId) clearDeadline();
+    };
+
+    /** Runs the decider, persists what it decided, and returns the events (or the rejection). */
+    const run = async (ctx: ActorContext<VehicleState, VehicleEvent>, command: VehicleCommand): Promise<Decision<VehicleEvent>> => {
+      const decision = decide(command, ctx.state);
+      if (decision.ok && decision.events.length > 0) await ctx.persist(...decision.events);
+      return decision;
+    };
+
+    /** Side effects of committed events: answer waiters, tell the booking. */
+    const react = (ctx: ActorContext<VehicleState, VehicleEvent>, events: readonly VehicleEvent[]) => {
+      for (const event of events) {
+        switch (event.type) {
+          case 'VehicleUnlocked':
+            settle(event.commandId, accept({ unlockedAt: event.at }));
+            deps.notifyUnlocked(ctx, event.bookingId, event.at);
+            break;
+          case 'VehicleLocked':
+            settle(event.commandId, accept({ lockedAt: event.at }));
+            break;
+          case 'UnlockTimedOut':
+          case 'LockTimedOut': {
+            const rejection: Rejection =
+              event.reason === 'offline'
+                ? { type: 'VehicleOffline', vehicleId }
+                : { type: event.type, vehicleId, commandId: event.commandId, timeoutMs: deps.unlockTimeoutMs };
+            settle(event.commandId, reject(rejection));
+            break;
+          }
+          case 'DeviceRejectedCommand':
+            settle(event.commandId, reject({ type: 'VehicleRejectedCommand', vehicleId, command: event.command, reason: event.reason }));
+            break;
+          default:
+            break;
+        }
+      }
+    };
+
+    const requestDeviceCommand = async (ctx: ActorContext<VehicleState, VehicleEvent>, command: DeviceCommandKind, bookingId: string) => {
+      const at = now();
+      const decision = await run(ctx, {
+        type: 'RequestDeviceCommand',
+        vehicleId,
+        command,
+        bookingId,
+        commandId: randomUUID(),
+        online: conditions().online,
+        at,
+        expiresAt: at + deps.unlockTimeoutMs,
+      });
+      if (!decision.ok) return ctx.reply(reject(decision.rejection));
+      const issued = decision.events[0];
+      if (!issued) {
+        // Nothing new to send: either already done, or the same command is on the wire and we wait for it.
+        const state = ctx.state;
+        if (state.inFlight && state.inFlight.bookingId === bookingId) return wait(ctx, state.inFlight.commandId);
+        return ctx.reply(command === 'UNLOCK' ? accept({ unlockedAt: state.unlockedAt ?? at }) : accept({ lockedAt: state.lockedAt ?? at }));
+      }
+      if (issued.type !== 'UnlockRequested' && issued.type !== 'LockRequested') throw new Error(`unexpected ${issued.type}`);
+      wait(ctx, issued.commandId);
+      armDeadline(ctx, issued.commandId, issued.expiresAt);
+      // Durable before it goes out: after a crash the journal knows the command and its deadline.
+      deps.device
+        .send(vehicleId, {
+          commandId: issued.commandId,
+          type: command,
+          bookingId,
+          issuedAt: new Date(issued.at).toISOString(),
+          expiresAt: new Date(issued.expiresAt).toISOString(),
+        })
+        .catch((error: unknown) => ctx.logger.warn({ err: error, commandId: issued.commandId }, 'device command not handed to the broker; the deadline will answer'));
+    };
+
+    const wait = (ctx: ActorContext<VehicleState, VehicleEvent>, commandId: string) => {
+      const pending = ctx.deferReply();
+      if (!pending) return;
+      const list = waiters.get(commandId);
+      if (list) list.push(pending);
+      else waiters.set(commandId, [pending]);
+    };
+
+    return {
+      initialState: initialVehicleState,
+      evolve,
+      describe: (state) => ({ phase: phaseOf(state), ...state }),
+
+      onActivated(ctx) {
+        unwatch = deps.device.watch(vehicleId, (message) => ctx.tell({ kind: VEHICLE, id: vehicleId }, message));
+        // A command issued before a restart or passivation still gets its deadline.
+        const inFlight = ctx.state.inFlight;
+        if (inFlight) armDeadline(ctx, inFlight.commandId, inFlight.expiresAt);
+      },
+
+      onStopped() {
+        clearDeadline();
+        unwatch?.();
+      },
+
+      async handle(ctx, message) {
+        const at = now();
+        switch (message.type) {
+          case 'GetVehicle':
+            return ctx.reply(ctx.state);
+          case 'RegisterVehicle': {
+            const decision = await run(ctx, { type: 'RegisterVehicle', vehicleId, vehicleType: message.vehicleType, model: message.model, location: message.location, at });
+            return ctx.reply(decision.ok ? accept({ vehicleId }) : reject(decision.rejection));
+          }
+          case 'ReserveVehicle': {
+            const decision = await run(ctx, { type: 'ReserveVehicle', vehicleId, bookingId: message.bookingId, conditions: conditions(), at });
+            return ctx.reply(decision.ok ? accept({ vehicleType: ctx.state.profile!.vehicleType }) : reject(decision.rejection));
+          }
+          case 'ReleaseVehicle': {
+            const decision = await run(ctx, { type: 'ReleaseVehicle', vehicleId, bookingId: message.bookingId, reason: message.reason, at });
+            return ctx.reply(decision.ok ? accept(null) : reject(decision.rejection));
+          }
+          case 'UnlockVehicle':
+            return requestDeviceCommand(ctx, 'UNLOCK', message.bookingId);
+          case 'LockVehicle':
+            return requestDeviceCommand(ctx, 'LOCK', message.bookingId);
+          case 'DeviceReplied': {
+            const decision = await run(ctx, { type: 'RecordDeviceReply', vehicleId, commandId: message.commandId, reply: message.reply, reason: message.reason, at: message.at });
+            if (decision.ok && decision.events.length === 0) {
+              ctx.logger.info({ commandId: message.commandId, reply: message.reply }, 'device reply ignored: unknown command or already applied');
+            }
+            if (decision.ok) react(ctx, decision.events);
+            return;
+          }
+          case 'DevicePresence': {
+            heardOnline = message.online;
+            const inFlight = ctx.state.inFlight;
+            // An offline vehicle will not answer: fail the waiting caller now instead of at the deadline.
+            if (!message.online && inFlight) {
+              const decision = await run(ctx, { type: 'RecordCommandFailure', vehicleId, commandId: inFlight.commandId, reason: 'offline', at });
+              if (decision.ok) react(ctx, decision.events);
+            }
+            return;
+          }
+          case 'CommandDeadline': {
+            const decision = await run(ctx, { type: 'RecordCommandFailure', vehicleId, commandId: message.commandId, reason: 'timeout', at });
+            if (decision.ok) react(ctx, decision.events);
+            return;
+          }
+          default: {
+            const unknown: never = message;
+            ctx.logger.warn({ message: unknown }, 'unknown vehicle message dropped');
+          }
+        }
+      },
+    };
+  };
+}

@@ -1,0 +1,100 @@
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance } from 'fastify';
+import {
+  createJsonSchemaTransform,
+  createJsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import type { FleetConfig } from '../runtime/config.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Metrics } from '../runtime/metrics.js';
+import { installAuth } from './auth.js';
+import { installErrorHandling } from './error-handling.js';
+import type { FleetService } from './fleet-service.js';
+import { IdempotencyGuard } from './idempotency.js';
+import type { EventsPort, HealthReport, IdempotencyPort, TracesPort } from './ports.js';
+import { PROBLEM_CONTENT_TYPE } from './problems.js';
+import { installRequestContext, newRequestId } from './request-context.js';
+import { bookingRoutes } from './routes/bookings.js';
+import { eventRoutes } from './routes/events.js';
+import { opsRoutes } from './routes/ops.js';
+import { traceRoutes } from './routes/traces.js';
+import { unlockRoutes } from './routes/unlock.js';
+import { vehicleRoutes } from './routes/vehicles.js';
+import { openApiComponents } from './schemas.js';
+
+export interface AppDeps {
+  readonly fleet: FleetService;
+  readonly config: FleetConfig;
+  readonly logger: Logger;
+  readonly idempotency: IdempotencyPort;
+  readonly metrics: Metrics;
+  readonly health: () => HealthReport | Promise<HealthReport>;
+  /** GET /events is served only when given. */
+  readonly events?: EventsPort;
+  /** GET /traces/:id is served only when given. */
+  readonly traces?: TracesPort;
+}
+
+/**
+ * The HTTP API (CONTRACT.md, "HTTP"). Returns an app that is not listening: main.ts calls `listen`,
+ * tests call `inject`. Public routes (health, metrics, OpenAPI, docs) sit outside the authenticated
+ * scope; everything else needs a bearer token.
+ */
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    genReqId: newRequestId,
+    requestIdHeader: false,
+    bodyLimit: deps.config.http.bodyLimitBytes,
+    routerOptions: { ignoreTrailingSlash: true },
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  // JSON only: without this, a text/plain body would reach validation and come back 400 instead of 415.
+  app.removeContentTypeParser('text/plain');
+
+  // The app is typed with pino's Logger; the rest of the API takes fastify's base instance type.
+  const base = app as unknown as FastifyInstance;
+  installRequestContext(base);
+  installErrorHandling(base, deps.config.http.bodyLimitBytes);
+  app.addHook('onResponse', (request, reply, done) => {
+    deps.metrics.observeHttpRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
+
+  app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'fleetactors',
+        version: '0.1.0',
+        description: `Book and unlock shared vehicles. Errors are ${PROBLEM_CONTENT_TYPE} (RFC 9457) with stable type URIs.`,
+      },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearerAuth: [] }],
+    },
+    transform: createJsonSchemaTransform({ schemaRegistry: openApiComponents }),
+    transformObject: createJsonSchemaTransformObject({ schemaRegistry: openApiComponents }),
+  });
+  app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  app.register(opsRoutes, { health: deps.health, metrics: deps.metrics });
+
+  const idempotency = new IdempotencyGuard(deps.idempotency);
+  app.register(async (authenticated) => {
+    installAuth(authenticated as unknown as FastifyInstance, deps.config.auth.jwtSecret);
+    await authenticated.register(vehicleRoutes, { prefix: '/vehicles', fleet: deps.fleet });
+    await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency });
+    await authenticated.register(unlockRoutes, { prefix: '/unlock', fleet: deps.fleet });
+    if (deps.events) await authenticated.register(eventRoutes, { prefix: '/events', events: deps.events });
+    if (deps.traces) await authenticated.register(traceRoutes, { prefix: '/traces', traces: deps.traces });
+  });
+
+  return base;
+}

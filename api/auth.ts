@@ -1,0 +1,100 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createSigner, createVerifier, TokenError } from 'fast-jwt';
+import { z } from 'zod';
+import type { Caller } from './fleet-service.js';
+import { httpProblem, originOf, sendProblem } from './problems.js';
+
+export type Role = Caller['role'];
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is calling; set by the auth hook on every route of the authenticated scope (never read by public routes). */
+    caller: Caller;
+  }
+  interface FastifyContextConfig {
+    /** Roles allowed on the route; any authenticated caller when absent. */
+    roles?: readonly Role[];
+  }
+}
+
+const ALGORITHM = 'HS256';
+const REALM = 'fleetactors';
+
+const claimsSchema = z.object({
+  sub: z.string().min(1).max(128),
+  role: z.enum(['customer', 'operator']),
+  exp: z.number(),
+});
+
+export interface TokenRequest {
+  readonly sub: string;
+  readonly role: Role;
+  readonly ttlSeconds: number;
+  /** Issue time in epoch ms; now when absent (tests pass a past time to get an expired token). */
+  readonly issuedAtMs?: number;
+}
+
+/** A bearer token for the API (tests, `npm run token`). */
+export function signToken(request: TokenRequest, secret: string): string {
+  const sign = createSigner({
+    key: secret,
+    algorithm: ALGORITHM,
+    expiresIn: request.ttlSeconds * 1000,
+    ...(request.issuedAtMs !== undefined && { clockTimestamp: request.issuedAtMs }),
+  });
+  return sign({ sub: request.sub, role: request.role });
+}
+
+export type TokenCheck = { readonly ok: true; readonly caller: Caller } | { readonly ok: false; readonly reason: string };
+
+/** Verifies a bearer token: HS256 only (no `none`, no algorithm confusion), `sub`, `role` and `exp` required. */
+export function createTokenVerifier(secret: string): (token: string) => TokenCheck {
+  // The cache skips the HMAC for a token seen before; fast-jwt still honours `exp` on cached entries.
+  const verify = createVerifier({ key: secret, algorithms: [ALGORITHM], requiredClaims: ['sub', 'role', 'exp'], cache: true });
+  return (token) => {
+    let payload: unknown;
+    try {
+      payload = verify(token);
+    } catch (error) {
+      if (error instanceof TokenError) {
+        return { ok: false, reason: error.code === TokenError.codes.expired ? 'the token has expired' : 'the token is not valid' };
+      }
+      throw error;
+    }
+    const claims = claimsSchema.safeParse(payload);
+    if (!claims.success) return { ok: false, reason: 'the token does not carry valid sub and role claims' };
+    return { ok: true, caller: { id: claims.data.sub, role: claims.data.role } };
+  };
+}
+
+const BEARER = /^Bearer[ ]+(\S+)[ ]*$/i;
+
+/**
+ * Authenticates every route of `scope` (a fastify encapsulation context: public routes live outside it)
+ * and enforces the route's `config.roles`. Runs on `onRequest`, before the body is even read.
+ */
+export function installAuth(scope: FastifyInstance, secret: string): void {
+  const verify = createTokenVerifier(secret);
+  scope.decorateRequest('caller', null as unknown as Caller);
+  scope.addHook('onRequest', async (request, reply) => {
+    const header = request.headers.authorization;
+    if (header === undefined) return unauthorized(request, reply, 'Send an Authorization: Bearer <token> header.', null);
+    const match = BEARER.exec(header);
+    if (!match) return unauthorized(request, reply, 'The Authorization header must be "Bearer <token>".', 'invalid_request');
+    const check = verify(match[1]!);
+    if (!check.ok) return unauthorized(request, reply, `Bearer token rejected: ${check.reason}.`, 'invalid_token');
+    request.caller = check.caller;
+    const roles = request.routeOptions.config.roles;
+    if (roles && !roles.includes(check.caller.role)) {
+      return sendProblem(reply, httpProblem('forbidden', `This call is for the ${roles.join(' or ')} role; the token's role is ${check.caller.role}.`, originOf(request)));
+    }
+    return undefined;
+  });
+}
+
+/** RFC 6750 §3: the challenge names the error only when a token was sent. */
+function unauthorized(request: FastifyRequest, reply: FastifyReply, detail: string, error: 'invalid_request' | 'invalid_token' | null): FastifyReply {
+  const challenge = error ? `Bearer realm="${REALM}", error="${error}"` : `Bearer realm="${REALM}"`;
+  reply.header('www-authenticate', challenge);
+  return sendProblem(reply, httpProblem('unauthorized', detail, originOf(request)));
+}

@@ -1,0 +1,67 @@
+/**
+ * What the HTTP layer needs besides FleetService (api/fleet-service.ts). Each is a small interface so
+ * `buildApp(deps)` runs in tests on in-memory fakes; runtime/main.ts wires the real implementations.
+ */
+
+/** One stored response to an idempotent request (status and body, errors included). */
+export interface StoredResponse {
+  readonly requestHash: string;
+  readonly statusCode: number;
+  readonly body: unknown;
+}
+
+/**
+ * Responses to `POST /bookings` with an `Idempotency-Key`, scoped per customer. The store keeps them
+ * 24 h (its `purge` is the runtime's business); persistence/idempotency-store.ts is the SQLite one.
+ */
+export interface IdempotencyPort {
+  find(customerId: string, key: string): StoredResponse | undefined;
+  save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): void;
+}
+
+export interface HealthCheck {
+  readonly ok: boolean;
+  /** Why it is not ok, or a useful fact (`3 vehicles online`); never a secret. */
+  readonly detail?: string;
+}
+
+/** Every dependency that must work for the service to serve requests. Any `ok: false` → 503. */
+export interface HealthReport {
+  readonly checks: Readonly<Record<string, HealthCheck>>;
+}
+
+/** One public event as GET /events shows it (the same event Kafka receives). */
+export interface PublicEvent {
+  /** Journal position: the cursor for `?after=` and the SSE `id:`. */
+  readonly position: number;
+  /** Kafka topic name, e.g. `booking.created`. */
+  readonly type: string;
+  /** The aggregate id (Kafka record key). */
+  readonly key: string;
+  readonly data: unknown;
+  /** ISO 8601. */
+  readonly time: string;
+  /** Unique and stable (CloudEvents `ce_id`): consumers de-duplicate on it. */
+  readonly id: string;
+}
+
+/** Public events in journal order (a JournalReader filtered on the `public` tag, shaped for clients). */
+export interface EventsPort {
+  /** Events with position > `after`, ascending, at most `limit`. */
+  read(after: number, limit: number): readonly PublicEvent[];
+  /** Called with every newly committed batch of public events, in order. Returns an unsubscribe function. */
+  subscribe(listener: (events: readonly PublicEvent[]) => void): () => void;
+}
+
+/** One recorded delivery of a message between actors (DESIGN.md, "Messages and traces"). */
+export type TraceStep = Readonly<Record<string, unknown>>;
+
+export interface TraceView {
+  readonly traceId: string;
+  readonly steps: readonly TraceStep[];
+}
+
+export interface TracesPort {
+  /** A booking id (its creation trace and the ones that followed) or a 32-hex trace id. */
+  find(bookingIdOrTraceId: string): TraceView | undefined;
+}

@@ -1,0 +1,202 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Rejection, RejectionType } from '../actors/shared/rejections.js';
+
+/**
+ * RFC 9457 problem details: every error the API sends is `application/problem+json` with a stable
+ * `type` URI. Two tables, one for domain rejections and one for HTTP-level failures, are the only
+ * place where an error gets its status code, so clients and docs can rely on them.
+ */
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+export const PROBLEM_TYPE_BASE = 'https://fleetactors.dev/problems/';
+
+export interface Problem {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly detail: string;
+  readonly instance: string;
+  readonly [extension: string]: unknown;
+}
+
+type RejectionOf<K extends RejectionType> = Extract<Rejection, { readonly type: K }>;
+
+interface RejectionProblem<K extends RejectionType> {
+  readonly slug: string;
+  readonly status: number;
+  readonly title: string;
+  readonly detail: (rejection: RejectionOf<K>) => string;
+  /**
+   * Extension members; default: the rejection's fields. A field named like a problem member (`status`
+   * is a vehicle's or booking's state in two rejections) is renamed here so it never overwrites one.
+   */
+  readonly extensions?: (rejection: RejectionOf<K>) => Record<string, unknown>;
+}
+
+/** Mapped over the Rejection union: adding a rejection type without a row here fails the build. */
+export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProblem<K> } = {
+  VehicleNotFound: {
+    slug: 'vehicle-not-found',
+    status: 404,
+    title: 'Vehicle not found',
+    detail: (r) => `No vehicle has the id ${r.vehicleId}.`,
+  },
+  VehicleAlreadyRegistered: {
+    slug: 'vehicle-already-registered',
+    status: 409,
+    title: 'Vehicle already registered',
+    detail: (r) => `A vehicle with the id ${r.vehicleId} is already registered.`,
+  },
+  VehicleUnavailable: {
+    slug: 'vehicle-unavailable',
+    status: 409,
+    title: 'Vehicle unavailable',
+    detail: (r) => `Vehicle ${r.vehicleId} is ${r.status} and cannot be booked.`,
+    extensions: (r) => ({ vehicleId: r.vehicleId, vehicleStatus: r.status }),
+  },
+  VehicleLowBattery: {
+    slug: 'vehicle-low-battery',
+    status: 409,
+    title: 'Vehicle battery too low',
+    detail: (r) => `Vehicle ${r.vehicleId} has ${r.battery}% battery left, too little for a booking.`,
+  },
+  VehicleOffline: {
+    slug: 'vehicle-offline',
+    status: 503,
+    title: 'Vehicle offline',
+    detail: (r) => `Vehicle ${r.vehicleId} is offline and cannot take commands.`,
+  },
+  VehicleNotReservedForBooking: {
+    slug: 'vehicle-not-reserved-for-booking',
+    status: 409,
+    title: 'Vehicle not reserved for this booking',
+    detail: (r) => `Vehicle ${r.vehicleId} is not reserved for booking ${r.bookingId}.`,
+  },
+  VehicleRejectedCommand: {
+    slug: 'vehicle-rejected-command',
+    status: 409,
+    title: 'Vehicle rejected the command',
+    detail: (r) => `Vehicle ${r.vehicleId} rejected ${r.command}: ${r.reason}.`,
+  },
+  UnlockTimedOut: {
+    slug: 'unlock-timed-out',
+    status: 504,
+    title: 'Unlock timed out',
+    detail: (r) => `Vehicle ${r.vehicleId} did not confirm the unlock within ${r.timeoutMs} ms; the booking stays confirmed, retry the unlock.`,
+  },
+  LockTimedOut: {
+    slug: 'lock-timed-out',
+    status: 504,
+    title: 'Lock timed out',
+    detail: (r) => `Vehicle ${r.vehicleId} did not confirm the lock within ${r.timeoutMs} ms.`,
+  },
+  PaymentDeclined: {
+    slug: 'payment-declined',
+    status: 402,
+    title: 'Payment declined',
+    detail: (r) => `The payment was not authorized (${r.reason}).`,
+  },
+  BookingNotFound: {
+    slug: 'booking-not-found',
+    status: 404,
+    title: 'Booking not found',
+    detail: (r) => `No booking has the id ${r.bookingId}.`,
+  },
+  BookingForbidden: {
+    slug: 'booking-forbidden',
+    status: 403,
+    title: 'Booking belongs to another customer',
+    detail: (r) => `Booking ${r.bookingId} belongs to another customer.`,
+  },
+  BookingAlreadyExists: {
+    slug: 'booking-already-exists',
+    status: 409,
+    title: 'Booking already exists',
+    detail: (r) => `Booking ${r.bookingId} already exists with other details.`,
+  },
+  InvalidBookingState: {
+    slug: 'invalid-booking-state',
+    status: 409,
+    title: 'Booking is not in a state for this action',
+    detail: (r) => `Booking ${r.bookingId} is ${r.status}; this action needs ${r.expected.join(' or ')}.`,
+    extensions: (r) => ({ bookingId: r.bookingId, bookingStatus: r.status, expected: r.expected }),
+  },
+  ActorUnavailable: {
+    slug: 'actor-unavailable',
+    status: 503,
+    title: 'Service temporarily unavailable',
+    detail: (r) => `${r.actor} did not answer within ${r.timeoutMs} ms; the request may still complete, retry it.`,
+  },
+};
+
+/** Failures of the HTTP exchange itself, not of a domain command. */
+export const HTTP_PROBLEMS = {
+  validation: { slug: 'validation', status: 400, title: 'Request is not valid' },
+  'malformed-json': { slug: 'malformed-json', status: 400, title: 'Body is not valid JSON' },
+  'bad-request': { slug: 'bad-request', status: 400, title: 'Bad request' },
+  unauthorized: { slug: 'unauthorized', status: 401, title: 'Authentication required' },
+  forbidden: { slug: 'forbidden', status: 403, title: 'Not allowed for this role' },
+  'not-found': { slug: 'not-found', status: 404, title: 'No such resource' },
+  'method-not-allowed': { slug: 'method-not-allowed', status: 405, title: 'Method not allowed' },
+  'idempotency-key-in-use': { slug: 'idempotency-key-in-use', status: 409, title: 'Idempotency key in use' },
+  'body-too-large': { slug: 'body-too-large', status: 413, title: 'Body too large' },
+  'unsupported-media-type': { slug: 'unsupported-media-type', status: 415, title: 'Unsupported media type' },
+  'idempotency-key-reused': { slug: 'idempotency-key-reused', status: 422, title: 'Idempotency key reused with another request' },
+  // Reserved: no limiter yet, but clients may already code against the type.
+  'rate-limited': { slug: 'rate-limited', status: 429, title: 'Too many requests' },
+  internal: { slug: 'internal', status: 500, title: 'Internal server error' },
+} as const satisfies Record<string, { readonly slug: string; readonly status: number; readonly title: string }>;
+
+export type HttpProblemKind = keyof typeof HTTP_PROBLEMS;
+
+export const problemTypeUri = (slug: string): string => PROBLEM_TYPE_BASE + slug;
+
+/** `Problem` member names an extension must never overwrite. */
+const RESERVED = new Set(['type', 'title', 'status', 'detail', 'instance', 'traceId']);
+
+/** Where a problem happened: the path called and the trace to look it up with (GET /traces/:id). */
+export interface ProblemOrigin {
+  readonly instance: string;
+  readonly traceId?: string;
+}
+
+export function rejectionProblem(rejection: Rejection, origin: ProblemOrigin): Problem {
+  // TS cannot correlate `REJECTION_PROBLEMS[rejection.type]` with `rejection` itself; the mapped table
+  // type guarantees the row for a type takes exactly that type's rejection.
+  const spec = REJECTION_PROBLEMS[rejection.type] as unknown as RejectionProblem<RejectionType>;
+  const extensions = spec.extensions ? spec.extensions(rejection) : fieldsOf(rejection);
+  return {
+    type: problemTypeUri(spec.slug),
+    title: spec.title,
+    status: spec.status,
+    detail: spec.detail(rejection),
+    ...origin,
+    ...extensions,
+  };
+}
+
+export function httpProblem(kind: HttpProblemKind, detail: string, origin: ProblemOrigin, extensions: Record<string, unknown> = {}): Problem {
+  const spec = HTTP_PROBLEMS[kind];
+  return { type: problemTypeUri(spec.slug), title: spec.title, status: spec.status, detail, ...origin, ...extensions };
+}
+
+function fieldsOf(rejection: Rejection): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(rejection)) if (!RESERVED.has(name)) fields[name] = value;
+  return fields;
+}
+
+/**
+ * Sends a problem with its own status and content type. The body is serialized here, so route response
+ * schemas (which only document problems) never run on it and a problem can always be sent.
+ */
+export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
+}
+
+export const sendRejection = (request: FastifyRequest, reply: FastifyReply, rejection: Rejection): FastifyReply =>
+  sendProblem(reply, rejectionProblem(rejection, originOf(request)));
+
+/** `instance` is the path the client called (RFC 9457 §3.1.5, a URI reference). */
+export const originOf = (request: FastifyRequest): ProblemOrigin =>
+  request.trace ? { instance: request.url, traceId: request.trace.traceId } : { instance: request.url };

@@ -1,0 +1,146 @@
+import { z } from 'zod';
+import { PROBLEM_CONTENT_TYPE } from './problems.js';
+
+/**
+ * The single source of truth for the HTTP shapes (CONTRACT.md, "HTTP"): route validation, handler types
+ * and the OpenAPI document all come from these schemas. Request objects are strict (an unknown field is
+ * a 400, so a typo never passes silently); response objects strip what the contract does not list.
+ */
+
+/** Named schemas become `components.schemas` in the OpenAPI document. */
+export const openApiComponents = z.registry<{ id?: string; description?: string; [key: string]: unknown }>();
+
+export const IdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1–64 characters from A-Z a-z 0-9 . _ -');
+
+export const VehicleTypeSchema = z.enum(['car', 'scooter', 'bike']);
+export const VehicleStatusSchema = z.enum(['AVAILABLE', 'RESERVED', 'IN_USE', 'OFFLINE', 'MAINTENANCE']);
+export const BookingStatusSchema = z.enum(['REQUESTED', 'VEHICLE_RESERVED', 'CONFIRMED', 'ACTIVE', 'COMPLETED', 'CANCELLED', 'EXPIRED', 'REJECTED']);
+
+const Latitude = z.number().min(-90).max(90);
+const Longitude = z.number().min(-180).max(180);
+
+export const LocationSchema = z.strictObject({ lat: Latitude, lon: Longitude }).register(openApiComponents, { id: 'Location' });
+
+const Timestamp = z.string().describe('ISO 8601 date-time');
+const MoneySchema = z.object({ amount: z.number().int().describe('minor units (cents)'), currency: z.string() });
+
+export const VehicleSchema = z
+  .object({
+    id: IdSchema,
+    type: VehicleTypeSchema,
+    model: z.string().nullable(),
+    status: VehicleStatusSchema,
+    location: z.object({ lat: z.number(), lon: z.number() }),
+    battery: z.number().nullable().describe('percent 0–100; null before the first telemetry'),
+    online: z.boolean().nullable().describe('from the retained presence; null when the vehicle never reported any'),
+    lastSeenAt: Timestamp.nullable(),
+    updatedAt: Timestamp,
+  })
+  .register(openApiComponents, { id: 'Vehicle' });
+
+export const BookingSchema = z
+  .object({
+    id: IdSchema,
+    status: BookingStatusSchema,
+    vehicleId: IdSchema,
+    customerId: z.string(),
+    durationMinutes: z.number().int(),
+    authorization: z.object({ id: z.string(), amount: z.number().int(), currency: z.string() }).nullable(),
+    charge: MoneySchema.nullable(),
+    createdAt: Timestamp,
+    expiresAt: Timestamp,
+    unlockedAt: Timestamp.nullable(),
+    endedAt: Timestamp.nullable(),
+    rejectionReason: z.string().nullable(),
+  })
+  .register(openApiComponents, { id: 'Booking' });
+
+export const UnlockSchema = z
+  .object({ bookingId: IdSchema, vehicleId: IdSchema, status: z.literal('SUCCESS'), unlockedAt: Timestamp })
+  .register(openApiComponents, { id: 'Unlock' });
+
+export const ProblemSchema = z
+  .looseObject({
+    type: z.string().describe('stable URI naming the kind of problem'),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string(),
+    traceId: z.string().optional(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional().describe('validation problems only'),
+  })
+  .describe('RFC 9457 problem details')
+  .register(openApiComponents, { id: 'Problem' });
+
+// ---- requests
+
+export const RegisterVehicleBodySchema = z.strictObject({
+  id: IdSchema.optional().describe('generated (veh_…) when absent'),
+  type: VehicleTypeSchema,
+  model: z.string().min(1).max(128).optional(),
+  location: LocationSchema,
+});
+
+const DEFAULT_LIST_LIMIT = 100;
+export const DEFAULT_RADIUS_M = 1000;
+
+const NearSchema = z
+  .string()
+  .regex(/^\s*-?\d+(\.\d+)?\s*,\s*-?\d+(\.\d+)?\s*$/, 'expected "lat,lon", e.g. 52.52,13.405')
+  .transform((value) => {
+    const [lat, lon] = value.split(',').map(Number);
+    return { lat: lat!, lon: lon! };
+  })
+  .pipe(z.object({ lat: Latitude, lon: Longitude }));
+
+export const ListVehiclesQuerySchema = z
+  .strictObject({
+    status: VehicleStatusSchema.optional(),
+    type: VehicleTypeSchema.optional(),
+    near: NearSchema.optional().describe('"lat,lon"'),
+    radiusM: z.coerce.number().positive().max(100_000).optional().describe(`metres around near; default ${DEFAULT_RADIUS_M}`),
+    limit: z.coerce.number().int().min(1).max(1000).default(DEFAULT_LIST_LIMIT),
+  })
+  .refine((query) => query.radiusM === undefined || query.near !== undefined, { message: 'radiusM requires near', path: ['radiusM'] });
+
+export const VehicleParamsSchema = z.strictObject({ id: IdSchema });
+export const BookingParamsSchema = z.strictObject({ id: IdSchema });
+
+export const DEFAULT_PAYMENT_METHOD = 'tok_visa';
+export const DEFAULT_DURATION_MINUTES = 30;
+
+export const CreateBookingBodySchema = z.strictObject({
+  vehicleId: IdSchema,
+  paymentMethod: z.string().min(1).max(128).default(DEFAULT_PAYMENT_METHOD).describe('payment token; test tokens: tok_visa, tok_chargeDeclined, tok_timeout'),
+  durationMinutes: z.number().int().min(1).max(1440).default(DEFAULT_DURATION_MINUTES),
+});
+
+/** Printable ASCII, as the Idempotency-Key draft and Stripe allow; 255 keeps a stored key bounded. */
+export const IdempotencyKeySchema = z.string().regex(/^[\x20-\x7E]{1,255}$/, 'expected 1–255 printable ASCII characters');
+
+// Loose: every other header passes untouched (fastify validates the whole header object).
+export const CreateBookingHeadersSchema = z.looseObject({ 'idempotency-key': IdempotencyKeySchema.optional() });
+
+export const UnlockBodySchema = z.strictObject({ bookingId: IdSchema });
+
+export const ItemsSchema = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
+
+// ---- responses shared by routes
+
+type ProblemResponse = { readonly description: string; readonly content: { readonly [PROBLEM_CONTENT_TYPE]: { readonly schema: typeof ProblemSchema } } };
+
+/**
+ * OpenAPI entries for a route's problem responses, keyed by status, each with what it means there.
+ * Documentation only: problems are serialized by api/problems.ts, never by these schemas.
+ */
+export function problemResponses<S extends number>(descriptions: Readonly<Record<S, string>>): Record<S, ProblemResponse> {
+  const responses = {} as Record<S, ProblemResponse>;
+  for (const [status, description] of Object.entries(descriptions) as [`${S}`, string][]) {
+    responses[Number(status) as S] = { description, content: { [PROBLEM_CONTENT_TYPE]: { schema: ProblemSchema } } };
+  }
+  return responses;
+}
+
+export type RegisterVehicleBody = z.output<typeof RegisterVehicleBodySchema>;
+export type ListVehiclesQuery = z.output<typeof ListVehiclesQuerySchema>;
+export type CreateBookingBody = z.output<typeof CreateBookingBodySchema>;

@@ -1,0 +1,76 @@
+import type { Statement } from 'better-sqlite3';
+import type { Db } from './sqlite.js';
+
+/** Stored responses are replayed for 24 h (CONTRACT.md, Idempotency-Key). */
+export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+
+export interface StoredResponse {
+  /** Hash of the first request's body: the same key with another body is a 422. */
+  readonly requestHash: string;
+  readonly statusCode: number;
+  readonly body: unknown;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+}
+
+export interface IdempotencyStoreOptions {
+  /** Epoch milliseconds; tests move it forward. */
+  readonly now?: () => number;
+  readonly ttlMs?: number;
+}
+
+interface IdempotencyRecord {
+  request_hash: string;
+  status_code: number;
+  body: string;
+  created_at: number;
+}
+
+/**
+ * Completed responses per (customer, Idempotency-Key). Requests still running are the API's business
+ * (it answers 409 for them); only finished responses, errors included, are stored here.
+ */
+export class IdempotencyStore {
+  private readonly now: () => number;
+  private readonly ttlMs: number;
+  private readonly select: Statement<[string, string, number], IdempotencyRecord>;
+  private readonly upsert: Statement<[string, string, string, number, string, number]>;
+  private readonly purge: Statement<[number]>;
+
+  constructor(db: Db, options: IdempotencyStoreOptions = {}) {
+    this.now = options.now ?? Date.now;
+    this.ttlMs = options.ttlMs ?? IDEMPOTENCY_TTL_MS;
+    this.select = db.prepare(
+      'SELECT request_hash, status_code, body, created_at FROM idempotency_keys WHERE customer_id = ? AND key = ? AND created_at > ?',
+    );
+    // An expired row may still be there (purging is periodic): a new request with its key replaces it.
+    this.upsert = db.prepare(
+      `INSERT INTO idempotency_keys (customer_id, key, request_hash, status_code, body, created_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (customer_id, key) DO UPDATE SET request_hash = excluded.request_hash, status_code = excluded.status_code,
+         body = excluded.body, created_at = excluded.created_at`,
+    );
+    this.purge = db.prepare('DELETE FROM idempotency_keys WHERE created_at < ?');
+  }
+
+  /** The stored response for this customer's key, unless it is older than 24 h. */
+  find(customerId: string, key: string): StoredResponse | undefined {
+    const record = this.select.get(customerId, key, this.now() - this.ttlMs);
+    if (!record) return undefined;
+    return {
+      requestHash: record.request_hash,
+      statusCode: record.status_code,
+      body: JSON.parse(record.body) as unknown,
+      createdAt: record.created_at,
+    };
+  }
+
+  save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): void {
+    // `null` for a body-less response (204), so that find() always parses.
+    this.upsert.run(customerId, key, requestHash, statusCode, JSON.stringify(body ?? null), this.now());
+  }
+
+  /** Deletes rows created before `epochMs`; returns how many. */
+  purgeOlderThan(epochMs: number): number {
+    return this.purge.run(epochMs).changes;
+  }
+}

@@ -1,0 +1,191 @@
+import type { Statement } from 'better-sqlite3';
+import { createLogger, type Logger } from '../runtime/logger.js';
+import type { Db } from './sqlite.js';
+
+/** One delivery of a message to an actor (a row of trace_steps). */
+export interface TraceStep {
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly parentSpanId: string | null;
+  /** `http`, `vehicle/v-1`, `booking/b-1`, `mqtt`, `timer`. */
+  readonly fromActor: string;
+  readonly toActor: string;
+  readonly messageType: string;
+  /**
+   * JSON-serialisable (undefined is stored as NULL); serialised when the buffer is written, so it
+   * must not be mutated after record().
+   */
+  readonly payload: unknown;
+  readonly stateBefore: unknown;
+  readonly stateAfter: unknown;
+  /** What the delivery produced (the reply, a rejection, `{ error }`); JSON like the payload. */
+  readonly outcome: unknown;
+  /** Epoch milliseconds. */
+  readonly startedAt: number;
+  readonly durationUs: number;
+}
+
+export interface StoredTraceStep extends TraceStep {
+  /** Insertion order across the whole store. */
+  readonly id: number;
+}
+
+export interface TraceStoreOptions {
+  /** Longest time a recorded step waits in memory. Each write is a transaction (an fsync under FULL). */
+  readonly flushIntervalMs?: number;
+  /** Write at the end of the turn once this many steps are waiting, without waiting for the timer. */
+  readonly maxBuffered?: number;
+  readonly logger?: Logger;
+}
+
+interface TraceRecord {
+  id: number;
+  trace_id: string;
+  span_id: string;
+  parent_span_id: string | null;
+  from_actor: string;
+  to_actor: string;
+  message_type: string;
+  payload: string | null;
+  state_before: string | null;
+  state_after: string | null;
+  outcome: string | null;
+  started_at: number;
+  duration_us: number;
+}
+
+type InsertParams = [string, string, string | null, string, string, string, string | null, string | null, string | null, string | null, number, number];
+
+/**
+ * Traces are diagnostics: record() only buffers, and the buffer is written in one transaction every
+ * `flushIntervalMs` (default 100 ms, so at most ~10 extra fsyncs a second next to the journal's) or
+ * sooner when it grows. Reads write the buffer first, so they never miss a recorded step.
+ */
+export class TraceStore {
+  private readonly flushIntervalMs: number;
+  private readonly maxBuffered: number;
+  private readonly log: Logger;
+  private buffer: TraceStep[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private closed = false;
+
+  private readonly insert: Statement<InsertParams>;
+  private readonly selectByTrace: Statement<[string], TraceRecord>;
+  private readonly selectTracesOfActor: Statement<[string, number], { trace_id: string }>;
+  private readonly writeAll: (steps: readonly TraceStep[]) => void;
+
+  constructor(db: Db, options: TraceStoreOptions = {}) {
+    this.flushIntervalMs = options.flushIntervalMs ?? 100;
+    this.maxBuffered = options.maxBuffered ?? 1000;
+    this.log = (options.logger ?? createLogger('silent')).child({ component: 'trace-store' });
+    this.insert = db.prepare(
+      `INSERT INTO trace_steps (trace_id, span_id, parent_span_id, from_actor, to_actor, message_type, payload, state_before, state_after, outcome, started_at, duration_us)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.selectByTrace = db.prepare('SELECT * FROM trace_steps WHERE trace_id = ? ORDER BY id');
+    // Uses trace_steps_to_actor (to_actor, id): every step that reached the actor, grouped by trace.
+    this.selectTracesOfActor = db.prepare(
+      'SELECT trace_id, MIN(id) AS first_id FROM trace_steps WHERE to_actor = ? GROUP BY trace_id ORDER BY first_id LIMIT ?',
+    );
+    this.writeAll = db.transaction((steps: readonly TraceStep[]) => {
+      for (const step of steps) {
+        this.insert.run(
+          step.traceId,
+          step.spanId,
+          step.parentSpanId,
+          step.fromActor,
+          step.toActor,
+          step.messageType,
+          toJson(step.payload),
+          toJson(step.stateBefore),
+          toJson(step.stateAfter),
+          toJson(step.outcome),
+          step.startedAt,
+          Math.round(step.durationUs),
+        );
+      }
+    });
+  }
+
+  /** Buffers the step; never throws and never touches the database on the caller's turn. */
+  record(step: TraceStep): void {
+    if (this.closed) return;
+    this.buffer.push(step);
+    if (this.buffer.length >= this.maxBuffered) {
+      this.immediate ??= setImmediate(this.flushFromTimer);
+    } else if (this.timer === undefined) {
+      this.timer = setTimeout(this.flushFromTimer, this.flushIntervalMs);
+      // Buffered diagnostics alone must not keep the process alive; close() writes them on shutdown.
+      this.timer.unref();
+    }
+  }
+
+  /** Writes every buffered step now, in one transaction. */
+  flush(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.immediate !== undefined) clearImmediate(this.immediate);
+    this.timer = undefined;
+    this.immediate = undefined;
+    if (this.buffer.length === 0) return;
+    const steps = this.buffer;
+    this.buffer = [];
+    this.writeAll(steps);
+  }
+
+  /** Every step of the trace, in recording order. */
+  byTraceId(traceId: string): StoredTraceStep[] {
+    this.flush();
+    return this.selectByTrace.all(traceId).map(toStep);
+  }
+
+  /** Distinct traces that delivered a message to `actor` (e.g. `booking/b-1`), oldest first, the first `limit`. */
+  traceIdsForActor(actor: string, limit: number): string[] {
+    this.flush();
+    return this.selectTracesOfActor.all(actor, limit).map((record) => record.trace_id);
+  }
+
+  /** Writes what is buffered and ignores later records. */
+  close(): void {
+    this.flush();
+    this.closed = true;
+  }
+
+  private readonly flushFromTimer = (): void => {
+    try {
+      this.flush();
+    } catch (error) {
+      // Losing diagnostics is better than crashing the process from a timer.
+      this.log.error({ err: error }, 'writing trace steps failed; steps dropped');
+    }
+  };
+}
+
+function toJson(value: unknown): string | null {
+  if (value === undefined) return null;
+  try {
+    return JSON.stringify(value) ?? null;
+  } catch (error) {
+    return JSON.stringify({ unserialisable: String(error) });
+  }
+}
+
+const fromJson = (text: string | null): unknown => (text === null ? undefined : JSON.parse(text));
+
+function toStep(record: TraceRecord): StoredTraceStep {
+  return {
+    id: record.id,
+    traceId: record.trace_id,
+    spanId: record.span_id,
+    parentSpanId: record.parent_span_id,
+    fromActor: record.from_actor,
+    toActor: record.to_actor,
+    messageType: record.message_type,
+    payload: fromJson(record.payload),
+    stateBefore: fromJson(record.state_before),
+    stateAfter: fromJson(record.state_after),
+    outcome: fromJson(record.outcome),
+    startedAt: record.started_at,
+    durationUs: record.duration_us,
+  };
+}

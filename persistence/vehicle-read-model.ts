@@ -1,0 +1,101 @@
+import type { Location, VehicleFilter, VehicleStatus, VehicleType, VehicleView } from '../api/fleet-service.js';
+import type { DeviceConditions } from '../actors/vehicle/decider.js';
+import type { Db } from './sqlite.js';
+
+interface VehicleRow {
+  id: string;
+  type: VehicleType;
+  model: string | null;
+  status: Exclude<VehicleStatus, 'OFFLINE'>;
+  lat: number;
+  lon: number;
+  battery: number | null;
+  online: 0 | 1 | null;
+  last_seen_at: number | null;
+  updated_at: number;
+}
+
+const EARTH_RADIUS_M = 6_371_008.8;
+const METERS_PER_DEGREE_LAT = 111_320;
+
+/** Great-circle distance in metres. */
+export function haversineMeters(a: Location, b: Location): number {
+  const rad = Math.PI / 180;
+  const dLat = (b.lat - a.lat) * rad;
+  const dLon = (b.lon - a.lon) * rad;
+  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
+  return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(h)));
+}
+
+/** Queries behind GET /vehicles, and the device conditions the vehicle actor checks before a reserve. */
+export class VehicleReadModel {
+  private readonly byId;
+  private readonly conditions;
+
+  constructor(private readonly db: Db) {
+    this.byId = db.prepare<[string], VehicleRow>('SELECT * FROM vehicles WHERE id = ?');
+    this.conditions = db.prepare<[string], Pick<VehicleRow, 'online' | 'battery'>>('SELECT online, battery FROM vehicles WHERE id = ?');
+  }
+
+  get(id: string): VehicleView | undefined {
+    const row = this.byId.get(id);
+    return row && toView(row);
+  }
+
+  conditionsOf(id: string): DeviceConditions {
+    const row = this.conditions.get(id);
+    return { online: row?.online === null || row?.online === undefined ? null : row.online === 1, battery: row?.battery ?? null };
+  }
+
+  list(filter: VehicleFilter): VehicleView[] {
+    const where: string[] = [];
+    const params: Record<string, unknown> = {};
+    if (filter.status === 'OFFLINE') where.push('online = 0');
+    else if (filter.status) {
+      where.push('status = @status AND (online IS NULL OR online = 1)');
+      params.status = filter.status;
+    }
+    if (filter.type) {
+      where.push('type = @type');
+      params.type = filter.type;
+    }
+    const near = filter.near;
+    const radius = filter.radiusM ?? 1000;
+    if (near) {
+      // A bounding box narrows the scan in SQL; the exact circle is checked below.
+      const dLat = radius / METERS_PER_DEGREE_LAT;
+      const dLon = radius / (METERS_PER_DEGREE_LAT * Math.max(0.01, Math.cos((near.lat * Math.PI) / 180)));
+      where.push('lat BETWEEN @minLat AND @maxLat AND lon BETWEEN @minLon AND @maxLon');
+      Object.assign(params, { minLat: near.lat - dLat, maxLat: near.lat + dLat, minLon: near.lon - dLon, maxLon: near.lon + dLon });
+    }
+    const sql = `SELECT * FROM vehicles ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${near ? '' : 'LIMIT @limit'}`;
+    if (!near) params.limit = filter.limit;
+    const rows = this.db.prepare<[Record<string, unknown>], VehicleRow>(sql).all(params);
+    if (!near) return rows.map(toView);
+    return rows
+      .map((row) => ({ row, distance: haversineMeters(near, row) }))
+      .filter(({ distance }) => distance <= radius)
+      .sort((a, b) => a.distance - b.distance)
+      .slice(0, filter.limit)
+      .map(({ row }) => toView(row));
+  }
+
+  count(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM vehicles').get() as { n: number }).n;
+  }
+}
+
+function toView(row: VehicleRow): VehicleView {
+  const online = row.online === null ? null : row.online === 1;
+  return {
+    id: row.id,
+    type: row.type,
+    model: row.model,
+    status: online === false ? 'OFFLINE' : row.status,
+    location: { lat: row.lat, lon: row.lon },
+    battery: row.battery,
+    online,
+    lastSeenAt: row.last_seen_at === null ? null : new Date(row.last_seen_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+  };
+}

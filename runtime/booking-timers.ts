@@ -1,0 +1,95 @@
+import { BOOKING, type BookingMessage } from '../actors/booking/actor.js';
+import type { JournalRow } from '../persistence/journal-types.js';
+import type { Db } from '../persistence/sqlite.js';
+import type { ActorDirectory } from './directory.js';
+import { rootContext } from './envelope.js';
+import type { Logger } from './logger.js';
+
+/** A booking woken and still due is not woken again before this (its compensation may be failing). */
+const REFIRE_AFTER_MS = 30_000;
+/** Bookings woken per tick: a backlog after downtime drains in slices, not in one burst. */
+const BATCH = 500;
+const MIN_DELAY_MS = 50;
+
+/**
+ * Durable booking timers (confirmation and unlock deadlines, compensation retries). nact has no
+ * durable timers and a passivated or restarted booking actor has none in memory, so the deadline lives
+ * in the `bookings` read model (`wake_at`, kept by the projector in the journal's transaction) and this
+ * one timer wakes the actor when it is due; the actor decides what the wake-up means.
+ */
+export class BookingTimers {
+  private readonly nextFuture;
+  private readonly due;
+  /** Booking id → when it was last woken, for those woken less than REFIRE_AFTER_MS ago. */
+  private readonly lastFired = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+  private armedFor = Number.POSITIVE_INFINITY;
+  private stopped = false;
+  private woken = 0;
+
+  constructor(
+    db: Db,
+    private readonly directory: ActorDirectory,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.nextFuture = db.prepare<[number], { next: number | null }>('SELECT MIN(wake_at) AS next FROM bookings WHERE wake_at > ?');
+    this.due = db.prepare<[number, number], { id: string }>('SELECT id FROM bookings WHERE wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at LIMIT ?');
+  }
+
+  /** Wakes what came due while the process was down, then keeps one timer for the next deadline. */
+  start(): void {
+    this.fire();
+  }
+
+  /** Journal commit listener: a booking event may have set an earlier deadline. */
+  onCommit(rows: readonly JournalRow[]): void {
+    if (!this.stopped && rows.some((row) => row.persistenceKey.startsWith('booking/'))) this.rearm();
+  }
+
+  stats(): { woken: number; nextWakeAt: number | null } {
+    return { woken: this.woken, nextWakeAt: Number.isFinite(this.armedFor) ? this.armedFor : null };
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private rearm(): void {
+    if (this.stopped) return;
+    const now = this.now();
+    let next = this.nextFuture.get(now)?.next ?? Number.POSITIVE_INFINITY;
+    // Woken bookings that may still be due (a failing compensation) are looked at again later.
+    for (const firedAt of this.lastFired.values()) next = Math.min(next, firedAt + REFIRE_AFTER_MS);
+    if (!Number.isFinite(next)) return;
+    const at = Math.max(next, now + MIN_DELAY_MS);
+    if (this.timer && at >= this.armedFor) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.armedFor = at;
+    this.timer = setTimeout(() => this.fire(), at - now);
+    this.timer.unref();
+  }
+
+  private fire(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.armedFor = Number.POSITIVE_INFINITY;
+    if (this.stopped) return;
+    const now = this.now();
+    for (const [id, firedAt] of this.lastFired) if (now - firedAt >= REFIRE_AFTER_MS) this.lastFired.delete(id);
+    for (const { id } of this.due.all(now, BATCH)) {
+      if (this.lastFired.has(id)) continue;
+      this.lastFired.set(id, now);
+      this.woken += 1;
+      const wake: BookingMessage = { type: 'WakeUp' };
+      try {
+        this.directory.tell({ kind: BOOKING, id }, wake, 'timer', rootContext());
+      } catch (error) {
+        this.logger.error({ err: error, bookingId: id }, 'could not wake booking');
+      }
+    }
+    this.rearm();
+  }
+}

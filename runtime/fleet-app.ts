@@ -1,0 +1,200 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { BOOKING, bookingBehaviour, type BookingMessage } from '../actors/booking/actor.js';
+import { isPublicEventType } from '../actors/event-relay/catalog.js';
+import { paymentBehaviour, PAYMENT } from '../actors/payment/actor.js';
+import { SimulatedPaymentGateway, type PaymentGateway } from '../actors/payment/gateway.js';
+import { VEHICLE, vehicleBehaviour } from '../actors/vehicle/actor.js';
+import { buildApp } from '../api/app.js';
+import type { HealthReport } from '../api/ports.js';
+import { IdempotencyStore } from '../persistence/idempotency-store.js';
+import { SqliteJournalEngine } from '../persistence/journal-engine.js';
+import { PUBLIC_TAG } from '../persistence/journal-types.js';
+import { createProjectors } from '../persistence/projections.js';
+import { openDatabase, type Db } from '../persistence/sqlite.js';
+import { TraceStore } from '../persistence/trace-store.js';
+import { VehicleReadModel } from '../persistence/vehicle-read-model.js';
+import { startActorSystem } from './actor-system.js';
+import { BookingTimers } from './booking-timers.js';
+import type { FleetConfig } from './config.js';
+import { MqttDeviceLink } from './device-link.js';
+import { ActorDirectory } from './directory.js';
+import { ActorFleetService } from './fleet-service.js';
+import type { Logger } from './logger.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { MqttConnection } from './mqtt/connection.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
+import { JournalEvents, JournalTraces } from './read-ports.js';
+import { seedDemoFleet } from './seed.js';
+
+export interface FleetOptions {
+  readonly logger: Logger;
+  /** Default: the simulated gateway with PAYMENT_LATENCY_MS. */
+  readonly gateway?: PaymentGateway;
+  /** Default true: bind HTTP on config.http. Tests may use `app.inject` instead. */
+  readonly listen?: boolean;
+  readonly metrics?: Metrics;
+}
+
+export interface RunningFleet {
+  readonly app: FastifyInstance;
+  /** `http://host:port` when listening. */
+  readonly url: string | null;
+  /** The broker the process talks to (embedded or external). */
+  readonly mqttUrl: string;
+  readonly db: Db;
+  readonly journal: SqliteJournalEngine;
+  readonly directory: ActorDirectory;
+  readonly gateway: PaymentGateway;
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: opens the journal, starts the actor system and the brokers' clients, wires
+ * the actors to their ports and serves HTTP. `close` undoes it in reverse order, journal last, so that
+ * nothing acknowledged is lost on a graceful stop.
+ */
+export async function startFleet(config: FleetConfig, options: FleetOptions): Promise<RunningFleet> {
+  const { logger } = options;
+  const closers: Array<() => Promise<void> | void> = [];
+  const close = async () => {
+    for (const closer of closers.reverse()) {
+      try {
+        await closer();
+      } catch (error) {
+        logger.error({ err: error }, 'error while shutting down');
+      }
+    }
+    closers.length = 0;
+  };
+
+  try {
+    const db = openDatabase(config.db.file, { synchronous: config.db.synchronous });
+    closers.push(() => {
+      db.close();
+    });
+    const journal = new SqliteJournalEngine(db, { projectors: createProjectors(db), logger: logger.child({ component: 'journal' }) });
+    closers.push(() => journal.close());
+    const traces = new TraceStore(db, { logger: logger.child({ component: 'traces' }) });
+    closers.push(() => traces.close());
+
+    const system = startActorSystem(journal, logger);
+    closers.push(() => system.stop());
+    const directory = new ActorDirectory({
+      system,
+      logger,
+      passivateAfterMs: config.timing.passivateAfterMs,
+      askTimeoutMs: config.timing.askTimeoutMs,
+      snapshotEvery: config.snapshotEvery,
+      tagsFor: (event) => (isPublicEventType(event.type) ? [PUBLIC_TAG] : []),
+      traces,
+    });
+    closers.push(() => directory.stopAll());
+
+    const { mqtt, mqttUrl } = await connectMqtt(config, logger, closers);
+    const vehicles = new VehicleReadModel(db);
+    const gateway = options.gateway ?? new SimulatedPaymentGateway({ latencyMs: config.timing.paymentLatencyMs });
+
+    directory.register(
+      VEHICLE,
+      vehicleBehaviour({
+        device: new MqttDeviceLink(mqtt, logger.child({ component: 'device-link' })),
+        conditionsOf: (id) => vehicles.conditionsOf(id),
+        notifyUnlocked: (ctx, bookingId, unlockedAt) => {
+          const message: BookingMessage = { type: 'VehicleWasUnlocked', unlockedAt };
+          ctx.tell({ kind: BOOKING, id: bookingId }, message);
+        },
+        unlockTimeoutMs: config.timing.unlockTimeoutMs,
+      }),
+    );
+    directory.register(
+      BOOKING,
+      bookingBehaviour({
+        reservationWindowMs: config.timing.reservationWindowMs,
+        // Reserve + authorize each get an ask timeout; a saga still unconfirmed after both is abandoned.
+        confirmWithinMs: 2 * config.timing.askTimeoutMs + config.timing.paymentTimeoutMs,
+        unlockTimeoutMs: config.timing.unlockTimeoutMs,
+      }),
+    );
+    directory.register(PAYMENT, paymentBehaviour({ gateway, timeoutMs: config.timing.paymentTimeoutMs }));
+
+    const timers = new BookingTimers(db, directory, logger.child({ component: 'booking-timers' }));
+    const stopTimerFeed = journal.onCommit((rows) => timers.onCommit(rows));
+    closers.push(() => {
+      stopTimerFeed();
+      timers.stop();
+    });
+    timers.start();
+
+    if (config.seedVehicles > 0) await seedDemoFleet(directory, vehicles, config.seedVehicles, logger);
+
+    const idempotency = new IdempotencyStore(db);
+    const metrics = options.metrics ?? createMetrics();
+    registerRuntimeMetrics(metrics, { journal, directory, timers, mqtt });
+    const health = (): HealthReport => ({
+      checks: {
+        journal: { ok: true, detail: `position ${journal.lastPosition()}` },
+        mqtt: { ok: mqtt.stats().connected, detail: mqtt.stats().connected ? mqttUrl : `not connected to ${mqttUrl}` },
+      },
+    });
+    const app = buildApp({
+      fleet: new ActorFleetService(directory, vehicles, config.timing),
+      config,
+      logger,
+      idempotency,
+      metrics,
+      health,
+      events: new JournalEvents(journal),
+      traces: new JournalTraces(traces),
+    });
+    closers.push(() => app.close());
+    let url: string | null = null;
+    if (options.listen ?? true) url = await app.listen({ host: config.http.host, port: config.http.port });
+    else await app.ready();
+    logger.info({ url, mqtt: mqttUrl, db: config.db.file, kafka: config.kafka.mode }, 'fleetactors ready');
+
+    return { app, url, mqttUrl, db, journal, directory, gateway, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+async function connectMqtt(config: FleetConfig, logger: Logger, closers: Array<() => Promise<void> | void>) {
+  let broker: EmbeddedBroker | null = null;
+  if (config.mqtt.mode === 'embedded') {
+    broker = await startEmbeddedBroker({ port: config.mqtt.port, logger });
+    const embedded = broker;
+    closers.push(() => embedded.close());
+  }
+  const mqttUrl = broker ? broker.url : config.mqtt.mode === 'external' ? config.mqtt.url : '';
+  // One id per process: two servers on one broker must not take over each other's session.
+  const mqtt = await MqttConnection.connect({
+    url: mqttUrl,
+    protocolVersion: config.mqtt.protocolVersion,
+    clientId: `fleetactors-${randomUUID().slice(0, 8)}`,
+    logger: logger.child({ component: 'mqtt' }),
+  });
+  closers.push(() => mqtt.close());
+  return { mqtt, mqttUrl };
+}
+
+function registerRuntimeMetrics(
+  metrics: Metrics,
+  parts: { journal: SqliteJournalEngine; directory: ActorDirectory; timers: BookingTimers; mqtt: MqttConnection },
+): void {
+  const { journal, directory, timers, mqtt } = parts;
+  metrics.gauge<'kind'>({
+    name: 'fleet_actors_active',
+    help: 'Activated (not passivated) actors by kind.',
+    labelNames: ['kind'],
+    collect: () => Object.entries(directory.stats().byKind).map(([kind, value]) => ({ labels: { kind }, value })),
+  });
+  metrics.gauge({ name: 'fleet_actor_mailbox_depth', help: 'Messages sent to actors and not yet handled.', collect: () => directory.stats().pendingMessages });
+  metrics.observedCounter({ name: 'fleet_actor_activations_total', help: 'Actor activations (recoveries from the journal).', read: () => directory.stats().activations });
+  metrics.observedCounter({ name: 'fleet_journal_commits_total', help: 'Group commits of the journal.', read: () => journal.stats().commits });
+  metrics.observedCounter({ name: 'fleet_journal_events_total', help: 'Events committed to the journal.', read: () => journal.stats().rows });
+  metrics.gauge({ name: 'fleet_journal_position', help: 'Last committed journal position.', collect: () => journal.lastPosition() });
+  metrics.observedCounter({ name: 'fleet_booking_wakeups_total', help: 'Booking timer wake-ups (deadlines, compensation retries).', read: () => timers.stats().woken });
+  metrics.gauge({ name: 'fleet_mqtt_connected', help: '1 when the MQTT client is connected.', collect: () => (mqtt.stats().connected ? 1 : 0) });
+}

@@ -1,0 +1,95 @@
+import { parsePresence, parseTelemetry } from '../mqtt/protocol.js';
+
+/**
+ * Decoding and validation of one batch of raw telemetry and presence messages: pure, so the piscina
+ * worker (decode-worker.ts) only wraps it and tests call it directly.
+ *
+ * The batch crosses the thread boundary as a few transferable arrays rather than one object per
+ * message: structured clone of many small Buffers would copy each one's whole backing pool slab.
+ */
+
+export const MessageKind = { telemetry: 0, presence: 1 } as const;
+
+export interface DecodeTask {
+  /** Every payload, back to back. */
+  readonly bytes: Uint8Array;
+  /** `ends[i]` is the end offset of payload i in `bytes`; it starts where payload i - 1 ended. */
+  readonly ends: Uint32Array;
+  /** MessageKind of payload i. */
+  readonly kinds: Uint8Array;
+  readonly vehicleIds: readonly string[];
+}
+
+export interface TelemetryRow {
+  readonly vehicleId: string;
+  readonly lat: number;
+  readonly lon: number;
+  readonly battery: number;
+  readonly speedKmh: number;
+  /** Epoch milliseconds of the reading (the device's `at`). */
+  readonly at: number;
+}
+
+export interface PresenceRow {
+  readonly vehicleId: string;
+  readonly online: boolean;
+  /** Epoch milliseconds the device reported; null for a last will, which carries no time. */
+  readonly at: number | null;
+}
+
+export interface DecodedBatch {
+  /** The newest reading (greatest `at`, later arrival on a tie) of each vehicle in the batch. */
+  readonly telemetry: TelemetryRow[];
+  /** The last presence of each vehicle in the batch, by arrival. */
+  readonly presence: PresenceRow[];
+  readonly rejected: number;
+  /** Valid messages replaced by a newer one of the same vehicle in this batch. */
+  readonly superseded: number;
+  /** The first few rejections, for a log line. */
+  readonly rejections: Array<{ vehicleId: string; error: string }>;
+}
+
+const REJECTION_SAMPLES = 3;
+
+export function decodeBatch(task: DecodeTask): DecodedBatch {
+  const { bytes, ends, kinds, vehicleIds } = task;
+  const telemetry = new Map<string, TelemetryRow>();
+  const presence = new Map<string, PresenceRow>();
+  const rejections: Array<{ vehicleId: string; error: string }> = [];
+  let rejected = 0;
+  let superseded = 0;
+  let start = 0;
+  for (let index = 0; index < ends.length; index += 1) {
+    const end = ends[index]!;
+    const payload = bytes.subarray(start, end);
+    start = end;
+    const vehicleId = vehicleIds[index]!;
+    if (kinds[index] === MessageKind.telemetry) {
+      const parsed = parseTelemetry(payload);
+      if (!parsed.ok) {
+        rejected += 1;
+        if (rejections.length < REJECTION_SAMPLES) rejections.push({ vehicleId, error: parsed.error });
+        continue;
+      }
+      const { lat, lon, battery, speedKmh } = parsed.value;
+      const row: TelemetryRow = { vehicleId, lat, lon, battery, speedKmh, at: Date.parse(parsed.value.at) };
+      const previous = telemetry.get(vehicleId);
+      if (previous) superseded += 1;
+      if (!previous || row.at >= previous.at) telemetry.set(vehicleId, row);
+    } else {
+      const parsed = parsePresence(payload);
+      if (!parsed.ok) {
+        rejected += 1;
+        if (rejections.length < REJECTION_SAMPLES) rejections.push({ vehicleId, error: parsed.error });
+        continue;
+      }
+      if (presence.has(vehicleId)) {
+        superseded += 1;
+        // Re-insert so that the Map's order stays the order of the last arrivals.
+        presence.delete(vehicleId);
+      }
+      presence.set(vehicleId, { vehicleId, online: parsed.value.online, at: parsed.value.at === undefined ? null : Date.parse(parsed.value.at) });
+    }
+  }
+  return { telemetry: [...telemetry.values()], presence: [...presence.values()], rejected, superseded, rejections };
+}

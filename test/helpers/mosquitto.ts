@@ -1,0 +1,168 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { startEmbeddedBroker } from '../../runtime/mqtt/embedded-broker.js';
+import { freePort } from './free-port.js';
+
+const MOSQUITTO_BIN = '/usr/sbin/mosquitto';
+
+export interface MosquittoOptions {
+  /** Default: a free loopback port. Never 1883: the system broker lives there. */
+  readonly port?: number;
+  /** Keep sessions, subscriptions and retained messages across `restart()` (saved on a clean stop). */
+  readonly persistence?: boolean;
+  /** More `mosquitto.conf` lines, e.g. `max_queued_messages 5000`. */
+  readonly extraConfig?: readonly string[];
+  readonly startTimeoutMs?: number;
+}
+
+export interface MosquittoBroker {
+  readonly url: string;
+  readonly port: number;
+  /** Clean stop (SIGTERM): clients see their socket close; with persistence the state is saved. */
+  stop(): Promise<void>;
+  /** `stop()` then start again on the same port, with the same config and persistence folder. */
+  restart(): Promise<void>;
+  /** SIGKILL: nothing saved since the last autosave survives. Start again with `restart()`. */
+  kill(): Promise<void>;
+  /** Stops the broker and removes its temp folder. Safe to call twice. */
+  dispose(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** A private Mosquitto for one test file, on its own port and temp folder; waits until it accepts clients. */
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<MosquittoBroker> {
+  const port = options.port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-mosquitto-'));
+  const configFile = join(dir, 'mosquitto.conf');
+  const logFile = join(dir, 'mosquitto.log');
+  writeFileSync(
+    configFile,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      // Run as whoever runs the tests: as root, mosquitto would otherwise switch to the `mosquitto`
+      // user, which cannot write the temp folder.
+      `user ${userInfo().username}`,
+      `persistence ${options.persistence ? 'true' : 'false'}`,
+      `persistence_location ${dir}/`,
+      `log_dest file ${logFile}`,
+      'log_type error',
+      'log_type warning',
+      'log_type notice',
+      'log_type information',
+      ...(options.extraConfig ?? []),
+      '',
+    ].join('\n'),
+  );
+  installExitHook();
+
+  let child: ChildProcess | undefined;
+  const start = async (): Promise<void> => {
+    const started = spawn(MOSQUITTO_BIN, ['-c', configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    started.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    running.add(started);
+    started.once('exit', () => running.delete(started));
+    child = started;
+    const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
+    while (!(await accepts(port))) {
+      if (started.exitCode !== null || Date.now() > deadline) {
+        started.kill('SIGKILL');
+        throw new Error(`mosquitto did not start on port ${port}: ${stderr.trim()} ${readLog(logFile)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+  const halt = async (signal: NodeJS.Signals): Promise<void> => {
+    const current = child;
+    child = undefined;
+    if (!current || current.exitCode !== null || current.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => current.once('exit', () => resolve()));
+    current.kill(signal);
+    await exited;
+  };
+
+  await start();
+  let disposed = false;
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    stop: () => halt('SIGTERM'),
+    kill: () => halt('SIGKILL'),
+    restart: async () => {
+      await halt('SIGTERM');
+      await start();
+    },
+    dispose: async () => {
+      if (disposed) return;
+      disposed = true;
+      await halt('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-10).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** A test that dies half-way must not leave brokers behind. */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const child of running) child.kill('SIGKILL');
+  });
+}
+
+export interface TestBroker {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export interface TestBrokerKind {
+  readonly name: string;
+  /** aedes speaks MQTT 3.1.1 only; Mosquitto is tested with MQTT 5, what production uses against it. */
+  readonly protocolVersion: 4 | 5;
+  start(): Promise<TestBroker>;
+}
+
+/** The two brokers every MQTT test runs against (`describe.each(testBrokers)`). */
+export const testBrokers: readonly TestBrokerKind[] = [
+  {
+    name: 'embedded aedes (MQTT 3.1.1)',
+    protocolVersion: 4,
+    start: async () => {
+      const broker = await startEmbeddedBroker({ port: 0 });
+      return { url: broker.url, close: () => broker.close() };
+    },
+  },
+  {
+    name: 'mosquitto (MQTT 5)',
+    protocolVersion: 5,
+    start: async () => {
+      const broker = await startMosquitto();
+      return { url: broker.url, close: () => broker.dispose() };
+    },
+  },
+];

@@ -1,0 +1,137 @@
+import { accept, type Outcome } from '../../actors/shared/rejections.js';
+import type { AppDeps } from '../../api/app.js';
+import type { BookingView, Caller, CreateBookingInput, FleetService, RegisterVehicleInput, UnlockView, VehicleFilter, VehicleView } from '../../api/fleet-service.js';
+import type { IdempotencyPort, StoredResponse } from '../../api/ports.js';
+import { loadConfig } from '../../runtime/config.js';
+import type { TraceContext } from '../../runtime/envelope.js';
+import { createLogger } from '../../runtime/logger.js';
+import { createMetrics } from '../../runtime/metrics.js';
+import { TEST_JWT_SECRET } from './tokens.js';
+
+/**
+ * A FleetService that answers canned outcomes and records every call, so API tests check the HTTP
+ * layer alone (the real system is tested end-to-end). Override any method per test.
+ */
+
+export const NOW = '2025-01-01T10:00:00.000Z';
+
+export function sampleVehicle(overrides: Partial<VehicleView> = {}): VehicleView {
+  return {
+    id: 'veh-1',
+    type: 'scooter',
+    model: 'Ninebot G30',
+    status: 'AVAILABLE',
+    location: { lat: 52.52, lon: 13.405 },
+    battery: 87,
+    online: true,
+    lastSeenAt: NOW,
+    updatedAt: NOW,
+    ...overrides,
+  };
+}
+
+export function sampleBooking(overrides: Partial<BookingView> = {}): BookingView {
+  return {
+    id: 'bk_1',
+    status: 'CONFIRMED',
+    vehicleId: 'veh-1',
+    customerId: 'alice',
+    durationMinutes: 30,
+    authorization: { id: 'auth_1', amount: 1500, currency: 'EUR' },
+    charge: null,
+    createdAt: NOW,
+    expiresAt: '2025-01-01T10:15:00.000Z',
+    unlockedAt: null,
+    endedAt: null,
+    rejectionReason: null,
+    ...overrides,
+  };
+}
+
+export interface StubCall {
+  readonly method: keyof FleetService;
+  readonly args: readonly unknown[];
+}
+
+export interface StubFleet {
+  readonly fleet: FleetService;
+  readonly calls: StubCall[];
+  /** Calls of one method, newest last. */
+  callsTo(method: keyof FleetService): readonly (readonly unknown[])[];
+}
+
+export function stubFleet(overrides: Partial<FleetService> = {}): StubFleet {
+  const calls: StubCall[] = [];
+  const canned: FleetService = {
+    registerVehicle: async (input: RegisterVehicleInput, _trace: TraceContext): Promise<Outcome<VehicleView>> =>
+      accept(sampleVehicle({ id: input.id, type: input.type, model: input.model, location: input.location, battery: null, online: null, lastSeenAt: null })),
+    getVehicle: (id: string) => (id === 'veh-1' ? sampleVehicle() : undefined),
+    listVehicles: (_filter: VehicleFilter) => [sampleVehicle(), sampleVehicle({ id: 'veh-2', type: 'bike', status: 'IN_USE' })],
+    createBooking: async (input: CreateBookingInput): Promise<Outcome<BookingView>> =>
+      accept(sampleBooking({ id: input.bookingId, vehicleId: input.vehicleId, customerId: input.customerId, durationMinutes: input.durationMinutes })),
+    getBooking: async (bookingId: string, caller: Caller) => accept(sampleBooking({ id: bookingId, customerId: caller.id })),
+    unlock: async (bookingId: string): Promise<Outcome<UnlockView>> => accept({ bookingId, vehicleId: 'veh-1', status: 'SUCCESS', unlockedAt: NOW }),
+    cancel: async (bookingId: string, caller: Caller) => accept(sampleBooking({ id: bookingId, customerId: caller.id, status: 'CANCELLED' })),
+    end: async (bookingId: string, caller: Caller) =>
+      accept(sampleBooking({ id: bookingId, customerId: caller.id, status: 'COMPLETED', charge: { amount: 450, currency: 'EUR' }, endedAt: NOW })),
+  };
+  const implementation = { ...canned, ...overrides };
+  const record =
+    <K extends keyof FleetService>(method: K) =>
+    (...args: Parameters<FleetService[K]>): ReturnType<FleetService[K]> => {
+      calls.push({ method, args });
+      // Each method is called with its own parameters; TS cannot see that through the generic key.
+      return (implementation[method] as (...a: Parameters<FleetService[K]>) => ReturnType<FleetService[K]>)(...args);
+    };
+  const fleet: FleetService = {
+    registerVehicle: record('registerVehicle'),
+    getVehicle: record('getVehicle'),
+    listVehicles: record('listVehicles'),
+    createBooking: record('createBooking'),
+    getBooking: record('getBooking'),
+    unlock: record('unlock'),
+    cancel: record('cancel'),
+    end: record('end'),
+  };
+  return { fleet, calls, callsTo: (method) => calls.filter((call) => call.method === method).map((call) => call.args) };
+}
+
+/** The in-memory IdempotencyPort (the SQLite one adds expiry after 24 h). */
+export class MemoryIdempotencyStore implements IdempotencyPort {
+  readonly entries = new Map<string, StoredResponse>();
+
+  find(customerId: string, key: string): StoredResponse | undefined {
+    return this.entries.get(`${customerId}\n${key}`);
+  }
+
+  save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): void {
+    this.entries.set(`${customerId}\n${key}`, { requestHash, statusCode, body });
+  }
+}
+
+export interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+}
+
+/** A promise a test settles when it chooses: a stub "still running" until released. */
+export function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((settle) => {
+    resolve = settle;
+  });
+  return { promise, resolve };
+}
+
+/** Dependencies for `buildApp` in unit tests: stub fleet, memory idempotency, silent logger, own registry. */
+export function testDeps(overrides: Partial<AppDeps> = {}, env: Record<string, string> = {}): AppDeps {
+  return {
+    fleet: stubFleet().fleet,
+    config: loadConfig({ FLEET_JWT_SECRET: TEST_JWT_SECRET, ...env }),
+    logger: createLogger('silent'),
+    idempotency: new MemoryIdempotencyStore(),
+    metrics: createMetrics({ defaultMetrics: false }),
+    health: () => ({ checks: { journal: { ok: true }, mqtt: { ok: true, detail: 'embedded broker' } } }),
+    ...overrides,
+  };
+}

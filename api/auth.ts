@@ -21,7 +21,8 @@ const ALGORITHM = 'HS256';
 const REALM = 'fleetactors';
 
 const claimsSchema = z.object({
-  sub: z.string().min(1).max(128),
+  // No control characters: ids derived from `sub + '\n' + key` (api/idempotency.ts) must not collide.
+  sub: z.string().regex(/^[^\p{Cc}]{1,128}$/u),
   role: z.enum(['customer', 'operator']),
   exp: z.number(),
 });

@@ -25,6 +25,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { MqttConnection } from './mqtt/connection.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
 import { JournalEvents, JournalTraces } from './read-ports.js';
+import { TelemetryPipeline } from './telemetry/pipeline.js';
 import { seedDemoFleet } from './seed.js';
 
 export interface FleetOptions {
@@ -46,6 +47,7 @@ export interface RunningFleet {
   readonly journal: SqliteJournalEngine;
   readonly directory: ActorDirectory;
   readonly gateway: PaymentGateway;
+  readonly telemetry: TelemetryPipeline;
   close(): Promise<void>;
 }
 
@@ -93,6 +95,9 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
 
     const { mqtt, mqttUrl } = await connectMqtt(config, logger, closers);
     const vehicles = new VehicleReadModel(db);
+    // Position, battery and presence of the whole fleet, without waking a single vehicle actor.
+    const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger: logger.child({ component: 'telemetry' }) });
+    closers.push(() => telemetry.close());
     const gateway = options.gateway ?? new SimulatedPaymentGateway({ latencyMs: config.timing.paymentLatencyMs });
 
     directory.register(
@@ -130,7 +135,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
 
     const idempotency = new IdempotencyStore(db);
     const metrics = options.metrics ?? createMetrics();
-    registerRuntimeMetrics(metrics, { journal, directory, timers, mqtt });
+    registerRuntimeMetrics(metrics, { journal, directory, timers, mqtt, telemetry });
     const health = (): HealthReport => ({
       checks: {
         journal: { ok: true, detail: `position ${journal.lastPosition()}` },
@@ -153,7 +158,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     else await app.ready();
     logger.info({ url, mqtt: mqttUrl, db: config.db.file, kafka: config.kafka.mode }, 'fleetactors ready');
 
-    return { app, url, mqttUrl, db, journal, directory, gateway, close };
+    return { app, url, mqttUrl, db, journal, directory, gateway, telemetry, close };
   } catch (error) {
     await close();
     throw error;
@@ -181,9 +186,18 @@ async function connectMqtt(config: FleetConfig, logger: Logger, closers: Array<(
 
 function registerRuntimeMetrics(
   metrics: Metrics,
-  parts: { journal: SqliteJournalEngine; directory: ActorDirectory; timers: BookingTimers; mqtt: MqttConnection },
+  parts: { journal: SqliteJournalEngine; directory: ActorDirectory; timers: BookingTimers; mqtt: MqttConnection; telemetry: TelemetryPipeline },
 ): void {
-  const { journal, directory, timers, mqtt } = parts;
+  const { journal, directory, timers, mqtt, telemetry } = parts;
+  metrics.observedCounter<'outcome'>({
+    name: 'fleet_telemetry_messages_total',
+    help: 'Telemetry and presence messages by outcome.',
+    labelNames: ['outcome'],
+    read: () => {
+      const stats = telemetry.stats();
+      return (['received', 'applied', 'rejected', 'superseded', 'ignored', 'dropped'] as const).map((outcome) => ({ labels: { outcome }, value: stats[outcome] }));
+    },
+  });
   metrics.gauge<'kind'>({
     name: 'fleet_actors_active',
     help: 'Activated (not passivated) actors by kind.',

@@ -304,11 +304,12 @@ function dataSize(dir) {
     for (const entry of readdirSync(path, { withFileTypes: true })) {
       const full = join(path, entry.name);
       if (entry.isDirectory()) walk(full);
-      else bytes += statSync(full).size;
+      // Blocks, not size: Kafka preallocates 10 MB sparse index files per partition.
+      else bytes += statSync(full).blocks * 512;
     }
   };
   if (existsSync(dir)) walk(dir);
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  return bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
 async function main(argv) {

@@ -35,6 +35,7 @@ describe('401 for a missing or bad token', () => {
     ['alg none', bearer(unsigned({ sub: 'alice', role: 'operator', exp: inAnHour() })), 'invalid_token'],
     ['an unknown role', bearer(createSigner({ key: TEST_JWT_SECRET, expiresIn: 60_000 })({ sub: 'alice', role: 'admin' })), 'invalid_token'],
     ['no exp', bearer(createSigner({ key: TEST_JWT_SECRET })({ sub: 'alice', role: 'customer' })), 'invalid_token'],
+    ['a sub with a control character', bearer(createSigner({ key: TEST_JWT_SECRET, expiresIn: 60_000 })({ sub: 'a\nb', role: 'customer' })), 'invalid_token'],
     ['no sub', bearer(createSigner({ key: TEST_JWT_SECRET, expiresIn: 60_000 })({ role: 'customer' })), 'invalid_token'],
   ])('a token that is %s → 401', async (_case, headers, error) => {
     const response = await app.inject({ url: '/vehicles', headers });

@@ -4,7 +4,7 @@ import { buildApp } from '../../api/app.js';
 import type { Caller, CreateBookingInput, VehicleFilter } from '../../api/fleet-service.js';
 import type { TraceContext } from '../../runtime/envelope.js';
 import { createLogger } from '../../runtime/logger.js';
-import { sampleBooking, stubFleet, testDeps, type StubFleet } from '../helpers/stub-fleet.js';
+import { stubFleet, testDeps, type StubFleet } from '../helpers/stub-fleet.js';
 import { asCustomer, asOperator } from '../helpers/tokens.js';
 
 /** Happy paths: each route's status, shape, and what it hands to FleetService. */

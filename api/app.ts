@@ -51,7 +51,6 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     requestIdHeader: false,
     bodyLimit: deps.config.http.bodyLimitBytes,
     routerOptions: { ignoreTrailingSlash: true },
-    return503OnClosing: true,
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);

@@ -140,7 +140,3 @@ export function problemResponses<S extends number>(descriptions: Readonly<Record
   }
   return responses;
 }
-
-export type RegisterVehicleBody = z.output<typeof RegisterVehicleBodySchema>;
-export type ListVehiclesQuery = z.output<typeof ListVehiclesQuerySchema>;
-export type CreateBookingBody = z.output<typeof CreateBookingBodySchema>;

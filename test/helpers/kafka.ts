@@ -205,7 +205,7 @@ export async function startKafkaForTest(broker: KafkaTestBroker = sharedTestBrok
     await run('node', [kafkaScript, 'start', ...(options.fresh ? ['--fresh'] : [])], { env: scriptEnv(broker) });
   } catch (error) {
     const { stderr } = error as { stderr?: string };
-    throw new Error(`scripts/kafka.mjs start failed: ${stderr ?? String(error)}`);
+    throw new Error(`scripts/kafka.mjs start failed: ${stderr ?? String(error)}`, { cause: error });
   }
 }
 

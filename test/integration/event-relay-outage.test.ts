@@ -39,7 +39,7 @@ describe('event relay across a Kafka outage', () => {
     const db = openDatabase(temp.file);
     const journal = new SqliteJournalEngine(db);
     const system = startActorSystem(journal, logger);
-    cleanups.push(temp.cleanup, () => db.close(), () => journal.close(), () => system.stop());
+    cleanups.push(temp.cleanup, () => void db.close(), () => journal.close(), () => system.stop());
     const write = journalEventWriter(journal);
 
     const topicPrefix = testTopicPrefix('outage');

@@ -30,7 +30,7 @@ async function setUp(label: string) {
   const db = openDatabase(temp.file, { synchronous: 'NORMAL' });
   const journal = new SqliteJournalEngine(db);
   const system = startActorSystem(journal, logger);
-  cleanups.push(temp.cleanup, () => db.close(), () => journal.close(), () => system.stop());
+  cleanups.push(temp.cleanup, () => void db.close(), () => journal.close(), () => system.stop());
   const kafka = createKafkaClient({ brokers: kafkaBrokersForTests(), clientId: `relay-${label}`, logger });
   const topicPrefix = testTopicPrefix(label);
   const topics = ALL_TOPICS.map((topic) => `${topicPrefix}${topic}`);

@@ -28,7 +28,7 @@ async function setUp(label: string) {
   const journal = new SqliteJournalEngine(db);
   const checkpoints = new SqliteCheckpointStore(db);
   const system = startActorSystem(journal, logger);
-  cleanups.push(temp.cleanup, () => db.close(), () => journal.close(), () => system.stop());
+  cleanups.push(temp.cleanup, () => void db.close(), () => journal.close(), () => system.stop());
 
   const kafka: Kafka = createKafkaClient({ brokers: kafkaBrokersForTests(), clientId: `relay-test-${label}`, logger });
   const topicPrefix = testTopicPrefix(label);

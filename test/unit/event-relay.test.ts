@@ -64,7 +64,7 @@ function fixture(): Fixture {
   const system = startActorSystem(engine, logger);
   const checkpoints = new SqliteCheckpointStore(db);
   const publisher = new FakePublisher();
-  cleanups.push(() => db.close(), () => system.stop());
+  cleanups.push(() => void db.close(), () => system.stop());
   return {
     db,
     engine,

@@ -17,7 +17,7 @@ import type { FleetService } from './fleet-service.js';
 import { IdempotencyGuard } from './idempotency.js';
 import type { EventsPort, HealthReport, IdempotencyPort, TracesPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
-import { installRequestContext, newRequestId } from './request-context.js';
+import { installRequestContext, newRequestId, requestLogger } from './request-context.js';
 import { bookingRoutes } from './routes/bookings.js';
 import { eventRoutes } from './routes/events.js';
 import { opsRoutes } from './routes/ops.js';
@@ -48,6 +48,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.logger,
     genReqId: newRequestId,
+    childLoggerFactory: requestLogger,
     requestIdHeader: false,
     bodyLimit: deps.config.http.bodyLimitBytes,
     routerOptions: { ignoreTrailingSlash: true },

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { BOOKING, bookingBehaviour, type BookingMessage } from '../actors/booking/actor.js';
-import { isPublicEventType } from '../actors/event-relay/catalog.js';
+import { ALL_TOPICS, isPublicEventType } from '../actors/event-relay/catalog.js';
+import { startEventRelay, type EventRelay } from '../actors/event-relay/relay.js';
 import { paymentBehaviour, PAYMENT } from '../actors/payment/actor.js';
 import { SimulatedPaymentGateway, type PaymentGateway } from '../actors/payment/gateway.js';
 import { VEHICLE, vehicleBehaviour } from '../actors/vehicle/actor.js';
 import { buildApp } from '../api/app.js';
 import type { HealthReport } from '../api/ports.js';
+import { SqliteCheckpointStore } from '../persistence/checkpoints.js';
 import { IdempotencyStore } from '../persistence/idempotency-store.js';
 import { SqliteJournalEngine } from '../persistence/journal-engine.js';
 import { PUBLIC_TAG } from '../persistence/journal-types.js';
@@ -21,6 +23,8 @@ import { MqttDeviceLink } from './device-link.js';
 import { ActorDirectory } from './directory.js';
 import { ActorFleetService } from './fleet-service.js';
 import type { Logger } from './logger.js';
+import { createKafkaClient } from './kafka/client.js';
+import { ResilientProducer } from './kafka/producer.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { MqttConnection } from './mqtt/connection.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
@@ -35,6 +39,8 @@ export interface FleetOptions {
   /** Default true: bind HTTP on config.http. Tests may use `app.inject` instead. */
   readonly listen?: boolean;
   readonly metrics?: Metrics;
+  /** Prepended to Kafka topic names (tests isolate themselves with it). */
+  readonly kafkaTopicPrefix?: string;
 }
 
 export interface RunningFleet {
@@ -48,6 +54,8 @@ export interface RunningFleet {
   readonly directory: ActorDirectory;
   readonly gateway: PaymentGateway;
   readonly telemetry: TelemetryPipeline;
+  /** Null when KAFKA_BROKERS is unset: events then stay in the journal (GET /events). */
+  readonly relay: EventRelay | null;
   close(): Promise<void>;
 }
 
@@ -131,15 +139,20 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     });
     timers.start();
 
+    const relay = startKafkaRelay(config, { system, journal, checkpoints: new SqliteCheckpointStore(db), logger, topicPrefix: options.kafkaTopicPrefix ?? '' });
+    if (relay) closers.push(() => relay.stop());
+
     if (config.seedVehicles > 0) await seedDemoFleet(directory, vehicles, config.seedVehicles, logger);
 
     const idempotency = new IdempotencyStore(db);
     const metrics = options.metrics ?? createMetrics();
-    registerRuntimeMetrics(metrics, { journal, directory, timers, mqtt, telemetry });
+    registerRuntimeMetrics(metrics, { journal, directory, timers, mqtt, telemetry, relay });
     const health = (): HealthReport => ({
       checks: {
         journal: { ok: true, detail: `position ${journal.lastPosition()}` },
         mqtt: { ok: mqtt.stats().connected, detail: mqtt.stats().connected ? mqttUrl : `not connected to ${mqttUrl}` },
+        // Kafka being down never stops bookings: the journal keeps the events, the relay catches up.
+        ...(relay && { kafka: { ok: true, detail: relayDetail(relay) } }),
       },
     });
     const app = buildApp({
@@ -158,7 +171,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     else await app.ready();
     logger.info({ url, mqtt: mqttUrl, db: config.db.file, kafka: config.kafka.mode }, 'fleetactors ready');
 
-    return { app, url, mqttUrl, db, journal, directory, gateway, telemetry, close };
+    return { app, url, mqttUrl, db, journal, directory, gateway, telemetry, relay, close };
   } catch (error) {
     await close();
     throw error;
@@ -184,11 +197,43 @@ async function connectMqtt(config: FleetConfig, logger: Logger, closers: Array<(
   return { mqtt, mqttUrl };
 }
 
+function startKafkaRelay(
+  config: FleetConfig,
+  parts: Omit<Parameters<typeof startEventRelay>[0], 'producer'> & { topicPrefix: string },
+): EventRelay | null {
+  if (config.kafka.mode !== 'kafka') return null;
+  const kafka = createKafkaClient({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: parts.logger.child({ component: 'kafka' }) });
+  const producer = new ResilientProducer(kafka, parts.logger, {
+    topics: { names: ALL_TOPICS.map((topic) => `${parts.topicPrefix}${topic}`), partitions: config.kafka.partitions, replicationFactor: config.kafka.replicationFactor },
+  });
+  const relay = startEventRelay({ ...parts, producer });
+  return {
+    lag: () => relay.lag(),
+    stats: () => relay.stats(),
+    stop: async () => {
+      await relay.stop();
+      await producer.disconnect();
+    },
+  };
+}
+
+function relayDetail(relay: EventRelay): string {
+  const stats = relay.stats();
+  const link = stats.connected ? 'connected' : `not connected${stats.lastError ? `: ${stats.lastError}` : ''}`;
+  return `${link}; lag ${relay.lag()} journal positions`;
+}
+
 function registerRuntimeMetrics(
   metrics: Metrics,
-  parts: { journal: SqliteJournalEngine; directory: ActorDirectory; timers: BookingTimers; mqtt: MqttConnection; telemetry: TelemetryPipeline },
+  parts: { journal: SqliteJournalEngine; directory: ActorDirectory; timers: BookingTimers; mqtt: MqttConnection; telemetry: TelemetryPipeline; relay: EventRelay | null },
 ): void {
-  const { journal, directory, timers, mqtt, telemetry } = parts;
+  const { journal, directory, timers, mqtt, telemetry, relay } = parts;
+  if (relay) {
+    metrics.gauge({ name: 'fleet_event_relay_lag', help: 'Journal positions between the newest public event and what Kafka acknowledged.', collect: () => relay.lag() });
+    metrics.observedCounter({ name: 'fleet_event_relay_published_total', help: 'Records Kafka acknowledged.', read: () => relay.stats().published });
+    metrics.observedCounter({ name: 'fleet_event_relay_failures_total', help: 'Failed publish attempts.', read: () => relay.stats().failures });
+    metrics.gauge({ name: 'fleet_kafka_connected', help: '1 when the relay reaches Kafka.', collect: () => (relay.stats().connected ? 1 : 0) });
+  }
   metrics.observedCounter<'outcome'>({
     name: 'fleet_telemetry_messages_total',
     help: 'Telemetry and presence messages by outcome.',

@@ -209,7 +209,6 @@ export class ActorDirectory {
   private spawn(address: ActorAddress, behaviour: ActorBehaviour<unknown, Message, Message>, name: string): Activation {
     const { logger, traces, tagsFor = noTags } = this.options;
     const actorLogger = logger.child({ actor: name });
-    const directory = this;
     let activated = false;
     // Set once spawnPersistent returned; messages are only handled after that (nact recovers in a setImmediate).
     // eslint-disable-next-line prefer-const
@@ -253,8 +252,8 @@ export class ActorDirectory {
           if (!replyTo) return null;
           return { resolve: (value: unknown) => dispatch(replyTo, value) };
         },
-        tell: (target, command) => directory.tell(target, command, name, trace),
-        ask: (target, command, timeoutMs) => directory.ask(target, command, name, trace, timeoutMs),
+        tell: (target, command) => this.tell(target, command, name, trace),
+        ask: (target, command, timeoutMs) => this.ask(target, command, name, trace, timeoutMs),
       };
 
       const startedAt = Date.now();

@@ -104,7 +104,15 @@ export function bookingBehaviour(deps: BookingActorDeps) {
           await compensate(ctx);
         }
       }
-      return ctx.state.status === 'REJECTED' ? reject(ctx.state.rejection!) : accept(ctx.state);
+      if (ctx.state.status === 'REJECTED') return reject(ctx.state.rejection!);
+      // A saga abandoned at its confirmation deadline (a crash cut it short, then the timer expired it)
+      // never made the booking: a retried create must not answer 201 with an EXPIRED booking, which a
+      // client would take for a success (CONTRACT: 201 is a CONFIRMED booking). A 409 is final, so the
+      // idempotency store keeps it for the key.
+      if (ctx.state.status === 'EXPIRED' && ctx.state.authorization === null) {
+        return reject({ type: 'InvalidBookingState', bookingId, status: ctx.state.status, expected: ['REQUESTED'] });
+      }
+      return accept(ctx.state);
     };
 
     /** Releases the vehicle and voids the authorization; on failure the booking's timer tries again. */

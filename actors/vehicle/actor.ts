@@ -4,6 +4,7 @@ import type { DeviceCommand } from '../../runtime/mqtt/protocol.js';
 import { accept, reject, type Outcome, type Rejection } from '../shared/rejections.js';
 import type { Decision } from '../shared/decision.js';
 import {
+  confirmedCommand,
   decide,
   evolve,
   initialVehicleState,
@@ -98,12 +99,17 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
       for (const event of events) {
         switch (event.type) {
           case 'VehicleUnlocked':
-            settle(event.commandId, accept({ unlockedAt: event.at }));
-            deps.notifyUnlocked(ctx, event.bookingId, event.at);
+          case 'VehicleLocked': {
+            // Every caller of this booking's UNLOCK (or LOCK) is answered, also those of a retry still
+            // in flight when the answer to an earlier command came late: the car is open either way.
+            const kind = event.type === 'VehicleUnlocked' ? 'UNLOCK' : 'LOCK';
+            const answer = event.type === 'VehicleUnlocked' ? accept({ unlockedAt: event.at }) : accept({ lockedAt: event.at });
+            for (const issued of ctx.state.recentCommands) {
+              if (issued.command === kind && issued.bookingId === event.bookingId) settle(issued.commandId, answer);
+            }
+            if (event.type === 'VehicleUnlocked') deps.notifyUnlocked(ctx, event.bookingId, event.at);
             break;
-          case 'VehicleLocked':
-            settle(event.commandId, accept({ lockedAt: event.at }));
-            break;
+          }
           case 'UnlockTimedOut':
           case 'LockTimedOut': {
             const rejection: Rejection =
@@ -140,7 +146,9 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
         // Nothing new to send: either already done, or the same command is on the wire and we wait for it.
         const state = ctx.state;
         if (state.inFlight && state.inFlight.bookingId === bookingId) return wait(ctx, state.inFlight.commandId);
-        return ctx.reply(command === 'UNLOCK' ? accept({ unlockedAt: state.unlockedAt ?? at }) : accept({ lockedAt: state.lockedAt ?? at }));
+        const done = confirmedCommand(state, command, bookingId);
+        const at = done?.confirmedAt ?? (command === 'UNLOCK' ? state.unlockedAt : state.lockedAt) ?? now();
+        return ctx.reply(command === 'UNLOCK' ? accept({ unlockedAt: at }) : accept({ lockedAt: at }));
       }
       if (issued.type !== 'UnlockRequested' && issued.type !== 'LockRequested') throw new Error(`unexpected ${issued.type}`);
       wait(ctx, issued.commandId);

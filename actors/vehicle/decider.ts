@@ -58,6 +58,8 @@ export interface IssuedCommand {
   readonly bookingId: string;
   readonly issuedAt: number;
   readonly expiresAt: number;
+  /** When the device confirmed it (UNLOCKED / LOCKED applied); null while unanswered or failed. */
+  readonly confirmedAt: number | null;
 }
 
 export interface VehicleState {
@@ -139,9 +141,8 @@ function decideDeviceCommand(command: Extract<VehicleCommand, { type: 'RequestDe
     if (holdsVehicle && state.status === 'IN_USE') return emit(); // already open: answered from state
     if (!holdsVehicle || state.status !== 'RESERVED') return refuse({ type: 'VehicleNotReservedForBooking', vehicleId, bookingId });
   } else {
-    if (!holdsVehicle && state.lockedAt !== null && state.recentCommands.some((c) => c.command === 'LOCK' && c.bookingId === bookingId)) {
-      return emit(); // already locked and released: a retried end
-    }
+    // Already locked and released (maybe reserved by someone else since): a retried end.
+    if (!holdsVehicle && confirmedCommand(state, 'LOCK', bookingId)) return emit();
     if (!holdsVehicle || state.status !== 'IN_USE') return refuse({ type: 'VehicleNotReservedForBooking', vehicleId, bookingId });
   }
   // One command on the wire per vehicle: a concurrent request for the same booking waits for it.
@@ -175,6 +176,11 @@ function decideReply(command: Extract<VehicleCommand, { type: 'RecordDeviceReply
   }
 }
 
+/** The booking's UNLOCK or LOCK that the device confirmed, if still remembered. */
+export function confirmedCommand(state: VehicleState, command: DeviceCommandKind, bookingId: string): IssuedCommand | undefined {
+  return state.recentCommands.find((issued) => issued.command === command && issued.bookingId === bookingId && issued.confirmedAt !== null);
+}
+
 function findIssued(state: VehicleState, commandId: string): IssuedCommand | undefined {
   if (state.inFlight?.commandId === commandId) return state.inFlight;
   return state.recentCommands.find((issued) => issued.commandId === commandId);
@@ -202,13 +208,14 @@ export function evolve(state: VehicleState, event: VehicleEvent): VehicleState {
         bookingId: event.bookingId,
         issuedAt: event.at,
         expiresAt: event.expiresAt,
+        confirmedAt: null,
       };
       return { ...state, inFlight: issued, recentCommands: [...state.recentCommands, issued].slice(-REMEMBERED_COMMANDS) };
     }
     case 'VehicleUnlocked':
-      return { ...state, status: 'IN_USE', inFlight: null, unlockedAt: event.at };
+      return { ...state, status: 'IN_USE', inFlight: null, unlockedAt: event.at, recentCommands: confirm(state.recentCommands, event.commandId, event.at) };
     case 'VehicleLocked':
-      return { ...state, status: 'AVAILABLE', bookingId: null, inFlight: null, lockedAt: event.at };
+      return { ...state, status: 'AVAILABLE', bookingId: null, inFlight: null, lockedAt: event.at, recentCommands: confirm(state.recentCommands, event.commandId, event.at) };
     case 'UnlockTimedOut':
     case 'LockTimedOut':
     case 'DeviceRejectedCommand':
@@ -216,4 +223,8 @@ export function evolve(state: VehicleState, event: VehicleEvent): VehicleState {
     default:
       return unreachable(event);
   }
+}
+
+function confirm(commands: readonly IssuedCommand[], commandId: string, at: number): readonly IssuedCommand[] {
+  return commands.map((issued) => (issued.commandId === commandId ? { ...issued, confirmedAt: at } : issued));
 }

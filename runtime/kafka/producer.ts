@@ -154,7 +154,8 @@ export class ResilientProducer implements RecordPublisher {
     this.recordFailure(error);
     if (this.producer === producer) this.producer = null;
     this.rebuilds += 1;
-    this.log.warn({ err: error, rebuilds: this.rebuilds }, 'Kafka send failed; the producer will be rebuilt for the next attempt');
+    // debug: the caller (the relay) logs the failure itself, with what it does about it.
+    this.log.debug({ err: error, rebuilds: this.rebuilds }, 'Kafka producer failed; a new one is built for the next attempt');
     // A stale producer's disconnect can itself wait on dead sockets: bounded, and its result ignored.
     await Promise.race([producer.disconnect().catch(() => undefined), delay(2000)]);
   }

@@ -78,6 +78,8 @@ export class MqttConnection {
   private readonly log: Logger;
   private connected = false;
   private everConnected = false;
+  /** Bumped on every CONNACK, so acknowledgements of an earlier connection do not count for this one. */
+  private connectGeneration = 0;
   private closing = false;
   private warnedOffline = false;
   private counters = { messagesReceived: 0, messagesUnrouted: 0, handlerErrors: 0, reconnects: 0 };
@@ -251,8 +253,13 @@ export class MqttConnection {
       : { qos: SUBSCRIPTION_QOS };
   }
 
+  /**
+   * On a reconnect the connection counts as up (isConnected, listeners) only once the broker has
+   * acknowledged the re-subscriptions: until then a publish to one of our topics could still be lost.
+   */
   private onConnect(sessionPresent: boolean): void {
     this.warnedOffline = false;
+    const generation = (this.connectGeneration += 1);
     if (!this.everConnected) {
       this.everConnected = true;
       this.setConnected(true);
@@ -261,23 +268,32 @@ export class MqttConnection {
     this.counters.reconnects += 1;
     const subscriptions = this.router.subscriptions();
     this.log.info({ sessionPresent, filters: subscriptions.length }, 'mqtt reconnected, re-subscribing');
-    const onError = (error?: Error | null): void => {
-      if (error) this.log.warn({ err: error }, 're-subscribe failed');
-    };
+    const acks: Array<Promise<unknown>> = [];
     if (this.protocolVersion === 5) {
       // A subscription identifier is a property of the whole SUBSCRIBE packet: one packet per filter.
-      for (const { filter, subscriptionId } of subscriptions) this.client.subscribe(filter, this.subscribeOptions(subscriptionId), onError);
+      for (const { filter, subscriptionId } of subscriptions) acks.push(this.client.subscribeAsync(filter, this.subscribeOptions(subscriptionId)));
     } else {
       for (let start = 0; start < subscriptions.length; start += RESUBSCRIBE_CHUNK) {
         const chunk = subscriptions.slice(start, start + RESUBSCRIBE_CHUNK).map((subscription) => subscription.filter);
-        this.client.subscribe(chunk, { qos: SUBSCRIPTION_QOS }, onError);
+        acks.push(this.client.subscribeAsync(chunk, { qos: SUBSCRIPTION_QOS }));
       }
     }
     if (this.orphaned.size > 0) {
-      this.client.unsubscribe([...this.orphaned], onError);
+      const orphaned = [...this.orphaned];
       this.orphaned.clear();
+      acks.push(
+        this.client.unsubscribeAsync(orphaned).catch((error: unknown) => {
+          // Dropped again before the UNSUBACK: try on the next connect, unless subscribed again meanwhile.
+          for (const filter of orphaned) if (!this.router.has(filter)) this.orphaned.add(filter);
+          throw error;
+        }),
+      );
     }
-    this.setConnected(true);
+    void Promise.allSettled(acks).then((results) => {
+      const failed = results.filter((result) => result.status === 'rejected');
+      if (failed.length > 0) this.log.warn({ err: (failed[0] as PromiseRejectedResult).reason, failed: failed.length }, 're-subscribe failed');
+      if (generation === this.connectGeneration && this.client.connected) this.setConnected(true);
+    });
   }
 
   private onError(error: Error): void {

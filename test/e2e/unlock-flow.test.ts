@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
-import { startMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**

@@ -1,7 +1,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, logLevel, type Consumer, type IHeaders } from 'kafkajs';
 import { isPublicEventType } from '../../actors/event-relay/catalog.js';
@@ -237,6 +237,11 @@ export async function startPrivateKafkaForTest(label: string): Promise<KafkaTest
       await stopKafkaForTest(broker);
       privateBrokers.delete(broker);
       rmSync(broker.home, { recursive: true, force: true });
+      try {
+        rmdirSync(dirname(broker.home));
+      } catch {
+        // another private broker still lives there
+      }
     },
   };
 }

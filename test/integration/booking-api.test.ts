@@ -212,7 +212,7 @@ describe('authentication and ownership', () => {
 });
 
 describe('request validation', () => {
-  it.each([
+  it.each<[string, Record<string, unknown>, string]>([
     ['an unknown field', { vehicleId: 'X', colour: 'red' }, 'body.colour'],
     ['a missing vehicleId', { paymentMethod: 'tok_visa' }, 'body.vehicleId'],
     ['a numeric vehicleId', { vehicleId: 42 }, 'body.vehicleId'],

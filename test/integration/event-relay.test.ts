@@ -2,7 +2,6 @@ import type { Kafka } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ALL_TOPICS } from '../../actors/event-relay/catalog.js';
 import { startEventRelay, type EventRelay, type EventRelayOptions } from '../../actors/event-relay/relay.js';
-import { startKafkaEventRelay } from '../../actors/event-relay/start.js';
 import { SqliteCheckpointStore } from '../../persistence/checkpoints.js';
 import { SqliteJournalEngine } from '../../persistence/journal-engine.js';
 import type { CheckpointStore } from '../../persistence/journal-types.js';
@@ -12,7 +11,7 @@ import { ensureTopics } from '../../runtime/kafka/admin.js';
 import { createKafkaClient } from '../../runtime/kafka/client.js';
 import { ResilientProducer } from '../../runtime/kafka/producer.js';
 import { createLogger } from '../../runtime/logger.js';
-import { byCloudEventId, collectRecords, consumeRecords, journalEventWriter, kafkaBrokersForTests, testKafkaClient, testTopicPrefix, type TestEvent } from '../helpers/kafka.js';
+import { byCloudEventId, collectRecords, journalEventWriter, kafkaBrokersForTests, testKafkaClient, testTopicPrefix, type TestEvent } from '../helpers/kafka.js';
 import { tempDbFile } from '../helpers/temp-db.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -156,40 +155,6 @@ describe('event relay → Kafka', () => {
     const unlocks = perTopicAndKey.get([...perTopicAndKey.keys()].find((id) => id.endsWith('vehicle.unlocked|v-3'))!)!;
     expect(unlocks.sequences).toEqual([1, 4, 7, 10, 13, 16, 19, 22, 25, 28]);
     expect(new Set(received.map((record) => record.partition)).size).toBe(3);
-  });
-
-  it('startKafkaEventRelay (the production wiring) creates its topics on the first publish and delivers', async () => {
-    const temp = tempDbFile();
-    const db = openDatabase(temp.file);
-    const journal = new SqliteJournalEngine(db);
-    const system = startActorSystem(journal, logger);
-    cleanups.push(temp.cleanup, () => void db.close(), () => journal.close(), () => system.stop());
-    const topicPrefix = testTopicPrefix('wiring');
-    const relay = startKafkaEventRelay({
-      kafka: { brokers: kafkaBrokersForTests(), clientId: 'relay-test-wiring', partitions: 2, replicationFactor: 1 },
-      system,
-      journal,
-      checkpoints: new SqliteCheckpointStore(db),
-      logger,
-      topicPrefix,
-    });
-    cleanups.push(() => relay.stop());
-    await journalEventWriter(journal)([{ key: 'booking/b-w', type: 'BookingConfirmed' }, { key: 'booking/b-w', type: 'BookingExpired' }]);
-    await waitFor(() => relay.lag() === 0, { what: 'lag 0', timeoutMs: 20_000 });
-    expect(relay.connectionState()).toMatchObject({ connected: true, lastError: null });
-
-    const admin = testKafkaClient().admin();
-    await admin.connect();
-    try {
-      const created = (await admin.listTopics()).filter((topic) => topic.startsWith(topicPrefix)).sort();
-      expect(created).toEqual(ALL_TOPICS.map((topic) => `${topicPrefix}${topic}`).sort());
-      const metadata = await admin.fetchTopicMetadata({ topics: [`${topicPrefix}booking.expired`] });
-      expect(metadata.topics[0]!.partitions).toHaveLength(2);
-    } finally {
-      await admin.disconnect();
-    }
-    const received = await consumeRecords(testKafkaClient(), [`${topicPrefix}booking.created`, `${topicPrefix}booking.expired`], 2);
-    expect(received.map((record) => record.headers.ce_id).sort()).toEqual(['booking/b-w:1', 'booking/b-w:2']);
   });
 
   it('re-publishes from the checkpoint after a relay died between the Kafka ack and its checkpoint write', async () => {

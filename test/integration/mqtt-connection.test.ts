@@ -157,3 +157,24 @@ describe('MqttConnection.connect', () => {
     }
   });
 });
+
+describe('startEmbeddedBroker', () => {
+  it('reports the port it really bound for port 0, and close() drops clients and frees the port', async () => {
+    const broker = await startEmbeddedBroker({ port: 0 });
+    expect(broker.port).toBeGreaterThan(0);
+    expect(broker.url).toBe(`mqtt://127.0.0.1:${broker.port}`);
+    const connection = await MqttConnection.connect({ url: broker.url, protocolVersion: 4, clientId: 'embedded-check', logger });
+    const transitions: boolean[] = [];
+    connection.onConnectionChange((connected) => transitions.push(connected));
+    try {
+      await broker.close();
+      await waitFor(() => !connection.isConnected, { what: 'the client to notice the broker closed' });
+      expect(transitions).toEqual([false]);
+      // The same port can be bound again at once.
+      const again = await startEmbeddedBroker({ port: broker.port });
+      await again.close();
+    } finally {
+      await connection.close();
+    }
+  });
+});

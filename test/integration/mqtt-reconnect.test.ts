@@ -141,6 +141,32 @@ describe('mosquitto restarts', () => {
     expect(early).toEqual(['{"n":2}']);
   });
 
+  it('applies subscribe and unsubscribe made while the broker was down once it is back', async () => {
+    const broker = await startPrivateMosquitto(true);
+    const server = await connect(broker.url, 5);
+    const peer = await connect(broker.url, 5);
+    const released: string[] = [];
+    const added: string[] = [];
+    const stopReleased = await server.subscribe('fleet/vehicles/gone/replies', (_topic, payload) => void released.push(payload.toString()));
+
+    await broker.stop(); // saved: the session still holds `gone`
+    await waitFor(() => !server.isConnected && !peer.isConnected, { what: 'both clients to notice the broker is down' });
+    // Neither call waits for the broker.
+    await stopReleased();
+    await server.subscribe('fleet/vehicles/added/replies', (_topic, payload) => void added.push(payload.toString()));
+
+    await broker.restart();
+    await waitFor(() => reconnected(server, 1)() && reconnected(peer, 1)(), { what: 'both clients back', timeoutMs: 10_000 });
+    const unroutedBefore = server.stats().messagesUnrouted;
+    await peer.publish('fleet/vehicles/gone/replies', { n: 1 });
+    await peer.publish('fleet/vehicles/added/replies', { n: 2 });
+    await waitFor(() => added.length === 1, { what: 'the message on the filter added while down' });
+    expect(added).toEqual(['{"n":2}']);
+    expect(released).toEqual([]);
+    // The restored session's `gone` was unsubscribed on reconnect, so the broker did not even send it.
+    expect(server.stats().messagesUnrouted).toBe(unroutedBefore);
+  });
+
   it('never delivers a command whose MQTT 5 message expiry passed while the vehicle was offline', async () => {
     const broker = await startPrivateMosquitto(false);
     const server = await connect(broker.url, 5);

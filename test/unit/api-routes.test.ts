@@ -184,8 +184,9 @@ describe('trace context', () => {
     const auth = asCustomer();
     const response = await app.inject({ url: '/vehicles/veh-1', headers: auth });
     const traceId = String(response.headers.traceparent).split('-')[1];
-    const completed = lines.find((line) => line.msg === 'request completed');
-    expect(completed).toMatchObject({ traceId, reqId: response.headers['x-request-id'] });
+    const requestLines = lines.filter((line) => line.reqId === response.headers['x-request-id']);
+    expect(requestLines.map((line) => line.msg)).toEqual(['incoming request', 'request completed']);
+    for (const line of requestLines) expect(line.traceId).toBe(traceId);
     // Bearer tokens never reach a log line.
     expect(JSON.stringify(lines)).not.toContain(auth.authorization.slice('Bearer '.length));
   });

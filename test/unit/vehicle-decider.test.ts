@@ -194,7 +194,7 @@ describe('RequestDeviceCommand UNLOCK', () => {
 
   it('requests an UNLOCK for the holding booking (presence unknown or online)', () => {
     const state = spec.given(reservedByB1).when(requestUnlock('b-1', 'u-1')).then([unlockRequested('b-1', 'u-1')]);
-    expect(state.inFlight).toEqual({ commandId: 'u-1', command: 'UNLOCK', bookingId: 'b-1', issuedAt: T0 + 3_000, expiresAt: T0 + 3_000 + TIMEOUT });
+    expect(state.inFlight).toEqual({ commandId: 'u-1', command: 'UNLOCK', bookingId: 'b-1', issuedAt: T0 + 3_000, expiresAt: T0 + 3_000 + TIMEOUT, confirmedAt: null });
     expect(state.recentCommands).toEqual([state.inFlight]);
     expect(phaseOf(state)).toBe('UNLOCKING');
     spec.given(reservedByB1).when(requestUnlock('b-1', 'u-1', true)).then([unlockRequested('b-1', 'u-1')]);
@@ -382,8 +382,8 @@ describe('evolve', () => {
       bookingId: null,
       inFlight: null,
       recentCommands: [
-        { commandId: 'u-1', command: 'UNLOCK', bookingId: 'b-1', issuedAt: T0 + 3_000, expiresAt: T0 + 3_000 + TIMEOUT },
-        { commandId: 'l-1', command: 'LOCK', bookingId: 'b-1', issuedAt: T0 + 60_000, expiresAt: T0 + 60_000 + TIMEOUT },
+        { commandId: 'u-1', command: 'UNLOCK', bookingId: 'b-1', issuedAt: T0 + 3_000, expiresAt: T0 + 3_000 + TIMEOUT, confirmedAt: T0 + 4_000 },
+        { commandId: 'l-1', command: 'LOCK', bookingId: 'b-1', issuedAt: T0 + 60_000, expiresAt: T0 + 60_000 + TIMEOUT, confirmedAt: T0 + 61_000 },
       ],
       unlockedAt: T0 + 4_000,
       lockedAt: T0 + 61_000,
@@ -470,6 +470,11 @@ function toCommand(step: Step, index: number, state: VehicleState, issued: reado
   }
 }
 
+/** A plain check: the property runs ~10k steps, and fast-check shrinks and reports the failing sequence. */
+function invariant(holds: boolean, message: () => string): void {
+  if (!holds) throw new Error(message());
+}
+
 describe('property: random commands from several bookings', () => {
   it('never leave the vehicle held by two bookings, nor a command in flight on an AVAILABLE vehicle', () => {
     const seen = new Set<string>();
@@ -483,20 +488,17 @@ describe('property: random commands from several bookings', () => {
           for (const event of decision.events) {
             seen.add(event.type);
             if (event.type === 'VehicleReserved') {
-              expect(state.status, 'VehicleReserved emitted on a vehicle that was not AVAILABLE').toBe('AVAILABLE');
-              expect(state.bookingId).toBeNull();
+              invariant(state.status === 'AVAILABLE' && state.bookingId === null, () => `VehicleReserved for ${event.bookingId} while ${state.status} for ${state.bookingId}`);
             } else if (event.type !== 'VehicleRegistered') {
-              expect(event.bookingId, `${event.type} for a booking that does not hold the vehicle`).toBe(state.bookingId);
+              invariant(event.bookingId === state.bookingId, () => `${event.type} for ${event.bookingId}, but ${state.bookingId} holds the vehicle`);
             }
             if (event.type === 'UnlockRequested' || event.type === 'LockRequested') issued.push(event.commandId);
             const next = evolve(state, event);
-            if (state.bookingId !== null && next.bookingId !== null) {
-              expect(next.bookingId, 'the vehicle changed hands without becoming AVAILABLE').toBe(state.bookingId);
-            }
+            invariant(state.bookingId === null || next.bookingId === null || next.bookingId === state.bookingId, () => `${event.type} handed the vehicle from ${state.bookingId} to ${next.bookingId}`);
             state = next;
-            expect(state.bookingId === null, `status ${state.status} with holder ${state.bookingId}`).toBe(state.status === 'AVAILABLE');
-            if (state.status === 'AVAILABLE') expect(state.inFlight, 'a command in flight on an AVAILABLE vehicle').toBeNull();
-            if (state.inFlight) expect(state.inFlight.bookingId).toBe(state.bookingId);
+            invariant((state.bookingId === null) === (state.status === 'AVAILABLE'), () => `status ${state.status} with holder ${state.bookingId}`);
+            invariant(state.status !== 'AVAILABLE' || state.inFlight === null, () => `command ${state.inFlight?.commandId} in flight on an AVAILABLE vehicle`);
+            invariant(state.inFlight === null || state.inFlight.bookingId === state.bookingId, () => `in-flight command of ${state.inFlight?.bookingId} while ${state.bookingId} holds the vehicle`);
           }
         });
       }),

@@ -1,0 +1,130 @@
+/**
+ * `npm run bench [-- --only booking,unlock,journal] [--duration-s 10] [--clients 50]`: the speed
+ * targets, measured against the real process over real sockets. Prints one JSON object and writes it
+ * to bench/results/<date>.json. Numbers, not assertions: the tests never time anything.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { VirtualVehicle } from '../simulator/virtual-vehicle.js';
+import { startMosquitto } from '../test/helpers/mosquitto.js';
+import { call, Latencies, runClients, type LatencySummary } from './http-load.js';
+import { runJournalBench } from './journal.js';
+import { startBenchServer } from './server.js';
+
+const { values } = parseArgs({
+  options: {
+    only: { type: 'string', default: 'journal,booking,unlock' },
+    'duration-s': { type: 'string', default: '10' },
+    clients: { type: 'string', default: '50' },
+    vehicles: { type: 'string', default: '300' },
+  },
+});
+const durationMs = Number(values['duration-s']) * 1000;
+const clients = Number(values.clients);
+const only = new Set(values.only.split(','));
+
+interface ScenarioResult {
+  readonly perSecond: number;
+  readonly latency: LatencySummary;
+  readonly errors: Record<string, number>;
+  readonly [extra: string]: unknown;
+}
+
+const countError = (errors: Record<string, number>, key: string) => {
+  errors[key] = (errors[key] ?? 0) + 1;
+};
+
+/** Confirmed bookings per second: each client books distinct seeded vehicles (no vehicle twice). */
+async function bookingBench(): Promise<ScenarioResult> {
+  // Enough vehicles that no client ever waits for one: bookings/s × duration, with room to spare.
+  const seed = 40_000;
+  const server = await startBenchServer({ FLEET_SEED: String(seed), PAYMENT_LATENCY_MS: '0' });
+  try {
+    const latencies = new Latencies();
+    const errors: Record<string, number> = {};
+    let next = 0;
+    let confirmed = 0;
+    const seconds = await runClients(clients, durationMs, async (client) => {
+      next += 1;
+      if (next > seed) return false;
+      const vehicleId = `demo-${String(next).padStart(4, '0')}`;
+      const started = process.hrtime.bigint();
+      const response = await call(`${server.url}/bookings`, 'POST', server.token(`bench-${client}`, 'customer'), { vehicleId });
+      latencies.record(started);
+      if (response.status === 201 && response.body.status === 'CONFIRMED') confirmed += 1;
+      else countError(errors, String(response.status));
+      return true;
+    });
+    return { perSecond: Math.round(confirmed / seconds), confirmed, seconds, clients, paymentLatencyMs: 0, latency: latencies.summary(), errors };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Unlock round trips per second through Mosquitto (MQTT 5): book, then time the unlock, then end. */
+async function unlockBench(): Promise<ScenarioResult> {
+  const mosquitto = await startMosquitto({ extraConfig: ['max_queued_messages 100000', 'max_inflight_messages 0'] });
+  const vehicleCount = Number(values.vehicles);
+  const server = await startBenchServer({ MQTT_URL: mosquitto.url, PAYMENT_LATENCY_MS: '0' });
+  const devices: VirtualVehicle[] = [];
+  try {
+    const operator = server.token('bench-operator', 'operator');
+    const ids = Array.from({ length: vehicleCount }, (_, index) => `bench-${index}`);
+    for (const id of ids) await call(`${server.url}/vehicles`, 'POST', operator, { id, type: 'scooter', location: { lat: 52.52, lon: 13.405 } });
+    for (const id of ids) devices.push(await VirtualVehicle.start({ id, url: mosquitto.url, protocolVersion: 5 }));
+    const free = [...ids];
+    const latencies = new Latencies();
+    const errors: Record<string, number> = {};
+    let unlocked = 0;
+    const seconds = await runClients(Math.min(clients, vehicleCount), durationMs, async (client) => {
+      const vehicleId = free.shift();
+      if (!vehicleId) return false;
+      const token = server.token(`rider-${client}`, 'customer');
+      try {
+        const booked = await call(`${server.url}/bookings`, 'POST', token, { vehicleId });
+        if (booked.status !== 201) return countError(errors, `book ${booked.status}`), true;
+        const started = process.hrtime.bigint();
+        const unlock = await call(`${server.url}/unlock`, 'POST', token, { bookingId: booked.body.id });
+        latencies.record(started);
+        if (unlock.status === 200) unlocked += 1;
+        else countError(errors, `unlock ${unlock.status}`);
+        const ended = await call(`${server.url}/bookings/${String(booked.body.id)}/end`, 'POST', token);
+        if (ended.status !== 200) countError(errors, `end ${ended.status}`);
+      } finally {
+        free.push(vehicleId);
+      }
+      return true;
+    });
+    return { perSecond: Math.round(unlocked / seconds), unlocked, seconds, clients: Math.min(clients, vehicleCount), vehicles: vehicleCount, broker: 'mosquitto (MQTT 5)', latency: latencies.summary(), errors };
+  } finally {
+    await Promise.all(devices.map((device) => device.stop()));
+    await server.stop();
+    await mosquitto.dispose();
+  }
+}
+
+async function main(): Promise<void> {
+  const results: Record<string, unknown> = {
+    startedAt: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    settings: { durationS: durationMs / 1000, clients },
+  };
+  if (only.has('journal')) results.journal = await runJournalBench();
+  if (only.has('booking')) results.booking = await bookingBench();
+  if (only.has('unlock')) results.unlock = await unlockBench();
+  const json = JSON.stringify(results, null, 2);
+  console.log(json);
+  const folder = join(new URL('.', import.meta.url).pathname, 'results');
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(join(folder, `${results.startedAt as string}.json`.replaceAll(':', '-')), `${json}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

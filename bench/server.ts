@@ -1,0 +1,59 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { signToken } from '../api/auth.js';
+import { DEV_JWT_SECRET } from '../runtime/config.js';
+import { freePort } from '../test/helpers/free-port.js';
+
+/**
+ * The server under test runs in its own process, as `npm start` runs it, so that the load generator
+ * does not share its event loop (on two cores, one each).
+ */
+export interface BenchServer {
+  readonly url: string;
+  readonly mqttUrl: string;
+  token(sub: string, role: 'customer' | 'operator'): string;
+  stop(): Promise<void>;
+}
+
+export async function startBenchServer(env: Record<string, string>): Promise<BenchServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-'));
+  const port = await freePort();
+  const mqttPort = env.MQTT_URL ? 0 : await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'runtime/main.ts'], {
+    cwd: new URL('..', import.meta.url).pathname,
+    env: { ...process.env, FLEET_DB: join(dir, 'fleet.db'), PORT: String(port), MQTT_PORT: String(mqttPort), LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`bench server exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${url}/health`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('bench server did not become healthy in 120 s');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const tokens = new Map<string, string>();
+  return {
+    url,
+    mqttUrl: env.MQTT_URL ?? `mqtt://127.0.0.1:${mqttPort}`,
+    token: (sub, role) => {
+      const key = `${role}:${sub}`;
+      if (!tokens.has(key)) tokens.set(key, signToken({ sub, role, ttlSeconds: 3600 }, DEV_JWT_SECRET));
+      return tokens.get(key)!;
+    },
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

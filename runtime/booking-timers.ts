@@ -1,4 +1,5 @@
 import { BOOKING, type BookingMessage } from '../actors/booking/actor.js';
+import { wakeAtAfter, type BookingEvent } from '../actors/booking/decider.js';
 import type { JournalRow } from '../persistence/journal-types.js';
 import type { Db } from '../persistence/sqlite.js';
 import type { ActorDirectory } from './directory.js';
@@ -44,7 +45,20 @@ export class BookingTimers {
 
   /** Journal commit listener: a booking event may have set an earlier deadline. */
   onCommit(rows: readonly JournalRow[]): void {
-    if (!this.stopped && rows.some((row) => row.persistenceKey.startsWith('booking/'))) this.rearm();
+    if (this.stopped) return;
+    const now = this.now();
+    let touched = false;
+    let overdue = false;
+    for (const row of rows) {
+      if (!row.persistenceKey.startsWith('booking/')) continue;
+      touched = true;
+      // A deadline already past when its event commits (a window shorter than the commit took, a
+      // stalled event loop) is not "future" for `nextFuture`: without this it would wait for some other
+      // booking's timer, or for a restart, and keep its vehicle meanwhile.
+      const wakeAt = wakeAtAfter(row.data as BookingEvent);
+      if (typeof wakeAt === 'number' && wakeAt <= now) overdue = true;
+    }
+    if (touched) this.rearm(overdue);
   }
 
   stats(): { woken: number; nextWakeAt: number | null } {
@@ -57,10 +71,11 @@ export class BookingTimers {
     this.timer = null;
   }
 
-  private rearm(): void {
+  /** `dueNow`: a booking just became due (see onCommit); fire() looks for it at the next turn. */
+  private rearm(dueNow = false): void {
     if (this.stopped) return;
     const now = this.now();
-    let next = this.nextFuture.get(now)?.next ?? Number.POSITIVE_INFINITY;
+    let next = dueNow ? now : (this.nextFuture.get(now)?.next ?? Number.POSITIVE_INFINITY);
     // Woken bookings that may still be due (a failing compensation) are looked at again later.
     for (const firedAt of this.lastFired.values()) next = Math.min(next, firedAt + REFIRE_AFTER_MS);
     if (!Number.isFinite(next)) return;

@@ -60,6 +60,32 @@ export function orderSteps<S extends TraceStepView>(steps: readonly S[]): S[] {
     .map(({ step }) => step);
 }
 
+/**
+ * The steps that concern one booking: sent to or by it or its payment, carrying its id, or handled by
+ * a vehicle while the vehicle was held for it (a device's answer arrives in whatever trace activated
+ * the vehicle actor, so a booking's traces can hold other bookings' steps too). Steps in between
+ * (ancestors of a kept step) stay, so every arrow still has its cause.
+ */
+export function focusOnBooking<S extends TraceStepView>(steps: readonly S[], bookingId: string): S[] {
+  const concerns = (step: S): boolean =>
+    step.fromActor.endsWith(bookingId) ||
+    step.toActor.endsWith(bookingId) ||
+    asRecord(step.payload)?.bookingId === bookingId ||
+    asRecord(step.stateBefore)?.bookingId === bookingId ||
+    asRecord(step.stateAfter)?.bookingId === bookingId;
+  const bySpan = new Map(steps.map((step) => [step.spanId, step]));
+  const kept = new Set<S>();
+  for (const step of steps) {
+    if (!concerns(step)) continue;
+    const seen = new Set<string>();
+    for (let current: S | undefined = step; current && !seen.has(current.spanId); current = current.parentSpanId === null ? undefined : bySpan.get(current.parentSpanId)) {
+      seen.add(current.spanId);
+      kept.add(current);
+    }
+  }
+  return steps.filter((step) => kept.has(step));
+}
+
 interface Arrow {
   readonly from: string;
   readonly to: string;

@@ -6,7 +6,7 @@ import { signToken } from '../api/auth.js';
 import { loadConfig } from '../runtime/config.js';
 import { startFleet, type RunningFleet } from '../runtime/fleet-app.js';
 import { createLogger } from '../runtime/logger.js';
-import { renderSequenceDiagram, type TraceStepView } from '../runtime/trace-diagram.js';
+import { focusOnBooking, renderSequenceDiagram, type TraceStepView } from '../runtime/trace-diagram.js';
 import { VirtualVehicle } from '../simulator/virtual-vehicle.js';
 
 /**
@@ -131,7 +131,7 @@ async function demo(fleet: RunningFleet, secret: string, databaseFile: string): 
     const trace = await call(api, 'GET', `/traces/${bookingId}`, operator);
     expect(trace, 200, 'reading the trace');
     console.log(indent(dim(`(the same as: npm run trace -- ${bookingId}   — add --step to walk through it with the state at each step)`)));
-    console.log(`\n${indent(renderSequenceDiagram(trace.body.steps as TraceStepView[]), '  ')}`);
+    console.log(`\n${indent(renderSequenceDiagram(focusOnBooking(trace.body.steps as TraceStepView[], bookingId)), '  ')}`);
 
     heading('The public events (what Kafka consumers get; GET /events without Kafka)');
     const events = await call(api, 'GET', '/events', operator);

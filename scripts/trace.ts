@@ -3,19 +3,21 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { signToken } from '../api/auth.js';
 import { DEV_JWT_SECRET } from '../runtime/config.js';
-import { orderSteps, renderSequenceDiagram, renderStepDetail, type TraceStepView } from '../runtime/trace-diagram.js';
+import { focusOnBooking, orderSteps, renderSequenceDiagram, renderStepDetail, type TraceStepView } from '../runtime/trace-diagram.js';
 
 /**
  * `npm run trace -- <bookingIdOrTraceId> [--api URL] [--token T] [--step]`: a booking's (or one
  * request's) trace from a running server as a sequence diagram; `--step` walks it message by message.
  */
-const USAGE = `usage: npm run trace -- <bookingIdOrTraceId> [--api URL] [--token T] [--step] [--json]
+const USAGE = `usage: npm run trace -- <bookingIdOrTraceId> [--api URL] [--token T] [--step] [--all] [--json]
 
   --api URL     the running server (default http://127.0.0.1:3000)
   --token T     an operator bearer token (default: one signed with FLEET_JWT_SECRET or the dev secret)
   --step        one step at a time with payload and state before/after; Enter for the next, q to stop
                 (without a terminal on stdin every step is printed)
-  --json        print the raw trace as JSON instead`;
+  --all         for a booking id: also the steps of other bookings that share its traces (by default
+                only the steps that concern this booking are shown)
+  --json        print the raw trace as JSON instead (everything the server sent)`;
 
 const stepSchema = z.looseObject({
   traceId: z.string(),
@@ -75,7 +77,7 @@ async function main(): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      options: { api: { type: 'string', default: 'http://127.0.0.1:3000' }, token: { type: 'string' }, step: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { api: { type: 'string', default: 'http://127.0.0.1:3000' }, token: { type: 'string' }, step: { type: 'boolean' }, all: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,
     });
@@ -103,10 +105,15 @@ async function main(): Promise<number> {
     console.log(JSON.stringify(trace, null, 2));
     return 0;
   }
-  const traceIds = [...new Set(trace.steps.map((step) => step.traceId))];
-  console.log(`${id}: ${trace.steps.length} messages in ${traceIds.length} trace${traceIds.length === 1 ? '' : 's'} (${traceIds.join(', ')})\n`);
-  console.log(renderSequenceDiagram(trace.steps));
-  if (values.step) await stepThrough(trace.steps);
+  const isTraceId = /^[0-9a-f]{32}$/.test(id);
+  const steps = isTraceId || values.all ? trace.steps : focusOnBooking(trace.steps, id);
+  const traceIds = [...new Set(steps.map((step) => step.traceId))];
+  const hidden = trace.steps.length - steps.length;
+  console.log(`${id}: ${steps.length} messages in ${traceIds.length} trace${traceIds.length === 1 ? '' : 's'} (${traceIds.join(', ')})`);
+  if (hidden > 0) console.log(`(${hidden} steps of other bookings or of the vehicle's set-up share these traces: --all shows them)`);
+  console.log('');
+  console.log(renderSequenceDiagram(steps));
+  if (values.step) await stepThrough(steps);
   return 0;
 }
 

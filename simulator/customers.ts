@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { ApiUnreachable, isRecord, type ApiClient, type ApiResult, type TokenSource } from './api-client.js';
 import { seededRandom, type Random } from './random.js';
 import { ErrorLog, LatencyRecorder, ReasonCounts, type CustomerReport } from './report.js';
+import { pause } from './timing.js';
 
 export interface CustomerSimOptions {
   readonly customers: number;
@@ -60,6 +62,8 @@ export function startCustomers(options: CustomerSimOptions): CustomerRun {
   const held = new Set<string>();
 
   const stopping = new AbortController();
+  // Every customer waits on this signal while it rides or thinks: one listener each, by design.
+  setMaxListeners(0, stopping.signal);
   const deadline = setTimeout(() => stopping.abort(), options.durationMs);
   const onExternalAbort = () => stopping.abort();
   options.signal?.addEventListener('abort', onExternalAbort, { once: true });
@@ -185,20 +189,6 @@ export function startCustomers(options: CustomerSimOptions): CustomerRun {
 }
 
 export const runCustomers = (options: CustomerSimOptions): Promise<CustomerReport> => startCustomers(options).done;
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (ms <= 0 || signal.aborted) return resolve();
-    const finish = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', finish);
-      resolve();
-    };
-    const timer = setTimeout(finish, ms);
-    signal.addEventListener('abort', finish, { once: true });
-  });
-}
 
 function detailOf(body: unknown): string {
   return isRecord(body) && typeof body.detail === 'string' ? `: ${body.detail}` : '';

@@ -4,6 +4,7 @@ import { startCustomers } from './customers.js';
 import { startSimulatedFleet } from './fleet.js';
 import { seededRandom } from './random.js';
 import { buildReport, type CustomerReport, type SimulationReport } from './report.js';
+import { pause } from './timing.js';
 
 /** Everything a run is made of; `DEFAULT_SIMULATION` has the CLI's defaults for the plain values. */
 export interface SimulationSettings {
@@ -113,9 +114,12 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       ...(options.logger && { logger: options.logger }),
       ...(options.signal && { signal: options.signal }),
     });
+    // Vehicles run for the whole duration even when there are no customers (a telemetry-only run).
+    const vehiclesRun = pause(options.durationMs, options.signal);
     const ticker = setInterval(() => progress({ phase: 'riding', customers: run.snapshot() }), options.progressEveryMs ?? 2000);
     try {
       customers = await run.done;
+      await vehiclesRun;
     } finally {
       clearInterval(ticker);
     }

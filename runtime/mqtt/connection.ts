@@ -128,11 +128,12 @@ export class MqttConnection {
     return connection;
   }
 
+  /** Connected, and after a reconnect every subscription acknowledged again: what /health reports. */
   get isConnected(): boolean {
     return this.connected;
   }
 
-  /** Called with `true` on every (re)connect and `false` when the connection drops; returns a remover. */
+  /** Called with `false` when the connection drops and `true` when isConnected is again; returns a remover. */
   onConnectionChange(listener: ConnectionListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

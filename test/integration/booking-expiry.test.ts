@@ -101,6 +101,15 @@ describe('booking expiry', () => {
     expect(next.statusCode, next.body).toBe(201);
   });
 
+  it('a deadline already past when the confirmation commits (a 1 ms window) still expires the booking', async () => {
+    // Regression: the timer only looked for deadlines after "now", so this one waited for another
+    // booking's timer or a restart while its vehicle stayed RESERVED.
+    const t = await start({ RESERVATION_WINDOW_MS: '1' });
+    const booking = await book(t, 'alice', 'exp-0');
+    await waitFor(async () => (await statusOf(t, booking.id)) === 'EXPIRED', { what: `booking ${booking.id} to expire`, timeoutMs: 5_000 });
+    await waitFor(async () => (await vehicleStatus(t, 'exp-0')) === 'AVAILABLE', { what: 'vehicle exp-0 to be released' });
+  });
+
   it('an unlocked (ACTIVE) booking does not expire, while one booked after it does', async () => {
     // Room for the unlock round trip over MQTT before the deadline, also on a busy machine.
     const windowMs = 2_500;

@@ -86,6 +86,8 @@ describe.each(testBrokers)('persistent session on $name', ({ protocolVersion, st
 
     await waitFor(() => heard.length === 1, { what: 'the queued reply after the reconnect' });
     expect(heard[0]).toMatchObject({ commandId: unlock.commandId, type: 'UNLOCKED' });
+    // Up again once the re-subscription is acknowledged, which may be just after the queued reply came in.
+    await waitFor(() => transitions.length === 2, { what: 'the connection to count as up again' });
     expect(transitions).toEqual([false, true]);
   });
 });

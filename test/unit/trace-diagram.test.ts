@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   describeStateChange,
+  focusOnBooking,
   formatDuration,
   orderSteps,
   outcomeLabel,
@@ -253,6 +254,47 @@ describe('renderSequenceDiagram', () => {
 
   it('leaves reply arrows out on request', () => {
     expect(renderSequenceDiagram(TRACE, { replies: false })).not.toContain('{ CONFIRMED }');
+  });
+});
+
+describe('focusOnBooking', () => {
+  const OTHER = 'booking/bk_other';
+  const foreign = [
+    step({
+      id: 20,
+      traceId: 'c'.repeat(32),
+      spanId: 'other-replied',
+      parentSpanId: 'activation',
+      fromActor: VEHICLE,
+      toActor: VEHICLE,
+      messageType: 'DeviceReplied',
+      startedAt: T + 9000,
+      stateBefore: { phase: 'UNLOCKING', bookingId: 'bk_other' },
+      stateAfter: { phase: 'IN_USE', bookingId: 'bk_other' },
+    }),
+    step({ id: 21, traceId: 'c'.repeat(32), spanId: 'other-unlocked', parentSpanId: 'other-replied', fromActor: VEHICLE, toActor: OTHER, messageType: 'VehicleWasUnlocked', startedAt: T + 9001 }),
+  ];
+  const activation = step({
+    id: 0,
+    traceId: 'c'.repeat(32),
+    spanId: 'activation',
+    fromActor: 'http',
+    toActor: VEHICLE,
+    messageType: 'RegisterVehicle',
+    startedAt: T - 1000,
+    stateBefore: { phase: 'UNREGISTERED', bookingId: null },
+    stateAfter: { phase: 'AVAILABLE', bookingId: null },
+  });
+  const withVehicleSteps = TRACE.map((s) => (s.toActor === VEHICLE && s.stateBefore ? { ...s, stateBefore: { ...(s.stateBefore as object), bookingId: 'bk_0123456789abcdef01234567' } } : s));
+
+  it("drops other bookings' steps that share a trace, and keeps the causes of this booking's steps", () => {
+    const focused = focusOnBooking([activation, ...withVehicleSteps, ...foreign], 'bk_0123456789abcdef01234567');
+    const ids = focused.map((s) => s.id);
+    expect(ids).not.toContain(20);
+    expect(ids).not.toContain(21);
+    // The vehicle's registration activated the actor whose trace carries the device's answer.
+    expect(ids).toContain(0);
+    expect(ids).toEqual(expect.arrayContaining([1, 2, 3, 4, 5, 6, 7]));
   });
 });
 

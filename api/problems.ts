@@ -121,6 +121,12 @@ export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProbl
     detail: (r) => `Booking ${r.bookingId} is ${r.status}; this action needs ${r.expected.join(' or ')}.`,
     extensions: (r) => ({ bookingId: r.bookingId, bookingStatus: r.status, expected: r.expected }),
   },
+  BookingAborted: {
+    slug: 'booking-aborted',
+    status: 503,
+    title: 'Booking aborted',
+    detail: (r) => `Booking ${r.bookingId} was given up: ${r.actor} did not answer during the ${r.step} step. Nothing is held; book again.`,
+  },
   ActorUnavailable: {
     slug: 'actor-unavailable',
     status: 503,

@@ -1,6 +1,6 @@
 import { ActorFailed, AskTimeoutError, type ActorBehaviour, type ActorContext } from '../../runtime/directory.js';
 import { authorizationIdFor, PAYMENT, type AuthorizationView, type Captured, type PaymentMessage } from '../payment/actor.js';
-import { accept, reject, type Outcome } from '../shared/rejections.js';
+import { accept, reject, type Outcome, type Rejection } from '../shared/rejections.js';
 import { VEHICLE, type Locked, type Reserved, type Unlocked, type VehicleMessage } from '../vehicle/actor.js';
 import {
   checkAccess,
@@ -73,6 +73,10 @@ export function bookingBehaviour(deps: BookingActorDeps) {
       }
     };
 
+    /** A step whose actor did not answer ends the saga for good: the booking says so, not "try again". */
+    const finalRejection = (rejection: Rejection, step: 'reserve' | 'authorize'): Rejection =>
+      rejection.type === 'ActorUnavailable' ? { type: 'BookingAborted', bookingId, step, actor: rejection.actor } : rejection;
+
     /** Drives the saga forward from wherever it stands (also after a crash, on a retried create). */
     const driveSaga = async (ctx: Ctx): Promise<Outcome<BookingState>> => {
       if (ctx.state.status === 'REQUESTED') {
@@ -82,7 +86,7 @@ export function bookingBehaviour(deps: BookingActorDeps) {
         } else {
           // No answer does not mean no reservation: release to be sure.
           const maybeReserved = reserved.rejection.type === 'ActorUnavailable';
-          await run(ctx, { type: 'RecordReservationRefused', rejection: reserved.rejection, maybeReserved, at: now() });
+          await run(ctx, { type: 'RecordReservationRefused', rejection: finalRejection(reserved.rejection, 'reserve'), maybeReserved, at: now() });
           if (maybeReserved) await compensate(ctx);
         }
       }
@@ -100,7 +104,7 @@ export function bookingBehaviour(deps: BookingActorDeps) {
           const { authorizationId: id } = authorized.value;
           await run(ctx, { type: 'RecordAuthorized', authorization: { id, amount, currency }, at, unlockBy: at + deps.reservationWindowMs });
         } else {
-          await run(ctx, { type: 'RecordPaymentDeclined', rejection: authorized.rejection, at });
+          await run(ctx, { type: 'RecordPaymentDeclined', rejection: finalRejection(authorized.rejection, 'authorize'), at });
           await compensate(ctx);
         }
       }

@@ -17,7 +17,9 @@ export type Rejection =
   | { readonly type: 'BookingForbidden'; readonly bookingId: string }
   | { readonly type: 'BookingAlreadyExists'; readonly bookingId: string }
   | { readonly type: 'InvalidBookingState'; readonly bookingId: string; readonly status: string; readonly expected: readonly string[] }
-  | { readonly type: 'ActorUnavailable'; readonly actor: string; readonly timeoutMs: number };
+  | { readonly type: 'ActorUnavailable'; readonly actor: string; readonly timeoutMs: number }
+  /** The saga gave up on a step whose actor did not answer: final, unlike ActorUnavailable. */
+  | { readonly type: 'BookingAborted'; readonly bookingId: string; readonly step: 'reserve' | 'authorize'; readonly actor: string };
 
 export type RejectionType = Rejection['type'];
 

@@ -378,3 +378,33 @@ describe('POST /bookings/:id/cancel', () => {
     expect(problem).toMatchObject({ bookingId, bookingStatus: 'REJECTED', expected: ['CONFIRMED'] });
   });
 });
+
+describe('a saga step that gets no answer', () => {
+  let slow: TestFleet;
+  beforeAll(async () => {
+    // The payment actor waits longer for the gateway than the booking waits for the payment actor.
+    slow = await startTestFleet({ ASK_TIMEOUT_MS: '300', PAYMENT_TIMEOUT_MS: '1000' });
+    expect((await slow.registerVehicle('slow-1')).statusCode).toBe(201);
+  });
+  afterAll(async () => slow?.close());
+
+  it('ends the booking for good (503 booking-aborted, stored for its key) and frees the vehicle', async () => {
+    const headers = { 'idempotency-key': 'slow-gateway' };
+    const first = await slow.book('alice', 'slow-1', { paymentMethod: 'tok_timeout' }, headers);
+    expect(first.statusCode, first.body).toBe(503);
+
+    const bookingId = bookingIdFor('alice', 'slow-gateway');
+    await expect
+      .poll(async () => (await slow.request({ method: 'GET', url: `/bookings/${bookingId}` })).json().status, { timeout: 10_000 })
+      .toBe('REJECTED');
+
+    const retried = await slow.book('alice', 'slow-1', { paymentMethod: 'tok_timeout' }, headers);
+    expect(retried.statusCode, retried.body).toBe(503);
+    expect(retried.json().type).toBe('https://fleetactors.dev/problems/booking-aborted');
+    const replayed = await slow.book('alice', 'slow-1', { paymentMethod: 'tok_timeout' }, headers);
+    expect(replayed.headers['idempotent-replayed']).toBe('true');
+    expect(replayed.json().type).toBe('https://fleetactors.dev/problems/booking-aborted');
+
+    await expect.poll(async () => (await slow.request({ method: 'GET', url: '/vehicles/slow-1' })).json().status, { timeout: 10_000 }).toBe('AVAILABLE');
+  });
+});

@@ -23,6 +23,7 @@ const EXAMPLES: { readonly [K in RejectionType]: Extract<Rejection, { type: K }>
   BookingAlreadyExists: { type: 'BookingAlreadyExists', bookingId: 'bk_1' },
   InvalidBookingState: { type: 'InvalidBookingState', bookingId: 'bk_1', status: 'COMPLETED', expected: ['CONFIRMED'] },
   ActorUnavailable: { type: 'ActorUnavailable', actor: 'booking/bk_1', timeoutMs: 15000 },
+  BookingAborted: { type: 'BookingAborted', bookingId: 'bk_1', step: 'authorize', actor: 'payment/auth_bk_1' },
 };
 
 /** The contract, written out independently of api/problems.ts. */
@@ -42,6 +43,7 @@ const EXPECTED: readonly [RejectionType, number, string][] = [
   ['BookingAlreadyExists', 409, 'booking-already-exists'],
   ['InvalidBookingState', 409, 'invalid-booking-state'],
   ['ActorUnavailable', 503, 'actor-unavailable'],
+  ['BookingAborted', 503, 'booking-aborted'],
 ];
 
 let app: FastifyInstance | undefined;

@@ -24,6 +24,8 @@ export const configSchema = z.object({
   MQTT_PORT: port.default(1884),
   /** 4 = MQTT 3.1.1, 5 = MQTT 5. Unset: 5 for an external broker, 4 for the embedded one (aedes speaks 3.1.1 only). */
   MQTT_PROTOCOL_VERSION: z.coerce.number().pipe(z.union([z.literal(4), z.literal(5)])).optional(),
+  /** Stable id for the server's MQTT session; unset: a new one per process (several servers may share a broker). */
+  MQTT_CLIENT_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1-64 letters, digits, . _ -').optional(),
   KAFKA_BROKERS: brokerList.optional(),
   KAFKA_CLIENT_ID: z.string().min(1).default('fleetactors'),
   KAFKA_TOPIC_PARTITIONS: z.coerce.number().int().positive().default(3),
@@ -53,8 +55,8 @@ export interface FleetConfig {
   readonly http: { readonly host: string; readonly port: number; readonly bodyLimitBytes: number };
   readonly db: { readonly file: string; readonly synchronous: 'FULL' | 'NORMAL' };
   readonly mqtt:
-    | { readonly mode: 'embedded'; readonly port: number; readonly protocolVersion: 4 | 5 }
-    | { readonly mode: 'external'; readonly url: string; readonly protocolVersion: 4 | 5 };
+    | { readonly mode: 'embedded'; readonly port: number; readonly protocolVersion: 4 | 5; readonly clientId: string | null }
+    | { readonly mode: 'external'; readonly url: string; readonly protocolVersion: 4 | 5; readonly clientId: string | null };
   readonly kafka:
     | { readonly mode: 'local' }
     | {
@@ -105,8 +107,8 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     http: { host: raw.HOST, port: raw.PORT, bodyLimitBytes: raw.BODY_LIMIT_BYTES },
     db: { file: raw.FLEET_DB, synchronous: raw.FLEET_DB_SYNC },
     mqtt: raw.MQTT_URL
-      ? { mode: 'external', url: raw.MQTT_URL, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 5 }
-      : { mode: 'embedded', port: raw.MQTT_PORT, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 4 },
+      ? { mode: 'external', url: raw.MQTT_URL, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 5, clientId: raw.MQTT_CLIENT_ID ?? null }
+      : { mode: 'embedded', port: raw.MQTT_PORT, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 4, clientId: raw.MQTT_CLIENT_ID ?? null },
     kafka: raw.KAFKA_BROKERS
       ? {
           mode: 'kafka',

@@ -25,9 +25,8 @@ const systemMap = createRequire(import.meta.url)('nact/lib/system-map.js') as {
 const isAlive = (ref: Ref<unknown>): boolean =>
   systemMap.find((ref as unknown as { system: { name: string } }).system.name, ref) !== undefined;
 
-export interface Message {
-  readonly type: string;
-}
+/** Commands and events: a `type` literal plus their fields (object types, not interfaces). */
+export type Message = { readonly type: string; readonly [field: string]: unknown };
 
 export interface ActorAddress {
   readonly kind: string;

@@ -104,7 +104,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     const { mqtt, mqttUrl } = await connectMqtt(config, logger, closers);
     const vehicles = new VehicleReadModel(db);
     // Position, battery and presence of the whole fleet, without waking a single vehicle actor.
-    const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger: logger.child({ component: 'telemetry' }) });
+    const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger });
     closers.push(() => telemetry.close());
     const gateway = options.gateway ?? new SimulatedPaymentGateway({ latencyMs: config.timing.paymentLatencyMs });
 
@@ -186,12 +186,13 @@ async function connectMqtt(config: FleetConfig, logger: Logger, closers: Array<(
     closers.push(() => embedded.close());
   }
   const mqttUrl = broker ? broker.url : config.mqtt.mode === 'external' ? config.mqtt.url : '';
-  // One id per process: two servers on one broker must not take over each other's session.
+  // Without MQTT_CLIENT_ID, one id per process: two servers on one broker must not take over each
+  // other's session (the connection discards a previous process's session either way).
   const mqtt = await MqttConnection.connect({
     url: mqttUrl,
     protocolVersion: config.mqtt.protocolVersion,
-    clientId: `fleetactors-${randomUUID().slice(0, 8)}`,
-    logger: logger.child({ component: 'mqtt' }),
+    clientId: config.mqtt.clientId ?? `fleetactors-${randomUUID().slice(0, 8)}`,
+    logger,
   });
   closers.push(() => mqtt.close());
   return { mqtt, mqttUrl };

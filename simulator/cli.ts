@@ -5,7 +5,7 @@ import { signToken, type Role } from '../api/auth.js';
 import type { VehicleType } from '../actors/vehicle/decider.js';
 import { DEV_JWT_SECRET } from '../runtime/config.js';
 import { createLogger } from '../runtime/logger.js';
-import { ApiClient, type TokenSource } from './api-client.js';
+import { ApiClient, isRecord, type TokenSource } from './api-client.js';
 import { startSimulatedFleet, watchDevice, type DeviceActivity } from './fleet.js';
 import { seededRandom } from './random.js';
 import { DEFAULT_SIMULATION, runSimulation, type SimulationProgress, type SimulationSettings } from './simulation.js';
@@ -45,7 +45,8 @@ output:
   --quiet                   no progress lines on stderr
   --log-level L             pino level for simulator logs on stderr (default warn)
 vehicle mode:
-  --type car|scooter|bike   (default scooter)   --lat, --lon   position (default Alexanderplatz)
+  --type car|scooter|bike   type when it registers itself (default scooter)
+  --lat, --lon              position (default: where the server has it, else Alexanderplatz)
   --silent                  receive commands and never answer
 
 Tokens are signed with FLEET_JWT_SECRET, or the dev secret as the server does without it.
@@ -180,7 +181,7 @@ const clock = () => new Date().toISOString().slice(11, 23);
 function describeActivity(activity: DeviceActivity): string {
   switch (activity.kind) {
     case 'command':
-      return `${clock()}  ← ${activity.command.type} (command ${activity.command.commandId}, booking ${activity.command.bookingId})`;
+      return `${activity.command.issuedAt.slice(11, 23)}  ← ${activity.command.type} (command ${activity.command.commandId}, booking ${activity.command.bookingId})`;
     case 'reply':
       return `${activity.reply.at.slice(11, 23)}  → ${activity.reply.type}${activity.reply.reason ? ` (${activity.reply.reason})` : ''} (command ${activity.reply.commandId})`;
     case 'dropped':
@@ -192,20 +193,34 @@ function describeActivity(activity: DeviceActivity): string {
   }
 }
 
+async function knownLocation(api: ApiClient, id: string, token: string): Promise<{ lat: number; lon: number } | null> {
+  try {
+    const result = await api.request('GET', `/vehicles/${encodeURIComponent(id)}`, token);
+    const location = isRecord(result.body) && isRecord(result.body.location) ? result.body.location : null;
+    return result.status === 200 && location && typeof location.lat === 'number' && typeof location.lon === 'number' ? { lat: location.lat, lon: location.lon } : null;
+  } catch {
+    // The API may be down or elsewhere: the vehicle still runs, from the default position.
+    return null;
+  }
+}
+
 async function runOneVehicle(id: string, values: Values): Promise<number> {
   const settings = settingsFrom(values);
   const type = values.type ?? 'scooter';
   if (type !== 'car' && type !== 'scooter' && type !== 'bike') throw new UsageError(`--type expects car, scooter or bike, got ${JSON.stringify(type)}`);
-  const lat = numberOption(values, 'lat', 52.5219, (value) => value >= -90 && value <= 90, 'a latitude');
-  const lon = numberOption(values, 'lon', 13.4132, (value) => value >= -180 && value <= 180, 'a longitude');
   const api = new ApiClient({ baseUrl: settings.apiUrl, timeoutMs: 10_000 });
+  const operatorToken = tokenSource()('sim-operator', 'operator');
+  // A vehicle that is already registered (FLEET_SEED) starts where the server has it, not at a default.
+  const known = await knownLocation(api, id, operatorToken);
+  const lat = numberOption(values, 'lat', known?.lat ?? 52.5219, (value) => value >= -90 && value <= 90, 'a latitude');
+  const lon = numberOption(values, 'lon', known?.lon ?? 13.4132, (value) => value >= -180 && value <= 180, 'a longitude');
   const fleet = await startSimulatedFleet({
     vehicles: 1,
     ids: [id],
     vehicleType: type as VehicleType,
     mqttUrl: settings.mqttUrl,
     protocolVersion: settings.protocolVersion,
-    registration: settings.register ? { api, operatorToken: tokenSource()('sim-operator', 'operator') } : null,
+    registration: settings.register ? { api, operatorToken } : null,
     telemetryMs: settings.telemetryMs,
     replyDelayMs: values['reply-delay-ms'] === undefined ? 0 : settings.replyDelayMs,
     silentRatio: values.silent ? 1 : 0,
@@ -223,7 +238,7 @@ async function runOneVehicle(id: string, values: Values): Promise<number> {
       : stats.alreadyRegistered === 1
         ? `already registered at ${settings.apiUrl}`
         : `NOT registered: ${settings.apiUrl} refused or did not answer (see the log)`;
-  console.log(`vehicle ${id} (${type}) is online at ${settings.mqttUrl} (MQTT ${settings.protocolVersion === 5 ? '5' : '3.1.1'}); ${registration}`);
+  console.log(`vehicle ${id}${stats.registered === 1 ? ` (${type})` : ''} is online at ${settings.mqttUrl} (MQTT ${settings.protocolVersion === 5 ? '5' : '3.1.1'}); ${registration}`);
   console.log(`${values.silent ? 'receives commands and never answers' : 'answers UNLOCK and LOCK'}; telemetry ${settings.telemetryMs > 0 ? `every ${settings.telemetryMs} ms` : 'off'}. Ctrl-C to stop.`);
   const device = fleet.devices.get(id)!;
   const unwatch = watchDevice(device, (activity) => console.log(describeActivity(activity)));

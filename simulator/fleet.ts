@@ -1,6 +1,6 @@
 import type { VehicleType } from '../actors/vehicle/decider.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
-import type { ApiClient } from './api-client.js';
+import { ApiUnreachable, type ApiClient } from './api-client.js';
 import { seededRandom, shuffledIndices, type Random } from './random.js';
 import { LatencyRecorder, type VehicleFleetReport } from './report.js';
 import { VirtualVehicle } from './virtual-vehicle.js';
@@ -73,9 +73,9 @@ const PARKED_KMH = 1;
 /** Battery swap below this: a drained vehicle (< 15 %) is not bookable and would end the simulation. */
 const SWAP_BELOW = 20;
 
-/** The API does not accept the operator's token: no point in registering the other vehicles. */
-export class RegistrationRefused extends Error {
-  override readonly name = 'RegistrationRefused';
+/** Registration or connection cannot work for any vehicle (API or broker unreachable, token refused). */
+export class FleetStartFailed extends Error {
+  override readonly name = 'FleetStartFailed';
 }
 
 export const vehicleId = (prefix: string, index: number): string => `${prefix}${String(index + 1).padStart(4, '0')}`;
@@ -125,25 +125,30 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
         if (result.status === 201) counters.registered += 1;
         else if (result.status === 409) counters.alreadyRegistered += 1;
         else if (result.status === 401 || result.status === 403) {
-          throw new RegistrationRefused(`the API refused the operator token (${result.status} ${result.problem}): sign it with the server's FLEET_JWT_SECRET`);
+          throw new FleetStartFailed(`the API refused the operator token (${result.status} ${result.problem}): sign it with the server's FLEET_JWT_SECRET`);
         } else {
           counters.registrationFailed += 1;
           log.warn({ vehicleId: id, status: result.status, problem: result.problem }, 'vehicle registration refused');
         }
       } catch (error) {
-        if (error instanceof RegistrationRefused) throw error;
+        if (error instanceof FleetStartFailed) throw error;
+        // Unreachable for one is unreachable for all: say so once instead of once per vehicle.
+        if (error instanceof ApiUnreachable && counters.registered + counters.alreadyRegistered === 0) {
+          throw new FleetStartFailed(`cannot register vehicles: ${error.message} (is the server running?)`, { cause: error });
+        }
         counters.registrationFailed += 1;
-        log.warn({ vehicleId: id, err: error }, 'vehicle registration failed');
+        log.warn({ vehicleId: id, error: error instanceof Error ? error.message : String(error) }, 'vehicle registration failed');
       }
       options.onProgress?.('registering', ++done, ids.length);
     });
-    if (counters.registrationFailed === ids.length && ids.length > 0) throw new Error(`no vehicle could be registered through the API (see the log)`);
+    if (counters.registrationFailed === ids.length && ids.length > 0) throw new FleetStartFailed('no vehicle could be registered through the API (see the log)');
   }
 
   const devices = new Map<string, VirtualVehicle>();
   let firstConnectError: unknown;
-  let connected = 0;
-  await forEachLimited(ids, options.connectConcurrency ?? 50, async (id) => {
+  let attempted = 0;
+  const concurrency = options.connectConcurrency ?? 50;
+  const connecting = forEachLimited(ids, concurrency, async (id) => {
     const started = process.hrtime.bigint();
     try {
       const device = await VirtualVehicle.start({
@@ -159,12 +164,23 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
     } catch (error) {
       counters.connectFailed += 1;
       firstConnectError ??= error;
-      log.warn({ vehicleId: id, err: error }, 'vehicle could not connect');
+      log.warn({ vehicleId: id, error: error instanceof Error ? error.message : String(error) }, 'vehicle could not connect');
+      // A whole first wave failed and none got through: the broker is not there, stop trying.
+      if (connectLatency.count === 0 && counters.connectFailed >= Math.min(concurrency, ids.length)) {
+        throw new FleetStartFailed(`no vehicle could connect to ${options.mqttUrl}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      }
     }
-    options.onProgress?.('connecting', ++connected, ids.length);
+    options.onProgress?.('connecting', ++attempted, ids.length);
   });
+  try {
+    await connecting;
+  } catch (error) {
+    // Devices already online must not outlive a failed start.
+    await forEachLimited([...devices.values()], 100, (device) => device.goOffline().catch(() => undefined));
+    throw error;
+  }
   if (ids.length > 0 && counters.connectFailed === ids.length) {
-    throw new Error(`no vehicle could connect to ${options.mqttUrl}: ${firstConnectError instanceof Error ? firstConnectError.message : String(firstConnectError)}`);
+    throw new FleetStartFailed(`no vehicle could connect to ${options.mqttUrl}: ${firstConnectError instanceof Error ? firstConnectError.message : String(firstConnectError)}`);
   }
 
   const stopTelemetry = options.telemetryMs > 0 ? startTelemetry(devices, motions, options.telemetryMs, positionOf, counters) : () => undefined;
@@ -267,14 +283,20 @@ export function watchDevice(device: VirtualVehicle, listener: (activity: DeviceA
   return () => clearInterval(timer);
 }
 
-/** Runs `work` over `items` with at most `limit` in flight. */
+/** Runs `work` over `items` with at most `limit` in flight; after the first failure no new item starts. */
 export async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<unknown>): Promise<void> {
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < items.length) {
+    while (next < items.length && !failed) {
       const index = next;
       next += 1;
-      await work(items[index]!, index);
+      try {
+        await work(items[index]!, index);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));

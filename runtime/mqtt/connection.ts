@@ -65,7 +65,8 @@ const SUBSCRIPTION_QOS = 1;
  * Subscriptions are re-sent after every reconnect, whatever the CONNACK's session-present flag says: a
  * broker restarted without persistence says "no session" (mqtt.js alone would cope with that), but one
  * restored from an old persistence file says "session present" while missing the subscriptions made
- * since its last save. Re-subscribing costs one packet per 500 filters; the price is that retained
+ * since its last save. Re-subscribing costs one SUBSCRIBE per 500 filters on MQTT 3.1.1 and one per
+ * filter on MQTT 5 (each carries its subscription identifier); the other price is that retained
  * messages (vehicle status) are delivered again, which their handlers tolerate.
  */
 export class MqttConnection {
@@ -89,6 +90,7 @@ export class MqttConnection {
     readonly protocolVersion: 4 | 5,
     readonly url: string,
     logger: Logger,
+    private readonly discardSession: (timeoutMs: number) => Promise<void>,
   ) {
     this.log = logger;
     // Listeners go on before the first CONNACK: a resumed session may deliver queued messages in the
@@ -111,18 +113,19 @@ export class MqttConnection {
       // We re-subscribe ourselves (see the class comment); mqtt.js would skip it on session-present.
       resubscribe: false,
     };
-    if (options.discardPreviousSession ?? true) {
-      // MQTT 3.1.1 has no "clean start but keep the new session": connect clean once, then persistent.
+    // MQTT 3.1.1 has no "clean start but keep the new session": connect clean once, then persistent.
+    const discardSession = async (timeoutMs: number): Promise<void> => {
       const cleaner = mqtt.connect(options.url, { ...base, clean: true, reconnectPeriod: 250 });
-      await awaitFirstConnect(cleaner, options.url, connectTimeout);
+      await awaitFirstConnect(cleaner, options.url, timeoutMs);
       await cleaner.endAsync();
-    }
+    };
+    if (options.discardPreviousSession ?? true) await discardSession(connectTimeout);
     const client = mqtt.connect(options.url, {
       ...base,
       clean: false,
       ...(options.protocolVersion === 5 ? { properties: { sessionExpiryInterval: options.sessionExpirySeconds ?? 300 } } : {}),
     });
-    const connection = new MqttConnection(client, options.protocolVersion, options.url, log);
+    const connection = new MqttConnection(client, options.protocolVersion, options.url, log, discardSession);
     await awaitFirstConnect(client, options.url, connectTimeout);
     log.info({ url: options.url, protocolVersion: options.protocolVersion }, 'mqtt connected');
     return connection;
@@ -192,21 +195,30 @@ export class MqttConnection {
     return unsubscribe;
   }
 
+  /**
+   * Disconnects and ends the broker-side session: nothing should be queued for a process that is gone
+   * (and with a fresh clientId per process, a 3.1.1 session would otherwise stay on the broker forever).
+   */
   async close(timeoutMs = 2000): Promise<void> {
     if (this.closing) return;
     this.closing = true;
     this.listeners.clear();
+    const wasConnected = this.client.connected;
     // A clean end waits for unacknowledged QoS 1 publishes; with the broker gone that would be forever.
     let timer: NodeJS.Timeout | undefined;
-    const ended = this.client.connected
+    const ended = wasConnected
       ? await Promise.race([
-          this.client.endAsync(false).then(() => true),
+          // MQTT 5: DISCONNECT may shorten the session expiry to 0, ending the session with the connection.
+          this.client.endAsync(false, this.protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0 } } : {}).then(() => true),
           new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
         ])
       : false;
     clearTimeout(timer);
     if (!ended) await this.client.endAsync(true);
     this.connected = false;
+    if (wasConnected && this.protocolVersion === 4) {
+      await this.discardSession(timeoutMs).catch((error: unknown) => this.log.debug({ err: error }, 'session not discarded on close'));
+    }
   }
 
   private async sendSubscribe(filter: string, subscriptionId: number): Promise<void> {

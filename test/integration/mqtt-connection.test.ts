@@ -1,3 +1,4 @@
+import mqtt, { type IConnackPacket } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../runtime/logger.js';
 import { MqttConnectError, MqttConnection } from '../../runtime/mqtt/connection.js';
@@ -124,6 +125,31 @@ describe.each(testBrokers)('MqttConnection and its topic router on $name', ({ pr
     );
     // Generous bound on two shared cores: one by one, a subscribe is a loopback round trip.
     expect(serialSubscribed - serialStart).toBeLessThan(10_000);
+  });
+
+  it('ends its broker session on close: nothing is kept or queued for a process that has gone', async () => {
+    const clientId = `closing-${(clientSeq += 1)}`;
+    const leaving = await MqttConnection.connect({ url: broker.url, protocolVersion, clientId, logger });
+    await leaving.subscribe('fleet/vehicles/r6/replies', () => undefined);
+    await leaving.close();
+    await peer.publish('fleet/vehicles/r6/replies', { late: true });
+
+    const probe = mqtt.connect(broker.url, {
+      clientId,
+      protocolVersion,
+      clean: false,
+      reconnectPeriod: 0,
+      ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 60 } } : {}),
+    });
+    const received: string[] = [];
+    probe.on('message', (topic) => void received.push(topic));
+    try {
+      const connack = await new Promise<IConnackPacket>((resolve) => probe.once('connect', resolve));
+      expect(connack.sessionPresent).toBe(false);
+    } finally {
+      await probe.endAsync(false, protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0 } } : {});
+    }
+    expect(received).toEqual([]);
   });
 
   it('publishes with retain, and a late subscriber gets the retained message', async () => {

@@ -66,7 +66,6 @@ describe('fleet simulator', () => {
     expect(c.bookings.confirmed).toBeGreaterThanOrEqual(10);
     expect(c.unlocks.ok).toBeGreaterThanOrEqual(5);
     expect(c.unlocks.timedOut).toBe(0);
-    expect(c.cancels.byChoice).toBeGreaterThan(0);
     // Every confirmed booking was either unlocked or cancelled on purpose; every unlock ended its ride.
     expect(c.bookings.confirmed).toBeGreaterThanOrEqual(c.unlocks.ok);
     expect(c.unlocks.ok).toBeGreaterThanOrEqual(c.ends.completed);

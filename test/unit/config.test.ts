@@ -6,7 +6,7 @@ describe('loadConfig', () => {
     const config = loadConfig({});
     expect(config.http).toEqual({ host: '127.0.0.1', port: 3000, bodyLimitBytes: 65536 });
     expect(config.db).toEqual({ file: './data/fleet.db', synchronous: 'FULL' });
-    expect(config.mqtt).toEqual({ mode: 'embedded', port: 1884, protocolVersion: 4 });
+    expect(config.mqtt).toEqual({ mode: 'embedded', port: 1884, protocolVersion: 4, clientId: null });
     expect(config.kafka).toEqual({ mode: 'local' });
     expect(config.auth).toEqual({ jwtSecret: DEV_JWT_SECRET, usingDevSecret: true });
     expect(config.timing.unlockTimeoutMs).toBe(5000);
@@ -14,7 +14,7 @@ describe('loadConfig', () => {
 
   it('reads external brokers', () => {
     const config = loadConfig({ MQTT_URL: 'mqtt://127.0.0.1:1883', KAFKA_BROKERS: '127.0.0.1:19092, 127.0.0.1:19093' });
-    expect(config.mqtt).toEqual({ mode: 'external', url: 'mqtt://127.0.0.1:1883', protocolVersion: 5 });
+    expect(config.mqtt).toEqual({ mode: 'external', url: 'mqtt://127.0.0.1:1883', protocolVersion: 5, clientId: null });
     expect(config.kafka).toMatchObject({ mode: 'kafka', brokers: ['127.0.0.1:19092', '127.0.0.1:19093'] });
   });
 

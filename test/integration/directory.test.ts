@@ -1,0 +1,161 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SqliteJournalEngine } from '../../persistence/journal-engine.js';
+import { openDatabase, type Db } from '../../persistence/sqlite.js';
+import { startActorSystem, type ActorSystem } from '../../runtime/actor-system.js';
+import { ActorDirectory, AskTimeoutError, ActorFailed, type ActorBehaviour, type TraceStepInput } from '../../runtime/directory.js';
+import { rootContext } from '../../runtime/envelope.js';
+import { createLogger } from '../../runtime/logger.js';
+import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** A counter actor: the smallest persistent behaviour that shows activation, recovery and ordering. */
+type CounterCommand = { type: 'Add'; amount: number } | { type: 'Get' } | { type: 'Hang' } | { type: 'Explode' };
+type CounterEvent = { type: 'Added'; amount: number };
+interface CounterState {
+  total: number;
+  seen: number[];
+}
+
+/** Per directory: a stopped system's late `onStopped` callbacks must not count in the next test. */
+let lifecycle = { activated: 0, stopped: 0 };
+
+function counter(life: typeof lifecycle): ActorBehaviour<CounterState, CounterCommand, CounterEvent> {
+  return {
+    initialState: { total: 0, seen: [] },
+    evolve: (state, event) => ({ total: state.total + event.amount, seen: [...state.seen, event.amount] }),
+    onActivated: () => {
+      life.activated += 1;
+    },
+    onStopped: () => {
+      life.stopped += 1;
+    },
+    async handle(ctx, command) {
+      switch (command.type) {
+        case 'Add':
+          await ctx.persist({ type: 'Added', amount: command.amount });
+          return ctx.reply(ctx.state.total);
+        case 'Get':
+          return ctx.reply(ctx.state);
+        case 'Hang':
+          return; // never answers
+        case 'Explode':
+          throw new Error('boom');
+      }
+    },
+  };
+}
+
+describe('ActorDirectory (virtual actors on nact)', () => {
+  let temp: TempDbFile;
+  let db: Db;
+  let system: ActorSystem;
+  let journal: SqliteJournalEngine;
+  const steps: TraceStepInput[] = [];
+
+  const start = (passivateAfterMs = 60_000) => {
+    db = openDatabase(temp.file);
+    journal = new SqliteJournalEngine(db);
+    const logger = createLogger('silent');
+    system = startActorSystem(journal, logger);
+    const directory = new ActorDirectory({ system, logger, passivateAfterMs, askTimeoutMs: 2000, traces: { record: (step) => steps.push(step) } });
+    const life = { activated: 0, stopped: 0 };
+    lifecycle = life;
+    directory.register('counter', () => counter(life));
+    return directory;
+  };
+  const stopAll = async (directory: ActorDirectory) => {
+    directory.stopAll();
+    system.stop();
+    await journal.close();
+    db.close();
+  };
+
+  afterEach(() => {
+    temp?.cleanup();
+    steps.length = 0;
+  });
+
+  it('activates one actor per id however many messages race in, and handles them in order', async () => {
+    temp = tempDbFile();
+    const directory = start();
+    const trace = rootContext();
+    const totals = await Promise.all(Array.from({ length: 200 }, (_, i) => directory.ask<number>({ kind: 'counter', id: 'c1' }, { type: 'Add', amount: i }, 'test', trace)));
+    expect(directory.stats().activations).toBe(1);
+    expect(lifecycle.activated).toBe(1);
+    // Mailbox order is send order: each reply is the running total after its own add.
+    expect(totals).toEqual(Array.from({ length: 200 }, (_, i) => (i * (i + 1)) / 2));
+    await stopAll(directory);
+  });
+
+  it('recovers state from the journal after the system restarts', async () => {
+    temp = tempDbFile();
+    let directory = start();
+    const trace = rootContext();
+    for (const amount of [5, 7, 11]) await directory.ask({ kind: 'counter', id: 'c2' }, { type: 'Add', amount }, 'test', trace);
+    await stopAll(directory);
+
+    directory = start();
+    const state = await directory.ask<CounterState>({ kind: 'counter', id: 'c2' }, { type: 'Get' }, 'test', trace);
+    expect(state).toEqual({ total: 23, seen: [5, 7, 11] });
+    await stopAll(directory);
+  });
+
+  it('passivates idle actors and routes the next message to a fresh activation that recovered', async () => {
+    temp = tempDbFile();
+    const directory = start(50);
+    const address = { kind: 'counter', id: 'c3' };
+    const trace = rootContext();
+    await directory.ask(address, { type: 'Add', amount: 3 }, 'test', trace);
+    await waitFor(() => !directory.isActive(address), { what: 'passivation' });
+    expect(lifecycle.stopped).toBe(1);
+
+    // Fire-and-forget right after passivation: nact would drop it on the stopped actor; the directory must not.
+    directory.tell(address, { type: 'Add', amount: 4 }, 'test', trace);
+    const state = await directory.ask<CounterState>(address, { type: 'Get' }, 'test', trace);
+    expect(state.total).toBe(7);
+    expect(directory.stats().activations).toBe(2);
+    await stopAll(directory);
+  });
+
+  it('rejects an ask that gets no answer with AskTimeoutError, and a failing handler with ActorFailed at once', async () => {
+    temp = tempDbFile();
+    const directory = start();
+    const trace = rootContext();
+    await expect(directory.ask({ kind: 'counter', id: 'c4' }, { type: 'Hang' }, 'test', trace, 100)).rejects.toBeInstanceOf(AskTimeoutError);
+    await expect(directory.ask({ kind: 'counter', id: 'c4' }, { type: 'Explode' }, 'test', trace, 5000)).rejects.toBeInstanceOf(ActorFailed);
+    // The actor keeps working after a handler threw.
+    expect(await directory.ask<number>({ kind: 'counter', id: 'c4' }, { type: 'Add', amount: 1 }, 'test', trace)).toBe(1);
+    await stopAll(directory);
+  });
+
+  it('records every delivery with its trace, sender, state before and after', async () => {
+    temp = tempDbFile();
+    const directory = start();
+    const trace = rootContext();
+    await directory.ask({ kind: 'counter', id: 'c5' }, { type: 'Add', amount: 2 }, 'http', trace);
+    const [step] = steps;
+    expect(step).toMatchObject({
+      traceId: trace.traceId,
+      parentSpanId: trace.spanId,
+      fromActor: 'http',
+      toActor: 'counter/c5',
+      messageType: 'Add',
+      payload: { type: 'Add', amount: 2 },
+      stateBefore: { total: 0, seen: [] },
+      stateAfter: { total: 2, seen: [2] },
+      outcome: 2,
+    });
+    expect(step!.spanId).toMatch(/^[0-9a-f]{16}$/);
+    await stopAll(directory);
+  });
+
+  it('journals events with the trace of the message that caused them', async () => {
+    temp = tempDbFile();
+    const directory = start();
+    const trace = rootContext();
+    await directory.ask({ kind: 'counter', id: 'c6' }, { type: 'Add', amount: 1 }, 'http', trace);
+    const [row] = journal.readAfter(0, 10);
+    expect(row).toMatchObject({ persistenceKey: 'counter/c6', sequenceNumber: 1, eventType: 'Added', traceId: trace.traceId });
+    await stopAll(directory);
+  });
+});

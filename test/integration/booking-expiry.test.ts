@@ -106,7 +106,7 @@ describe('booking expiry', () => {
     // booking's timer or a restart while its vehicle stayed RESERVED.
     const t = await start({ RESERVATION_WINDOW_MS: '1' });
     const booking = await book(t, 'alice', 'exp-0');
-    await waitFor(async () => (await statusOf(t, booking.id)) === 'EXPIRED', { what: `booking ${booking.id} to expire`, timeoutMs: 5_000 });
+    await waitFor(async () => (await statusOf(t, booking.id)) === 'EXPIRED', { what: `booking ${booking.id} to expire`, timeoutMs: 15_000 });
     await waitFor(async () => (await vehicleStatus(t, 'exp-0')) === 'AVAILABLE', { what: 'vehicle exp-0 to be released' });
   });
 

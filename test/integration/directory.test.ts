@@ -107,7 +107,8 @@ describe('ActorDirectory (virtual actors on nact)', () => {
     const trace = rootContext();
     await directory.ask(address, { type: 'Add', amount: 3 }, 'test', trace);
     await waitFor(() => !directory.isActive(address), { what: 'passivation' });
-    expect(lifecycle.stopped).toBe(1);
+    // nact calls afterStop (our onStopped) in the turn after the stop.
+    await waitFor(() => lifecycle.stopped === 1, { what: 'onStopped after passivation' });
 
     // Fire-and-forget right after passivation: nact would drop it on the stopped actor; the directory must not.
     directory.tell(address, { type: 'Add', amount: 4 }, 'test', trace);

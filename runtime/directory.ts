@@ -54,6 +54,8 @@ export interface ActorContext<State, Event extends Message> {
   /** Keeps the asker of the current message to answer it later (e.g. when the vehicle replies over MQTT). */
   deferReply(): PendingReply | null;
   tell<Command extends Message>(target: ActorAddress, command: Command): void;
+  /** A message to this actor on behalf of someone else (a device, a timer), in the trace it belongs to. */
+  tellSelf(command: Message, from: string, trace: TraceContext): void;
   ask<T, Command extends Message = Message>(target: ActorAddress, command: Command, timeoutMs?: number): Promise<T>;
 }
 
@@ -252,6 +254,7 @@ export class ActorDirectory {
           return { resolve: (value: unknown) => dispatch(replyTo, value) };
         },
         tell: (target, command) => this.tell(target, command, name, trace),
+        tellSelf: (command, from, origin) => this.tell(address, command, from, origin),
         ask: (target, command, timeoutMs) => this.ask(target, command, name, trace, timeoutMs),
       };
 

@@ -29,7 +29,7 @@ export interface DiagramOptions {
   readonly legend?: boolean;
 }
 
-/** The device itself never appears in traces: its messages reach the vehicle actor through MQTT. */
+/** The device is no actor: its messages reach the vehicle actor through MQTT, sent `from: device/<id>`. */
 const DEVICE_MESSAGES = new Set(['DeviceReplied', 'DevicePresence']);
 const MIN_GAP = 6;
 const LABEL_PADDING = 4;
@@ -62,8 +62,8 @@ export function orderSteps<S extends TraceStepView>(steps: readonly S[]): S[] {
 
 /**
  * The steps that concern one booking: sent to or by it or its payment, carrying its id, or handled by
- * a vehicle while the vehicle was held for it (a device's answer arrives in whatever trace activated
- * the vehicle actor, so a booking's traces can hold other bookings' steps too). Steps in between
+ * a vehicle while the vehicle was held for it (presence changes arrive in traces of their own, and a
+ * vehicle's trace can touch other bookings). Steps in between
  * (ancestors of a kept step) stay, so every arrow still has its cause.
  */
 export function focusOnBooking<S extends TraceStepView>(steps: readonly S[], bookingId: string): S[] {
@@ -185,7 +185,9 @@ function arrowsOf(ordered: readonly TraceStepView[], replies: boolean): Arrow[] 
 
   ordered.forEach((step, stepIndex) => {
     const number = stepIndex + 1;
-    const fromDevice = DEVICE_MESSAGES.has(step.messageType) && step.fromActor === step.toActor && step.toActor.startsWith('vehicle/');
+    // Device messages come `from: device/<id>` (older traces: from the vehicle itself).
+    const fromDevice =
+      DEVICE_MESSAGES.has(step.messageType) && (step.fromActor === step.toActor || step.fromActor.startsWith('device/')) && step.toActor.startsWith('vehicle/');
     const from = fromDevice ? deviceOf(step.toActor) : step.fromActor;
     const note = [`[${number}]`, stepNote(step)].filter(Boolean).join(' ');
     arrows.push({

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ActorBehaviour, ActorContext, PendingReply } from '../../runtime/directory.js';
+import { rootContext, type TraceContext } from '../../runtime/envelope.js';
 import type { DeviceCommand } from '../../runtime/mqtt/protocol.js';
 import { accept, reject, type Outcome, type Rejection } from '../shared/rejections.js';
 import type { Decision } from '../shared/decision.js';
@@ -60,6 +61,8 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
     // Per activation, never persisted: who waits for which device command, its deadline timer,
     // the subscription, and presence as this actor heard it.
     const waiters = new Map<string, PendingReply[]>();
+    // The trace of the request behind each recent command: the device's answer continues it.
+    const commandTraces = new Map<string, TraceContext>();
     let deadline: { commandId: string; timer: NodeJS.Timeout } | null = null;
     let unwatch: (() => void) | null = null;
     let heardOnline: boolean | null = null;
@@ -152,6 +155,10 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
       }
       if (issued.type !== 'UnlockRequested' && issued.type !== 'LockRequested') throw new Error(`unexpected ${issued.type}`);
       wait(ctx, issued.commandId);
+      commandTraces.set(issued.commandId, ctx.trace);
+      for (const commandId of commandTraces.keys()) {
+        if (!ctx.state.recentCommands.some((recent) => recent.commandId === commandId)) commandTraces.delete(commandId);
+      }
       armDeadline(ctx, issued.commandId, issued.expiresAt);
       // Durable before it goes out: after a crash the journal knows the command and its deadline.
       deps.device
@@ -179,7 +186,11 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
       describe: (state) => ({ phase: phaseOf(state), ...state }),
 
       onActivated(ctx) {
-        unwatch = deps.device.watch(vehicleId, (message) => ctx.tell({ kind: VEHICLE, id: vehicleId }, message));
+        const device = `device/${vehicleId}`;
+        unwatch = deps.device.watch(vehicleId, (message) => {
+          const trace = (message.type === 'DeviceReplied' && commandTraces.get(message.commandId)) || rootContext();
+          ctx.tellSelf(message, device, trace);
+        });
         // A command issued before a restart or passivation still gets its deadline.
         const inFlight = ctx.state.inFlight;
         if (inFlight) armDeadline(ctx, inFlight.commandId, inFlight.expiresAt);

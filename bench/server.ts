@@ -21,7 +21,9 @@ export async function startBenchServer(env: Record<string, string>): Promise<Ben
   const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-'));
   const port = await freePort();
   const mqttPort = env.MQTT_URL ? 0 : await freePort();
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'runtime/main.ts'], {
+  // BENCH_NODE_ARGS: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server under load.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'runtime/main.ts'], {
     cwd: new URL('..', import.meta.url).pathname,
     env: { ...process.env, FLEET_DB: join(dir, 'fleet.db'), PORT: String(port), MQTT_PORT: String(mqttPort), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],

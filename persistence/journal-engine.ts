@@ -222,7 +222,7 @@ export class SqliteJournalEngine implements PersistenceEngine, JournalReader {
     let loaded: Promise<PersistedEvent[]> | undefined;
     // Recovery may start while the same actor's last events still wait in the queue: read after them.
     const load = (): Promise<PersistedEvent[]> =>
-      (loaded ??= this.flush().then(() => this.readEvents(persistenceKey, offset, limit, tags)));
+      (loaded ??= this.settled(persistenceKey).then(() => this.readEvents(persistenceKey, offset, limit, tags)));
     const stream: JournalEventStream = {
       then: (onFulfilled, onRejected) => load().then(onFulfilled, onRejected),
       reduce: (reducer, initial) => load().then((events) => events.reduce(reducer, initial)),
@@ -233,7 +233,17 @@ export class SqliteJournalEngine implements PersistenceEngine, JournalReader {
   /** The newest snapshot of `key`; resolves undefined when there is none (nact checks for that). */
   latestSnapshot(persistenceKey: string): Promise<PersistedSnapshot> {
     // nact's typings omit `| undefined`, but its recovery tests the result for truthiness.
-    return this.flush().then(() => this.readSnapshot(persistenceKey) as PersistedSnapshot);
+    return this.settled(persistenceKey).then(() => this.readSnapshot(persistenceKey) as PersistedSnapshot);
+  }
+
+  /**
+   * Resolves once nothing of `key` waits in the queue. Only that key's writes are waited for: under
+   * load something is always queued, and a new actor (most activations) would otherwise wait a whole
+   * commit for other actors' events before it could even read its own.
+   */
+  private settled(persistenceKey: string): Promise<void> {
+    const queued = this.writes.some((write) => write.event.key === persistenceKey) || this.snapshots.some((pending) => pending.snapshot.key === persistenceKey);
+    return queued ? this.flush() : Promise.resolve();
   }
 
   /** Upserts the snapshot in this turn's commit (one fsync with the events), keeping only the newest per key. */

@@ -225,6 +225,7 @@ export class ActorDirectory {
       let live = current;
       let replied: unknown;
       let outcome: unknown;
+      let messageLogger: Logger | undefined;
       const meta: EventMeta = { traceId: envelope.traceId, spanId: envelope.spanId };
       const context: ActorContext<unknown, Message> = {
         id: address.id,
@@ -234,7 +235,11 @@ export class ActorDirectory {
         },
         envelope,
         trace,
-        logger: actorLogger.child({ traceId: envelope.traceId, msg: envelope.type }),
+        // Made on first use: most messages log nothing, and a pino child per message showed in profiles.
+        get logger() {
+          messageLogger ??= actorLogger.child({ traceId: envelope.traceId, message: envelope.type });
+          return messageLogger;
+        },
         async persist(...events) {
           // Issued in one turn, so the journal commits them in one transaction.
           try {

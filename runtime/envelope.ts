@@ -23,8 +23,24 @@ export interface TraceContext {
   readonly spanId: string;
 }
 
-export const newTraceId = (): string => randomBytes(16).toString('hex');
-export const newSpanId = (): string => randomBytes(8).toString('hex');
+// Ids come from a pre-filled random pool: one randomBytes call per 512 span ids instead of one per
+// message (crypto's call overhead was 3 % of the server's CPU under the booking benchmark).
+const POOL_BYTES = 4096;
+let pool = randomBytes(POOL_BYTES);
+let offset = 0;
+
+function randomHex(bytes: number): string {
+  if (offset + bytes > POOL_BYTES) {
+    pool = randomBytes(POOL_BYTES);
+    offset = 0;
+  }
+  const hex = pool.toString('hex', offset, offset + bytes);
+  offset += bytes;
+  return hex;
+}
+
+export const newTraceId = (): string => randomHex(16);
+export const newSpanId = (): string => randomHex(8);
 
 /** Starts a new trace (an HTTP request, a timer firing, an MQTT message from a device). */
 export function rootContext(): TraceContext {

@@ -1,26 +1,5 @@
-import * as hdr from 'hdr-histogram-js';
-
-export interface LatencySummary {
-  readonly count: number;
-  readonly p50Ms: number;
-  readonly p90Ms: number;
-  readonly p99Ms: number;
-  readonly maxMs: number;
-}
-
-/** Latencies in microseconds in an HDR histogram (1 µs … 60 s, 3 significant digits). */
-export class Latencies {
-  private readonly histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
-
-  record(startedAt: bigint): void {
-    this.histogram.recordValue(Math.max(1, Number((process.hrtime.bigint() - startedAt) / 1000n)));
-  }
-
-  summary(): LatencySummary {
-    const ms = (percentile: number) => Math.round(this.histogram.getValueAtPercentile(percentile) / 10) / 100;
-    return { count: this.histogram.totalCount, p50Ms: ms(50), p90Ms: ms(90), p99Ms: ms(99), maxMs: Math.round(this.histogram.maxValue / 10) / 100 };
-  }
-}
+/** Microseconds since `started` (a `process.hrtime.bigint()`), for LatencyRecorder. */
+export const microsSince = (started: bigint): number => Number(process.hrtime.bigint() - started) / 1000;
 
 export interface JsonResponse {
   readonly status: number;

@@ -3,19 +3,22 @@
  * targets, measured against the real process over real sockets. Prints one JSON object and writes it
  * to bench/results/<date>.json. Numbers, not assertions: the tests never time anything.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { VirtualVehicle } from '../simulator/virtual-vehicle.js';
 import { startMosquitto } from '../test/helpers/mosquitto.js';
-import { call, Latencies, runClients, type LatencySummary } from './http-load.js';
+import { LatencyRecorder, type LatencySummary } from '../simulator/report.js';
+import { call, microsSince, runClients } from './http-load.js';
 import { runJournalBench } from './journal.js';
+import { runRelayBench } from './relay.js';
 import { startBenchServer } from './server.js';
 
 const { values } = parseArgs({
   options: {
-    only: { type: 'string', default: 'journal,booking,unlock' },
+    only: { type: 'string', default: 'journal,booking,unlock,relay' },
     'duration-s': { type: 'string', default: '10' },
     clients: { type: 'string', default: '50' },
     vehicles: { type: 'string', default: '300' },
@@ -42,7 +45,7 @@ async function bookingBench(): Promise<ScenarioResult> {
   const seed = 12_000;
   const server = await startBenchServer({ FLEET_SEED: String(seed), PAYMENT_LATENCY_MS: '0' });
   try {
-    const latencies = new Latencies();
+    const latencies = new LatencyRecorder();
     const errors: Record<string, number> = {};
     let next = 0;
     let confirmed = 0;
@@ -52,7 +55,7 @@ async function bookingBench(): Promise<ScenarioResult> {
       const vehicleId = `demo-${String(next).padStart(4, '0')}`;
       const started = process.hrtime.bigint();
       const response = await call(`${server.url}/bookings`, 'POST', server.token(`bench-${client}`, 'customer'), { vehicleId });
-      latencies.record(started);
+      latencies.recordUs(microsSince(started));
       if (response.status === 201 && response.body.status === 'CONFIRMED') confirmed += 1;
       else countError(errors, String(response.status));
       return true;
@@ -75,7 +78,7 @@ async function unlockBench(): Promise<ScenarioResult> {
     for (const id of ids) await call(`${server.url}/vehicles`, 'POST', operator, { id, type: 'scooter', location: { lat: 52.52, lon: 13.405 } });
     for (const id of ids) devices.push(await VirtualVehicle.start({ id, url: mosquitto.url, protocolVersion: 5 }));
     const free = [...ids];
-    const latencies = new Latencies();
+    const latencies = new LatencyRecorder();
     const errors: Record<string, number> = {};
     let unlocked = 0;
     const seconds = await runClients(Math.min(clients, vehicleCount), durationMs, async (client) => {
@@ -87,7 +90,7 @@ async function unlockBench(): Promise<ScenarioResult> {
         if (booked.status !== 201) return countError(errors, `book ${booked.status}`), true;
         const started = process.hrtime.bigint();
         const unlock = await call(`${server.url}/unlock`, 'POST', token, { bookingId: booked.body.id });
-        latencies.record(started);
+        latencies.recordUs(microsSince(started));
         if (unlock.status === 200) unlocked += 1;
         else countError(errors, `unlock ${unlock.status}`);
         const ended = await call(`${server.url}/bookings/${String(booked.body.id)}/end`, 'POST', token);
@@ -105,6 +108,20 @@ async function unlockBench(): Promise<ScenarioResult> {
   }
 }
 
+/** The relay against KAFKA_BROKERS, or against a broker of its own (scripts/kafka.mjs, port 19292). */
+async function relayBench() {
+  if (process.env.KAFKA_BROKERS) return runRelayBench(process.env.KAFKA_BROKERS.split(','));
+  const root = new URL('..', import.meta.url).pathname;
+  const env = { ...process.env, KAFKA_PORT: '19292', KAFKA_HOME: join(root, '.kafka', 'bench') };
+  const kafka = (command: string, ...args: string[]) => spawnSync(process.execPath, [join(root, 'scripts', 'kafka.mjs'), command, ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  if (kafka('start', '--fresh').status !== 0) throw new Error('could not start Kafka for the relay benchmark');
+  try {
+    return await runRelayBench(['127.0.0.1:19292']);
+  } finally {
+    kafka('stop');
+  }
+}
+
 async function main(): Promise<void> {
   const results: Record<string, unknown> = {
     startedAt: new Date().toISOString(),
@@ -114,6 +131,7 @@ async function main(): Promise<void> {
   if (only.has('journal')) results.journal = await runJournalBench();
   if (only.has('booking')) results.booking = await bookingBench();
   if (only.has('unlock')) results.unlock = await unlockBench();
+  if (only.has('relay')) results.relay = await relayBench();
   const json = JSON.stringify(results, null, 2);
   console.log(json);
   const folder = join(new URL('.', import.meta.url).pathname, 'results');

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { dispatch, query, spawnPersistent, stop, type Ref } from 'nact';
 import type { EventMeta } from '../persistence/journal-types.js';
+import type { TraceStep } from '../persistence/trace-store.js';
 import type { ActorSystem } from './actor-system.js';
 import { envelope as wrap, type Envelope, type TraceContext } from './envelope.js';
 import type { Logger } from './logger.js';
@@ -78,23 +79,10 @@ export interface ActorBehaviour<State, Command extends Message, Event extends Me
 
 export type BehaviourFactory = (id: string) => ActorBehaviour<unknown, Message, Message>;
 
-export interface TraceStepInput {
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId: string | null;
-  readonly fromActor: string;
-  readonly toActor: string;
-  readonly messageType: string;
-  readonly payload: unknown;
-  readonly stateBefore: unknown;
-  readonly stateAfter: unknown;
-  readonly outcome: unknown;
-  readonly startedAt: number;
-  readonly durationUs: number;
-}
 
+/** Where every delivery is recorded (persistence/trace-store.ts). */
 export interface TraceSink {
-  record(step: TraceStepInput): void;
+  record(step: TraceStep): void;
 }
 
 export class AskTimeoutError extends Error {

@@ -4,23 +4,11 @@
  * same steps always give the same text.
  */
 
-/** One recorded delivery, as GET /traces/:id serves it (a subset of StoredTraceStep). */
-export interface TraceStepView {
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId: string | null;
-  readonly fromActor: string;
-  readonly toActor: string;
-  readonly messageType: string;
-  readonly payload?: unknown;
-  readonly stateBefore?: unknown;
-  readonly stateAfter?: unknown;
-  readonly outcome?: unknown;
-  /** Epoch milliseconds. */
-  readonly startedAt: number;
-  readonly durationUs: number;
-  readonly id?: number;
-}
+import type { StoredTraceStep } from '../persistence/trace-store.js';
+
+/** One recorded delivery as GET /traces/:id serves it: JSON drops the fields that were undefined. */
+export type TraceStepView = Pick<StoredTraceStep, 'traceId' | 'spanId' | 'parentSpanId' | 'fromActor' | 'toActor' | 'messageType' | 'startedAt' | 'durationUs'> &
+  Partial<Pick<StoredTraceStep, 'payload' | 'stateBefore' | 'stateAfter' | 'outcome' | 'id'>>;
 
 export interface DiagramOptions {
   /** Draw the answer of every asked actor as an arrow back (default true). */

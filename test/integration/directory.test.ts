@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteJournalEngine } from '../../persistence/journal-engine.js';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
 import { startActorSystem, type ActorSystem } from '../../runtime/actor-system.js';
-import { ActorDirectory, AskTimeoutError, ActorFailed, type ActorBehaviour, type TraceStepInput } from '../../runtime/directory.js';
+import type { TraceStep } from '../../persistence/trace-store.js';
+import { ActorDirectory, AskTimeoutError, ActorFailed, type ActorBehaviour } from '../../runtime/directory.js';
 import { rootContext } from '../../runtime/envelope.js';
 import { createLogger } from '../../runtime/logger.js';
 import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
@@ -50,7 +51,7 @@ describe('ActorDirectory (virtual actors on nact)', () => {
   let db: Db;
   let system: ActorSystem;
   let journal: SqliteJournalEngine;
-  const steps: TraceStepInput[] = [];
+  const steps: TraceStep[] = [];
 
   const start = (passivateAfterMs = 60_000) => {
     db = openDatabase(temp.file);

@@ -54,6 +54,7 @@ export interface RunningFleet {
   readonly directory: ActorDirectory;
   readonly gateway: PaymentGateway;
   readonly telemetry: TelemetryPipeline;
+  readonly mqtt: MqttConnection;
   /** Null when KAFKA_BROKERS is unset: events then stay in the journal (GET /events). */
   readonly relay: EventRelay | null;
   close(): Promise<void>;
@@ -171,7 +172,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     else await app.ready();
     logger.info({ url, mqtt: mqttUrl, db: config.db.file, kafka: config.kafka.mode }, 'fleetactors ready');
 
-    return { app, url, mqttUrl, db, journal, directory, gateway, telemetry, relay, close };
+    return { app, url, mqttUrl, db, journal, directory, gateway, telemetry, mqtt, relay, close };
   } catch (error) {
     await close();
     throw error;
@@ -208,6 +209,9 @@ function startKafkaRelay(
     topics: { names: ALL_TOPICS.map((topic) => `${parts.topicPrefix}${topic}`), partitions: config.kafka.partitions, replicationFactor: config.kafka.replicationFactor },
   });
   const relay = startEventRelay({ ...parts, producer });
+  // Topics exist from start-up on (consumers can subscribe before the first event), and a Kafka that
+  // is down shows on /health at once; the relay retries on its own when this fails.
+  producer.connect().catch((error: unknown) => parts.logger.warn({ err: error }, 'Kafka not reachable at start-up; events wait in the journal'));
   return {
     lag: () => relay.lag(),
     stats: () => relay.stats(),

@@ -51,6 +51,7 @@ export interface ResilientProducerOptions {
  */
 export class ResilientProducer implements RecordPublisher {
   private producer: Producer | null = null;
+  private connecting: Promise<Producer> | null = null;
   private connected = false;
   private lastError: string | null = null;
   private lastErrorAt: number | null = null;
@@ -107,9 +108,17 @@ export class ResilientProducer implements RecordPublisher {
     if (producer) await producer.disconnect();
   }
 
-  private async current(): Promise<Producer> {
-    if (this.closed) throw new Error('the Kafka producer is closed');
-    if (this.producer) return this.producer;
+  /** One producer however many callers ask at once (the start-up connect and the relay's first send). */
+  private current(): Promise<Producer> {
+    if (this.closed) return Promise.reject(new Error('the Kafka producer is closed'));
+    if (this.producer) return Promise.resolve(this.producer);
+    this.connecting ??= this.build().finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  private async build(): Promise<Producer> {
     if (!this.topicsReady) await this.ensureTopics();
     const producer = this.kafka.producer({
       idempotent: true,

@@ -54,22 +54,28 @@ describe('a Mosquitto restart in the middle of a run', () => {
   });
 });
 
-describe('200 vehicles unlocked at once (embedded broker)', () => {
+describe.each([
+  { name: 'embedded broker', protocolVersion: 4 as const, mosquitto: false },
+  { name: 'mosquitto', protocolVersion: 5 as const, mosquitto: true },
+])('200 vehicles unlocked at once ($name)', ({ protocolVersion, mosquitto }) => {
   let t: TestFleet;
+  let broker: MosquittoBroker | undefined;
   const devices: VirtualVehicle[] = [];
 
   beforeAll(async () => {
-    t = await startTestFleet({ UNLOCK_TIMEOUT_MS: '10000' });
+    broker = mosquitto ? await startMosquitto({ extraConfig: ['max_queued_messages 100000'] }) : undefined;
+    t = await startTestFleet({ UNLOCK_TIMEOUT_MS: '10000', ...(broker && { MQTT_URL: broker.url }) });
   });
   afterAll(async () => {
     await Promise.all(devices.map((device) => device.stop()));
     await t?.close();
+    await broker?.dispose();
   });
 
   it('sends each vehicle exactly one UNLOCK and unlocks every booking', async () => {
     const ids = Array.from({ length: 200 }, (_, index) => `fleet-${String(index).padStart(3, '0')}`);
     for (const id of ids) expect((await t.registerVehicle(id)).statusCode).toBe(201);
-    devices.push(...(await Promise.all(ids.map((id) => VirtualVehicle.start({ id, url: t.fleet.mqttUrl, protocolVersion: 4, behaviour: { replyDelayMs: 20 } })))));
+    devices.push(...(await Promise.all(ids.map((id) => VirtualVehicle.start({ id, url: t.fleet.mqttUrl, protocolVersion, behaviour: { replyDelayMs: 20 } })))));
 
     const bookings = await Promise.all(ids.map((id, index) => t.book(`customer-${index}`, id)));
     expect(bookings.map((booking) => booking.statusCode)).toEqual(Array(200).fill(201));
@@ -102,6 +108,8 @@ describe('telemetry feeds the vehicle read model', () => {
     await t.registerVehicle('tele-far', 'car', { lat: 40.4, lon: -3.7 });
     device = await VirtualVehicle.start({ id: 'tele-1', url: t.fleet.mqttUrl, protocolVersion: 4 });
     await waitFor(() => !t.fleet.directory.isActive({ kind: 'vehicle', id: 'tele-1' }), { what: 'tele-1 passivated' });
+    // A passivated vehicle actor gave its own topics back: only the fleet-wide telemetry and status remain.
+    await waitFor(() => t.fleet.mqtt.stats().subscriptions === 2, { what: 'vehicle subscriptions released' });
     const activations = t.fleet.directory.stats().activations;
     await device.publishTelemetry({ lat: 52.5219, lon: 13.4132, battery: 9, speedKmh: 0 });
     await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/tele-1' })).json().battery === 9, { what: 'telemetry applied' });

@@ -84,4 +84,20 @@ describe('seed flow: book, unlock, events in Kafka', () => {
     const types = events.json().items.map((event: { type: string }) => event.type);
     expect(types).toEqual(['booking.created', 'vehicle.unlocked']);
   });
+
+  it('creates every topic at start-up, before the first event', async () => {
+    const startupPrefix = testTopicPrefix('startup');
+    const fresh = await startTestFleet({ KAFKA_BROKERS: brokers.join(',') }, { kafkaTopicPrefix: startupPrefix });
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const expected = ALL_TOPICS.map((topic) => `${startupPrefix}${topic}`).sort();
+      await expect
+        .poll(async () => (await admin.listTopics()).filter((topic) => topic.startsWith(startupPrefix)).sort(), { timeout: 20_000 })
+        .toEqual(expected);
+    } finally {
+      await admin.disconnect();
+      await fresh.close();
+    }
+  });
 });

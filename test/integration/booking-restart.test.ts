@@ -1,14 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signToken } from '../../api/auth.js';
 import { bookingIdFor } from '../../api/idempotency.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { startServer } from '../helpers/server-process.js';
 import { tempDbFile } from '../helpers/temp-db.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -19,7 +17,6 @@ import { waitFor } from '../helpers/wait.js';
  * with SIGKILL, in-flight bookings and all.
  */
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '../../runtime/main.ts');
 /** Snapshots every 3 events: recovery goes through snapshot + journal tail, not only the journal. */
 const ENV = { SNAPSHOT_EVERY: '3' };
 
@@ -218,52 +215,7 @@ describe('graceful restart', () => {
   });
 });
 
-// ---- the real server in a child process, killed with SIGKILL
-
-interface ServerProcess {
-  readonly child: ChildProcess;
-  readonly url: string;
-  kill(): Promise<void>;
-}
-
-async function startServer(env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    // Only what the server needs: no inherited test-runner variables.
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', MQTT_PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within 30 s; stderr: ${stderr}`)), 30_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before it was ready; stderr: ${stderr}`));
-    });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const record = JSON.parse(line) as { msg?: string; url?: string };
-        if (record.msg === 'fleetactors ready' && record.url) {
-          clearTimeout(timer);
-          resolve(record.url);
-        }
-      } catch {
-        // not a log record
-      }
-    });
-  });
-  return {
-    child,
-    url,
-    kill: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
+// ---- the real server in a child process, killed with SIGKILL (test/helpers/server-process.ts)
 
 describe('crash (SIGKILL) of the real server', () => {
   it('keeps every acknowledged booking; half-done sagas expire and release their vehicles; the fleet is consistent', async () => {

@@ -53,9 +53,17 @@ describe('ActorDirectory (virtual actors on nact)', () => {
   let journal: SqliteJournalEngine;
   const steps: TraceStep[] = [];
 
+  /** An amount the journal refuses (a failing projector stands for a full disk or a broken read model). */
+  const REFUSED = -13;
   const start = (passivateAfterMs = 60_000) => {
     db = openDatabase(temp.file);
-    journal = new SqliteJournalEngine(db);
+    journal = new SqliteJournalEngine(db, {
+      projectors: [
+        (row) => {
+          if ((row.data as CounterEvent).amount === REFUSED) throw new Error('refused by the projector');
+        },
+      ],
+    });
     const logger = createLogger('silent');
     system = startActorSystem(journal, logger);
     const directory = new ActorDirectory({ system, logger, passivateAfterMs, askTimeoutMs: 2000, traces: { record: (step) => steps.push(step) } });
@@ -158,6 +166,22 @@ describe('ActorDirectory (virtual actors on nact)', () => {
     await directory.ask({ kind: 'counter', id: 'c6' }, { type: 'Add', amount: 1 }, 'http', trace);
     const [row] = journal.readAfter(0, 10);
     expect(row).toMatchObject({ persistenceKey: 'counter/c6', sequenceNumber: 1, eventType: 'Added', traceId: trace.traceId });
+    await stopAll(directory);
+  });
+
+  it('stops an actor whose event the journal refused, and its next activation goes on from what is durable', async () => {
+    temp = tempDbFile();
+    const directory = start();
+    const address = { kind: 'counter', id: 'c7' };
+    const trace = rootContext();
+    await directory.ask(address, { type: 'Add', amount: 1 }, 'test', trace);
+    await expect(directory.ask(address, { type: 'Add', amount: REFUSED }, 'test', trace)).rejects.toBeInstanceOf(ActorFailed);
+    // The next message reaches a new activation, recovered from the journal: no trace of the refused
+    // event, and its sequence numbers continue without a gap or a clash.
+    expect(await directory.ask<number>(address, { type: 'Add', amount: 2 }, 'test', trace)).toBe(3);
+    expect(directory.stats().activations).toBe(2);
+    expect(await directory.ask<CounterState>(address, { type: 'Get' }, 'test', trace)).toEqual({ total: 3, seen: [1, 2] });
+    expect(journal.readAfter(0, 10).map((row) => row.sequenceNumber)).toEqual([1, 2]);
     await stopAll(directory);
   });
 });

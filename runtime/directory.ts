@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { dispatch, query, spawnPersistent, stop, type Ref } from 'nact';
+import type { Rejection } from '../actors/shared/rejections.js';
 import type { EventMeta } from '../persistence/journal-types.js';
 import type { TraceStep } from '../persistence/trace-store.js';
 import type { ActorSystem } from './actor-system.js';
@@ -331,6 +332,16 @@ function describe(behaviour: ActorBehaviour<unknown, Message, Message>, state: u
 /** The journal refused an event: the activation is stopped and the actor recovers on its next message. */
 export class PersistenceFailure extends Error {
   override readonly name = 'PersistenceFailure';
+}
+
+/**
+ * The rejection for an ask that got no answer (timed out, or the actor's handler threw); null for any
+ * other error, which is a bug and stays thrown.
+ */
+export function noAnswer(error: unknown): Rejection | null {
+  if (error instanceof AskTimeoutError) return { type: 'ActorUnavailable', actor: error.actor, timeoutMs: error.timeoutMs };
+  if (error instanceof ActorFailed) return { type: 'ActorUnavailable', actor: error.actor, timeoutMs: 0 };
+  return null;
 }
 
 /** What an asker receives when the actor's handler threw instead of answering. */

@@ -13,7 +13,7 @@ import type {
   VehicleView,
 } from '../api/fleet-service.js';
 import type { VehicleReadModel } from '../persistence/vehicle-read-model.js';
-import { ActorFailed, AskTimeoutError, type ActorAddress, type ActorDirectory } from './directory.js';
+import { noAnswer, type ActorAddress, type ActorDirectory } from './directory.js';
 import type { TraceContext } from './envelope.js';
 
 /** The HTTP layer's port, served by the actors (commands) and the read models (queries). */
@@ -79,8 +79,8 @@ export class ActorFleetService implements FleetService {
     try {
       return await this.directory.ask<Outcome<T>>(target, message, 'http', trace, timeoutMs);
     } catch (error) {
-      if (error instanceof AskTimeoutError) return reject({ type: 'ActorUnavailable', actor: error.actor, timeoutMs: error.timeoutMs });
-      if (error instanceof ActorFailed) return reject({ type: 'ActorUnavailable', actor: error.actor, timeoutMs: 0 });
+      const rejection = noAnswer(error);
+      if (rejection) return reject(rejection);
       throw error;
     }
   }

@@ -1,4 +1,4 @@
-import { ActorFailed, AskTimeoutError, type ActorBehaviour, type ActorContext } from '../../runtime/directory.js';
+import { noAnswer, type ActorBehaviour, type ActorContext } from '../../runtime/directory.js';
 import { authorizationIdFor, PAYMENT, type AuthorizationView, type Captured, type PaymentMessage } from '../payment/actor.js';
 import { accept, reject, type Outcome, type Rejection } from '../shared/rejections.js';
 import { VEHICLE, type Locked, type Reserved, type Unlocked, type VehicleMessage } from '../vehicle/actor.js';
@@ -67,8 +67,8 @@ export function bookingBehaviour(deps: BookingActorDeps) {
       try {
         return await ctx.ask<Outcome<T>>(target, message, timeoutMs);
       } catch (error) {
-        if (error instanceof AskTimeoutError) return reject({ type: 'ActorUnavailable', actor: error.actor, timeoutMs: error.timeoutMs });
-        if (error instanceof ActorFailed) return reject({ type: 'ActorUnavailable', actor: error.actor, timeoutMs: 0 });
+        const rejection = noAnswer(error);
+        if (rejection) return reject(rejection);
         throw error;
       }
     };

@@ -150,8 +150,8 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
         const state = ctx.state;
         if (state.inFlight && state.inFlight.bookingId === bookingId) return wait(ctx, state.inFlight.commandId);
         const done = confirmedCommand(state, command, bookingId);
-        const at = done?.confirmedAt ?? (command === 'UNLOCK' ? state.unlockedAt : state.lockedAt) ?? now();
-        return ctx.reply(command === 'UNLOCK' ? accept({ unlockedAt: at }) : accept({ lockedAt: at }));
+        const doneAt = done?.confirmedAt ?? (command === 'UNLOCK' ? state.unlockedAt : state.lockedAt) ?? at;
+        return ctx.reply(command === 'UNLOCK' ? accept({ unlockedAt: doneAt }) : accept({ lockedAt: doneAt }));
       }
       if (issued.type !== 'UnlockRequested' && issued.type !== 'LockRequested') throw new Error(`unexpected ${issued.type}`);
       wait(ctx, issued.commandId);

@@ -92,4 +92,6 @@ export const migrations: readonly string[] = [
   CREATE INDEX trace_steps_trace ON trace_steps (trace_id, id);
   CREATE INDEX trace_steps_to_actor ON trace_steps (to_actor, id);
   `,
+  /* 2: retention of traces deletes by time */
+  `CREATE INDEX trace_steps_started ON trace_steps (started_at);`,
 ];

@@ -74,8 +74,10 @@ export class TraceStore {
   private readonly selectByTrace: Statement<[string], TraceRecord>;
   private readonly selectTracesOfActor: Statement<[string, number], { trace_id: string }>;
   private readonly writeAll: (steps: readonly TraceStep[]) => void;
+  private readonly deleteBefore: Statement<[number]>;
 
   constructor(db: Db, options: TraceStoreOptions = {}) {
+    this.deleteBefore = db.prepare('DELETE FROM trace_steps WHERE started_at < ?');
     this.flushIntervalMs = options.flushIntervalMs ?? 100;
     this.maxBuffered = options.maxBuffered ?? 1000;
     this.log = (options.logger ?? createLogger('silent')).child({ component: 'trace-store' });
@@ -146,6 +148,12 @@ export class TraceStore {
   }
 
   /** Writes what is buffered and ignores later records. */
+  /** Deletes steps recorded before `epochMs`; returns how many. Traces are diagnostics with a retention. */
+  purgeOlderThan(epochMs: number): number {
+    this.flush();
+    return this.deleteBefore.run(epochMs).changes;
+  }
+
   close(): void {
     this.flush();
     this.closed = true;

@@ -43,6 +43,8 @@ export const configSchema = z.object({
   /** Idle actors are passivated after this long; state comes back from snapshot + journal. */
   PASSIVATE_AFTER_MS: positiveMs.default(10 * 60_000),
   SNAPSHOT_EVERY: z.coerce.number().int().positive().default(50),
+  /** Recorded actor traces older than this are deleted (the journal itself is kept forever). */
+  TRACE_RETENTION_MS: positiveMs.default(7 * 24 * 60 * 60_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Register this many demo vehicles at start-up (ids demo-0001 …), for a first run. */
   FLEET_SEED: z.coerce.number().int().min(0).max(100_000).default(0),
@@ -76,6 +78,7 @@ export interface FleetConfig {
     readonly passivateAfterMs: number;
   };
   readonly snapshotEvery: number;
+  readonly traceRetentionMs: number;
   readonly logLevel: RawConfig['LOG_LEVEL'];
   readonly seedVehicles: number;
 }
@@ -128,6 +131,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
       passivateAfterMs: raw.PASSIVATE_AFTER_MS,
     },
     snapshotEvery: raw.SNAPSHOT_EVERY,
+    traceRetentionMs: raw.TRACE_RETENTION_MS,
     logLevel: raw.LOG_LEVEL,
     seedVehicles: raw.FLEET_SEED,
   };

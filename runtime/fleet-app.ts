@@ -9,7 +9,7 @@ import { VEHICLE, vehicleBehaviour } from '../actors/vehicle/actor.js';
 import { buildApp } from '../api/app.js';
 import type { HealthReport } from '../api/ports.js';
 import { SqliteCheckpointStore } from '../persistence/checkpoints.js';
-import { IdempotencyStore } from '../persistence/idempotency-store.js';
+import { IDEMPOTENCY_TTL_MS, IdempotencyStore } from '../persistence/idempotency-store.js';
 import { SqliteJournalEngine } from '../persistence/journal-engine.js';
 import { PUBLIC_TAG } from '../persistence/journal-types.js';
 import { createProjectors } from '../persistence/projections.js';
@@ -146,6 +146,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     if (config.seedVehicles > 0) await seedDemoFleet(directory, vehicles, config.seedVehicles, logger);
 
     const idempotency = new IdempotencyStore(db);
+    closers.push(startHousekeeping({ idempotency, traces, traceRetentionMs: config.traceRetentionMs, logger }));
     const metrics = options.metrics ?? createMetrics();
     registerRuntimeMetrics(metrics, { journal, directory, timers, mqtt, telemetry, relay });
     const health = (): HealthReport => ({
@@ -197,6 +198,20 @@ async function connectMqtt(config: FleetConfig, logger: Logger, closers: Array<(
   });
   closers.push(() => mqtt.close());
   return { mqtt, mqttUrl };
+}
+
+/** Hourly: stored idempotent responses past their 24 h, and traces past their retention. */
+function startHousekeeping(parts: { idempotency: IdempotencyStore; traces: TraceStore; traceRetentionMs: number; logger: Logger }): () => void {
+  const sweep = () => {
+    const now = Date.now();
+    const responses = parts.idempotency.purgeOlderThan(now - IDEMPOTENCY_TTL_MS);
+    const steps = parts.traces.purgeOlderThan(now - parts.traceRetentionMs);
+    if (responses + steps > 0) parts.logger.info({ responses, steps }, 'housekeeping: expired idempotency responses and trace steps deleted');
+  };
+  sweep();
+  const timer = setInterval(sweep, 60 * 60_000);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 function startKafkaRelay(

@@ -182,6 +182,19 @@ describe('TraceStore', () => {
     store.close();
   });
 
+  it('deletes the steps recorded before a time, buffered ones included, and says how many', () => {
+    const { db } = freshDb();
+    const store = new TraceStore(db);
+    store.record(step('t-old', 'booking/b-1', { startedAt: 1_000 }));
+    store.record(step('t-old', 'vehicle/v-1', { startedAt: 2_000 }));
+    store.record(step('t-new', 'booking/b-1', { startedAt: 5_000 }));
+
+    expect(store.purgeOlderThan(5_000)).toBe(2);
+    expect(store.byTraceId('t-old')).toEqual([]);
+    expect(store.byTraceId('t-new')).toHaveLength(1);
+    store.close();
+  });
+
   it('keeps a step whose payload cannot be serialised, marked as such', () => {
     const { db } = freshDb();
     const store = new TraceStore(db);

@@ -195,6 +195,8 @@ async function connectMqtt(config: FleetConfig, logger: Logger, closers: Array<(
     protocolVersion: config.mqtt.protocolVersion,
     clientId: config.mqtt.clientId ?? `fleetactors-${randomUUID().slice(0, 8)}`,
     logger,
+    // The embedded broker lives in this process: nothing outlives a disconnect that a session could keep.
+    persistentSession: config.mqtt.mode === 'external',
   });
   closers.push(() => mqtt.close());
   return { mqtt, mqttUrl };

@@ -278,4 +278,5 @@ function registerRuntimeMetrics(
   metrics.gauge({ name: 'fleet_journal_position', help: 'Last committed journal position.', collect: () => journal.lastPosition() });
   metrics.observedCounter({ name: 'fleet_booking_wakeups_total', help: 'Booking timer wake-ups (deadlines, compensation retries).', read: () => timers.stats().woken });
   metrics.gauge({ name: 'fleet_mqtt_connected', help: '1 when the MQTT client is connected.', collect: () => (mqtt.stats().connected ? 1 : 0) });
+  metrics.observedCounter({ name: 'fleet_mqtt_reconnects_total', help: 'Times the MQTT client lost its broker and connected again.', read: () => mqtt.stats().reconnects });
 }

@@ -3,6 +3,9 @@ import { signToken, type Role } from '../../api/auth.js';
 import type { SimulationReport } from '../../simulator/report.js';
 import { DEFAULT_SIMULATION, runSimulation, type SimulationSettings } from '../../simulator/simulation.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { freePort } from '../helpers/free-port.js';
+import { startServer } from '../helpers/server-process.js';
+import { tempDbFile } from '../helpers/temp-db.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -112,5 +115,35 @@ describe('fleet simulator', () => {
     expect(c.cancels.cancelled).toBe(c.unlocks.attempted - c.unlocks.ok);
     expect(c.failedTraceIds.length).toBeGreaterThan(0);
     await waitFor(async () => (await heldVehicles(fleet, 'knob-')).length === 0, { what: 'no simulated vehicle to be held', timeoutMs: 2000 });
+  });
+
+  it('500 vehicles connecting and reporting at once do not cost the server its embedded-broker connection', { timeout: 120_000 }, async () => {
+    // The server in its own process, as in production: in one process with the simulator the burst
+    // never builds up. aedes dropped the server's persistent session under it ("no such packet").
+    const temp = tempDbFile();
+    const mqttPort = await freePort();
+    const secret = 'burst-test-secret-0123456789';
+    const server = await startServer({ FLEET_DB: temp.file, MQTT_PORT: String(mqttPort), FLEET_JWT_SECRET: secret, PAYMENT_LATENCY_MS: '0' });
+    try {
+      const report = await runSimulation({
+        ...DEFAULT_SIMULATION,
+        apiUrl: server.url,
+        mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+        protocolVersion: 4,
+        vehicles: 500,
+        customers: 10,
+        durationMs: 4000,
+        telemetryMs: 500,
+        idPrefix: 'burst-',
+        tokens: (sub: string, role: Role) => signToken({ sub, role, ttlSeconds: 600 }, secret),
+      });
+      expect(report.errors).toBe(0);
+      expect(report.vehicles.connected).toBe(500);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).toMatch(/^fleet_mqtt_reconnects_total 0$/m);
+    } finally {
+      await server.kill();
+      temp.cleanup();
+    }
   });
 });

@@ -302,14 +302,23 @@ export class ActorDirectory {
           actorLogger.error({ err: error }, 'onStopped failed');
         }
       },
-      onCrash: (_message: unknown, error: unknown, supervision: { mailbox: Array<{ message: Delivery }>; stop: symbol }) => {
-        // The journal refused a write: stop this activation so that the next message recovers the
-        // actor from what really is durable. Messages still queued go to that next activation.
-        actorLogger.error({ err: error }, 'actor stopped after a persistence failure; queued messages go to its next activation');
+      onCrash: (message: unknown, error: unknown, supervision: { mailbox: Array<{ message: Delivery }>; stop: symbol }) => {
         if (this.activations.get(name) === self) this.activations.delete(name);
-        setImmediate(() => {
-          for (const { message } of supervision.mailbox) this.redeliver(address, message);
-        });
+        if (isDelivery(message)) {
+          // The journal refused a write: stop this activation so that the next message recovers the
+          // actor from what really is durable. Messages still queued go to that next activation.
+          actorLogger.error({ err: error }, 'actor stopped after a persistence failure; queued messages go to its next activation');
+          setImmediate(() => {
+            for (const { message: queued } of supervision.mailbox) this.redeliver(address, queued);
+          });
+        } else {
+          // Recovery itself failed (an event `evolve` cannot apply, a corrupt row): a new activation
+          // would fail the same way, so the queued messages are answered, not sent round again.
+          actorLogger.error({ err: error }, 'actor could not be recovered from its journal; queued messages fail');
+          for (const { message: queued } of supervision.mailbox) {
+            if (queued.replyTo) dispatch(queued.replyTo, new ActorFailed(name, queued.envelope.type));
+          }
+        }
         return supervision.stop;
       },
     } as never);
@@ -324,6 +333,9 @@ export class ActorDirectory {
     dispatch(activation.ref, delivery);
   }
 }
+
+const isDelivery = (message: unknown): message is Delivery =>
+  typeof message === 'object' && message !== null && 'envelope' in message && 'replyTo' in message;
 
 function describe(behaviour: ActorBehaviour<unknown, Message, Message>, state: unknown): unknown {
   return behaviour.describe ? behaviour.describe(state) : state;

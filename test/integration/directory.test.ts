@@ -23,7 +23,10 @@ let lifecycle = { activated: 0, stopped: 0 };
 function counter(life: typeof lifecycle): ActorBehaviour<CounterState, CounterCommand, CounterEvent> {
   return {
     initialState: { total: 0, seen: [] },
-    evolve: (state, event) => ({ total: state.total + event.amount, seen: [...state.seen, event.amount] }),
+    evolve: (state, event) => {
+      if (event.type !== 'Added') throw new Error(`cannot apply ${String(event.type)}`);
+      return { total: state.total + event.amount, seen: [...state.seen, event.amount] };
+    },
     onActivated: () => {
       life.activated += 1;
     },
@@ -182,6 +185,18 @@ describe('ActorDirectory (virtual actors on nact)', () => {
     expect(directory.stats().activations).toBe(2);
     expect(await directory.ask<CounterState>(address, { type: 'Get' }, 'test', trace)).toEqual({ total: 3, seen: [1, 2] });
     expect(journal.readAfter(0, 10).map((row) => row.sequenceNumber)).toEqual([1, 2]);
+    await stopAll(directory);
+  });
+
+  it('answers the callers of an actor whose journal cannot be replayed, without activating it in a loop', async () => {
+    temp = tempDbFile();
+    const directory = start();
+    // A row this behaviour cannot apply (written by a newer version, or corrupted).
+    await journal.persist({ data: { type: 'Bogus' }, sequenceNumber: 1, key: 'counter/c8', tags: [], createdAt: Date.now(), isDeleted: false });
+    const trace = rootContext();
+    await expect(directory.ask({ kind: 'counter', id: 'c8' }, { type: 'Get' }, 'test', trace, 2000)).rejects.toBeInstanceOf(ActorFailed);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(directory.stats().activations).toBe(1);
     await stopAll(directory);
   });
 });

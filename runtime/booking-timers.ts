@@ -94,8 +94,17 @@ export class BookingTimers {
     if (this.stopped) return;
     const now = this.now();
     for (const [id, firedAt] of this.lastFired) if (now - firedAt >= REFIRE_AFTER_MS) this.lastFired.delete(id);
-    for (const { id } of this.due.all(now, BATCH)) {
+    // Bookings woken in the last REFIRE_AFTER_MS may still be due (a failing compensation): read past
+    // them, so that they never crowd newly due bookings out of the batch.
+    let woken = 0;
+    for (const { id } of this.due.all(now, BATCH + this.lastFired.size + 1)) {
       if (this.lastFired.has(id)) continue;
+      if (woken === BATCH) {
+        // More are due than one batch wakes: the next batch follows at once, not at the next deadline.
+        this.rearm(true);
+        return;
+      }
+      woken += 1;
       this.lastFired.set(id, now);
       this.woken += 1;
       const wake: BookingMessage = { type: 'WakeUp' };

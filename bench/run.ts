@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { VirtualVehicle } from '../simulator/virtual-vehicle.js';
 import { startMosquitto } from '../test/helpers/mosquitto.js';
@@ -125,8 +126,9 @@ async function unlockBench(): Promise<ScenarioResult> {
 /** The relay against KAFKA_BROKERS, or against a broker of its own (scripts/kafka.mjs, port 19292). */
 async function relayBench() {
   if (process.env.KAFKA_BROKERS) return runRelayBench(process.env.KAFKA_BROKERS.split(','));
-  const root = new URL('..', import.meta.url).pathname;
-  const env = { ...process.env, KAFKA_PORT: '19292', KAFKA_HOME: join(root, '.kafka', 'bench') };
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  // Its own port and data; the jars of the test broker (one download).
+  const env = { ...process.env, KAFKA_PORT: '19292', KAFKA_HOME: join(root, '.kafka', 'bench'), KAFKA_LIB: join(root, '.kafka', 'test', 'lib') };
   const kafka = (command: string, ...args: string[]) => spawnSync(process.execPath, [join(root, 'scripts', 'kafka.mjs'), command, ...args], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   if (kafka('start', '--fresh').status !== 0) throw new Error('could not start Kafka for the relay benchmark');
   try {
@@ -148,7 +150,7 @@ async function main(): Promise<void> {
   if (only.has('relay')) results.relay = await relayBench();
   const json = JSON.stringify(results, null, 2);
   console.log(json);
-  const folder = join(new URL('.', import.meta.url).pathname, 'results');
+  const folder = fileURLToPath(new URL('./results', import.meta.url));
   mkdirSync(folder, { recursive: true });
   writeFileSync(join(folder, `${results.startedAt as string}.json`.replaceAll(':', '-')), `${json}\n`);
 }

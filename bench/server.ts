@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { signToken } from '../api/auth.js';
 import { DEV_JWT_SECRET } from '../runtime/config.js';
 import { freePort } from '../test/helpers/free-port.js';
@@ -24,8 +25,9 @@ export async function startBenchServer(env: Record<string, string>): Promise<Ben
   // BENCH_NODE_ARGS: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server under load.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'runtime/main.ts'], {
-    cwd: new URL('..', import.meta.url).pathname,
-    env: { ...process.env, FLEET_DB: join(dir, 'fleet.db'), PORT: String(port), MQTT_PORT: String(mqttPort), LOG_LEVEL: 'warn', ...env },
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    // Only what the bench sets: a FLEET_JWT_SECRET, KAFKA_BROKERS or MQTT_URL in the shell must not change the run.
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', FLEET_DB: join(dir, 'fleet.db'), PORT: String(port), MQTT_PORT: String(mqttPort), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;

@@ -132,7 +132,11 @@ export function decide(bookingId: string, command: BookingCommand, state: Bookin
         return emit({ type: 'BookingRequested', bookingId, customerId, vehicleId: command.vehicleId, paymentMethod, durationMinutes, at, confirmBy });
       }
       // The same request again (an Idempotency-Key retry) resumes or answers; anything else collides.
-      const same = state.customerId === command.customerId && state.vehicleId === command.vehicleId;
+      const same =
+        state.customerId === command.customerId &&
+        state.vehicleId === command.vehicleId &&
+        state.paymentMethod === command.paymentMethod &&
+        state.durationMinutes === command.durationMinutes;
       return same ? emit() : refuse({ type: 'BookingAlreadyExists', bookingId });
     }
     case 'RecordVehicleReserved':

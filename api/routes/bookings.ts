@@ -59,6 +59,12 @@ export const bookingRoutes: FastifyPluginAsyncZod<BookingRoutesOptions> = async 
           request.trace,
         );
         if (outcome.ok) return { response: { statusCode: 201, body: outcome.value }, final: true };
+        if (key !== undefined && outcome.rejection.type === 'BookingAlreadyExists') {
+          // The key's booking exists with another request (its stored response expired or was never
+          // written): the same key with another body is a 422, whatever the store remembers.
+          const reused = httpProblem('idempotency-key-reused', 'This Idempotency-Key was already used with a different body; use a new key for a new booking.', originOf(request));
+          return { response: { statusCode: reused.status, body: reused }, final: true };
+        }
         const problem = rejectionProblem(outcome.rejection, originOf(request));
         // ActorUnavailable means "no answer in time", not "no": the booking may still be made, so the
         // retry must run again (and reaches the same booking through the key-derived id).

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmdirSync, rmSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { freePort } from './free-port.js';
  * KAFKA_TEST_BROKERS). A test that needs Kafka fails loudly without it; it never skips.
  */
 
-const repoRoot = new URL('../..', import.meta.url).pathname;
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const kafkaScript = join(repoRoot, 'scripts', 'kafka.mjs');
 const run = promisify(execFile);
 

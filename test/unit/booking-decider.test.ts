@@ -121,6 +121,9 @@ describe('RequestBooking', () => {
   it('refuses a different customer or vehicle under an existing booking id', () => {
     spec.given(atConfirmed).when(requestBooking({ customerId: 'c-2' })).thenRejects({ type: 'BookingAlreadyExists', bookingId: B });
     spec.given(atRequested).when(requestBooking({ vehicleId: 'v-2' })).thenRejects({ type: 'BookingAlreadyExists', bookingId: B });
+    // Another payment method or duration is another request too (an Idempotency-Key reused with another body).
+    spec.given(atConfirmed).when(requestBooking({ paymentMethod: 'tok_chargeDeclined' })).thenRejects({ type: 'BookingAlreadyExists', bookingId: B });
+    spec.given(atConfirmed).when(requestBooking({ durationMinutes: 45 })).thenRejects({ type: 'BookingAlreadyExists', bookingId: B });
   });
 });
 

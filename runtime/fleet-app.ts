@@ -84,9 +84,9 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     closers.push(() => {
       db.close();
     });
-    const journal = new SqliteJournalEngine(db, { projectors: createProjectors(db), logger: logger.child({ component: 'journal' }) });
+    const journal = new SqliteJournalEngine(db, { projectors: createProjectors(db), logger });
     closers.push(() => journal.close());
-    const traces = new TraceStore(db, { logger: logger.child({ component: 'traces' }) });
+    const traces = new TraceStore(db, { logger });
     closers.push(() => traces.close());
 
     const system = startActorSystem(journal, logger);

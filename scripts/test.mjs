@@ -37,9 +37,18 @@ if (existsSync(kafkaScript) && process.env.FLEET_TEST_KAFKA !== 'off') {
   kafkaStarted = run('node', [kafkaScript, 'start', '--fresh'], env) === 0;
   if (kafkaStarted) kafkaEnv.KAFKA_TEST_BROKERS = `127.0.0.1:${kafkaPort}`;
   else console.error('✗ could not start the test Kafka broker: Kafka tests will fail');
-  process.on('exit', () => {
+  const stopKafka = () => {
     if (kafkaStarted) spawnSync('node', [kafkaScript, 'stop'], { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
-  });
+    kafkaStarted = false;
+  };
+  process.on('exit', stopKafka);
+  // Ctrl-C or a CI cancel: the broker is a detached JVM and would outlive us.
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.on(signal, () => {
+      stopKafka();
+      process.exit(130);
+    });
+  }
 }
 
 const report = join(mkdtempSync(join(tmpdir(), 'fleet-vitest-')), 'report.json');

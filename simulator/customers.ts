@@ -141,7 +141,13 @@ export function startCustomers(options: CustomerSimOptions): CustomerRun {
     if (unlocked?.status !== 200) {
       if (unlocked?.status === 504) counts.unlockTimedOut += 1;
       // Never leave a reservation behind; it would otherwise hold the vehicle until it expires.
-      return cancel(customer, bookingId, false);
+      await cancel(customer, bookingId, false);
+      // An UNLOCKED that came after the 504 made the ride ACTIVE (the car is open): end it instead.
+      const booking = await options.api
+        .request('GET', `/bookings/${encodeURIComponent(bookingId)}`, options.tokens(customer, 'customer'))
+        .catch(() => null);
+      if (isRecord(booking?.body) && booking.body.status === 'ACTIVE') await end(customer, bookingId);
+      return;
     }
     counts.unlocked += 1;
     await pause(options.rideMs, stopping.signal);
@@ -188,7 +194,6 @@ export function startCustomers(options: CustomerSimOptions): CustomerRun {
   return { done, snapshot };
 }
 
-export const runCustomers = (options: CustomerSimOptions): Promise<CustomerReport> => startCustomers(options).done;
 
 function detailOf(body: unknown): string {
   return isRecord(body) && typeof body.detail === 'string' ? `: ${body.detail}` : '';

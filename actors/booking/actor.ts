@@ -154,11 +154,6 @@ export function bookingBehaviour(deps: BookingActorDeps) {
       return accept(ctx.state);
     };
 
-    const guarded = (state: BookingState, caller: Caller, then: () => Promise<Outcome<unknown>>): Promise<Outcome<unknown>> => {
-      const denied = checkAccess(state, bookingId, caller);
-      return denied ? Promise.resolve(reject(denied)) : then();
-    };
-
     return {
       initialState: initialBookingState,
       evolve,
@@ -179,15 +174,13 @@ export function bookingBehaviour(deps: BookingActorDeps) {
             return ctx.reply(await unlock(ctx, message.caller));
           case 'EndBooking':
             return ctx.reply(await end(ctx, message.caller));
-          case 'CancelBooking':
-            return ctx.reply(
-              await guarded(ctx.state, message.caller, async () => {
-                const cancelled = await run(ctx, { type: 'Cancel', caller: message.caller, at: now() });
-                if (!cancelled.ok) return reject(cancelled.rejection);
-                await compensate(ctx);
-                return accept(ctx.state);
-              }),
-            );
+          case 'CancelBooking': {
+            // The decider checks who may cancel.
+            const cancelled = await run(ctx, { type: 'Cancel', caller: message.caller, at: now() });
+            if (!cancelled.ok) return ctx.reply(reject(cancelled.rejection));
+            await compensate(ctx);
+            return ctx.reply(accept(ctx.state));
+          }
           case 'VehicleWasUnlocked':
             await run(ctx, { type: 'RecordUnlocked', unlockedAt: message.unlockedAt });
             return;

@@ -1,4 +1,5 @@
 import type { JournalRow } from '../../persistence/journal-types.js';
+import { traceparent } from '../../runtime/envelope.js';
 import type { KafkaRecord } from '../../runtime/kafka/record.js';
 import { topicOf } from './catalog.js';
 
@@ -53,7 +54,7 @@ export function toKafkaRecord(row: JournalRow, topicPrefix = ''): RecordResult {
     ce_subject: aggregate.id,
     'content-type': 'application/json',
   };
-  if (row.traceId !== null && row.spanId !== null) headers.traceparent = `00-${row.traceId}-${row.spanId}-01`;
+  if (row.traceId !== null && row.spanId !== null) headers.traceparent = traceparent({ traceId: row.traceId, spanId: row.spanId });
 
   return {
     ok: true,

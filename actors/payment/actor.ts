@@ -1,7 +1,7 @@
 import type { ActorBehaviour, ActorContext } from '../../runtime/directory.js';
 import { accept, reject, type Outcome } from '../shared/rejections.js';
 import { decide, evolve, initialPaymentState, type PaymentCommand, type PaymentEvent, type PaymentState } from './decider.js';
-import type { GatewayDecision, PaymentGateway } from './gateway.js';
+import type { PaymentGateway } from './gateway.js';
 
 export type PaymentMessage =
   | { readonly type: 'Authorize'; readonly bookingId: string; readonly amount: number; readonly currency: string; readonly paymentMethod: string }
@@ -30,6 +30,15 @@ export const authorizationIdFor = (bookingId: string): string => `auth_${booking
 
 const GATEWAY_TIMED_OUT = Symbol('gateway timed out');
 
+/** Every gateway call is bounded: one that never answers must not block this actor's mailbox for good. */
+async function withinTimeout<T>(call: Promise<T>, timeoutMs: number): Promise<T | typeof GATEWAY_TIMED_OUT> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<typeof GATEWAY_TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(GATEWAY_TIMED_OUT), timeoutMs);
+  });
+  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
+}
+
 export function paymentBehaviour(deps: PaymentActorDeps) {
   const now = deps.now ?? Date.now;
   return (authorizationId: string): ActorBehaviour<PaymentState, PaymentMessage, PaymentEvent> => {
@@ -46,18 +55,15 @@ export function paymentBehaviour(deps: PaymentActorDeps) {
 
     const askGateway = async (ctx: ActorContext<PaymentState, PaymentEvent>) => {
       const { amount, currency, paymentMethod } = ctx.state;
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<typeof GATEWAY_TIMED_OUT>((resolve) => {
-        timer = setTimeout(() => resolve(GATEWAY_TIMED_OUT), deps.timeoutMs);
-      });
-      const result: GatewayDecision | typeof GATEWAY_TIMED_OUT = await Promise.race([
-        deps.gateway.authorize({ authorizationId, amount, currency, paymentMethod: paymentMethod ?? '' }),
-        timeout,
-      ]).finally(() => clearTimeout(timer));
+      const authorizing = deps.gateway.authorize({ authorizationId, amount, currency, paymentMethod: paymentMethod ?? '' });
+      const result = await withinTimeout(authorizing, deps.timeoutMs);
       if (result === GATEWAY_TIMED_OUT) {
         await run(ctx, { type: 'RecordGatewayDecision', authorizationId, decision: { outcome: 'declined', reason: 'gateway_timeout' }, at: now() });
-        // The gateway may still authorize after we stopped waiting: void it so no hold stays on the card.
-        deps.gateway.void(authorizationId).catch((error: unknown) => ctx.logger.warn({ err: error }, 'void after gateway timeout failed'));
+        // The gateway may still authorize after we stopped waiting: then void it, so that no hold stays
+        // on the card (voiding before that answer would come too early to cancel it).
+        authorizing
+          .then((late) => (late.outcome === 'authorized' ? deps.gateway.void(authorizationId) : undefined))
+          .catch((error: unknown) => ctx.logger.warn({ err: error }, 'void after a gateway timeout failed'));
         return;
       }
       await run(ctx, { type: 'RecordGatewayDecision', authorizationId, decision: result, at: now() });
@@ -83,7 +89,9 @@ export function paymentBehaviour(deps: PaymentActorDeps) {
             const captured = decision.events[0];
             // The gateway first (idempotent per authorization), then the journal: a failed capture is not recorded.
             if (captured?.type === 'PaymentCaptured') {
-              await deps.gateway.capture(authorizationId, captured.amount);
+              if ((await withinTimeout(deps.gateway.capture(authorizationId, captured.amount), deps.timeoutMs)) === GATEWAY_TIMED_OUT) {
+                return ctx.reply(reject({ type: 'PaymentDeclined', authorizationId, reason: 'gateway_timeout' }));
+              }
               await ctx.persist(captured);
             }
             return ctx.reply(accept({ amount: ctx.state.capturedAmount ?? 0, currency: ctx.state.currency }));
@@ -91,7 +99,10 @@ export function paymentBehaviour(deps: PaymentActorDeps) {
           case 'Void': {
             const decision = decide({ type: 'RecordVoid', authorizationId, at: now() }, ctx.state);
             if (decision.ok && decision.events.length > 0) {
-              await deps.gateway.void(authorizationId);
+              // A gateway that does not answer leaves the authorization open: the booking's timer retries.
+              if ((await withinTimeout(deps.gateway.void(authorizationId), deps.timeoutMs)) === GATEWAY_TIMED_OUT) {
+                return ctx.reply(reject({ type: 'PaymentDeclined', authorizationId, reason: 'gateway_timeout' }));
+              }
               await ctx.persist(...decision.events);
             }
             return ctx.reply(accept(null));

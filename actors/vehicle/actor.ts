@@ -125,6 +125,13 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
           case 'DeviceRejectedCommand':
             settle(event.commandId, reject({ type: 'VehicleRejectedCommand', vehicleId, command: event.command, reason: event.reason }));
             break;
+          case 'VehicleReleased':
+            // Released while a command of that booking was still waiting for the device: its callers
+            // get an answer now, not at a deadline that no longer applies.
+            for (const issued of ctx.state.recentCommands) {
+              if (issued.bookingId === event.bookingId) settle(issued.commandId, reject({ type: 'VehicleNotReservedForBooking', vehicleId, bookingId: event.bookingId }));
+            }
+            break;
           default:
             break;
         }
@@ -216,6 +223,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
           }
           case 'ReleaseVehicle': {
             const decision = await run(ctx, { type: 'ReleaseVehicle', vehicleId, bookingId: message.bookingId, reason: message.reason, at });
+            if (decision.ok) react(ctx, decision.events);
             return ctx.reply(decision.ok ? accept(null) : reject(decision.rejection));
           }
           case 'UnlockVehicle':

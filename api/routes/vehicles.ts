@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newVehicleId } from '../idempotency.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { FleetService } from '../fleet-service.js';
 import { sendRejection } from '../problems.js';
@@ -18,7 +18,6 @@ export interface VehicleRoutesOptions {
 
 const TAGS = ['vehicles'];
 
-export const newVehicleId = (): string => `veh_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
 
 /** /vehicles: operators register vehicles; everyone signed in finds and reads them (read model, no actor). */
 export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async (app, { fleet }) => {

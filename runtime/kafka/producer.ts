@@ -136,6 +136,11 @@ export class ResilientProducer implements RecordPublisher {
       await this.discard(producer, error);
       throw error;
     }
+    if (this.closed) {
+      // disconnect() ran while this connect was under way: nobody would ever close this one.
+      await producer.disconnect();
+      throw new Error('the Kafka producer is closed');
+    }
     this.producer = producer;
     this.connected = true;
     return producer;

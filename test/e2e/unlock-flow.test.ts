@@ -139,10 +139,14 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
   });
 
   it('applies a duplicated UNLOCKED once', async () => {
-    const { vehicleId, bookingId } = await bookedVehicle('alice', { mode: 'answer-twice' });
+    const { vehicleId, device, bookingId } = await bookedVehicle('alice', { mode: 'answer-twice' });
     expect((await t.request({ method: 'POST', url: '/unlock', body: { bookingId } })).statusCode).toBe(200);
-    // Let the second copy arrive and be handled: it goes through the same mailbox.
-    await waitFor(() => t.fleet.directory.stats().pendingMessages === 0, { what: 'mailboxes drained' });
+    // Both copies must have been handled by the vehicle actor before counting (its trace records each
+    // delivery; the trace store writes on its own timer, so this polls).
+    await waitFor(() => device.replies.length === 2, { what: 'the device answered twice' });
+    const handled = () =>
+      (t.fleet.db.prepare("SELECT count(*) AS n FROM trace_steps WHERE to_actor = ? AND message_type = 'DeviceReplied'").get(`vehicle/${vehicleId}`) as { n: number }).n;
+    await waitFor(() => handled() === 2, { what: 'both replies handled by the vehicle actor' });
     expect(journalCount(t, 'VehicleUnlocked', `vehicle/${vehicleId}`)).toBe(1);
   });
 

@@ -3,7 +3,7 @@ import { signToken } from '../../api/auth.js';
 import { loadConfig, type FleetConfig } from '../../runtime/config.js';
 import { startFleet, type FleetOptions, type RunningFleet } from '../../runtime/fleet-app.js';
 import { createLogger } from '../../runtime/logger.js';
-import { tempDbFile } from './temp-db.js';
+import { tempDbFile, type TempDbFile } from './temp-db.js';
 
 export interface TestFleet {
   readonly fleet: RunningFleet;
@@ -22,8 +22,14 @@ export interface TestFleet {
  * The whole system in-process on a temp SQLite file and, by default, the embedded MQTT broker on a
  * free port. `env` overrides any documented variable (e.g. MQTT_URL for Mosquitto).
  */
-export async function startTestFleet(env: Record<string, string> = {}, options: Partial<FleetOptions> = {}, dbFile?: string): Promise<TestFleet> {
-  const temp = dbFile ? null : tempDbFile();
+export async function startTestFleet(
+  env: Record<string, string> = {},
+  options: Partial<FleetOptions> = {},
+  dbFile?: string,
+  /** The temp folder a restarted fleet inherits, so that its close() still removes it. */
+  inherited?: TempDbFile,
+): Promise<TestFleet> {
+  const temp = inherited ?? (dbFile ? null : tempDbFile());
   const file = dbFile ?? temp!.file;
   const config = loadConfig({ FLEET_DB: file, MQTT_PORT: '0', PORT: '0', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', PAYMENT_LATENCY_MS: '2', ...env });
   const logger = options.logger ?? createLogger(config.logLevel);
@@ -56,7 +62,7 @@ export async function startTestFleet(env: Record<string, string> = {}, options: 
       testFleet.request({ method: 'POST', url: '/bookings', as: customer, body: { vehicleId, ...extra }, headers }),
     restart: async () => {
       await fleet.close();
-      return startTestFleet(env, options, file);
+      return startTestFleet(env, options, file, temp ?? undefined);
     },
     close: async () => {
       await fleet.close();

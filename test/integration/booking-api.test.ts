@@ -144,13 +144,10 @@ describe('POST /bookings: the saga through HTTP', () => {
 
   it('402 gateway_timeout when the gateway never answers (tok_timeout), and the vehicle is released', async () => {
     const vehicleId = await newVehicle();
-    const started = Date.now();
     const response = await t.book('bob', vehicleId, { paymentMethod: 'tok_timeout' }, { 'idempotency-key': 'timeout-1' });
     const problem = expectProblem(response, 402, 'payment-declined');
+    // The payment actor's own timeout decided (not the booking's ask timeout, which would be a 503).
     expect(problem.reason).toBe('gateway_timeout');
-    // It waited for PAYMENT_TIMEOUT_MS, not for the 15 s ask timeout.
-    expect(Date.now() - started).toBeGreaterThanOrEqual(PAYMENT_TIMEOUT_MS - 5);
-    expect(Date.now() - started).toBeLessThan(10_000);
 
     const bookingId = bookingIdFor('bob', 'timeout-1');
     expect((await getBooking(bookingId, 'bob')).json()).toMatchObject({ status: 'REJECTED', rejectionReason: 'PaymentDeclined' });

@@ -108,9 +108,8 @@ describe('kafkajs against the test broker', () => {
   it('fails a send to an unreachable broker within seconds instead of hanging, and counts the rebuild', async () => {
     const unreachable = createKafkaClient({ brokers: ['127.0.0.1:1'], clientId: 'compat-unreachable', logger, connectionTimeoutMs: 200 });
     const producer = new ResilientProducer(unreachable, logger);
-    const started = Date.now();
+    // Settles at all (the test's timeout is the bound): kafkajs alone would retry an idempotent send forever.
     await expect(producer.sendBatch([{ topic: 'nowhere', key: 'k', value: 'v', headers: {} }])).rejects.toThrow();
-    expect(Date.now() - started).toBeLessThan(15_000);
     expect(producer.connectionState()).toMatchObject({ connected: false, rebuilds: 1 });
     expect(producer.connectionState().lastError).toMatch(/connect|ECONNREFUSED/i);
   });

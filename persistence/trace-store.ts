@@ -74,10 +74,10 @@ export class TraceStore {
   private readonly selectByTrace: Statement<[string], TraceRecord>;
   private readonly selectTracesOfActor: Statement<[string, number], { trace_id: string }>;
   private readonly writeAll: (steps: readonly TraceStep[]) => void;
-  private readonly deleteBefore: Statement<[number]>;
+  private readonly deleteBefore: Statement<[number, number]>;
 
   constructor(db: Db, options: TraceStoreOptions = {}) {
-    this.deleteBefore = db.prepare('DELETE FROM trace_steps WHERE started_at < ?');
+    this.deleteBefore = db.prepare('DELETE FROM trace_steps WHERE id IN (SELECT id FROM trace_steps WHERE started_at < ? LIMIT ?)');
     this.flushIntervalMs = options.flushIntervalMs ?? 100;
     this.maxBuffered = options.maxBuffered ?? 1000;
     this.log = (options.logger ?? createLogger('silent')).child({ component: 'trace-store' });
@@ -148,10 +148,14 @@ export class TraceStore {
   }
 
   /** Writes what is buffered and ignores later records. */
-  /** Deletes steps recorded before `epochMs`; returns how many. Traces are diagnostics with a retention. */
-  purgeOlderThan(epochMs: number): number {
+  /**
+   * Deletes at most `limit` steps recorded before `epochMs` and returns how many; the caller repeats
+   * while the count equals `limit`, yielding in between, so that a large purge never holds the event
+   * loop and the writer for long. Traces are diagnostics with a retention.
+   */
+  purgeOlderThan(epochMs: number, limit = Number.MAX_SAFE_INTEGER): number {
     this.flush();
-    return this.deleteBefore.run(epochMs).changes;
+    return this.deleteBefore.run(epochMs, limit).changes;
   }
 
   close(): void {

@@ -1,5 +1,6 @@
 import type { Location, VehicleFilter, VehicleStatus, VehicleType, VehicleView } from '../api/fleet-service.js';
 import type { DeviceConditions } from '../actors/vehicle/decider.js';
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './sqlite.js';
 
 interface VehicleRow {
@@ -31,10 +32,14 @@ export function haversineMeters(a: Location, b: Location): number {
 export class VehicleReadModel {
   private readonly byId;
   private readonly conditions;
+  private readonly total;
+  /** One prepared statement per filter combination (a dozen at most), not one per request. */
+  private readonly listStatements = new Map<string, Statement<[Record<string, unknown>], VehicleRow>>();
 
   constructor(private readonly db: Db) {
     this.byId = db.prepare<[string], VehicleRow>('SELECT * FROM vehicles WHERE id = ?');
     this.conditions = db.prepare<[string], Pick<VehicleRow, 'online' | 'battery'>>('SELECT online, battery FROM vehicles WHERE id = ?');
+    this.total = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM vehicles');
   }
 
   get(id: string): VehicleView | undefined {
@@ -70,7 +75,12 @@ export class VehicleReadModel {
     }
     const sql = `SELECT * FROM vehicles ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${near ? '' : 'LIMIT @limit'}`;
     if (!near) params.limit = filter.limit;
-    const rows = this.db.prepare<[Record<string, unknown>], VehicleRow>(sql).all(params);
+    let statement = this.listStatements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare<[Record<string, unknown>], VehicleRow>(sql);
+      this.listStatements.set(sql, statement);
+    }
+    const rows = statement.all(params);
     if (!near) return rows.map(toView);
     return rows
       .map((row) => ({ row, distance: haversineMeters(near, row) }))
@@ -81,7 +91,7 @@ export class VehicleReadModel {
   }
 
   count(): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM vehicles').get() as { n: number }).n;
+    return this.total.get()!.n;
   }
 }
 

@@ -202,18 +202,31 @@ async function connectMqtt(config: FleetConfig, logger: Logger, closers: Array<(
   return { mqtt, mqttUrl };
 }
 
+/** Trace steps deleted per transaction: a few milliseconds of work between two turns of the event loop. */
+const TRACE_PURGE_CHUNK = 5000;
+
 /** Hourly: stored idempotent responses past their 24 h, and traces past their retention. */
 function startHousekeeping(parts: { idempotency: IdempotencyStore; traces: TraceStore; traceRetentionMs: number; logger: Logger }): () => void {
-  const sweep = () => {
+  let stopped = false;
+  const sweep = async () => {
     const now = Date.now();
     const responses = parts.idempotency.purgeOlderThan(now - IDEMPOTENCY_TTL_MS);
-    const steps = parts.traces.purgeOlderThan(now - parts.traceRetentionMs);
+    let steps = 0;
+    for (let deleted = TRACE_PURGE_CHUNK; deleted === TRACE_PURGE_CHUNK && !stopped; ) {
+      deleted = parts.traces.purgeOlderThan(now - parts.traceRetentionMs, TRACE_PURGE_CHUNK);
+      steps += deleted;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     if (responses + steps > 0) parts.logger.info({ responses, steps }, 'housekeeping: expired idempotency responses and trace steps deleted');
   };
-  sweep();
-  const timer = setInterval(sweep, 60 * 60_000);
+  const run = () => void sweep().catch((error: unknown) => parts.logger.error({ err: error }, 'housekeeping failed'));
+  run();
+  const timer = setInterval(run, 60 * 60_000);
   timer.unref();
-  return () => clearInterval(timer);
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
 }
 
 function startKafkaRelay(

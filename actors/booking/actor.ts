@@ -1,4 +1,5 @@
 import { noAnswer, type ActorBehaviour, type ActorContext } from '../../runtime/directory.js';
+import { persistDecided } from '../shared/decision.js';
 import { authorizationIdFor, PAYMENT, type AuthorizationView, type Captured, type PaymentMessage } from '../payment/actor.js';
 import { accept, reject, type Outcome, type Rejection } from '../shared/rejections.js';
 import { VEHICLE, type Locked, type Reserved, type Unlocked, type VehicleMessage } from '../vehicle/actor.js';
@@ -56,11 +57,7 @@ export function bookingBehaviour(deps: BookingActorDeps) {
     const vehicle = (state: BookingState) => ({ kind: VEHICLE, id: state.vehicleId! });
     const payment = { kind: PAYMENT, id: authorizationIdFor(bookingId) };
 
-    const run = async (ctx: Ctx, command: BookingCommand) => {
-      const decision = decide(bookingId, command, ctx.state);
-      if (decision.ok && decision.events.length > 0) await ctx.persist(...decision.events);
-      return decision;
-    };
+    const run = (ctx: Ctx, command: BookingCommand) => persistDecided(ctx, decide(bookingId, command, ctx.state));
 
     /** Asks another actor; a timeout or a crash there becomes a typed rejection, not an exception. */
     const askActor = async <T>(ctx: Ctx, target: { kind: string; id: string }, message: VehicleMessage | PaymentMessage, timeoutMs?: number): Promise<Outcome<T>> => {

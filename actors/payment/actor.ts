@@ -1,4 +1,5 @@
 import type { ActorBehaviour, ActorContext } from '../../runtime/directory.js';
+import { persistDecided } from '../shared/decision.js';
 import { accept, reject, type Outcome } from '../shared/rejections.js';
 import { decide, evolve, initialPaymentState, type PaymentCommand, type PaymentEvent, type PaymentState } from './decider.js';
 import type { PaymentGateway } from './gateway.js';
@@ -42,11 +43,7 @@ async function withinTimeout<T>(call: Promise<T>, timeoutMs: number): Promise<T 
 export function paymentBehaviour(deps: PaymentActorDeps) {
   const now = deps.now ?? Date.now;
   return (authorizationId: string): ActorBehaviour<PaymentState, PaymentMessage, PaymentEvent> => {
-    const run = async (ctx: ActorContext<PaymentState, PaymentEvent>, command: PaymentCommand) => {
-      const decision = decide(command, ctx.state);
-      if (decision.ok && decision.events.length > 0) await ctx.persist(...decision.events);
-      return decision;
-    };
+    const run = (ctx: ActorContext<PaymentState, PaymentEvent>, command: PaymentCommand) => persistDecided(ctx, decide(command, ctx.state));
 
     const answer = (state: PaymentState): Outcome<AuthorizationView> =>
       state.status === 'AUTHORIZED' || state.status === 'CAPTURED'

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { persistDecided, type Decision } from '../shared/decision.js';
 import type { ActorBehaviour, ActorContext, PendingReply } from '../../runtime/directory.js';
 import { rootContext, type TraceContext } from '../../runtime/envelope.js';
 import type { DeviceCommand } from '../../runtime/mqtt/protocol.js';
 import { accept, reject, type Outcome, type Rejection } from '../shared/rejections.js';
-import type { Decision } from '../shared/decision.js';
 import {
   confirmedCommand,
   decide,
@@ -91,11 +91,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
     };
 
     /** Runs the decider, persists what it decided, and returns the events (or the rejection). */
-    const run = async (ctx: ActorContext<VehicleState, VehicleEvent>, command: VehicleCommand): Promise<Decision<VehicleEvent>> => {
-      const decision = decide(command, ctx.state);
-      if (decision.ok && decision.events.length > 0) await ctx.persist(...decision.events);
-      return decision;
-    };
+    const run = (ctx: ActorContext<VehicleState, VehicleEvent>, command: VehicleCommand): Promise<Decision<VehicleEvent>> => persistDecided(ctx, decide(command, ctx.state));
 
     /** Side effects of committed events: answer waiters, tell the booking. */
     const react = (ctx: ActorContext<VehicleState, VehicleEvent>, events: readonly VehicleEvent[]) => {

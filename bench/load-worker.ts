@@ -1,0 +1,334 @@
+/**
+ * The load generator, in a process of its own: `node --import tsx bench/load-worker.ts '<json>'`.
+ * It receives a LoadConfig as JSON (argv[2]), drives the target with autocannon (used programmatically),
+ * and prints one JSON line, a LoadResult, on stdout. Progress and errors go to stderr.
+ *
+ * Every request is built by `setupRequest`, so each gets its own body and bearer token (distinct
+ * vehicles and customers). Latency: autocannon's own percentiles (HDR histogram inside autocannon) for
+ * all requests, and per step (e.g. only the unlock of a book → unlock → end loop) an HDR histogram of
+ * ours (hdr-histogram-js), timed from the moment autocannon builds the request (right before it writes
+ * it) to the moment its response is complete.
+ */
+import autocannon, { type Request as AutocannonRequest } from 'autocannon';
+import * as hdr from 'hdr-histogram-js';
+import { signToken } from '../api/auth.js';
+import { DEV_JWT_SECRET } from '../runtime/config.js';
+
+export interface VehiclePick {
+  readonly prefix: string;
+  /** Zero-padded to this many digits: `demo-` + 4 gives demo-0001. */
+  readonly pad: number;
+  /** Ids prefix + 1 … prefix + count. */
+  readonly count: number;
+  /** sequential: each vehicle once (then it wraps); uniform: any; skewed: hotShare of the requests go to the first hotFraction of the vehicles. */
+  readonly mode: 'sequential' | 'uniform' | 'skewed' | 'one';
+  readonly hotShare?: number;
+  readonly hotFraction?: number;
+}
+
+export type Workload =
+  | { readonly kind: 'echo' }
+  /** POST /vehicles for prefix+1 … prefix+count (set-up, not measured for a figure). */
+  | { readonly kind: 'register'; readonly vehicles: VehiclePick }
+  /** POST /bookings {vehicleId}; with `cancel`, each confirmed booking is cancelled right after (POST /bookings/:id/cancel). */
+  | { readonly kind: 'book'; readonly vehicles: VehiclePick; readonly customers: number; readonly cancel?: boolean }
+  /** book → unlock → end per loop; the unlock step is the one that counts. */
+  | { readonly kind: 'ride'; readonly vehicles: VehiclePick; readonly customers: number };
+
+export interface Phase {
+  readonly name: string;
+  /** Seconds of load; or `amount` requests in all. */
+  readonly durationS?: number;
+  readonly amount?: number;
+}
+
+export interface LoadConfig {
+  readonly url: string;
+  readonly connections: number;
+  readonly phases: readonly Phase[];
+  readonly workload: Workload;
+  /** Poll GET /health first and start the first phase the moment it answers 200. */
+  readonly waitForHealth?: boolean;
+  readonly timeoutS?: number;
+  readonly seed?: number;
+}
+
+export interface StepFigures {
+  readonly count: number;
+  readonly statuses: Record<string, number>;
+  readonly latencyMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number; readonly mean: number };
+}
+
+export interface PhaseResult {
+  readonly name: string;
+  readonly seconds: number;
+  readonly requests: number;
+  readonly requestsPerSecond: number;
+  /** Autocannon's own figures (its HDR histogram), all requests of the phase. */
+  readonly autocannon: {
+    readonly latencyMs: Record<string, number>;
+    readonly errors: number;
+    readonly timeouts: number;
+    readonly non2xx: number;
+    readonly statusCodes: Record<string, number>;
+  };
+  /** Per step of the workload (book, cancel, unlock, end, echo, register): our HDR histogram. */
+  readonly steps: Record<string, StepFigures>;
+  /** Bookings answered 201 with status CONFIRMED. */
+  readonly confirmed: number;
+  readonly confirmedPerSecond: number;
+}
+
+export interface LoadResult {
+  readonly phases: PhaseResult[];
+  /** Epoch ms when GET /health first answered 200 (waitForHealth only). */
+  readonly healthyAt: number | null;
+}
+
+interface StepState {
+  histogram: hdr.Histogram;
+  statuses: Record<string, number>;
+}
+
+interface Context {
+  t0?: number;
+  bookingId?: string;
+  token?: string;
+}
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const vehicleName = (pick: VehiclePick, n: number): string => `${pick.prefix}${String(n).padStart(pick.pad, '0')}`;
+
+function vehiclePicker(pick: VehiclePick, random: () => number): () => string {
+  let next = 0;
+  const hot = Math.max(1, Math.round(pick.count * (pick.hotFraction ?? 0.01)));
+  return () => {
+    switch (pick.mode) {
+      case 'one':
+        return vehicleName(pick, 1);
+      case 'sequential':
+        next = (next % pick.count) + 1;
+        return vehicleName(pick, next);
+      case 'uniform':
+        return vehicleName(pick, 1 + Math.floor(random() * pick.count));
+      case 'skewed':
+        return random() < (pick.hotShare ?? 0.8) ? vehicleName(pick, 1 + Math.floor(random() * hot)) : vehicleName(pick, hot + 1 + Math.floor(random() * (pick.count - hot)));
+    }
+  };
+}
+
+function tokenPool(customers: number, role: 'customer' | 'operator'): () => string {
+  const tokens = Array.from({ length: customers }, (_, index) => signToken({ sub: `bench-${role}-${index}`, role, ttlSeconds: 3600 }, DEV_JWT_SECRET));
+  let next = 0;
+  return () => {
+    next = (next + 1) % tokens.length;
+    return tokens[next]!;
+  };
+}
+
+const now = (): number => performance.now();
+
+class Recorder {
+  steps = new Map<string, StepState>();
+  confirmed = 0;
+  step(name: string): StepState {
+    let state = this.steps.get(name);
+    if (!state) {
+      state = { histogram: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 }), statuses: {} };
+      this.steps.set(name, state);
+    }
+    return state;
+  }
+  record(name: string, context: Context, status: number): void {
+    const state = this.step(name);
+    if (context.t0 !== undefined) state.histogram.recordValue(Math.max(1, Math.round((now() - context.t0) * 1000)));
+    state.statuses[status] = (state.statuses[status] ?? 0) + 1;
+  }
+  figures(): Record<string, StepFigures> {
+    const out: Record<string, StepFigures> = {};
+    for (const [name, { histogram, statuses }] of this.steps) {
+      const ms = (us: number) => Math.round(us / 10) / 100;
+      out[name] = {
+        count: histogram.totalCount,
+        statuses,
+        latencyMs: {
+          p50: ms(histogram.getValueAtPercentile(50)),
+          p90: ms(histogram.getValueAtPercentile(90)),
+          p99: ms(histogram.getValueAtPercentile(99)),
+          max: ms(histogram.maxValue),
+          mean: ms(histogram.mean),
+        },
+      };
+    }
+    return out;
+  }
+}
+
+const json = { 'content-type': 'application/json' };
+
+/** The autocannon request sequence of a workload; every step records into `recorder()` (swapped per phase). */
+function requestsFor(workload: Workload, recorder: () => Recorder, random: () => number): AutocannonRequest[] {
+  const start = (context: Context) => {
+    context.t0 = now();
+  };
+  const parse = (body: string): Record<string, unknown> => {
+    try {
+      return JSON.parse(body) as Record<string, unknown>;
+    } catch {
+      return {};
+    }
+  };
+  switch (workload.kind) {
+    case 'echo': {
+      let n = 0;
+      return [
+        {
+          method: 'POST',
+          path: '/echo',
+          setupRequest: (req, context: Context) => {
+            start(context);
+            n += 1;
+            return { ...req, headers: json, body: JSON.stringify({ vehicleId: `v-${n}`, n }) };
+          },
+          onResponse: (status, _body, context: Context) => recorder().record('echo', context, status),
+        },
+      ];
+    }
+    case 'register': {
+      const operator = tokenPool(1, 'operator');
+      let n = 0;
+      return [
+        {
+          method: 'POST',
+          path: '/vehicles',
+          setupRequest: (req, context: Context) => {
+            start(context);
+            n += 1;
+            const id = vehicleName(workload.vehicles, ((n - 1) % workload.vehicles.count) + 1);
+            return { ...req, headers: { ...json, authorization: `Bearer ${operator()}` }, body: JSON.stringify({ id, type: 'scooter', location: { lat: 52.52 + (n % 100) / 10_000, lon: 13.405 } }) };
+          },
+          onResponse: (status, _body, context: Context) => recorder().record('register', context, status),
+        },
+      ];
+    }
+    case 'book':
+    case 'ride': {
+      const vehicle = vehiclePicker(workload.vehicles, random);
+      const token = tokenPool(workload.customers, 'customer');
+      const book: AutocannonRequest = {
+        method: 'POST',
+        path: '/bookings',
+        setupRequest: (req, context: Context) => {
+          start(context);
+          context.token = token();
+          delete context.bookingId;
+          return { ...req, headers: { ...json, authorization: `Bearer ${context.token}` }, body: JSON.stringify({ vehicleId: vehicle() }) };
+        },
+        onResponse: (status, body, context: Context) => {
+          const rec = recorder();
+          rec.record('book', context, status);
+          if (status === 201) {
+            const parsed = parse(body);
+            if (parsed.status === 'CONFIRMED') {
+              rec.confirmed += 1;
+              context.bookingId = String(parsed.id);
+            }
+          }
+        },
+      };
+      // A follow-up step runs only after a confirmed booking; otherwise autocannon starts the loop again.
+      const followUp = (name: string, path: (id: string) => string, body: (id: string) => string | undefined): AutocannonRequest => ({
+        method: 'POST',
+        setupRequest: (req, context: Context) => {
+          if (context.bookingId === undefined || context.token === undefined) return undefined as unknown as AutocannonRequest;
+          start(context);
+          const payload = body(context.bookingId);
+          const headers: Record<string, string> = { authorization: `Bearer ${context.token}`, ...(payload === undefined ? {} : json) };
+          return { ...req, path: path(context.bookingId), headers, ...(payload === undefined ? { body: undefined } : { body: payload }) };
+        },
+        onResponse: (status, _body, context: Context) => recorder().record(name, context, status),
+      });
+      if (workload.kind === 'book') {
+        if (!workload.cancel) return [book];
+        return [book, followUp('cancel', (id) => `/bookings/${encodeURIComponent(id)}/cancel`, () => undefined)];
+      }
+      return [
+        book,
+        followUp('unlock', () => '/unlock', (id) => JSON.stringify({ bookingId: id })),
+        followUp('end', (id) => `/bookings/${encodeURIComponent(id)}/end`, () => undefined),
+      ];
+    }
+  }
+}
+
+async function waitForHealth(url: string): Promise<number> {
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${url}/health`)).ok) return Date.now();
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('the server did not become healthy in 300 s');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function main(): Promise<void> {
+  const config = JSON.parse(process.argv[2] ?? '{}') as LoadConfig;
+  const random = mulberry32(config.seed ?? 42);
+  let current = new Recorder();
+  const requests = requestsFor(config.workload, () => current, random);
+  const healthyAt = config.waitForHealth ? await waitForHealth(config.url) : null;
+  const phases: PhaseResult[] = [];
+  for (const phase of config.phases) {
+    current = new Recorder();
+    const started = now();
+    const result = await autocannon({
+      url: config.url,
+      connections: config.connections,
+      pipelining: 1,
+      timeout: config.timeoutS ?? 30,
+      requests,
+      ...(phase.amount !== undefined ? { amount: phase.amount } : { duration: phase.durationS ?? 10 }),
+    });
+    const seconds = (now() - started) / 1000;
+    const steps = current.figures();
+    const statusCodes: Record<string, number> = {};
+    for (const [code, stats] of Object.entries(result.statusCodeStats ?? {})) statusCodes[code] = (stats as { count?: number }).count ?? 0;
+    const latency = result.latency as unknown as Record<string, number>;
+    const latencyMs: Record<string, number> = {};
+    for (const key of ['p50', 'p90', 'p97_5', 'p99', 'p99_9', 'max', 'average']) if (typeof latency[key] === 'number') latencyMs[key] = latency[key];
+    phases.push({
+      name: phase.name,
+      seconds: Math.round(seconds * 1000) / 1000,
+      requests: result.requests.total,
+      requestsPerSecond: Math.round(result.requests.total / seconds),
+      autocannon: { latencyMs, errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx, statusCodes },
+      steps,
+      confirmed: current.confirmed,
+      confirmedPerSecond: Math.round(current.confirmed / seconds),
+    });
+    console.error(`load-worker: ${phase.name}: ${result.requests.total} requests in ${seconds.toFixed(1)} s`);
+  }
+  const out: LoadResult = { phases, healthyAt };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

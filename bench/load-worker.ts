@@ -18,8 +18,9 @@ export interface VehiclePick {
   readonly prefix: string;
   /** Zero-padded to this many digits: `demo-` + 4 gives demo-0001. */
   readonly pad: number;
-  /** Ids prefix + 1 … prefix + count. */
+  /** Ids prefix + first … prefix + (first + count - 1); first defaults to 1. */
   readonly count: number;
+  readonly first?: number;
   /** sequential: each vehicle once (then it wraps); uniform: any; skewed: hotShare of the requests go to the first hotFraction of the vehicles. */
   readonly mode: 'sequential' | 'uniform' | 'skewed' | 'one';
   readonly hotShare?: number;
@@ -107,7 +108,7 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-const vehicleName = (pick: VehiclePick, n: number): string => `${pick.prefix}${String(n).padStart(pick.pad, '0')}`;
+const vehicleName = (pick: VehiclePick, n: number): string => `${pick.prefix}${String(n + (pick.first ?? 1) - 1).padStart(pick.pad, '0')}`;
 
 function vehiclePicker(pick: VehiclePick, random: () => number): () => string {
   let next = 0;

@@ -9,50 +9,60 @@ import { freePort } from '../test/helpers/free-port.js';
 
 /**
  * The server under test runs in its own process, as `npm start` runs it, so that the load generator
- * does not share its event loop (on two cores, one each).
+ * (bench/load-worker.ts, another process) does not share its event loop.
  */
 export interface BenchServer {
   readonly url: string;
   readonly mqttUrl: string;
+  readonly pid: number;
+  /** Resolves with the milliseconds from spawn to the first 200 of GET /health. */
+  readonly healthy: Promise<number>;
   token(sub: string, role: 'customer' | 'operator'): string;
   stop(): Promise<void>;
 }
 
-export async function startBenchServer(env: Record<string, string>): Promise<BenchServer> {
+/** Spawns the server and returns at once (its URL is known before it listens); `healthy` tells when it is ready. */
+export async function spawnBenchServer(env: Record<string, string>): Promise<BenchServer> {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-'));
   const port = await freePort();
   const mqttPort = env.MQTT_URL ? 0 : await freePort();
   // BENCH_NODE_ARGS: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server under load.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const spawnedAt = performance.now();
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'runtime/main.ts'], {
     cwd: fileURLToPath(new URL('..', import.meta.url)),
     // Only what the bench sets: a FLEET_JWT_SECRET, KAFKA_BROKERS or MQTT_URL in the shell must not change the run.
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', FLEET_DB: join(dir, 'fleet.db'), PORT: String(port), MQTT_PORT: String(mqttPort), LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', FLEET_DB: join(dir, 'fleet.db'), PORT: String(port), MQTT_PORT: String(mqttPort), LOG_LEVEL: 'error', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`bench server exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`${url}/health`)).ok) break;
-    } catch {
-      // not listening yet
+  const healthy = (async () => {
+    const deadline = Date.now() + 300_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`bench server exited with ${child.exitCode}`);
+      try {
+        if ((await fetch(`${url}/health`)).ok) return Math.round(performance.now() - spawnedAt);
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error('bench server did not become healthy in 300 s');
+      await new Promise((resolve) => setTimeout(resolve, 25));
     }
-    if (Date.now() > deadline) throw new Error('bench server did not become healthy in 120 s');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  })();
+  healthy.catch(() => undefined);
   const tokens = new Map<string, string>();
   return {
     url,
     mqttUrl: env.MQTT_URL ?? `mqtt://127.0.0.1:${mqttPort}`,
+    pid: child.pid ?? -1,
+    healthy,
     token: (sub, role) => {
       const key = `${role}:${sub}`;
       if (!tokens.has(key)) tokens.set(key, signToken({ sub, role, ttlSeconds: 3600 }, DEV_JWT_SECRET));
       return tokens.get(key)!;
     },
     stop: async () => {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');
         await exited;
@@ -60,4 +70,15 @@ export async function startBenchServer(env: Record<string, string>): Promise<Ben
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export async function startBenchServer(env: Record<string, string>): Promise<BenchServer> {
+  const server = await spawnBenchServer(env);
+  try {
+    await server.healthy;
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  return server;
 }

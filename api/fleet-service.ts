@@ -1,5 +1,5 @@
 import type { Outcome } from '../actors/shared/rejections.js';
-import type { TraceContext } from '../runtime/envelope.js';
+import type { TraceContext } from '../runtime/kernel/envelope.js';
 
 /**
  * What the HTTP layer needs from the rest of the system. runtime/fleet.ts implements it on the actor

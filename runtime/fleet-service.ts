@@ -13,8 +13,8 @@ import type {
   VehicleView,
 } from '../api/fleet-service.js';
 import type { VehicleReadModel } from '../persistence/vehicle-read-model.js';
-import { noAnswer, type ActorAddress, type ActorDirectory } from './directory.js';
-import type { TraceContext } from './envelope.js';
+import { noAnswer, type ActorAddress, type ActorDirectory } from './kernel/directory.js';
+import type { TraceContext } from './kernel/envelope.js';
 
 /** The HTTP layer's port, served by the actors (commands) and the read models (queries). */
 export class ActorFleetService implements FleetService {

@@ -1,8 +1,8 @@
 import { VEHICLE, type VehicleMessage } from '../actors/vehicle/actor.js';
 import type { VehicleType } from '../actors/vehicle/decider.js';
 import type { VehicleReadModel } from '../persistence/vehicle-read-model.js';
-import type { ActorDirectory } from './directory.js';
-import { rootContext } from './envelope.js';
+import type { ActorDirectory } from './kernel/directory.js';
+import { rootContext } from './kernel/envelope.js';
 import type { Logger } from './logger.js';
 
 const TYPES: readonly VehicleType[] = ['scooter', 'car', 'bike'];

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { persistDecided, type Decision } from '../shared/decision.js';
-import type { ActorBehaviour, ActorContext, PendingReply } from '../../runtime/directory.js';
-import { rootContext, type TraceContext } from '../../runtime/envelope.js';
+import type { ActorBehaviour, ActorContext, PendingReply } from '../../runtime/kernel/directory.js';
+import { rootContext, type TraceContext } from '../../runtime/kernel/envelope.js';
 import type { DeviceCommand } from '../../runtime/mqtt/protocol.js';
 import { accept, reject, type Outcome, type Rejection } from '../shared/rejections.js';
 import {

@@ -3,7 +3,7 @@ import type { AppDeps } from '../../api/app.js';
 import type { BookingView, Caller, CreateBookingInput, FleetService, RegisterVehicleInput, UnlockView, VehicleFilter, VehicleView } from '../../api/fleet-service.js';
 import type { IdempotencyPort, StoredResponse } from '../../api/ports.js';
 import { loadConfig } from '../../runtime/config.js';
-import type { TraceContext } from '../../runtime/envelope.js';
+import type { TraceContext } from '../../runtime/kernel/envelope.js';
 import { createLogger } from '../../runtime/logger.js';
 import { createMetrics } from '../../runtime/metrics.js';
 import { TEST_JWT_SECRET } from './tokens.js';

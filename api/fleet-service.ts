@@ -2,8 +2,8 @@ import type { Outcome } from '../actors/shared/rejections.js';
 import type { TraceContext } from '../runtime/kernel/envelope.js';
 
 /**
- * What the HTTP layer needs from the rest of the system. runtime/fleet.ts implements it on the actor
- * system; route handlers depend on nothing else, so `buildApp(deps)` stays testable with `inject`.
+ * What the HTTP layer needs from the rest of the system. runtime/sharded-fleet-service.ts implements it on
+ * the actor shards; route handlers depend on nothing else, so `buildApp(deps)` stays testable with `inject`.
  */
 
 export type VehicleType = 'car' | 'scooter' | 'bike';
@@ -82,8 +82,8 @@ export interface VehicleFilter {
 
 export interface FleetService {
   registerVehicle(input: RegisterVehicleInput, trace: TraceContext): Promise<Outcome<VehicleView>>;
-  getVehicle(id: string): VehicleView | undefined;
-  listVehicles(filter: VehicleFilter): VehicleView[];
+  getVehicle(id: string): Promise<VehicleView | undefined>;
+  listVehicles(filter: VehicleFilter): Promise<VehicleView[]>;
   createBooking(input: CreateBookingInput, trace: TraceContext): Promise<Outcome<BookingView>>;
   /** Ownership is checked here: a customer reading another's booking gets BookingForbidden. */
   getBooking(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>>;

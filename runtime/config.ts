@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 /**
@@ -18,6 +19,8 @@ export const configSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
   FLEET_DB: z.string().min(1).default('./data/fleet.db'),
+  /** Actor shards on worker threads; fixed when the data is created (runtime/registry.ts refuses another count). */
+  FLEET_SHARDS: z.coerce.number().int().min(1).max(64).optional(),
   /** `FULL` keeps an acknowledged booking across power loss; `NORMAL` only across a process crash. */
   FLEET_DB_SYNC: z.enum(['FULL', 'NORMAL']).default('FULL'),
   MQTT_URL: z.string().url().regex(/^(mqtts?|wss?|tcp):\/\//, 'expected an mqtt:// URL').optional(),
@@ -56,6 +59,7 @@ export type RawConfig = z.infer<typeof configSchema>;
 export interface FleetConfig {
   readonly http: { readonly host: string; readonly port: number; readonly bodyLimitBytes: number };
   readonly db: { readonly file: string; readonly synchronous: 'FULL' | 'NORMAL' };
+  readonly shards: number;
   readonly mqtt:
     | { readonly mode: 'embedded'; readonly port: number; readonly protocolVersion: 4 | 5; readonly clientId: string | null }
     | { readonly mode: 'external'; readonly url: string; readonly protocolVersion: 4 | 5; readonly clientId: string | null };
@@ -109,6 +113,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   return {
     http: { host: raw.HOST, port: raw.PORT, bodyLimitBytes: raw.BODY_LIMIT_BYTES },
     db: { file: raw.FLEET_DB, synchronous: raw.FLEET_DB_SYNC },
+    shards: raw.FLEET_SHARDS ?? availableParallelism(),
     mqtt: raw.MQTT_URL
       ? { mode: 'external', url: raw.MQTT_URL, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 5, clientId: raw.MQTT_CLIENT_ID ?? null }
       : { mode: 'embedded', port: raw.MQTT_PORT, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 4, clientId: raw.MQTT_CLIENT_ID ?? null },

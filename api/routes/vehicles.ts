@@ -55,7 +55,7 @@ export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async 
     },
     async (request) => {
       const { status, type, near, radiusM, limit } = request.query;
-      const items = fleet.listVehicles({
+      const items = await fleet.listVehicles({
         limit,
         ...(status && { status }),
         ...(type && { type }),
@@ -76,7 +76,7 @@ export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async 
       },
     },
     async (request, reply) => {
-      const vehicle = fleet.getVehicle(request.params.id);
+      const vehicle = await fleet.getVehicle(request.params.id);
       if (!vehicle) return sendRejection(request, reply, { type: 'VehicleNotFound', vehicleId: request.params.id });
       return vehicle;
     },

@@ -22,6 +22,11 @@ export interface TelemetryPipelineOptions {
   readonly maxBufferedMessages?: number;
   /** Decode threads. One: the machine has two cores and the main thread needs the other. */
   readonly maxThreads?: number;
+  /**
+   * The vehicles whose readings this pipeline keeps (its shard's). The wildcard subscriptions bring
+   * every vehicle's messages; the others' are dropped before any decoding, counted as `elsewhere`.
+   */
+  readonly accepts?: (vehicleId: string) => boolean;
 }
 
 export interface TelemetryStats {
@@ -37,6 +42,8 @@ export interface TelemetryStats {
   readonly ignored: number;
   /** Lost to a full buffer or a failed batch. */
   readonly dropped: number;
+  /** For a vehicle of another shard: that shard's pipeline keeps it. */
+  readonly elsewhere: number;
   readonly batches: number;
 }
 
@@ -65,7 +72,8 @@ export class TelemetryPipeline {
   private inFlight: Promise<void> | null = null;
   private closed = false;
   private readonly listeners = new Set<PresenceListener>();
-  private readonly counters = { received: 0, rejected: 0, superseded: 0, applied: 0, ignored: 0, dropped: 0, batches: 0 };
+  private readonly counters = { received: 0, rejected: 0, superseded: 0, applied: 0, ignored: 0, dropped: 0, elsewhere: 0, batches: 0 };
+  private readonly accepts: (vehicleId: string) => boolean;
   private readonly batchIntervalMs: number;
   private readonly batchMaxMessages: number;
   private readonly maxBufferedMessages: number;
@@ -82,6 +90,7 @@ export class TelemetryPipeline {
     this.batchMaxMessages = options.batchMaxMessages ?? 2000;
     this.maxBufferedMessages = options.maxBufferedMessages ?? 100_000;
     this.applyBatch = prepareWriter(db);
+    this.accepts = options.accepts ?? (() => true);
   }
 
   static async start(options: TelemetryPipelineOptions): Promise<TelemetryPipeline> {
@@ -129,8 +138,12 @@ export class TelemetryPipeline {
 
   private handler(channel: VehicleChannel, kind: number): MessageHandler {
     return (topic, payload) => {
-      this.counters.received += 1;
       const vehicleId = vehicleIdOf(topic, channel);
+      if (vehicleId !== null && !this.accepts(vehicleId)) {
+        this.counters.elsewhere += 1;
+        return;
+      }
+      this.counters.received += 1;
       if (vehicleId === null) {
         this.counters.rejected += 1;
         return;

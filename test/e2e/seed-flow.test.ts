@@ -75,7 +75,7 @@ describe('seed flow: book, unlock, events in Kafka', () => {
     const ids = records.map((r) => r.headers.ce_id);
     expect(new Set(ids).size).toBe(ids.length);
     expect(records.map((r) => r.topic).sort()).toEqual([`${prefix}booking.created`, `${prefix}vehicle.unlocked`]);
-    await expect.poll(() => t.fleet.relay?.lag()).toBe(0);
+    await expect.poll(() => t.fleet.local.relay?.lag()).toBe(0);
   });
 
   it('serves the same events on GET /events', async () => {

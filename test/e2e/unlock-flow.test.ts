@@ -43,7 +43,7 @@ const setups: BrokerSetup[] = [
 ];
 
 const journalCount = (t: TestFleet, eventType: string, key: string): number =>
-  (t.fleet.db.prepare('SELECT count(*) AS n FROM journal WHERE event_type = ? AND persistence_key = ?').get(eventType, key) as { n: number }).n;
+  (t.db.prepare('SELECT count(*) AS n FROM journal WHERE event_type = ? AND persistence_key = ?').get(eventType, key) as { n: number }).n;
 
 describe.each(setups)('unlock over MQTT ($name)', (setup) => {
   let t: TestFleet;
@@ -145,7 +145,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     // delivery; the trace store writes on its own timer, so this polls).
     await waitFor(() => device.replies.length === 2, { what: 'the device answered twice' });
     const handled = () =>
-      (t.fleet.db.prepare("SELECT count(*) AS n FROM trace_steps WHERE to_actor = ? AND message_type = 'DeviceReplied'").get(`vehicle/${vehicleId}`) as { n: number }).n;
+      (t.db.prepare("SELECT count(*) AS n FROM trace_steps WHERE to_actor = ? AND message_type = 'DeviceReplied'").get(`vehicle/${vehicleId}`) as { n: number }).n;
     await waitFor(() => handled() === 2, { what: 'both replies handled by the vehicle actor' });
     expect(journalCount(t, 'VehicleUnlocked', `vehicle/${vehicleId}`)).toBe(1);
   });

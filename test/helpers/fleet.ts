@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import type { LightMyRequestResponse } from 'fastify';
 import { signToken } from '../../api/auth.js';
 import { loadConfig, type FleetConfig } from '../../runtime/config.js';
@@ -8,7 +9,14 @@ import { tempDbFile, type TempDbFile } from './temp-db.js';
 export interface TestFleet {
   readonly fleet: RunningFleet;
   readonly config: FleetConfig;
+  /** The registry file (FLEET_DB); the shards' files are `fleet.shardFiles`. */
   readonly dbFile: string;
+  /** Shard 0's database, for inline shards (the default of this helper). */
+  readonly db: Database.Database;
+  /** `SELECT count(*) AS n …` summed over every shard's file (read-only connections: works for worker shards too). */
+  count(sql: string, ...params: unknown[]): number;
+  /** The rows of a query on every shard's file, shard after shard. */
+  rows<T>(sql: string, ...params: unknown[]): T[];
   /** A request as `role` `sub`, through `app.inject` (no port needed). */
   request(options: { method: 'GET' | 'POST'; url: string; as?: string; role?: 'customer' | 'operator'; body?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
   registerVehicle(id: string, type?: 'car' | 'scooter' | 'bike', location?: { lat: number; lon: number }): Promise<LightMyRequestResponse>;
@@ -31,9 +39,18 @@ export async function startTestFleet(
 ): Promise<TestFleet> {
   const temp = inherited ?? (dbFile ? null : tempDbFile());
   const file = dbFile ?? temp!.file;
-  const config = loadConfig({ FLEET_DB: file, MQTT_PORT: '0', PORT: '0', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', PAYMENT_LATENCY_MS: '2', ...env });
+  const config = loadConfig({ FLEET_DB: file, FLEET_SHARDS: '1', MQTT_PORT: '0', PORT: '0', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', PAYMENT_LATENCY_MS: '2', ...env });
   const logger = options.logger ?? createLogger(config.logLevel);
-  const fleet = await startFleet(config, { listen: false, ...options, logger });
+  const fleet = await startFleet(config, { listen: false, shardRuntime: 'inline', ...options, logger });
+  const onEveryShard = <T>(query: (db: Database.Database) => T): T[] =>
+    fleet.shardFiles.map((shardFile) => {
+      const db = new Database(shardFile, { readonly: true });
+      try {
+        return query(db);
+      } finally {
+        db.close();
+      }
+    });
   const secret = config.auth.jwtSecret;
   const tokens = new Map<string, string>();
   const tokenFor = (sub: string, role: 'customer' | 'operator') => {
@@ -49,6 +66,11 @@ export async function startTestFleet(
     fleet,
     config,
     dbFile: file,
+    get db() {
+      return fleet.local.db;
+    },
+    count: (sql, ...params) => onEveryShard((db) => (db.prepare(sql).get(...params) as { n: number }).n).reduce((sum, n) => sum + n, 0),
+    rows: <T>(sql: string, ...params: unknown[]) => onEveryShard((db) => db.prepare(sql).all(...params) as T[]).flat(),
     request: ({ method, url, as = 'alice', role = 'customer', body, headers = {} }) =>
       fleet.app.inject({
         method,

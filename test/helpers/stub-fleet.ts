@@ -65,8 +65,8 @@ export function stubFleet(overrides: Partial<FleetService> = {}): StubFleet {
   const canned: FleetService = {
     registerVehicle: async (input: RegisterVehicleInput, _trace: TraceContext): Promise<Outcome<VehicleView>> =>
       accept(sampleVehicle({ id: input.id, type: input.type, model: input.model, location: input.location, battery: null, online: null, lastSeenAt: null })),
-    getVehicle: (id: string) => (id === 'veh-1' ? sampleVehicle() : undefined),
-    listVehicles: (_filter: VehicleFilter) => [sampleVehicle(), sampleVehicle({ id: 'veh-2', type: 'bike', status: 'IN_USE' })],
+    getVehicle: async (id: string) => (id === 'veh-1' ? sampleVehicle() : undefined),
+    listVehicles: async (_filter: VehicleFilter) => [sampleVehicle(), sampleVehicle({ id: 'veh-2', type: 'bike', status: 'IN_USE' })],
     createBooking: async (input: CreateBookingInput): Promise<Outcome<BookingView>> =>
       accept(sampleBooking({ id: input.bookingId, vehicleId: input.vehicleId, customerId: input.customerId, durationMinutes: input.durationMinutes })),
     getBooking: async (bookingId: string, caller: Caller) => accept(sampleBooking({ id: bookingId, customerId: caller.id })),
@@ -102,6 +102,10 @@ export class MemoryIdempotencyStore implements IdempotencyPort {
 
   find(customerId: string, key: string): StoredResponse | undefined {
     return this.entries.get(`${customerId}\n${key}`);
+  }
+
+  claim(customerId: string, key: string, requestHash: string): void {
+    this.entries.set(`${customerId}\n${key}`, { requestHash, statusCode: null, body: null });
   }
 
   save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): void {

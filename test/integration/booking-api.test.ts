@@ -20,8 +20,8 @@ let vehicleSeq = 0;
 
 beforeAll(async () => {
   t = await startTestFleet({ PAYMENT_TIMEOUT_MS: String(PAYMENT_TIMEOUT_MS) });
-  if (!(t.fleet.gateway instanceof SimulatedPaymentGateway)) throw new Error('the test fleet should use the simulated gateway');
-  gateway = t.fleet.gateway;
+  if (!(t.fleet.local.gateway instanceof SimulatedPaymentGateway)) throw new Error('the test fleet should use the simulated gateway');
+  gateway = t.fleet.local.gateway;
 });
 afterAll(async () => t?.close());
 
@@ -39,18 +39,18 @@ const cancel = (id: string, as = 'alice') => t.request({ method: 'POST', url: `/
 
 /** The vehicle's holder as the read model has it (the API view does not expose it). */
 function heldBy(vehicleId: string): string | null {
-  const row = t.fleet.db.prepare('SELECT booking_id FROM vehicles WHERE id = ?').get(vehicleId) as { booking_id: string | null } | undefined;
+  const row = t.db.prepare('SELECT booking_id FROM vehicles WHERE id = ?').get(vehicleId) as { booking_id: string | null } | undefined;
   if (!row) throw new Error(`no vehicle row ${vehicleId}`);
   return row.booking_id;
 }
 
 function journalCount(persistenceKey: string, eventType: string): number {
-  const row = t.fleet.db.prepare('SELECT count(*) AS n FROM journal WHERE persistence_key = ? AND event_type = ?').get(persistenceKey, eventType) as { n: number };
+  const row = t.db.prepare('SELECT count(*) AS n FROM journal WHERE persistence_key = ? AND event_type = ?').get(persistenceKey, eventType) as { n: number };
   return row.n;
 }
 
 function bookingsOfVehicle(vehicleId: string): number {
-  return (t.fleet.db.prepare('SELECT count(*) AS n FROM bookings WHERE vehicle_id = ?').get(vehicleId) as { n: number }).n;
+  return (t.db.prepare('SELECT count(*) AS n FROM bookings WHERE vehicle_id = ?').get(vehicleId) as { n: number }).n;
 }
 
 /** RFC 9457 problem: right media type, stable type URI, status mirrored, instance = the path called. */
@@ -250,12 +250,12 @@ describe('Idempotency-Key', () => {
     const first = await t.book('alice', vehicleId, { durationMinutes: 10 }, headers);
     expect(first.statusCode, first.body).toBe(201);
     // As after a crash between the booking's commit and the response's save, or after 24 h.
-    t.fleet.db.prepare('DELETE FROM idempotency_keys WHERE key = ?').run('lost-response');
+    t.db.prepare('DELETE FROM idempotency_keys WHERE key = ?').run('lost-response');
 
     const other = await t.book('alice', vehicleId, { durationMinutes: 20 }, headers);
     expect(other.statusCode, other.body).toBe(422);
     expect(other.json().type).toBe('https://fleetactors.dev/problems/idempotency-key-reused');
-    t.fleet.db.prepare('DELETE FROM idempotency_keys WHERE key = ?').run('lost-response');
+    t.db.prepare('DELETE FROM idempotency_keys WHERE key = ?').run('lost-response');
     const same = await t.book('alice', vehicleId, { durationMinutes: 10 }, headers);
     expect(same.statusCode, same.body).toBe(201);
     expect(same.json().id).toBe(first.json().id);
@@ -362,7 +362,7 @@ describe('POST /bookings/:id/cancel', () => {
     expect(journalCount(`payment/${booking.authorization.id}`, 'AuthorizationVoided')).toBe(1);
     // Compensation finished in the same request: no retry timer left for this booking.
     expect(journalCount(`booking/${booking.id}`, 'BookingCompensated')).toBe(1);
-    const row = t.fleet.db.prepare('SELECT status, wake_at FROM bookings WHERE id = ?').get(booking.id) as { status: string; wake_at: number | null };
+    const row = t.db.prepare('SELECT status, wake_at FROM bookings WHERE id = ?').get(booking.id) as { status: string; wake_at: number | null };
     expect(row).toEqual({ status: 'CANCELLED', wake_at: null });
   });
 

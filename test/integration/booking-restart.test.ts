@@ -160,7 +160,7 @@ describe('graceful restart', () => {
     expect(statusOf(before, bookingIdFor('erin', 'k-nowhere'))).toBe('REJECTED');
     expect(statusOf(before, active)).toBe('ACTIVE');
     expect(statusOf(before, completed)).toBe('COMPLETED');
-    const snapshots = (first.fleet.db.prepare("SELECT count(*) AS n FROM snapshots WHERE persistence_key = 'vehicle/r-cycled'").get() as { n: number }).n;
+    const snapshots = (first.db.prepare("SELECT count(*) AS n FROM snapshots WHERE persistence_key = 'vehicle/r-cycled'").get() as { n: number }).n;
     expect(snapshots).toBe(1);
 
     live = await first.restart();
@@ -187,7 +187,7 @@ describe('graceful restart', () => {
     const cancelledNow = await after('POST', `/bookings/${cycled}/cancel`, { as: 'gina' });
     expect(cancelledNow.status, JSON.stringify(cancelledNow.body)).toBe(200);
     expect((await after('GET', '/vehicles/r-cycled', { as: 'x' })).body).toMatchObject({ status: 'AVAILABLE' });
-    const voided = live.fleet.db.prepare("SELECT count(*) AS n FROM journal WHERE persistence_key = ? AND event_type = 'AuthorizationVoided'").get(`payment/auth_${cycled}`) as { n: number };
+    const voided = live.db.prepare("SELECT count(*) AS n FROM journal WHERE persistence_key = ? AND event_type = 'AuthorizationVoided'").get(`payment/auth_${cycled}`) as { n: number };
     expect(voided.n).toBe(1);
     // And the vehicles that were free are bookable.
     expect((await after('POST', '/bookings', { as: 'zoe' }, { vehicleId: 'r-idle' })).status).toBe(201);
@@ -279,18 +279,18 @@ describe('crash (SIGKILL) of the real server', () => {
     }
 
     // Sagas cut short by the kill are abandoned at their confirmation deadline and compensated.
-    const unsettled = t.fleet.db.prepare("SELECT count(*) AS n FROM bookings WHERE status IN ('REQUESTED', 'VEHICLE_RESERVED') OR wake_at IS NOT NULL AND status <> 'CONFIRMED'");
+    const unsettled = t.db.prepare("SELECT count(*) AS n FROM bookings WHERE status IN ('REQUESTED', 'VEHICLE_RESERVED') OR wake_at IS NOT NULL AND status <> 'CONFIRMED'");
     // Usually settled within the 7.5 s confirmation deadline; a saga killed between its rejection and its
     // compensation is retried by its timer COMPENSATION_RETRY_MS (30 s) later, hence the long bound.
     await waitFor(() => (unsettled.get() as { n: number }).n === 0, { what: 'half-done sagas to be expired and compensated', timeoutMs: 45_000 });
     const abandoned = (
-      t.fleet.db.prepare("SELECT data FROM journal WHERE event_type = 'BookingExpired'").all() as Array<{ data: string }>
+      t.db.prepare("SELECT data FROM journal WHERE event_type = 'BookingExpired'").all() as Array<{ data: string }>
     ).map((row) => JSON.parse(row.data) as { bookingId: string; previousStatus: string });
     expect(abandoned.length, 'sagas cut short by the kill').toBeGreaterThan(0);
     for (const expired of abandoned) expect(['REQUESTED', 'VEHICLE_RESERVED']).toContain(expired.previousStatus);
 
     // Consistency: each vehicle is RESERVED exactly when one CONFIRMED booking holds it.
-    const live = t.fleet.db.prepare("SELECT vehicle_id, count(*) AS n, max(id) AS id FROM bookings WHERE status IN ('CONFIRMED', 'ACTIVE') GROUP BY vehicle_id").all() as Array<{
+    const live = t.db.prepare("SELECT vehicle_id, count(*) AS n, max(id) AS id FROM bookings WHERE status IN ('CONFIRMED', 'ACTIVE') GROUP BY vehicle_id").all() as Array<{
       vehicle_id: string;
       n: number;
       id: string;
@@ -298,7 +298,7 @@ describe('crash (SIGKILL) of the real server', () => {
     const holder = new Map(live.map((row) => [row.vehicle_id, row]));
     for (const row of live) expect(row.n, `live bookings of ${row.vehicle_id}`).toBe(1);
     for (const vehicleId of vehicleIds.slice(3)) {
-      const vehicle = t.fleet.db.prepare('SELECT status, booking_id FROM vehicles WHERE id = ?').get(vehicleId) as { status: string; booking_id: string | null };
+      const vehicle = t.db.prepare('SELECT status, booking_id FROM vehicles WHERE id = ?').get(vehicleId) as { status: string; booking_id: string | null };
       const held = holder.get(vehicleId);
       expect(vehicle, vehicleId).toEqual(held ? { status: 'RESERVED', booking_id: held.id } : { status: 'AVAILABLE', booking_id: null });
       // The actor agrees with the read model: a free vehicle books, a held one refuses.

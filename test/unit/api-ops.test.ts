@@ -56,7 +56,7 @@ describe('GET /openapi.json', () => {
   });
 
   it('lists /events and /traces/{id} when those ports are given', async () => {
-    app = buildApp(testDeps({ events: { read: () => [], subscribe: () => () => undefined }, traces: { find: () => undefined } }));
+    app = buildApp(testDeps({ events: { shards: 1, read: async () => ({ items: [], next: [0] }), subscribe: () => () => undefined }, traces: { find: async () => undefined } }));
     const doc = (await app.inject({ url: '/openapi.json' })).json();
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/events', '/traces/{id}']));
   });

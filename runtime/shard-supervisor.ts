@@ -25,11 +25,18 @@ export interface ShardSupervisorOptions {
 const RESTART_BACKOFF_MS = { initial: 100, max: 5000 };
 const STOP_GRACE_MS = 30_000;
 
-// Under tsx (npm run dev, tests) the worker runs the TypeScript source and needs tsx's loader too;
-// the built server (npm start) runs dist/runtime/shard-worker.js.
-const runsFromSource = import.meta.url.endsWith('.ts');
-const WORKER_ENTRY = new URL(runsFromSource ? './shard-worker.ts' : './shard-worker.js', import.meta.url);
-const WORKER_EXEC_ARGV = runsFromSource ? ['--import', 'tsx'] : [];
+/**
+ * The built server (npm start) runs dist/runtime/shard-worker.js. From source (tsx, vitest) the worker
+ * must load TypeScript, and on Node 20 a worker's `--import tsx` comes too late for its entry file:
+ * a tiny bootstrap registers tsx's loader in the worker first, then imports the entry.
+ */
+function workerEntry(): { entry: string | URL; eval: boolean } {
+  if (!import.meta.url.endsWith('.ts')) return { entry: new URL('./shard-worker.js', import.meta.url), eval: false };
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./shard-worker.ts', import.meta.url).href;
+  return { entry: `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`, eval: true };
+}
+const WORKER = workerEntry();
 
 interface Slot {
   readonly init: ShardInit;
@@ -120,7 +127,7 @@ export class ShardSupervisor {
       await ready;
       return;
     }
-    const worker = new Worker(WORKER_ENTRY, { workerData: init, execArgv: WORKER_EXEC_ARGV, name: `shard-${init.shard}` });
+    const worker = new Worker(WORKER.entry, { eval: WORKER.eval, workerData: init, name: `shard-${init.shard}` });
     slot.worker = worker;
     link.attach(worker);
     worker.on('error', (error) => log.error({ err: error }, 'shard worker failed'));

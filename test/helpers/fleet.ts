@@ -1,6 +1,9 @@
 import Database from 'better-sqlite3';
 import type { LightMyRequestResponse } from 'fastify';
 import { signToken } from '../../api/auth.js';
+import { bookingIdFor } from '../../api/idempotency.js';
+import { placeBookingId } from '../../runtime/fleet-service.js';
+import { shardOfVehicle } from '../../runtime/kernel/placement.js';
 import { loadConfig, type FleetConfig } from '../../runtime/config.js';
 import { startFleet, type FleetOptions, type RunningFleet } from '../../runtime/fleet-app.js';
 import { createLogger } from '../../runtime/logger.js';
@@ -15,6 +18,8 @@ export interface TestFleet {
   readonly db: Database.Database;
   /** `SELECT count(*) AS n …` summed over every shard's file (read-only connections: works for worker shards too). */
   count(sql: string, ...params: unknown[]): number;
+  /** The same count, shard by shard. */
+  countPerShard(sql: string, ...params: unknown[]): number[];
   /** The rows of a query on every shard's file, shard after shard. */
   rows<T>(sql: string, ...params: unknown[]): T[];
   /** A request as `role` `sub`, through `app.inject` (no port needed). */
@@ -69,7 +74,8 @@ export async function startTestFleet(
     get db() {
       return fleet.local.db;
     },
-    count: (sql, ...params) => onEveryShard((db) => (db.prepare(sql).get(...params) as { n: number }).n).reduce((sum, n) => sum + n, 0),
+    count: (sql, ...params) => testFleet.countPerShard(sql, ...params).reduce((sum, n) => sum + n, 0),
+    countPerShard: (sql, ...params) => onEveryShard((db) => (db.prepare(sql).get(...params) as { n: number }).n),
     rows: <T>(sql: string, ...params: unknown[]) => onEveryShard((db) => db.prepare(sql).all(...params) as T[]).flat(),
     request: ({ method, url, as = 'alice', role = 'customer', body, headers = {} }) =>
       fleet.app.inject({
@@ -92,4 +98,12 @@ export async function startTestFleet(
     },
   };
   return testFleet;
+}
+
+/**
+ * The id a booking made with this customer and Idempotency-Key gets: derived from the key, placed on
+ * its vehicle's shard (every vehicle is on shard 0 of a one-shard fleet).
+ */
+export function keyedBookingId(customerId: string, idempotencyKey: string, vehicleId = '', shards = 1): string {
+  return placeBookingId(bookingIdFor(customerId, idempotencyKey), shardOfVehicle(vehicleId, shards));
 }

@@ -1,9 +1,8 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../api/auth.js';
-import { bookingIdFor } from '../../api/idempotency.js';
 import { SimulatedPaymentGateway } from '../../actors/payment/gateway.js';
-import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { keyedBookingId, startTestFleet, type TestFleet } from '../helpers/fleet.js';
 
 /**
  * The booking core through HTTP on the whole real system (SQLite journal, nact actors, embedded MQTT
@@ -71,7 +70,7 @@ describe('POST /bookings: the saga through HTTP', () => {
     expect(booked.statusCode, booked.body).toBe(201);
     const booking = booked.json();
     expect(booking).toMatchObject({
-      id: expect.stringMatching(/^bk_[0-9a-f]{24}$/),
+      id: expect.stringMatching(/^bk_s0_[0-9a-f]{24}$/),
       status: 'CONFIRMED',
       vehicleId,
       customerId: 'alice',
@@ -129,7 +128,7 @@ describe('POST /bookings: the saga through HTTP', () => {
     const problem = expectProblem(declined, 402, 'payment-declined');
     expect(problem.reason).toBe('card_declined');
 
-    const bookingId = bookingIdFor('bob', key);
+    const bookingId = keyedBookingId('bob', key);
     const rejected = await getBooking(bookingId, 'bob');
     expect(rejected.statusCode, rejected.body).toBe(200);
     expect(rejected.json()).toMatchObject({ id: bookingId, status: 'REJECTED', rejectionReason: 'PaymentDeclined', authorization: null });
@@ -149,7 +148,7 @@ describe('POST /bookings: the saga through HTTP', () => {
     // The payment actor's own timeout decided (not the booking's ask timeout, which would be a 503).
     expect(problem.reason).toBe('gateway_timeout');
 
-    const bookingId = bookingIdFor('bob', 'timeout-1');
+    const bookingId = keyedBookingId('bob', 'timeout-1');
     expect((await getBooking(bookingId, 'bob')).json()).toMatchObject({ status: 'REJECTED', rejectionReason: 'PaymentDeclined' });
     expect((await getVehicle(vehicleId)).json().status).toBe('AVAILABLE');
     expect(journalCount(`payment/auth_${bookingId}`, 'PaymentDeclined')).toBe(1);
@@ -268,7 +267,7 @@ describe('Idempotency-Key', () => {
     expect(first.statusCode, first.body).toBe(201);
     expect(first.headers['idempotent-replayed']).toBeUndefined();
     const booking = first.json();
-    expect(booking.id).toBe(bookingIdFor('alice', 'retry-1'));
+    expect(booking.id).toBe(keyedBookingId('alice', 'retry-1'));
 
     // Same body with its keys in another order: canonical JSON makes it the same request.
     const retry = await t.request({ method: 'POST', url: '/bookings', as: 'alice', body: { durationMinutes: 10, vehicleId }, headers });
@@ -386,7 +385,7 @@ describe('POST /bookings/:id/cancel', () => {
     const vehicleId = await newVehicle();
     const key = 'cancel-rejected';
     expect((await t.book('alice', vehicleId, { paymentMethod: 'tok_chargeDeclined' }, { 'idempotency-key': key })).statusCode).toBe(402);
-    const bookingId = bookingIdFor('alice', key);
+    const bookingId = keyedBookingId('alice', key);
     const response = await cancel(bookingId);
     const problem = expectProblem(response, 409, 'invalid-booking-state', `/bookings/${bookingId}/cancel`);
     expect(problem).toMatchObject({ bookingId, bookingStatus: 'REJECTED', expected: ['CONFIRMED'] });
@@ -407,7 +406,7 @@ describe('a saga step that gets no answer', () => {
     const first = await slow.book('alice', 'slow-1', { paymentMethod: 'tok_timeout' }, headers);
     expect(first.statusCode, first.body).toBe(503);
 
-    const bookingId = bookingIdFor('alice', 'slow-gateway');
+    const bookingId = keyedBookingId('alice', 'slow-gateway');
     await expect
       .poll(async () => (await slow.request({ method: 'GET', url: `/bookings/${bookingId}` })).json().status, { timeout: 10_000 })
       .toBe('REJECTED');

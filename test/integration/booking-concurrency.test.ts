@@ -1,8 +1,7 @@
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bookingIdFor } from '../../api/idempotency.js';
-import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { keyedBookingId, startTestFleet, type TestFleet } from '../helpers/fleet.js';
 
 /**
  * Concurrency of the booking core through HTTP on the whole system: a vehicle is reserved once however
@@ -112,7 +111,7 @@ describe('random concurrent book / cancel / get', () => {
               const idempotencyKey = `k${(key += 1)}`;
               const who = customer(op.customer);
               const answer = await t.book(who, vehicleId, op.declined ? { paymentMethod: 'tok_chargeDeclined' } : {}, { 'idempotency-key': idempotencyKey });
-              return { op, answer, created: { id: bookingIdFor(who, idempotencyKey), customer: who, vehicleId } };
+              return { op, answer, created: { id: keyedBookingId(who, idempotencyKey), customer: who, vehicleId } };
             }
             const target = known.length === 0 ? undefined : known[op.booking % known.length];
             if (!target) return { op, answer: null };

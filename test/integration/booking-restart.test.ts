@@ -3,9 +3,8 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signToken } from '../../api/auth.js';
-import { bookingIdFor } from '../../api/idempotency.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
-import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { keyedBookingId, startTestFleet, type TestFleet } from '../helpers/fleet.js';
 import { startServer } from '../helpers/server-process.js';
 import { tempDbFile } from '../helpers/temp-db.js';
 import { waitFor } from '../helpers/wait.js';
@@ -123,11 +122,11 @@ describe('graceful restart', () => {
     const cancelled = await created('bob', 'r-cancelled');
     expect((await api('POST', `/bookings/${cancelled}/cancel`, { as: 'bob' })).status).toBe(200);
     expect((await api('POST', '/bookings', { as: 'carol' }, { vehicleId: 'r-declined', paymentMethod: 'tok_chargeDeclined' }, { 'idempotency-key': 'k-declined' })).status).toBe(402);
-    refs.push({ id: bookingIdFor('carol', 'k-declined'), customer: 'carol' });
+    refs.push({ id: keyedBookingId('carol', 'k-declined'), customer: 'carol' });
     expect((await api('POST', '/bookings', { as: 'dave' }, { vehicleId: 'r-confirmed' }, { 'idempotency-key': 'k-taken' })).status).toBe(409);
-    refs.push({ id: bookingIdFor('dave', 'k-taken'), customer: 'dave' });
+    refs.push({ id: keyedBookingId('dave', 'k-taken'), customer: 'dave' });
     expect((await api('POST', '/bookings', { as: 'erin' }, { vehicleId: 'r-nowhere' }, { 'idempotency-key': 'k-nowhere' })).status).toBe(404);
-    refs.push({ id: bookingIdFor('erin', 'k-nowhere'), customer: 'erin' });
+    refs.push({ id: keyedBookingId('erin', 'k-nowhere'), customer: 'erin' });
     const keyed = await created('frank', 'r-keyed', {}, { 'idempotency-key': 'k-frank' });
     // Many events on one vehicle: its recovery needs snapshot + tail (SNAPSHOT_EVERY 3).
     for (let round = 0; round < 4; round += 1) {
@@ -155,9 +154,9 @@ describe('graceful restart', () => {
     const before = await observe(api, refs, vehicleIds);
     expect(statusOf(before, confirmed)).toBe('CONFIRMED');
     expect(statusOf(before, cancelled)).toBe('CANCELLED');
-    expect(statusOf(before, bookingIdFor('carol', 'k-declined'))).toBe('REJECTED');
-    expect(statusOf(before, bookingIdFor('dave', 'k-taken'))).toBe('REJECTED');
-    expect(statusOf(before, bookingIdFor('erin', 'k-nowhere'))).toBe('REJECTED');
+    expect(statusOf(before, keyedBookingId('carol', 'k-declined'))).toBe('REJECTED');
+    expect(statusOf(before, keyedBookingId('dave', 'k-taken'))).toBe('REJECTED');
+    expect(statusOf(before, keyedBookingId('erin', 'k-nowhere'))).toBe('REJECTED');
     expect(statusOf(before, active)).toBe('ACTIVE');
     expect(statusOf(before, completed)).toBe('COMPLETED');
     const snapshots = (first.db.prepare("SELECT count(*) AS n FROM snapshots WHERE persistence_key = 'vehicle/r-cycled'").get() as { n: number }).n;
@@ -202,7 +201,7 @@ describe('graceful restart', () => {
     await t.fleet.close();
 
     // Tamper with the read model while the system is down.
-    const db = new Database(t.dbFile);
+    const db = new Database(t.fleet.shardFiles[0]!);
     db.prepare("UPDATE vehicles SET status = 'AVAILABLE', booking_id = NULL WHERE id = 'r-held'").run();
     db.close();
 
@@ -235,12 +234,12 @@ describe('crash (SIGKILL) of the real server', () => {
     const settled: BookingRef[] = [];
     const ok = await api('POST', '/bookings', { as: 'alice' }, { vehicleId: vehicleIds[0] }, { 'idempotency-key': 's-1' });
     expect(ok.status).toBe(201);
-    settled.push({ id: bookingIdFor('alice', 's-1'), customer: 'alice' });
+    settled.push({ id: keyedBookingId('alice', 's-1'), customer: 'alice' });
     expect((await api('POST', '/bookings', { as: 'bob' }, { vehicleId: vehicleIds[1] }, { 'idempotency-key': 's-2' })).status).toBe(201);
-    expect((await api('POST', `/bookings/${bookingIdFor('bob', 's-2')}/cancel`, { as: 'bob' })).status).toBe(200);
-    settled.push({ id: bookingIdFor('bob', 's-2'), customer: 'bob' });
+    expect((await api('POST', `/bookings/${keyedBookingId('bob', 's-2')}/cancel`, { as: 'bob' })).status).toBe(200);
+    settled.push({ id: keyedBookingId('bob', 's-2'), customer: 'bob' });
     expect((await api('POST', '/bookings', { as: 'carol' }, { vehicleId: vehicleIds[2], paymentMethod: 'tok_chargeDeclined' }, { 'idempotency-key': 's-3' })).status).toBe(402);
-    settled.push({ id: bookingIdFor('carol', 's-3'), customer: 'carol' });
+    settled.push({ id: keyedBookingId('carol', 's-3'), customer: 'carol' });
     const before = await observe(api, settled, vehicleIds.slice(0, 3));
 
     // In flight at the crash: two customers race for each remaining vehicle; kill at the first 201.
@@ -274,7 +273,7 @@ describe('crash (SIGKILL) of the real server', () => {
     expect({ bookings: settledAfter.bookings, vehicles: settledAfter.vehicles }).toEqual({ bookings: before.bookings, vehicles: before.vehicles });
     // Acknowledged means durable: every 201 is there, CONFIRMED.
     for (const { customer, key, body } of acknowledged) {
-      const read = await after('GET', `/bookings/${bookingIdFor(customer, key)}`, { as: customer });
+      const read = await after('GET', `/bookings/${keyedBookingId(customer, key)}`, { as: customer });
       expect(read.body).toEqual(body);
     }
 
@@ -311,7 +310,7 @@ describe('crash (SIGKILL) of the real server', () => {
     for (const { customer, key, vehicleId } of racing) {
       if (acknowledged.some((ack) => ack.key === key)) continue;
       const retry = await after('POST', '/bookings', { as: customer }, { vehicleId }, { 'idempotency-key': key });
-      const bookingId = bookingIdFor(customer, key);
+      const bookingId = keyedBookingId(customer, key);
       if (abandoned.some((expired) => expired.bookingId === bookingId)) {
         expect(retry.status, `${key}: ${JSON.stringify(retry.body)}`).toBe(409);
         expect(retry.body).toMatchObject({ type: 'https://fleetactors.dev/problems/invalid-booking-state', bookingStatus: 'EXPIRED' });

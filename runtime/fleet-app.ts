@@ -20,6 +20,7 @@ import { startActorSystem } from './actor-system.js';
 import { BookingTimers } from './booking-timers.js';
 import type { FleetConfig } from './config.js';
 import { MqttDeviceLink } from './device-link.js';
+import { createDeviceAccess, createDeviceSecurity, createProvisioner, seedDemoCredentials, type DeviceSecurity } from './device-security.js';
 import { ActorDirectory } from './directory.js';
 import { ActorFleetService } from './fleet-service.js';
 import type { Logger } from './logger.js';
@@ -30,7 +31,7 @@ import { MqttConnection } from './mqtt/connection.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
 import { JournalEvents, JournalTraces } from './read-ports.js';
 import { TelemetryPipeline } from './telemetry/pipeline.js';
-import { seedDemoFleet } from './seed.js';
+import { demoVehicleIds, seedDemoFleet } from './seed.js';
 
 export interface FleetOptions {
   readonly logger: Logger;
@@ -102,7 +103,11 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     });
     closers.push(() => directory.stopAll());
 
-    const { mqtt, mqttUrl } = await connectMqtt(config, logger, closers);
+    // Device security (issue 10): logins checked against the credential store, signed commands, provisioning.
+    const deviceSecurity = createDeviceSecurity({ db, config, logger });
+    const { mqtt, mqttUrl, broker } = await connectMqtt(config, deviceSecurity, logger, closers);
+    const provisioner = createProvisioner(config, { mqtt, broker, logger });
+    const devices = createDeviceAccess({ security: deviceSecurity, provisioner, mqtt });
     const vehicles = new VehicleReadModel(db);
     // Position, battery and presence of the whole fleet, without waking a single vehicle actor.
     const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger });
@@ -112,7 +117,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     directory.register(
       VEHICLE,
       vehicleBehaviour({
-        device: new MqttDeviceLink(mqtt, logger.child({ component: 'device-link' })),
+        device: new MqttDeviceLink(mqtt, logger.child({ component: 'device-link' }), deviceSecurity.sign),
         conditionsOf: (id) => vehicles.conditionsOf(id),
         notifyUnlocked: (ctx, bookingId, unlockedAt) => {
           const message: BookingMessage = { type: 'VehicleWasUnlocked', unlockedAt };
@@ -144,6 +149,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     if (relay) closers.push(() => relay.stop());
 
     if (config.seedVehicles > 0) await seedDemoFleet(directory, vehicles, config.seedVehicles, logger);
+    await seedDemoCredentials({ security: deviceSecurity, provisioner, config, logger }, demoVehicleIds(config.seedVehicles));
 
     const idempotency = new IdempotencyStore(db);
     closers.push(startHousekeeping({ idempotency, traces, traceRetentionMs: config.traceRetentionMs, logger }));
@@ -159,6 +165,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     });
     const app = buildApp({
       fleet: new ActorFleetService(directory, vehicles, config.timing),
+      devices,
       config,
       logger,
       idempotency,
@@ -180,10 +187,10 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
   }
 }
 
-async function connectMqtt(config: FleetConfig, logger: Logger, closers: Array<() => Promise<void> | void>) {
+async function connectMqtt(config: FleetConfig, security: DeviceSecurity, logger: Logger, closers: Array<() => Promise<void> | void>) {
   let broker: EmbeddedBroker | null = null;
   if (config.mqtt.mode === 'embedded') {
-    broker = await startEmbeddedBroker({ port: config.mqtt.port, logger });
+    broker = await startEmbeddedBroker({ port: config.mqtt.port, logger, security });
     const embedded = broker;
     closers.push(() => embedded.close());
   }
@@ -194,12 +201,14 @@ async function connectMqtt(config: FleetConfig, logger: Logger, closers: Array<(
     url: mqttUrl,
     protocolVersion: config.mqtt.protocolVersion,
     clientId: config.mqtt.clientId ?? `fleetactors-${randomUUID().slice(0, 8)}`,
+    username: security.serverLogin.username,
+    password: security.serverLogin.password,
     logger,
     // The embedded broker lives in this process: nothing outlives a disconnect that a session could keep.
     persistentSession: config.mqtt.mode === 'external',
   });
   closers.push(() => mqtt.close());
-  return { mqtt, mqttUrl };
+  return { mqtt, mqttUrl, broker };
 }
 
 /** Trace steps deleted per transaction: a few milliseconds of work between two turns of the event loop. */

@@ -10,12 +10,15 @@ const MODELS: Record<VehicleType, string> = { scooter: 'Niu KQi3', car: 'Renault
 /** Around Berlin Alexanderplatz, so that `near=52.5219,13.4132` finds them. */
 const CENTRE = { lat: 52.5219, lon: 13.4132 };
 
+export const demoVehicleId = (index: number): string => `demo-${String(index).padStart(4, '0')}`;
+export const demoVehicleIds = (count: number): string[] => Array.from({ length: count }, (_, index) => demoVehicleId(index + 1));
+
 /** `demo-0001` … : a first run has something to book. Registration goes through the vehicle actors. */
 export async function seedDemoFleet(directory: ActorDirectory, vehicles: VehicleReadModel, count: number, logger: Logger): Promise<void> {
   const trace = rootContext();
   const pending: Promise<unknown>[] = [];
   for (let index = 1; index <= count; index += 1) {
-    const id = `demo-${String(index).padStart(4, '0')}`;
+    const id = demoVehicleId(index);
     if (vehicles.get(id)) continue;
     const type = TYPES[index % TYPES.length]!;
     // Deterministic spread over ~2 km so that repeated runs put each vehicle at the same place.

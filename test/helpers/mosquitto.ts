@@ -153,7 +153,7 @@ export const testBrokers: readonly TestBrokerKind[] = [
     name: 'embedded aedes (MQTT 3.1.1)',
     protocolVersion: 4,
     start: async () => {
-      const broker = await startEmbeddedBroker({ port: 0 });
+      const broker = await startEmbeddedBroker({ port: 0, security: 'open' });
       return { url: broker.url, close: () => broker.close() };
     },
   },

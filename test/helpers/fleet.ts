@@ -11,7 +11,7 @@ export interface TestFleet {
   readonly config: FleetConfig;
   readonly dbFile: string;
   /** A request as `role` `sub`, through `app.inject` (no port needed). */
-  request(options: { method: 'GET' | 'POST'; url: string; as?: string; role?: 'customer' | 'operator'; body?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
+  request(options: { method: 'GET' | 'POST' | 'DELETE'; url: string; as?: string; role?: 'customer' | 'operator'; body?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
   /** POST /vehicles as an operator; the credentials of a 201 are kept for `credentials(id)`. */
   registerVehicle(id: string, type?: 'car' | 'scooter' | 'bike', location?: { lat: number; lon: number }): Promise<LightMyRequestResponse>;
   /** The credentials the last registration or rotation of `id` answered (throws when there was none). */

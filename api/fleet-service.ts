@@ -91,3 +91,25 @@ export interface FleetService {
   cancel(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>>;
   end(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>>;
 }
+
+/** A vehicle's MQTT login and command key (CONTRACT.md, "HTTP": shown once, at registration or rotation). */
+export interface DeviceCredentials {
+  /** The vehicle id: also the MQTT client id the vehicle must use. */
+  readonly username: string;
+  readonly password: string;
+  /** base64url HMAC key that signs the commands sent to this vehicle (`sig`). */
+  readonly commandKey: string;
+}
+
+/**
+ * Device logins and presence, apart from FleetService: they are answered by the main thread's
+ * credential store and MQTT connection, not by the actors (runtime/device-security.ts).
+ */
+export interface DeviceAccess {
+  /** Stores a new password's hash and provisions the broker; the secrets are never stored in clear. */
+  issueCredentials(vehicleId: string): Promise<DeviceCredentials>;
+  /** As issueCredentials, and the vehicle's open MQTT sessions are closed: the old password stops working. */
+  rotateCredentials(vehicleId: string): Promise<DeviceCredentials>;
+  /** Clears the retained presence on the broker; the read model and the vehicle actor follow (online: null). */
+  clearPresence(vehicleId: string): Promise<void>;
+}

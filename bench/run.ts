@@ -83,8 +83,11 @@ async function unlockBench(): Promise<ScenarioResult> {
   try {
     const operator = server.token('bench-operator', 'operator');
     const ids = Array.from({ length: vehicleCount }, (_, index) => `bench-${index}`);
-    for (const id of ids) await call(`${server.url}/vehicles`, 'POST', operator, { id, type: 'scooter', location: { lat: 52.52, lon: 13.405 } });
-    for (const id of ids) devices.push(await VirtualVehicle.start({ id, url: mosquitto.url, protocolVersion: 5 }));
+    for (const id of ids) {
+      const registered = await call(`${server.url}/vehicles`, 'POST', operator, { id, type: 'scooter', location: { lat: 52.52, lon: 13.405 } });
+      const credentials = registered.body.credentials as { password: string; commandKey: string };
+      devices.push(await VirtualVehicle.start({ id, url: mosquitto.url, protocolVersion: 5, credentials }));
+    }
     const free = [...ids];
     const latencies = new LatencyRecorder();
     const errors: Record<string, number> = {};

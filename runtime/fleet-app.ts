@@ -13,9 +13,11 @@ import { shardOfVehicle } from './kernel/placement.js';
 import type { ShardStats } from './kernel/shard-protocol.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { startEmbeddedBroker } from './mqtt/embedded-broker.js';
+import { MqttConnection } from './mqtt/connection.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
+import { createDeviceAccess, createDeviceSecurity, createProvisioner, seedDemoCredentials, type DeviceSecurity } from './device-security.js';
 import { openRegistry } from './registry.js';
-import { demoFleet } from './seed.js';
+import { demoFleet, demoVehicleIds } from './seed.js';
 import type { RunningShard, ShardInit } from './shard.js';
 import { ShardSupervisor, type ShardRuntime } from './shard-supervisor.js';
 
@@ -78,10 +80,14 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     closers.push(() => registry.close());
     if (registry.convertedFromSingleFile) logger.warn({ db: config.db.file, shardFile: registry.shardFiles[0] }, 'single-file database opened as a one-shard fleet (its journal moved to the shard file)');
 
-    const mqttUrl = await brokerUrl(config, logger, closers);
+    // Device logins, ACLs and command signatures (docs/mqtt-security.md): checked here, on the main
+    // thread, against the registry's credential store, without waking an actor.
+    const deviceSecurity = createDeviceSecurity({ db: registry.db, config, logger });
+    const { url: mqttUrl, broker } = await startBroker(config, deviceSecurity, logger, closers);
     // Without MQTT_CLIENT_ID, one id per process: two servers on one broker must not take over each
     // other's sessions. Each shard has its own connection, named after the shard.
     const clientIdPrefix = config.mqtt.clientId ?? `fleetactors-${randomUUID().slice(0, 8)}`;
+    const mqttLogin = deviceSecurity.serverLogin;
     const inits: ShardInit[] = registry.shardFiles.map((dbFile, shard) => ({
       shard,
       shardCount: config.shards,
@@ -89,6 +95,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
       dbFile,
       mqttUrl,
       mqttClientId: `${clientIdPrefix}-s${shard}`,
+      mqttLogin,
       kafkaTopicPrefix: options.kafkaTopicPrefix ?? '',
     }));
     const shards = await ShardSupervisor.start({
@@ -101,6 +108,22 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
 
     if (config.seedVehicles > 0) await seed(shards, config, logger);
 
+    // The main thread's own MQTT session: provisioning on Mosquitto's dynamic security, and presence
+    // an operator clears. The vehicles' topics are the shards' business.
+    const control = await MqttConnection.connect({
+      url: mqttUrl,
+      protocolVersion: config.mqtt.protocolVersion,
+      clientId: `${clientIdPrefix}-main`,
+      username: mqttLogin.username,
+      password: mqttLogin.password,
+      logger,
+      persistentSession: false,
+    });
+    closers.push(() => control.close());
+    const provisioner = createProvisioner(config, { mqtt: control, broker, logger });
+    const devices = createDeviceAccess({ security: deviceSecurity, provisioner, mqtt: control });
+    await seedDemoCredentials({ security: deviceSecurity, provisioner, config, logger }, demoVehicleIds(config.seedVehicles));
+
     const idempotency = new IdempotencyStore(registry.db);
     closers.push(housekeepIdempotency({ idempotency, logger }));
     const metrics = options.metrics ?? createMetrics();
@@ -109,6 +132,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     closers.push(() => events.close());
     const app = buildApp({
       fleet: new ShardedFleetService(shards, config.timing),
+      devices,
       config,
       logger,
       idempotency,
@@ -145,11 +169,16 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
   }
 }
 
-async function brokerUrl(config: FleetConfig, logger: Logger, closers: Array<() => Promise<void> | void>): Promise<string> {
-  if (config.mqtt.mode === 'external') return config.mqtt.url;
-  const broker = await startEmbeddedBroker({ port: config.mqtt.port, logger });
+async function startBroker(
+  config: FleetConfig,
+  security: DeviceSecurity,
+  logger: Logger,
+  closers: Array<() => Promise<void> | void>,
+): Promise<{ url: string; broker: EmbeddedBroker | null }> {
+  if (config.mqtt.mode === 'external') return { url: config.mqtt.url, broker: null };
+  const broker = await startEmbeddedBroker({ port: config.mqtt.port, logger, security });
   closers.push(() => broker.close());
-  return broker.url;
+  return { url: broker.url, broker };
 }
 
 /** FLEET_SEED demo vehicles, each registered in bulk on its own shard: start-up stays seconds at 100,000. */

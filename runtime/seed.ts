@@ -11,6 +11,7 @@ const MODELS: Record<VehicleType, string> = { scooter: 'Niu KQi3', car: 'Renault
 const CENTRE = { lat: 52.5219, lon: 13.4132 };
 
 export const demoVehicleId = (index: number): string => `demo-${String(index).padStart(4, '0')}`;
+export const demoVehicleIds = (count: number): string[] => Array.from({ length: count }, (_, index) => demoVehicleId(index + 1));
 
 /** `demo-0001` … : a first run has something to book. The same ids at the same places on every run. */
 export function demoFleet(count: number): SeedVehicle[] {

@@ -23,7 +23,10 @@ import { shardOfVehicle } from './kernel/placement.js';
 import type { ShardHandlers } from './kernel/shard-host.js';
 import type { ShardCall, ShardEvent, ShardRead, ShardStats } from './kernel/shard-protocol.js';
 import type { Logger } from './logger.js';
+import { deriveCommandKey, signCommand } from './mqtt/command-signature.js';
 import { MqttConnection } from './mqtt/connection.js';
+import { deviceSecretFrom } from './mqtt/device-secrets.js';
+import type { UnsignedDeviceCommand } from './mqtt/protocol.js';
 import { toShardEvents, traceSteps, bookingTraceSteps } from './shard-reads.js';
 import { registerInBulk } from './seed.js';
 import { TelemetryPipeline } from './telemetry/pipeline.js';
@@ -41,6 +44,8 @@ export interface ShardInit {
   /** The broker every shard connects to (the main thread's embedded one, or MQTT_URL). */
   readonly mqttUrl: string;
   readonly mqttClientId: string;
+  /** The server's MQTT login (every shard the same; docs/mqtt-security.md). */
+  readonly mqttLogin: { readonly username: string; readonly password: string };
   readonly kafkaTopicPrefix: string;
 }
 
@@ -113,6 +118,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       url: init.mqttUrl,
       protocolVersion: config.mqtt.protocolVersion,
       clientId: init.mqttClientId,
+      username: init.mqttLogin.username,
+      password: init.mqttLogin.password,
       logger,
       // The embedded broker lives in this process: nothing outlives a disconnect that a session could keep.
       persistentSession: config.mqtt.mode === 'external',
@@ -127,7 +134,9 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     directory.register(
       VEHICLE,
       vehicleBehaviour({
-        device: new MqttDeviceLink(mqtt, logger.child({ component: 'device-link' })),
+        // Every command carries a signature the vehicle checks; the keys derive from plain configuration,
+        // so signing needs nothing from another thread.
+        device: new MqttDeviceLink(mqtt, logger.child({ component: 'device-link' }), commandSigner(config)),
         conditionsOf: (id) => vehicles.conditionsOf(id),
         notifyUnlocked: (ctx, bookingId, unlockedAt) => {
           const message: BookingMessage = { type: 'VehicleWasUnlocked', unlockedAt };
@@ -245,4 +254,9 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     await close();
     throw error;
   }
+}
+
+function commandSigner(config: FleetConfig): (vehicleId: string, command: UnsignedDeviceCommand) => string {
+  const deviceSecret = deviceSecretFrom(config.mqttSecurity.deviceSecret ?? undefined, config.auth.jwtSecret);
+  return (vehicleId, command) => signCommand(deriveCommandKey(deviceSecret, vehicleId), vehicleId, command);
 }

@@ -47,7 +47,8 @@ export interface TelemetryStats {
   readonly batches: number;
 }
 
-export type PresenceListener = (vehicleId: string, online: boolean, at: Date) => void;
+/** online null: the presence was cleared by an operator. */
+export type PresenceListener = (vehicleId: string, online: boolean | null, at: Date) => void;
 
 interface Buffered {
   vehicleIds: string[];
@@ -209,7 +210,7 @@ export class TelemetryPipeline {
     for (const presence of decoded.presence) this.notify(presence.vehicleId, presence.online, new Date(presence.at ?? receivedAt));
   }
 
-  private notify(vehicleId: string, online: boolean, at: Date): void {
+  private notify(vehicleId: string, online: boolean | null, at: Date): void {
     for (const listener of this.listeners) {
       try {
         listener(vehicleId, online, at);
@@ -247,6 +248,9 @@ function prepareWriter(db: Db): (batch: DecodedBatch) => { applied: number; igno
       WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at <= ?)`,
   );
   const updatePresence = db.prepare('UPDATE vehicles SET online = ? WHERE id = ?');
+  // Clearing also takes back a last_seen_at in the future (stored before readings were checked against
+  // the server's clock), which would otherwise make every real reading look older forever.
+  const clearPresence = db.prepare('UPDATE vehicles SET online = NULL, last_seen_at = min(last_seen_at, ?) WHERE id = ?');
   return db.transaction((batch: DecodedBatch) => {
     let applied = 0;
     let ignored = 0;
@@ -255,8 +259,9 @@ function prepareWriter(db: Db): (batch: DecodedBatch) => { applied: number; igno
       if (changes > 0) applied += 1;
       else ignored += 1;
     }
+    const now = Date.now();
     for (const row of batch.presence) {
-      const changes = updatePresence.run(row.online ? 1 : 0, row.vehicleId).changes;
+      const changes = (row.online === null ? clearPresence.run(now, row.vehicleId) : updatePresence.run(row.online ? 1 : 0, row.vehicleId)).changes;
       if (changes > 0) applied += 1;
       else ignored += 1;
     }

@@ -41,7 +41,7 @@ describe.each(SHARDINGS)('seed flow: book, unlock, events in Kafka ($shards shar
 
   it('publishes booking.created and vehicle.unlocked with key, JSON value and CloudEvents headers', async () => {
     expect((await t.registerVehicle('seed-1', 'car')).statusCode).toBe(201);
-    device = await VirtualVehicle.start({ id: 'seed-1', url: mosquitto.url, protocolVersion: 5 });
+    device = await VirtualVehicle.start({ id: 'seed-1', url: mosquitto.url, protocolVersion: 5, credentials: t.credentials('seed-1') });
 
     const booked = await t.book('alice', 'seed-1', {}, { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
     expect(booked.statusCode, booked.body).toBe(201);

@@ -70,7 +70,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     counter += 1;
     const vehicleId = `v-${setup.protocolVersion}-${counter}`;
     expect((await t.registerVehicle(vehicleId)).statusCode).toBe(201);
-    const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: setup.protocolVersion, behaviour });
+    const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: setup.protocolVersion, credentials: t.credentials(vehicleId), behaviour });
     devices.push(device);
     await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().online === true, { what: `${vehicleId} online` });
     const booked = await t.book(customer, vehicleId);
@@ -199,7 +199,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     counter += 1;
     const vehicleId = `v-${setup.protocolVersion}-offline-${counter}`;
     await t.registerVehicle(vehicleId);
-    const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: setup.protocolVersion });
+    const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: setup.protocolVersion, credentials: t.credentials(vehicleId) });
     devices.push(device);
     await device.goOffline();
     await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().online === false, { what: 'offline' });

@@ -6,6 +6,7 @@ import { placeBookingId } from '../../runtime/fleet-service.js';
 import { shardOfVehicle } from '../../runtime/kernel/placement.js';
 import { loadConfig, type FleetConfig } from '../../runtime/config.js';
 import { startFleet, type FleetOptions, type RunningFleet } from '../../runtime/fleet-app.js';
+import type { DeviceCredentials } from '../../api/fleet-service.js';
 import { createLogger } from '../../runtime/logger.js';
 import { tempDbFile, type TempDbFile } from './temp-db.js';
 
@@ -23,8 +24,11 @@ export interface TestFleet {
   /** The rows of a query on every shard's file, shard after shard. */
   rows<T>(sql: string, ...params: unknown[]): T[];
   /** A request as `role` `sub`, through `app.inject` (no port needed). */
-  request(options: { method: 'GET' | 'POST'; url: string; as?: string; role?: 'customer' | 'operator'; body?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
+  request(options: { method: 'GET' | 'POST' | 'DELETE'; url: string; as?: string; role?: 'customer' | 'operator'; body?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
+  /** POST /vehicles as an operator; the credentials of a 201 are kept for `credentials(id)`. */
   registerVehicle(id: string, type?: 'car' | 'scooter' | 'bike', location?: { lat: number; lon: number }): Promise<LightMyRequestResponse>;
+  /** The credentials the last registration or rotation of `id` answered (throws when there was none). */
+  credentials(id: string): DeviceCredentials;
   book(customer: string, vehicleId: string, extra?: Record<string, unknown>, headers?: Record<string, string>): Promise<LightMyRequestResponse>;
   /** Stops the process's parts gracefully and starts a new one on the same database file. */
   restart(): Promise<TestFleet>;
@@ -41,6 +45,8 @@ export async function startTestFleet(
   dbFile?: string,
   /** The temp folder a restarted fleet inherits, so that its close() still removes it. */
   inherited?: TempDbFile,
+  /** Credentials issued before a restart: they stay valid (the store is in the same file). */
+  inheritedCredentials?: ReadonlyMap<string, DeviceCredentials>,
 ): Promise<TestFleet> {
   const temp = inherited ?? (dbFile ? null : tempDbFile());
   const file = dbFile ?? temp!.file;
@@ -67,6 +73,7 @@ export async function startTestFleet(
     }
     return token;
   };
+  const issued = new Map<string, DeviceCredentials>();
   const testFleet: TestFleet = {
     fleet,
     config,
@@ -84,13 +91,21 @@ export async function startTestFleet(
         headers: { authorization: `Bearer ${tokenFor(as, role)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
         ...(body === undefined ? {} : { payload: JSON.stringify(body) }),
       }),
-    registerVehicle: (id, type = 'scooter', location = { lat: 52.52, lon: 13.405 }) =>
-      testFleet.request({ method: 'POST', url: '/vehicles', as: 'ops', role: 'operator', body: { id, type, location } }),
+    registerVehicle: async (id, type = 'scooter', location = { lat: 52.52, lon: 13.405 }) => {
+      const response = await testFleet.request({ method: 'POST', url: '/vehicles', as: 'ops', role: 'operator', body: { id, type, location } });
+      if (response.statusCode === 201) issued.set(id, (response.json() as { credentials: DeviceCredentials }).credentials);
+      return response;
+    },
+    credentials: (id) => {
+      const credentials = issued.get(id) ?? inheritedCredentials?.get(id);
+      if (!credentials) throw new Error(`test fleet: no credentials issued for ${id} (register it with t.registerVehicle first)`);
+      return credentials;
+    },
     book: (customer, vehicleId, extra = {}, headers = {}) =>
       testFleet.request({ method: 'POST', url: '/bookings', as: customer, body: { vehicleId, ...extra }, headers }),
     restart: async () => {
       await fleet.close();
-      return startTestFleet(env, options, file, temp ?? undefined);
+      return startTestFleet(env, options, file, temp ?? undefined, new Map([...(inheritedCredentials ?? []), ...issued]));
     },
     close: async () => {
       await fleet.close();

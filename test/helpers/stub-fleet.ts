@@ -1,6 +1,6 @@
 import { accept, type Outcome } from '../../actors/shared/rejections.js';
 import type { AppDeps } from '../../api/app.js';
-import type { BookingView, Caller, CreateBookingInput, FleetService, RegisterVehicleInput, UnlockView, VehicleFilter, VehicleView } from '../../api/fleet-service.js';
+import type { BookingView, Caller, CreateBookingInput, DeviceAccess, DeviceCredentials, FleetService, RegisterVehicleInput, UnlockView, VehicleFilter, VehicleView } from '../../api/fleet-service.js';
 import type { IdempotencyPort, StoredResponse } from '../../api/ports.js';
 import { loadConfig } from '../../runtime/config.js';
 import type { TraceContext } from '../../runtime/kernel/envelope.js';
@@ -127,10 +127,24 @@ export function deferred<T>(): Deferred<T> {
   return { promise, resolve };
 }
 
+/** Device access that issues predictable credentials and records presence clearings. */
+export function stubDevices(): DeviceAccess & { readonly cleared: string[] } {
+  let issued = 0;
+  const credentials = (vehicleId: string): DeviceCredentials => ({ username: vehicleId, password: `password-${(issued += 1)}`, commandKey: `key-${vehicleId}` });
+  const cleared: string[] = [];
+  return {
+    cleared,
+    issueCredentials: async (vehicleId) => credentials(vehicleId),
+    rotateCredentials: async (vehicleId) => credentials(vehicleId),
+    clearPresence: async (vehicleId) => void cleared.push(vehicleId),
+  };
+}
+
 /** Dependencies for `buildApp` in unit tests: stub fleet, memory idempotency, silent logger, own registry. */
 export function testDeps(overrides: Partial<AppDeps> = {}, env: Record<string, string> = {}): AppDeps {
   return {
     fleet: stubFleet().fleet,
+    devices: stubDevices(),
     config: loadConfig({ FLEET_JWT_SECRET: TEST_JWT_SECRET, ...env }),
     logger: createLogger('silent'),
     idempotency: new MemoryIdempotencyStore(),

@@ -115,7 +115,7 @@ describe('booking expiry', () => {
     const windowMs = 2_500;
     const t = await start({ RESERVATION_WINDOW_MS: String(windowMs) });
     expect((await t.registerVehicle('exp-car')).statusCode).toBe(201);
-    const device = await VirtualVehicle.start({ id: 'exp-car', url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion });
+    const device = await VirtualVehicle.start({ id: 'exp-car', url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion, credentials: t.credentials('exp-car') });
     try {
       await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/exp-car' })).json<{ online: boolean | null }>().online === true, {
         what: 'exp-car to report presence',

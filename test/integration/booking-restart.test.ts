@@ -137,7 +137,7 @@ describe('graceful restart', () => {
 
     // ACTIVE and COMPLETED need a device that answers UNLOCK and LOCK over MQTT.
     const devices = await Promise.all(
-      ['r-active', 'r-completed'].map((id) => VirtualVehicle.start({ id, url: first.fleet.mqttUrl, protocolVersion: first.config.mqtt.protocolVersion })),
+      ['r-active', 'r-completed'].map((id) => VirtualVehicle.start({ id, url: first.fleet.mqttUrl, protocolVersion: first.config.mqtt.protocolVersion, credentials: first.credentials(id) })),
     );
     const active = await created('hana', 'r-active');
     const completed = await created('ivan', 'r-completed');

@@ -30,8 +30,13 @@ describe('GET /openapi.json', () => {
       '/unlock',
       '/vehicles',
       '/vehicles/{id}',
+      '/vehicles/{id}/credentials',
+      '/vehicles/{id}/presence',
     ]);
     expect(doc.paths['/vehicles'].post).toBeDefined();
+    expect(doc.paths['/vehicles/{id}/credentials'].post).toBeDefined();
+    expect(doc.paths['/vehicles/{id}/presence'].delete.responses['202']).toBeDefined();
+    expect(doc.components.schemas.DeviceCredentials.required).toEqual(['username', 'password', 'commandKey']);
     expect(doc.paths['/vehicles'].get).toBeDefined();
     expect(doc.components.securitySchemes.bearerAuth).toEqual({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
     expect(doc.security).toEqual([{ bearerAuth: [] }]);

@@ -13,7 +13,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { Metrics } from '../runtime/metrics.js';
 import { installAuth } from './auth.js';
 import { installErrorHandling } from './error-handling.js';
-import type { FleetService } from './fleet-service.js';
+import type { DeviceAccess, FleetService } from './fleet-service.js';
 import { IdempotencyGuard } from './idempotency.js';
 import type { EventsPort, HealthReport, IdempotencyPort, TracesPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
@@ -28,6 +28,8 @@ import { openApiComponents } from './schemas.js';
 
 export interface AppDeps {
   readonly fleet: FleetService;
+  /** Device credentials and presence (POST /vehicles, /vehicles/:id/credentials, /vehicles/:id/presence). */
+  readonly devices: DeviceAccess;
   readonly config: FleetConfig;
   readonly logger: Logger;
   readonly idempotency: IdempotencyPort;
@@ -89,7 +91,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const idempotency = new IdempotencyGuard(deps.idempotency);
   app.register(async (authenticated) => {
     installAuth(authenticated as unknown as FastifyInstance, deps.config.auth.jwtSecret);
-    await authenticated.register(vehicleRoutes, { prefix: '/vehicles', fleet: deps.fleet });
+    await authenticated.register(vehicleRoutes, { prefix: '/vehicles', fleet: deps.fleet, devices: deps.devices });
     await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency });
     await authenticated.register(unlockRoutes, { prefix: '/unlock', fleet: deps.fleet });
     if (deps.events) await authenticated.register(eventRoutes, { prefix: '/events', events: deps.events });

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
-import { httpProblem, originOf, sendProblem, type HttpProblemKind, type Problem } from './problems.js';
+import type { Rejection } from '../actors/shared/rejections.js';
+import { httpProblem, originOf, rejectionProblem, sendProblem, type HttpProblemKind, type Problem } from './problems.js';
 
 /**
  * Turns every failure fastify or a handler raises into problem+json. Fastify's errors are recognised by
@@ -39,6 +40,12 @@ export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: numbe
       request.log.info({ code: error.code }, 'request rejected');
       const detail = kind === 'body-too-large' ? `The body exceeds ${bodyLimitBytes} bytes.` : (DETAILS[kind] ?? error.message);
       return sendProblem(reply, httpProblem(kind, detail, originOf(request)));
+    }
+    // A port that cannot answer at all (a shard restarting) throws an error that carries its rejection.
+    const rejection = (error as { rejection?: Rejection }).rejection;
+    if (rejection && typeof rejection.type === 'string') {
+      request.log.warn({ err: error }, 'request refused: a part of the system is unavailable');
+      return sendProblem(reply, rejectionProblem(rejection, originOf(request)));
     }
     const status = typeof error.statusCode === 'number' ? error.statusCode : 500;
     if (status >= 400 && status < 500) {

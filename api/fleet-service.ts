@@ -1,9 +1,9 @@
 import type { Outcome } from '../actors/shared/rejections.js';
-import type { TraceContext } from '../runtime/envelope.js';
+import type { TraceContext } from '../runtime/kernel/envelope.js';
 
 /**
- * What the HTTP layer needs from the rest of the system. runtime/fleet.ts implements it on the actor
- * system; route handlers depend on nothing else, so `buildApp(deps)` stays testable with `inject`.
+ * What the HTTP layer needs from the rest of the system. runtime/sharded-fleet-service.ts implements it on
+ * the actor shards; route handlers depend on nothing else, so `buildApp(deps)` stays testable with `inject`.
  */
 
 export type VehicleType = 'car' | 'scooter' | 'bike';
@@ -82,12 +82,34 @@ export interface VehicleFilter {
 
 export interface FleetService {
   registerVehicle(input: RegisterVehicleInput, trace: TraceContext): Promise<Outcome<VehicleView>>;
-  getVehicle(id: string): VehicleView | undefined;
-  listVehicles(filter: VehicleFilter): VehicleView[];
+  getVehicle(id: string): Promise<VehicleView | undefined>;
+  listVehicles(filter: VehicleFilter): Promise<VehicleView[]>;
   createBooking(input: CreateBookingInput, trace: TraceContext): Promise<Outcome<BookingView>>;
   /** Ownership is checked here: a customer reading another's booking gets BookingForbidden. */
   getBooking(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>>;
   unlock(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<UnlockView>>;
   cancel(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>>;
   end(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>>;
+}
+
+/** A vehicle's MQTT login and command key (CONTRACT.md, "HTTP": shown once, at registration or rotation). */
+export interface DeviceCredentials {
+  /** The vehicle id: also the MQTT client id the vehicle must use. */
+  readonly username: string;
+  readonly password: string;
+  /** base64url HMAC key that signs the commands sent to this vehicle (`sig`). */
+  readonly commandKey: string;
+}
+
+/**
+ * Device logins and presence, apart from FleetService: they are answered by the main thread's
+ * credential store and MQTT connection, not by the actors (runtime/device-security.ts).
+ */
+export interface DeviceAccess {
+  /** Stores a new password's hash and provisions the broker; the secrets are never stored in clear. */
+  issueCredentials(vehicleId: string): Promise<DeviceCredentials>;
+  /** As issueCredentials, and the vehicle's open MQTT sessions are closed: the old password stops working. */
+  rotateCredentials(vehicleId: string): Promise<DeviceCredentials>;
+  /** Clears the retained presence on the broker; the read model and the vehicle actor follow (online: null). */
+  clearPresence(vehicleId: string): Promise<void>;
 }

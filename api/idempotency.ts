@@ -30,7 +30,11 @@ export type IdempotentResult =
   | { readonly kind: 'in-use' }
   | { readonly kind: 'reused' };
 
-/** Keys in progress live in memory: one process serves a customer's requests (DESIGN.md, one process). */
+/**
+ * Keys in progress live in memory: the main thread serves every HTTP request of the process, whatever
+ * shard the booking lives on. The key's request hash is claimed in the store before the request runs,
+ * so another body is a 422 also while the first request runs elsewhere or after it died unanswered.
+ */
 export class IdempotencyGuard {
   private readonly inFlight = new Set<string>();
 
@@ -38,16 +42,16 @@ export class IdempotencyGuard {
 
   async run(customerId: string, key: string, requestHash: string, execute: () => Promise<Execution>): Promise<IdempotentResult> {
     const stored = this.store.find(customerId, key);
-    if (stored) {
-      return stored.requestHash === requestHash
-        ? { kind: 'replayed', response: { statusCode: stored.statusCode, body: stored.body } }
-        : { kind: 'reused' };
-    }
+    if (stored && stored.requestHash !== requestHash) return { kind: 'reused' };
+    if (stored && stored.statusCode !== null) return { kind: 'replayed', response: { statusCode: stored.statusCode, body: stored.body } };
     // find → add happens without an await in between, so two requests cannot both pass.
     const slot = `${customerId}\n${key}`;
     if (this.inFlight.has(slot)) return { kind: 'in-use' };
     this.inFlight.add(slot);
     try {
+      // Claimed but unanswered (the process died, or the answer was not final): run again; the
+      // key-derived booking id reaches the same booking, which answers from what it already did.
+      if (!stored) this.store.claim(customerId, key, requestHash);
       const { response, final } = await execute();
       if (final) this.store.save(customerId, key, requestHash, response.statusCode, response.body);
       return { kind: 'executed', response };

@@ -1,3 +1,5 @@
+import type { EventCursor } from './event-cursor.js';
+
 /**
  * What the HTTP layer needs besides FleetService (api/fleet-service.ts). Each is a small interface so
  * `buildApp(deps)` runs in tests on in-memory fakes; runtime/main.ts wires the real implementations.
@@ -6,7 +8,8 @@
 /** One stored response to an idempotent request (status and body, errors included). */
 export interface StoredResponse {
   readonly requestHash: string;
-  readonly statusCode: number;
+  /** Null: claimed by a request that has no final answer (yet). */
+  readonly statusCode: number | null;
   readonly body: unknown;
 }
 
@@ -16,6 +19,8 @@ export interface StoredResponse {
  */
 export interface IdempotencyPort {
   find(customerId: string, key: string): StoredResponse | undefined;
+  /** The key's request hash, recorded before the request runs, so that another body is refused even before it answered. */
+  claim(customerId: string, key: string, requestHash: string): void;
   save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): void;
 }
 
@@ -32,7 +37,9 @@ export interface HealthReport {
 
 /** One public event as GET /events shows it (the same event Kafka receives). */
 export interface PublicEvent {
-  /** Journal position: the cursor for `?after=` and the SSE `id:`. */
+  /** The shard whose journal holds it (every event of one key is on one shard). */
+  readonly shard: number;
+  /** Position in that shard's journal. */
   readonly position: number;
   /** Kafka topic name, e.g. `booking.created`. */
   readonly type: string;
@@ -45,11 +52,21 @@ export interface PublicEvent {
   readonly id: string;
 }
 
-/** Public events in journal order (a JournalReader filtered on the `public` tag, shaped for clients). */
+/** A page of public events and the cursor after it (api/event-cursor.ts). */
+export interface EventPage {
+  readonly items: readonly PublicEvent[];
+  readonly next: EventCursor;
+}
+
+/**
+ * Public events of every shard: each shard's in its journal order (so per key in order), the shards
+ * interleaved by time. A cursor holds one position per shard, so paging has no gap and no duplicate.
+ */
 export interface EventsPort {
-  /** Events with position > `after`, ascending, at most `limit`. */
-  read(after: number, limit: number): readonly PublicEvent[];
-  /** Called with every newly committed batch of public events, in order. Returns an unsubscribe function. */
+  readonly shards: number;
+  /** Events after `cursor`, at most `limit`. */
+  read(cursor: EventCursor, limit: number): Promise<EventPage>;
+  /** Called with every newly committed batch of one shard's public events, in order. Returns an unsubscribe function. */
   subscribe(listener: (events: readonly PublicEvent[]) => void): () => void;
 }
 
@@ -63,5 +80,5 @@ export interface TraceView {
 
 export interface TracesPort {
   /** A booking id (its creation trace and the ones that followed) or a 32-hex trace id. */
-  find(bookingIdOrTraceId: string): TraceView | undefined;
+  find(bookingIdOrTraceId: string): Promise<TraceView | undefined>;
 }

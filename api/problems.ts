@@ -133,6 +133,12 @@ export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProbl
     title: 'Service temporarily unavailable',
     detail: (r) => `${r.actor} did not answer within ${r.timeoutMs} ms; the request may still complete, retry it.`,
   },
+  ShardUnavailable: {
+    slug: 'shard-unavailable',
+    status: 503,
+    title: 'Part of the fleet is restarting',
+    detail: (r) => `Shard ${r.shard} is not serving (${r.reason}); it restarts from its journal by itself. Retry shortly.`,
+  },
 };
 
 /** Failures of the HTTP exchange itself, not of a domain command. */

@@ -38,6 +38,23 @@ export const VehicleSchema = z
   })
   .register(openApiComponents, { id: 'Vehicle' });
 
+export const DeviceCredentialsSchema = z
+  .object({
+    username: IdSchema.describe('the vehicle id; also the MQTT client id the vehicle must connect with'),
+    password: z.string().describe('shown once: only a hash is stored'),
+    commandKey: z.string().describe('base64url HMAC-SHA256 key; the vehicle verifies each command\'s `sig` with it'),
+  })
+  .register(openApiComponents, { id: 'DeviceCredentials' });
+
+export const RegisteredVehicleSchema = VehicleSchema.extend({ credentials: DeviceCredentialsSchema }).register(openApiComponents, { id: 'RegisteredVehicle' });
+
+export const RotatedCredentialsSchema = z.object({ vehicleId: IdSchema, credentials: DeviceCredentialsSchema });
+
+export const ClearedPresenceSchema = z.object({
+  vehicleId: IdSchema,
+  online: z.null().describe('presence unknown until the vehicle reports again; GET /vehicles/:id shows it once the broker delivered the clearing'),
+});
+
 export const BookingSchema = z
   .object({
     id: IdSchema,

@@ -11,12 +11,12 @@
  * - recovery: one vehicle with 10 000 events (ReserveVehicle/ReleaseVehicle pairs), its first answer
  *   after a restart, with snapshots (SNAPSHOT_EVERY 50) and without (SNAPSHOT_EVERY 10^9).
  */
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { VEHICLE, type VehicleMessage } from '../actors/vehicle/actor.js';
 import { loadConfig } from '../runtime/config.js';
-import { rootContext } from '../runtime/envelope.js';
+import { rootContext } from '../runtime/kernel/envelope.js';
 import { startFleet, type RunningFleet } from '../runtime/fleet-app.js';
 import { createLogger } from '../runtime/logger.js';
 import { freePort } from '../test/helpers/free-port.js';
@@ -37,11 +37,12 @@ async function heapAfterGc(): Promise<number> {
 }
 
 async function fleetOn(file: string, env: Record<string, string> = {}): Promise<RunningFleet> {
-  const config = loadConfig({ FLEET_DB: file, FLEET_DB_SYNC: 'NORMAL', PORT: '0', MQTT_PORT: String(await freePort()), LOG_LEVEL: 'error', PAYMENT_LATENCY_MS: '0', ...env });
-  return startFleet(config, { logger, listen: false });
+  const config = loadConfig({ FLEET_DB: file, FLEET_DB_SYNC: 'NORMAL', PORT: '0', MQTT_PORT: String(await freePort()), LOG_LEVEL: 'error', PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: '1', ...env });
+  // One shard in this thread: the heap measured here is the actors' own.
+  return startFleet(config, { logger, listen: false, shardRuntime: 'inline' });
 }
 
-const ask = <T>(fleet: RunningFleet, id: string, message: VehicleMessage) => fleet.directory.ask<T>({ kind: VEHICLE, id }, message, 'bench', rootContext(), 60_000);
+const ask = <T>(fleet: RunningFleet, id: string, message: VehicleMessage) => fleet.local.directory.ask<T>({ kind: VEHICLE, id }, message, 'bench', rootContext(), 60_000);
 const vehicleId = (index: number) => `fs-${String(index).padStart(6, '0')}`;
 
 async function register(fleet: RunningFleet, count: number): Promise<number> {
@@ -81,17 +82,12 @@ async function recovery(dir: string, snapshotEvery: string, events: number) {
 async function startupMs(file: string | null): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-scale-start-'));
   try {
-    const env: Record<string, string> = { PAYMENT_LATENCY_MS: '0' };
+    const env: Record<string, string> = { PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: '1' };
     if (file) {
-      cpSync(file, join(dir, 'fleet.db'));
-      for (const suffix of ['-wal', '-shm']) {
-        try {
-          cpSync(`${file}${suffix}`, join(dir, `fleet.db${suffix}`));
-        } catch {
-          // no WAL left after a clean close
-        }
-      }
-      env.FLEET_DB = join(dir, 'fleet.db');
+      // The registry and its shard files (fleet.db, fleet.shard-0.db, their WAL), as a copy.
+      const base = basename(file).replace(/\.db$/, '');
+      for (const name of readdirSync(dirname(file))) if (name.startsWith(`${base}.`)) cpSync(join(dirname(file), name), join(dir, name));
+      env.FLEET_DB = join(dir, basename(file));
     }
     const server = await startBenchServer(env);
     const ms = await server.healthy;
@@ -115,13 +111,13 @@ async function main(): Promise<void> {
     const heapEmpty = await heapAfterGc();
     note(`registering ${vehicles} vehicles through their actors`);
     const registerSeconds = await register(fleet, vehicles);
-    const active = fleet.directory.stats().active;
+    const active = fleet.local.directory.stats().active;
     const heapActive = await heapAfterGc();
     await fleet.close();
 
     fleet = await fleetOn(file);
     const heapPassive = await heapAfterGc();
-    const activeAfterRestart = fleet.directory.stats().active;
+    const activeAfterRestart = fleet.local.directory.stats().active;
     await fleet.close();
 
     note('start-up to ready (server process), empty journal and full journal, twice each');

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { configurePersistence, spawnPersistent, dispatch, start, stop, type PersistedEvent, type Ref } from 'nact';
+import { asNactEngine } from '../runtime/kernel/actor-system.js';
 import { SqliteJournalEngine, type JournalEngineOptions } from '../persistence/journal-engine.js';
 import { openDatabase, type Db } from '../persistence/sqlite.js';
 
@@ -149,7 +150,7 @@ type Counted = { type: 'count'; n: number };
 /** Real nact actors, one message per actor per loop: measures how well each schedule batches them. */
 async function nactActors(db: Db, actors: number, messagesPerActor: number, schedule: JournalEngineOptions['schedule']): Promise<ThroughputResult> {
   const engine = new SqliteJournalEngine(db, { schedule });
-  const system = start(configurePersistence(engine));
+  const system = start(configurePersistence(asNactEngine(engine)));
   const total = actors * messagesPerActor;
   let committed = 0;
   let target = actors;

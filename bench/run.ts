@@ -106,12 +106,15 @@ async function httpCeiling() {
 // ---- a journal with registered vehicles, made once and copied for each server that needs one
 
 const FLEET: Omit<VehiclePick, 'mode' | 'count'> = { prefix: 'bv-', pad: 6 };
-let prepared: Promise<{ dir: string; vehicles: number; seconds: number }> | null = null;
+/** One prepared fleet per shard count: the shard count is fixed with the data (runtime/registry.ts). */
+const prepared = new Map<number, Promise<{ dir: string; vehicles: number; seconds: number }>>();
 
-function preparedFleet(vehicles: number) {
-  prepared ??= (async () => {
+function preparedFleet(vehicles: number, shards: number) {
+  const made = prepared.get(shards);
+  if (made) return made;
+  const making = (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-prepared-'));
-    const server = await startBenchServer({ FLEET_DB: join(dir, 'fleet.db'), PAYMENT_LATENCY_MS: '0' });
+    const server = await startBenchServer({ FLEET_DB: join(dir, 'fleet.db'), PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: String(shards) });
     const started = performance.now();
     try {
       log(`registering ${vehicles} vehicles through POST /vehicles (set-up, untimed)`);
@@ -123,12 +126,13 @@ function preparedFleet(vehicles: number) {
     }
     return { dir, vehicles, seconds: round((performance.now() - started) / 1000, 1) };
   })();
-  return prepared;
+  prepared.set(shards, making);
+  return making;
 }
 
 /** A private copy of the prepared journal (db, WAL), so every run starts from the same fleet. */
-async function fleetCopy(vehicles: number): Promise<{ file: string; dispose: () => void }> {
-  const source = await preparedFleet(vehicles);
+async function fleetCopy(vehicles: number, shards: number): Promise<{ file: string; dispose: () => void }> {
+  const source = await preparedFleet(vehicles, shards);
   const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-copy-'));
   cpSync(source.dir, dir, { recursive: true });
   return { file: join(dir, 'fleet.db'), dispose: () => rmSync(dir, { recursive: true, force: true }) };
@@ -152,7 +156,7 @@ interface BookFigures {
 
 /** One server on a copy of the prepared fleet; the load starts the moment /health answers (cold), then warm-up, then the measurement. */
 async function bookRun(env: Record<string, string>): Promise<BookFigures> {
-  const fleet = await fleetCopy(bookVehicles);
+  const fleet = await fleetCopy(bookVehicles, Number(env.FLEET_SHARDS ?? shardCounts[0]));
   const fullEnv = { FLEET_DB: fleet.file, FLEET_DB_SYNC: 'FULL', PAYMENT_LATENCY_MS: '0', ...env };
   const server = await spawnBenchServer(fullEnv);
   try {
@@ -241,7 +245,7 @@ function slowFigures(load: LoadResult) {
 }
 
 async function slowActors(mode: 'uniform' | 'skewed') {
-  const fleet = await fleetCopy(bookVehicles);
+  const fleet = await fleetCopy(bookVehicles, shardCounts[0]!);
   const server = await startBenchServer({ FLEET_DB: fleet.file, FLEET_DB_SYNC: 'FULL', PAYMENT_LATENCY_MS: String(GATEWAY_MS), FLEET_SHARDS: String(shardCounts[0]) });
   try {
     return slowFigures(await runLoad({ url: server.url, connections: SLOW_CONNECTIONS, phases: timed(), workload: slowWorkload(mode) }));
@@ -291,7 +295,7 @@ async function bookSlowGateway() {
 // ---- hot-vehicle
 
 async function hotVehicle() {
-  const fleet = await fleetCopy(bookVehicles);
+  const fleet = await fleetCopy(bookVehicles, shardCounts[0]!);
   const server = await startBenchServer({ FLEET_DB: fleet.file, FLEET_DB_SYNC: 'FULL', PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: String(shardCounts[0]) });
   try {
     // Warm-up on other vehicles (bv-000002 …), then 1000 connections, one booking each, all for bv-000001.
@@ -459,7 +463,10 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    if (prepared) rmSync((await prepared.catch(() => ({ dir: '' }))).dir || join(tmpdir(), 'nonexistent-fleet-bench'), { recursive: true, force: true });
+    for (const making of prepared.values()) {
+      const made = await making.catch(() => null);
+      if (made) rmSync(made.dir, { recursive: true, force: true });
+    }
   }
   results.verdicts = verdicts;
   const json = JSON.stringify(results, null, 2);

@@ -7,7 +7,8 @@ export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 export interface StoredResponse {
   /** Hash of the first request's body: the same key with another body is a 422. */
   readonly requestHash: string;
-  readonly statusCode: number;
+  /** Null while the request is claimed but has no final answer yet (running, or cut short by a crash). */
+  readonly statusCode: number | null;
   readonly body: unknown;
   /** Epoch milliseconds. */
   readonly createdAt: number;
@@ -21,14 +22,17 @@ export interface IdempotencyStoreOptions {
 
 interface IdempotencyRecord {
   request_hash: string;
-  status_code: number;
-  body: string;
+  status_code: number | null;
+  body: string | null;
   created_at: number;
 }
 
 /**
- * Completed responses per (customer, Idempotency-Key). Requests still running are the API's business
- * (it answers 409 for them); only finished responses, errors included, are stored here.
+ * Per (customer, Idempotency-Key): the request's hash, claimed before it runs, then its final response,
+ * errors included. The claim is what makes "same key, another body → 422" hold across shards and
+ * restarts: the key's first request may have gone to another shard, or died before it answered.
+ * Requests still running are the API's business (it answers 409 for them). It lives in the main
+ * thread's registry database, beside no journal.
  */
 export class IdempotencyStore {
   private readonly now: () => number;
@@ -36,6 +40,7 @@ export class IdempotencyStore {
   private readonly select: Statement<[string, string, number], IdempotencyRecord>;
   private readonly upsert: Statement<[string, string, string, number, string, number]>;
   private readonly purge: Statement<[number]>;
+  private readonly insertClaim: Statement<[string, string, string, number]>;
 
   constructor(db: Db, options: IdempotencyStoreOptions = {}) {
     this.now = options.now ?? Date.now;
@@ -50,6 +55,15 @@ export class IdempotencyStore {
          body = excluded.body, created_at = excluded.created_at`,
     );
     this.purge = db.prepare('DELETE FROM idempotency_keys WHERE created_at < ?');
+    this.insertClaim = db.prepare(
+      `INSERT INTO idempotency_keys (customer_id, key, request_hash, status_code, body, created_at) VALUES (?, ?, ?, NULL, NULL, ?)
+       ON CONFLICT (customer_id, key) DO UPDATE SET request_hash = excluded.request_hash, status_code = NULL, body = NULL, created_at = excluded.created_at`,
+    );
+  }
+
+  /** Records the key's request before it runs (durable when this returns). */
+  claim(customerId: string, key: string, requestHash: string): void {
+    this.insertClaim.run(customerId, key, requestHash, this.now());
   }
 
   /** The stored response for this customer's key, unless it is older than 24 h. */
@@ -59,7 +73,7 @@ export class IdempotencyStore {
     return {
       requestHash: record.request_hash,
       statusCode: record.status_code,
-      body: JSON.parse(record.body) as unknown,
+      body: record.body === null ? null : (JSON.parse(record.body) as unknown),
       createdAt: record.created_at,
     };
   }

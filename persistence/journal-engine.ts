@@ -1,4 +1,3 @@
-import type { EventStream, PersistedEvent, PersistedSnapshot, PersistenceEngine } from 'nact';
 import type { Statement } from 'better-sqlite3';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import type { Db } from './sqlite.js';
@@ -8,6 +7,8 @@ import {
   type EventMeta,
   type JournalReader,
   type JournalRow,
+  type PersistedEvent,
+  type PersistedSnapshot,
   type Projector,
 } from './journal-types.js';
 
@@ -118,7 +119,7 @@ interface SnapshotRecord {
 
 const JOURNAL_COLUMNS = 'position, persistence_key, sequence_number, event_type, data, tags, trace_id, span_id, created_at';
 
-export class SqliteJournalEngine implements PersistenceEngine, JournalReader {
+export class SqliteJournalEngine implements JournalReader {
   private readonly projectors: readonly Projector[];
   private readonly log: Logger;
   private readonly schedule: 'immediate' | 'microtask';
@@ -202,7 +203,7 @@ export class SqliteJournalEngine implements PersistenceEngine, JournalReader {
     });
   }
 
-  // ---------------------------------------------------------------- nact PersistenceEngine
+  // ---------------------------------------------------------------- the actor kernel's persistence engine (runtime/kernel/actor-system.ts adapts it to nact)
 
   /** Queues the event for this turn's commit; resolves once it is durable. `meta` is what runtime passes to ctx.persist. */
   persist(event: EventToPersist, meta?: EventMeta): Promise<void> {
@@ -214,11 +215,7 @@ export class SqliteJournalEngine implements PersistenceEngine, JournalReader {
   }
 
   /** Events of `key` with sequence number > `offset`, ascending; only those carrying every tag in `tags` when given. */
-  events(persistenceKey: string, offset: number, limit?: number, tags?: readonly string[]): JournalEventStream;
-  // nact's typings declare the stream as PromiseLike<Event[]>, where `Event` resolves to the DOM/Node
-  // Event class by mistake; this overload only exists so that the engine still satisfies them.
-  events(persistenceKey: string, offset: number, limit: number, tags: string[]): EventStream;
-  events(persistenceKey: string, offset: number, limit?: number, tags?: readonly string[]): JournalEventStream | EventStream {
+  events(persistenceKey: string, offset: number, limit?: number, tags?: readonly string[]): JournalEventStream {
     let loaded: Promise<PersistedEvent[]> | undefined;
     // Recovery may start while the same actor's last events still wait in the queue: read after them.
     const load = (): Promise<PersistedEvent[]> =>

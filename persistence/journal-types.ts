@@ -1,7 +1,27 @@
 /**
  * The journal as the rest of the system sees it. The SQLite engine (persistence/journal-engine.ts)
- * implements nact's PersistenceEngine on top of this and adds the reads below.
+ * is the actor kernel's persistence engine; runtime/kernel/actor-system.ts, the one place that knows
+ * nact, adapts it to nact's PersistenceEngine. The shapes below are nact's, restated so that
+ * persistence/ does not depend on the actor library.
  */
+
+/** One event as the actor runtime persists and recovers it. */
+export interface PersistedEvent {
+  readonly data: unknown;
+  readonly sequenceNumber: number;
+  /** `<kind>/<id>`. */
+  readonly key: string;
+  readonly tags: readonly string[];
+  readonly createdAt: number;
+  readonly isDeleted: boolean;
+}
+
+export interface PersistedSnapshot {
+  readonly data: unknown;
+  readonly sequenceNumber: number;
+  readonly key: string;
+  readonly createdAt: number;
+}
 
 /** One committed event. `position` is global, gap-free per commit order, and never reused. */
 export interface JournalRow {

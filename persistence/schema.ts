@@ -95,3 +95,27 @@ export const migrations: readonly string[] = [
   /* 2: retention of traces deletes by time */
   `CREATE INDEX trace_steps_started ON trace_steps (started_at);`,
 ];
+
+/**
+ * The main thread's registry (runtime/registry.ts): the fleet's shard count and the idempotency keys,
+ * which belong to no shard. A key is claimed (status_code NULL) before its request runs.
+ */
+export const registryMigrations: readonly string[] = [
+  `
+  CREATE TABLE fleet_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+
+  CREATE TABLE idempotency_keys (
+    customer_id  TEXT    NOT NULL,
+    key          TEXT    NOT NULL,
+    request_hash TEXT    NOT NULL,
+    status_code  INTEGER,
+    body         TEXT,
+    created_at   INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, key)
+  );
+  CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+  `,
+];

@@ -8,9 +8,11 @@ export type Db = Database.Database;
 export interface OpenDatabaseOptions {
   /** FULL: a committed transaction survives power loss. NORMAL (WAL): survives a process crash only. */
   readonly synchronous?: 'FULL' | 'NORMAL';
+  /** Default: a shard's schema (journal, read models, traces). The main thread's registry has its own. */
+  readonly migrations?: readonly string[];
 }
 
-/** Opens (creating folders and schema as needed) the one SQLite file that holds all durable state. */
+/** Opens a SQLite file, creating folders and schema as needed: a shard's journal or the registry. */
 export function openDatabase(file: string, options: OpenDatabaseOptions = {}): Db {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);
@@ -19,15 +21,15 @@ export function openDatabase(file: string, options: OpenDatabaseOptions = {}): D
   db.pragma('foreign_keys = ON');
   // Readers never wait on the writer in WAL; this only matters when a second process opens the file.
   db.pragma('busy_timeout = 5000');
-  migrate(db);
+  migrate(db, options.migrations ?? migrations);
   return db;
 }
 
-export function migrate(db: Db): void {
+export function migrate(db: Db, steps: readonly string[] = migrations): void {
   const current = db.pragma('user_version', { simple: true }) as number;
-  for (let version = current; version < migrations.length; version += 1) {
+  for (let version = current; version < steps.length; version += 1) {
     db.transaction(() => {
-      db.exec(migrations[version]!);
+      db.exec(steps[version]!);
       db.pragma(`user_version = ${version + 1}`);
     })();
   }

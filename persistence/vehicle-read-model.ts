@@ -33,6 +33,7 @@ export class VehicleReadModel {
   private readonly byId;
   private readonly conditions;
   private readonly total;
+  private readonly known;
   /** One prepared statement per filter combination (a dozen at most), not one per request. */
   private readonly listStatements = new Map<string, Statement<[Record<string, unknown>], VehicleRow>>();
 
@@ -40,6 +41,11 @@ export class VehicleReadModel {
     this.byId = db.prepare<[string], VehicleRow>('SELECT * FROM vehicles WHERE id = ?');
     this.conditions = db.prepare<[string], Pick<VehicleRow, 'online' | 'battery'>>('SELECT online, battery FROM vehicles WHERE id = ?');
     this.total = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM vehicles');
+    this.known = db.prepare<[string], { found: number }>('SELECT 1 AS found FROM vehicles WHERE id = ?');
+  }
+
+  exists(id: string): boolean {
+    return this.known.get(id) !== undefined;
   }
 
   get(id: string): VehicleView | undefined {

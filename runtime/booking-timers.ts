@@ -2,8 +2,8 @@ import { BOOKING, type BookingMessage } from '../actors/booking/actor.js';
 import { wakeAtAfter, type BookingEvent } from '../actors/booking/decider.js';
 import type { JournalRow } from '../persistence/journal-types.js';
 import type { Db } from '../persistence/sqlite.js';
-import type { ActorDirectory } from './directory.js';
-import { rootContext } from './envelope.js';
+import type { ActorDirectory } from './kernel/directory.js';
+import { rootContext } from './kernel/envelope.js';
 import type { Logger } from './logger.js';
 
 /** A booking woken and still due is not woken again before this (its compensation may be failing). */

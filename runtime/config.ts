@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 /**
@@ -18,6 +19,8 @@ export const configSchema = z.object({
   PORT: port.default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
   FLEET_DB: z.string().min(1).default('./data/fleet.db'),
+  /** Actor shards on worker threads; fixed when the data is created (runtime/registry.ts refuses another count). */
+  FLEET_SHARDS: z.coerce.number().int().min(1).max(64).optional(),
   /** `FULL` keeps an acknowledged booking across power loss; `NORMAL` only across a process crash. */
   FLEET_DB_SYNC: z.enum(['FULL', 'NORMAL']).default('FULL'),
   MQTT_URL: z.string().url().regex(/^(mqtts?|wss?|tcp):\/\//, 'expected an mqtt:// URL').optional(),
@@ -26,6 +29,13 @@ export const configSchema = z.object({
   MQTT_PROTOCOL_VERSION: z.coerce.number().pipe(z.union([z.literal(4), z.literal(5)])).optional(),
   /** Stable id for the server's MQTT session; unset: a new one per process (several servers may share a broker). */
   MQTT_CLIENT_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1-64 letters, digits, . _ -').optional(),
+  /** The server's own MQTT login. Unset with the embedded broker: a random secret made at start-up. */
+  MQTT_USERNAME: z.string().min(1).max(256).optional(),
+  MQTT_PASSWORD: z.string().min(1).max(256).optional(),
+  /** `dynsec`: the server creates each vehicle's client and role on Mosquitto's dynamic-security plugin. */
+  MQTT_PROVISIONING: z.enum(['none', 'dynsec']).default('none'),
+  /** Keys command signatures and credential hashes; unset: derived from FLEET_JWT_SECRET (dev runs work). */
+  FLEET_DEVICE_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   KAFKA_BROKERS: brokerList.optional(),
   KAFKA_CLIENT_ID: z.string().min(1).default('fleetactors'),
   KAFKA_TOPIC_PARTITIONS: z.coerce.number().int().positive().default(3),
@@ -56,9 +66,16 @@ export type RawConfig = z.infer<typeof configSchema>;
 export interface FleetConfig {
   readonly http: { readonly host: string; readonly port: number; readonly bodyLimitBytes: number };
   readonly db: { readonly file: string; readonly synchronous: 'FULL' | 'NORMAL' };
+  readonly shards: number;
   readonly mqtt:
     | { readonly mode: 'embedded'; readonly port: number; readonly protocolVersion: 4 | 5; readonly clientId: string | null }
     | { readonly mode: 'external'; readonly url: string; readonly protocolVersion: 4 | 5; readonly clientId: string | null };
+  readonly mqttSecurity: {
+    /** Both set, or both null (then the embedded broker gets a random server login per process). */
+    readonly serverLogin: { readonly username: string; readonly password: string } | null;
+    readonly provisioning: 'none' | 'dynsec';
+    readonly deviceSecret: string | null;
+  };
   readonly kafka:
     | { readonly mode: 'local' }
     | {
@@ -106,12 +123,29 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     // A vehicle actor waiting for UNLOCKED must still be alive when the answer or the timeout comes.
     throw new ConfigError('PASSIVATE_AFTER_MS', `must be at least twice UNLOCK_TIMEOUT_MS (${raw.UNLOCK_TIMEOUT_MS})`);
   }
+  if ((raw.MQTT_USERNAME === undefined) !== (raw.MQTT_PASSWORD === undefined)) {
+    const missing = raw.MQTT_USERNAME === undefined ? 'MQTT_USERNAME' : 'MQTT_PASSWORD';
+    throw new ConfigError(missing, 'must be set together with ' + (missing === 'MQTT_USERNAME' ? 'MQTT_PASSWORD' : 'MQTT_USERNAME'));
+  }
+  if (raw.MQTT_PROVISIONING === 'dynsec' && (!raw.MQTT_URL || raw.MQTT_USERNAME === undefined)) {
+    throw new ConfigError('MQTT_PROVISIONING', 'dynsec needs MQTT_URL, MQTT_USERNAME and MQTT_PASSWORD of a Mosquitto with the dynamic-security plugin');
+  }
+  if (raw.FLEET_JWT_SECRET === undefined && !isLoopback(raw.HOST)) {
+    // The development secret is public: anyone could mint an operator token for a reachable server.
+    throw new ConfigError('FLEET_JWT_SECRET', `must be set to listen on HOST ${raw.HOST}: the development secret is public and is only allowed on a loopback address`);
+  }
   return {
     http: { host: raw.HOST, port: raw.PORT, bodyLimitBytes: raw.BODY_LIMIT_BYTES },
     db: { file: raw.FLEET_DB, synchronous: raw.FLEET_DB_SYNC },
+    shards: raw.FLEET_SHARDS ?? availableParallelism(),
     mqtt: raw.MQTT_URL
       ? { mode: 'external', url: raw.MQTT_URL, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 5, clientId: raw.MQTT_CLIENT_ID ?? null }
       : { mode: 'embedded', port: raw.MQTT_PORT, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 4, clientId: raw.MQTT_CLIENT_ID ?? null },
+    mqttSecurity: {
+      serverLogin: raw.MQTT_USERNAME !== undefined && raw.MQTT_PASSWORD !== undefined ? { username: raw.MQTT_USERNAME, password: raw.MQTT_PASSWORD } : null,
+      provisioning: raw.MQTT_PROVISIONING,
+      deviceSecret: raw.FLEET_DEVICE_SECRET ?? null,
+    },
     kafka: raw.KAFKA_BROKERS
       ? {
           mode: 'kafka',
@@ -135,4 +169,10 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     logLevel: raw.LOG_LEVEL,
     seedVehicles: raw.FLEET_SEED,
   };
+}
+
+/** 127.0.0.0/8, ::1 and `localhost`: where nobody else can reach the server. */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127(\.\d{1,3}){3}$/.test(bare);
 }

@@ -1,69 +1,64 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
-import { BOOKING, bookingBehaviour, type BookingMessage } from '../actors/booking/actor.js';
-import { ALL_TOPICS, isPublicEventType } from '../actors/event-relay/catalog.js';
-import { startEventRelay, type EventRelay } from '../actors/event-relay/relay.js';
-import { paymentBehaviour, PAYMENT } from '../actors/payment/actor.js';
-import { SimulatedPaymentGateway, type PaymentGateway } from '../actors/payment/gateway.js';
-import { VEHICLE, vehicleBehaviour } from '../actors/vehicle/actor.js';
+import type { PaymentGateway } from '../actors/payment/gateway.js';
 import { buildApp } from '../api/app.js';
-import type { HealthReport } from '../api/ports.js';
-import { SqliteCheckpointStore } from '../persistence/checkpoints.js';
-import { IDEMPOTENCY_TTL_MS, IdempotencyStore } from '../persistence/idempotency-store.js';
-import { SqliteJournalEngine } from '../persistence/journal-engine.js';
-import { PUBLIC_TAG } from '../persistence/journal-types.js';
-import { createProjectors } from '../persistence/projections.js';
-import { openDatabase, type Db } from '../persistence/sqlite.js';
-import { TraceStore } from '../persistence/trace-store.js';
-import { VehicleReadModel } from '../persistence/vehicle-read-model.js';
-import { startActorSystem } from './actor-system.js';
-import { BookingTimers } from './booking-timers.js';
+import type { HealthCheck, HealthReport } from '../api/ports.js';
+import { IdempotencyStore } from '../persistence/idempotency-store.js';
+import type { Db } from '../persistence/sqlite.js';
 import type { FleetConfig } from './config.js';
-import { MqttDeviceLink } from './device-link.js';
-import { ActorDirectory } from './directory.js';
-import { ActorFleetService } from './fleet-service.js';
+import { ShardedEvents, ShardedTraces } from './fleet-reads.js';
+import { ShardedFleetService } from './fleet-service.js';
+import { housekeepIdempotency } from './housekeeping.js';
+import { shardOfVehicle } from './kernel/placement.js';
+import type { ShardStats } from './kernel/shard-protocol.js';
 import type { Logger } from './logger.js';
-import { createKafkaClient } from './kafka/client.js';
-import { ResilientProducer } from './kafka/producer.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { MqttConnection } from './mqtt/connection.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
-import { JournalEvents, JournalTraces } from './read-ports.js';
-import { TelemetryPipeline } from './telemetry/pipeline.js';
-import { seedDemoFleet } from './seed.js';
+import { createDeviceAccess, createDeviceSecurity, createProvisioner, seedDemoCredentials, type DeviceSecurity } from './device-security.js';
+import { openRegistry } from './registry.js';
+import { demoFleet, demoVehicleIds } from './seed.js';
+import type { RunningShard, ShardInit } from './shard.js';
+import { ShardSupervisor, type ShardRuntime } from './shard-supervisor.js';
 
 export interface FleetOptions {
   readonly logger: Logger;
-  /** Default: the simulated gateway with PAYMENT_LATENCY_MS. */
-  readonly gateway?: PaymentGateway;
   /** Default true: bind HTTP on config.http. Tests may use `app.inject` instead. */
   readonly listen?: boolean;
   readonly metrics?: Metrics;
   /** Prepended to Kafka topic names (tests isolate themselves with it). */
   readonly kafkaTopicPrefix?: string;
+  /**
+   * `worker` (default): each shard in its own worker thread. `inline`: the shards in this thread,
+   * over the same message protocol, with their parts reachable (tests).
+   */
+  readonly shardRuntime?: ShardRuntime;
+  /** Inline shards only (a test's gateway); workers use the simulated gateway with PAYMENT_LATENCY_MS. */
+  readonly gateway?: PaymentGateway;
 }
 
 export interface RunningFleet {
   readonly app: FastifyInstance;
   /** `http://host:port` when listening. */
   readonly url: string | null;
-  /** The broker the process talks to (embedded or external). */
+  /** The broker the shards talk to (embedded or external). */
   readonly mqttUrl: string;
-  readonly db: Db;
-  readonly journal: SqliteJournalEngine;
-  readonly directory: ActorDirectory;
-  readonly gateway: PaymentGateway;
-  readonly telemetry: TelemetryPipeline;
-  readonly mqtt: MqttConnection;
-  /** Null when KAFKA_BROKERS is unset: events then stay in the journal (GET /events). */
-  readonly relay: EventRelay | null;
+  /** The main thread's registry (shard count, idempotency keys). */
+  readonly registry: Db;
+  readonly shards: ShardSupervisor;
+  /** The SQLite file of each shard (`:memory:` for throw-away runs). */
+  readonly shardFiles: readonly string[];
+  /** Shard 0's parts when the shards run inline (tests); throws for worker shards. */
+  readonly local: RunningShard;
+  /** Fresh stats of every shard (a shard that is down: null). */
+  shardStats(): Promise<Array<ShardStats | null>>;
   close(): Promise<void>;
 }
 
 /**
- * The composition root: opens the journal, starts the actor system and the brokers' clients, wires
- * the actors to their ports and serves HTTP. `close` undoes it in reverse order, journal last, so that
- * nothing acknowledged is lost on a graceful stop.
+ * The main thread's composition root (DESIGN.md, "Shards"): the registry, the embedded MQTT broker,
+ * the shards (worker threads, supervised), the demo fleet, and HTTP in front of a router to the
+ * shards. `close` undoes it in reverse order: HTTP first, then every shard flushes its journal.
  */
 export async function startFleet(config: FleetConfig, options: FleetOptions): Promise<RunningFleet> {
   const { logger } = options;
@@ -80,216 +75,177 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
   };
 
   try {
-    const db = openDatabase(config.db.file, { synchronous: config.db.synchronous });
-    closers.push(() => {
-      db.close();
-    });
-    const journal = new SqliteJournalEngine(db, { projectors: createProjectors(db), logger });
-    closers.push(() => journal.close());
-    const traces = new TraceStore(db, { logger });
-    closers.push(() => traces.close());
+    const started = Date.now();
+    const registry = openRegistry(config.db.file, config.shards, config.db.synchronous);
+    closers.push(() => registry.close());
+    if (registry.convertedFromSingleFile) logger.warn({ db: config.db.file, shardFile: registry.shardFiles[0] }, 'single-file database opened as a one-shard fleet (its journal moved to the shard file)');
 
-    const system = startActorSystem(journal, logger);
-    closers.push(() => system.stop());
-    const directory = new ActorDirectory({
-      system,
+    // Device logins, ACLs and command signatures (docs/mqtt-security.md): checked here, on the main
+    // thread, against the registry's credential store, without waking an actor.
+    const deviceSecurity = createDeviceSecurity({ db: registry.db, config, logger });
+    const { url: mqttUrl, broker } = await startBroker(config, deviceSecurity, logger, closers);
+    // Without MQTT_CLIENT_ID, one id per process: two servers on one broker must not take over each
+    // other's sessions. Each shard has its own connection, named after the shard.
+    const clientIdPrefix = config.mqtt.clientId ?? `fleetactors-${randomUUID().slice(0, 8)}`;
+    const mqttLogin = deviceSecurity.serverLogin;
+    const inits: ShardInit[] = registry.shardFiles.map((dbFile, shard) => ({
+      shard,
+      shardCount: config.shards,
+      config,
+      dbFile,
+      mqttUrl,
+      mqttClientId: `${clientIdPrefix}-s${shard}`,
+      mqttLogin,
+      kafkaTopicPrefix: options.kafkaTopicPrefix ?? '',
+    }));
+    const shards = await ShardSupervisor.start({
+      inits,
+      runtime: options.shardRuntime ?? 'worker',
       logger,
-      passivateAfterMs: config.timing.passivateAfterMs,
-      askTimeoutMs: config.timing.askTimeoutMs,
-      snapshotEvery: config.snapshotEvery,
-      tagsFor: (event) => (isPublicEventType(event.type) ? [PUBLIC_TAG] : []),
-      traces,
+      ...(options.gateway && { local: { gateway: options.gateway } }),
     });
-    closers.push(() => directory.stopAll());
+    closers.push(() => shards.close());
 
-    const { mqtt, mqttUrl } = await connectMqtt(config, logger, closers);
-    const vehicles = new VehicleReadModel(db);
-    // Position, battery and presence of the whole fleet, without waking a single vehicle actor.
-    const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger });
-    closers.push(() => telemetry.close());
-    const gateway = options.gateway ?? new SimulatedPaymentGateway({ latencyMs: config.timing.paymentLatencyMs });
+    if (config.seedVehicles > 0) await seed(shards, config, logger);
 
-    directory.register(
-      VEHICLE,
-      vehicleBehaviour({
-        device: new MqttDeviceLink(mqtt, logger.child({ component: 'device-link' })),
-        conditionsOf: (id) => vehicles.conditionsOf(id),
-        notifyUnlocked: (ctx, bookingId, unlockedAt) => {
-          const message: BookingMessage = { type: 'VehicleWasUnlocked', unlockedAt };
-          ctx.tell({ kind: BOOKING, id: bookingId }, message);
-        },
-        unlockTimeoutMs: config.timing.unlockTimeoutMs,
-      }),
-    );
-    directory.register(
-      BOOKING,
-      bookingBehaviour({
-        reservationWindowMs: config.timing.reservationWindowMs,
-        // Reserve + authorize each get an ask timeout; a saga still unconfirmed after both is abandoned.
-        confirmWithinMs: 2 * config.timing.askTimeoutMs + config.timing.paymentTimeoutMs,
-        unlockTimeoutMs: config.timing.unlockTimeoutMs,
-      }),
-    );
-    directory.register(PAYMENT, paymentBehaviour({ gateway, timeoutMs: config.timing.paymentTimeoutMs }));
-
-    const timers = new BookingTimers(db, directory, logger.child({ component: 'booking-timers' }));
-    const stopTimerFeed = journal.onCommit((rows) => timers.onCommit(rows));
-    closers.push(() => {
-      stopTimerFeed();
-      timers.stop();
+    // The main thread's own MQTT session: provisioning on Mosquitto's dynamic security, and presence
+    // an operator clears. The vehicles' topics are the shards' business.
+    const control = await MqttConnection.connect({
+      url: mqttUrl,
+      protocolVersion: config.mqtt.protocolVersion,
+      clientId: `${clientIdPrefix}-main`,
+      username: mqttLogin.username,
+      password: mqttLogin.password,
+      logger,
+      persistentSession: false,
     });
-    timers.start();
+    closers.push(() => control.close());
+    const provisioner = createProvisioner(config, { mqtt: control, broker, logger });
+    const devices = createDeviceAccess({ security: deviceSecurity, provisioner, mqtt: control });
+    await seedDemoCredentials({ security: deviceSecurity, provisioner, config, logger }, demoVehicleIds(config.seedVehicles));
 
-    const relay = startKafkaRelay(config, { system, journal, checkpoints: new SqliteCheckpointStore(db), logger, topicPrefix: options.kafkaTopicPrefix ?? '' });
-    if (relay) closers.push(() => relay.stop());
-
-    if (config.seedVehicles > 0) await seedDemoFleet(directory, vehicles, config.seedVehicles, logger);
-
-    const idempotency = new IdempotencyStore(db);
-    closers.push(startHousekeeping({ idempotency, traces, traceRetentionMs: config.traceRetentionMs, logger }));
+    const idempotency = new IdempotencyStore(registry.db);
+    closers.push(housekeepIdempotency({ idempotency, logger }));
     const metrics = options.metrics ?? createMetrics();
-    registerRuntimeMetrics(metrics, { journal, directory, timers, mqtt, telemetry, relay });
-    const health = (): HealthReport => ({
-      checks: {
-        journal: { ok: true, detail: `position ${journal.lastPosition()}` },
-        mqtt: { ok: mqtt.stats().connected, detail: mqtt.stats().connected ? mqttUrl : `not connected to ${mqttUrl}` },
-        // Kafka being down never stops bookings: the journal keeps the events, the relay catches up.
-        ...(relay && { kafka: { ok: true, detail: relayDetail(relay) } }),
-      },
-    });
+    registerShardMetrics(metrics, shards);
+    const events = new ShardedEvents(shards);
+    closers.push(() => events.close());
     const app = buildApp({
-      fleet: new ActorFleetService(directory, vehicles, config.timing),
+      fleet: new ShardedFleetService(shards, config.timing),
+      devices,
       config,
       logger,
       idempotency,
       metrics,
-      health,
-      events: new JournalEvents(journal),
-      traces: new JournalTraces(traces),
+      health: () => healthOf(shards, mqttUrl, config.kafka.mode === 'kafka'),
+      events,
+      traces: new ShardedTraces(shards),
     });
     closers.push(() => app.close());
     let url: string | null = null;
     if (options.listen ?? true) url = await app.listen({ host: config.http.host, port: config.http.port });
     else await app.ready();
-    logger.info({ url, mqtt: mqttUrl, db: config.db.file, kafka: config.kafka.mode }, 'fleetactors ready');
+    logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: config.shards, kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
 
-    return { app, url, mqttUrl, db, journal, directory, gateway, telemetry, mqtt, relay, close };
+    return {
+      app,
+      url,
+      mqttUrl,
+      registry: registry.db,
+      shards,
+      shardFiles: registry.shardFiles,
+      get local(): RunningShard {
+        const local = shards.local(0);
+        if (!local) throw new Error('the shards run in worker threads: their parts are not reachable from here');
+        return local;
+      },
+      shardStats: () =>
+        Promise.all(shards.links.map((link) => link.call<ShardStats>({ op: 'stats' }, 5000).catch(() => null))),
+      close,
+    };
   } catch (error) {
     await close();
     throw error;
   }
 }
 
-async function connectMqtt(config: FleetConfig, logger: Logger, closers: Array<() => Promise<void> | void>) {
-  let broker: EmbeddedBroker | null = null;
-  if (config.mqtt.mode === 'embedded') {
-    broker = await startEmbeddedBroker({ port: config.mqtt.port, logger });
-    const embedded = broker;
-    closers.push(() => embedded.close());
-  }
-  const mqttUrl = broker ? broker.url : config.mqtt.mode === 'external' ? config.mqtt.url : '';
-  // Without MQTT_CLIENT_ID, one id per process: two servers on one broker must not take over each
-  // other's session (the connection discards a previous process's session either way).
-  const mqtt = await MqttConnection.connect({
-    url: mqttUrl,
-    protocolVersion: config.mqtt.protocolVersion,
-    clientId: config.mqtt.clientId ?? `fleetactors-${randomUUID().slice(0, 8)}`,
-    logger,
-    // The embedded broker lives in this process: nothing outlives a disconnect that a session could keep.
-    persistentSession: config.mqtt.mode === 'external',
-  });
-  closers.push(() => mqtt.close());
-  return { mqtt, mqttUrl };
-}
-
-/** Trace steps deleted per transaction: a few milliseconds of work between two turns of the event loop. */
-const TRACE_PURGE_CHUNK = 5000;
-
-/** Hourly: stored idempotent responses past their 24 h, and traces past their retention. */
-function startHousekeeping(parts: { idempotency: IdempotencyStore; traces: TraceStore; traceRetentionMs: number; logger: Logger }): () => void {
-  let stopped = false;
-  const sweep = async () => {
-    const now = Date.now();
-    const responses = parts.idempotency.purgeOlderThan(now - IDEMPOTENCY_TTL_MS);
-    let steps = 0;
-    for (let deleted = TRACE_PURGE_CHUNK; deleted === TRACE_PURGE_CHUNK && !stopped; ) {
-      deleted = parts.traces.purgeOlderThan(now - parts.traceRetentionMs, TRACE_PURGE_CHUNK);
-      steps += deleted;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    if (responses + steps > 0) parts.logger.info({ responses, steps }, 'housekeeping: expired idempotency responses and trace steps deleted');
-  };
-  const run = () => void sweep().catch((error: unknown) => parts.logger.error({ err: error }, 'housekeeping failed'));
-  run();
-  const timer = setInterval(run, 60 * 60_000);
-  timer.unref();
-  return () => {
-    stopped = true;
-    clearInterval(timer);
-  };
-}
-
-function startKafkaRelay(
+async function startBroker(
   config: FleetConfig,
-  parts: Omit<Parameters<typeof startEventRelay>[0], 'producer'> & { topicPrefix: string },
-): EventRelay | null {
-  if (config.kafka.mode !== 'kafka') return null;
-  const kafka = createKafkaClient({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger: parts.logger.child({ component: 'kafka' }) });
-  const producer = new ResilientProducer(kafka, parts.logger, {
-    topics: { names: ALL_TOPICS.map((topic) => `${parts.topicPrefix}${topic}`), partitions: config.kafka.partitions, replicationFactor: config.kafka.replicationFactor },
-  });
-  const relay = startEventRelay({ ...parts, producer });
-  // Topics exist from start-up on (consumers can subscribe before the first event), and a Kafka that
-  // is down shows on /health at once; the relay retries on its own when this fails.
-  producer.connect().catch((error: unknown) => parts.logger.warn({ err: error }, 'Kafka not reachable at start-up; events wait in the journal'));
-  return {
-    lag: () => relay.lag(),
-    stats: () => relay.stats(),
-    stop: async () => {
-      await relay.stop();
-      await producer.disconnect();
-    },
-  };
+  security: DeviceSecurity,
+  logger: Logger,
+  closers: Array<() => Promise<void> | void>,
+): Promise<{ url: string; broker: EmbeddedBroker | null }> {
+  if (config.mqtt.mode === 'external') return { url: config.mqtt.url, broker: null };
+  const broker = await startEmbeddedBroker({ port: config.mqtt.port, logger, security });
+  closers.push(() => broker.close());
+  return { url: broker.url, broker };
 }
 
-function relayDetail(relay: EventRelay): string {
-  const stats = relay.stats();
-  const link = stats.connected ? 'connected' : `not connected${stats.lastError ? `: ${stats.lastError}` : ''}`;
-  return `${link}; lag ${relay.lag()} journal positions`;
+/** FLEET_SEED demo vehicles, each registered in bulk on its own shard: start-up stays seconds at 100,000. */
+async function seed(shards: ShardSupervisor, config: FleetConfig, logger: Logger): Promise<void> {
+  const perShard = Array.from({ length: shards.count }, () => [] as ReturnType<typeof demoFleet>);
+  for (const vehicle of demoFleet(config.seedVehicles)) perShard[shardOfVehicle(vehicle.id, shards.count)]!.push(vehicle);
+  const started = Date.now();
+  const results = await Promise.all(perShard.map((vehicles, shard) => shards.link(shard).call<{ registered: number }>({ op: 'seed', vehicles }, 300_000)));
+  const registered = results.reduce((sum, result) => sum + result.registered, 0);
+  if (registered > 0) logger.info({ registered, ms: Date.now() - started }, 'demo fleet seeded');
 }
 
-function registerRuntimeMetrics(
-  metrics: Metrics,
-  parts: { journal: SqliteJournalEngine; directory: ActorDirectory; timers: BookingTimers; mqtt: MqttConnection; telemetry: TelemetryPipeline; relay: EventRelay | null },
-): void {
-  const { journal, directory, timers, mqtt, telemetry, relay } = parts;
-  if (relay) {
-    metrics.gauge({ name: 'fleet_event_relay_lag', help: 'Journal positions between the newest public event and what Kafka acknowledged.', collect: () => relay.lag() });
-    metrics.observedCounter({ name: 'fleet_event_relay_published_total', help: 'Records Kafka acknowledged.', read: () => relay.stats().published });
-    metrics.observedCounter({ name: 'fleet_event_relay_failures_total', help: 'Failed publish attempts.', read: () => relay.stats().failures });
-    metrics.gauge({ name: 'fleet_kafka_connected', help: '1 when the relay reaches Kafka.', collect: () => (relay.stats().connected ? 1 : 0) });
+function healthOf(shards: ShardSupervisor, mqttUrl: string, withKafka: boolean): HealthReport {
+  const checks: Record<string, HealthCheck> = {};
+  for (const link of shards.links) {
+    const stats = link.stats();
+    const name = `shard-${link.shard}`;
+    if (link.state !== 'up' || !stats) {
+      checks[name] = { ok: false, detail: `shard ${link.shard} is ${link.state} (restarts: ${shards.restarts(link.shard)})` };
+      continue;
+    }
+    checks[name] = { ok: true, detail: `journal position ${stats.journal.position}; ${stats.actors.active} active actors` };
+    checks[`${name}-mqtt`] = { ok: stats.mqtt.connected, detail: stats.mqtt.connected ? mqttUrl : `not connected to ${mqttUrl}` };
+    // Kafka being down never stops bookings: the journal keeps the events, the relay catches up.
+    if (withKafka && stats.relay) {
+      const relay = stats.relay;
+      checks[`${name}-kafka`] = { ok: true, detail: `${relay.connected ? 'connected' : `not connected${relay.lastError ? `: ${relay.lastError}` : ''}`}; lag ${relay.lag} journal positions` };
+    }
   }
-  metrics.observedCounter<'outcome'>({
-    name: 'fleet_telemetry_messages_total',
-    help: 'Telemetry and presence messages by outcome.',
-    labelNames: ['outcome'],
-    read: () => {
-      const stats = telemetry.stats();
-      return (['received', 'applied', 'rejected', 'superseded', 'ignored', 'dropped'] as const).map((outcome) => ({ labels: { outcome }, value: stats[outcome] }));
-    },
-  });
-  metrics.gauge<'kind'>({
+  return { checks };
+}
+
+/** Every shard's figures, labelled `shard`, from the stats each shard pushes every second. */
+function registerShardMetrics(metrics: Metrics, shards: ShardSupervisor): void {
+  const perShard = <L extends string>(read: (stats: ShardStats) => number | Array<{ labels: Record<L, string>; value: number }>) =>
+    shards.links.flatMap((link) => {
+      const stats = link.stats();
+      if (!stats) return [];
+      const value = read(stats);
+      const shard = String(link.shard);
+      return typeof value === 'number' ? [{ labels: { shard } as Record<'shard' | L, string>, value }] : value.map((sample) => ({ labels: { ...sample.labels, shard }, value: sample.value }));
+    });
+  metrics.gauge<'shard'>({ name: 'fleet_shard_up', help: '1 when the shard serves, 0 while it is down or restarting.', labelNames: ['shard'], collect: () => shards.links.map((link) => ({ labels: { shard: String(link.shard) }, value: link.state === 'up' ? 1 : 0 })) });
+  metrics.observedCounter<'shard'>({ name: 'fleet_shard_restarts_total', help: 'Times a shard worker died and was started again.', labelNames: ['shard'], read: () => shards.links.map((link) => ({ labels: { shard: String(link.shard) }, value: shards.restarts(link.shard) })) });
+  metrics.gauge<'shard' | 'kind'>({
     name: 'fleet_actors_active',
     help: 'Activated (not passivated) actors by kind.',
-    labelNames: ['kind'],
-    collect: () => Object.entries(directory.stats().byKind).map(([kind, value]) => ({ labels: { kind }, value })),
+    labelNames: ['shard', 'kind'],
+    collect: () => perShard<'kind'>((stats) => Object.entries(stats.actors.byKind).map(([kind, value]) => ({ labels: { kind }, value }))),
   });
-  metrics.gauge({ name: 'fleet_actor_mailbox_depth', help: 'Messages sent to actors and not yet handled.', collect: () => directory.stats().pendingMessages });
-  metrics.observedCounter({ name: 'fleet_actor_activations_total', help: 'Actor activations (recoveries from the journal).', read: () => directory.stats().activations });
-  metrics.observedCounter({ name: 'fleet_journal_commits_total', help: 'Group commits of the journal.', read: () => journal.stats().commits });
-  metrics.observedCounter({ name: 'fleet_journal_events_total', help: 'Events committed to the journal.', read: () => journal.stats().rows });
-  metrics.gauge({ name: 'fleet_journal_position', help: 'Last committed journal position.', collect: () => journal.lastPosition() });
-  metrics.observedCounter({ name: 'fleet_booking_wakeups_total', help: 'Booking timer wake-ups (deadlines, compensation retries).', read: () => timers.stats().woken });
-  metrics.gauge({ name: 'fleet_mqtt_connected', help: '1 when the MQTT client is connected.', collect: () => (mqtt.stats().connected ? 1 : 0) });
-  metrics.observedCounter({ name: 'fleet_mqtt_reconnects_total', help: 'Times the MQTT client lost its broker and connected again.', read: () => mqtt.stats().reconnects });
+  metrics.gauge<'shard'>({ name: 'fleet_actor_mailbox_depth', help: 'Messages sent to actors and not yet handled.', labelNames: ['shard'], collect: () => perShard((stats) => stats.actors.mailboxDepth) });
+  metrics.observedCounter<'shard'>({ name: 'fleet_actor_activations_total', help: 'Actor activations (recoveries from the journal).', labelNames: ['shard'], read: () => perShard((stats) => stats.actors.activations) });
+  metrics.observedCounter<'shard'>({ name: 'fleet_journal_commits_total', help: 'Group commits of the journal.', labelNames: ['shard'], read: () => perShard((stats) => stats.journal.commits) });
+  metrics.observedCounter<'shard'>({ name: 'fleet_journal_events_total', help: 'Events committed to the journal.', labelNames: ['shard'], read: () => perShard((stats) => stats.journal.rows) });
+  metrics.gauge<'shard'>({ name: 'fleet_journal_position', help: 'Last committed journal position.', labelNames: ['shard'], collect: () => perShard((stats) => stats.journal.position) });
+  metrics.observedCounter<'shard'>({ name: 'fleet_booking_wakeups_total', help: 'Booking timer wake-ups (deadlines, compensation retries).', labelNames: ['shard'], read: () => perShard((stats) => stats.timers.woken) });
+  metrics.gauge<'shard'>({ name: 'fleet_mqtt_connected', help: '1 when the shard\'s MQTT client is connected.', labelNames: ['shard'], collect: () => perShard((stats) => (stats.mqtt.connected ? 1 : 0)) });
+  metrics.observedCounter<'shard'>({ name: 'fleet_mqtt_reconnects_total', help: 'Times a shard\'s MQTT client lost its broker and connected again.', labelNames: ['shard'], read: () => perShard((stats) => stats.mqtt.reconnects) });
+  metrics.observedCounter<'shard' | 'outcome'>({
+    name: 'fleet_telemetry_messages_total',
+    help: 'Telemetry and presence messages by outcome.',
+    labelNames: ['shard', 'outcome'],
+    read: () => perShard<'outcome'>((stats) => Object.entries(stats.telemetry).filter(([outcome]) => outcome !== 'batches').map(([outcome, value]) => ({ labels: { outcome }, value }))),
+  });
+  metrics.gauge<'shard'>({ name: 'fleet_event_relay_lag', help: 'Journal positions between the newest public event and what Kafka acknowledged.', labelNames: ['shard'], collect: () => perShard((stats) => stats.relay?.lag ?? 0) });
+  metrics.observedCounter<'shard'>({ name: 'fleet_event_relay_published_total', help: 'Records Kafka acknowledged.', labelNames: ['shard'], read: () => perShard((stats) => stats.relay?.published ?? 0) });
+  metrics.observedCounter<'shard'>({ name: 'fleet_event_relay_failures_total', help: 'Failed publish attempts.', labelNames: ['shard'], read: () => perShard((stats) => stats.relay?.failures ?? 0) });
+  metrics.gauge<'shard'>({ name: 'fleet_kafka_connected', help: '1 when the shard\'s relay reaches Kafka.', labelNames: ['shard'], collect: () => perShard((stats) => (stats.relay?.connected ? 1 : 0)) });
+  metrics.gauge<'shard'>({ name: 'fleet_shard_heap_used_bytes', help: 'Heap in use by the shard\'s thread.', labelNames: ['shard'], collect: () => perShard((stats) => stats.memory.heapUsedBytes) });
 }

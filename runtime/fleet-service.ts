@@ -12,38 +12,72 @@ import type {
   VehicleFilter,
   VehicleView,
 } from '../api/fleet-service.js';
-import type { VehicleReadModel } from '../persistence/vehicle-read-model.js';
-import { noAnswer, type ActorAddress, type ActorDirectory } from './directory.js';
-import type { TraceContext } from './envelope.js';
+import { haversineMeters } from '../persistence/vehicle-read-model.js';
+import type { ActorAddress } from './kernel/directory.js';
+import type { TraceContext } from './kernel/envelope.js';
+import { bookingIdOnShard, shardOfBooking, shardOfVehicle } from './kernel/placement.js';
+import { ShardUnavailableError, type ShardLink } from './kernel/shard-link.js';
+import type { ShardRead } from './kernel/shard-protocol.js';
 
-/** The HTTP layer's port, served by the actors (commands) and the read models (queries). */
-export class ActorFleetService implements FleetService {
+/** What the fleet service needs of the shards: the supervisor's links, one per shard. */
+export interface ShardLinks {
+  readonly count: number;
+  link(shard: number): ShardLink;
+}
+
+/** The main thread waits a little longer than the shard's own deadline, so the shard's answer (a rejection) wins. */
+const DEADLINE_MARGIN_MS = 2000;
+
+/**
+ * The HTTP layer's port, served by the actor shards: commands go to the shard that holds their
+ * entity (runtime/kernel/placement.ts), reads that span the fleet gather from every shard. A shard
+ * that is down answers ShardUnavailable at once (503), never a hang.
+ */
+export class ShardedFleetService implements FleetService {
   constructor(
-    private readonly directory: ActorDirectory,
-    private readonly vehicles: VehicleReadModel,
+    private readonly shards: ShardLinks,
     private readonly timing: { readonly unlockTimeoutMs: number; readonly askTimeoutMs: number },
   ) {}
 
   async registerVehicle(input: RegisterVehicleInput, trace: TraceContext): Promise<Outcome<VehicleView>> {
+    const shard = shardOfVehicle(input.id, this.shards.count);
     const message: VehicleMessage = { type: 'RegisterVehicle', vehicleType: input.type, model: input.model, location: input.location };
-    const registered = await this.ask<unknown>({ kind: VEHICLE, id: input.id }, message, trace);
+    const registered = await this.ask<unknown>(shard, { kind: VEHICLE, id: input.id }, message, trace);
     if (!registered.ok) return registered;
     // The projector wrote the read model in the same transaction as the event, so it is there now.
-    return { ok: true, value: this.vehicles.get(input.id)! };
+    const vehicle = await this.read<VehicleView | null>(shard, { read: 'vehicle', id: input.id });
+    return vehicle.ok && vehicle.value ? { ok: true, value: vehicle.value } : reject({ type: 'VehicleNotFound', vehicleId: input.id });
   }
 
-  getVehicle(id: string): VehicleView | undefined {
-    return this.vehicles.get(id);
+  async getVehicle(id: string): Promise<VehicleView | undefined> {
+    const vehicle = await this.read<VehicleView | null>(shardOfVehicle(id, this.shards.count), { read: 'vehicle', id });
+    return (vehicle.ok && vehicle.value) || undefined;
   }
 
-  listVehicles(filter: VehicleFilter): VehicleView[] {
-    return this.vehicles.list(filter);
+  /** Every shard's matches, merged in the order one shard gives them (by id, or by distance with `near`). */
+  async listVehicles(filter: VehicleFilter): Promise<VehicleView[]> {
+    const pages = await Promise.all(
+      Array.from({ length: this.shards.count }, (_, shard) => this.shards.link(shard).call<VehicleView[]>({ op: 'read', read: { read: 'vehicles', filter: { ...filter } } }, this.timing.askTimeoutMs)),
+    );
+    const all = pages.flat();
+    if (pages.length === 1) return all;
+    const near = filter.near;
+    if (near) {
+      const distance = new Map(all.map((vehicle) => [vehicle.id, haversineMeters(near, vehicle.location)]));
+      all.sort((a, b) => distance.get(a.id)! - distance.get(b.id)! || (a.id < b.id ? -1 : 1));
+    } else {
+      all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    }
+    return all.slice(0, filter.limit);
   }
 
   async createBooking(input: CreateBookingInput, trace: TraceContext): Promise<Outcome<BookingView>> {
     const { customerId, vehicleId, paymentMethod, durationMinutes } = input;
+    // The booking lives with its vehicle, and its id says where: the saga never leaves that shard.
+    const shard = shardOfVehicle(vehicleId, this.shards.count);
+    const bookingId = placeBookingId(input.bookingId, shard);
     const message: BookingMessage = { type: 'CreateBooking', customerId, vehicleId, paymentMethod, durationMinutes };
-    return this.bookingCommand(input.bookingId, message, trace);
+    return this.bookingCommand(bookingId, message, trace);
   }
 
   getBooking(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>> {
@@ -59,7 +93,9 @@ export class ActorFleetService implements FleetService {
   }
 
   async unlock(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<UnlockView>> {
-    const unlocked = await this.ask<UnlockResult>({ kind: BOOKING, id: bookingId }, { type: 'UnlockBooking', caller }, trace, this.deviceWaitMs());
+    const shard = shardOfBooking(bookingId, this.shards.count);
+    if (shard === null) return reject({ type: 'BookingNotFound', bookingId });
+    const unlocked = await this.ask<UnlockResult>(shard, { kind: BOOKING, id: bookingId }, { type: 'UnlockBooking', caller }, trace, this.deviceWaitMs());
     if (!unlocked.ok) return unlocked;
     const { vehicleId, unlockedAt } = unlocked.value;
     return { ok: true, value: { bookingId, vehicleId, status: 'SUCCESS', unlockedAt: new Date(unlockedAt).toISOString() } };
@@ -71,20 +107,28 @@ export class ActorFleetService implements FleetService {
   }
 
   private async bookingCommand(bookingId: string, message: BookingMessage, trace: TraceContext, timeoutMs?: number): Promise<Outcome<BookingView>> {
-    const answer = await this.ask<BookingState>({ kind: BOOKING, id: bookingId }, message, trace, timeoutMs);
+    const shard = shardOfBooking(bookingId, this.shards.count);
+    if (shard === null) return reject({ type: 'BookingNotFound', bookingId });
+    const answer = await this.ask<BookingState>(shard, { kind: BOOKING, id: bookingId }, message, trace, timeoutMs);
     return answer.ok ? { ok: true, value: toBookingView(answer.value) } : answer;
   }
 
-  private async ask<T>(target: ActorAddress, message: BookingMessage | VehicleMessage, trace: TraceContext, timeoutMs?: number): Promise<Outcome<T>> {
+  private async ask<T>(shard: number, target: ActorAddress, message: BookingMessage | VehicleMessage, trace: TraceContext, timeoutMs = this.timing.askTimeoutMs): Promise<Outcome<T>> {
     try {
-      return await this.directory.ask<Outcome<T>>(target, message, 'http', trace, timeoutMs);
+      return await this.shards.link(shard).call<Outcome<T>>({ op: 'ask', target, message, from: 'http', trace, timeoutMs }, timeoutMs + DEADLINE_MARGIN_MS);
     } catch (error) {
-      const rejection = noAnswer(error);
-      if (rejection) return reject(rejection);
+      if (error instanceof ShardUnavailableError) return reject({ type: 'ShardUnavailable', shard: error.shard, reason: error.reason });
       throw error;
     }
   }
+
+  private async read<T>(shard: number, read: ShardRead): Promise<Outcome<T>> {
+    return { ok: true, value: await this.shards.link(shard).call<T>({ op: 'read', read }, this.timing.askTimeoutMs) };
+  }
 }
+
+/** `bk_<hex>` as the API derives it (from the Idempotency-Key, or at random) → `bk_s<shard>_<hex>`. */
+export const placeBookingId = (unplaced: string, shard: number): string => bookingIdOnShard(shard, unplaced.replace(/^bk_/, ''));
 
 const iso = (epochMs: number | null): string | null => (epochMs === null ? null : new Date(epochMs).toISOString());
 

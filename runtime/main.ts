@@ -18,7 +18,17 @@ async function main(): Promise<void> {
   if (config.auth.usingDevSecret) {
     logger.warn('FLEET_JWT_SECRET is not set: using the public development secret. Anyone can mint tokens. Never run like this in production.');
   }
-  const fleet = await startFleet(config, { logger });
+  let fleet;
+  try {
+    fleet = await startFleet(config, { logger });
+  } catch (error) {
+    // A configuration that only the data can refute (FLEET_SHARDS against the recorded count).
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(2);
+    }
+    throw error;
+  }
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

@@ -100,7 +100,10 @@ async function demo(fleet: RunningFleet, secret: string, databaseFile: string): 
 
   heading('The scooter comes online over MQTT');
   console.log(indent(dim(`$ npm run sim -- vehicle ${VEHICLE_ID} --mqtt-url ${fleet.mqttUrl}     (here: in-process)`)));
-  const device = await VirtualVehicle.start({ id: VEHICLE_ID, url: fleet.mqttUrl, protocolVersion: 4, behaviour: { replyDelayMs: 30 } });
+  // The registration's answer carries the scooter's MQTT password and command key, shown only this once.
+  const credentials = registered.body.credentials as { password: string; commandKey: string };
+  console.log(indent(dim(`  with --password ${credentials.password} --command-key ${credentials.commandKey}`)));
+  const device = await VirtualVehicle.start({ id: VEHICLE_ID, url: fleet.mqttUrl, protocolVersion: 4, credentials, behaviour: { replyDelayMs: 30 } });
   try {
     await waitUntilOnline(api, customer);
     console.log(indent(`→ subscribed to fleet/vehicles/${VEHICLE_ID}/commands and announced {"online": true}`));

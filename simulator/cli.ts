@@ -48,6 +48,10 @@ vehicle mode:
   --type car|scooter|bike   type when it registers itself (default scooter)
   --lat, --lon              position (default: where the server has it, else Alexanderplatz)
   --silent                  receive commands and never answer
+  --password P              the vehicle's MQTT password (from POST /vehicles or /vehicles/:id/credentials)
+  --command-key K           the vehicle's command key, checked against each command's sig (with --password)
+                            Without them: credentials from registering the vehicle (an already registered
+                            one gets new ones), or, for demo-0001 … on the dev secret, derived ones.
 
 Tokens are signed with FLEET_JWT_SECRET, or the dev secret as the server does without it.
 Exit code: 0, or 1 when the run saw unexpected errors (network failures, 5xx, 4xx outside the contract).`;
@@ -80,6 +84,8 @@ const OPTIONS = {
   lat: { type: 'string' },
   lon: { type: 'string' },
   silent: { type: 'boolean' },
+  password: { type: 'string' },
+  'command-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -214,9 +220,14 @@ async function runOneVehicle(id: string, values: Values): Promise<number> {
   const known = await knownLocation(api, id, operatorToken);
   const lat = numberOption(values, 'lat', known?.lat ?? 52.5219, (value) => value >= -90 && value <= 90, 'a latitude');
   const lon = numberOption(values, 'lon', known?.lon ?? 13.4132, (value) => value >= -180 && value <= 180, 'a longitude');
+  if ((values.password === undefined) !== (values['command-key'] === undefined)) throw new UsageError('--password and --command-key go together');
+  const given = values.password !== undefined && values['command-key'] !== undefined ? new Map([[id, { password: values.password, commandKey: values['command-key'] }]]) : undefined;
   const fleet = await startSimulatedFleet({
     vehicles: 1,
     ids: [id],
+    ...(given && { credentials: given }),
+    // FLEET_SEED vehicles of a server on the dev secret log in with derived credentials.
+    deriveDemoCredentials: !process.env.FLEET_JWT_SECRET,
     vehicleType: type as VehicleType,
     mqttUrl: settings.mqttUrl,
     protocolVersion: settings.protocolVersion,

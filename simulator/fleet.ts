@@ -1,9 +1,10 @@
 import type { VehicleType } from '../actors/vehicle/decider.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
-import { ApiUnreachable, type ApiClient } from './api-client.js';
+import { ApiUnreachable, isRecord, type ApiClient } from './api-client.js';
 import { seededRandom, shuffledIndices, type Random } from './random.js';
 import { LatencyRecorder, type VehicleFleetReport } from './report.js';
-import { VirtualVehicle } from './virtual-vehicle.js';
+import { demoDeviceCredentials, isDemoVehicleId } from '../runtime/mqtt/demo-credentials.js';
+import { VirtualVehicle, type VehicleSecrets } from './virtual-vehicle.js';
 
 export interface GeoPoint {
   readonly lat: number;
@@ -27,8 +28,19 @@ export interface SimulatedFleetOptions {
   readonly ids?: readonly string[];
   /** Every vehicle of this type; default scooter, car, bike in turn. */
   readonly vehicleType?: VehicleType;
-  /** Register every vehicle through the API first (a taken id counts as already registered); null: skip. */
+  /**
+   * Register every vehicle through the API first and log in with the credentials it answers. A taken id
+   * counts as already registered; its credentials are then rotated through the API (the old ones are
+   * shown only once), unless they come from `credentials` or the demo derivation. null: skip.
+   */
   readonly registration: FleetRegistration | null;
+  /** Credentials given by hand (`npm run sim -- vehicle <id> --password …`), by vehicle id. */
+  readonly credentials?: ReadonlyMap<string, VehicleSecrets>;
+  /**
+   * `demo-0001` … log in with credentials derived from the development secret (runtime/mqtt/demo-credentials.ts):
+   * true when the server runs without FLEET_JWT_SECRET, as FLEET_SEED vehicles then have them.
+   */
+  readonly deriveDemoCredentials?: boolean;
   /** Period of each vehicle's telemetry (QoS 0); 0 turns telemetry off. */
   readonly telemetryMs: number;
   /** Mean delay before a vehicle answers UNLOCK/LOCK; each vehicle gets 0.5–1.5 × this. */
@@ -105,6 +117,9 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
   const offlineIds = new Set(order.slice(silentCount, silentCount + offlineCount).map((index) => ids[index]!));
 
   const counters = { registered: 0, alreadyRegistered: 0, registrationFailed: 0, connectFailed: 0, telemetrySent: 0, telemetryFailed: 0 };
+  const secrets = new Map<string, VehicleSecrets>(options.credentials ?? []);
+  const knownSecrets = (id: string): VehicleSecrets | undefined =>
+    secrets.get(id) ?? (options.deriveDemoCredentials && isDemoVehicleId(id) ? demoDeviceCredentials(id) : undefined);
   const connectLatency = new LatencyRecorder();
   const motions = new Map<string, Motion>();
   for (const id of ids) {
@@ -122,9 +137,21 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
     await forEachLimited(ids, options.registration.concurrency ?? 16, async (id, index) => {
       try {
         const result = await api.request('POST', '/vehicles', operatorToken, { id, type: options.vehicleType ?? TYPES[index % TYPES.length], location: positionOf(motions.get(id)!) });
-        if (result.status === 201) counters.registered += 1;
-        else if (result.status === 409) counters.alreadyRegistered += 1;
-        else if (result.status === 401 || result.status === 403) {
+        if (result.status === 201) {
+          counters.registered += 1;
+          const issued = secretsIn(result.body);
+          if (issued) secrets.set(id, issued);
+        } else if (result.status === 409) {
+          counters.alreadyRegistered += 1;
+          const known = knownSecrets(id);
+          if (known) secrets.set(id, known);
+          else {
+            const rotated = await api.request('POST', `/vehicles/${encodeURIComponent(id)}/credentials`, operatorToken);
+            const issued = rotated.status === 200 && isRecord(rotated.body) ? secretsIn(rotated.body) : null;
+            if (issued) secrets.set(id, issued);
+            else log.warn({ vehicleId: id, status: rotated.status, problem: rotated.problem }, 'credentials of an already registered vehicle could not be rotated');
+          }
+        } else if (result.status === 401 || result.status === 403) {
           throw new FleetStartFailed(`the API refused the operator token (${result.status} ${result.problem}): sign it with the server's FLEET_JWT_SECRET`);
         } else {
           counters.registrationFailed += 1;
@@ -151,10 +178,13 @@ export async function startSimulatedFleet(options: SimulatedFleetOptions): Promi
   const connecting = forEachLimited(ids, concurrency, async (id) => {
     const started = process.hrtime.bigint();
     try {
+      const credentials = secrets.get(id) ?? knownSecrets(id);
+      if (!credentials) throw new Error(`no credentials for ${id}: register it through the API, or give --password and --command-key`);
       const device = await VirtualVehicle.start({
         id,
         url: options.mqttUrl,
         protocolVersion: options.protocolVersion,
+        credentials,
         behaviour: { mode: silentIds.has(id) ? 'silent' : 'answer', replyDelayMs: Math.round(options.replyDelayMs * (0.5 + random())) },
         logger: log,
       });
@@ -300,6 +330,13 @@ export async function forEachLimited<T>(items: readonly T[], limit: number, work
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+}
+
+/** `credentials: {password, commandKey}` of a POST /vehicles (201) or a rotation (200) answer. */
+function secretsIn(body: unknown): VehicleSecrets | null {
+  const credentials = isRecord(body) ? body.credentials : undefined;
+  if (!isRecord(credentials) || typeof credentials.password !== 'string' || typeof credentials.commandKey !== 'string') return null;
+  return { password: credentials.password, commandKey: credentials.commandKey };
 }
 
 const clampRatio = (ratio: number): number => Math.min(1, Math.max(0, ratio));

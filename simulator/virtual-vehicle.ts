@@ -1,5 +1,6 @@
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { createLogger, type Logger } from '../runtime/logger.js';
+import { verifyCommandSignature } from '../runtime/mqtt/command-signature.js';
 import { awaitFirstConnect } from '../runtime/mqtt/first-connect.js';
 import { parseDeviceCommand, type DeviceCommand, type DeviceReply, type Presence, type Telemetry } from '../runtime/mqtt/protocol.js';
 import { commandsTopic, repliesTopic, statusTopic, telemetryTopic, type VehicleChannel, vehicleTopic } from '../runtime/mqtt/topics.js';
@@ -18,13 +19,25 @@ export interface VehicleBehaviour {
   readonly rejectReason: string;
 }
 
+/** What a device is given at registration (POST /vehicles `credentials`); username = its id. */
+export interface VehicleSecrets {
+  readonly password: string;
+  /** base64url key that verifies each command's `sig` (runtime/mqtt/command-signature.ts). */
+  readonly commandKey: string;
+}
+
 export interface VirtualVehicleOptions {
   readonly id: string;
   readonly url: string;
   readonly protocolVersion: 4 | 5;
+  /** Logs in as username = id with this password, and accepts only commands signed with this key. */
+  readonly credentials: VehicleSecrets;
   readonly behaviour?: Partial<VehicleBehaviour>;
   readonly logger?: Logger;
-  /** Default `vehicle-{id}`: stable, so the broker keeps the device's session between connections. */
+  /**
+   * Default: the vehicle id, the only client id a secured broker accepts for this login. Stable, so
+   * the broker keeps the device's session between connections.
+   */
   readonly clientId?: string;
   /**
    * Default true: like a real device, keep the session (subscription and queued QoS 1 commands)
@@ -37,7 +50,8 @@ export interface VirtualVehicleOptions {
 }
 
 export interface DroppedCommand {
-  readonly reason: 'expired' | 'malformed';
+  /** `bad-signature`: not signed with this vehicle's command key; dropped without an answer. */
+  readonly reason: 'expired' | 'malformed' | 'bad-signature';
   readonly command?: DeviceCommand;
   readonly error?: string;
 }
@@ -49,6 +63,10 @@ const DEFAULT_BEHAVIOUR: VehicleBehaviour = { replyDelayMs: 0, mode: 'answer', r
  * It announces itself with a retained `{online: true}` on every connect, leaves a retained last will
  * `{online: false}`, answers commands on its `replies` topic, treats a repeated commandId as already done
  * (same answer again) and drops commands past their `expiresAt`. One MQTT client per vehicle.
+ *
+ * A command whose `sig` does not verify with the vehicle's command key is dropped, silently: it did not
+ * come from the server (a forged command through a compromised broker), so there is nobody to answer,
+ * and a REJECTED under a commandId the forger copied could fail the real command that is in flight.
  */
 export class VirtualVehicle {
   /** Every well-formed command received, in order, including the ones dropped as expired. */
@@ -168,7 +186,9 @@ export class VirtualVehicle {
     const persistent = options.persistentSession ?? true;
     const will: Presence = { online: false };
     const clientOptions: IClientOptions = {
-      clientId: options.clientId ?? `vehicle-${options.id}`,
+      clientId: options.clientId ?? options.id,
+      username: options.id,
+      password: options.credentials.password,
       protocolVersion: options.protocolVersion,
       clean: !persistent,
       reconnectPeriod: options.reconnectPeriodMs ?? 500,
@@ -217,6 +237,12 @@ export class VirtualVehicle {
     const command = parsed.value;
     this.received.push(command);
     for (const deliver of this.waiters.splice(0)) deliver(command);
+    // Checked before anything else about it: an unsigned command's fields (expiresAt too) are no facts.
+    if (!verifyCommandSignature(this.options.credentials.commandKey, this.id, command)) {
+      this.dropped.push({ reason: 'bad-signature', command });
+      this.log.warn({ commandId: command.commandId }, 'command with a bad signature dropped');
+      return;
+    }
     if (Date.parse(command.expiresAt) <= Date.now()) {
       this.dropped.push({ reason: 'expired', command });
       this.log.info({ commandId: command.commandId }, 'expired command dropped');

@@ -1,4 +1,4 @@
-import { noAnswer, type ActorBehaviour, type ActorContext } from '../../runtime/directory.js';
+import { noAnswer, type ActorBehaviour, type ActorContext } from '../../runtime/kernel/directory.js';
 import { persistDecided } from '../shared/decision.js';
 import { authorizationIdFor, PAYMENT, type AuthorizationView, type Captured, type PaymentMessage } from '../payment/actor.js';
 import { accept, reject, type Outcome, type Rejection } from '../shared/rejections.js';

@@ -1,5 +1,5 @@
 import type { JournalRow } from '../../persistence/journal-types.js';
-import { traceparent } from '../../runtime/envelope.js';
+import { traceparent } from '../../runtime/kernel/envelope.js';
 import type { KafkaRecord } from '../../runtime/kafka/record.js';
 import { topicOf } from './catalog.js';
 

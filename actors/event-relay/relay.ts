@@ -1,5 +1,5 @@
 import { PUBLIC_TAG, type CheckpointStore, type JournalReader, type JournalRow } from '../../persistence/journal-types.js';
-import { spawnSingleton, type ActorHandle, type ActorSystem } from '../../runtime/actor-system.js';
+import { spawnSingleton, type ActorHandle, type ActorSystem } from '../../runtime/kernel/actor-system.js';
 import type { RecordPublisher } from '../../runtime/kafka/producer.js';
 import type { KafkaRecord } from '../../runtime/kafka/record.js';
 import type { Logger } from '../../runtime/logger.js';

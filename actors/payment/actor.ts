@@ -1,4 +1,4 @@
-import type { ActorBehaviour, ActorContext } from '../../runtime/directory.js';
+import type { ActorBehaviour, ActorContext } from '../../runtime/kernel/directory.js';
 import { persistDecided } from '../shared/decision.js';
 import { accept, reject, type Outcome } from '../shared/rejections.js';
 import { decide, evolve, initialPaymentState, type PaymentCommand, type PaymentEvent, type PaymentState } from './decider.js';

@@ -1,4 +1,4 @@
-import type { ActorContext, Message } from '../../runtime/directory.js';
+import type { ActorContext, Message } from '../../runtime/kernel/directory.js';
 import type { Rejection } from './rejections.js';
 
 /** What a pure `decide` returns: the events to persist (maybe none), or why the command is refused. */

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { persistDecided, type Decision } from '../shared/decision.js';
-import type { ActorBehaviour, ActorContext, PendingReply } from '../../runtime/directory.js';
-import { rootContext, type TraceContext } from '../../runtime/envelope.js';
-import type { DeviceCommand } from '../../runtime/mqtt/protocol.js';
+import type { ActorBehaviour, ActorContext, PendingReply } from '../../runtime/kernel/directory.js';
+import { rootContext, type TraceContext } from '../../runtime/kernel/envelope.js';
+import type { UnsignedDeviceCommand } from '../../runtime/mqtt/protocol.js';
 import { accept, reject, type Outcome, type Rejection } from '../shared/rejections.js';
 import {
   confirmedCommand,
@@ -28,7 +28,8 @@ export type VehicleMessage =
   | { readonly type: 'LockVehicle'; readonly bookingId: string }
   | { readonly type: 'GetVehicle' }
   | { readonly type: 'DeviceReplied'; readonly commandId: string; readonly reply: 'UNLOCKED' | 'LOCKED' | 'REJECTED'; readonly reason: string | null; readonly at: number }
-  | { readonly type: 'DevicePresence'; readonly online: boolean; readonly at: number }
+    /** online null: an operator cleared the vehicle's presence (DELETE /vehicles/:id/presence); back to the read model. */
+  | { readonly type: 'DevicePresence'; readonly online: boolean | null; readonly at: number }
   | { readonly type: 'CommandDeadline'; readonly commandId: string };
 
 export interface Reserved { readonly vehicleType: VehicleType }
@@ -38,7 +39,7 @@ export interface Locked { readonly lockedAt: number }
 
 /** The vehicle's own MQTT topics: the actor subscribes while active (DESIGN: it owns them). */
 export interface DeviceLink {
-  send(vehicleId: string, command: DeviceCommand): Promise<void>;
+  send(vehicleId: string, command: UnsignedDeviceCommand): Promise<void>;
   /** Subscribes to the vehicle's replies and presence; the returned function unsubscribes. */
   watch(vehicleId: string, deliver: (message: Extract<VehicleMessage, { type: 'DeviceReplied' | 'DevicePresence' }>) => void): () => void;
 }
@@ -238,7 +239,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
             heardOnline = message.online;
             const inFlight = ctx.state.inFlight;
             // An offline vehicle will not answer: fail the waiting caller now instead of at the deadline.
-            if (!message.online && inFlight) {
+            if (message.online === false && inFlight) {
               const decision = await run(ctx, { type: 'RecordCommandFailure', vehicleId, commandId: inFlight.commandId, reason: 'offline', at });
               if (decision.ok) react(ctx, decision.events);
             }

@@ -68,7 +68,7 @@ export const bookingRoutes: FastifyPluginAsyncZod<BookingRoutesOptions> = async 
         const problem = rejectionProblem(outcome.rejection, originOf(request));
         // ActorUnavailable means "no answer in time", not "no": the booking may still be made, so the
         // retry must run again (and reaches the same booking through the key-derived id).
-        return { response: { statusCode: problem.status, body: problem }, final: outcome.rejection.type !== 'ActorUnavailable' };
+        return { response: { statusCode: problem.status, body: problem }, final: outcome.rejection.type !== 'ActorUnavailable' && outcome.rejection.type !== 'ShardUnavailable' };
       };
 
       if (key === undefined) return sendResponse(reply, (await create()).response);

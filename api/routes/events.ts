@@ -2,7 +2,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
+import { advance, formatCursor, parseCursor, type EventCursor } from '../event-cursor.js';
 import type { EventsPort, PublicEvent } from '../ports.js';
+import { httpProblem, originOf, sendProblem } from '../problems.js';
 import { problemResponses } from '../schemas.js';
 
 export interface EventRoutesOptions {
@@ -12,7 +14,8 @@ export interface EventRoutesOptions {
 }
 
 const PublicEventSchema = z.object({
-  position: z.number().int(),
+  shard: z.number().int().describe('the shard whose journal holds the event'),
+  position: z.number().int().describe("position in that shard's journal"),
   type: z.string(),
   key: z.string(),
   data: z.unknown(),
@@ -21,7 +24,11 @@ const PublicEventSchema = z.object({
 });
 
 const EventsQuerySchema = z.strictObject({
-  after: z.coerce.number().int().min(0).default(0).describe('journal position; events after it are returned'),
+  after: z
+    .string()
+    .regex(/^\d{1,15}(\.\d{1,15}){0,63}$/, 'expected a cursor: the `next` of a previous page, or 0')
+    .default('0')
+    .describe('cursor (the `next` of the previous page, or 0 for the beginning); events after it are returned'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
@@ -51,20 +58,24 @@ export const eventRoutes: FastifyPluginAsyncZod<EventRoutesOptions> = async (app
         summary: 'Public events after a position (JSON), or live with Accept: text/event-stream (operators)',
         querystring: EventsQuerySchema,
         response: {
-          200: z.object({ items: z.array(PublicEventSchema), next: z.number().int().describe('pass as ?after= for the next page') }),
+          200: z.object({ items: z.array(PublicEventSchema), next: z.string().describe('opaque cursor: pass as ?after= for the next page') }),
           ...problemResponses({ 400: 'Invalid cursor', 401: 'Not signed in', 403: 'Not an operator' }),
         },
       },
     },
     async (request, reply) => {
+      const cursor = parseCursor(resumeCursor(request) ?? request.query.after, events.shards);
+      if (!cursor) {
+        return sendProblem(reply, httpProblem('bad-request', `The cursor is not one of this fleet's (${events.shards} shards): pass back a \`next\` or an event id of this server, or 0.`, originOf(request)));
+      }
       if (wantsEventStream(request)) {
-        const stream = new EventStream(events, reply, resumePosition(request) ?? request.query.after, heartbeatMs, () => streams.delete(stream));
+        const stream = new EventStream(events, reply, cursor, heartbeatMs, () => streams.delete(stream));
         streams.add(stream);
         stream.start();
         return reply;
       }
-      const items = events.read(request.query.after, request.query.limit);
-      return { items: [...items], next: items.at(-1)?.position ?? request.query.after };
+      const page = await events.read(cursor, request.query.limit);
+      return { items: [...page.items], next: formatCursor(page.next) };
     },
   );
 };
@@ -74,20 +85,26 @@ function wantsEventStream(request: FastifyRequest): boolean {
 }
 
 /** The SSE reconnect cursor wins over `?after=`: it is where this client actually stopped. */
-function resumePosition(request: FastifyRequest): number | undefined {
+function resumeCursor(request: FastifyRequest): string | undefined {
   const header = request.headers['last-event-id'];
-  const value = Array.isArray(header) ? header[0] : header;
-  return value !== undefined && /^\d{1,15}$/.test(value) ? Number(value) : undefined;
+  return Array.isArray(header) ? header[0] : header;
 }
 
+/** Live events that arrive while the backlog is still being read wait here; past this many, the reads catch them up instead. */
+const MAX_HELD_LIVE_EVENTS = 10_000;
+
 /**
- * One subscriber. It reads the backlog from the journal page by page; once caught up it writes live
+ * One subscriber. It reads the backlog from the journals page by page; once caught up it writes live
  * batches as they commit. A slow client that fills the socket buffer drops back to reading from the
- * journal when it drains, so memory stays bounded by the socket buffer, whatever the event rate.
+ * journals when it drains, so memory stays bounded by the socket buffer, whatever the event rate.
+ * Reads cross to the shards and come back later, so live events that arrive meanwhile are held, not
+ * dropped, and written once the reads have caught up (those the reads already wrote are skipped).
  */
 class EventStream {
   private readonly raw: ServerResponse;
   private catchingUp = true;
+  private held: PublicEvent[] = [];
+  private heldOverflow = false;
   private closed = false;
   private unsubscribe: () => void = () => undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -95,7 +112,7 @@ class EventStream {
   constructor(
     private readonly events: EventsPort,
     reply: FastifyReply,
-    private cursor: number,
+    private cursor: EventCursor,
     private readonly heartbeatMs: number,
     private readonly onEnd: () => void,
   ) {
@@ -129,8 +146,12 @@ class EventStream {
   }
 
   private onCommitted(batch: readonly PublicEvent[]): void {
-    // While catching up, the journal read loop will reach these events itself.
-    if (this.closed || this.catchingUp) return;
+    if (this.closed) return;
+    if (this.catchingUp) {
+      if (this.held.length + batch.length > MAX_HELD_LIVE_EVENTS) this.heldOverflow = true;
+      else this.held.push(...batch);
+      return;
+    }
     if (!this.write(batch)) void this.catchUp(true);
   }
 
@@ -138,13 +159,23 @@ class EventStream {
     this.catchingUp = true;
     let drained = afterDrain ? await this.drained() : true;
     while (drained && !this.closed) {
-      const page = this.events.read(this.cursor, CATCH_UP_PAGE);
-      // Read and flag switch in one synchronous step: no commit can slip between them.
-      if (page.length === 0) {
+      const page = await this.events.read(this.cursor, CATCH_UP_PAGE);
+      if (this.closed) return;
+      if (page.items.length === 0) {
+        if (this.heldOverflow) {
+          // Too many arrived meanwhile: read them instead (they are all in the journals by now).
+          this.held = [];
+          this.heldOverflow = false;
+          continue;
+        }
+        // Nothing in between: this callback runs to its end before any other message is handled.
+        const held = this.held;
+        this.held = [];
         this.catchingUp = false;
+        if (held.length > 0 && !this.write(held)) void this.catchUp(true);
         return;
       }
-      drained = this.write(page) || (await this.drained());
+      drained = this.write(page.items) || (await this.drained());
     }
   }
 
@@ -152,9 +183,9 @@ class EventStream {
   private write(batch: readonly PublicEvent[]): boolean {
     let chunk = '';
     for (const event of batch) {
-      if (event.position <= this.cursor) continue;
-      chunk += `id: ${event.position}\ndata: ${JSON.stringify(event)}\n\n`;
-      this.cursor = event.position;
+      if (event.position <= (this.cursor[event.shard] ?? 0)) continue;
+      this.cursor = advance(this.cursor, event.shard, event.position);
+      chunk += `id: ${formatCursor(this.cursor)}\ndata: ${JSON.stringify(event)}\n\n`;
     }
     return chunk === '' || this.raw.write(chunk);
   }

@@ -25,7 +25,7 @@ export const traceRoutes: FastifyPluginAsyncZod<TraceRoutesOptions> = async (app
       },
     },
     async (request, reply) => {
-      const trace = traces.find(request.params.id);
+      const trace = await traces.find(request.params.id);
       if (!trace) return sendProblem(reply, httpProblem('not-found', `No trace is known for ${request.params.id}.`, originOf(request)));
       return { traceId: trace.traceId, steps: [...trace.steps] };
     },

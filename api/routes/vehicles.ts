@@ -1,12 +1,15 @@
 import { newVehicleId } from '../idempotency.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { FleetService } from '../fleet-service.js';
+import type { DeviceAccess, FleetService } from '../fleet-service.js';
 import { sendRejection } from '../problems.js';
 import {
+  ClearedPresenceSchema,
   DEFAULT_RADIUS_M,
   ItemsSchema,
   ListVehiclesQuerySchema,
   RegisterVehicleBodySchema,
+  RegisteredVehicleSchema,
+  RotatedCredentialsSchema,
   VehicleParamsSchema,
   VehicleSchema,
   problemResponses,
@@ -14,23 +17,23 @@ import {
 
 export interface VehicleRoutesOptions {
   readonly fleet: FleetService;
+  readonly devices: DeviceAccess;
 }
 
 const TAGS = ['vehicles'];
 
-
 /** /vehicles: operators register vehicles; everyone signed in finds and reads them (read model, no actor). */
-export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async (app, { fleet }) => {
+export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async (app, { fleet, devices }) => {
   app.post(
     '',
     {
       config: { roles: ['operator'] },
       schema: {
         tags: TAGS,
-        summary: 'Register a vehicle (operators)',
+        summary: 'Register a vehicle (operators); the answer holds its MQTT credentials, shown only this once',
         body: RegisterVehicleBodySchema,
         response: {
-          201: VehicleSchema,
+          201: RegisteredVehicleSchema,
           ...problemResponses({ 400: 'Invalid vehicle', 401: 'Not signed in', 403: 'Not an operator', 409: 'The id is already taken' }),
         },
       },
@@ -39,7 +42,51 @@ export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async 
       const { id, type, model, location } = request.body;
       const outcome = await fleet.registerVehicle({ id: id ?? newVehicleId(), type, model: model ?? null, location }, request.trace);
       if (!outcome.ok) return sendRejection(request, reply, outcome.rejection);
-      return reply.code(201).header('location', `/vehicles/${encodeURIComponent(outcome.value.id)}`).send(outcome.value);
+      const credentials = await devices.issueCredentials(outcome.value.id);
+      return reply.code(201).header('location', `/vehicles/${encodeURIComponent(outcome.value.id)}`).send({ ...outcome.value, credentials });
+    },
+  );
+
+  app.post(
+    '/:id/credentials',
+    {
+      config: { roles: ['operator'] },
+      schema: {
+        tags: TAGS,
+        summary: 'Rotate a vehicle\'s MQTT credentials (operators): the old password stops working and its open sessions are closed',
+        params: VehicleParamsSchema,
+        response: {
+          200: RotatedCredentialsSchema,
+          ...problemResponses({ 400: 'Invalid id', 401: 'Not signed in', 403: 'Not an operator', 404: 'No such vehicle' }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      if (!fleet.getVehicle(id)) return sendRejection(request, reply, { type: 'VehicleNotFound', vehicleId: id });
+      return { vehicleId: id, credentials: await devices.rotateCredentials(id) };
+    },
+  );
+
+  app.delete(
+    '/:id/presence',
+    {
+      config: { roles: ['operator'] },
+      schema: {
+        tags: TAGS,
+        summary: 'Clear a vehicle\'s presence (operators): its retained status is removed and `online` becomes null until it reports again',
+        params: VehicleParamsSchema,
+        response: {
+          202: ClearedPresenceSchema,
+          ...problemResponses({ 400: 'Invalid id', 401: 'Not signed in', 403: 'Not an operator', 404: 'No such vehicle' }),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      if (!fleet.getVehicle(id)) return sendRejection(request, reply, { type: 'VehicleNotFound', vehicleId: id });
+      await devices.clearPresence(id);
+      return reply.code(202).send({ vehicleId: id, online: null });
     },
   );
 
@@ -55,7 +102,7 @@ export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async 
     },
     async (request) => {
       const { status, type, near, radiusM, limit } = request.query;
-      const items = fleet.listVehicles({
+      const items = await fleet.listVehicles({
         limit,
         ...(status && { status }),
         ...(type && { type }),
@@ -76,7 +123,7 @@ export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async 
       },
     },
     async (request, reply) => {
-      const vehicle = fleet.getVehicle(request.params.id);
+      const vehicle = await fleet.getVehicle(request.params.id);
       if (!vehicle) return sendRejection(request, reply, { type: 'VehicleNotFound', vehicleId: request.params.id });
       return vehicle;
     },

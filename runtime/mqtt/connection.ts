@@ -12,6 +12,9 @@ export interface MqttConnectionOptions {
   readonly protocolVersion: 4 | 5;
   /** Stable across reconnects: the broker keeps the session (subscriptions, queued QoS 1) under it. */
   readonly clientId: string;
+  /** The server's login (MQTT_USERNAME / MQTT_PASSWORD, or the embedded broker's internal secret). */
+  readonly username?: string;
+  readonly password?: string;
   readonly logger: Logger;
   readonly reconnectPeriodMs?: number;
   /** How long `connect` waits for the first CONNACK, retrying while the broker does not listen yet. */
@@ -113,6 +116,8 @@ export class MqttConnection {
     const connectTimeout = options.connectTimeoutMs ?? 10_000;
     const base: IClientOptions = {
       clientId: options.clientId,
+      ...(options.username !== undefined && { username: options.username }),
+      ...(options.password !== undefined && { password: options.password }),
       protocolVersion: options.protocolVersion,
       connectTimeout,
       keepalive: options.keepaliveSeconds ?? 30,

@@ -17,8 +17,12 @@ export const deviceCommandSchema = z.object({
   issuedAt: isoTime,
   /** A device drops a command it receives after this instant. */
   expiresAt: isoTime,
+  /** HMAC-SHA256 (base64url) with the vehicle's command key: runtime/mqtt/command-signature.ts. */
+  sig: z.string().min(1).max(128),
 });
 export type DeviceCommand = z.infer<typeof deviceCommandSchema>;
+/** What the vehicle actor issues; the device link signs it on the way out. */
+export type UnsignedDeviceCommand = Omit<DeviceCommand, 'sig'>;
 
 export const deviceReplySchema = z.object({
   commandId,

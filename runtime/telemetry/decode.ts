@@ -1,3 +1,4 @@
+import { trustedDeviceTime } from '../mqtt/device-clock.js';
 import { parsePresence, parseTelemetry } from '../mqtt/protocol.js';
 
 /**
@@ -32,7 +33,8 @@ export interface TelemetryRow {
 
 export interface PresenceRow {
   readonly vehicleId: string;
-  readonly online: boolean;
+  /** null: an operator cleared the presence (an empty retained status). */
+  readonly online: boolean | null;
   /** Epoch milliseconds the device reported; null for a last will, which carries no time. */
   readonly at: number | null;
 }
@@ -51,7 +53,8 @@ export interface DecodedBatch {
 
 const REJECTION_SAMPLES = 3;
 
-export function decodeBatch(task: DecodeTask): DecodedBatch {
+/** `now`: the server's time, against which device timestamps are checked (runtime/mqtt/device-clock.ts). */
+export function decodeBatch(task: DecodeTask, now = Date.now()): DecodedBatch {
   const { bytes, ends, kinds, vehicleIds } = task;
   const telemetry = new Map<string, TelemetryRow>();
   const presence = new Map<string, PresenceRow>();
@@ -71,16 +74,29 @@ export function decodeBatch(task: DecodeTask): DecodedBatch {
         if (rejections.length < REJECTION_SAMPLES) rejections.push({ vehicleId, error: parsed.error });
         continue;
       }
+      const at = trustedDeviceTime(Date.parse(parsed.value.at), now);
+      if (at === null) {
+        rejected += 1;
+        if (rejections.length < REJECTION_SAMPLES) rejections.push({ vehicleId, error: `reading dated ${parsed.value.at}, ahead of the server's clock` });
+        continue;
+      }
       const { lat, lon, battery, speedKmh } = parsed.value;
-      const row: TelemetryRow = { vehicleId, lat, lon, battery, speedKmh, at: Date.parse(parsed.value.at) };
+      const row: TelemetryRow = { vehicleId, lat, lon, battery, speedKmh, at };
       const previous = telemetry.get(vehicleId);
       if (previous) superseded += 1;
       if (!previous || row.at >= previous.at) telemetry.set(vehicleId, row);
     } else {
-      const parsed = parsePresence(payload);
+      const parsed = payload.byteLength === 0 ? ({ ok: true, value: { online: null } } as const) : parsePresence(payload);
       if (!parsed.ok) {
         rejected += 1;
         if (rejections.length < REJECTION_SAMPLES) rejections.push({ vehicleId, error: parsed.error });
+        continue;
+      }
+      const claimed = 'at' in parsed.value && parsed.value.at !== undefined ? Date.parse(parsed.value.at) : null;
+      const at = claimed === null ? null : trustedDeviceTime(claimed, now);
+      if (claimed !== null && at === null) {
+        rejected += 1;
+        if (rejections.length < REJECTION_SAMPLES) rejections.push({ vehicleId, error: `presence dated ${new Date(claimed).toISOString()}, ahead of the server's clock` });
         continue;
       }
       if (presence.has(vehicleId)) {
@@ -88,7 +104,7 @@ export function decodeBatch(task: DecodeTask): DecodedBatch {
         // Re-insert so that the Map's order stays the order of the last arrivals.
         presence.delete(vehicleId);
       }
-      presence.set(vehicleId, { vehicleId, online: parsed.value.online, at: parsed.value.at === undefined ? null : Date.parse(parsed.value.at) });
+      presence.set(vehicleId, { vehicleId, online: parsed.value.online, at });
     }
   }
   return { telemetry: [...telemetry.values()], presence: [...presence.values()], rejected, superseded, rejections };

@@ -22,6 +22,11 @@ export interface TelemetryPipelineOptions {
   readonly maxBufferedMessages?: number;
   /** Decode threads. One: the machine has two cores and the main thread needs the other. */
   readonly maxThreads?: number;
+  /**
+   * The vehicles whose readings this pipeline keeps (its shard's). The wildcard subscriptions bring
+   * every vehicle's messages; the others' are dropped before any decoding, counted as `elsewhere`.
+   */
+  readonly accepts?: (vehicleId: string) => boolean;
 }
 
 export interface TelemetryStats {
@@ -37,10 +42,13 @@ export interface TelemetryStats {
   readonly ignored: number;
   /** Lost to a full buffer or a failed batch. */
   readonly dropped: number;
+  /** For a vehicle of another shard: that shard's pipeline keeps it. */
+  readonly elsewhere: number;
   readonly batches: number;
 }
 
-export type PresenceListener = (vehicleId: string, online: boolean, at: Date) => void;
+/** online null: the presence was cleared by an operator. */
+export type PresenceListener = (vehicleId: string, online: boolean | null, at: Date) => void;
 
 interface Buffered {
   vehicleIds: string[];
@@ -65,7 +73,8 @@ export class TelemetryPipeline {
   private inFlight: Promise<void> | null = null;
   private closed = false;
   private readonly listeners = new Set<PresenceListener>();
-  private readonly counters = { received: 0, rejected: 0, superseded: 0, applied: 0, ignored: 0, dropped: 0, batches: 0 };
+  private readonly counters = { received: 0, rejected: 0, superseded: 0, applied: 0, ignored: 0, dropped: 0, elsewhere: 0, batches: 0 };
+  private readonly accepts: (vehicleId: string) => boolean;
   private readonly batchIntervalMs: number;
   private readonly batchMaxMessages: number;
   private readonly maxBufferedMessages: number;
@@ -82,6 +91,7 @@ export class TelemetryPipeline {
     this.batchMaxMessages = options.batchMaxMessages ?? 2000;
     this.maxBufferedMessages = options.maxBufferedMessages ?? 100_000;
     this.applyBatch = prepareWriter(db);
+    this.accepts = options.accepts ?? (() => true);
   }
 
   static async start(options: TelemetryPipelineOptions): Promise<TelemetryPipeline> {
@@ -129,8 +139,12 @@ export class TelemetryPipeline {
 
   private handler(channel: VehicleChannel, kind: number): MessageHandler {
     return (topic, payload) => {
-      this.counters.received += 1;
       const vehicleId = vehicleIdOf(topic, channel);
+      if (vehicleId !== null && !this.accepts(vehicleId)) {
+        this.counters.elsewhere += 1;
+        return;
+      }
+      this.counters.received += 1;
       if (vehicleId === null) {
         this.counters.rejected += 1;
         return;
@@ -196,7 +210,7 @@ export class TelemetryPipeline {
     for (const presence of decoded.presence) this.notify(presence.vehicleId, presence.online, new Date(presence.at ?? receivedAt));
   }
 
-  private notify(vehicleId: string, online: boolean, at: Date): void {
+  private notify(vehicleId: string, online: boolean | null, at: Date): void {
     for (const listener of this.listeners) {
       try {
         listener(vehicleId, online, at);
@@ -234,6 +248,9 @@ function prepareWriter(db: Db): (batch: DecodedBatch) => { applied: number; igno
       WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at <= ?)`,
   );
   const updatePresence = db.prepare('UPDATE vehicles SET online = ? WHERE id = ?');
+  // Clearing also takes back a last_seen_at in the future (stored before readings were checked against
+  // the server's clock), which would otherwise make every real reading look older forever.
+  const clearPresence = db.prepare('UPDATE vehicles SET online = NULL, last_seen_at = min(last_seen_at, ?) WHERE id = ?');
   return db.transaction((batch: DecodedBatch) => {
     let applied = 0;
     let ignored = 0;
@@ -242,8 +259,9 @@ function prepareWriter(db: Db): (batch: DecodedBatch) => { applied: number; igno
       if (changes > 0) applied += 1;
       else ignored += 1;
     }
+    const now = Date.now();
     for (const row of batch.presence) {
-      const changes = updatePresence.run(row.online ? 1 : 0, row.vehicleId).changes;
+      const changes = (row.online === null ? clearPresence.run(now, row.vehicleId) : updatePresence.run(row.online ? 1 : 0, row.vehicleId)).changes;
       if (changes > 0) applied += 1;
       else ignored += 1;
     }

@@ -10,7 +10,7 @@ import { tempDbFile } from '../helpers/temp-db.js';
  * The journal is the outbox: bookings acknowledged while Kafka is unreachable, then a process killed
  * with SIGKILL before anything reached Kafka. The next process publishes every one of them.
  */
-describe('process killed before Kafka acknowledged', () => {
+describe.each(['1', '3'])('process killed before Kafka acknowledged (%s shard(s))', (shards) => {
   const brokers = kafkaBrokersForTests();
   const kafka = testKafkaClient(brokers);
   const temp = tempDbFile();
@@ -25,7 +25,7 @@ describe('process killed before Kafka acknowledged', () => {
     // Topic names are not prefixed in the real process: keep to this test's own booking ids below.
     await ensureTopics(kafka, ['booking.created'], 3, 1);
     const unreachable = `127.0.0.1:${await freePort()}`;
-    const env = { FLEET_DB: temp.file, FLEET_JWT_SECRET: secret, FLEET_SEED: '8', PAYMENT_LATENCY_MS: '0' };
+    const env = { FLEET_DB: temp.file, FLEET_JWT_SECRET: secret, FLEET_SEED: '8', PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: shards };
     const first = await startServer({ ...env, KAFKA_BROKERS: unreachable });
     servers.push(first);
 
@@ -40,8 +40,11 @@ describe('process killed before Kafka acknowledged', () => {
       expect(response.status).toBe(201);
       bookingIds.push(((await response.json()) as { id: string }).id);
     }
-    const health = (await (await fetch(`${first.url}/health`)).json()) as { checks: { kafka: { detail: string } } };
-    expect(health.checks.kafka.detail).toMatch(/not connected/);
+    // Every shard's relay says where the events are: waiting for a Kafka it cannot reach.
+    const health = (await (await fetch(`${first.url}/health`)).json()) as { checks: Record<string, { detail: string }> };
+    const kafkaChecks = Object.entries(health.checks).filter(([name]) => name.endsWith('-kafka'));
+    expect(kafkaChecks).toHaveLength(Number(shards));
+    for (const [, check] of kafkaChecks) expect(check.detail).toMatch(/not connected/);
     await first.kill();
 
     const collector = await collectRecords(kafka, ['booking.created']);

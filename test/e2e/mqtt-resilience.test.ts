@@ -24,11 +24,11 @@ describe('a Mosquitto restart in the middle of a run', () => {
   it('reconnects, subscribes again and the next unlock works', async () => {
     await t.registerVehicle('v-restart-1');
     await t.registerVehicle('v-restart-2');
-    device = await VirtualVehicle.start({ id: 'v-restart-1', url: broker.url, protocolVersion: 5, reconnectPeriodMs: 200 });
+    device = await VirtualVehicle.start({ id: 'v-restart-1', url: broker.url, protocolVersion: 5, credentials: t.credentials('v-restart-1'), reconnectPeriodMs: 200 });
     const first = await t.book('alice', 'v-restart-1');
     expect(first.statusCode, first.body).toBe(201);
     // The vehicle actor is active now and subscribed to its replies topic.
-    expect(t.fleet.directory.isActive({ kind: 'vehicle', id: 'v-restart-1' })).toBe(true);
+    expect(t.fleet.local.directory.isActive({ kind: 'vehicle', id: 'v-restart-1' })).toBe(true);
 
     // Without persistence the restarted broker has forgotten every session and subscription.
     await broker.restart();
@@ -75,7 +75,7 @@ describe.each([
   it('sends each vehicle exactly one UNLOCK and unlocks every booking', async () => {
     const ids = Array.from({ length: 200 }, (_, index) => `fleet-${String(index).padStart(3, '0')}`);
     for (const id of ids) expect((await t.registerVehicle(id)).statusCode).toBe(201);
-    devices.push(...(await Promise.all(ids.map((id) => VirtualVehicle.start({ id, url: t.fleet.mqttUrl, protocolVersion, behaviour: { replyDelayMs: 20 } })))));
+    devices.push(...(await Promise.all(ids.map((id) => VirtualVehicle.start({ id, url: t.fleet.mqttUrl, protocolVersion, credentials: t.credentials(id), behaviour: { replyDelayMs: 20 } })))));
 
     const bookings = await Promise.all(ids.map((id, index) => t.book(`customer-${index}`, id)));
     expect(bookings.map((booking) => booking.statusCode)).toEqual(Array(200).fill(201));
@@ -90,7 +90,7 @@ describe.each([
       expect(device.received.map((command) => [command.type, command.bookingId])).toEqual([['UNLOCK', bookings[index]!.json().id]]);
     }
     // The burst never cost the server its broker connection (aedes used to drop a persistent session).
-    expect(t.fleet.mqtt.stats().reconnects).toBe(0);
+    expect(t.fleet.local.mqtt.stats().reconnects).toBe(0);
   });
 });
 
@@ -110,17 +110,17 @@ describe('telemetry feeds the vehicle read model', () => {
   it('shows position and battery, filters by distance, and refuses a low battery', async () => {
     await t.registerVehicle('tele-1', 'scooter', { lat: 48.1, lon: 11.5 });
     await t.registerVehicle('tele-far', 'car', { lat: 40.4, lon: -3.7 });
-    device = await VirtualVehicle.start({ id: 'tele-1', url: t.fleet.mqttUrl, protocolVersion: 4 });
-    await waitFor(() => !t.fleet.directory.isActive({ kind: 'vehicle', id: 'tele-1' }), { what: 'tele-1 passivated' });
+    device = await VirtualVehicle.start({ id: 'tele-1', url: t.fleet.mqttUrl, protocolVersion: 4, credentials: t.credentials('tele-1') });
+    await waitFor(() => !t.fleet.local.directory.isActive({ kind: 'vehicle', id: 'tele-1' }), { what: 'tele-1 passivated' });
     // A passivated vehicle actor gave its own topics back: only the fleet-wide telemetry and status remain.
-    await waitFor(() => t.fleet.mqtt.stats().subscriptions === 2, { what: 'vehicle subscriptions released' });
-    const activations = t.fleet.directory.stats().activations;
+    await waitFor(() => t.fleet.local.mqtt.stats().subscriptions === 2, { what: 'vehicle subscriptions released' });
+    const activations = t.fleet.local.directory.stats().activations;
     await device.publishTelemetry({ lat: 52.5219, lon: 13.4132, battery: 9, speedKmh: 0 });
     await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/tele-1' })).json().battery === 9, { what: 'telemetry applied' });
 
     // Telemetry never woke the passivated vehicle actor.
-    expect(t.fleet.directory.isActive({ kind: 'vehicle', id: 'tele-1' })).toBe(false);
-    expect(t.fleet.directory.stats().activations).toBe(activations);
+    expect(t.fleet.local.directory.isActive({ kind: 'vehicle', id: 'tele-1' })).toBe(false);
+    expect(t.fleet.local.directory.stats().activations).toBe(activations);
 
     const vehicle = (await t.request({ method: 'GET', url: '/vehicles/tele-1' })).json();
     expect(vehicle).toMatchObject({ location: { lat: 52.5219, lon: 13.4132 }, battery: 9, online: true });

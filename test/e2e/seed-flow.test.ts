@@ -11,7 +11,13 @@ import { startMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
  * payment actor → CONFIRMED → `booking.created` in Apache Kafka; then unlock over MQTT (Mosquitto,
  * MQTT 5) → UNLOCKED → `vehicle.unlocked` in Kafka → SUCCESS.
  */
-describe('seed flow: book, unlock, events in Kafka', () => {
+/** One shard in this thread, and three on worker threads (each with its own event relay and producer). */
+const SHARDINGS = [
+  { shards: '1', shardRuntime: 'inline' as const },
+  { shards: '3', shardRuntime: 'worker' as const },
+];
+
+describe.each(SHARDINGS)('seed flow: book, unlock, events in Kafka ($shards shard(s))', ({ shards, shardRuntime }) => {
   const brokers = kafkaBrokersForTests();
   const prefix = testTopicPrefix('seed');
   const kafka = testKafkaClient(brokers);
@@ -24,7 +30,7 @@ describe('seed flow: book, unlock, events in Kafka', () => {
     await ensureTopics(kafka, ALL_TOPICS.map((topic) => `${prefix}${topic}`), 3, 1);
     collector = await collectRecords(kafka, ALL_TOPICS.map((topic) => `${prefix}${topic}`));
     mosquitto = await startMosquitto();
-    t = await startTestFleet({ MQTT_URL: mosquitto.url, KAFKA_BROKERS: brokers.join(',') }, { kafkaTopicPrefix: prefix });
+    t = await startTestFleet({ MQTT_URL: mosquitto.url, KAFKA_BROKERS: brokers.join(','), FLEET_SHARDS: shards }, { kafkaTopicPrefix: prefix, shardRuntime });
   });
   afterAll(async () => {
     await device?.stop();
@@ -35,7 +41,7 @@ describe('seed flow: book, unlock, events in Kafka', () => {
 
   it('publishes booking.created and vehicle.unlocked with key, JSON value and CloudEvents headers', async () => {
     expect((await t.registerVehicle('seed-1', 'car')).statusCode).toBe(201);
-    device = await VirtualVehicle.start({ id: 'seed-1', url: mosquitto.url, protocolVersion: 5 });
+    device = await VirtualVehicle.start({ id: 'seed-1', url: mosquitto.url, protocolVersion: 5, credentials: t.credentials('seed-1') });
 
     const booked = await t.book('alice', 'seed-1', {}, { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' });
     expect(booked.statusCode, booked.body).toBe(201);
@@ -75,7 +81,7 @@ describe('seed flow: book, unlock, events in Kafka', () => {
     const ids = records.map((r) => r.headers.ce_id);
     expect(new Set(ids).size).toBe(ids.length);
     expect(records.map((r) => r.topic).sort()).toEqual([`${prefix}booking.created`, `${prefix}vehicle.unlocked`]);
-    await expect.poll(() => t.fleet.relay?.lag()).toBe(0);
+    await expect.poll(async () => (await t.fleet.shardStats()).map((stats) => stats?.relay?.lag)).toEqual(Array.from({ length: Number(shards) }, () => 0));
   });
 
   it('serves the same events on GET /events', async () => {
@@ -87,7 +93,7 @@ describe('seed flow: book, unlock, events in Kafka', () => {
 
   it('creates every topic at start-up, before the first event', async () => {
     const startupPrefix = testTopicPrefix('startup');
-    const fresh = await startTestFleet({ KAFKA_BROKERS: brokers.join(',') }, { kafkaTopicPrefix: startupPrefix });
+    const fresh = await startTestFleet({ KAFKA_BROKERS: brokers.join(','), FLEET_SHARDS: shards }, { kafkaTopicPrefix: startupPrefix, shardRuntime });
     const admin = kafka.admin();
     await admin.connect();
     try {

@@ -16,21 +16,27 @@ interface BrokerSetup {
   start(env: Record<string, string>): Promise<{ fleet: TestFleet; stop(): Promise<void> }>;
 }
 
-const setups: BrokerSetup[] = [
+/** One shard in this thread, and three on worker threads: the runtime as `npm start` runs it. */
+const SHARDINGS = [
+  { shards: '1', options: { shardRuntime: 'inline' as const } },
+  { shards: '3', options: { shardRuntime: 'worker' as const } },
+];
+
+const setups: BrokerSetup[] = SHARDINGS.flatMap(({ shards, options }): BrokerSetup[] => [
   {
-    name: 'embedded broker',
+    name: `embedded broker, ${shards} shard(s)`,
     protocolVersion: 4,
     start: async (env) => {
-      const fleet = await startTestFleet(env);
+      const fleet = await startTestFleet({ ...env, FLEET_SHARDS: shards }, options);
       return { fleet, stop: () => fleet.close() };
     },
   },
   {
-    name: 'mosquitto',
+    name: `mosquitto, ${shards} shard(s)`,
     protocolVersion: 5,
     start: async (env) => {
       const broker = await startMosquitto();
-      const fleet = await startTestFleet({ ...env, MQTT_URL: broker.url });
+      const fleet = await startTestFleet({ ...env, MQTT_URL: broker.url, FLEET_SHARDS: shards }, options);
       return {
         fleet,
         stop: async () => {
@@ -40,10 +46,10 @@ const setups: BrokerSetup[] = [
       };
     },
   },
-];
+]);
 
 const journalCount = (t: TestFleet, eventType: string, key: string): number =>
-  (t.fleet.db.prepare('SELECT count(*) AS n FROM journal WHERE event_type = ? AND persistence_key = ?').get(eventType, key) as { n: number }).n;
+  t.count('SELECT count(*) AS n FROM journal WHERE event_type = ? AND persistence_key = ?', eventType, key);
 
 describe.each(setups)('unlock over MQTT ($name)', (setup) => {
   let t: TestFleet;
@@ -64,7 +70,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     counter += 1;
     const vehicleId = `v-${setup.protocolVersion}-${counter}`;
     expect((await t.registerVehicle(vehicleId)).statusCode).toBe(201);
-    const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: setup.protocolVersion, behaviour });
+    const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: setup.protocolVersion, credentials: t.credentials(vehicleId), behaviour });
     devices.push(device);
     await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().online === true, { what: `${vehicleId} online` });
     const booked = await t.book(customer, vehicleId);
@@ -145,7 +151,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     // delivery; the trace store writes on its own timer, so this polls).
     await waitFor(() => device.replies.length === 2, { what: 'the device answered twice' });
     const handled = () =>
-      (t.fleet.db.prepare("SELECT count(*) AS n FROM trace_steps WHERE to_actor = ? AND message_type = 'DeviceReplied'").get(`vehicle/${vehicleId}`) as { n: number }).n;
+      t.count("SELECT count(*) AS n FROM trace_steps WHERE to_actor = ? AND message_type = 'DeviceReplied'", `vehicle/${vehicleId}`);
     await waitFor(() => handled() === 2, { what: 'both replies handled by the vehicle actor' });
     expect(journalCount(t, 'VehicleUnlocked', `vehicle/${vehicleId}`)).toBe(1);
   });
@@ -193,7 +199,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     counter += 1;
     const vehicleId = `v-${setup.protocolVersion}-offline-${counter}`;
     await t.registerVehicle(vehicleId);
-    const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: setup.protocolVersion });
+    const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: setup.protocolVersion, credentials: t.credentials(vehicleId) });
     devices.push(device);
     await device.goOffline();
     await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().online === false, { what: 'offline' });

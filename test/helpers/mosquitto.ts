@@ -1,12 +1,24 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { createLogger } from '../../runtime/logger.js';
+import { MqttConnection } from '../../runtime/mqtt/connection.js';
+import { DynsecClient } from '../../runtime/mqtt/dynsec-provisioner.js';
 import { startEmbeddedBroker } from '../../runtime/mqtt/embedded-broker.js';
 import { freePort } from './free-port.js';
 
 const MOSQUITTO_BIN = '/usr/sbin/mosquitto';
+const MOSQUITTO_CTRL_BIN = '/usr/bin/mosquitto_ctrl';
+/** Debian's path for mosquitto 2.0's plugin (package mosquitto). */
+export const DYNSEC_PLUGIN = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
+
+export interface MqttLogin {
+  readonly username: string;
+  readonly password: string;
+}
 
 export interface MosquittoOptions {
   /** Default: a free loopback port. Never 1883: the system broker lives there. */
@@ -16,6 +28,12 @@ export interface MosquittoOptions {
   /** More `mosquitto.conf` lines, e.g. `max_queued_messages 5000`. */
   readonly extraConfig?: readonly string[];
   readonly startTimeoutMs?: number;
+  /**
+   * The dynamic-security plugin, anonymous clients refused, 64 KB packets: the production set-up.
+   * `dynsec.server` is a login with the plugin's admin role plus publishing on `fleet/#` (what the
+   * server needs for MQTT_PROVISIONING=dynsec). Without it, anonymous clients are allowed.
+   */
+  readonly dynsec?: boolean;
 }
 
 export interface MosquittoBroker {
@@ -29,6 +47,8 @@ export interface MosquittoBroker {
   kill(): Promise<void>;
   /** Stops the broker and removes its temp folder. Safe to call twice. */
   dispose(): Promise<void>;
+  /** With `dynsec: true`: the plugin's admin, and the server's login (admin role + `fleet/#`). */
+  readonly dynsec: { readonly admin: MqttLogin; readonly server: MqttLogin } | null;
 }
 
 const running = new Set<ChildProcess>();
@@ -44,7 +64,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     configFile,
     [
       `listener ${port} 127.0.0.1`,
-      'allow_anonymous true',
+      ...(options.dynsec
+        ? ['allow_anonymous false', `plugin ${DYNSEC_PLUGIN}`, `plugin_opt_config_file ${join(dir, 'dynamic-security.json')}`, 'max_packet_size 65536']
+        : ['allow_anonymous true']),
       // Run as whoever runs the tests: as root, mosquitto would otherwise switch to the `mosquitto`
       // user, which cannot write the temp folder.
       `user ${userInfo().username}`,
@@ -59,6 +81,11 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
       '',
     ].join('\n'),
   );
+  const admin: MqttLogin = { username: 'admin', password: randomBytes(12).toString('base64url') };
+  if (options.dynsec) {
+    const init = spawnSync(MOSQUITTO_CTRL_BIN, ['dynsec', 'init', join(dir, 'dynamic-security.json'), admin.username, admin.password], { encoding: 'utf8' });
+    if (init.status !== 0) throw new Error(`mosquitto_ctrl dynsec init failed: ${init.stderr}`);
+  }
   installExitHook();
 
   let child: ChildProcess | undefined;
@@ -88,10 +115,14 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   };
 
   await start();
+  const url = `mqtt://127.0.0.1:${port}`;
+  const server: MqttLogin = { username: 'fleet-server', password: randomBytes(12).toString('base64url') };
+  if (options.dynsec) await createServerLogin(url, admin, server);
   let disposed = false;
   return {
-    url: `mqtt://127.0.0.1:${port}`,
+    url,
     port,
+    dynsec: options.dynsec ? { admin, server } : null,
     stop: () => halt('SIGTERM'),
     kill: () => halt('SIGKILL'),
     restart: async () => {
@@ -105,6 +136,27 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The same set-up as scripts/mosquitto.mjs: a role that may publish on `fleet/#`, plus the plugin's admin role. */
+async function createServerLogin(url: string, admin: MqttLogin, server: MqttLogin): Promise<void> {
+  const connection = await MqttConnection.connect({ url, protocolVersion: 5, clientId: `setup-${randomBytes(4).toString('hex')}`, ...admin, logger: createLogger('silent') });
+  try {
+    await new DynsecClient(connection).run([
+      { command: 'createRole', rolename: 'fleet-server', acls: [{ acltype: 'publishClientSend', topic: 'fleet/#', allow: true }] },
+      {
+        command: 'createClient',
+        username: server.username,
+        password: server.password,
+        roles: [
+          { rolename: 'admin', priority: 0 },
+          { rolename: 'fleet-server', priority: 0 },
+        ],
+      },
+    ]);
+  } finally {
+    await connection.close();
+  }
 }
 
 function accepts(port: number): Promise<boolean> {
@@ -153,7 +205,7 @@ export const testBrokers: readonly TestBrokerKind[] = [
     name: 'embedded aedes (MQTT 3.1.1)',
     protocolVersion: 4,
     start: async () => {
-      const broker = await startEmbeddedBroker({ port: 0 });
+      const broker = await startEmbeddedBroker({ port: 0, security: 'open' });
       return { url: broker.url, close: () => broker.close() };
     },
   },

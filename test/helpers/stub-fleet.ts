@@ -1,9 +1,9 @@
 import { accept, type Outcome } from '../../actors/shared/rejections.js';
 import type { AppDeps } from '../../api/app.js';
-import type { BookingView, Caller, CreateBookingInput, FleetService, RegisterVehicleInput, UnlockView, VehicleFilter, VehicleView } from '../../api/fleet-service.js';
+import type { BookingView, Caller, CreateBookingInput, DeviceAccess, DeviceCredentials, FleetService, RegisterVehicleInput, UnlockView, VehicleFilter, VehicleView } from '../../api/fleet-service.js';
 import type { IdempotencyPort, StoredResponse } from '../../api/ports.js';
 import { loadConfig } from '../../runtime/config.js';
-import type { TraceContext } from '../../runtime/envelope.js';
+import type { TraceContext } from '../../runtime/kernel/envelope.js';
 import { createLogger } from '../../runtime/logger.js';
 import { createMetrics } from '../../runtime/metrics.js';
 import { TEST_JWT_SECRET } from './tokens.js';
@@ -65,8 +65,8 @@ export function stubFleet(overrides: Partial<FleetService> = {}): StubFleet {
   const canned: FleetService = {
     registerVehicle: async (input: RegisterVehicleInput, _trace: TraceContext): Promise<Outcome<VehicleView>> =>
       accept(sampleVehicle({ id: input.id, type: input.type, model: input.model, location: input.location, battery: null, online: null, lastSeenAt: null })),
-    getVehicle: (id: string) => (id === 'veh-1' ? sampleVehicle() : undefined),
-    listVehicles: (_filter: VehicleFilter) => [sampleVehicle(), sampleVehicle({ id: 'veh-2', type: 'bike', status: 'IN_USE' })],
+    getVehicle: async (id: string) => (id === 'veh-1' ? sampleVehicle() : undefined),
+    listVehicles: async (_filter: VehicleFilter) => [sampleVehicle(), sampleVehicle({ id: 'veh-2', type: 'bike', status: 'IN_USE' })],
     createBooking: async (input: CreateBookingInput): Promise<Outcome<BookingView>> =>
       accept(sampleBooking({ id: input.bookingId, vehicleId: input.vehicleId, customerId: input.customerId, durationMinutes: input.durationMinutes })),
     getBooking: async (bookingId: string, caller: Caller) => accept(sampleBooking({ id: bookingId, customerId: caller.id })),
@@ -104,6 +104,10 @@ export class MemoryIdempotencyStore implements IdempotencyPort {
     return this.entries.get(`${customerId}\n${key}`);
   }
 
+  claim(customerId: string, key: string, requestHash: string): void {
+    this.entries.set(`${customerId}\n${key}`, { requestHash, statusCode: null, body: null });
+  }
+
   save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): void {
     this.entries.set(`${customerId}\n${key}`, { requestHash, statusCode, body });
   }
@@ -123,10 +127,24 @@ export function deferred<T>(): Deferred<T> {
   return { promise, resolve };
 }
 
+/** Device access that issues predictable credentials and records presence clearings. */
+export function stubDevices(): DeviceAccess & { readonly cleared: string[] } {
+  let issued = 0;
+  const credentials = (vehicleId: string): DeviceCredentials => ({ username: vehicleId, password: `password-${(issued += 1)}`, commandKey: `key-${vehicleId}` });
+  const cleared: string[] = [];
+  return {
+    cleared,
+    issueCredentials: async (vehicleId) => credentials(vehicleId),
+    rotateCredentials: async (vehicleId) => credentials(vehicleId),
+    clearPresence: async (vehicleId) => void cleared.push(vehicleId),
+  };
+}
+
 /** Dependencies for `buildApp` in unit tests: stub fleet, memory idempotency, silent logger, own registry. */
 export function testDeps(overrides: Partial<AppDeps> = {}, env: Record<string, string> = {}): AppDeps {
   return {
     fleet: stubFleet().fleet,
+    devices: stubDevices(),
     config: loadConfig({ FLEET_JWT_SECRET: TEST_JWT_SECRET, ...env }),
     logger: createLogger('silent'),
     idempotency: new MemoryIdempotencyStore(),

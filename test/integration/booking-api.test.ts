@@ -1,9 +1,8 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../api/auth.js';
-import { bookingIdFor } from '../../api/idempotency.js';
 import { SimulatedPaymentGateway } from '../../actors/payment/gateway.js';
-import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { keyedBookingId, startTestFleet, type TestFleet } from '../helpers/fleet.js';
 
 /**
  * The booking core through HTTP on the whole real system (SQLite journal, nact actors, embedded MQTT
@@ -20,8 +19,8 @@ let vehicleSeq = 0;
 
 beforeAll(async () => {
   t = await startTestFleet({ PAYMENT_TIMEOUT_MS: String(PAYMENT_TIMEOUT_MS) });
-  if (!(t.fleet.gateway instanceof SimulatedPaymentGateway)) throw new Error('the test fleet should use the simulated gateway');
-  gateway = t.fleet.gateway;
+  if (!(t.fleet.local.gateway instanceof SimulatedPaymentGateway)) throw new Error('the test fleet should use the simulated gateway');
+  gateway = t.fleet.local.gateway;
 });
 afterAll(async () => t?.close());
 
@@ -39,18 +38,18 @@ const cancel = (id: string, as = 'alice') => t.request({ method: 'POST', url: `/
 
 /** The vehicle's holder as the read model has it (the API view does not expose it). */
 function heldBy(vehicleId: string): string | null {
-  const row = t.fleet.db.prepare('SELECT booking_id FROM vehicles WHERE id = ?').get(vehicleId) as { booking_id: string | null } | undefined;
+  const row = t.db.prepare('SELECT booking_id FROM vehicles WHERE id = ?').get(vehicleId) as { booking_id: string | null } | undefined;
   if (!row) throw new Error(`no vehicle row ${vehicleId}`);
   return row.booking_id;
 }
 
 function journalCount(persistenceKey: string, eventType: string): number {
-  const row = t.fleet.db.prepare('SELECT count(*) AS n FROM journal WHERE persistence_key = ? AND event_type = ?').get(persistenceKey, eventType) as { n: number };
+  const row = t.db.prepare('SELECT count(*) AS n FROM journal WHERE persistence_key = ? AND event_type = ?').get(persistenceKey, eventType) as { n: number };
   return row.n;
 }
 
 function bookingsOfVehicle(vehicleId: string): number {
-  return (t.fleet.db.prepare('SELECT count(*) AS n FROM bookings WHERE vehicle_id = ?').get(vehicleId) as { n: number }).n;
+  return (t.db.prepare('SELECT count(*) AS n FROM bookings WHERE vehicle_id = ?').get(vehicleId) as { n: number }).n;
 }
 
 /** RFC 9457 problem: right media type, stable type URI, status mirrored, instance = the path called. */
@@ -71,7 +70,7 @@ describe('POST /bookings: the saga through HTTP', () => {
     expect(booked.statusCode, booked.body).toBe(201);
     const booking = booked.json();
     expect(booking).toMatchObject({
-      id: expect.stringMatching(/^bk_[0-9a-f]{24}$/),
+      id: expect.stringMatching(/^bk_s0_[0-9a-f]{24}$/),
       status: 'CONFIRMED',
       vehicleId,
       customerId: 'alice',
@@ -129,7 +128,7 @@ describe('POST /bookings: the saga through HTTP', () => {
     const problem = expectProblem(declined, 402, 'payment-declined');
     expect(problem.reason).toBe('card_declined');
 
-    const bookingId = bookingIdFor('bob', key);
+    const bookingId = keyedBookingId('bob', key);
     const rejected = await getBooking(bookingId, 'bob');
     expect(rejected.statusCode, rejected.body).toBe(200);
     expect(rejected.json()).toMatchObject({ id: bookingId, status: 'REJECTED', rejectionReason: 'PaymentDeclined', authorization: null });
@@ -149,7 +148,7 @@ describe('POST /bookings: the saga through HTTP', () => {
     // The payment actor's own timeout decided (not the booking's ask timeout, which would be a 503).
     expect(problem.reason).toBe('gateway_timeout');
 
-    const bookingId = bookingIdFor('bob', 'timeout-1');
+    const bookingId = keyedBookingId('bob', 'timeout-1');
     expect((await getBooking(bookingId, 'bob')).json()).toMatchObject({ status: 'REJECTED', rejectionReason: 'PaymentDeclined' });
     expect((await getVehicle(vehicleId)).json().status).toBe('AVAILABLE');
     expect(journalCount(`payment/auth_${bookingId}`, 'PaymentDeclined')).toBe(1);
@@ -250,12 +249,12 @@ describe('Idempotency-Key', () => {
     const first = await t.book('alice', vehicleId, { durationMinutes: 10 }, headers);
     expect(first.statusCode, first.body).toBe(201);
     // As after a crash between the booking's commit and the response's save, or after 24 h.
-    t.fleet.db.prepare('DELETE FROM idempotency_keys WHERE key = ?').run('lost-response');
+    t.db.prepare('DELETE FROM idempotency_keys WHERE key = ?').run('lost-response');
 
     const other = await t.book('alice', vehicleId, { durationMinutes: 20 }, headers);
     expect(other.statusCode, other.body).toBe(422);
     expect(other.json().type).toBe('https://fleetactors.dev/problems/idempotency-key-reused');
-    t.fleet.db.prepare('DELETE FROM idempotency_keys WHERE key = ?').run('lost-response');
+    t.db.prepare('DELETE FROM idempotency_keys WHERE key = ?').run('lost-response');
     const same = await t.book('alice', vehicleId, { durationMinutes: 10 }, headers);
     expect(same.statusCode, same.body).toBe(201);
     expect(same.json().id).toBe(first.json().id);
@@ -268,7 +267,7 @@ describe('Idempotency-Key', () => {
     expect(first.statusCode, first.body).toBe(201);
     expect(first.headers['idempotent-replayed']).toBeUndefined();
     const booking = first.json();
-    expect(booking.id).toBe(bookingIdFor('alice', 'retry-1'));
+    expect(booking.id).toBe(keyedBookingId('alice', 'retry-1'));
 
     // Same body with its keys in another order: canonical JSON makes it the same request.
     const retry = await t.request({ method: 'POST', url: '/bookings', as: 'alice', body: { durationMinutes: 10, vehicleId }, headers });
@@ -362,7 +361,7 @@ describe('POST /bookings/:id/cancel', () => {
     expect(journalCount(`payment/${booking.authorization.id}`, 'AuthorizationVoided')).toBe(1);
     // Compensation finished in the same request: no retry timer left for this booking.
     expect(journalCount(`booking/${booking.id}`, 'BookingCompensated')).toBe(1);
-    const row = t.fleet.db.prepare('SELECT status, wake_at FROM bookings WHERE id = ?').get(booking.id) as { status: string; wake_at: number | null };
+    const row = t.db.prepare('SELECT status, wake_at FROM bookings WHERE id = ?').get(booking.id) as { status: string; wake_at: number | null };
     expect(row).toEqual({ status: 'CANCELLED', wake_at: null });
   });
 
@@ -386,7 +385,7 @@ describe('POST /bookings/:id/cancel', () => {
     const vehicleId = await newVehicle();
     const key = 'cancel-rejected';
     expect((await t.book('alice', vehicleId, { paymentMethod: 'tok_chargeDeclined' }, { 'idempotency-key': key })).statusCode).toBe(402);
-    const bookingId = bookingIdFor('alice', key);
+    const bookingId = keyedBookingId('alice', key);
     const response = await cancel(bookingId);
     const problem = expectProblem(response, 409, 'invalid-booking-state', `/bookings/${bookingId}/cancel`);
     expect(problem).toMatchObject({ bookingId, bookingStatus: 'REJECTED', expected: ['CONFIRMED'] });
@@ -407,7 +406,7 @@ describe('a saga step that gets no answer', () => {
     const first = await slow.book('alice', 'slow-1', { paymentMethod: 'tok_timeout' }, headers);
     expect(first.statusCode, first.body).toBe(503);
 
-    const bookingId = bookingIdFor('alice', 'slow-gateway');
+    const bookingId = keyedBookingId('alice', 'slow-gateway');
     await expect
       .poll(async () => (await slow.request({ method: 'GET', url: `/bookings/${bookingId}` })).json().status, { timeout: 10_000 })
       .toBe('REJECTED');

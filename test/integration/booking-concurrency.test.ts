@@ -1,8 +1,7 @@
 import fc from 'fast-check';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bookingIdFor } from '../../api/idempotency.js';
-import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { keyedBookingId, startTestFleet, type TestFleet } from '../helpers/fleet.js';
 
 /**
  * Concurrency of the booking core through HTTP on the whole system: a vehicle is reserved once however
@@ -18,7 +17,7 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
-const count = (sql: string, ...params: unknown[]): number => (t.fleet.db.prepare(sql).get(...params) as { n: number }).n;
+const count = (sql: string, ...params: unknown[]): number => (t.db.prepare(sql).get(...params) as { n: number }).n;
 
 describe('one vehicle, 500 customers at once', () => {
   it('exactly one 201, every other answer 409 vehicle-unavailable, one VehicleReserved in the journal', async () => {
@@ -49,7 +48,7 @@ describe('one vehicle, 500 customers at once', () => {
     expect(count('SELECT count(*) AS n FROM bookings WHERE vehicle_id = ?', vehicleId)).toBe(500);
     expect(count("SELECT count(*) AS n FROM bookings WHERE vehicle_id = ? AND status = 'REJECTED' AND wake_at IS NULL", vehicleId)).toBe(499);
     expect(count("SELECT count(*) AS n FROM journal WHERE persistence_key LIKE 'payment/%' AND data LIKE ?", `%${winner.id}%`)).toBeGreaterThan(0);
-    expect(t.fleet.db.prepare('SELECT status, booking_id FROM vehicles WHERE id = ?').get(vehicleId)).toEqual({ status: 'RESERVED', booking_id: winner.id });
+    expect(t.db.prepare('SELECT status, booking_id FROM vehicles WHERE id = ?').get(vehicleId)).toEqual({ status: 'RESERVED', booking_id: winner.id });
     expect((await t.request({ method: 'GET', url: `/bookings/${winner.id}`, as: winner.customerId })).json()).toMatchObject({ status: 'CONFIRMED' });
   }, 60_000);
 });
@@ -112,7 +111,7 @@ describe('random concurrent book / cancel / get', () => {
               const idempotencyKey = `k${(key += 1)}`;
               const who = customer(op.customer);
               const answer = await t.book(who, vehicleId, op.declined ? { paymentMethod: 'tok_chargeDeclined' } : {}, { 'idempotency-key': idempotencyKey });
-              return { op, answer, created: { id: bookingIdFor(who, idempotencyKey), customer: who, vehicleId } };
+              return { op, answer, created: { id: keyedBookingId(who, idempotencyKey), customer: who, vehicleId } };
             }
             const target = known.length === 0 ? undefined : known[op.booking % known.length];
             if (!target) return { op, answer: null };
@@ -219,7 +218,7 @@ async function checkInvariants(known: readonly KnownBooking[], vehicleIds: reado
     const holders = live.get(vehicleId) ?? [];
     expect(holders.length, `live bookings of ${vehicleId}: ${holders.join(', ')}`).toBeLessThanOrEqual(1);
     const view = (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ status: string }>();
-    const row = t.fleet.db.prepare('SELECT booking_id FROM vehicles WHERE id = ?').get(vehicleId) as { booking_id: string | null };
+    const row = t.db.prepare('SELECT booking_id FROM vehicles WHERE id = ?').get(vehicleId) as { booking_id: string | null };
     if (holders.length === 1) expect({ status: view.status, holder: row.booking_id }, vehicleId).toEqual({ status: 'RESERVED', holder: holders[0] });
     else expect({ status: view.status, holder: row.booking_id }, vehicleId).toEqual({ status: 'AVAILABLE', holder: null });
   }

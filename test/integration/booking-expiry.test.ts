@@ -63,19 +63,19 @@ const statusOf = async (t: TestFleet, bookingId: string, customer = 'alice'): Pr
 const vehicleStatus = async (t: TestFleet, vehicleId: string): Promise<string> => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ status: string }>().status;
 
 function expiredRow(t: TestFleet, bookingId: string): { created_at: number; data: string } | undefined {
-  return t.fleet.db.prepare("SELECT created_at, data FROM journal WHERE persistence_key = ? AND event_type = 'BookingExpired'").get(`booking/${bookingId}`) as
+  return t.db.prepare("SELECT created_at, data FROM journal WHERE persistence_key = ? AND event_type = 'BookingExpired'").get(`booking/${bookingId}`) as
     | { created_at: number; data: string }
     | undefined;
 }
 
 const journalCount = (t: TestFleet, key: string, type: string): number =>
-  (t.fleet.db.prepare('SELECT count(*) AS n FROM journal WHERE persistence_key = ? AND event_type = ?').get(key, type) as { n: number }).n;
+  (t.db.prepare('SELECT count(*) AS n FROM journal WHERE persistence_key = ? AND event_type = ?').get(key, type) as { n: number }).n;
 
 describe('booking expiry', () => {
   it('a confirmed, never-unlocked booking becomes EXPIRED by itself; the vehicle is released and the authorization voided', async () => {
     const windowMs = 300;
     const t = await start({ RESERVATION_WINDOW_MS: String(windowMs) });
-    const gateway = t.fleet.gateway;
+    const gateway = t.fleet.local.gateway;
     if (!(gateway instanceof SimulatedPaymentGateway)) throw new Error('the test fleet should use the simulated gateway');
     const booking = await book(t, 'alice', 'exp-1');
     expect(booking.status).toBe('CONFIRMED');
@@ -115,7 +115,7 @@ describe('booking expiry', () => {
     const windowMs = 2_500;
     const t = await start({ RESERVATION_WINDOW_MS: String(windowMs) });
     expect((await t.registerVehicle('exp-car')).statusCode).toBe(201);
-    const device = await VirtualVehicle.start({ id: 'exp-car', url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion });
+    const device = await VirtualVehicle.start({ id: 'exp-car', url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion, credentials: t.credentials('exp-car') });
     try {
       await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/exp-car' })).json<{ online: boolean | null }>().online === true, {
         what: 'exp-car to report presence',

@@ -3,9 +3,8 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signToken } from '../../api/auth.js';
-import { bookingIdFor } from '../../api/idempotency.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
-import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { keyedBookingId, startTestFleet, type TestFleet } from '../helpers/fleet.js';
 import { startServer } from '../helpers/server-process.js';
 import { tempDbFile } from '../helpers/temp-db.js';
 import { waitFor } from '../helpers/wait.js';
@@ -123,11 +122,11 @@ describe('graceful restart', () => {
     const cancelled = await created('bob', 'r-cancelled');
     expect((await api('POST', `/bookings/${cancelled}/cancel`, { as: 'bob' })).status).toBe(200);
     expect((await api('POST', '/bookings', { as: 'carol' }, { vehicleId: 'r-declined', paymentMethod: 'tok_chargeDeclined' }, { 'idempotency-key': 'k-declined' })).status).toBe(402);
-    refs.push({ id: bookingIdFor('carol', 'k-declined'), customer: 'carol' });
+    refs.push({ id: keyedBookingId('carol', 'k-declined'), customer: 'carol' });
     expect((await api('POST', '/bookings', { as: 'dave' }, { vehicleId: 'r-confirmed' }, { 'idempotency-key': 'k-taken' })).status).toBe(409);
-    refs.push({ id: bookingIdFor('dave', 'k-taken'), customer: 'dave' });
+    refs.push({ id: keyedBookingId('dave', 'k-taken'), customer: 'dave' });
     expect((await api('POST', '/bookings', { as: 'erin' }, { vehicleId: 'r-nowhere' }, { 'idempotency-key': 'k-nowhere' })).status).toBe(404);
-    refs.push({ id: bookingIdFor('erin', 'k-nowhere'), customer: 'erin' });
+    refs.push({ id: keyedBookingId('erin', 'k-nowhere'), customer: 'erin' });
     const keyed = await created('frank', 'r-keyed', {}, { 'idempotency-key': 'k-frank' });
     // Many events on one vehicle: its recovery needs snapshot + tail (SNAPSHOT_EVERY 3).
     for (let round = 0; round < 4; round += 1) {
@@ -138,7 +137,7 @@ describe('graceful restart', () => {
 
     // ACTIVE and COMPLETED need a device that answers UNLOCK and LOCK over MQTT.
     const devices = await Promise.all(
-      ['r-active', 'r-completed'].map((id) => VirtualVehicle.start({ id, url: first.fleet.mqttUrl, protocolVersion: first.config.mqtt.protocolVersion })),
+      ['r-active', 'r-completed'].map((id) => VirtualVehicle.start({ id, url: first.fleet.mqttUrl, protocolVersion: first.config.mqtt.protocolVersion, credentials: first.credentials(id) })),
     );
     const active = await created('hana', 'r-active');
     const completed = await created('ivan', 'r-completed');
@@ -155,12 +154,12 @@ describe('graceful restart', () => {
     const before = await observe(api, refs, vehicleIds);
     expect(statusOf(before, confirmed)).toBe('CONFIRMED');
     expect(statusOf(before, cancelled)).toBe('CANCELLED');
-    expect(statusOf(before, bookingIdFor('carol', 'k-declined'))).toBe('REJECTED');
-    expect(statusOf(before, bookingIdFor('dave', 'k-taken'))).toBe('REJECTED');
-    expect(statusOf(before, bookingIdFor('erin', 'k-nowhere'))).toBe('REJECTED');
+    expect(statusOf(before, keyedBookingId('carol', 'k-declined'))).toBe('REJECTED');
+    expect(statusOf(before, keyedBookingId('dave', 'k-taken'))).toBe('REJECTED');
+    expect(statusOf(before, keyedBookingId('erin', 'k-nowhere'))).toBe('REJECTED');
     expect(statusOf(before, active)).toBe('ACTIVE');
     expect(statusOf(before, completed)).toBe('COMPLETED');
-    const snapshots = (first.fleet.db.prepare("SELECT count(*) AS n FROM snapshots WHERE persistence_key = 'vehicle/r-cycled'").get() as { n: number }).n;
+    const snapshots = (first.db.prepare("SELECT count(*) AS n FROM snapshots WHERE persistence_key = 'vehicle/r-cycled'").get() as { n: number }).n;
     expect(snapshots).toBe(1);
 
     live = await first.restart();
@@ -187,7 +186,7 @@ describe('graceful restart', () => {
     const cancelledNow = await after('POST', `/bookings/${cycled}/cancel`, { as: 'gina' });
     expect(cancelledNow.status, JSON.stringify(cancelledNow.body)).toBe(200);
     expect((await after('GET', '/vehicles/r-cycled', { as: 'x' })).body).toMatchObject({ status: 'AVAILABLE' });
-    const voided = live.fleet.db.prepare("SELECT count(*) AS n FROM journal WHERE persistence_key = ? AND event_type = 'AuthorizationVoided'").get(`payment/auth_${cycled}`) as { n: number };
+    const voided = live.db.prepare("SELECT count(*) AS n FROM journal WHERE persistence_key = ? AND event_type = 'AuthorizationVoided'").get(`payment/auth_${cycled}`) as { n: number };
     expect(voided.n).toBe(1);
     // And the vehicles that were free are bookable.
     expect((await after('POST', '/bookings', { as: 'zoe' }, { vehicleId: 'r-idle' })).status).toBe(201);
@@ -202,7 +201,7 @@ describe('graceful restart', () => {
     await t.fleet.close();
 
     // Tamper with the read model while the system is down.
-    const db = new Database(t.dbFile);
+    const db = new Database(t.fleet.shardFiles[0]!);
     db.prepare("UPDATE vehicles SET status = 'AVAILABLE', booking_id = NULL WHERE id = 'r-held'").run();
     db.close();
 
@@ -235,12 +234,12 @@ describe('crash (SIGKILL) of the real server', () => {
     const settled: BookingRef[] = [];
     const ok = await api('POST', '/bookings', { as: 'alice' }, { vehicleId: vehicleIds[0] }, { 'idempotency-key': 's-1' });
     expect(ok.status).toBe(201);
-    settled.push({ id: bookingIdFor('alice', 's-1'), customer: 'alice' });
+    settled.push({ id: keyedBookingId('alice', 's-1'), customer: 'alice' });
     expect((await api('POST', '/bookings', { as: 'bob' }, { vehicleId: vehicleIds[1] }, { 'idempotency-key': 's-2' })).status).toBe(201);
-    expect((await api('POST', `/bookings/${bookingIdFor('bob', 's-2')}/cancel`, { as: 'bob' })).status).toBe(200);
-    settled.push({ id: bookingIdFor('bob', 's-2'), customer: 'bob' });
+    expect((await api('POST', `/bookings/${keyedBookingId('bob', 's-2')}/cancel`, { as: 'bob' })).status).toBe(200);
+    settled.push({ id: keyedBookingId('bob', 's-2'), customer: 'bob' });
     expect((await api('POST', '/bookings', { as: 'carol' }, { vehicleId: vehicleIds[2], paymentMethod: 'tok_chargeDeclined' }, { 'idempotency-key': 's-3' })).status).toBe(402);
-    settled.push({ id: bookingIdFor('carol', 's-3'), customer: 'carol' });
+    settled.push({ id: keyedBookingId('carol', 's-3'), customer: 'carol' });
     const before = await observe(api, settled, vehicleIds.slice(0, 3));
 
     // In flight at the crash: two customers race for each remaining vehicle; kill at the first 201.
@@ -274,23 +273,23 @@ describe('crash (SIGKILL) of the real server', () => {
     expect({ bookings: settledAfter.bookings, vehicles: settledAfter.vehicles }).toEqual({ bookings: before.bookings, vehicles: before.vehicles });
     // Acknowledged means durable: every 201 is there, CONFIRMED.
     for (const { customer, key, body } of acknowledged) {
-      const read = await after('GET', `/bookings/${bookingIdFor(customer, key)}`, { as: customer });
+      const read = await after('GET', `/bookings/${keyedBookingId(customer, key)}`, { as: customer });
       expect(read.body).toEqual(body);
     }
 
     // Sagas cut short by the kill are abandoned at their confirmation deadline and compensated.
-    const unsettled = t.fleet.db.prepare("SELECT count(*) AS n FROM bookings WHERE status IN ('REQUESTED', 'VEHICLE_RESERVED') OR wake_at IS NOT NULL AND status <> 'CONFIRMED'");
+    const unsettled = t.db.prepare("SELECT count(*) AS n FROM bookings WHERE status IN ('REQUESTED', 'VEHICLE_RESERVED') OR wake_at IS NOT NULL AND status <> 'CONFIRMED'");
     // Usually settled within the 7.5 s confirmation deadline; a saga killed between its rejection and its
     // compensation is retried by its timer COMPENSATION_RETRY_MS (30 s) later, hence the long bound.
     await waitFor(() => (unsettled.get() as { n: number }).n === 0, { what: 'half-done sagas to be expired and compensated', timeoutMs: 45_000 });
     const abandoned = (
-      t.fleet.db.prepare("SELECT data FROM journal WHERE event_type = 'BookingExpired'").all() as Array<{ data: string }>
+      t.db.prepare("SELECT data FROM journal WHERE event_type = 'BookingExpired'").all() as Array<{ data: string }>
     ).map((row) => JSON.parse(row.data) as { bookingId: string; previousStatus: string });
     expect(abandoned.length, 'sagas cut short by the kill').toBeGreaterThan(0);
     for (const expired of abandoned) expect(['REQUESTED', 'VEHICLE_RESERVED']).toContain(expired.previousStatus);
 
     // Consistency: each vehicle is RESERVED exactly when one CONFIRMED booking holds it.
-    const live = t.fleet.db.prepare("SELECT vehicle_id, count(*) AS n, max(id) AS id FROM bookings WHERE status IN ('CONFIRMED', 'ACTIVE') GROUP BY vehicle_id").all() as Array<{
+    const live = t.db.prepare("SELECT vehicle_id, count(*) AS n, max(id) AS id FROM bookings WHERE status IN ('CONFIRMED', 'ACTIVE') GROUP BY vehicle_id").all() as Array<{
       vehicle_id: string;
       n: number;
       id: string;
@@ -298,7 +297,7 @@ describe('crash (SIGKILL) of the real server', () => {
     const holder = new Map(live.map((row) => [row.vehicle_id, row]));
     for (const row of live) expect(row.n, `live bookings of ${row.vehicle_id}`).toBe(1);
     for (const vehicleId of vehicleIds.slice(3)) {
-      const vehicle = t.fleet.db.prepare('SELECT status, booking_id FROM vehicles WHERE id = ?').get(vehicleId) as { status: string; booking_id: string | null };
+      const vehicle = t.db.prepare('SELECT status, booking_id FROM vehicles WHERE id = ?').get(vehicleId) as { status: string; booking_id: string | null };
       const held = holder.get(vehicleId);
       expect(vehicle, vehicleId).toEqual(held ? { status: 'RESERVED', booking_id: held.id } : { status: 'AVAILABLE', booking_id: null });
       // The actor agrees with the read model: a free vehicle books, a held one refuses.
@@ -311,7 +310,7 @@ describe('crash (SIGKILL) of the real server', () => {
     for (const { customer, key, vehicleId } of racing) {
       if (acknowledged.some((ack) => ack.key === key)) continue;
       const retry = await after('POST', '/bookings', { as: customer }, { vehicleId }, { 'idempotency-key': key });
-      const bookingId = bookingIdFor(customer, key);
+      const bookingId = keyedBookingId(customer, key);
       if (abandoned.some((expired) => expired.bookingId === bookingId)) {
         expect(retry.status, `${key}: ${JSON.stringify(retry.body)}`).toBe(409);
         expect(retry.body).toMatchObject({ type: 'https://fleetactors.dev/problems/invalid-booking-state', bookingStatus: 'EXPIRED' });

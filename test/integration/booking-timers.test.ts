@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
 import { BookingTimers } from '../../runtime/booking-timers.js';
-import type { ActorDirectory } from '../../runtime/directory.js';
+import type { ActorDirectory } from '../../runtime/kernel/directory.js';
 import { createLogger } from '../../runtime/logger.js';
 import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
 import { waitFor } from '../helpers/wait.js';

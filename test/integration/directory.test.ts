@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteJournalEngine } from '../../persistence/journal-engine.js';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
-import { startActorSystem, type ActorSystem } from '../../runtime/actor-system.js';
+import { startActorSystem, type ActorSystem } from '../../runtime/kernel/actor-system.js';
 import type { TraceStep } from '../../persistence/trace-store.js';
-import { ActorDirectory, AskTimeoutError, ActorFailed, type ActorBehaviour } from '../../runtime/directory.js';
-import { rootContext } from '../../runtime/envelope.js';
+import { ActorDirectory, AskTimeoutError, ActorFailed, type ActorBehaviour } from '../../runtime/kernel/directory.js';
+import { rootContext } from '../../runtime/kernel/envelope.js';
 import { createLogger } from '../../runtime/logger.js';
 import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
 import { waitFor } from '../helpers/wait.js';

@@ -5,7 +5,7 @@ import { startEventRelay } from '../../actors/event-relay/relay.js';
 import { SqliteCheckpointStore } from '../../persistence/checkpoints.js';
 import { SqliteJournalEngine } from '../../persistence/journal-engine.js';
 import { openDatabase } from '../../persistence/sqlite.js';
-import { startActorSystem } from '../../runtime/actor-system.js';
+import { startActorSystem } from '../../runtime/kernel/actor-system.js';
 import { createKafkaClient } from '../../runtime/kafka/client.js';
 import { ResilientProducer } from '../../runtime/kafka/producer.js';
 import { createLogger } from '../../runtime/logger.js';

@@ -6,7 +6,7 @@ import { SqliteCheckpointStore } from '../../persistence/checkpoints.js';
 import { SqliteJournalEngine } from '../../persistence/journal-engine.js';
 import type { CheckpointStore } from '../../persistence/journal-types.js';
 import { openDatabase } from '../../persistence/sqlite.js';
-import { startActorSystem } from '../../runtime/actor-system.js';
+import { startActorSystem } from '../../runtime/kernel/actor-system.js';
 import { ensureTopics } from '../../runtime/kafka/admin.js';
 import { createKafkaClient } from '../../runtime/kafka/client.js';
 import { ResilientProducer } from '../../runtime/kafka/producer.js';

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { configurePersistence, dispatch, query, spawnPersistent, start, stop, type PersistedEvent, type Ref } from 'nact';
+import { asNactEngine } from '../../runtime/kernel/actor-system.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JournalError, SqliteJournalEngine, type JournalEngineOptions } from '../../persistence/journal-engine.js';
 import type { JournalRow } from '../../persistence/journal-types.js';
@@ -336,7 +337,7 @@ describe('real nact recovery', () => {
 
   /** A persistent nact actor that persists every `add` and sums the amounts. */
   function startCounter(engine: SqliteJournalEngine, snapshotEvery?: number) {
-    const system = start(configurePersistence(engine));
+    const system = start(configurePersistence(asNactEngine(engine)));
     const counter = spawnPersistent(
       system,
       async (state: number, msg: CounterMsg, ctx) => {

@@ -169,7 +169,7 @@ describe('MqttConnection.connect', () => {
   });
 
   it('fails at once when the broker refuses the protocol version (aedes and MQTT 5)', async () => {
-    const broker = await startEmbeddedBroker({ port: 0 });
+    const broker = await startEmbeddedBroker({ port: 0, security: 'open' });
     try {
       // A refused CONNACK is an MqttConnectError right away; a retry loop would end in a timeout error instead.
       await expect(
@@ -183,7 +183,7 @@ describe('MqttConnection.connect', () => {
 
 describe('startEmbeddedBroker', () => {
   it('reports the port it really bound for port 0, and close() drops clients and frees the port', async () => {
-    const broker = await startEmbeddedBroker({ port: 0 });
+    const broker = await startEmbeddedBroker({ port: 0, security: 'open' });
     expect(broker.port).toBeGreaterThan(0);
     expect(broker.url).toBe(`mqtt://127.0.0.1:${broker.port}`);
     const connection = await MqttConnection.connect({ url: broker.url, protocolVersion: 4, clientId: 'embedded-check', logger });
@@ -194,7 +194,7 @@ describe('startEmbeddedBroker', () => {
       await waitFor(() => !connection.isConnected, { what: 'the client to notice the broker closed' });
       expect(transitions).toEqual([false]);
       // The same port can be bound again at once.
-      const again = await startEmbeddedBroker({ port: broker.port });
+      const again = await startEmbeddedBroker({ port: broker.port, security: 'open' });
       await again.close();
     } finally {
       await connection.close();

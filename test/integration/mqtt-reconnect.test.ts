@@ -3,7 +3,8 @@ import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../runtime/logger.js';
 import { MqttConnection } from '../../runtime/mqtt/connection.js';
-import { parseDeviceReply, type DeviceCommand, type DeviceReply } from '../../runtime/mqtt/protocol.js';
+import { parseDeviceReply, type DeviceReply, type UnsignedDeviceCommand } from '../../runtime/mqtt/protocol.js';
+import { plainBrokerSecrets, signedFor } from '../helpers/devices.js';
 import { commandsTopic, repliesTopic, statusTopic } from '../../runtime/mqtt/topics.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
 import { startMosquitto, testBrokers, type MosquittoBroker } from '../helpers/mosquitto.js';
@@ -15,7 +16,7 @@ afterEach(async () => {
   for (const dispose of disposals.splice(0).reverse()) await dispose();
 });
 
-function unlockCommand(expiresInMs = 30_000): DeviceCommand {
+function unlockCommand(expiresInMs = 30_000): UnsignedDeviceCommand {
   const now = Date.now();
   return {
     commandId: randomUUID(),
@@ -33,7 +34,7 @@ async function connect(url: string, protocolVersion: 4 | 5, clientId = `server-$
 }
 
 async function startVehicle(id: string, url: string, protocolVersion: 4 | 5): Promise<VirtualVehicle> {
-  const vehicle = await VirtualVehicle.start({ id, url, protocolVersion, reconnectPeriodMs: 250 });
+  const vehicle = await VirtualVehicle.start({ id, url, protocolVersion, credentials: plainBrokerSecrets(id), reconnectPeriodMs: 250 });
   disposals.push(() => vehicle.stop());
   return vehicle;
 }
@@ -113,7 +114,7 @@ describe('mosquitto restarts', () => {
     });
 
     const unlock = unlockCommand();
-    await server.publish(commandsTopic(vehicle.id), unlock, { messageExpirySeconds: 30, correlationData: unlock.commandId });
+    await server.publish(commandsTopic(vehicle.id), signedFor(vehicle.id, unlock), { messageExpirySeconds: 30, correlationData: unlock.commandId });
     await waitFor(() => heard.length === 1, { what: 'UNLOCKED after the restart' });
     expect(heard[0]).toMatchObject({ commandId: unlock.commandId, type: 'UNLOCKED' });
   });
@@ -177,9 +178,9 @@ describe('mosquitto restarts', () => {
 
     // Far-future expiresAt: only the broker's message expiry can stop this one.
     const expiring = unlockCommand(60_000);
-    await server.publish(commandsTopic(vehicle.id), expiring, { messageExpirySeconds: 1, correlationData: expiring.commandId });
+    await server.publish(commandsTopic(vehicle.id), signedFor(vehicle.id, expiring), { messageExpirySeconds: 1, correlationData: expiring.commandId });
     const lasting = unlockCommand(60_000);
-    await server.publish(commandsTopic(vehicle.id), lasting, { messageExpirySeconds: 60, correlationData: lasting.commandId });
+    await server.publish(commandsTopic(vehicle.id), signedFor(vehicle.id, lasting), { messageExpirySeconds: 60, correlationData: lasting.commandId });
     // A real wait: expiry is about time passing. Mosquitto counts whole seconds, so 1 s can take up to 2.
     await new Promise((resolve) => setTimeout(resolve, 2100));
 

@@ -2,16 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../runtime/logger.js';
 import { MqttConnection } from '../../runtime/mqtt/connection.js';
-import { parseDeviceReply, parsePresence, type DeviceCommand, type DeviceReply, type Presence } from '../../runtime/mqtt/protocol.js';
+import { parseDeviceReply, parsePresence, type DeviceReply, type Presence, type UnsignedDeviceCommand } from '../../runtime/mqtt/protocol.js';
 import { commandsTopic, repliesTopic, statusTopic } from '../../runtime/mqtt/topics.js';
 import { VirtualVehicle, type VirtualVehicleOptions } from '../../simulator/virtual-vehicle.js';
+import { plainBrokerSecrets, signedFor } from '../helpers/devices.js';
 import { testBrokers, type TestBroker } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';
 
 const logger = createLogger('silent');
 let seq = 0;
 
-function command(type: DeviceCommand['type'], change: Partial<DeviceCommand> = {}): DeviceCommand {
+function command(type: UnsignedDeviceCommand['type'], change: Partial<UnsignedDeviceCommand> = {}): UnsignedDeviceCommand {
   const now = Date.now();
   return {
     commandId: randomUUID(),
@@ -43,7 +44,8 @@ describe.each(testBrokers)('virtual vehicle round trips on $name', ({ protocolVe
   });
 
   async function vehicle(options: Partial<VirtualVehicleOptions> = {}): Promise<VirtualVehicle> {
-    const started = await VirtualVehicle.start({ id: `veh-${(seq += 1)}`, url: broker.url, protocolVersion, ...options });
+    const id = options.id ?? `veh-${(seq += 1)}`;
+    const started = await VirtualVehicle.start({ id, url: broker.url, protocolVersion, credentials: plainBrokerSecrets(id), ...options });
     vehicles.push(started);
     return started;
   }
@@ -72,8 +74,8 @@ describe.each(testBrokers)('virtual vehicle round trips on $name', ({ protocolVe
     return { heard, stop };
   }
 
-  const send = (vehicleId: string, sent: DeviceCommand): Promise<void> =>
-    server.publish(commandsTopic(vehicleId), sent, { messageExpirySeconds: 30, correlationData: sent.commandId });
+  const send = (vehicleId: string, sent: UnsignedDeviceCommand): Promise<void> =>
+    server.publish(commandsTopic(vehicleId), signedFor(vehicleId, sent), { messageExpirySeconds: 30, correlationData: sent.commandId });
 
   it('answers UNLOCK with UNLOCKED and LOCK with LOCKED, with the same commandId (QoS 1)', async () => {
     const car = await vehicle({ behaviour: { replyDelayMs: 20 } });
@@ -153,7 +155,7 @@ describe.each(testBrokers)('virtual vehicle round trips on $name', ({ protocolVe
     await send(car.id, fresh);
     await waitFor(() => heard.length >= 1, { what: 'the answer to the fresh command' });
     expect(heard.map((reply) => reply.commandId)).toEqual([fresh.commandId]);
-    expect(car.dropped).toEqual([{ reason: 'expired', command: stale }]);
+    expect(car.dropped).toEqual([{ reason: 'expired', command: { ...stale, sig: expect.any(String) } }]);
   });
 
   it('announces presence: retained online on connect, the last will on a crash, online again on comeBack', async () => {

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteCheckpointStore } from '../../persistence/checkpoints.js';
 import { IDEMPOTENCY_TTL_MS, IdempotencyStore } from '../../persistence/idempotency-store.js';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
-import type { TraceSink } from '../../runtime/directory.js';
+import type { TraceSink } from '../../runtime/kernel/directory.js';
 import { TraceStore, type TraceStep } from '../../persistence/trace-store.js';
 import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
 

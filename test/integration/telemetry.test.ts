@@ -6,6 +6,7 @@ import type { Telemetry } from '../../runtime/mqtt/protocol.js';
 import { ALL_TELEMETRY } from '../../runtime/mqtt/topics.js';
 import { TelemetryPipeline } from '../../runtime/telemetry/pipeline.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
+import { plainBrokerSecrets } from '../helpers/devices.js';
 import { testBrokers, type TestBroker } from '../helpers/mosquitto.js';
 import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
 import { waitFor } from '../helpers/wait.js';
@@ -52,7 +53,7 @@ describe.each(testBrokers)('telemetry pipeline on $name', ({ protocolVersion, st
   let pipeline: TelemetryPipeline;
   const registered: VirtualVehicle[] = [];
   const unknown: VirtualVehicle[] = [];
-  const presenceEvents: Array<{ vehicleId: string; online: boolean; at: Date }> = [];
+  const presenceEvents: Array<{ vehicleId: string; online: boolean | null; at: Date }> = [];
 
   beforeAll(async () => {
     broker = await start();
@@ -64,10 +65,10 @@ describe.each(testBrokers)('telemetry pipeline on $name', ({ protocolVersion, st
     server = await MqttConnection.connect({ url: broker.url, protocolVersion, clientId: 'telemetry-server', logger });
     pipeline = await TelemetryPipeline.start({ source: server, db, logger, batchIntervalMs: 20 });
     pipeline.onPresence((vehicleId, online, at) => void presenceEvents.push({ vehicleId, online, at }));
-    registered.push(...(await Promise.all(ids.map((id) => VirtualVehicle.start({ id, url: broker.url, protocolVersion })))));
+    registered.push(...(await Promise.all(ids.map((id) => VirtualVehicle.start({ id, url: broker.url, protocolVersion, credentials: plainBrokerSecrets(id) })))));
     unknown.push(
       ...(await Promise.all(
-        Array.from({ length: UNKNOWN }, (_, index) => VirtualVehicle.start({ id: `stranger-${index}`, url: broker.url, protocolVersion })),
+        Array.from({ length: UNKNOWN }, (_, index) => VirtualVehicle.start({ id: `stranger-${index}`, url: broker.url, protocolVersion, credentials: plainBrokerSecrets(`stranger-${index}`) })),
       )),
     );
   });

@@ -193,7 +193,7 @@ describe('500', () => {
   });
 
   it('a response that breaks its schema → 500, never a half-valid body', async () => {
-    const fleet = stubFleet({ getVehicle: () => sampleVehicle({ status: 'FLYING' as never }) }).fleet;
+    const fleet = stubFleet({ getVehicle: async () => sampleVehicle({ status: 'FLYING' as never }) }).fleet;
     app = buildApp(testDeps({ fleet }));
     expectProblem(await app.inject({ url: '/vehicles/veh-1', headers: asCustomer() }), 500, 'internal');
   });

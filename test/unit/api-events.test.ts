@@ -2,28 +2,31 @@ import type { FastifyInstance } from 'fastify';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
-import type { EventsPort, PublicEvent, TracesPort } from '../../api/ports.js';
+import type { EventCursor } from '../../api/event-cursor.js';
+import type { EventPage, EventsPort, PublicEvent, TracesPort } from '../../api/ports.js';
 import { testDeps } from '../helpers/stub-fleet.js';
 import { asCustomer, asOperator } from '../helpers/tokens.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** An in-memory public event log: what the journal would commit, with commit notifications. */
 class MemoryEvents implements EventsPort {
+  readonly shards = 1;
   readonly events: PublicEvent[] = [];
   private readonly listeners = new Set<(events: readonly PublicEvent[]) => void>();
 
   commit(...types: string[]): PublicEvent[] {
     const batch = types.map((type, index) => {
       const position = this.events.length + index + 1;
-      return { position, type, key: `bk_${position}`, data: { n: position }, time: new Date(1_700_000_000_000 + position).toISOString(), id: `evt-${position}` };
+      return { shard: 0, position, type, key: `bk_${position}`, data: { n: position }, time: new Date(1_700_000_000_000 + position).toISOString(), id: `evt-${position}` };
     });
     this.events.push(...batch);
     for (const listener of this.listeners) listener(batch);
     return batch;
   }
 
-  read(after: number, limit: number): readonly PublicEvent[] {
-    return this.events.filter((event) => event.position > after).slice(0, limit);
+  async read(cursor: EventCursor, limit: number): Promise<EventPage> {
+    const items = this.events.filter((event) => event.position > cursor[0]!).slice(0, limit);
+    return { items, next: [items.at(-1)?.position ?? cursor[0]!] };
   }
 
   subscribe(listener: (events: readonly PublicEvent[]) => void): () => void {
@@ -49,11 +52,11 @@ describe('GET /events (JSON)', () => {
     app = buildApp(testDeps({ events }));
     const first = await app.inject({ url: '/events?limit=2', headers: asOperator() });
     expect(first.statusCode).toBe(200);
-    expect(first.json()).toEqual({ items: events.events.slice(0, 2), next: 2 });
+    expect(first.json()).toEqual({ items: events.events.slice(0, 2), next: '2' });
     const rest = await app.inject({ url: '/events?after=2', headers: asOperator() });
-    expect(rest.json()).toEqual({ items: [events.events[2]], next: 3 });
+    expect(rest.json()).toEqual({ items: [events.events[2]], next: '3' });
     const none = await app.inject({ url: '/events?after=3', headers: asOperator() });
-    expect(none.json()).toEqual({ items: [], next: 3 });
+    expect(none.json()).toEqual({ items: [], next: '3' });
   });
 
   it('is for operators; a bad cursor is a 400', async () => {
@@ -160,7 +163,7 @@ describe('GET /events (text/event-stream)', () => {
 
 describe('GET /traces/:id', () => {
   const traces: TracesPort = {
-    find: (id) =>
+    find: async (id) =>
       id === 'bk_1' || id === '0af7651916cd43dd8448eb211c80319c'
         ? { traceId: '0af7651916cd43dd8448eb211c80319c', steps: [{ from: 'http', to: 'booking/bk_1', type: 'CreateBooking' }] }
         : undefined,

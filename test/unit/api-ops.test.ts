@@ -30,8 +30,13 @@ describe('GET /openapi.json', () => {
       '/unlock',
       '/vehicles',
       '/vehicles/{id}',
+      '/vehicles/{id}/credentials',
+      '/vehicles/{id}/presence',
     ]);
     expect(doc.paths['/vehicles'].post).toBeDefined();
+    expect(doc.paths['/vehicles/{id}/credentials'].post).toBeDefined();
+    expect(doc.paths['/vehicles/{id}/presence'].delete.responses['202']).toBeDefined();
+    expect(doc.components.schemas.DeviceCredentials.required).toEqual(['username', 'password', 'commandKey']);
     expect(doc.paths['/vehicles'].get).toBeDefined();
     expect(doc.components.securitySchemes.bearerAuth).toEqual({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
     expect(doc.security).toEqual([{ bearerAuth: [] }]);
@@ -56,7 +61,7 @@ describe('GET /openapi.json', () => {
   });
 
   it('lists /events and /traces/{id} when those ports are given', async () => {
-    app = buildApp(testDeps({ events: { read: () => [], subscribe: () => () => undefined }, traces: { find: () => undefined } }));
+    app = buildApp(testDeps({ events: { shards: 1, read: async () => ({ items: [], next: [0] }), subscribe: () => () => undefined }, traces: { find: async () => undefined } }));
     const doc = (await app.inject({ url: '/openapi.json' })).json();
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/events', '/traces/{id}']));
   });

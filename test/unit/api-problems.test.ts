@@ -24,6 +24,7 @@ const EXAMPLES: { readonly [K in RejectionType]: Extract<Rejection, { type: K }>
   InvalidBookingState: { type: 'InvalidBookingState', bookingId: 'bk_1', status: 'COMPLETED', expected: ['CONFIRMED'] },
   ActorUnavailable: { type: 'ActorUnavailable', actor: 'booking/bk_1', timeoutMs: 15000 },
   BookingAborted: { type: 'BookingAborted', bookingId: 'bk_1', step: 'authorize', actor: 'payment/auth_bk_1' },
+  ShardUnavailable: { type: 'ShardUnavailable', shard: 2, reason: 'worker exited with code 1' },
 };
 
 /** The contract, written out independently of api/problems.ts. */
@@ -44,6 +45,7 @@ const EXPECTED: readonly [RejectionType, number, string][] = [
   ['InvalidBookingState', 409, 'invalid-booking-state'],
   ['ActorUnavailable', 503, 'actor-unavailable'],
   ['BookingAborted', 503, 'booking-aborted'],
+  ['ShardUnavailable', 503, 'shard-unavailable'],
 ];
 
 let app: FastifyInstance | undefined;

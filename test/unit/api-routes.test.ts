@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import type { Caller, CreateBookingInput, VehicleFilter } from '../../api/fleet-service.js';
-import type { TraceContext } from '../../runtime/envelope.js';
+import type { TraceContext } from '../../runtime/kernel/envelope.js';
 import { createLogger } from '../../runtime/logger.js';
 import { stubFleet, testDeps, type StubFleet } from '../helpers/stub-fleet.js';
 import { asCustomer, asOperator } from '../helpers/tokens.js';
@@ -64,7 +64,8 @@ describe('vehicles', () => {
   });
 
   it('GET /vehicles/:id answers the contract fields and strips the others', async () => {
-    const { app } = start(stubFleet({ getVehicle: () => ({ ...sampleVehicleWithSecret() }) }));
+    const vehicle = await sampleVehicleWithSecret();
+    const { app } = start(stubFleet({ getVehicle: async () => vehicle }));
     const response = await app.inject({ url: '/vehicles/veh-1', headers: asCustomer() });
     expect(response.statusCode).toBe(200);
     const body = response.json();
@@ -80,8 +81,8 @@ describe('vehicles', () => {
   });
 });
 
-function sampleVehicleWithSecret() {
-  return { ...stubFleet().fleet.getVehicle('veh-1')!, internalNote: 'not for clients' };
+async function sampleVehicleWithSecret() {
+  return { ...(await stubFleet().fleet.getVehicle('veh-1'))!, internalNote: 'not for clients' };
 }
 
 describe('bookings', () => {

@@ -33,4 +33,34 @@ describe('loadConfig', () => {
   it('refuses a passivation shorter than the unlock wait', () => {
     expect(() => loadConfig({ UNLOCK_TIMEOUT_MS: '60000', PASSIVATE_AFTER_MS: '60000' })).toThrowError(/PASSIVATE_AFTER_MS/);
   });
+
+  it('refuses the public development JWT secret on a non-loopback HOST, naming FLEET_JWT_SECRET', () => {
+    expect(() => loadConfig({ HOST: '0.0.0.0' })).toThrowError(ConfigError);
+    expect(() => loadConfig({ HOST: '0.0.0.0' })).toThrowError(/^Invalid configuration: FLEET_JWT_SECRET .*HOST 0\.0\.0\.0/);
+    expect(() => loadConfig({ HOST: '192.168.1.10' })).toThrowError(/FLEET_JWT_SECRET/);
+    expect(loadConfig({ HOST: '0.0.0.0', FLEET_JWT_SECRET: 'a-real-secret-of-enough-length' }).http.host).toBe('0.0.0.0');
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1']) expect(loadConfig({ HOST: host }).http.host).toBe(host);
+  });
+
+  it('reads the MQTT security settings', () => {
+    expect(loadConfig({}).mqttSecurity).toEqual({ serverLogin: null, provisioning: 'none', deviceSecret: null });
+    const config = loadConfig({
+      MQTT_URL: 'mqtt://127.0.0.1:18830',
+      MQTT_USERNAME: 'fleet-server',
+      MQTT_PASSWORD: 'pw',
+      MQTT_PROVISIONING: 'dynsec',
+      FLEET_DEVICE_SECRET: 'x'.repeat(32),
+    });
+    expect(config.mqttSecurity).toEqual({ serverLogin: { username: 'fleet-server', password: 'pw' }, provisioning: 'dynsec', deviceSecret: 'x'.repeat(32) });
+  });
+
+  it.each([
+    [{ MQTT_USERNAME: 'server' }, /^Invalid configuration: MQTT_PASSWORD /],
+    [{ MQTT_PASSWORD: 'pw' }, /^Invalid configuration: MQTT_USERNAME /],
+    [{ MQTT_PROVISIONING: 'dynsec' }, /^Invalid configuration: MQTT_PROVISIONING /],
+    [{ MQTT_PROVISIONING: 'acl' }, /^Invalid configuration: MQTT_PROVISIONING /],
+    [{ FLEET_DEVICE_SECRET: 'short' }, /^Invalid configuration: FLEET_DEVICE_SECRET /],
+  ])('refuses incomplete MQTT security settings %o', (env, message) => {
+    expect(() => loadConfig(env)).toThrowError(message);
+  });
 });

@@ -4,7 +4,7 @@ import { SqliteCheckpointStore } from '../../persistence/checkpoints.js';
 import { SqliteJournalEngine } from '../../persistence/journal-engine.js';
 import type { CheckpointStore } from '../../persistence/journal-types.js';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
-import { startActorSystem, type ActorSystem } from '../../runtime/actor-system.js';
+import { startActorSystem, type ActorSystem } from '../../runtime/kernel/actor-system.js';
 import type { ProducerConnectionState, RecordPublisher } from '../../runtime/kafka/producer.js';
 import type { KafkaRecord } from '../../runtime/kafka/record.js';
 import { createLogger } from '../../runtime/logger.js';

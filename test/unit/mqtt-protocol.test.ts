@@ -59,7 +59,7 @@ describe('vehicle topics', () => {
 
 describe('payload parsers', () => {
   const at = '2025-01-01T10:00:00.000Z';
-  const command = { commandId: 'c-1', type: 'UNLOCK', bookingId: 'b-1', issuedAt: at, expiresAt: '2025-01-01T10:00:05.000Z' };
+  const command = { commandId: 'c-1', type: 'UNLOCK', bookingId: 'b-1', issuedAt: at, expiresAt: '2025-01-01T10:00:05.000Z', sig: 'c2lnbmF0dXJl' };
 
   it('accept the contract payloads and strip unknown fields (fields may be added)', () => {
     expect(parseDeviceCommand(json({ ...command, extra: 1 }))).toEqual({ ok: true, value: command });
@@ -78,6 +78,7 @@ describe('payload parsers', () => {
     ['an unknown command type', json({ ...command, type: 'HONK' })],
     ['a date that is not ISO 8601', json({ ...command, expiresAt: 'tomorrow' })],
     ['a missing bookingId', json({ ...command, bookingId: undefined })],
+    ['a missing signature', json({ ...command, sig: undefined })],
     ['an oversized payload', Buffer.alloc(MAX_PAYLOAD_BYTES + 1, 0x20)],
   ])('return an error, never throw, for %s', (_case, payload) => {
     const result = parseDeviceCommand(payload);

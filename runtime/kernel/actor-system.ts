@@ -1,8 +1,9 @@
 import { configurePersistence, dispatch, spawn, start, stop, type ActorSystemRef, type PersistenceEngine, type Ref } from 'nact';
-import type { Logger } from './logger.js';
+import type { PersistedEvent, PersistedSnapshot } from '../../persistence/journal-types.js';
+import type { Logger } from '../logger.js';
 
 /**
- * The only module (with runtime/directory.ts) that imports nact: nact 7.6 is unmaintained, so the
+ * The nact adapter: the only module (with runtime/kernel/directory.ts) that imports nact: nact 7.6 is unmaintained, so the
  * rest of the code depends on these few functions, not on it.
  */
 export interface ActorSystem {
@@ -11,8 +12,23 @@ export interface ActorSystem {
   stop(): void;
 }
 
-export function startActorSystem(engine: PersistenceEngine, logger: Logger): ActorSystem {
-  const ref = start(configurePersistence(engine));
+/** What the kernel needs of a journal: persistence/journal-engine.ts is the one in use. */
+export interface JournalEngine {
+  persist(event: PersistedEvent, meta?: unknown): Promise<void>;
+  events(persistenceKey: string, offset: number, limit?: number, tags?: readonly string[]): PromiseLike<readonly PersistedEvent[]>;
+  latestSnapshot(persistenceKey: string): Promise<PersistedSnapshot | undefined>;
+  takeSnapshot(snapshot: PersistedSnapshot): Promise<void>;
+}
+
+/**
+ * The journal as nact's PersistenceEngine. nact's typings differ from what its runtime passes and
+ * accepts (an optional meta argument, a snapshot that may be missing, a reducible stream): the
+ * shapes match where it matters, which journal-engine.test.ts proves against real nact actors.
+ */
+export const asNactEngine = (engine: JournalEngine): PersistenceEngine => engine as unknown as PersistenceEngine;
+
+export function startActorSystem(engine: JournalEngine, logger: Logger): ActorSystem {
+  const ref = start(configurePersistence(asNactEngine(engine)));
   return { ref, logger, stop: () => stop(ref) };
 }
 

@@ -1,11 +1,11 @@
 import { createRequire } from 'node:module';
 import { dispatch, query, spawnPersistent, stop, type Ref } from 'nact';
-import type { Rejection } from '../actors/shared/rejections.js';
-import type { EventMeta } from '../persistence/journal-types.js';
-import type { TraceStep } from '../persistence/trace-store.js';
+import type { Rejection } from '../../actors/shared/rejections.js';
+import type { EventMeta } from '../../persistence/journal-types.js';
+import type { TraceStep } from '../../persistence/trace-store.js';
 import type { ActorSystem } from './actor-system.js';
 import { envelope as wrap, type Envelope, type TraceContext } from './envelope.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 
 /**
  * Virtual actors on top of nact (Orleans style): callers send to a kind + id, the directory activates

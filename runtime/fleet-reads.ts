@@ -1,0 +1,105 @@
+import type { EventCursor } from '../api/event-cursor.js';
+import type { EventPage, EventsPort, PublicEvent, TracesPort, TraceView } from '../api/ports.js';
+import { shardOfBooking } from './kernel/placement.js';
+import type { ShardLink } from './kernel/shard-link.js';
+import type { ShardEvent } from './kernel/shard-protocol.js';
+import type { ShardLinks } from './fleet-service.js';
+
+/** A read waits this long for a shard; a shard that is down fails it at once. */
+const READ_DEADLINE_MS = 15_000;
+
+/**
+ * GET /events across the shards. Each shard's events come in its journal order (so per key in
+ * order: a key lives on one shard); the shards are interleaved by time with a k-way merge that only
+ * ever takes a shard's next event, never reorders one shard's. The cursor holds one position per
+ * shard, so a page boundary loses and repeats nothing.
+ */
+export class ShardedEvents implements EventsPort {
+  private readonly listeners = new Set<(events: readonly PublicEvent[]) => void>();
+  private readonly unsubscribes: Array<() => void>;
+
+  constructor(private readonly shardLinks: ShardLinks) {
+    this.unsubscribes = this.links().map((link) => link.onEvents((events) => this.publish(events)));
+  }
+
+  get shards(): number {
+    return this.shardLinks.count;
+  }
+
+  async read(cursor: EventCursor, limit: number): Promise<EventPage> {
+    const pages = await Promise.all(
+      this.links().map((link, shard) => link.call<ShardEvent[]>({ op: 'read', read: { read: 'events', after: cursor[shard] ?? 0, limit } }, READ_DEADLINE_MS)),
+    );
+    const heads = pages.map(() => 0);
+    const items: PublicEvent[] = [];
+    const next = [...cursor];
+    while (items.length < limit) {
+      let pick = -1;
+      for (let shard = 0; shard < pages.length; shard += 1) {
+        const candidate = pages[shard]![heads[shard]!];
+        if (!candidate) continue;
+        const best = pick < 0 ? undefined : pages[pick]![heads[pick]!]!;
+        if (!best || candidate.time < best.time) pick = shard;
+      }
+      if (pick < 0) break;
+      const event = pages[pick]![heads[pick]!]!;
+      heads[pick]! += 1;
+      next[pick] = event.position;
+      items.push(event);
+    }
+    return { items, next };
+  }
+
+  subscribe(listener: (events: readonly PublicEvent[]) => void): () => void {
+    this.listeners.add(listener);
+    // Shards push their commits only while someone follows (a booking benchmark pays nothing for it).
+    if (this.listeners.size === 1) for (const link of this.links()) link.followEvents(true);
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) for (const link of this.links()) link.followEvents(false);
+    };
+  }
+
+  close(): void {
+    for (const unsubscribe of this.unsubscribes) unsubscribe();
+  }
+
+  private publish(events: readonly PublicEvent[]): void {
+    for (const listener of this.listeners) listener(events);
+  }
+
+  private links(): ShardLink[] {
+    return Array.from({ length: this.shardLinks.count }, (_, shard) => this.shardLinks.link(shard));
+  }
+}
+
+const TRACE_ID = /^[0-9a-f]{32}$/;
+/** Traces followed per booking: creation, unlock, end, cancel, timers, retries. */
+const TRACES_PER_BOOKING = 50;
+
+type Steps = TraceView['steps'];
+
+/** GET /traces/:id — a booking's traces from its shard, or one trace id gathered from every shard. */
+export class ShardedTraces implements TracesPort {
+  constructor(private readonly shardLinks: ShardLinks) {}
+
+  async find(bookingIdOrTraceId: string): Promise<TraceView | undefined> {
+    if (TRACE_ID.test(bookingIdOrTraceId)) {
+      const pages = await Promise.all(
+        Array.from({ length: this.shardLinks.count }, (_, shard) =>
+          this.shardLinks.link(shard).call<Steps>({ op: 'read', read: { read: 'trace', traceId: bookingIdOrTraceId } }, READ_DEADLINE_MS),
+        ),
+      );
+      const found = pages.filter((page) => page.length > 0);
+      // One shard's steps are in delivery order already; only a trace that crossed shards is merged by time.
+      const steps = found.length === 1 ? found[0]! : found.flat().sort((a, b) => Number(a.startedAt) - Number(b.startedAt));
+      return steps.length > 0 ? { traceId: bookingIdOrTraceId, steps } : undefined;
+    }
+    const shard = shardOfBooking(bookingIdOrTraceId, this.shardLinks.count);
+    if (shard === null) return undefined;
+    const found = await this.shardLinks
+      .link(shard)
+      .call<{ traceIds: string[]; steps: Steps } | null>({ op: 'read', read: { read: 'booking-traces', bookingId: bookingIdOrTraceId, limit: TRACES_PER_BOOKING } }, READ_DEADLINE_MS);
+    return found ? { traceId: found.traceIds[0]!, steps: found.steps } : undefined;
+  }
+}

@@ -1,0 +1,56 @@
+import type { Logger } from '../logger.js';
+import type { FromShard, ShardCall, ShardEvent, ShardPort, ShardStats, ToShard } from './shard-protocol.js';
+
+/**
+ * The shard's end of the boundary: answers calls from the main thread, pushes its stats every second
+ * and, while the main thread follows GET /events live, its public events as they commit. What a call
+ * does is the composition root's business (runtime/shard.ts); this only speaks the protocol.
+ */
+export interface ShardHandlers {
+  call(call: ShardCall): Promise<unknown>;
+  stats(): ShardStats;
+  /** Listener while followed, null when no longer. */
+  followEvents(listener: ((events: readonly ShardEvent[]) => void) | null): void;
+}
+
+export interface ShardServer {
+  /** Tells the main thread the shard serves from now on. */
+  announceReady(): void;
+  /** Stops the stats timer and lets go of the port. */
+  close(): void;
+}
+
+const STATS_EVERY_MS = 1000;
+
+export function serveShard(port: ShardPort, handlers: ShardHandlers, logger: Logger): ShardServer {
+  const send = (message: FromShard) => port.postMessage(message);
+  const onMessage = (raw: unknown) => {
+    const message = raw as ToShard;
+    switch (message.t) {
+      case 'call':
+        handlers.call(message.call).then(
+          (value) => send({ t: 'result', id: message.id, ok: true, value }),
+          (error: unknown) => {
+            logger.error({ err: error, op: message.call.op }, 'shard call failed');
+            send({ t: 'result', id: message.id, ok: false, error: error instanceof Error ? error.message : String(error) });
+          },
+        );
+        return;
+      case 'follow-events':
+        handlers.followEvents(message.on ? (events) => send({ t: 'events', events }) : null);
+        return;
+      default:
+        logger.warn({ message }, 'unknown message at the shard boundary ignored');
+    }
+  };
+  port.on('message', onMessage);
+  const timer = setInterval(() => send({ t: 'stats', stats: handlers.stats() }), STATS_EVERY_MS);
+  timer.unref();
+  return {
+    announceReady: () => send({ t: 'ready', stats: handlers.stats() }),
+    close: () => {
+      clearInterval(timer);
+      port.off('message', onMessage);
+    },
+  };
+}

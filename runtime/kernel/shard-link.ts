@@ -1,0 +1,137 @@
+import type { FromShard, ShardCall, ShardEvent, ShardPort, ShardStats, ToShard } from './shard-protocol.js';
+
+/** The shard is down (its worker died and is being restarted) or did not answer: the request gets a 503 at once. */
+export class ShardUnavailableError extends Error {
+  override readonly name = 'ShardUnavailableError';
+  constructor(
+    readonly shard: number,
+    readonly reason: string,
+  ) {
+    super(`shard ${shard} is unavailable: ${reason}`);
+  }
+
+  /** How the API answers it (api/error-handling.ts): 503 shard-unavailable. */
+  get rejection(): { readonly type: 'ShardUnavailable'; readonly shard: number; readonly reason: string } {
+    return { type: 'ShardUnavailable', shard: this.shard, reason: this.reason };
+  }
+}
+
+/** A shard answered a call with a failure outside the domain (a bug, a closed journal). */
+export class ShardCallError extends Error {
+  override readonly name = 'ShardCallError';
+}
+
+interface Pending {
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+export type ShardState = 'starting' | 'up' | 'down';
+
+/**
+ * The main thread's end of one shard: calls with replies matched by id, a deadline on every call so
+ * that nothing hangs, and the shard's state. When the shard goes down every pending call fails with
+ * ShardUnavailableError, and so does every new call until the shard is up again.
+ */
+export class ShardLink {
+  private port: ShardPort | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private readonly eventListeners = new Set<(events: readonly ShardEvent[]) => void>();
+  private readyWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+  private latest: ShardStats | null = null;
+  private downReason = 'starting';
+  state: ShardState = 'starting';
+
+  constructor(readonly shard: number) {}
+
+  /** A (new) port to the shard; the link goes up when the shard says `ready`. */
+  attach(port: ShardPort): void {
+    this.port = port;
+    this.state = 'starting';
+    port.on('message', this.onMessage);
+  }
+
+  /** The shard is gone: every waiting caller hears it now. */
+  detach(reason: string): void {
+    this.port?.off('message', this.onMessage);
+    this.port = null;
+    this.state = 'down';
+    this.downReason = reason;
+    const failure = new ShardUnavailableError(this.shard, reason);
+    for (const [id, pending] of this.pending) {
+      clearTimeout(pending.timer);
+      this.pending.delete(id);
+      pending.reject(failure);
+    }
+    for (const waiter of this.readyWaiters) waiter.reject(failure);
+    this.readyWaiters = [];
+  }
+
+  ready(): Promise<void> {
+    if (this.state === 'up') return Promise.resolve();
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  call<T>(call: ShardCall, deadlineMs: number): Promise<T> {
+    const port = this.port;
+    if (this.state !== 'up' || port === null) return Promise.reject(new ShardUnavailableError(this.shard, this.downReason));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new ShardUnavailableError(this.shard, `no answer to ${call.op} within ${deadlineMs} ms`));
+      }, deadlineMs);
+      this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, timer });
+      const message: ToShard = { t: 'call', id, call };
+      port.postMessage(message);
+    });
+  }
+
+  /** The latest stats the shard pushed (null before it was first up). */
+  stats(): ShardStats | null {
+    return this.latest;
+  }
+
+  onEvents(listener: (events: readonly ShardEvent[]) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  followEvents(on: boolean): void {
+    if (this.port === null) return;
+    const message: ToShard = { t: 'follow-events', on };
+    this.port.postMessage(message);
+  }
+
+  private readonly onMessage = (raw: unknown): void => {
+    const message = raw as FromShard;
+    switch (message.t) {
+      case 'ready':
+        this.latest = message.stats;
+        this.state = 'up';
+        for (const waiter of this.readyWaiters) waiter.resolve();
+        this.readyWaiters = [];
+        return;
+      case 'failed':
+        this.detach(`start-up failed: ${message.error}`);
+        return;
+      case 'result': {
+        const pending = this.pending.get(message.id);
+        if (!pending) return; // answered after its deadline: the caller has moved on
+        this.pending.delete(message.id);
+        clearTimeout(pending.timer);
+        if (message.ok) pending.resolve(message.value);
+        else pending.reject(new ShardCallError(`shard ${this.shard}: ${message.error}`));
+        return;
+      }
+      case 'events':
+        for (const listener of this.eventListeners) listener(message.events);
+        return;
+      case 'stats':
+        this.latest = message.stats;
+        return;
+    }
+  };
+}

@@ -63,7 +63,7 @@ export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async 
     },
     async (request, reply) => {
       const { id } = request.params;
-      if (!fleet.getVehicle(id)) return sendRejection(request, reply, { type: 'VehicleNotFound', vehicleId: id });
+      if (!(await fleet.getVehicle(id))) return sendRejection(request, reply, { type: 'VehicleNotFound', vehicleId: id });
       return { vehicleId: id, credentials: await devices.rotateCredentials(id) };
     },
   );
@@ -84,7 +84,7 @@ export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async 
     },
     async (request, reply) => {
       const { id } = request.params;
-      if (!fleet.getVehicle(id)) return sendRejection(request, reply, { type: 'VehicleNotFound', vehicleId: id });
+      if (!(await fleet.getVehicle(id))) return sendRejection(request, reply, { type: 'VehicleNotFound', vehicleId: id });
       await devices.clearPresence(id);
       return reply.code(202).send({ vehicleId: id, online: null });
     },

@@ -42,7 +42,7 @@ export interface AppDeps {
 }
 
 /**
- * The HTTP API (CONTRACT.md, "HTTP"). Returns an app that is not listening: main.ts calls `listen`,
+ * The HTTP API (docs/contract.md, "HTTP"). Returns an app that is not listening: main.ts calls `listen`,
  * tests call `inject`. Public routes (health, metrics, OpenAPI, docs) sit outside the authenticated
  * scope; everything else needs a bearer token.
  */

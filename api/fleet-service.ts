@@ -2,7 +2,7 @@ import type { Outcome } from '../actors/shared/rejections.js';
 import type { TraceContext } from '../runtime/kernel/envelope.js';
 
 /**
- * What the HTTP layer needs from the rest of the system. runtime/sharded-fleet-service.ts implements it on
+ * What the HTTP layer needs from the rest of the system. runtime/fleet-service.ts implements it on
  * the actor shards; route handlers depend on nothing else, so `buildApp(deps)` stays testable with `inject`.
  */
 
@@ -92,7 +92,7 @@ export interface FleetService {
   end(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>>;
 }
 
-/** A vehicle's MQTT login and command key (CONTRACT.md, "HTTP": shown once, at registration or rotation). */
+/** A vehicle's MQTT login and command key (docs/contract.md, "HTTP": shown once, at registration or rotation). */
 export interface DeviceCredentials {
   /** The vehicle id: also the MQTT client id the vehicle must use. */
   readonly username: string;

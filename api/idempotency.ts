@@ -4,7 +4,7 @@ import type { IdempotencyPort } from './ports.js';
 export type { IdempotencyPort, StoredResponse } from './ports.js';
 
 /**
- * Idempotency-Key for POST /bookings (CONTRACT.md; IETF draft-ietf-httpapi-idempotency-key-header,
+ * Idempotency-Key for POST /bookings (docs/contract.md; IETF draft-ietf-httpapi-idempotency-key-header,
  * Stripe's behaviour): the first request runs and its response is stored, errors included; the same
  * key and body replay it; the same key while the first still runs → 409; another body → 422.
  */

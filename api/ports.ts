@@ -2,7 +2,7 @@ import type { EventCursor } from './event-cursor.js';
 
 /**
  * What the HTTP layer needs besides FleetService (api/fleet-service.ts). Each is a small interface so
- * `buildApp(deps)` runs in tests on in-memory fakes; runtime/main.ts wires the real implementations.
+ * `buildApp(deps)` runs in tests on in-memory fakes; runtime/fleet-app.ts wires the real implementations.
  */
 
 /** One stored response to an idempotent request (status and body, errors included). */
@@ -70,7 +70,7 @@ export interface EventsPort {
   subscribe(listener: (events: readonly PublicEvent[]) => void): () => void;
 }
 
-/** One recorded delivery of a message between actors (DESIGN.md, "Messages and traces"). */
+/** One recorded delivery of a message between actors (docs/architecture.md, "Messages and traces"). */
 export type TraceStep = Readonly<Record<string, unknown>>;
 
 export interface TraceView {

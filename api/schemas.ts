@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
 
 /**
- * The single source of truth for the HTTP shapes (CONTRACT.md, "HTTP"): route validation, handler types
+ * The single source of truth for the HTTP shapes (docs/contract.md, "HTTP"): route validation, handler types
  * and the OpenAPI document all come from these schemas. Request objects are strict (an unknown field is
  * a 400, so a typo never passes silently); response objects strip what the contract does not list.
  */

@@ -2,7 +2,7 @@ import type { Statement } from 'better-sqlite3';
 import type { Db } from './sqlite.js';
 
 /**
- * Device login hashes, one row per vehicle (CONTRACT.md, "MQTT": every client logs in).
+ * Device login hashes, one row per vehicle (docs/contract.md, "MQTT": every client logs in).
  *
  * A store of its own, with its own migrations (tracked in `component_versions`, not in the journal's
  * `user_version`): after the shard split it lives in the main thread's database, next to the embedded

@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './sqlite.js';
 
-/** Stored responses are replayed for 24 h (CONTRACT.md, Idempotency-Key). */
+/** Stored responses are replayed for 24 h (docs/contract.md, Idempotency-Key). */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 
 export interface StoredResponse {

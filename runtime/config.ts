@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 /**
- * The whole configuration, parsed once at start-up (CONTRACT.md, "Configuration").
+ * The whole configuration, parsed once at start-up (docs/contract.md, "Configuration").
  * Nothing below runtime/main.ts reads process.env: it receives this typed object.
  */
 const port = z.coerce.number().int().min(0).max(65535);
@@ -66,7 +66,8 @@ export type RawConfig = z.infer<typeof configSchema>;
 export interface FleetConfig {
   readonly http: { readonly host: string; readonly port: number; readonly bodyLimitBytes: number };
   readonly db: { readonly file: string; readonly synchronous: 'FULL' | 'NORMAL' };
-  readonly shards: number;
+  /** FLEET_SHARDS, or the cores when unset (`explicit: false`: existing data then keeps its own count). */
+  readonly shards: { readonly count: number; readonly explicit: boolean };
   readonly mqtt:
     | { readonly mode: 'embedded'; readonly port: number; readonly protocolVersion: 4 | 5; readonly clientId: string | null }
     | { readonly mode: 'external'; readonly url: string; readonly protocolVersion: 4 | 5; readonly clientId: string | null };
@@ -137,7 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   return {
     http: { host: raw.HOST, port: raw.PORT, bodyLimitBytes: raw.BODY_LIMIT_BYTES },
     db: { file: raw.FLEET_DB, synchronous: raw.FLEET_DB_SYNC },
-    shards: raw.FLEET_SHARDS ?? availableParallelism(),
+    shards: { count: raw.FLEET_SHARDS ?? availableParallelism(), explicit: raw.FLEET_SHARDS !== undefined },
     mqtt: raw.MQTT_URL
       ? { mode: 'external', url: raw.MQTT_URL, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 5, clientId: raw.MQTT_CLIENT_ID ?? null }
       : { mode: 'embedded', port: raw.MQTT_PORT, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 4, clientId: raw.MQTT_CLIENT_ID ?? null },

@@ -21,7 +21,7 @@ import type { BrokerSecurity, EmbeddedBroker } from './mqtt/embedded-broker.js';
 import type { UnsignedDeviceCommand } from './mqtt/protocol.js';
 import { isValidVehicleId, statusTopic } from './mqtt/topics.js';
 
-/** CONTRACT.md: no legitimate packet comes near it (commands and replies are a few hundred bytes). */
+/** docs/contract.md: no legitimate packet comes near it (commands and replies are a few hundred bytes). */
 export const MAX_MQTT_PACKET_BYTES = 64 * 1024;
 
 /**

@@ -56,7 +56,7 @@ export interface RunningFleet {
 }
 
 /**
- * The main thread's composition root (DESIGN.md, "Shards"): the registry, the embedded MQTT broker,
+ * The main thread's composition root (docs/architecture.md, "Shards"): the registry, the embedded MQTT broker,
  * the shards (worker threads, supervised), the demo fleet, and HTTP in front of a router to the
  * shards. `close` undoes it in reverse order: HTTP first, then every shard flushes its journal.
  */
@@ -77,6 +77,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
   try {
     const started = Date.now();
     const registry = openRegistry(config.db.file, config.shards, config.db.synchronous);
+    const shardCount = registry.shardCount;
     closers.push(() => registry.close());
     if (registry.convertedFromSingleFile) logger.warn({ db: config.db.file, shardFile: registry.shardFiles[0] }, 'single-file database opened as a one-shard fleet (its journal moved to the shard file)');
 
@@ -90,7 +91,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     const mqttLogin = deviceSecurity.serverLogin;
     const inits: ShardInit[] = registry.shardFiles.map((dbFile, shard) => ({
       shard,
-      shardCount: config.shards,
+      shardCount,
       config,
       dbFile,
       mqttUrl,
@@ -145,7 +146,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     let url: string | null = null;
     if (options.listen ?? true) url = await app.listen({ host: config.http.host, port: config.http.port });
     else await app.ready();
-    logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: config.shards, kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
+    logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: shardCount, kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
 
     return {
       app,

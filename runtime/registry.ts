@@ -6,11 +6,14 @@ import { ConfigError } from './config.js';
 
 /**
  * The main thread's own database, at FLEET_DB: what belongs to the fleet rather than to a shard —
- * the shard count the data was made with, and the idempotency keys (a key's first request may have
- * gone to any shard). Each shard's journal is a file beside it: `fleet.db` → `fleet.shard-0.db`, … .
+ * the shard count the data was made with, the idempotency keys (a key's first request may have gone
+ * to any shard) and the devices' credentials (checked on every MQTT CONNECT, on the main thread).
+ * Each shard's journal is a file beside it: `fleet.db` → `fleet.shard-0.db`, … .
  */
 export interface Registry {
   readonly db: Db;
+  /** The fleet's shard count: FLEET_SHARDS, or when unset the count the data was made with. */
+  readonly shardCount: number;
   readonly shardFiles: readonly string[];
   /** A database made by the single-file version was turned into shard 0 (logged once). */
   readonly convertedFromSingleFile: boolean;
@@ -24,7 +27,9 @@ export const shardFileOf = (fleetDb: string, shard: number): string =>
  * Opens the registry, records the shard count when the data is new, and refuses another count: the
  * placement hash depends on it, so a different count would silently orphan every actor.
  */
-export function openRegistry(fleetDb: string, shardCount: number, synchronous: 'FULL' | 'NORMAL'): Registry {
+export function openRegistry(fleetDb: string, shards: { readonly count: number; readonly explicit: boolean }, synchronous: 'FULL' | 'NORMAL'): Registry {
+  // Unset FLEET_SHARDS means "the cores" for new data only: existing data keeps the count it was made with.
+  const shardCount = shards.explicit ? shards.count : (recordedShardCount(fleetDb) ?? shards.count);
   const shardFiles = Array.from({ length: shardCount }, (_, shard) => shardFileOf(fleetDb, shard));
   const convertedFromSingleFile = fleetDb !== ':memory:' && convertSingleFileDatabase(fleetDb, shardCount, shardFiles[0]!);
   const db = openDatabase(fleetDb, { synchronous, migrations: registryMigrations });
@@ -45,7 +50,22 @@ export function openRegistry(fleetDb: string, shardCount: number, synchronous: '
     db.close();
     throw error;
   }
-  return { db, shardFiles, convertedFromSingleFile, close: () => db.close() };
+  return { db, shardCount, shardFiles, convertedFromSingleFile, close: () => db.close() };
+}
+
+/** The count recorded in an existing registry; 1 for a single-file database; null for new data. */
+function recordedShardCount(fleetDb: string): number | null {
+  if (fleetDb === ':memory:' || !existsSync(fleetDb)) return null;
+  const db = new Database(fleetDb, { readonly: true });
+  try {
+    const tables = new Set(db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((row) => row.name));
+    if (tables.has('journal')) return 1;
+    if (!tables.has('fleet_meta')) return null;
+    const recorded = db.prepare<[], { value: string }>("SELECT value FROM fleet_meta WHERE key = 'shard_count'").get();
+    return recorded ? Number(recorded.value) : null;
+  } finally {
+    db.close();
+  }
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Logger } from './logger.js';
 import { startShard, type LocalShardOptions, type RunningShard, type ShardInit } from './shard.js';
 
 /**
- * Starts the shards and keeps them running (DESIGN.md, "Shards"): each in a worker thread, or, for
+ * Starts the shards and keeps them running (docs/architecture.md, "Shards"): each in a worker thread, or, for
  * tests, in this thread over a MessageChannel (the same protocol, the same code). A worker that dies is
  * started again from its journal, with a backoff; while it is down its link answers every request at
  * once with ShardUnavailable (503), never a hang.
@@ -144,7 +144,11 @@ export class ShardSupervisor {
         slot.restarts += 1;
         this.launch(slot).then(
           () => log.info({ restarts: slot.restarts }, 'shard worker restarted'),
-          (error: unknown) => log.error({ err: error }, 'shard worker restart failed'),
+          (error: unknown) => {
+            // A start that hangs or fails ends its worker, whose exit schedules the next try.
+            log.error({ err: error }, 'shard worker restart failed; trying again');
+            void slot.worker?.terminate();
+          },
         );
       }, delay);
     });

@@ -70,7 +70,7 @@ export interface RunningShard {
 }
 
 /**
- * The composition root of one shard (DESIGN.md, "Shards"): its own journal file, actor system and
+ * The composition root of one shard (docs/architecture.md, "Shards"): its own journal file, actor system and
  * directory, its vehicle, booking and payment actors, its booking timers, its MQTT connection (the
  * vehicle actors' subscriptions and their unlock timeouts live here, on the vehicle's own thread), its
  * telemetry pipeline for its own vehicles, and its event relay to Kafka. `close` undoes it in reverse

@@ -79,7 +79,7 @@ async function start(s) {
       'allow_anonymous false',
       `plugin ${plugin}`,
       `plugin_opt_config_file ${s.dynsec}`,
-      // CONTRACT.md: no legitimate packet comes near 64 KB.
+      // docs/contract.md: no legitimate packet comes near 64 KB.
       'max_packet_size 65536',
       `user ${userInfo().username}`,
       'persistence true',

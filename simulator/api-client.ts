@@ -26,7 +26,7 @@ export interface ApiClientOptions {
   readonly timeoutMs?: number;
 }
 
-/** The HTTP API as the simulator's customers and operator see it (CONTRACT.md, "HTTP"). */
+/** The HTTP API as the simulator's customers and operator see it (docs/contract.md, "HTTP"). */
 export class ApiClient {
   private readonly baseUrl: string;
   private readonly timeoutMs: number;

@@ -59,7 +59,7 @@ export interface DroppedCommand {
 const DEFAULT_BEHAVIOUR: VehicleBehaviour = { replyDelayMs: 0, mode: 'answer', rejectReason: 'vehicle refused the command' };
 
 /**
- * A device that follows the MQTT contract (CONTRACT.md, "MQTT"), for tests, the demo and the simulator.
+ * A device that follows the MQTT contract (docs/contract.md, "MQTT"), for tests, the demo and the simulator.
  * It announces itself with a retained `{online: true}` on every connect, leaves a retained last will
  * `{online: false}`, answers commands on its `replies` topic, treats a repeated commandId as already done
  * (same answer again) and drops commands past their `expiresAt`. One MQTT client per vehicle.

@@ -1,5 +1,5 @@
 /**
- * Which journal events leave the process, and on which Kafka topic (CONTRACT.md, "Kafka"). The
+ * Which journal events leave the process, and on which Kafka topic (docs/contract.md, "Kafka"). The
  * runtime tags an event `public` exactly when this catalog knows its type, so adding a line here is
  * what publishes a new event type: a versioned decision, not a detail.
  */

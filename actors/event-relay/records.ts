@@ -4,7 +4,7 @@ import type { KafkaRecord } from '../../runtime/kafka/record.js';
 import { topicOf } from './catalog.js';
 
 /**
- * Journal row → Kafka record (CONTRACT.md, "Kafka"): CloudEvents 1.0 in binary mode, i.e. the event
+ * Journal row → Kafka record (docs/contract.md, "Kafka"): CloudEvents 1.0 in binary mode, i.e. the event
  * data is the record value and the CloudEvents attributes travel as `ce_*` headers. Pure.
  */
 

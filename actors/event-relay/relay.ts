@@ -6,7 +6,7 @@ import type { Logger } from '../../runtime/logger.js';
 import { toKafkaRecord } from './records.js';
 
 /**
- * EventRelayActor (DESIGN.md): the only Kafka publisher. The journal is the outbox: the relay reads
+ * EventRelayActor (docs/architecture.md): the only Kafka publisher. The journal is the outbox: the relay reads
  * committed public events after its checkpoint, in journal order, publishes them, and moves the
  * checkpoint only after Kafka acknowledged them. A crash between the acknowledgement and the checkpoint
  * write publishes those events again (same `ce_id`): at-least-once, never lost, never skipped.

@@ -21,7 +21,7 @@ export type GatewayDecision =
   | { readonly outcome: 'authorized'; readonly reference: string }
   | { readonly outcome: 'declined'; readonly reason: 'card_declined' | 'invalid_payment_method' };
 
-/** Test card tokens (CONTRACT.md): what the simulated gateway does with each. */
+/** Test card tokens (docs/contract.md): what the simulated gateway does with each. */
 export const TEST_TOKENS = {
   authorizes: 'tok_visa',
   declines: 'tok_chargeDeclined',

@@ -8,7 +8,7 @@ export interface TraceRoutesOptions {
   readonly traces: TracesPort;
 }
 
-/** GET /traces/:id: a booking's or a request's trace, message by message (DESIGN.md, "Messages and traces"). */
+/** GET /traces/:id: a booking's or a request's trace, message by message (docs/architecture.md, "Messages and traces"). */
 export const traceRoutes: FastifyPluginAsyncZod<TraceRoutesOptions> = async (app, { traces }) => {
   app.get(
     '/:id',

@@ -44,7 +44,7 @@ export interface ResilientProducerOptions {
  * a failed send, the kafkajs producer is discarded and a new one (new producer id) is built for the
  * next attempt. The price: a batch that was written but whose acknowledgement was lost is written
  * again by the new producer, which is why delivery is at-least-once and consumers de-duplicate on
- * `ce_id` (CONTRACT.md).
+ * `ce_id` (docs/contract.md).
  *
  * One batch at a time: its only user, the event relay, sends the next batch after the previous one
  * settled.

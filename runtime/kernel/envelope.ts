@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
 /**
- * Every message between actors travels in an envelope (DESIGN.md, "Messages and traces").
+ * Every message between actors travels in an envelope (docs/architecture.md, "Messages and traces").
  * Ids follow W3C trace context sizes so that `traceparent` can be derived without a mapping.
  */
 export interface Envelope<Payload extends { readonly type: string } = { readonly type: string }> {

@@ -1,7 +1,7 @@
 /**
  * Where an entity lives: vehicle id → shard by a stable hash; a booking and its payment authorization
  * live on their vehicle's shard, and the booking id names that shard, so any later request for the
- * booking is routed without a lookup (DESIGN.md, "Shards").
+ * booking is routed without a lookup (docs/architecture.md, "Shards").
  *
  * The hash must never change: it is part of the data. Changing the shard count re-hashes every
  * vehicle, which is why the count is recorded with the data and another count is refused.

@@ -2,7 +2,7 @@ import type { ActorAddress, Message } from './directory.js';
 import type { TraceContext } from './envelope.js';
 
 /**
- * What crosses the boundary of a shard (DESIGN.md, "Shards"): plain, structured-clone-able data
+ * What crosses the boundary of a shard (docs/architecture.md, "Shards"): plain, structured-clone-able data
  * only, no closures, no class identity, rejections as values. Today it travels over a MessagePort
  * between the main thread and a worker (or a MessageChannel inside one thread, in tests); nothing in
  * it assumes shared memory, so the same messages could cross a socket to a shard in another process.

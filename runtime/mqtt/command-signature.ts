@@ -3,7 +3,7 @@ import { hmac } from './device-secrets.js';
 import type { DeviceCommand, UnsignedDeviceCommand } from './protocol.js';
 
 /**
- * Commands a vehicle can verify (CONTRACT.md, "MQTT": `sig`). The server signs every command with a
+ * Commands a vehicle can verify (docs/contract.md, "MQTT": `sig`). The server signs every command with a
  * per-vehicle key; the vehicle checks it, so a forged UNLOCK does not open a car even through a broker
  * that was compromised or misconfigured.
  *

@@ -38,7 +38,7 @@ export interface MqttConnectionOptions {
 }
 
 export interface PublishOptions {
-  /** Default 1 (CONTRACT.md: QoS 1). The promise resolves on PUBACK for QoS 1. */
+  /** Default 1 (docs/contract.md: QoS 1). The promise resolves on PUBACK for QoS 1. */
   readonly qos?: 0 | 1;
   readonly retain?: boolean;
   /** MQTT 5 only (ignored on 3.1.1): the broker drops the message once it is this old. */

@@ -1,7 +1,7 @@
 import { parseVehicleTopic } from './topics.js';
 
 /**
- * Who may do what on the broker (CONTRACT.md, "MQTT"): pure decisions, used by the embedded broker's
+ * Who may do what on the broker (docs/contract.md, "MQTT"): pure decisions, used by the embedded broker's
  * hooks and mirrored by the ACLs the dynamic-security provisioner writes into Mosquitto.
  *
  * A vehicle speaks only for itself: it publishes its own replies, telemetry and status (its last will

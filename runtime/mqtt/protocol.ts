@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * The four MQTT payloads of CONTRACT.md ("MQTT"). Unknown fields are stripped, not refused: the
+ * The four MQTT payloads of docs/contract.md ("MQTT"). Unknown fields are stripped, not refused: the
  * contract lets either side add fields. Everything that arrives from a device is parsed with the
  * `parse*` functions below, which never throw, so a malformed payload is logged and dropped instead
  * of crashing the handler that received it.

@@ -1,5 +1,5 @@
 /**
- * The MQTT topic tree of CONTRACT.md: `fleet/vehicles/{id}/{channel}`.
+ * The MQTT topic tree of docs/contract.md: `fleet/vehicles/{id}/{channel}`.
  * A vehicle id is validated before it becomes part of a topic, so an id can never smuggle a topic
  * level (`/`) or a wildcard (`+`, `#`) into a subscription or a publish.
  */

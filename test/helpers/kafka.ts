@@ -136,7 +136,7 @@ export async function consumeRecords(kafka: Kafka, topics: readonly string[], co
   }
 }
 
-/** Consumers de-duplicate on `ce_id` (CONTRACT.md); so do the tests. */
+/** Consumers de-duplicate on `ce_id` (docs/contract.md); so do the tests. */
 export function byCloudEventId(records: readonly ConsumedRecord[]): Map<string, ConsumedRecord[]> {
   const groups = new Map<string, ConsumedRecord[]>();
   for (const record of records) {

@@ -6,7 +6,7 @@ import { keyedBookingId, startTestFleet, type TestFleet } from '../helpers/fleet
 
 /**
  * The booking core through HTTP on the whole real system (SQLite journal, nact actors, embedded MQTT
- * broker, fastify): CONTRACT.md "HTTP" for POST /bookings, GET /bookings/:id and cancel.
+ * broker, fastify): docs/contract.md "HTTP" for POST /bookings, GET /bookings/:id and cancel.
  */
 
 const PROBLEM_TYPE = 'https://fleetactors.dev/problems/';

@@ -157,6 +157,10 @@ describe('the shard count is fixed with the data', () => {
       await expect(startFleet(loadConfig({ ...env, FLEET_SHARDS: '3' }), { logger, listen: false, shardRuntime: 'inline' })).rejects.toThrow(/FLEET_SHARDS is 3, but the data .* was created with 2 shards/);
       const again = await startFleet(loadConfig({ ...env, FLEET_SHARDS: '2' }), { logger, listen: false, shardRuntime: 'inline' });
       await again.close();
+      // Unset, FLEET_SHARDS means the cores for new data only: this data keeps its two shards.
+      const unset = await startFleet(loadConfig(env), { logger, listen: false, shardRuntime: 'inline' });
+      expect(unset.shards.count).toBe(2);
+      await unset.close();
     } finally {
       temp.cleanup();
     }

@@ -440,6 +440,8 @@ const RUNNERS: Record<Scenario, () => Promise<unknown>> = {
 
 async function main(): Promise<void> {
   const startedAt = new Date().toISOString();
+  // The servers under test run from dist/ (bench/server.ts), as `npm start` runs them.
+  if (spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' }).status !== 0) throw new Error('the build failed');
   const results: Record<string, unknown> = {
     startedAt,
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform} ${release()}`, loadAverageAtStart: loadavg().map((l) => round(l)) },

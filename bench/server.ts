@@ -29,7 +29,9 @@ export async function spawnBenchServer(env: Record<string, string>): Promise<Ben
   // BENCH_NODE_ARGS: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile the server under load.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const spawnedAt = performance.now();
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'runtime/main.ts'], {
+  // The built server, as `npm start` runs it (bench/run.ts builds it first): no TypeScript compiled
+  // on the fly in the measured window, in the main thread or in the shard workers.
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, 'dist/runtime/main.js'], {
     cwd: fileURLToPath(new URL('..', import.meta.url)),
     // Only what the bench sets: a FLEET_JWT_SECRET, KAFKA_BROKERS or MQTT_URL in the shell must not change the run.
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', FLEET_DB: join(dir, 'fleet.db'), PORT: String(port), MQTT_PORT: String(mqttPort), LOG_LEVEL: 'error', ...env },

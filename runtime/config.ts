@@ -55,6 +55,8 @@ export const configSchema = z.object({
   SNAPSHOT_EVERY: z.coerce.number().int().positive().default(50),
   /** Recorded actor traces older than this are deleted (the journal itself is kept forever). */
   TRACE_RETENTION_MS: positiveMs.default(7 * 24 * 60 * 60_000),
+  /** Share of requests whose actor deliveries are traced (failed and slow ones always are). */
+  TRACE_SAMPLE: z.coerce.number().min(0).max(1).default(1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Register this many demo vehicles at start-up (ids demo-0001 …), for a first run. */
   FLEET_SEED: z.coerce.number().int().min(0).max(100_000).default(0),
@@ -97,6 +99,7 @@ export interface FleetConfig {
   };
   readonly snapshotEvery: number;
   readonly traceRetentionMs: number;
+  readonly traceSample: number;
   readonly logLevel: RawConfig['LOG_LEVEL'];
   readonly seedVehicles: number;
 }
@@ -167,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     },
     snapshotEvery: raw.SNAPSHOT_EVERY,
     traceRetentionMs: raw.TRACE_RETENTION_MS,
+    traceSample: raw.TRACE_SAMPLE,
     logLevel: raw.LOG_LEVEL,
     seedVehicles: raw.FLEET_SEED,
   };

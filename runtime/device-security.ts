@@ -89,6 +89,8 @@ export function createDeviceSecurity(parts: { db: Db; config: FleetConfig; logge
       return { username: vehicleId, password, commandKey: commandKey(vehicleId) };
     },
     putDemoCredentials: (vehicleId) => {
+      // A restart with 100,000 demo vehicles must not derive 200,000 HMACs for credentials it has.
+      if (store.get(vehicleId)) return null;
       const password = demoVehiclePassword(DEV_JWT_SECRET, vehicleId);
       const stored = store.putIfAbsent(vehicleId, hashDevicePassword(pepper, password), 'demo');
       return stored ? { username: vehicleId, password, commandKey: commandKey(vehicleId) } : null;
@@ -141,11 +143,11 @@ export async function seedDemoCredentials(
     if (removed > 0) logger.warn({ removed }, 'demo vehicle credentials removed: FLEET_JWT_SECRET is set; rotate them with POST /vehicles/:id/credentials');
     return;
   }
+  // One transaction for the store (one fsync, not one per vehicle: FLEET_SEED=100000 starts in seconds).
+  const fresh = security.store.inTransaction(() => vehicleIds.map((vehicleId) => security.putDemoCredentials(vehicleId)).filter((credentials) => credentials !== null));
   let provisioned = 0;
-  for (const vehicleId of vehicleIds) {
-    const credentials = security.putDemoCredentials(vehicleId);
-    if (!credentials) continue;
-    await provisioner.provision(vehicleId, credentials.password);
+  for (const credentials of fresh) {
+    await provisioner.provision(credentials.username, credentials.password);
     provisioned += 1;
   }
   if (provisioned > 0) logger.info({ provisioned }, 'demo vehicle credentials derived from the development secret');

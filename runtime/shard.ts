@@ -111,6 +111,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       snapshotEvery: config.snapshotEvery,
       tagsFor: (event) => (isPublicEventType(event.type) ? [PUBLIC_TAG] : []),
       traces,
+      traceSample: config.traceSample,
     });
     closers.push(() => directory.stopAll());
 

@@ -102,6 +102,21 @@ export interface DirectoryOptions {
   /** Tags for an event as it is journalled (`public` for events that leave the process). */
   readonly tagsFor?: (event: Message) => string[];
   readonly traces?: TraceSink;
+  /**
+   * Share of traces recorded, 0..1 (TRACE_SAMPLE). The choice follows the trace id, so one request is
+   * recorded at every hop or at none; a delivery that failed or was slow is recorded whatever the draw.
+   */
+  readonly traceSample?: number;
+}
+
+/** A delivery slower than this is always recorded: the trace of a slow request is the one wanted. */
+const SLOW_DELIVERY_US = 250_000;
+
+/** Deterministic in the trace id (its first 8 hex digits as a fraction), so every shard draws alike. */
+export function isSampled(traceId: string, sample: number): boolean {
+  if (sample >= 1) return true;
+  if (sample <= 0) return false;
+  return Number.parseInt(traceId.slice(0, 8), 16) / 0x1_0000_0000 < sample;
 }
 
 interface Delivery {
@@ -197,7 +212,7 @@ export class ActorDirectory {
   }
 
   private spawn(address: ActorAddress, behaviour: ActorBehaviour<unknown, Message, Message>, name: string): Activation {
-    const { logger, traces, tagsFor = noTags } = this.options;
+    const { logger, traces, tagsFor = noTags, traceSample = 1 } = this.options;
     const actorLogger = logger.child({ actor: name });
     let activated = false;
     // Set once spawnPersistent returned; messages are only handled after that (nact recovers in a setImmediate).
@@ -254,7 +269,9 @@ export class ActorDirectory {
 
       const startedAt = Date.now();
       const started = process.hrtime.bigint();
-      const stateBefore = traces ? describe(behaviour, current) : undefined;
+      const sampled = traces !== undefined && isSampled(envelope.traceId, traceSample);
+      const stateBefore = sampled ? describe(behaviour, current) : undefined;
+      let failed = false;
       try {
         if (!activated) {
           activated = true;
@@ -266,11 +283,13 @@ export class ActorDirectory {
         // A command handler that throws has a bug or lost its journal: the state it persisted so far is
         // kept, the asker hears at once that it failed (no wait for its timeout), the log says why.
         outcome = { error: error instanceof Error ? error.message : String(error) };
+        failed = true;
         context.logger.error({ err: error }, 'command handler failed');
         if (replyTo && replied === undefined) dispatch(replyTo, new ActorFailed(name, envelope.type));
         if (error instanceof PersistenceFailure) throw error;
       } finally {
-        traces?.record({
+        const durationUs = Number((process.hrtime.bigint() - started) / 1000n);
+        if (traces && (sampled || failed || durationUs >= SLOW_DELIVERY_US || isRejection(outcome))) traces.record({
           traceId: envelope.traceId,
           spanId: envelope.spanId,
           parentSpanId: envelope.parentSpanId,
@@ -282,7 +301,7 @@ export class ActorDirectory {
           stateAfter: describe(behaviour, live),
           outcome,
           startedAt,
-          durationUs: Number((process.hrtime.bigint() - started) / 1000n),
+          durationUs,
         });
       }
       return live;
@@ -333,6 +352,9 @@ export class ActorDirectory {
     dispatch(activation.ref, delivery);
   }
 }
+
+/** A reply that refuses (an Outcome with `ok: false`): the traces of refused requests are always kept. */
+const isRejection = (outcome: unknown): boolean => typeof outcome === 'object' && outcome !== null && (outcome as { ok?: unknown }).ok === false;
 
 const isDelivery = (message: unknown): message is Delivery =>
   typeof message === 'object' && message !== null && 'envelope' in message && 'replyTo' in message;

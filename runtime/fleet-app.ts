@@ -5,6 +5,7 @@ import { buildApp } from '../api/app.js';
 import type { HealthCheck, HealthReport } from '../api/ports.js';
 import { IdempotencyStore } from '../persistence/idempotency-store.js';
 import type { Db } from '../persistence/sqlite.js';
+import { closerStack, type Closer } from './closers.js';
 import type { FleetConfig } from './config.js';
 import { ShardedEvents, ShardedTraces } from './fleet-reads.js';
 import { ShardedFleetService } from './fleet-service.js';
@@ -62,17 +63,7 @@ export interface RunningFleet {
  */
 export async function startFleet(config: FleetConfig, options: FleetOptions): Promise<RunningFleet> {
   const { logger } = options;
-  const closers: Array<() => Promise<void> | void> = [];
-  const close = async () => {
-    for (const closer of closers.reverse()) {
-      try {
-        await closer();
-      } catch (error) {
-        logger.error({ err: error }, 'error while shutting down');
-      }
-    }
-    closers.length = 0;
-  };
+  const { closers, close } = closerStack(logger, 'the fleet');
 
   try {
     const started = Date.now();
@@ -174,7 +165,7 @@ async function startBroker(
   config: FleetConfig,
   security: DeviceSecurity,
   logger: Logger,
-  closers: Array<() => Promise<void> | void>,
+  closers: Closer[],
 ): Promise<{ url: string; broker: EmbeddedBroker | null }> {
   if (config.mqtt.mode === 'external') return { url: config.mqtt.url, broker: null };
   const broker = await startEmbeddedBroker({ port: config.mqtt.port, logger, security });

@@ -13,6 +13,7 @@ import { openDatabase, type Db } from '../persistence/sqlite.js';
 import { TraceStore } from '../persistence/trace-store.js';
 import { VehicleReadModel } from '../persistence/vehicle-read-model.js';
 import { BookingTimers } from './booking-timers.js';
+import { closerStack } from './closers.js';
 import type { FleetConfig } from './config.js';
 import { MqttDeviceLink } from './device-link.js';
 import { startEventRelayOnKafka, type EventRelay } from './event-relay-wiring.js';
@@ -79,17 +80,7 @@ export interface RunningShard {
 export async function startShard(init: ShardInit, local: LocalShardOptions): Promise<RunningShard> {
   const { config, shard, shardCount } = init;
   const logger = local.logger.child({ shard });
-  const closers: Array<() => Promise<void> | void> = [];
-  const close = async () => {
-    for (const closer of closers.reverse()) {
-      try {
-        await closer();
-      } catch (error) {
-        logger.error({ err: error }, 'error while stopping the shard');
-      }
-    }
-    closers.length = 0;
-  };
+  const { closers, close } = closerStack(logger, 'the shard');
 
   try {
     const db = openDatabase(init.dbFile, { synchronous: config.db.synchronous });

@@ -1,3 +1,4 @@
+import type { PublicEvent } from '../../api/ports.js';
 import type { ActorAddress, Message } from './directory.js';
 import type { TraceContext } from './envelope.js';
 
@@ -51,18 +52,8 @@ export type FromShard =
   | { readonly t: 'events'; readonly events: readonly ShardEvent[] }
   | { readonly t: 'stats'; readonly stats: ShardStats };
 
-/** One public journal event of a shard, shaped like its Kafka record (api/ports.ts PublicEvent, plus the shard). */
-export interface ShardEvent {
-  readonly shard: number;
-  /** Position in the shard's own journal. */
-  readonly position: number;
-  readonly type: string;
-  readonly key: string;
-  readonly data: unknown;
-  /** ISO 8601. */
-  readonly time: string;
-  readonly id: string;
-}
+/** One public journal event of a shard, shaped like its Kafka record (the API's PublicEvent, shard included). */
+export type ShardEvent = PublicEvent;
 
 /** A shard's vital signs, pushed every second and answered to `stats`: /health and /metrics read them. */
 export interface ShardStats {

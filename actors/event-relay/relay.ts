@@ -11,11 +11,12 @@ import { toKafkaRecord } from './records.js';
  * checkpoint only after Kafka acknowledged them. A crash between the acknowledgement and the checkpoint
  * write publishes those events again (same `ce_id`): at-least-once, never lost, never skipped.
  *
- * It is driven by messages: `Wake` when the journal committed public events (no polling), `Retry`
- * when the backoff after a failure ran out. One message at a time, so batches never overlap and
- * Kafka receives them in journal order.
+ * It is an actor like the others: driven by messages — `Wake` when the journal committed public events
+ * (no polling), `Retry` when the backoff after a failure ran out, `Stop` — and its state (checkpoint,
+ * backoff, counters) changes only while it handles one of them. One message at a time, so batches
+ * never overlap and Kafka receives them in journal order.
  */
-export type RelayMessage = { readonly type: 'Wake' } | { readonly type: 'Retry' };
+export type RelayMessage = { readonly type: 'Wake' } | { readonly type: 'Retry' } | { readonly type: 'Stop' };
 
 export const RELAY_CHECKPOINT = 'event-relay';
 
@@ -81,7 +82,9 @@ export function startEventRelay(options: EventRelayOptions): EventRelay {
   relay.attach(actor);
   return {
     stop: async () => {
-      await relay.stop();
+      // Behind whatever is in the mailbox: a batch in flight finishes (its checkpoint included) first.
+      actor.tell({ type: 'Stop' });
+      await relay.stopped;
       actor.stop();
     },
     lag: () => relay.lag(),
@@ -102,11 +105,13 @@ class Relay {
   private actor: ActorHandle<RelayMessage> | null = null;
   private unsubscribe: (() => void) | null = null;
   private checkpoint: number;
-  /** A Wake is in the mailbox: commits in the meantime need not send another. */
-  private wakeQueued = false;
   private retryTimer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
-  private stopped = false;
+  private halted = false;
+  private markStopped: () => void = () => undefined;
+  /** Resolves once the actor handled `Stop`. */
+  readonly stopped = new Promise<void>((resolve) => {
+    this.markStopped = resolve;
+  });
 
   private published = 0;
   private failures = 0;
@@ -133,40 +138,35 @@ class Relay {
 
   attach(actor: ActorHandle<RelayMessage>): void {
     this.actor = actor;
+    // Only a message: the listener runs inside the journal's commit, not in this actor's mailbox.
     this.unsubscribe = this.journal.onCommit((rows) => {
-      if (rows.some(isPublic)) this.wake();
+      if (rows.some(isPublic)) actor.tell({ type: 'Wake' });
     });
     // Whatever was committed before the relay started (or while the process was down).
-    this.wake();
+    actor.tell({ type: 'Wake' });
   }
 
   async handle(message: RelayMessage): Promise<void> {
-    if (this.stopped) return;
+    if (this.halted) return;
     switch (message.type) {
       case 'Wake':
-        this.wakeQueued = false;
         // While backing off, the pending Retry will publish these rows too; trying now would hammer a
-        // broker that is down with one attempt per commit.
+        // broker that is down with one attempt per commit. Wakes queued behind a drain find nothing
+        // new and cost one indexed read each.
         if (this.retryTimer !== null) return;
         break;
       case 'Retry':
         this.retryTimer = null;
         break;
+      case 'Stop':
+        this.halted = true;
+        this.unsubscribe?.();
+        if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+        this.retryTimer = null;
+        this.markStopped();
+        return;
     }
-    this.running = this.attempt();
-    try {
-      await this.running;
-    } finally {
-      this.running = null;
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.unsubscribe?.();
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
-    await this.running;
+    await this.attempt();
   }
 
   lag(): number {
@@ -187,12 +187,6 @@ class Relay {
     };
   }
 
-  private wake(): void {
-    if (this.wakeQueued || this.stopped || this.actor === null) return;
-    this.wakeQueued = true;
-    this.actor.tell({ type: 'Wake' });
-  }
-
   private async attempt(): Promise<void> {
     try {
       await this.drain();
@@ -207,7 +201,7 @@ class Relay {
       // The first failure is an error; the retries of one outage are warnings, or an outage floods the log.
       const level = this.consecutiveFailures === 1 ? 'error' : 'warn';
       this.log[level]({ err: error, checkpoint: this.checkpoint, attempt: this.consecutiveFailures, retryInMs: delayMs }, 'publishing to Kafka failed; will retry');
-      if (!this.stopped) {
+      if (!this.halted) {
         this.retryTimer = setTimeout(() => this.actor?.tell({ type: 'Retry' }), delayMs);
       }
     }
@@ -215,7 +209,7 @@ class Relay {
 
   /** Publishes batch after batch until the checkpoint reaches the newest public event. */
   private async drain(): Promise<void> {
-    while (!this.stopped) {
+    while (!this.halted) {
       const rows = this.journal.readAfter(this.checkpoint, this.batchSize, PUBLIC_TAG);
       if (rows.length === 0) return;
       const records = this.toRecords(rows);

@@ -13,6 +13,7 @@ import autocannon, { type Request as AutocannonRequest } from 'autocannon';
 import * as hdr from 'hdr-histogram-js';
 import { signToken } from '../api/auth.js';
 import { DEV_JWT_SECRET } from '../runtime/config.js';
+import { seededRandom } from '../simulator/random.js';
 
 export interface VehiclePick {
   readonly prefix: string;
@@ -97,16 +98,7 @@ interface Context {
   token?: string;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = seededRandom;
 
 const vehicleName = (pick: VehiclePick, n: number): string => `${pick.prefix}${String(n + (pick.first ?? 1) - 1).padStart(pick.pad, '0')}`;
 

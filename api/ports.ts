@@ -66,8 +66,12 @@ export interface EventsPort {
   readonly shards: number;
   /** Events after `cursor`, at most `limit`. */
   read(cursor: EventCursor, limit: number): Promise<EventPage>;
-  /** Called with every newly committed batch of one shard's public events, in order. Returns an unsubscribe function. */
-  subscribe(listener: (events: readonly PublicEvent[]) => void): () => void;
+  /**
+   * Called with every newly committed batch of one shard's public events, in order; `resync` when live
+   * events may have been missed (a shard restarted), so the subscriber reads from its cursor again.
+   * Returns an unsubscribe function.
+   */
+  subscribe(listener: (events: readonly PublicEvent[]) => void, resync?: () => void): () => void;
 }
 
 /** One recorded delivery of a message between actors (docs/architecture.md, "Messages and traces"). */

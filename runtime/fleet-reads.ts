@@ -16,10 +16,17 @@ const READ_DEADLINE_MS = 15_000;
  */
 export class ShardedEvents implements EventsPort {
   private readonly listeners = new Set<(events: readonly PublicEvent[]) => void>();
+  private readonly resyncs = new Set<() => void>();
   private readonly unsubscribes: Array<() => void>;
 
   constructor(private readonly shardLinks: ShardLinks) {
-    this.unsubscribes = this.links().map((link) => link.onEvents((events) => this.publish(events)));
+    this.unsubscribes = this.links().flatMap((link) => [
+      link.onEvents((events) => this.publish(events)),
+      // A restarted shard committed on start-up (timers due while it was down) before anyone followed it.
+      link.onUp(() => {
+        for (const resync of this.resyncs) resync();
+      }),
+    ]);
   }
 
   get shards(): number {
@@ -27,9 +34,12 @@ export class ShardedEvents implements EventsPort {
   }
 
   async read(cursor: EventCursor, limit: number): Promise<EventPage> {
-    const pages = await Promise.all(
-      this.links().map((link, shard) => link.call<ShardEvent[]>({ op: 'read', read: { read: 'events', after: cursor[shard] ?? 0, limit } }, READ_DEADLINE_MS)),
+    const scans = await Promise.all(
+      this.links().map((link, shard) =>
+        link.call<{ events: ShardEvent[]; scannedTo: number }>({ op: 'read', read: { read: 'events', after: cursor[shard] ?? 0, limit } }, READ_DEADLINE_MS),
+      ),
     );
+    const pages = scans.map((scan) => scan.events);
     const heads = pages.map(() => 0);
     const items: PublicEvent[] = [];
     const next = [...cursor];
@@ -47,15 +57,21 @@ export class ShardedEvents implements EventsPort {
       next[pick] = event.position;
       items.push(event);
     }
+    // A shard whose page was taken whole is read up to where it scanned, past rows that were no event.
+    for (const [shard, scan] of scans.entries()) {
+      if (heads[shard] === scan.events.length) next[shard] = Math.max(next[shard] ?? 0, scan.scannedTo);
+    }
     return { items, next };
   }
 
-  subscribe(listener: (events: readonly PublicEvent[]) => void): () => void {
+  subscribe(listener: (events: readonly PublicEvent[]) => void, resync?: () => void): () => void {
     this.listeners.add(listener);
+    if (resync) this.resyncs.add(resync);
     // Shards push their commits only while someone follows (a booking benchmark pays nothing for it).
     if (this.listeners.size === 1) for (const link of this.links()) link.followEvents(true);
     return () => {
       this.listeners.delete(listener);
+      if (resync) this.resyncs.delete(resync);
       if (this.listeners.size === 0) for (const link of this.links()) link.followEvents(false);
     };
   }

@@ -85,7 +85,11 @@ function convertSingleFileDatabase(fleetDb: string, shardCount: number, shardZer
     }
     if (existsSync(shardZeroFile)) throw new ConfigError('FLEET_DB', `${fleetDb} holds a single-file journal, and ${shardZeroFile} exists too; move one of them away`);
     // Everything into the main file, so that the rename moves all of it (the -wal and -shm go empty).
-    legacy.pragma('wal_checkpoint(TRUNCATE)');
+    const [checkpoint] = legacy.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
+    // Another process still has it open: the WAL may hold commits the rename would leave behind.
+    if (!checkpoint || checkpoint.busy !== 0 || checkpoint.log !== checkpoint.checkpointed) {
+      throw new ConfigError('FLEET_DB', `${fleetDb} is in use by another process; stop it before opening the database as a one-shard fleet`);
+    }
   } finally {
     legacy.close();
   }

@@ -24,6 +24,8 @@ export interface ShardSupervisorOptions {
 
 const RESTART_BACKOFF_MS = { initial: 100, max: 5000 };
 const STOP_GRACE_MS = 30_000;
+/** Up this long, a shard counts as healthy again: its next crash restarts it after the shortest backoff. */
+const STABLE_AFTER_MS = 30_000;
 
 /**
  * The built server (npm start) runs dist/runtime/shard-worker.js. From source (tsx, vitest) the worker
@@ -45,6 +47,7 @@ interface Slot {
   inline: { running: RunningShard; server: ShardServer; close: () => void } | null;
   restarts: number;
   consecutiveFailures: number;
+  upSince: number | null;
   restartTimer: NodeJS.Timeout | null;
 }
 
@@ -53,7 +56,7 @@ export class ShardSupervisor {
   private closing = false;
 
   private constructor(private readonly options: ShardSupervisorOptions) {
-    this.slots = options.inits.map((init) => ({ init, link: new ShardLink(init.shard), worker: null, inline: null, restarts: 0, consecutiveFailures: 0, restartTimer: null }));
+    this.slots = options.inits.map((init) => ({ init, link: new ShardLink(init.shard), worker: null, inline: null, restarts: 0, consecutiveFailures: 0, upSince: null, restartTimer: null }));
   }
 
   /** Resolves once every shard is up; rejects (stopping the others) when one cannot start. */
@@ -134,9 +137,13 @@ export class ShardSupervisor {
     worker.once('exit', (code) => {
       if (slot.worker !== worker) return;
       slot.worker = null;
+      const upSince = slot.upSince;
+      slot.upSince = null;
       link.detach(`worker exited with code ${code}`);
       if (this.closing) return;
-      slot.consecutiveFailures += 1;
+      // A shard that was up a while starts its backoff again; one that dies right after start-up backs off further.
+      const upFor = upSince === null ? 0 : Date.now() - upSince;
+      slot.consecutiveFailures = upFor >= STABLE_AFTER_MS ? 1 : slot.consecutiveFailures + 1;
       const delay = Math.min(RESTART_BACKOFF_MS.max, RESTART_BACKOFF_MS.initial * 2 ** Math.min(slot.consecutiveFailures - 1, 10));
       log.error({ code, restartInMs: delay }, 'shard worker exited; restarting it from its journal');
       slot.restartTimer = setTimeout(() => {
@@ -161,7 +168,7 @@ export class ShardSupervisor {
           timer = setTimeout(() => reject(new Error(`shard ${init.shard} did not start within ${timeoutMs} ms`)), timeoutMs);
         }),
       ]);
-      slot.consecutiveFailures = 0;
+      slot.upSince = Date.now();
     } finally {
       clearTimeout(timer);
     }

@@ -195,8 +195,11 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
           return vehicles.get(request.id) ?? null;
         case 'vehicles':
           return vehicles.list(request.filter as unknown as VehicleFilter);
-        case 'events':
-          return toShardEvents(shard, journal.readAfter(request.after, request.limit, PUBLIC_TAG));
+        case 'events': {
+          const rows = journal.readAfter(request.after, request.limit, PUBLIC_TAG);
+          // `scannedTo`: rows that are not events (a type no longer in the catalog) still move the cursor.
+          return { events: toShardEvents(shard, rows), scannedTo: rows.at(-1)?.position ?? request.after };
+        }
         case 'trace':
           return traceSteps(traces, request.traceId);
         case 'booking-traces':

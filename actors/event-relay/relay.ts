@@ -207,21 +207,23 @@ class Relay {
     }
   }
 
-  /** Publishes batch after batch until the checkpoint reaches the newest public event. */
+  /**
+   * Publishes one batch; a full one sends the actor another Wake for the next, so that a Stop waits for
+   * the batch in flight only, not for a whole backlog.
+   */
   private async drain(): Promise<void> {
-    while (!this.halted) {
-      const rows = this.journal.readAfter(this.checkpoint, this.batchSize, PUBLIC_TAG);
-      if (rows.length === 0) return;
-      const records = this.toRecords(rows);
-      if (records.length > 0) await this.producer.sendBatch(records);
-      const position = rows[rows.length - 1]!.position;
-      // Only now: Kafka has every record up to `position`. Durable when set() returns.
-      this.checkpoints.set(this.name, position);
-      this.checkpoint = position;
-      this.published += records.length;
-      this.lastPublishedAt = Date.now();
-      this.log.debug({ records: records.length, checkpoint: position }, 'published to Kafka');
-    }
+    const rows = this.journal.readAfter(this.checkpoint, this.batchSize, PUBLIC_TAG);
+    if (rows.length === 0) return;
+    const records = this.toRecords(rows);
+    if (records.length > 0) await this.producer.sendBatch(records);
+    const position = rows[rows.length - 1]!.position;
+    // Only now: Kafka has every record up to `position`. Durable when set() returns.
+    this.checkpoints.set(this.name, position);
+    this.checkpoint = position;
+    this.published += records.length;
+    this.lastPublishedAt = Date.now();
+    this.log.debug({ records: records.length, checkpoint: position }, 'published to Kafka');
+    if (rows.length === this.batchSize) this.actor?.tell({ type: 'Wake' });
   }
 
   private toRecords(rows: readonly JournalRow[]): KafkaRecord[] {

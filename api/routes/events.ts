@@ -131,7 +131,13 @@ class EventStream {
 
   start(): void {
     this.raw.write('retry: 2000\n\n');
-    this.unsubscribe = this.events.subscribe((batch) => this.onCommitted(batch));
+    // A shard that restarted may have committed while nobody followed it: read from the cursor again.
+    this.unsubscribe = this.events.subscribe(
+      (batch) => this.onCommitted(batch),
+      () => {
+        if (!this.catchingUp && !this.closed) void this.catchUp(false);
+      },
+    );
     this.heartbeat = setInterval(() => this.raw.write(': keep-alive\n\n'), this.heartbeatMs);
     void this.catchUp(false);
   }
@@ -155,7 +161,12 @@ class EventStream {
     if (!this.write(batch)) void this.catchUp(true);
   }
 
-  private async catchUp(afterDrain: boolean): Promise<void> {
+  /** A backlog read that fails (a shard restarting, a deadline) ends the stream: the client resumes with Last-Event-ID. */
+  private catchUp(afterDrain: boolean): Promise<void> {
+    return this.readBacklog(afterDrain).catch(() => this.end());
+  }
+
+  private async readBacklog(afterDrain: boolean): Promise<void> {
     this.catchingUp = true;
     let drained = afterDrain ? await this.drained() : true;
     while (drained && !this.closed) {

@@ -29,7 +29,15 @@ export function serveShard(port: ShardPort, handlers: ShardHandlers, logger: Log
     switch (message.t) {
       case 'call':
         handlers.call(message.call).then(
-          (value) => send({ t: 'result', id: message.id, ok: true, value }),
+          (value) => {
+            try {
+              send({ t: 'result', id: message.id, ok: true, value });
+            } catch (error) {
+              // An answer that cannot be cloned is a bug: the caller hears it, the shard lives on.
+              logger.error({ err: error, op: message.call.op }, 'shard answer could not be sent');
+              send({ t: 'result', id: message.id, ok: false, error: `answer to ${message.call.op} could not be sent` });
+            }
+          },
           (error: unknown) => {
             logger.error({ err: error, op: message.call.op }, 'shard call failed');
             send({ t: 'result', id: message.id, ok: false, error: error instanceof Error ? error.message : String(error) });

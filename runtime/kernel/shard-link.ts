@@ -42,6 +42,10 @@ export class ShardLink {
   private readyWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
   private latest: ShardStats | null = null;
   private downReason = 'starting';
+  private following = false;
+  private readonly upListeners = new Set<() => void>();
+  /** When the shard last came up (ms): a shard that dies soon after is restarted with a growing backoff. */
+  upSince: number | null = null;
   state: ShardState = 'starting';
 
   constructor(readonly shard: number) {}
@@ -51,6 +55,8 @@ export class ShardLink {
     this.port = port;
     this.state = 'starting';
     port.on('message', this.onMessage);
+    // A restarted shard follows GET /events again if the one before it did.
+    if (this.following) this.followEvents(true);
   }
 
   /** The shard is gone: every waiting caller hears it now. */
@@ -59,6 +65,9 @@ export class ShardLink {
     this.port = null;
     this.state = 'down';
     this.downReason = reason;
+    this.upSince = null;
+    // Its last figures are no longer true: /metrics shows nothing for it but fleet_shard_up 0.
+    this.latest = null;
     const failure = new ShardUnavailableError(this.shard, reason);
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);
@@ -85,7 +94,14 @@ export class ShardLink {
       }, deadlineMs);
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, timer });
       const message: ToShard = { t: 'call', id, call };
-      port.postMessage(message);
+      try {
+        port.postMessage(message);
+      } catch (error) {
+        // Not cloneable (a bug in the caller): fail now, not at the deadline.
+        clearTimeout(timer);
+        this.pending.delete(id);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
     });
   }
 
@@ -100,9 +116,16 @@ export class ShardLink {
   }
 
   followEvents(on: boolean): void {
+    this.following = on;
     if (this.port === null) return;
     const message: ToShard = { t: 'follow-events', on };
     this.port.postMessage(message);
+  }
+
+  /** Called each time the shard comes up (also after a restart). */
+  onUp(listener: () => void): () => void {
+    this.upListeners.add(listener);
+    return () => this.upListeners.delete(listener);
   }
 
   private readonly onMessage = (raw: unknown): void => {
@@ -111,8 +134,10 @@ export class ShardLink {
       case 'ready':
         this.latest = message.stats;
         this.state = 'up';
+        this.upSince = Date.now();
         for (const waiter of this.readyWaiters) waiter.resolve();
         this.readyWaiters = [];
+        for (const listener of this.upListeners) listener();
         return;
       case 'failed':
         this.detach(`start-up failed: ${message.error}`);

@@ -6,8 +6,13 @@ import type { ActorDirectory } from './kernel/directory.js';
 import { rootContext } from './kernel/envelope.js';
 import type { Logger } from './logger.js';
 
-/** A booking woken and still due is not woken again before this (its compensation may be failing). */
-const REFIRE_AFTER_MS = 30_000;
+/**
+ * A booking woken and still due is woken again after this: a wake-up is at least once. Still due means
+ * its compensation is failing, or the wake-up did not take (seen under load: a booking left CONFIRMED
+ * past its deadline until the next wake-up; 30 s here made that 30 s late). Each such booking costs
+ * one message per interval.
+ */
+const REFIRE_AFTER_MS = 2_000;
 /** Bookings woken per tick: a backlog after downtime drains in slices, not in one burst. */
 const BATCH = 500;
 const MIN_DELAY_MS = 50;

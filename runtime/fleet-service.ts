@@ -46,18 +46,17 @@ export class ShardedFleetService implements FleetService {
     if (!registered.ok) return registered;
     // The projector wrote the read model in the same transaction as the event, so it is there now.
     const vehicle = await this.read<VehicleView | null>(shard, { read: 'vehicle', id: input.id });
-    return vehicle.ok && vehicle.value ? { ok: true, value: vehicle.value } : reject({ type: 'VehicleNotFound', vehicleId: input.id });
+    return vehicle ? { ok: true, value: vehicle } : reject({ type: 'VehicleNotFound', vehicleId: input.id });
   }
 
   async getVehicle(id: string): Promise<VehicleView | undefined> {
-    const vehicle = await this.read<VehicleView | null>(shardOfVehicle(id, this.shards.count), { read: 'vehicle', id });
-    return (vehicle.ok && vehicle.value) || undefined;
+    return (await this.read<VehicleView | null>(shardOfVehicle(id, this.shards.count), { read: 'vehicle', id })) ?? undefined;
   }
 
   /** Every shard's matches, merged in the order one shard gives them (by id, or by distance with `near`). */
   async listVehicles(filter: VehicleFilter): Promise<VehicleView[]> {
     const pages = await Promise.all(
-      Array.from({ length: this.shards.count }, (_, shard) => this.shards.link(shard).call<VehicleView[]>({ op: 'read', read: { read: 'vehicles', filter: { ...filter } } }, this.timing.askTimeoutMs)),
+      Array.from({ length: this.shards.count }, (_, shard) => this.read<VehicleView[]>(shard, { read: 'vehicles', filter: { ...filter } })),
     );
     const all = pages.flat();
     if (pages.length === 1) return all;
@@ -122,8 +121,9 @@ export class ShardedFleetService implements FleetService {
     }
   }
 
-  private async read<T>(shard: number, read: ShardRead): Promise<Outcome<T>> {
-    return { ok: true, value: await this.shards.link(shard).call<T>({ op: 'read', read }, this.timing.askTimeoutMs) };
+  /** A down shard throws ShardUnavailableError, which the API answers as 503 shard-unavailable. */
+  private read<T>(shard: number, read: ShardRead): Promise<T> {
+    return this.shards.link(shard).call<T>({ op: 'read', read }, this.timing.askTimeoutMs);
   }
 }
 

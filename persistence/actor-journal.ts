@@ -1,0 +1,58 @@
+import type { Db } from './sqlite.js';
+
+/**
+ * One actor's own journal, read straight from a shard's file: for time travel (`npm run replay`) and
+ * for reads that derive a history from events (a vehicle's device commands). Read-only: it never
+ * touches what the journal engine writes, so it works on a file a running shard has open (WAL).
+ */
+export interface ActorJournalEntry {
+  /** 1-based per actor. */
+  readonly sequenceNumber: number;
+  readonly eventType: string;
+  readonly data: unknown;
+  /** Trace of the message that caused the event, when known. */
+  readonly traceId: string | null;
+  /** Commit time, epoch ms (the journal's clock, the same for every event of one commit). */
+  readonly createdAt: number;
+}
+
+export interface ActorJournalQuery {
+  /** Only events up to this sequence number (inclusive). */
+  readonly untilSeq?: number;
+  /** Only the newest `last` events (still returned oldest first). */
+  readonly last?: number;
+}
+
+interface Row {
+  sequence_number: number;
+  event_type: string;
+  data: string;
+  trace_id: string | null;
+  created_at: number;
+}
+
+/** `persistenceKey` is `<kind>/<id>` (runtime/kernel/directory.ts `actorName`). Oldest first. */
+export function readActorJournal(db: Db, persistenceKey: string, query: ActorJournalQuery = {}): ActorJournalEntry[] {
+  const until = query.untilSeq ?? Number.MAX_SAFE_INTEGER;
+  // The (persistence_key, sequence_number) unique index serves both orders.
+  const rows =
+    query.last === undefined
+      ? db
+          .prepare<[string, number], Row>(
+            'SELECT sequence_number, event_type, data, trace_id, created_at FROM journal WHERE persistence_key = ? AND sequence_number <= ? AND is_deleted = 0 ORDER BY sequence_number',
+          )
+          .all(persistenceKey, until)
+      : db
+          .prepare<[string, number, number], Row>(
+            'SELECT sequence_number, event_type, data, trace_id, created_at FROM journal WHERE persistence_key = ? AND sequence_number <= ? AND is_deleted = 0 ORDER BY sequence_number DESC LIMIT ?',
+          )
+          .all(persistenceKey, until, query.last)
+          .reverse();
+  return rows.map((row) => ({
+    sequenceNumber: row.sequence_number,
+    eventType: row.event_type,
+    data: JSON.parse(row.data) as unknown,
+    traceId: row.trace_id,
+    createdAt: row.created_at,
+  }));
+}

@@ -1,0 +1,69 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../runtime/config.js';
+import { isReplayKind, renderReplay, REPLAY_KINDS } from '../runtime/replay.js';
+import { replayFromFleetDb, ReplaySourceError } from '../runtime/replay-source.js';
+
+/**
+ * `npm run replay -- vehicle|booking|payment <id> [--until <seq>] [--full] [--json]`: rebuilds one
+ * actor's state from its shard's journal with the actor's own `evolve`, event by event. Reads FLEET_DB
+ * like the server, read-only, so it runs next to a running server.
+ */
+const USAGE = `usage: npm run replay -- ${REPLAY_KINDS.join('|')} <id> [--until <seq>] [--full] [--json]
+
+  --until SEQ   stop after the event with this sequence number (the state the actor had then)
+  --full        the whole state after every event (default: the fields each event changed)
+  --json        the replay as JSON (every step with its event and state)
+
+  Reads the journal of the shard that holds the actor, beside FLEET_DB (default ./data/fleet.db).`;
+
+function main(): number {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: { until: { type: 'string' }, full: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const [kind, id] = positionals;
+  if (positionals.length !== 2 || !kind || !id || !isReplayKind(kind)) {
+    console.error(USAGE);
+    return 2;
+  }
+  const until = values.until === undefined ? undefined : Number(values.until);
+  if (until !== undefined && (!Number.isInteger(until) || until < 1)) {
+    console.error(`--until must be a sequence number (1, 2, …), not ${values.until}`);
+    return 2;
+  }
+  try {
+    const config = loadConfig(process.env);
+    const { source, replay } = replayFromFleetDb(config.db.file, kind, id, until);
+    if (values.json) {
+      console.log(JSON.stringify({ ...replay, shard: source.shard, file: source.file }, null, 2));
+      return 0;
+    }
+    if (replay.steps.length === 0) {
+      console.error(`no events for ${kind}/${id} in ${source.file} (shard ${source.shard} of ${source.shardCount})`);
+      return 1;
+    }
+    console.log(`(shard ${source.shard} of ${source.shardCount}: ${source.file})`);
+    console.log(renderReplay(replay, { full: values.full === true }));
+    return 0;
+  } catch (error) {
+    if (error instanceof ReplaySourceError || error instanceof ConfigError) {
+      console.error(`replay: ${error.message}`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+process.exitCode = main();

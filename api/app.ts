@@ -15,7 +15,7 @@ import { installAuth } from './auth.js';
 import { installErrorHandling } from './error-handling.js';
 import type { DeviceAccess, FleetService } from './fleet-service.js';
 import { IdempotencyGuard } from './idempotency.js';
-import type { EventsPort, HealthReport, IdempotencyPort, TracesPort } from './ports.js';
+import type { EventsPort, HealthReport, IdempotencyPort, TracesPort, VehicleCommandsPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
 import { installRequestContext, newRequestId, requestLogger } from './request-context.js';
 import { bookingRoutes } from './routes/bookings.js';
@@ -39,6 +39,8 @@ export interface AppDeps {
   readonly events?: EventsPort;
   /** GET /traces/:id is served only when given. */
   readonly traces?: TracesPort;
+  /** GET /vehicles/:id/commands is served only when given. */
+  readonly vehicleCommands?: VehicleCommandsPort;
 }
 
 /**
@@ -91,7 +93,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const idempotency = new IdempotencyGuard(deps.idempotency);
   app.register(async (authenticated) => {
     installAuth(authenticated as unknown as FastifyInstance, deps.config.auth.jwtSecret);
-    await authenticated.register(vehicleRoutes, { prefix: '/vehicles', fleet: deps.fleet, devices: deps.devices });
+    await authenticated.register(vehicleRoutes, { prefix: '/vehicles', fleet: deps.fleet, devices: deps.devices, ...(deps.vehicleCommands && { commands: deps.vehicleCommands }) });
     await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency });
     await authenticated.register(unlockRoutes, { prefix: '/unlock', fleet: deps.fleet });
     if (deps.events) await authenticated.register(eventRoutes, { prefix: '/events', events: deps.events });

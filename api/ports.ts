@@ -86,3 +86,25 @@ export interface TracesPort {
   /** A booking id (its creation trace and the ones that followed) or a 32-hex trace id. */
   find(bookingIdOrTraceId: string): Promise<TraceView | undefined>;
 }
+
+/** One device command of a vehicle as GET /vehicles/:id/commands shows it (runtime/vehicle-commands.ts says what each state means). */
+export interface VehicleCommandView {
+  readonly commandId: string;
+  readonly command: 'UNLOCK' | 'LOCK';
+  readonly state: 'SENT' | 'SUCCEEDED' | 'REJECTED' | 'TIMED_OUT' | 'EXPIRED' | 'LATE_SUCCESS';
+  readonly bookingId: string;
+  /** The trace of the request that sent it (GET /traces/:traceId), when recorded. */
+  readonly traceId: string | null;
+  /** ISO 8601. */
+  readonly requestedAt: string;
+  readonly expiresAt: string;
+  /** When it reached its state; null while SENT. */
+  readonly settledAt: string | null;
+  readonly roundTripMs: number | null;
+  readonly reason: string | null;
+}
+
+export interface VehicleCommandsPort {
+  /** The vehicle's recent commands, newest first; undefined when the vehicle has no journal (no such vehicle). */
+  recent(vehicleId: string, limit: number): Promise<VehicleCommandView[] | undefined>;
+}

@@ -140,6 +140,29 @@ export const CreateBookingHeadersSchema = z.looseObject({ 'idempotency-key': Ide
 
 export const UnlockBodySchema = z.strictObject({ bookingId: IdSchema });
 
+export const VehicleCommandsQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20).describe('newest first; default 20, at most 100'),
+});
+
+export const VehicleCommandSchema = z
+  .object({
+    commandId: z.string(),
+    command: z.enum(['UNLOCK', 'LOCK']),
+    state: z
+      .enum(['SENT', 'SUCCEEDED', 'REJECTED', 'TIMED_OUT', 'EXPIRED', 'LATE_SUCCESS'])
+      .describe('SENT: no outcome yet; TIMED_OUT: no answer by its deadline; EXPIRED: abandoned unanswered (vehicle offline, booking released, or no outcome ever journaled); LATE_SUCCESS: confirmed after TIMED_OUT or EXPIRED'),
+    bookingId: z.string().describe('the booking it was sent for'),
+    traceId: z.string().nullable().describe('trace of the request that sent it (GET /traces/:traceId)'),
+    requestedAt: Timestamp,
+    expiresAt: Timestamp,
+    settledAt: Timestamp.nullable().describe('when it reached its state; null while SENT'),
+    roundTripMs: z.number().nullable().describe('request → device answer, on the server clock; null without an answer'),
+    reason: z.string().nullable().describe('timeout, offline, released, no outcome journaled, or the device\'s rejection reason'),
+  })
+  .register(openApiComponents, { id: 'VehicleCommand' });
+
+export const VehicleCommandsSchema = z.object({ vehicleId: IdSchema, items: z.array(VehicleCommandSchema) });
+
 export const ItemsSchema = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
 
 // ---- responses shared by routes

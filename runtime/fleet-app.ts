@@ -7,7 +7,7 @@ import { IdempotencyStore } from '../persistence/idempotency-store.js';
 import type { Db } from '../persistence/sqlite.js';
 import { closerStack, type Closer } from './closers.js';
 import type { FleetConfig } from './config.js';
-import { ShardedEvents, ShardedTraces } from './fleet-reads.js';
+import { ShardedEvents, ShardedTraces, ShardedVehicleCommands } from './fleet-reads.js';
 import { ShardedFleetService } from './fleet-service.js';
 import { housekeepIdempotency } from './housekeeping.js';
 import { shardOfVehicle } from './kernel/placement.js';
@@ -132,6 +132,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
       health: () => healthOf(shards, mqttUrl, config.kafka.mode === 'kafka'),
       events,
       traces: new ShardedTraces(shards),
+      vehicleCommands: new ShardedVehicleCommands(shards),
     });
     closers.push(() => app.close());
     let url: string | null = null;
@@ -239,5 +240,11 @@ function registerShardMetrics(metrics: Metrics, shards: ShardSupervisor): void {
   metrics.observedCounter<'shard'>({ name: 'fleet_event_relay_published_total', help: 'Records Kafka acknowledged.', labelNames: ['shard'], read: () => perShard((stats) => stats.relay?.published ?? 0) });
   metrics.observedCounter<'shard'>({ name: 'fleet_event_relay_failures_total', help: 'Failed publish attempts.', labelNames: ['shard'], read: () => perShard((stats) => stats.relay?.failures ?? 0) });
   metrics.gauge<'shard'>({ name: 'fleet_kafka_connected', help: '1 when the shard\'s relay reaches Kafka.', labelNames: ['shard'], collect: () => perShard((stats) => (stats.relay?.connected ? 1 : 0)) });
+  metrics.observedCounter<'shard' | 'state'>({
+    name: 'fleet_vehicle_commands_total',
+    help: 'Device commands (UNLOCK, LOCK) by the state they reached: SENT for every command issued, then SUCCEEDED, REJECTED, TIMED_OUT, EXPIRED or LATE_SUCCESS.',
+    labelNames: ['shard', 'state'],
+    read: () => perShard((stats) => Object.entries(stats.commands).map(([state, value]) => ({ labels: { state }, value }))),
+  });
   metrics.gauge<'shard'>({ name: 'fleet_shard_heap_used_bytes', help: 'Heap in use by the shard\'s thread.', labelNames: ['shard'], collect: () => perShard((stats) => stats.memory.heapUsedBytes) });
 }

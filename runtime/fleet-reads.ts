@@ -1,9 +1,10 @@
 import type { EventCursor } from '../api/event-cursor.js';
-import type { EventPage, EventsPort, PublicEvent, TracesPort, TraceView } from '../api/ports.js';
-import { shardOfBooking } from './kernel/placement.js';
+import type { EventPage, EventsPort, PublicEvent, TracesPort, TraceView, VehicleCommandsPort, VehicleCommandView } from '../api/ports.js';
+import { shardOfBooking, shardOfVehicle } from './kernel/placement.js';
 import type { ShardLink } from './kernel/shard-link.js';
 import type { ShardEvent } from './kernel/shard-protocol.js';
 import type { ShardLinks } from './fleet-service.js';
+import type { CommandRecord } from './vehicle-commands.js';
 
 /** A read waits this long for a shard; a shard that is down fails it at once. */
 const READ_DEADLINE_MS = 15_000;
@@ -118,4 +119,22 @@ export class ShardedTraces implements TracesPort {
       .call<{ traceIds: string[]; steps: Steps } | null>({ op: 'read', read: { read: 'booking-traces', bookingId: bookingIdOrTraceId, limit: TRACES_PER_BOOKING } }, READ_DEADLINE_MS);
     return found ? { traceId: found.traceIds[0]!, steps: found.steps } : undefined;
   }
+}
+
+/** GET /vehicles/:id/commands — derived on the vehicle's own shard from its journal. */
+export class ShardedVehicleCommands implements VehicleCommandsPort {
+  constructor(private readonly shardLinks: ShardLinks) {}
+
+  async recent(vehicleId: string, limit: number): Promise<VehicleCommandView[] | undefined> {
+    const shard = shardOfVehicle(vehicleId, this.shardLinks.count);
+    const records = await this.shardLinks.link(shard).call<CommandRecord[] | null>({ op: 'read', read: { read: 'vehicle-commands', vehicleId, limit } }, READ_DEADLINE_MS);
+    return records?.map(toCommandView);
+  }
+}
+
+const iso = (epochMs: number): string => new Date(epochMs).toISOString();
+
+function toCommandView(record: CommandRecord): VehicleCommandView {
+  const { commandId, command, state, bookingId, traceId, requestedAt, expiresAt, settledAt, roundTripMs, reason } = record;
+  return { commandId, command, state, bookingId, traceId, requestedAt: iso(requestedAt), expiresAt: iso(expiresAt), settledAt: settledAt === null ? null : iso(settledAt), roundTripMs, reason };
 }

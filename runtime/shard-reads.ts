@@ -1,8 +1,12 @@
 import { topicOf } from '../actors/event-relay/catalog.js';
 import { aggregateOf, cloudEventId } from '../actors/event-relay/records.js';
-import type { JournalRow } from '../persistence/journal-types.js';
+import { VEHICLE } from '../actors/vehicle/actor.js';
+import { readActorJournal } from '../persistence/actor-journal.js';
+import type { JournalReader, JournalRow } from '../persistence/journal-types.js';
+import type { Db } from '../persistence/sqlite.js';
 import type { StoredTraceStep, TraceStore } from '../persistence/trace-store.js';
 import type { ShardEvent } from './kernel/shard-protocol.js';
+import { COMMAND_EVENT_TYPES, CommandOutcomeCounter, commandHistory, eventsForCommands, type CommandRecord, type CommandState } from './vehicle-commands.js';
 
 /**
  * A shard's side of the reads that span the fleet (runtime/fleet-reads.ts gathers them): public
@@ -27,3 +31,23 @@ export function bookingTraceSteps(traces: TraceStore, bookingId: string, limit: 
   if (traceIds.length === 0) return null;
   return { traceIds, steps: traceIds.flatMap((traceId) => traces.byTraceId(traceId)) };
 }
+
+/** A vehicle's recent device commands, newest first, from its journal; null when it has none (no such vehicle). */
+export function vehicleCommands(db: Db, vehicleId: string, limit: number, now: number): CommandRecord[] | null {
+  const entries = readActorJournal(db, `${VEHICLE}/${vehicleId}`, { last: eventsForCommands(limit) });
+  return entries.length === 0 ? null : commandHistory(entries, now, limit);
+}
+
+/** Counts the shard's device commands by state as their events commit (ShardStats `commands`). */
+export function watchCommandOutcomes(db: Db, journal: Pick<JournalReader, 'onCommit'>): { counts(): Record<CommandState, number>; stop(): void } {
+  // An answer to a command issued before this shard started: its request is in the vehicle's recent journal.
+  const counter = new CommandOutcomeCounter((vehicleId, beforeSeq) => readActorJournal(db, `${VEHICLE}/${vehicleId}`, { untilSeq: beforeSeq - 1, last: 64 }));
+  const stop = journal.onCommit((rows) => {
+    for (const row of rows) {
+      if (row.persistenceKey.startsWith(VEHICLE_PREFIX) && COMMAND_EVENT_TYPES.has(row.eventType)) counter.onEvent(row);
+    }
+  });
+  return { counts: () => counter.counts(), stop };
+}
+
+const VEHICLE_PREFIX = `${VEHICLE}/`;

@@ -28,7 +28,7 @@ import { deriveCommandKey, signCommand } from './mqtt/command-signature.js';
 import { MqttConnection } from './mqtt/connection.js';
 import { deviceSecretFrom } from './mqtt/device-secrets.js';
 import type { UnsignedDeviceCommand } from './mqtt/protocol.js';
-import { toShardEvents, traceSteps, bookingTraceSteps } from './shard-reads.js';
+import { toShardEvents, traceSteps, bookingTraceSteps, vehicleCommands, watchCommandOutcomes } from './shard-reads.js';
 import { registerInBulk } from './seed.js';
 import { TelemetryPipeline } from './telemetry/pipeline.js';
 
@@ -155,6 +155,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       timers.stop();
     });
     timers.start();
+    const commandOutcomes = watchCommandOutcomes(db, journal);
+    closers.push(commandOutcomes.stop);
 
     const relay = startEventRelayOnKafka(config, {
       system,
@@ -186,6 +188,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
           ? { lag: relay.lag(), published: relayStats.published, failures: relayStats.failures, connected: relayStats.connected, lastError: relayStats.lastError }
           : null,
         memory: { heapUsedBytes: process.memoryUsage().heapUsed },
+        commands: commandOutcomes.counts(),
       };
     };
 
@@ -204,6 +207,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
           return traceSteps(traces, request.traceId);
         case 'booking-traces':
           return bookingTraceSteps(traces, request.bookingId, request.limit);
+        case 'vehicle-commands':
+          return vehicleCommands(db, request.vehicleId, request.limit, Date.now());
       }
     };
 

@@ -1,6 +1,7 @@
 import { newVehicleId } from '../idempotency.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { DeviceAccess, FleetService } from '../fleet-service.js';
+import type { VehicleCommandsPort } from '../ports.js';
 import { sendRejection } from '../problems.js';
 import {
   ClearedPresenceSchema,
@@ -10,6 +11,8 @@ import {
   RegisterVehicleBodySchema,
   RegisteredVehicleSchema,
   RotatedCredentialsSchema,
+  VehicleCommandsQuerySchema,
+  VehicleCommandsSchema,
   VehicleParamsSchema,
   VehicleSchema,
   problemResponses,
@@ -18,12 +21,14 @@ import {
 export interface VehicleRoutesOptions {
   readonly fleet: FleetService;
   readonly devices: DeviceAccess;
+  /** GET /vehicles/:id/commands is served only when given. */
+  readonly commands?: VehicleCommandsPort;
 }
 
 const TAGS = ['vehicles'];
 
 /** /vehicles: operators register vehicles; everyone signed in finds and reads them (read model, no actor). */
-export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async (app, { fleet, devices }) => {
+export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async (app, { fleet, devices, commands }) => {
   app.post(
     '',
     {
@@ -128,4 +133,29 @@ export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async 
       return vehicle;
     },
   );
+
+  if (commands) {
+    app.get(
+      '/:id/commands',
+      {
+        config: { roles: ['operator'] },
+        schema: {
+          tags: TAGS,
+          summary: 'Why did the car not open? The vehicle\'s recent UNLOCK / LOCK commands with their states, who asked and the round trip (operators)',
+          params: VehicleParamsSchema,
+          querystring: VehicleCommandsQuerySchema,
+          response: {
+            200: VehicleCommandsSchema,
+            ...problemResponses({ 400: 'Invalid id or limit', 401: 'Not signed in', 403: 'Not an operator', 404: 'No such vehicle' }),
+          },
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        const items = await commands.recent(id, request.query.limit);
+        if (!items) return sendRejection(request, reply, { type: 'VehicleNotFound', vehicleId: id });
+        return { vehicleId: id, items };
+      },
+    );
+  }
 };

@@ -1,5 +1,6 @@
 import type { PublicEvent } from '../../api/ports.js';
 import type { ActorAddress, Message } from './directory.js';
+import type { CommandState } from '../vehicle-commands.js';
 import type { TraceContext } from './envelope.js';
 
 /**
@@ -26,7 +27,9 @@ export type ShardRead =
   | { readonly read: 'vehicles'; readonly filter: Readonly<Record<string, unknown>> }
   | { readonly read: 'events'; readonly after: number; readonly limit: number }
   | { readonly read: 'trace'; readonly traceId: string }
-  | { readonly read: 'booking-traces'; readonly bookingId: string; readonly limit: number };
+  | { readonly read: 'booking-traces'; readonly bookingId: string; readonly limit: number }
+  /** A vehicle's recent device commands, newest first (runtime/vehicle-commands.ts); null when it has no journal. */
+  | { readonly read: 'vehicle-commands'; readonly vehicleId: string; readonly limit: number };
 
 export interface SeedVehicle {
   readonly id: string;
@@ -72,6 +75,8 @@ export interface ShardStats {
     readonly lastError: string | null;
   } | null;
   readonly memory: { readonly heapUsedBytes: number };
+  /** Device commands by the states they reached since the shard started (runtime/vehicle-commands.ts). */
+  readonly commands: Readonly<Record<CommandState, number>>;
 }
 
 /** The two ends of a MessagePort, a Worker or a worker's parentPort: all the shard boundary needs. */

@@ -95,7 +95,19 @@ interface Arrow {
 
 /** The whole diagram as text (lines joined with `\n`, no trailing newline). */
 export function renderSequenceDiagram(steps: readonly TraceStepView[], options: DiagramOptions = {}): string {
-  if (steps.length === 0) return '(no steps recorded)';
+  return layoutSequenceDiagram(steps, options).lines.join('\n');
+}
+
+/** The diagram's lines, and for each line the step (index in `orderSteps` order) whose arrow it draws. */
+export interface DiagramLayout {
+  readonly lines: readonly string[];
+  /** null: a header, lifeline, blank or legend line. */
+  readonly stepOfLine: readonly (number | null)[];
+}
+
+/** The diagram line by line, so that a step-through can scroll it to the current step. */
+export function layoutSequenceDiagram(steps: readonly TraceStepView[], options: DiagramOptions = {}): DiagramLayout {
+  if (steps.length === 0) return { lines: ['(no steps recorded)'], stepOfLine: [null] };
   const ordered = orderSteps(steps);
   const arrows = arrowsOf(ordered, options.replies ?? true);
   const participants = participantsOf(arrows);
@@ -112,14 +124,20 @@ export function renderSequenceDiagram(steps: readonly TraceStepView[], options: 
   };
   const emit = (row: string[], note = ''): string => (note ? `${row.join('').padEnd(noteColumn)}${note}` : row.join('')).trimEnd();
   const lines: string[] = [];
+  const stepOfLine: (number | null)[] = [];
+  const push = (step: number | null, ...rows: string[]) => {
+    for (const row of rows) {
+      lines.push(row);
+      stepOfLine.push(step);
+    }
+  };
 
   const header = new Array<string>(width).fill(' ');
   labels.forEach((label, index) => writeAt(header, x[index]! - Math.floor(label.length / 2), label));
-  lines.push(header.join('').trimEnd());
-  lines.push(emit(lifelines()));
+  push(null, header.join('').trimEnd(), emit(lifelines()));
 
   for (const arrow of arrows) {
-    if (arrow.root && lines.length > 2) lines.push(emit(lifelines()));
+    if (arrow.root && lines.length > 2) push(null, emit(lifelines()));
     const from = column.get(arrow.from)!;
     const to = column.get(arrow.to)!;
     if (from === to) {
@@ -127,7 +145,7 @@ export function renderSequenceDiagram(steps: readonly TraceStepView[], options: 
       writeAt(labelRow, x[from]! + 1, `--. ${arrow.label}`);
       const back = lifelines();
       writeAt(back, x[from]! + 1, "<-'");
-      lines.push(emit(labelRow), emit(back, arrow.note));
+      push(arrow.step, emit(labelRow), emit(back, arrow.note));
       continue;
     }
     const left = Math.min(x[from]!, x[to]!);
@@ -138,18 +156,18 @@ export function renderSequenceDiagram(steps: readonly TraceStepView[], options: 
     for (let position = left + 1; position < right; position += 1) line[position] = '-';
     if (to > from) line[right - 1] = '>';
     else line[left + 1] = '<';
-    lines.push(emit(labelRow), emit(line, arrow.note));
+    push(arrow.step, emit(labelRow), emit(line, arrow.note));
   }
-  lines.push(emit(lifelines()));
+  push(null, emit(lifelines()));
 
   if (options.legend ?? true) {
     const renamed = participants.filter((name, index) => labels[index] !== name);
     if (renamed.length > 0) {
-      lines.push('');
-      for (const name of renamed) lines.push(`  ${shortName(name).padEnd(18)} = ${name}`);
+      push(null, '');
+      for (const name of renamed) push(null, `  ${shortName(name).padEnd(18)} = ${name}`);
     }
   }
-  return lines.join('\n');
+  return { lines, stepOfLine };
 }
 
 function arrowsOf(ordered: readonly TraceStepView[], replies: boolean): Arrow[] {

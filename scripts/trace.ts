@@ -1,9 +1,9 @@
-import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { signToken } from '../api/auth.js';
 import { DEV_JWT_SECRET } from '../runtime/config.js';
 import { focusOnBooking, orderSteps, renderSequenceDiagram, renderStepDetail, type TraceStepView } from '../runtime/trace-diagram.js';
+import { actionOfKey, DEFAULT_SCREEN, initialStepperState, keysOf, prepareStepper, renderStepScreen, stepperReduce } from '../runtime/trace-stepper.js';
 
 /**
  * `npm run trace -- <bookingIdOrTraceId> [--api URL] [--token T] [--step]`: a booking's (or one
@@ -13,8 +13,8 @@ const USAGE = `usage: npm run trace -- <bookingIdOrTraceId> [--api URL] [--token
 
   --api URL     the running server (default http://127.0.0.1:3000)
   --token T     an operator bearer token (default: one signed with FLEET_JWT_SECRET or the dev secret)
-  --step        one step at a time with payload and state before/after; Enter for the next, q to stop
-                (without a terminal on stdin every step is printed)
+  --step        one step at a time: the diagram scrolled to it and the fields it changed; single keys:
+                n/→ next, b/← back, f full state, q quit (without a terminal every step is printed)
   --all         for a booking id: also the steps of other bookings that share its traces (by default
                 only the steps that concern this booking are shown)
   --json        print the raw trace as JSON instead (everything the server sent)`;
@@ -57,20 +57,41 @@ async function fetchTrace(api: string, id: string, token: string): Promise<{ tra
 }
 
 async function stepThrough(steps: readonly TraceStepView[]): Promise<void> {
-  const ordered = orderSteps(steps);
-  const interactive = process.stdin.isTTY === true;
-  const prompt = interactive ? createInterface({ input: process.stdin, output: process.stdout }) : null;
-  try {
-    for (const [index, step] of ordered.entries()) {
-      console.log(`\n${renderStepDetail(step, index + 1, ordered.length)}`);
-      if (prompt && index < ordered.length - 1) {
-        const answer = await prompt.question('\n[Enter] next step, [q] quit: ');
-        if (answer.trim().toLowerCase().startsWith('q')) return;
-      }
-    }
-  } finally {
-    prompt?.close();
+  const { stdin, stdout } = process;
+  if (stdin.isTTY !== true || stdout.isTTY !== true) {
+    const ordered = orderSteps(steps);
+    for (const [index, step] of ordered.entries()) console.log(`\n${renderStepDetail(step, index + 1, ordered.length)}`);
+    return;
   }
+  // Keys and screens are runtime/trace-stepper.ts's business; this only owns the terminal.
+  const stepper = prepareStepper(steps);
+  let state = initialStepperState;
+  const draw = () => stdout.write(`\x1b[H\x1b[2J${renderStepScreen(stepper, state, { rows: stdout.rows || DEFAULT_SCREEN.rows, columns: stdout.columns || DEFAULT_SCREEN.columns })}`);
+  await new Promise<void>((resolve) => {
+    const onKeys = (chunk: Buffer) => {
+      for (const key of keysOf(chunk.toString('utf8'))) {
+        const action = actionOfKey(key);
+        if (action) state = stepperReduce(state, action, stepper.steps.length);
+        if (state.quit) {
+          stdin.off('data', onKeys);
+          stdout.off('resize', draw);
+          stdin.setRawMode(false);
+          stdin.pause();
+          stdout.write('\x1b[?1049l'); // back to the screen the diagram was printed on
+          resolve();
+          return;
+        }
+      }
+      draw();
+    };
+    // The alternate screen: stepping leaves the terminal's scrollback as it was.
+    stdout.write('\x1b[?1049h');
+    stdin.setRawMode(true);
+    stdin.resume();
+    stdin.on('data', onKeys);
+    stdout.on('resize', draw);
+    draw();
+  });
 }
 
 async function main(): Promise<number> {

@@ -12,6 +12,8 @@ export interface ActorJournalEntry {
   readonly data: unknown;
   /** Trace of the message that caused the event, when known. */
   readonly traceId: string | null;
+  /** The delivery (trace step) that persisted it, when known. */
+  readonly spanId: string | null;
   /** Commit time, epoch ms (the journal's clock, the same for every event of one commit). */
   readonly createdAt: number;
 }
@@ -28,6 +30,7 @@ interface Row {
   event_type: string;
   data: string;
   trace_id: string | null;
+  span_id: string | null;
   created_at: number;
 }
 
@@ -39,12 +42,12 @@ export function readActorJournal(db: Db, persistenceKey: string, query: ActorJou
     query.last === undefined
       ? db
           .prepare<[string, number], Row>(
-            'SELECT sequence_number, event_type, data, trace_id, created_at FROM journal WHERE persistence_key = ? AND sequence_number <= ? AND is_deleted = 0 ORDER BY sequence_number',
+            'SELECT sequence_number, event_type, data, trace_id, span_id, created_at FROM journal WHERE persistence_key = ? AND sequence_number <= ? AND is_deleted = 0 ORDER BY sequence_number',
           )
           .all(persistenceKey, until)
       : db
           .prepare<[string, number, number], Row>(
-            'SELECT sequence_number, event_type, data, trace_id, created_at FROM journal WHERE persistence_key = ? AND sequence_number <= ? AND is_deleted = 0 ORDER BY sequence_number DESC LIMIT ?',
+            'SELECT sequence_number, event_type, data, trace_id, span_id, created_at FROM journal WHERE persistence_key = ? AND sequence_number <= ? AND is_deleted = 0 ORDER BY sequence_number DESC LIMIT ?',
           )
           .all(persistenceKey, until, query.last)
           .reverse();
@@ -53,6 +56,7 @@ export function readActorJournal(db: Db, persistenceKey: string, query: ActorJou
     eventType: row.event_type,
     data: JSON.parse(row.data) as unknown,
     traceId: row.trace_id,
+    spanId: row.span_id,
     createdAt: row.created_at,
   }));
 }

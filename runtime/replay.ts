@@ -50,6 +50,8 @@ export interface ReplayStep {
   /** The event as journaled. */
   readonly event: unknown;
   readonly traceId: string | null;
+  /** The delivery (trace step) that persisted it. */
+  readonly spanId: string | null;
   /** The state after this event. */
   readonly state: unknown;
   /** Leaf fields this event changed (arrays compared whole). */
@@ -73,10 +75,30 @@ export function replayActor(kind: ReplayKind, id: string, entries: readonly Acto
   for (const entry of entries) {
     if (untilSeq !== undefined && entry.sequenceNumber > untilSeq) break;
     const next = fold.evolve(state, entry.data);
-    steps.push({ seq: entry.sequenceNumber, at: entry.createdAt, type: entry.eventType, event: entry.data, traceId: entry.traceId, state: next, changes: stateChanges(state, next) });
+    steps.push({ seq: entry.sequenceNumber, at: entry.createdAt, type: entry.eventType, event: entry.data, traceId: entry.traceId, spanId: entry.spanId, state: next, changes: stateChanges(state, next) });
     state = next;
   }
   return { kind, id, steps, state };
+}
+
+/** `vehicle/v-1` (a trace step's `toActor`, a persistence key) → its kind and id; null for what is no replayable actor (`http`, `device/…`). */
+export function actorOfName(name: string): { readonly kind: ReplayKind; readonly id: string } | null {
+  const slash = name.indexOf('/');
+  const kind = name.slice(0, slash);
+  return slash > 0 && isReplayKind(kind) && slash < name.length - 1 ? { kind, id: name.slice(slash + 1) } : null;
+}
+
+/** The sequence number of the last event a delivery (trace step `spanId`) persisted: its `--until`. Null when it persisted none. */
+export function seqOfSpan(steps: readonly Pick<ReplayStep, 'seq' | 'spanId'>[], spanId: string): number | null {
+  let seq: number | null = null;
+  for (const step of steps) if (step.spanId === spanId) seq = step.seq;
+  return seq;
+}
+
+/** The command that shows an actor's state at `untilSeq`, as a trace viewer links it. */
+export function replayCommand(kind: ReplayKind, id: string, untilSeq?: number): string {
+  const quoted = /^[A-Za-z0-9._-]+$/.test(id) ? id : `'${id.replaceAll("'", "'\\''")}'`;
+  return `npm run replay -- ${kind} ${quoted}${untilSeq === undefined ? '' : ` --until ${untilSeq}`}`;
 }
 
 export interface RenderReplayOptions {

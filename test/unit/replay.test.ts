@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { evolve, initialVehicleState, type VehicleEvent } from '../../actors/vehicle/decider.js';
+import type { ActorJournalEntry } from '../../persistence/actor-journal.js';
+import { actorOfName, renderReplay, replayActor, replayCommand, seqOfSpan, shardOfActor } from '../../runtime/replay.js';
+
+/** The pure half of `npm run replay`: journal entries folded through the actor's own evolve. */
+
+const T = Date.UTC(2026, 11, 4, 18, 0, 0);
+const B = 'bk_s1_0123456789abcdef01234567';
+const events: VehicleEvent[] = [
+  { type: 'VehicleRegistered', vehicleId: 'v-1', vehicleType: 'scooter', model: null, location: { lat: 52.52, lon: 13.405 }, at: T },
+  { type: 'VehicleReserved', vehicleId: 'v-1', bookingId: B, at: T + 1000 },
+  { type: 'UnlockRequested', vehicleId: 'v-1', bookingId: B, commandId: 'c1', at: T + 2000, expiresAt: T + 7000 },
+  { type: 'VehicleUnlocked', vehicleId: 'v-1', bookingId: B, commandId: 'c1', at: T + 2100 },
+];
+const entries: ActorJournalEntry[] = events.map((data, index) => ({
+  sequenceNumber: index + 1,
+  eventType: data.type,
+  data,
+  traceId: 't'.repeat(32),
+  spanId: index >= 2 ? 'unlock-span' : `span-${index}`,
+  createdAt: data.at,
+}));
+
+describe('replayActor', () => {
+  it('ends in the state the actor recovers to: the same evolve over the same events', () => {
+    const replay = replayActor('vehicle', 'v-1', entries);
+    expect(replay.state).toEqual(events.reduce(evolve, initialVehicleState));
+    expect(replay.steps.map((step) => [step.seq, step.type])).toEqual([
+      [1, 'VehicleRegistered'],
+      [2, 'VehicleReserved'],
+      [3, 'UnlockRequested'],
+      [4, 'VehicleUnlocked'],
+    ]);
+  });
+
+  it('--until stops after that event; each step lists the fields it changed', () => {
+    const replay = replayActor('vehicle', 'v-1', entries, 2);
+    expect(replay.steps).toHaveLength(2);
+    expect(replay.state).toMatchObject({ status: 'RESERVED', bookingId: B, inFlight: null });
+    expect(replay.steps[1]!.changes).toEqual([
+      { path: 'status', before: 'AVAILABLE', after: 'RESERVED' },
+      { path: 'bookingId', before: null, after: B },
+    ]);
+  });
+
+  it('renders changed fields by default and the whole state with --full', () => {
+    const replay = replayActor('vehicle', 'v-1', entries, 2);
+    expect(renderReplay(replay)).toBe(
+      [
+        'vehicle/v-1: 2 events',
+        '',
+        '#1  2026-12-04T18:00:00.000Z  VehicleRegistered  {"vehicleId":"v-1","vehicleType":"scooter","model":null,"location":{"lat":52.52,"lon":13.405},"at":1796407200000}',
+        '    profile: null → {"vehicleType":"scooter","model":null,"registeredAt":1796407200000,"location":{"lat":52.52,"lon":13.405}}',
+        '',
+        `#2  2026-12-04T18:00:01.000Z  VehicleReserved  {"vehicleId":"v-1","bookingId":"${B}","at":1796407201000}`,
+        '    status: "AVAILABLE" → "RESERVED"',
+        `    bookingId: null → "${B}"`,
+      ].join('\n'),
+    );
+    const full = renderReplay(replay, { full: true });
+    expect(full).toContain('    {\n      "profile": {');
+    expect(full).toContain('      "recentCommands": []');
+  });
+});
+
+describe('helpers a trace viewer links with', () => {
+  it('finds the actor of a trace participant and the shard that holds it', () => {
+    expect(actorOfName('vehicle/v-1')).toEqual({ kind: 'vehicle', id: 'v-1' });
+    expect(actorOfName(`payment/auth_${B}`)).toEqual({ kind: 'payment', id: `auth_${B}` });
+    expect(actorOfName('http')).toBeNull();
+    expect(actorOfName('device/v-1')).toBeNull();
+    expect(shardOfActor('booking', B, 3)).toBe(1);
+    expect(shardOfActor('payment', `auth_${B}`, 3)).toBe(1);
+    expect(shardOfActor('booking', B, 1)).toBeNull();
+  });
+
+  it('a step (span) → the sequence number after its last event → the replay command', () => {
+    const { steps } = replayActor('vehicle', 'v-1', entries);
+    expect(seqOfSpan(steps, 'unlock-span')).toBe(4);
+    expect(seqOfSpan(steps, 'span-1')).toBe(2);
+    expect(seqOfSpan(steps, 'no-such-span')).toBeNull();
+    expect(replayCommand('vehicle', 'v-1', 4)).toBe('npm run replay -- vehicle v-1 --until 4');
+    expect(replayCommand('booking', B)).toBe(`npm run replay -- booking ${B}`);
+  });
+});

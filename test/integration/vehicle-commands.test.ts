@@ -12,6 +12,7 @@ let t: TestFleet;
 const devices: VirtualVehicle[] = [];
 
 beforeAll(async () => {
+  // Inline shards talk over a MessageChannel: answers and figures are structured-cloned as across a worker.
   t = await startTestFleet({ FLEET_SHARDS: '2', UNLOCK_TIMEOUT_MS: '400' });
 }, 30_000);
 afterAll(async () => {

@@ -1,4 +1,5 @@
 import type { PublicEvent } from '../../api/ports.js';
+import type { TraceJournalQuery } from '../../persistence/trace-journal.js';
 import type { ActorAddress, Message } from './directory.js';
 import type { TraceContext } from './envelope.js';
 
@@ -26,7 +27,9 @@ export type ShardRead =
   | { readonly read: 'vehicles'; readonly filter: Readonly<Record<string, unknown>> }
   | { readonly read: 'events'; readonly after: number; readonly limit: number }
   | { readonly read: 'trace'; readonly traceId: string }
-  | { readonly read: 'booking-traces'; readonly bookingId: string; readonly limit: number };
+  | { readonly read: 'booking-traces'; readonly bookingId: string; readonly limit: number }
+  /** The journal events of traced steps and the actors' sequence numbers at given times (the trace viewer). */
+  | { readonly read: 'trace-journal'; readonly query: TraceJournalQuery };
 
 export interface SeedVehicle {
   readonly id: string;

@@ -101,7 +101,8 @@ svg .band { fill: transparent; }
 svg .arrow.current .band { fill: #dbeafe; opacity: .5; }
 svg .activation { fill: #e5e7eb; stroke: #9ca3af; }
 svg .activation.current { fill: #bfdbfe; stroke: var(--accent); }
-svg .time text { fill: var(--muted); font-size: 11px; }
+svg .arrow .time text { fill: var(--muted); font-size: 11px; font-weight: 400; }
+svg .arrow.current .time text { fill: var(--accent); font-weight: 700; }
 svg .time .duration { fill: #93c5fd; }
 `;
 
@@ -321,7 +322,7 @@ const SCRIPT = `
     });
 
     var defs = el('defs', {});
-    var marker = el('marker', { id: 'head', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' });
+    var marker = el('marker', { id: 'head', viewBox: '0 0 10 10', refX: 9, refY: 5, markerUnits: 'userSpaceOnUse', markerWidth: 10, markerHeight: 10, orient: 'auto-start-reverse' });
     marker.appendChild(el('path', { d: 'M0 0 L10 5 L0 10 z', fill: 'context-stroke' }));
     defs.appendChild(marker);
     svg.insertBefore(defs, svg.firstChild);

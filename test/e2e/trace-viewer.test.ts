@@ -179,3 +179,27 @@ describe('trace viewer page', () => {
     expect(page.body).not.toContain(bookingId);
   });
 });
+
+describe('trace viewer data from shards on worker threads', () => {
+  let t: TestFleet;
+  beforeAll(async () => {
+    t = await startTestFleet({ FLEET_SHARDS: '2' }, { shardRuntime: 'worker' });
+  });
+  afterAll(async () => t?.close());
+
+  it('reads the steps and the journal events they persisted across the thread boundary', async () => {
+    expect((await t.registerVehicle('viewer-worker-1')).statusCode).toBe(201);
+    const booked = await t.book('alice', 'viewer-worker-1');
+    expect(booked.statusCode, booked.body).toBe(201);
+    const bookingId = booked.json().id as string;
+    const model = await waitFor(async () => {
+      const response = await t.request({ method: 'GET', url: `/traces/${bookingId}/view/data`, as: 'ops', role: 'operator' });
+      return response.statusCode === 200 ? (response.json() as ViewerModel) : null;
+    }, { what: 'the booking trace' });
+    const confirming = model.steps.find((step) => step.events.some((event) => event.eventType === 'BookingConfirmed'));
+    expect(confirming?.to).toBe(`booking/${bookingId}`);
+    expect(confirming?.events.find((event) => event.eventType === 'BookingConfirmed')?.topic).toBe('booking.created');
+    expect(confirming?.replay?.command).toMatch(new RegExp(`^npm run replay -- booking ${bookingId} --until [1-9]\\d*$`));
+    expect(model.participants.map((participant) => participant.name)).toEqual(['http', `booking/${bookingId}`, 'vehicle/viewer-worker-1', `payment/auth_${bookingId}`, 'kafka']);
+  });
+});

@@ -177,6 +177,8 @@ describe('trace viewer page', () => {
     expect(page.statusCode).toBe(200);
     expect(page.headers['content-security-policy']).toMatch(/script-src 'nonce-/);
     expect(page.body).not.toContain(bookingId);
+    const openapi = await t.fleet.app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(Object.keys(openapi.json().paths)).toEqual(expect.arrayContaining(['/traces/{id}/view', '/traces/{id}/view/data', '/traces/{id}/view/stream', '/traces/{id}/view-link']));
   });
 });
 
@@ -201,5 +203,10 @@ describe('trace viewer data from shards on worker threads', () => {
     expect(confirming?.events.find((event) => event.eventType === 'BookingConfirmed')?.topic).toBe('booking.created');
     expect(confirming?.replay?.command).toMatch(new RegExp(`^npm run replay -- booking ${bookingId} --until [1-9]\\d*$`));
     expect(model.participants.map((participant) => participant.name)).toEqual(['http', `booking/${bookingId}`, 'vehicle/viewer-worker-1', `payment/auth_${bookingId}`, 'kafka']);
+
+    // A trace id shows that one request's trace whole.
+    const byTrace = await t.request({ method: 'GET', url: `/traces/${confirming!.traceId}/view/data`, as: 'ops', role: 'operator' });
+    expect(byTrace.statusCode, byTrace.body).toBe(200);
+    expect(byTrace.json()).toMatchObject({ kind: 'trace', traceIds: [confirming!.traceId] });
   });
 });

@@ -252,7 +252,7 @@ const SCRIPT = `
     return node;
   }
 
-  var COL = 165, GUTTER = 120, HEAD = 56, ROW = 34;
+  var COL = 150, GUTTER = 110, HEAD = 56, ROW = 34;
 
   function drawDiagram() {
     var svg = $('diagram');

@@ -24,6 +24,7 @@ import { opsRoutes } from './routes/ops.js';
 import { traceRoutes } from './routes/traces.js';
 import { unlockRoutes } from './routes/unlock.js';
 import { vehicleRoutes } from './routes/vehicles.js';
+import { viewerRoutes } from './viewer/routes.js';
 import { openApiComponents } from './schemas.js';
 
 export interface AppDeps {
@@ -97,8 +98,10 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency });
     await authenticated.register(unlockRoutes, { prefix: '/unlock', fleet: deps.fleet });
     if (deps.events) await authenticated.register(eventRoutes, { prefix: '/events', events: deps.events });
-    if (deps.traces) await authenticated.register(traceRoutes, { prefix: '/traces', traces: deps.traces });
+    if (deps.traces) await authenticated.register(traceRoutes, { prefix: '/traces', traces: deps.traces, linkSecret: deps.config.auth.jwtSecret });
   });
+  // Outside the bearer scope: the viewer accepts an operator token or a viewer link (api/viewer/access.ts).
+  if (deps.traces) app.register(viewerRoutes, { prefix: '/traces', traces: deps.traces, secret: deps.config.auth.jwtSecret });
 
   return base;
 }

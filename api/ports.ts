@@ -1,3 +1,4 @@
+import type { TraceJournal, TraceJournalQuery } from '../persistence/trace-journal.js';
 import type { EventCursor } from './event-cursor.js';
 
 /**
@@ -85,6 +86,8 @@ export interface TraceView {
 export interface TracesPort {
   /** A booking id (its creation trace and the ones that followed) or a 32-hex trace id. */
   find(bookingIdOrTraceId: string): Promise<TraceView | undefined>;
+  /** The journal events the traces' steps persisted, and sequence numbers at given times (the trace viewer; api/viewer/). */
+  journal?(query: TraceJournalQuery): Promise<TraceJournal>;
 }
 
 /** One device command of a vehicle as GET /vehicles/:id/commands shows it (runtime/vehicle-commands.ts says what each state means). */

@@ -1,6 +1,7 @@
 import type { EventCursor } from '../api/event-cursor.js';
 import type { EventPage, EventsPort, PublicEvent, TracesPort, TraceView, VehicleCommandsPort, VehicleCommandView } from '../api/ports.js';
 import { shardOfBooking, shardOfVehicle } from './kernel/placement.js';
+import type { TraceJournal, TraceJournalQuery } from '../persistence/trace-journal.js';
 import type { ShardLink } from './kernel/shard-link.js';
 import type { ShardEvent } from './kernel/shard-protocol.js';
 import type { ShardLinks } from './fleet-service.js';
@@ -118,6 +119,17 @@ export class ShardedTraces implements TracesPort {
       .link(shard)
       .call<{ traceIds: string[]; steps: Steps } | null>({ op: 'read', read: { read: 'booking-traces', bookingId: bookingIdOrTraceId, limit: TRACES_PER_BOOKING } }, READ_DEADLINE_MS);
     return found ? { traceId: found.traceIds[0]!, steps: found.steps } : undefined;
+  }
+
+  /** Asks every shard: an actor lives on one, so its events and sequence numbers come from that one (the others answer none, 0). */
+  async journal(query: TraceJournalQuery): Promise<TraceJournal> {
+    const answers = await Promise.all(
+      Array.from({ length: this.shardLinks.count }, (_, shard) => this.shardLinks.link(shard).call<TraceJournal>({ op: 'read', read: { read: 'trace-journal', query } }, READ_DEADLINE_MS)),
+    );
+    return {
+      events: answers.flatMap((answer) => answer.events),
+      seqAt: query.points.map((_, index) => Math.max(0, ...answers.map((answer) => answer.seqAt[index] ?? 0))),
+    };
   }
 }
 

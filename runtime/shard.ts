@@ -11,6 +11,7 @@ import { PUBLIC_TAG } from '../persistence/journal-types.js';
 import { createProjectors } from '../persistence/projections.js';
 import { openDatabase, type Db } from '../persistence/sqlite.js';
 import { TraceStore } from '../persistence/trace-store.js';
+import { TraceJournalReads } from '../persistence/trace-journal.js';
 import { VehicleReadModel } from '../persistence/vehicle-read-model.js';
 import { BookingTimers } from './booking-timers.js';
 import { closerStack } from './closers.js';
@@ -91,6 +92,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     closers.push(() => journal.close());
     const traces = new TraceStore(db, { logger });
     closers.push(() => traces.close());
+    const traceJournal = new TraceJournalReads(db);
 
     const system = startActorSystem(journal, logger);
     closers.push(() => system.stop());
@@ -209,6 +211,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
           return bookingTraceSteps(traces, request.bookingId, request.limit);
         case 'vehicle-commands':
           return vehicleCommands(db, request.vehicleId, request.limit, Date.now());
+        case 'trace-journal':
+          return traceJournal.read(request.query);
       }
     };
 

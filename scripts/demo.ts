@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { signToken } from '../api/auth.js';
+import { MAX_LINK_TTL_MINUTES } from '../api/viewer/access.js';
 import { loadConfig } from '../runtime/config.js';
 import { startFleet, type RunningFleet } from '../runtime/fleet-app.js';
 import { createLogger } from '../runtime/logger.js';
@@ -13,7 +14,9 @@ import { VirtualVehicle } from '../simulator/virtual-vehicle.js';
  * `npm run demo`: the seed's story in one command. Starts the whole system in-process on a throwaway
  * database (never ./data) and the embedded broker on free ports, connects a virtual vehicle, then books,
  * unlocks and ends a ride over real HTTP as a customer would, and shows the booking's trace and the
- * public events. Stops everything and exits 0 when every step did what the contract says.
+ * public events, and ends with a link to step through the booking in the browser. In a terminal the
+ * server then stays up for that link until Ctrl-C; otherwise (or with --no-wait) it stops everything
+ * and exits 0 when every step did what the contract says.
  */
 const VEHICLE_ID = 'demo-scooter-1';
 const CUSTOMER = 'alice';
@@ -83,7 +86,8 @@ async function waitUntilOnline(api: string, caller: Caller): Promise<void> {
   throw new DemoFailed(`the server never saw ${VEHICLE_ID} online`);
 }
 
-async function demo(fleet: RunningFleet, secret: string, databaseFile: string): Promise<void> {
+/** Returns the viewer link to the booking's trace. */
+async function demo(fleet: RunningFleet, secret: string, databaseFile: string): Promise<string> {
   const api = fleet.url!;
   const operator: Caller = { name: 'OPERATOR', token: signToken({ sub: OPERATOR, role: 'operator', ttlSeconds: 3600 }, secret) };
   const customer: Caller = { name: 'CUSTOMER', token: signToken({ sub: CUSTOMER, role: 'customer', ttlSeconds: 3600 }, secret) };
@@ -142,9 +146,32 @@ async function demo(fleet: RunningFleet, secret: string, databaseFile: string): 
     for (const event of events.body.items as Array<Record<string, unknown>>) {
       console.log(indent(`#${String(event.position).padEnd(4)} ${String(event.type).padEnd(18)} key=${String(event.key).padEnd(30)} ${String(event.time)}`));
     }
+
+    heading('Step through it in the browser');
+    // The longest a link may live: the demo's server is there only while the demo runs anyway.
+    const link = await call(api, 'POST', `/traces/${bookingId}/view-link?ttlMinutes=${MAX_LINK_TTL_MINUTES}`, operator);
+    expect(link, 200, 'asking for a viewer link');
+    console.log(indent(dim(`(the same as: npm run trace -- ${bookingId} --open)`)));
+    return String(link.body.url);
   } finally {
     await device.stop();
   }
+}
+
+/**
+ * A newcomer who runs the demo in a terminal expects the printed link to open, so the server stays
+ * until Ctrl-C. Without a terminal (CI, a pipe) nobody can open it: the demo ends as before.
+ */
+function keepServing(): boolean {
+  if (process.argv.includes('--no-wait')) return false;
+  return process.argv.includes('--wait') || process.stdout.isTTY === true;
+}
+
+function ctrlC(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
 }
 
 async function main(): Promise<number> {
@@ -170,7 +197,16 @@ async function main(): Promise<number> {
   let fleet: RunningFleet | null = null;
   try {
     fleet = await startFleet(config, { logger, listen: true });
-    await demo(fleet, config.auth.jwtSecret, databaseFile);
+    const link = await demo(fleet, config.auth.jwtSecret, databaseFile);
+    clearTimeout(guard);
+    if (keepServing()) {
+      console.log(indent(`Open this link to step through the booking (← → keys):\n\n   ${bold(link)}\n`));
+      console.log(indent(`The server keeps running for it; the link works for ${MAX_LINK_TTL_MINUTES} minutes. ${bold('Ctrl-C')} stops everything and removes the temporary database.`));
+      await ctrlC();
+      console.log(`\n${bold('Stopped.')} The temporary database is gone. ${dim('Next: npm start, then npm run sim -- --help')}`);
+      return 0;
+    }
+    console.log(indent(`${link}\n   ${dim('(not a terminal, or --no-wait: the server stops now and the link with it; run npm run demo in a terminal to keep it)')}`));
     console.log(`\n${bold('Done.')} Everything stopped and the temporary database is gone. ${dim('Next: npm start, then npm run sim -- --help')}`);
     return 0;
   } catch (error) {

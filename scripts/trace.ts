@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { signToken } from '../api/auth.js';
@@ -9,7 +10,7 @@ import { actionOfKey, DEFAULT_SCREEN, initialStepperState, keysOf, prepareSteppe
  * `npm run trace -- <bookingIdOrTraceId> [--api URL] [--token T] [--step]`: a booking's (or one
  * request's) trace from a running server as a sequence diagram; `--step` walks it message by message.
  */
-const USAGE = `usage: npm run trace -- <bookingIdOrTraceId> [--api URL] [--token T] [--step] [--all] [--json]
+const USAGE = `usage: npm run trace -- <bookingIdOrTraceId> [--api URL] [--token T] [--step] [--all] [--json] [--open]
 
   --api URL     the running server (default http://127.0.0.1:3000)
   --token T     an operator bearer token (default: one signed with FLEET_JWT_SECRET or the dev secret)
@@ -17,7 +18,9 @@ const USAGE = `usage: npm run trace -- <bookingIdOrTraceId> [--api URL] [--token
                 n/→ next, b/← back, f full state, q quit (without a terminal every step is printed)
   --all         for a booking id: also the steps of other bookings that share its traces (by default
                 only the steps that concern this booking are shown)
-  --json        print the raw trace as JSON instead (everything the server sent)`;
+  --json        print the raw trace as JSON instead (everything the server sent)
+  --open        print a link to the trace viewer page in the browser (valid 15 minutes, for this id
+                only), and open it when a desktop browser is at hand`;
 
 const stepSchema = z.looseObject({
   traceId: z.string(),
@@ -94,11 +97,40 @@ async function stepThrough(steps: readonly TraceStepView[]): Promise<void> {
   });
 }
 
+/**
+ * `--open`: the server signs a link scoped to this id (POST /traces/:id/view-link), so the operator
+ * token never goes into a URL and the secret is not needed here.
+ */
+async function openViewer(api: string, id: string, token: string): Promise<number> {
+  const url = `${api.replace(/\/+$/, '')}/traces/${encodeURIComponent(id)}/view-link`;
+  let response: Response;
+  try {
+    response = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
+  } catch {
+    console.error(`trace: cannot reach ${api}: is the server running (npm start)?`);
+    return 1;
+  }
+  const body = (await response.json().catch(() => ({}))) as { url?: string; expiresAt?: string; detail?: string };
+  if (!response.ok || !body.url) {
+    console.error(`trace: ${response.status === 404 ? `no trace is known for ${id} at ${api}` : `POST ${url} answered ${response.status}: ${body.detail ?? ''}`}`);
+    return 1;
+  }
+  console.log(`Open this link to step through ${id} (works until ${body.expiresAt}, for this id only):\n\n  ${body.url}\n`);
+  const opener = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? null : 'xdg-open';
+  if (opener && process.stdout.isTTY && (process.platform === 'darwin' || process.env.DISPLAY || process.env.WAYLAND_DISPLAY)) {
+    // Best effort: without a desktop browser the printed link is the way in.
+    spawn(opener, [body.url], { stdio: 'ignore', detached: true })
+      .on('error', () => undefined)
+      .unref();
+  }
+  return 0;
+}
+
 async function main(): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      options: { api: { type: 'string', default: 'http://127.0.0.1:3000' }, token: { type: 'string' }, step: { type: 'boolean' }, all: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { api: { type: 'string', default: 'http://127.0.0.1:3000' }, token: { type: 'string' }, step: { type: 'boolean' }, all: { type: 'boolean' }, json: { type: 'boolean' }, open: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,
     });
@@ -117,6 +149,7 @@ async function main(): Promise<number> {
   }
   const id = positionals[0]!;
   const token = values.token ?? signToken({ sub: 'trace-viewer', role: 'operator', ttlSeconds: 300 }, process.env.FLEET_JWT_SECRET || DEV_JWT_SECRET);
+  if (values.open) return openViewer(values.api, id, token);
   const trace = await fetchTrace(values.api, id, token);
   if (typeof trace === 'string') {
     console.error(`trace: ${trace}`);

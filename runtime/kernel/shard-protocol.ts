@@ -1,4 +1,5 @@
 import type { PublicEvent } from '../../api/ports.js';
+import type { TraceJournalQuery } from '../../persistence/trace-journal.js';
 import type { ActorAddress, Message } from './directory.js';
 import type { CommandState } from '../vehicle-commands.js';
 import type { TraceContext } from './envelope.js';
@@ -29,7 +30,9 @@ export type ShardRead =
   | { readonly read: 'trace'; readonly traceId: string }
   | { readonly read: 'booking-traces'; readonly bookingId: string; readonly limit: number }
   /** A vehicle's recent device commands, newest first (runtime/vehicle-commands.ts); null when it has no journal. */
-  | { readonly read: 'vehicle-commands'; readonly vehicleId: string; readonly limit: number };
+  | { readonly read: 'vehicle-commands'; readonly vehicleId: string; readonly limit: number }
+  /** The journal events of traced steps and the actors' sequence numbers at given times (the trace viewer). */
+  | { readonly read: 'trace-journal'; readonly query: TraceJournalQuery };
 
 export interface SeedVehicle {
   readonly id: string;

@@ -114,6 +114,13 @@ export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProbl
     title: 'Booking already exists',
     detail: (r) => `Booking ${r.bookingId} already exists with other details.`,
   },
+  ActiveBookingLimitReached: {
+    slug: 'active-booking-limit',
+    status: 409,
+    title: 'Too many live bookings',
+    detail: (r) => `You already hold ${r.limit === 1 ? 'a live booking' : `${r.limit} live bookings`}; end or cancel one before booking again.`,
+    extensions: (r) => ({ limit: r.limit }),
+  },
   InvalidBookingState: {
     slug: 'invalid-booking-state',
     status: 409,

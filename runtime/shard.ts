@@ -23,6 +23,7 @@ import { ActorDirectory, noAnswer } from './kernel/directory.js';
 import { shardOfVehicle } from './kernel/placement.js';
 import type { ShardHandlers } from './kernel/shard-host.js';
 import type { ShardCall, ShardEvent, ShardRead, ShardStats } from './kernel/shard-protocol.js';
+import { LiveBookingCounter } from './live-bookings.js';
 import type { Logger } from './logger.js';
 import { deriveCommandKey, signCommand } from './mqtt/command-signature.js';
 import { MqttConnection } from './mqtt/connection.js';
@@ -189,6 +190,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       };
     };
 
+    const liveBookings = new LiveBookingCounter(db);
     const read = (request: ShardRead): unknown => {
       switch (request.read) {
         case 'vehicle':
@@ -204,6 +206,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
           return traceSteps(traces, request.traceId);
         case 'booking-traces':
           return bookingTraceSteps(traces, request.bookingId, request.limit);
+        case 'live-bookings':
+          return liveBookings.liveBookings(request.customerId, request.exceptBookingId);
       }
     };
 

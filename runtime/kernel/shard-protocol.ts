@@ -26,7 +26,9 @@ export type ShardRead =
   | { readonly read: 'vehicles'; readonly filter: Readonly<Record<string, unknown>> }
   | { readonly read: 'events'; readonly after: number; readonly limit: number }
   | { readonly read: 'trace'; readonly traceId: string }
-  | { readonly read: 'booking-traces'; readonly bookingId: string; readonly limit: number };
+  | { readonly read: 'booking-traces'; readonly bookingId: string; readonly limit: number }
+  /** A customer's bookings that are not finished, but for one (runtime/live-bookings.ts). */
+  | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string };
 
 export interface SeedVehicle {
   readonly id: string;

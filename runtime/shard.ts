@@ -26,6 +26,7 @@ import type { ShardCall, ShardEvent, ShardRead, ShardStats } from './kernel/shar
 import { LiveBookingCounter } from './live-bookings.js';
 import type { Logger } from './logger.js';
 import { deriveCommandKey, signCommand } from './mqtt/command-signature.js';
+import { housekeepRejectedBookings } from './rejected-bookings.js';
 import { MqttConnection } from './mqtt/connection.js';
 import { deviceSecretFrom } from './mqtt/device-secrets.js';
 import type { UnsignedDeviceCommand } from './mqtt/protocol.js';
@@ -167,6 +168,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     });
     if (relay) closers.push(() => relay.stop());
     closers.push(housekeepTraces({ traces, retentionMs: config.traceRetentionMs, logger }));
+    closers.push(housekeepRejectedBookings({ db, isActive: (address) => directory.isActive(address), logger }));
 
     let stopFollowing: (() => void) | null = null;
     closers.push(() => stopFollowing?.());

@@ -92,10 +92,10 @@ function limitHook(check: Checker | null, who: string): LimitHook {
 export const rateLimits = fp<{ limits: RateLimits }>(
   async (app, { limits }) => {
     await app.register(fastifyRateLimit, { global: false, timeWindow: WINDOW_MS, store: SnapshotStore });
-    // Prefixed keys: the limiters share one store, and a customer id may look like an address.
-    const perIp = limits.perIp > 0 ? app.createRateLimit({ max: limits.perIp, timeWindow: WINDOW_MS, keyGenerator: (request) => `ip ${request.ip}` }) : null;
-    const perCustomer =
-      limits.perCustomer > 0 ? app.createRateLimit({ max: limits.perCustomer, timeWindow: WINDOW_MS, keyGenerator: (request) => `customer ${request.caller.id}` }) : null;
+    // Each limiter gets its own store (`child`). The address is the plugin's default key: an IPv6 client
+    // counts by its /64, which is what one subscriber is given, not by each of its addresses.
+    const perIp = limits.perIp > 0 ? app.createRateLimit({ max: limits.perIp, timeWindow: WINDOW_MS }) : null;
+    const perCustomer = limits.perCustomer > 0 ? app.createRateLimit({ max: limits.perCustomer, timeWindow: WINDOW_MS, keyGenerator: (request) => request.caller.id }) : null;
     const ipHook = limitHook(perIp, 'from this address');
     app.addHook('onRequest', async (request, reply) => (UNLIMITED_PATHS.has(request.url.split('?', 1)[0]!) ? undefined : ipHook(request, reply)));
     const customerHook = limitHook(perCustomer, 'for this customer');

@@ -68,6 +68,14 @@ describe('rate limits', () => {
     expect((await app.inject({ url: '/vehicles', remoteAddress: '198.51.100.1', headers: asCustomer() })).statusCode).toBe(200);
   });
 
+  it('per address: an IPv6 client counts by its /64, so rotating addresses inside it does not escape the limit', async () => {
+    const app = start({ RATE_LIMIT_PER_CUSTOMER: '0', RATE_LIMIT_PER_IP: '3' });
+    let next = 0;
+    const answers = await burst(30, () => app.inject({ url: '/vehicles', remoteAddress: `2001:db8:1:2:${(next += 1).toString(16)}::1` }));
+    expect(answers.filter((answer) => answer.statusCode === 429).length).toBeGreaterThan(0);
+    expect((await app.inject({ url: '/vehicles', remoteAddress: '2001:db8:1:3::1', headers: asCustomer() })).statusCode).toBe(200);
+  });
+
   it('/health and /metrics are never limited', async () => {
     const app = start({ RATE_LIMIT_PER_CUSTOMER: '1', RATE_LIMIT_PER_IP: '1' });
     for (const url of ['/health', '/metrics']) {

@@ -13,10 +13,12 @@ import type { Logger } from '../runtime/logger.js';
 import type { Metrics } from '../runtime/metrics.js';
 import { installAuth } from './auth.js';
 import { installErrorHandling } from './error-handling.js';
+import { frameworkErrorOptions, installFrameworkErrors } from './framework-errors.js';
 import type { DeviceAccess, FleetService } from './fleet-service.js';
 import { IdempotencyGuard } from './idempotency.js';
 import type { EventsPort, HealthReport, IdempotencyPort, TracesPort, VehicleCommandsPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
+import { rateLimits } from './rate-limits.js';
 import { installRequestContext, newRequestId, requestLogger } from './request-context.js';
 import { bookingRoutes } from './routes/bookings.js';
 import { eventRoutes } from './routes/events.js';
@@ -57,6 +59,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     requestIdHeader: false,
     bodyLimit: deps.config.http.bodyLimitBytes,
     routerOptions: { ignoreTrailingSlash: true },
+    ...frameworkErrorOptions,
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
@@ -68,6 +71,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const base = app as unknown as FastifyInstance;
   installRequestContext(base);
   installErrorHandling(base, deps.config.http.bodyLimitBytes);
+  installFrameworkErrors(base);
+  app.register(rateLimits, { limits: deps.config.rateLimits });
   app.addHook('onResponse', (request, reply, done) => {
     deps.metrics.observeHttpRequest(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
     done();
@@ -94,6 +99,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   const idempotency = new IdempotencyGuard(deps.idempotency);
   app.register(async (authenticated) => {
     installAuth(authenticated as unknown as FastifyInstance, deps.config.auth.jwtSecret);
+    authenticated.addHook('onRequest', authenticated.limitPerCustomer);
     await authenticated.register(vehicleRoutes, { prefix: '/vehicles', fleet: deps.fleet, devices: deps.devices, ...(deps.vehicleCommands && { commands: deps.vehicleCommands }) });
     await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency });
     await authenticated.register(unlockRoutes, { prefix: '/unlock', fleet: deps.fleet });

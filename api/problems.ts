@@ -114,6 +114,13 @@ export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProbl
     title: 'Booking already exists',
     detail: (r) => `Booking ${r.bookingId} already exists with other details.`,
   },
+  ActiveBookingLimitReached: {
+    slug: 'active-booking-limit',
+    status: 409,
+    title: 'Too many live bookings',
+    detail: (r) => `You already hold ${r.limit === 1 ? 'a live booking' : `${r.limit} live bookings`}; end or cancel one before booking again.`,
+    extensions: (r) => ({ limit: r.limit }),
+  },
   InvalidBookingState: {
     slug: 'invalid-booking-state',
     status: 409,
@@ -152,10 +159,12 @@ export const HTTP_PROBLEMS = {
   'method-not-allowed': { slug: 'method-not-allowed', status: 405, title: 'Method not allowed' },
   'idempotency-key-in-use': { slug: 'idempotency-key-in-use', status: 409, title: 'Idempotency key in use' },
   'body-too-large': { slug: 'body-too-large', status: 413, title: 'Body too large' },
+  'uri-too-long': { slug: 'uri-too-long', status: 414, title: 'URI too long' },
   'unsupported-media-type': { slug: 'unsupported-media-type', status: 415, title: 'Unsupported media type' },
   'idempotency-key-reused': { slug: 'idempotency-key-reused', status: 422, title: 'Idempotency key reused with another request' },
-  // Reserved: no limiter yet, but clients may already code against the type.
+  // RATE_LIMIT_PER_CUSTOMER, RATE_LIMIT_PER_IP (api/rate-limits.ts); comes with Retry-After.
   'rate-limited': { slug: 'rate-limited', status: 429, title: 'Too many requests' },
+  'headers-too-large': { slug: 'headers-too-large', status: 431, title: 'Request header fields too large' },
   internal: { slug: 'internal', status: 500, title: 'Internal server error' },
 } as const satisfies Record<string, { readonly slug: string; readonly status: number; readonly title: string }>;
 

@@ -37,7 +37,7 @@ async function heapAfterGc(): Promise<number> {
 }
 
 async function fleetOn(file: string, env: Record<string, string> = {}): Promise<RunningFleet> {
-  const config = loadConfig({ FLEET_DB: file, FLEET_DB_SYNC: 'NORMAL', PORT: '0', MQTT_PORT: String(await freePort()), LOG_LEVEL: 'error', PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: '1', ...env });
+  const config = loadConfig({ FLEET_DB: file, FLEET_DB_SYNC: 'NORMAL', PORT: '0', MQTT_PORT: String(await freePort()), LOG_LEVEL: 'error', PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: '1', RATE_LIMIT_PER_CUSTOMER: '0', RATE_LIMIT_PER_IP: '0', ...env });
   // One shard in this thread: the heap measured here is the actors' own.
   return startFleet(config, { logger, listen: false, shardRuntime: 'inline' });
 }

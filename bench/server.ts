@@ -21,6 +21,14 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
+/**
+ * The load comes from one address and a few tokens at thousands of requests per second: rate limits
+ * would measure themselves. And the load worker's customers are reused from one phase to the next
+ * (hot-vehicle's 1 000 racers held bookings since its warm-up), so the live-booking limit would turn
+ * the measured bookings into 409s; its own cost is a read per shard before each booking.
+ */
+const LIMITS_OFF = { RATE_LIMIT_PER_CUSTOMER: '0', RATE_LIMIT_PER_IP: '0', MAX_ACTIVE_BOOKINGS_PER_CUSTOMER: '0' };
+
 /** Spawns the server and returns at once (its URL is known before it listens); `healthy` tells when it is ready. */
 export async function spawnBenchServer(env: Record<string, string>): Promise<BenchServer> {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-'));
@@ -34,7 +42,7 @@ export async function spawnBenchServer(env: Record<string, string>): Promise<Ben
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, 'dist/runtime/main.js'], {
     cwd: fileURLToPath(new URL('..', import.meta.url)),
     // Only what the bench sets: a FLEET_JWT_SECRET, KAFKA_BROKERS or MQTT_URL in the shell must not change the run.
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', FLEET_DB: join(dir, 'fleet.db'), PORT: String(port), MQTT_PORT: String(mqttPort), LOG_LEVEL: 'error', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', FLEET_DB: join(dir, 'fleet.db'), PORT: String(port), MQTT_PORT: String(mqttPort), LOG_LEVEL: 'error', ...LIMITS_OFF, ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;

@@ -61,6 +61,12 @@ export const configSchema = z.object({
   /** Register this many demo vehicles at start-up (ids demo-0001 …), for a first run. */
   FLEET_SEED: z.coerce.number().int().min(0).max(100_000).default(0),
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(64 * 1024),
+  /** Requests per second per signed-in customer; 0 = no limit (api/rate-limits.ts says why 20). */
+  RATE_LIMIT_PER_CUSTOMER: z.coerce.number().int().min(0).default(20),
+  /** Requests per second per client address (before sign-in); 0 = no limit. */
+  RATE_LIMIT_PER_IP: z.coerce.number().int().min(0).default(200),
+  /** Live (not finished) bookings one customer may hold at once; 0 = no limit. */
+  MAX_ACTIVE_BOOKINGS_PER_CUSTOMER: z.coerce.number().int().min(0).default(1),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -102,6 +108,10 @@ export interface FleetConfig {
   readonly traceSample: number;
   readonly logLevel: RawConfig['LOG_LEVEL'];
   readonly seedVehicles: number;
+  /** Requests per second; 0 turns a limit off. */
+  readonly rateLimits: { readonly perCustomer: number; readonly perIp: number };
+  /** 0: no limit. */
+  readonly maxActiveBookingsPerCustomer: number;
 }
 
 /** Publicly known on purpose: it only exists so that a first run works without set-up. */
@@ -173,6 +183,8 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     traceSample: raw.TRACE_SAMPLE,
     logLevel: raw.LOG_LEVEL,
     seedVehicles: raw.FLEET_SEED,
+    rateLimits: { perCustomer: raw.RATE_LIMIT_PER_CUSTOMER, perIp: raw.RATE_LIMIT_PER_IP },
+    maxActiveBookingsPerCustomer: raw.MAX_ACTIVE_BOOKINGS_PER_CUSTOMER,
   };
 }
 

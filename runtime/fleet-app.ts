@@ -123,7 +123,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     const events = new ShardedEvents(shards);
     closers.push(() => events.close());
     const app = buildApp({
-      fleet: new ShardedFleetService(shards, config.timing),
+      fleet: new ShardedFleetService(shards, config.timing, config.maxActiveBookingsPerCustomer),
       devices,
       config,
       logger,

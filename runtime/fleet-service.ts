@@ -14,6 +14,7 @@ import type {
 } from '../api/fleet-service.js';
 import { haversineMeters } from '../persistence/vehicle-read-model.js';
 import type { ActorAddress } from './kernel/directory.js';
+import { LiveBookingLimit } from './live-bookings.js';
 import type { TraceContext } from './kernel/envelope.js';
 import { bookingIdOnShard, shardOfBooking, shardOfVehicle } from './kernel/placement.js';
 import { ShardUnavailableError, type ShardLink } from './kernel/shard-link.js';
@@ -34,10 +35,16 @@ const DEADLINE_MARGIN_MS = 2000;
  * that is down answers ShardUnavailable at once (503), never a hang.
  */
 export class ShardedFleetService implements FleetService {
+  private readonly liveBookingLimit: LiveBookingLimit;
+
   constructor(
     private readonly shards: ShardLinks,
     private readonly timing: { readonly unlockTimeoutMs: number; readonly askTimeoutMs: number },
-  ) {}
+    /** MAX_ACTIVE_BOOKINGS_PER_CUSTOMER; 0 or absent: no limit. */
+    maxActiveBookingsPerCustomer = 0,
+  ) {
+    this.liveBookingLimit = new LiveBookingLimit(maxActiveBookingsPerCustomer, (customerId, exceptBookingId) => this.countLiveBookings(customerId, exceptBookingId));
+  }
 
   async registerVehicle(input: RegisterVehicleInput, trace: TraceContext): Promise<Outcome<VehicleView>> {
     const shard = shardOfVehicle(input.id, this.shards.count);
@@ -76,7 +83,21 @@ export class ShardedFleetService implements FleetService {
     const shard = shardOfVehicle(vehicleId, this.shards.count);
     const bookingId = placeBookingId(input.bookingId, shard);
     const message: BookingMessage = { type: 'CreateBooking', customerId, vehicleId, paymentMethod, durationMinutes };
-    return this.bookingCommand(bookingId, message, trace);
+    try {
+      return await this.liveBookingLimit.admit(customerId, bookingId, () => this.bookingCommand(bookingId, message, trace));
+    } catch (error) {
+      // A shard that cannot be counted might hold a live booking of this customer: refuse rather than guess.
+      if (error instanceof ShardUnavailableError) return reject({ type: 'ShardUnavailable', shard: error.shard, reason: error.reason });
+      throw error;
+    }
+  }
+
+  /** Every shard's count of the customer's live bookings (besides the one being requested). */
+  private async countLiveBookings(customerId: string, exceptBookingId: string): Promise<number> {
+    const counts = await Promise.all(
+      Array.from({ length: this.shards.count }, (_, shard) => this.read<number>(shard, { read: 'live-bookings', customerId, exceptBookingId })),
+    );
+    return counts.reduce((sum, count) => sum + count, 0);
   }
 
   getBooking(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>> {

@@ -24,8 +24,10 @@ import { ActorDirectory, noAnswer } from './kernel/directory.js';
 import { shardOfVehicle } from './kernel/placement.js';
 import type { ShardHandlers } from './kernel/shard-host.js';
 import type { ShardCall, ShardEvent, ShardRead, ShardStats } from './kernel/shard-protocol.js';
+import { LiveBookingCounter } from './live-bookings.js';
 import type { Logger } from './logger.js';
 import { deriveCommandKey, signCommand } from './mqtt/command-signature.js';
+import { housekeepRejectedBookings } from './rejected-bookings.js';
 import { MqttConnection } from './mqtt/connection.js';
 import { deviceSecretFrom } from './mqtt/device-secrets.js';
 import type { UnsignedDeviceCommand } from './mqtt/protocol.js';
@@ -170,6 +172,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     });
     if (relay) closers.push(() => relay.stop());
     closers.push(housekeepTraces({ traces, retentionMs: config.traceRetentionMs, logger }));
+    closers.push(housekeepRejectedBookings({ db, isActive: (address) => directory.isActive(address), logger }));
 
     let stopFollowing: (() => void) | null = null;
     closers.push(() => stopFollowing?.());
@@ -194,6 +197,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       };
     };
 
+    const liveBookings = new LiveBookingCounter(db);
     const read = (request: ShardRead): unknown => {
       switch (request.read) {
         case 'vehicle':
@@ -213,6 +217,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
           return vehicleCommands(db, request.vehicleId, request.limit, Date.now());
         case 'trace-journal':
           return traceJournal.read(request.query);
+        case 'live-bookings':
+          return liveBookings.liveBookings(request.customerId, request.exceptBookingId);
       }
     };
 

@@ -16,6 +16,8 @@ export type Rejection =
   | { readonly type: 'BookingNotFound'; readonly bookingId: string }
   | { readonly type: 'BookingForbidden'; readonly bookingId: string }
   | { readonly type: 'BookingAlreadyExists'; readonly bookingId: string }
+  /** MAX_ACTIVE_BOOKINGS_PER_CUSTOMER (runtime/live-bookings.ts): decided before the booking saga starts. */
+  | { readonly type: 'ActiveBookingLimitReached'; readonly customerId: string; readonly limit: number }
   | { readonly type: 'InvalidBookingState'; readonly bookingId: string; readonly status: string; readonly expected: readonly string[] }
   | { readonly type: 'ActorUnavailable'; readonly actor: string; readonly timeoutMs: number }
   /** The shard that holds the entity is down (its worker is restarting) or did not answer. */

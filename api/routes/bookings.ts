@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { RejectionType } from '../../actors/shared/rejections.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { BookingView, FleetService, UnlockView } from '../fleet-service.js';
 import { bookingIdFor, requestHash, type Execution, type HttpResponse, type IdempotencyGuard } from '../idempotency.js';
@@ -23,6 +24,13 @@ export const UNLOCK_PROBLEMS = {
   504: 'The vehicle did not confirm the unlock in time',
 } as const;
 
+/**
+ * Answers a retry with the same key must not replay: ActorUnavailable and ShardUnavailable mean "no
+ * answer in time" (the booking may still be made), and ActiveBookingLimitReached lasts only until the
+ * customer's other booking ends, after which the same request books.
+ */
+const NOT_FINAL: ReadonlySet<RejectionType> = new Set(['ActorUnavailable', 'ShardUnavailable', 'ActiveBookingLimitReached']);
+
 /** /bookings: the booking saga's HTTP face. Ownership is checked by FleetService with the caller. */
 export const bookingRoutes: FastifyPluginAsyncZod<BookingRoutesOptions> = async (app, { fleet, idempotency }) => {
   app.post(
@@ -42,7 +50,7 @@ export const bookingRoutes: FastifyPluginAsyncZod<BookingRoutesOptions> = async 
             402: 'Payment declined',
             403: 'Not a customer',
             404: 'No such vehicle',
-            409: 'Vehicle unavailable, or the Idempotency-Key is still in use by a running request',
+            409: 'Vehicle unavailable, the customer already holds MAX_ACTIVE_BOOKINGS_PER_CUSTOMER live bookings, or the Idempotency-Key is still in use by a running request',
             422: 'The Idempotency-Key was used with another body',
             503: 'Vehicle offline, or the system did not answer in time',
           }),
@@ -68,7 +76,7 @@ export const bookingRoutes: FastifyPluginAsyncZod<BookingRoutesOptions> = async 
         const problem = rejectionProblem(outcome.rejection, originOf(request));
         // ActorUnavailable means "no answer in time", not "no": the booking may still be made, so the
         // retry must run again (and reaches the same booking through the key-derived id).
-        return { response: { statusCode: problem.status, body: problem }, final: outcome.rejection.type !== 'ActorUnavailable' && outcome.rejection.type !== 'ShardUnavailable' };
+        return { response: { statusCode: problem.status, body: problem }, final: !NOT_FINAL.has(outcome.rejection.type) };
       };
 
       if (key === undefined) return sendResponse(reply, (await create()).response);

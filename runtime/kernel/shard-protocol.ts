@@ -32,7 +32,9 @@ export type ShardRead =
   /** A vehicle's recent device commands, newest first (runtime/vehicle-commands.ts); null when it has no journal. */
   | { readonly read: 'vehicle-commands'; readonly vehicleId: string; readonly limit: number }
   /** The journal events of traced steps and the actors' sequence numbers at given times (the trace viewer). */
-  | { readonly read: 'trace-journal'; readonly query: TraceJournalQuery };
+  | { readonly read: 'trace-journal'; readonly query: TraceJournalQuery }
+  /** A customer's bookings that are not finished, but for one (runtime/live-bookings.ts). */
+  | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string };
 
 export interface SeedVehicle {
   readonly id: string;

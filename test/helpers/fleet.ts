@@ -9,6 +9,7 @@ import { startFleet, type FleetOptions, type RunningFleet } from '../../runtime/
 import type { DeviceCredentials } from '../../api/fleet-service.js';
 import { createLogger } from '../../runtime/logger.js';
 import { tempDbFile, type TempDbFile } from './temp-db.js';
+import { LIMITS_OFF } from './limits-off.js';
 
 export interface TestFleet {
   readonly fleet: RunningFleet;
@@ -50,7 +51,7 @@ export async function startTestFleet(
 ): Promise<TestFleet> {
   const temp = inherited ?? (dbFile ? null : tempDbFile());
   const file = dbFile ?? temp!.file;
-  const config = loadConfig({ FLEET_DB: file, FLEET_SHARDS: '1', MQTT_PORT: '0', PORT: '0', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', PAYMENT_LATENCY_MS: '2', ...env });
+  const config = loadConfig({ FLEET_DB: file, FLEET_SHARDS: '1', MQTT_PORT: '0', PORT: '0', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', PAYMENT_LATENCY_MS: '2', ...LIMITS_OFF, ...env });
   const logger = options.logger ?? createLogger(config.logLevel);
   const fleet = await startFleet(config, { listen: false, shardRuntime: 'inline', ...options, logger });
   const onEveryShard = <T>(query: (db: Database.Database) => T): T[] =>

@@ -7,6 +7,7 @@ import type { TraceContext } from '../../runtime/kernel/envelope.js';
 import { createLogger } from '../../runtime/logger.js';
 import { createMetrics } from '../../runtime/metrics.js';
 import { TEST_JWT_SECRET } from './tokens.js';
+import { LIMITS_OFF } from './limits-off.js';
 
 /**
  * A FleetService that answers canned outcomes and records every call, so API tests check the HTTP
@@ -145,7 +146,7 @@ export function testDeps(overrides: Partial<AppDeps> = {}, env: Record<string, s
   return {
     fleet: stubFleet().fleet,
     devices: stubDevices(),
-    config: loadConfig({ FLEET_JWT_SECRET: TEST_JWT_SECRET, ...env }),
+    config: loadConfig({ FLEET_JWT_SECRET: TEST_JWT_SECRET, ...LIMITS_OFF, ...env }),
     logger: createLogger('silent'),
     idempotency: new MemoryIdempotencyStore(),
     metrics: createMetrics({ defaultMetrics: false }),

@@ -5,6 +5,7 @@ import { buildApp } from '../api/app.js';
 import type { HealthCheck, HealthReport } from '../api/ports.js';
 import { IdempotencyStore } from '../persistence/idempotency-store.js';
 import type { Db } from '../persistence/sqlite.js';
+import type { Clock } from './clock.js';
 import { closerStack, type Closer } from './closers.js';
 import type { FleetConfig } from './config.js';
 import { ShardedEvents, ShardedTraces } from './fleet-reads.js';
@@ -36,6 +37,8 @@ export interface FleetOptions {
   readonly shardRuntime?: ShardRuntime;
   /** Inline shards only (a test's gateway); workers use the simulated gateway with PAYMENT_LATENCY_MS. */
   readonly gateway?: PaymentGateway;
+  /** Inline shards only: booking time and timers (a test drives it); workers use the wall clock. */
+  readonly clock?: Clock;
 }
 
 export interface RunningFleet {
@@ -94,7 +97,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
       inits,
       runtime: options.shardRuntime ?? 'worker',
       logger,
-      ...(options.gateway && { local: { gateway: options.gateway } }),
+      local: { ...(options.gateway && { gateway: options.gateway }), ...(options.clock && { clock: options.clock }) },
     });
     closers.push(() => shards.close());
 

@@ -137,17 +137,32 @@ export function bookingBehaviour(deps: BookingActorDeps) {
       return accept({ bookingId, vehicleId, unlockedAt: ctx.state.unlockedAt! });
     };
 
+    /**
+     * Ends the trip: lock, record the return (the lock time) in its own event, then capture. A capture
+     * that fails leaves the booking ACTIVE with its return recorded and due, so the booking timer (and
+     * a retried end) captures again, charging from the recorded lock time.
+     */
     const end = async (ctx: Ctx, caller: Caller): Promise<Outcome<BookingState>> => {
       const denied = checkEnd(ctx.state, bookingId, caller);
       if (denied) return reject(denied);
       if (ctx.state.status === 'COMPLETED') return accept(ctx.state);
-      const locked = await askActor<Locked>(ctx, vehicle(ctx.state), { type: 'LockVehicle', bookingId }, deviceAskMs);
-      if (!locked.ok) return locked;
-      const { vehicleType, unlockedAt, authorization } = ctx.state;
-      const charge = tripCharge(vehicleType!, unlockedAt!, locked.value.lockedAt, authorization!.amount);
+      if (ctx.state.endedAt === null) {
+        const locked = await askActor<Locked>(ctx, vehicle(ctx.state), { type: 'LockVehicle', bookingId }, deviceAskMs);
+        if (!locked.ok) return locked;
+        await run(ctx, { type: 'RecordReturned', lockedAt: locked.value.lockedAt, at: now() });
+      }
+      return capture(ctx);
+    };
+
+    const capture = async (ctx: Ctx): Promise<Outcome<BookingState>> => {
+      const { vehicleType, unlockedAt, endedAt, authorization } = ctx.state;
+      const charge = tripCharge(vehicleType!, unlockedAt!, endedAt!, authorization!.amount);
       const captured = await askActor<Captured>(ctx, payment, { type: 'Capture', amount: charge.amount });
-      if (!captured.ok) return captured;
-      await run(ctx, { type: 'RecordCompleted', charge: captured.value, endedAt: locked.value.lockedAt });
+      if (!captured.ok) {
+        ctx.logger.warn({ rejection: captured.rejection }, 'capture failed; the booking timer retries it');
+        return captured;
+      }
+      await run(ctx, { type: 'RecordCompleted', charge: captured.value, endedAt: endedAt! });
       return accept(ctx.state);
     };
 
@@ -182,6 +197,10 @@ export function bookingBehaviour(deps: BookingActorDeps) {
             await run(ctx, { type: 'RecordUnlocked', unlockedAt: message.unlockedAt });
             return;
           case 'WakeUp': {
+            if (ctx.state.status === 'ACTIVE' && ctx.state.endedAt !== null) {
+              await capture(ctx);
+              return;
+            }
             await run(ctx, { type: 'Expire', at: now() });
             if (isFinal(ctx.state.status)) await compensate(ctx);
             return;

@@ -28,6 +28,11 @@ export interface Money {
 
 /** A failed compensation (vehicle release, void) is tried again this much later by the booking's timer. */
 export const COMPENSATION_RETRY_MS = 30_000;
+/**
+ * A returned vehicle's payment capture is tried again this much later by the booking's timer, if the
+ * capture right after the return failed (then every 2 s while still due: runtime/booking-timers.ts).
+ */
+export const CAPTURE_RETRY_MS = 30_000;
 
 // ---- commands ----------------------------------------------------------------------------------
 
@@ -38,6 +43,7 @@ export type BookingCommand =
   | { readonly type: 'RecordAuthorized'; readonly authorization: Authorization; readonly at: number; readonly unlockBy: number }
   | { readonly type: 'RecordPaymentDeclined'; readonly rejection: Rejection; readonly at: number }
   | { readonly type: 'RecordUnlocked'; readonly unlockedAt: number }
+  | { readonly type: 'RecordReturned'; readonly lockedAt: number; readonly at: number }
   | { readonly type: 'RecordCompleted'; readonly charge: Money; readonly endedAt: number }
   | { readonly type: 'Cancel'; readonly caller: Caller; readonly at: number }
   | { readonly type: 'Expire'; readonly at: number }
@@ -51,6 +57,8 @@ export type BookingEvent =
   | { readonly type: 'BookingConfirmed'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly vehicleType: VehicleType; readonly durationMinutes: number; readonly authorization: Authorization; readonly at: number; readonly expiresAt: number }
   | { readonly type: 'BookingRejected'; readonly bookingId: string; readonly vehicleId: string; readonly rejection: Rejection; readonly needsCompensation: boolean; readonly at: number }
   | { readonly type: 'BookingActivated'; readonly bookingId: string; readonly vehicleId: string; readonly unlockedAt: number }
+  /** The vehicle locked at the end of the trip: recorded before the capture, which may fail and is retried. */
+  | { readonly type: 'VehicleReturned'; readonly bookingId: string; readonly vehicleId: string; readonly lockedAt: number; readonly at: number }
   | { readonly type: 'BookingCancelled'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly cancelledBy: string; readonly at: number }
   | { readonly type: 'BookingExpired'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly previousStatus: BookingStatus; readonly at: number }
   | { readonly type: 'BookingCompleted'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly charge: Money; readonly unlockedAt: number; readonly endedAt: number }
@@ -71,6 +79,7 @@ export interface BookingState {
   readonly expiresAt: number | null;
   readonly authorization: Authorization | null;
   readonly unlockedAt: number | null;
+  /** When the vehicle locked at the end of the trip; set while ACTIVE means the capture is still due. */
   readonly endedAt: number | null;
   readonly charge: Money | null;
   readonly rejection: Rejection | null;
@@ -167,6 +176,10 @@ export function decide(bookingId: string, command: BookingCommand, state: Bookin
       // Also after an unlock that timed out for the caller: the car is open, so the trip has started.
       if (state.status !== 'CONFIRMED') return emit();
       return emit({ type: 'BookingActivated', bookingId, vehicleId, unlockedAt: command.unlockedAt });
+    case 'RecordReturned':
+      // Once: a retried end or capture charges from the first recorded lock time.
+      if (state.status !== 'ACTIVE' || state.endedAt !== null) return emit();
+      return emit({ type: 'VehicleReturned', bookingId, vehicleId, lockedAt: command.lockedAt, at: command.at });
     case 'RecordCompleted':
       if (state.status !== 'ACTIVE') return emit();
       return emit({
@@ -222,6 +235,8 @@ export function evolve(state: BookingState, event: BookingEvent): BookingState {
       return { ...state, status: 'REJECTED', rejection: event.rejection, needsCompensation: event.needsCompensation };
     case 'BookingActivated':
       return { ...state, status: 'ACTIVE', unlockedAt: event.unlockedAt };
+    case 'VehicleReturned':
+      return { ...state, endedAt: event.lockedAt };
     case 'BookingCancelled':
       return { ...state, status: 'CANCELLED', needsCompensation: true };
     case 'BookingExpired':
@@ -250,6 +265,9 @@ export function wakeAtAfter(event: BookingEvent): number | null | undefined {
     case 'BookingCancelled':
     case 'BookingExpired':
       return event.at + COMPENSATION_RETRY_MS;
+    case 'VehicleReturned':
+      // Due until BookingCompleted clears it: a capture that failed is retried by the timer.
+      return event.at + CAPTURE_RETRY_MS;
     case 'BookingActivated':
     case 'BookingCompleted':
     case 'BookingCompensated':

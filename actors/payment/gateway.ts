@@ -45,6 +45,7 @@ export interface SimulatedGatewayOptions {
 export class SimulatedPaymentGateway implements PaymentGateway {
   private readonly authorizations = new Map<string, { decision: GatewayDecision; amount: number; state: 'authorized' | 'declined' | 'captured' | 'voided' }>();
   private readonly random: () => number;
+  private capturesToFail = 0;
 
   constructor(private readonly options: SimulatedGatewayOptions) {
     this.random = options.random ?? Math.random;
@@ -69,6 +70,10 @@ export class SimulatedPaymentGateway implements PaymentGateway {
 
   async capture(authorizationId: string, amount: number): Promise<void> {
     await this.latency();
+    if (this.capturesToFail > 0) {
+      this.capturesToFail -= 1;
+      throw new GatewayError(`capture of ${authorizationId} failed (simulated processor fault)`);
+    }
     const known = this.authorizations.get(authorizationId);
     if (!known || known.state === 'declined' || known.state === 'voided') throw new GatewayError(`no open authorization ${authorizationId}`);
     if (known.state === 'captured') return;
@@ -81,6 +86,19 @@ export class SimulatedPaymentGateway implements PaymentGateway {
     const known = this.authorizations.get(authorizationId);
     if (known?.state === 'captured') throw new GatewayError(`authorization ${authorizationId} already captured`);
     if (known) known.state = 'voided';
+  }
+
+  /**
+   * The next `count` captures fail with a GatewayError and change nothing, as a processor outage
+   * would (tests of the capture retry; no test token can, since the card was already authorized).
+   */
+  failNextCaptures(count: number): void {
+    this.capturesToFail = count;
+  }
+
+  /** How many of the captures set to fail have not been tried yet. */
+  get capturesStillToFail(): number {
+    return this.capturesToFail;
   }
 
   /** For tests and the simulator report. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  CAPTURE_RETRY_MS,
   COMPENSATION_RETRY_MS,
   checkAccess,
   checkEnd,
@@ -187,6 +188,30 @@ describe('RecordUnlocked', () => {
   });
 });
 
+const LOCKED_AT = T0 + 20 * 60_000;
+const returned: BookingEvent = { type: 'VehicleReturned', bookingId: B, vehicleId: 'v-1', lockedAt: LOCKED_AT, at: LOCKED_AT + 50 };
+const recordReturned: BookingCommand = { type: 'RecordReturned', lockedAt: LOCKED_AT, at: LOCKED_AT + 50 };
+
+describe('RecordReturned', () => {
+  it('records the lock time of an ACTIVE booking before its capture; it stays ACTIVE until captured', () => {
+    const state = spec.given(atActive).when(recordReturned).then([returned]);
+    expect(state).toMatchObject({ status: 'ACTIVE', endedAt: LOCKED_AT, charge: null });
+  });
+
+  it('keeps the first lock time: a retried end after a failed capture records nothing new', () => {
+    spec.given([...atActive, returned]).when({ type: 'RecordReturned', lockedAt: LOCKED_AT + 99_000, at: LOCKED_AT + 100_000 }).thenNothing();
+  });
+
+  it.each(except('ACTIVE'))('emits nothing when %s', (_status, given) => {
+    spec.given(given).when(recordReturned).thenNothing();
+  });
+
+  it('completes after the return with the recorded lock time', () => {
+    const state = spec.given([...atActive, returned]).when(recordCompleted).then([completed]);
+    expect(state).toMatchObject({ status: 'COMPLETED', charge, endedAt: LOCKED_AT });
+  });
+});
+
 describe('RecordCompleted', () => {
   it('completes an ACTIVE booking with the charge and the trip times', () => {
     const state = spec.given(atActive).when(recordCompleted).then([completed]);
@@ -315,6 +340,7 @@ describe('wakeAtAfter', () => {
     ['BookingActivated: no timer (a trip has no deadline)', activated, null],
     ['BookingCancelled: a compensation retry', cancelled(customer, T0 + 120_000), T0 + 120_000 + COMPENSATION_RETRY_MS],
     ['BookingExpired: a compensation retry', expired('CONFIRMED', UNLOCK_BY), UNLOCK_BY + COMPENSATION_RETRY_MS],
+    ['VehicleReturned: a capture retry, until completed', returned, LOCKED_AT + 50 + CAPTURE_RETRY_MS],
     ['BookingCompleted: no timer', completed, null],
     ['BookingCompensated: no timer', compensated(), null],
   ])('%s', (_name, event, wakeAt) => {

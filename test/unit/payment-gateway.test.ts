@@ -82,6 +82,19 @@ describe('SimulatedPaymentGateway capture', () => {
     await expect(gateway.capture('auth_voided', 100)).rejects.toBeInstanceOf(GatewayError);
   });
 
+  it('fails the next N captures when told to (a processor fault), changing nothing, then captures again', async () => {
+    const gateway = instant();
+    await gateway.authorize(request('auth_1', 'tok_visa', 1270));
+    gateway.failNextCaptures(2);
+    await expect(gateway.capture('auth_1', 500)).rejects.toBeInstanceOf(GatewayError);
+    expect(gateway.capturesStillToFail).toBe(1);
+    await expect(gateway.capture('auth_1', 500)).rejects.toBeInstanceOf(GatewayError);
+    expect(gateway.stateOf('auth_1')).toBe('authorized');
+    expect(gateway.capturesStillToFail).toBe(0);
+    await expect(gateway.capture('auth_1', 500)).resolves.toBeUndefined();
+    expect(gateway.stateOf('auth_1')).toBe('captured');
+  });
+
   it('fails as a GatewayError with its name set, so callers can tell it from a bug', async () => {
     const gateway = instant();
     const error = await gateway.capture('auth_unknown', 100).catch((e: unknown) => e);

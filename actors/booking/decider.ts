@@ -42,7 +42,8 @@ export type BookingCommand =
   | { readonly type: 'RecordReservationRefused'; readonly rejection: Rejection; readonly maybeReserved: boolean; readonly at: number }
   | { readonly type: 'RecordAuthorized'; readonly authorization: Authorization; readonly at: number; readonly unlockBy: number }
   | { readonly type: 'RecordPaymentDeclined'; readonly rejection: Rejection; readonly at: number }
-  | { readonly type: 'RecordUnlocked'; readonly unlockedAt: number }
+  | { readonly type: 'RecordUnlocked'; readonly unlockedAt: number; readonly at: number }
+  | { readonly type: 'RecordRelocked'; readonly lockedAt: number; readonly at: number }
   | { readonly type: 'RecordReturned'; readonly lockedAt: number; readonly at: number }
   | { readonly type: 'RecordCompleted'; readonly charge: Money; readonly endedAt: number }
   | { readonly type: 'Cancel'; readonly caller: Caller; readonly at: number }
@@ -62,7 +63,10 @@ export type BookingEvent =
   | { readonly type: 'BookingCancelled'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly cancelledBy: string; readonly at: number }
   | { readonly type: 'BookingExpired'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly previousStatus: BookingStatus; readonly at: number }
   | { readonly type: 'BookingCompleted'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly charge: Money; readonly unlockedAt: number; readonly endedAt: number }
-  | { readonly type: 'BookingCompensated'; readonly bookingId: string; readonly at: number };
+  | { readonly type: 'BookingCompensated'; readonly bookingId: string; readonly at: number }
+  /** The vehicle reported open after the booking had ended (a late UNLOCKED): the booking must lock it. */
+  | { readonly type: 'VehicleOpenedAfterEnd'; readonly bookingId: string; readonly vehicleId: string; readonly unlockedAt: number; readonly at: number }
+  | { readonly type: 'VehicleRelocked'; readonly bookingId: string; readonly vehicleId: string; readonly lockedAt: number; readonly at: number };
 
 // ---- state -------------------------------------------------------------------------------------
 
@@ -85,6 +89,8 @@ export interface BookingState {
   readonly rejection: Rejection | null;
   /** The vehicle (and maybe an authorization) must still be released. */
   readonly needsCompensation: boolean;
+  /** The vehicle opened after the booking ended and must be locked before anything else. */
+  readonly mustLock: boolean;
 }
 
 export const initialBookingState: BookingState = {
@@ -103,6 +109,7 @@ export const initialBookingState: BookingState = {
   charge: null,
   rejection: null,
   needsCompensation: false,
+  mustLock: false,
 };
 
 export const isFinal = (status: BookingState['status']): boolean =>
@@ -174,8 +181,14 @@ export function decide(bookingId: string, command: BookingCommand, state: Bookin
       return emit({ type: 'BookingRejected', bookingId, vehicleId, rejection: command.rejection, needsCompensation: true, at: command.at });
     case 'RecordUnlocked':
       // Also after an unlock that timed out for the caller: the car is open, so the trip has started.
-      if (state.status !== 'CONFIRMED') return emit();
-      return emit({ type: 'BookingActivated', bookingId, vehicleId, unlockedAt: command.unlockedAt });
+      if (state.status === 'CONFIRMED') return emit({ type: 'BookingActivated', bookingId, vehicleId, unlockedAt: command.unlockedAt });
+      // Too late: the booking ended (expired, cancelled) while the UNLOCKED was on its way. The car
+      // must not stand open, so the booking locks it.
+      if (isFinal(state.status) && !state.mustLock) return emit({ type: 'VehicleOpenedAfterEnd', bookingId, vehicleId, unlockedAt: command.unlockedAt, at: command.at });
+      return emit();
+    case 'RecordRelocked':
+      if (!state.mustLock) return emit();
+      return emit({ type: 'VehicleRelocked', bookingId, vehicleId, lockedAt: command.lockedAt, at: command.at });
     case 'RecordReturned':
       // Once: a retried end or capture charges from the first recorded lock time.
       if (state.status !== 'ACTIVE' || state.endedAt !== null) return emit();
@@ -245,6 +258,10 @@ export function evolve(state: BookingState, event: BookingEvent): BookingState {
       return { ...state, status: 'COMPLETED', charge: event.charge, endedAt: event.endedAt };
     case 'BookingCompensated':
       return { ...state, needsCompensation: false };
+    case 'VehicleOpenedAfterEnd':
+      return { ...state, mustLock: true };
+    case 'VehicleRelocked':
+      return { ...state, mustLock: false };
     default:
       return unreachable(event);
   }
@@ -268,6 +285,11 @@ export function wakeAtAfter(event: BookingEvent): number | null | undefined {
     case 'VehicleReturned':
       // Due until BookingCompleted clears it: a capture that failed is retried by the timer.
       return event.at + CAPTURE_RETRY_MS;
+    case 'VehicleOpenedAfterEnd':
+      // A LOCK that fails is retried; once locked, a wake-up finds nothing left to do.
+      return event.at + COMPENSATION_RETRY_MS;
+    case 'VehicleRelocked':
+      return undefined;
     case 'BookingActivated':
     case 'BookingCompleted':
     case 'BookingCompensated':

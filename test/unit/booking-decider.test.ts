@@ -101,7 +101,7 @@ const recordVehicleReserved: BookingCommand = { type: 'RecordVehicleReserved', v
 const recordReservationRefused = (rejection: Rejection, maybeReserved: boolean): BookingCommand => ({ type: 'RecordReservationRefused', rejection, maybeReserved, at: T0 + 100 });
 const recordAuthorized: BookingCommand = { type: 'RecordAuthorized', authorization, at: T0 + 300, unlockBy: UNLOCK_BY };
 const recordPaymentDeclined: BookingCommand = { type: 'RecordPaymentDeclined', rejection: declined, at: T0 + 100 };
-const recordUnlocked: BookingCommand = { type: 'RecordUnlocked', unlockedAt: T0 + 60_000 };
+const recordUnlocked: BookingCommand = { type: 'RecordUnlocked', unlockedAt: T0 + 60_000, at: T0 + 60_100 };
 const recordCompleted: BookingCommand = { type: 'RecordCompleted', charge, endedAt: T0 + 20 * 60_000 };
 const cancel = (caller: Caller, at = T0 + 120_000): BookingCommand => ({ type: 'Cancel', caller, at });
 const expire = (at: number): BookingCommand => ({ type: 'Expire', at });
@@ -183,8 +183,42 @@ describe('RecordUnlocked', () => {
     expect(state).toMatchObject({ status: 'ACTIVE', unlockedAt: T0 + 60_000 });
   });
 
-  it.each(except('CONFIRMED'))('emits nothing when %s', (_status, given) => {
+  it.each(except('CONFIRMED', 'CANCELLED', 'EXPIRED', 'COMPLETED', 'REJECTED'))('emits nothing when %s', (_status, given) => {
     spec.given(given).when(recordUnlocked).thenNothing();
+  });
+});
+
+describe('RecordUnlocked after the end (a late UNLOCKED) and RecordRelocked', () => {
+  const LATE = UNLOCK_BY + 5_000;
+  const lateUnlock: BookingCommand = { type: 'RecordUnlocked', unlockedAt: LATE, at: LATE + 10 };
+  const opened: BookingEvent = { type: 'VehicleOpenedAfterEnd', bookingId: B, vehicleId: 'v-1', unlockedAt: LATE, at: LATE + 10 };
+  const relocked: BookingEvent = { type: 'VehicleRelocked', bookingId: B, vehicleId: 'v-1', lockedAt: LATE + 900, at: LATE + 1_000 };
+
+  it.each(except('NEW', 'REQUESTED', 'VEHICLE_RESERVED', 'CONFIRMED', 'ACTIVE'))('%s: the car stands open, so the booking must lock it', (status, given) => {
+    const state = spec.given(given).when(lateUnlock).then([opened]);
+    expect(state).toMatchObject({ status, mustLock: true });
+  });
+
+  it('an EXPIRED booking stays EXPIRED and keeps its compensation due', () => {
+    const state = spec.given([...atConfirmed, expired('CONFIRMED', UNLOCK_BY)]).when(lateUnlock).then([opened]);
+    expect(state).toMatchObject({ status: 'EXPIRED', needsCompensation: true, mustLock: true, unlockedAt: null });
+  });
+
+  it('a repeated late UNLOCKED while the lock is pending records nothing new', () => {
+    spec.given([...atConfirmed, cancelled(), opened]).when(lateUnlock).thenNothing();
+  });
+
+  it('records the lock; a second one, or one with nothing to lock, records nothing', () => {
+    const given = [...atConfirmed, cancelled(), opened];
+    const relock: BookingCommand = { type: 'RecordRelocked', lockedAt: LATE + 900, at: LATE + 1_000 };
+    expect(spec.given(given).when(relock).then([relocked])).toMatchObject({ status: 'CANCELLED', mustLock: false });
+    spec.given([...given, relocked]).when(relock).thenNothing();
+    spec.given([...atConfirmed, cancelled()]).when(relock).thenNothing();
+  });
+
+  it('wakes the booking to retry a LOCK that failed; the lock itself leaves the timer as it was', () => {
+    expect(wakeAtAfter(opened)).toBe(LATE + 10 + COMPENSATION_RETRY_MS);
+    expect(wakeAtAfter(relocked)).toBeUndefined();
   });
 });
 
@@ -322,6 +356,7 @@ describe('evolve', () => {
       charge,
       rejection: null,
       needsCompensation: false,
+      mustLock: false,
     });
   });
 

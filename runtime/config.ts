@@ -61,12 +61,15 @@ export const configSchema = z.object({
   /** Register this many demo vehicles at start-up (ids demo-0001 …), for a first run. */
   FLEET_SEED: z.coerce.number().int().min(0).max(100_000).default(0),
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(64 * 1024),
+  /** On SIGTERM/SIGINT: how long requests in flight may take to finish before their connections are cut. */
+  SHUTDOWN_GRACE_MS: positiveMs.default(20_000),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
 
 export interface FleetConfig {
   readonly http: { readonly host: string; readonly port: number; readonly bodyLimitBytes: number };
+  readonly shutdownGraceMs: number;
   readonly db: { readonly file: string; readonly synchronous: 'FULL' | 'NORMAL' };
   /** FLEET_SHARDS, or the cores when unset (`explicit: false`: existing data then keeps its own count). */
   readonly shards: { readonly count: number; readonly explicit: boolean };
@@ -140,6 +143,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   }
   return {
     http: { host: raw.HOST, port: raw.PORT, bodyLimitBytes: raw.BODY_LIMIT_BYTES },
+    shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
     db: { file: raw.FLEET_DB, synchronous: raw.FLEET_DB_SYNC },
     shards: { count: raw.FLEET_SHARDS ?? availableParallelism(), explicit: raw.FLEET_SHARDS !== undefined },
     mqtt: raw.MQTT_URL

@@ -11,6 +11,7 @@ import type { FleetConfig } from './config.js';
 import { ShardedEvents, ShardedTraces } from './fleet-reads.js';
 import { ShardedFleetService } from './fleet-service.js';
 import { housekeepIdempotency } from './housekeeping.js';
+import { drainOnClose } from './http-drain.js';
 import { shardOfVehicle } from './kernel/placement.js';
 import type { ShardStats } from './kernel/shard-protocol.js';
 import type { Logger } from './logger.js';
@@ -136,7 +137,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
       events,
       traces: new ShardedTraces(shards),
     });
-    closers.push(() => app.close());
+    closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
     let url: string | null = null;
     if (options.listen ?? true) url = await app.listen({ host: config.http.host, port: config.http.port });
     else await app.ready();

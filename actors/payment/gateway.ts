@@ -36,6 +36,8 @@ export interface SimulatedGatewayOptions {
   /** Mean latency of every call; each call varies by ±50 % so that concurrent calls interleave. */
   readonly latencyMs: number;
   readonly random?: () => number;
+  /** How a latency is waited out (default a timer); tests record it instead of waiting. */
+  readonly delay?: (ms: number) => Promise<unknown>;
 }
 
 /**
@@ -45,10 +47,12 @@ export interface SimulatedGatewayOptions {
 export class SimulatedPaymentGateway implements PaymentGateway {
   private readonly authorizations = new Map<string, { decision: GatewayDecision; amount: number; state: 'authorized' | 'declined' | 'captured' | 'voided' }>();
   private readonly random: () => number;
+  private readonly delay: (ms: number) => Promise<unknown>;
   private capturesToFail = 0;
 
   constructor(private readonly options: SimulatedGatewayOptions) {
     this.random = options.random ?? Math.random;
+    this.delay = options.delay ?? sleep;
   }
 
   async authorize(request: AuthorizationRequest): Promise<GatewayDecision> {
@@ -108,6 +112,6 @@ export class SimulatedPaymentGateway implements PaymentGateway {
 
   private async latency(): Promise<void> {
     const ms = this.options.latencyMs * (0.5 + this.random());
-    if (ms >= 1) await sleep(ms);
+    if (ms >= 1) await this.delay(ms);
   }
 }

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { COMPENSATION_RETRY_MS } from '../../actors/booking/decider.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
 import { testClock } from '../helpers/clock.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
@@ -79,5 +80,40 @@ describe.each([
     // And the vehicle can be booked and unlocked by the next customer.
     const next = await t.book('bob', vehicleId);
     expect(next.statusCode, next.body).toBe(201);
+  });
+});
+
+describe('a LOCK after a late UNLOCKED that does not go through', { timeout: 30_000 }, () => {
+  it('is retried by the booking timer until the car is locked', async () => {
+    const clock = testClock();
+    const t = await startTestFleet({ UNLOCK_TIMEOUT_MS: '300' }, { clock });
+    const vehicleId = 'late-retry';
+    expect((await t.registerVehicle(vehicleId)).statusCode).toBe(201);
+    const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion, credentials: t.credentials(vehicleId), behaviour: { mode: 'silent' } });
+    running.push({ fleet: t, device });
+    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ online: boolean | null }>().online === true, { what: `${vehicleId} online` });
+    const booking = (await t.book('alice', vehicleId)).json<Booking>();
+    const unlockCommand = device.nextCommand();
+    expect((await t.request({ method: 'POST', url: `/bookings/${booking.id}/unlock` })).statusCode).toBe(504);
+    const command = await unlockCommand;
+    clock.advanceTo(Date.parse(booking.expiresAt));
+    await waitFor(() => count(t, `booking/${booking.id}`, 'BookingCompensated') === 1, { what: 'the expired booking\'s compensation' });
+
+    // The device says it opened, but does not answer the LOCK that follows: it times out.
+    const firstLock = device.nextCommand();
+    await device.publishRaw('replies', JSON.stringify({ commandId: command.commandId, type: 'UNLOCKED', at: new Date().toISOString() }));
+    expect(await firstLock).toMatchObject({ type: 'LOCK', bookingId: booking.id });
+    await waitFor(() => count(t, `vehicle/${vehicleId}`, 'LockTimedOut') === 1, { what: 'the first LOCK to time out' });
+    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ status: string }>().status).toBe('IN_USE');
+    expect(count(t, `booking/${booking.id}`, 'VehicleRelocked')).toBe(0);
+
+    // The booking is due again COMPENSATION_RETRY_MS after it heard of the opening: it sends LOCK again.
+    device.setBehaviour({ mode: 'answer' });
+    const secondLock = device.nextCommand();
+    clock.advance(COMPENSATION_RETRY_MS);
+    expect(await secondLock).toMatchObject({ type: 'LOCK', bookingId: booking.id });
+    await waitFor(() => count(t, `booking/${booking.id}`, 'VehicleRelocked') === 1, { what: 'the retried LOCK to be recorded' });
+    expect(device.locked).toBe(true);
+    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ status: string }>().status).toBe('AVAILABLE');
   });
 });

@@ -2,6 +2,7 @@ import { BOOKING, type BookingMessage } from '../actors/booking/actor.js';
 import { wakeAtAfter, type BookingEvent } from '../actors/booking/decider.js';
 import type { JournalRow } from '../persistence/journal-types.js';
 import type { Db } from '../persistence/sqlite.js';
+import { systemClock, type Clock } from './clock.js';
 import type { ActorDirectory } from './kernel/directory.js';
 import { rootContext } from './kernel/envelope.js';
 import type { Logger } from './logger.js';
@@ -28,7 +29,7 @@ export class BookingTimers {
   private readonly due;
   /** Booking id → when it was last woken, for those woken less than REFIRE_AFTER_MS ago. */
   private readonly lastFired = new Map<string, number>();
-  private timer: NodeJS.Timeout | null = null;
+  private cancelTimer: (() => void) | null = null;
   private armedFor = Number.POSITIVE_INFINITY;
   private stopped = false;
   private woken = 0;
@@ -37,7 +38,7 @@ export class BookingTimers {
     db: Db,
     private readonly directory: ActorDirectory,
     private readonly logger: Logger,
-    private readonly now: () => number = Date.now,
+    private readonly clock: Clock = systemClock,
   ) {
     this.nextFuture = db.prepare<[number], { next: number | null }>('SELECT MIN(wake_at) AS next FROM bookings WHERE wake_at > ?');
     this.due = db.prepare<[number, number], { id: string }>('SELECT id FROM bookings WHERE wake_at IS NOT NULL AND wake_at <= ? ORDER BY wake_at LIMIT ?');
@@ -51,7 +52,7 @@ export class BookingTimers {
   /** Journal commit listener: a booking event may have set an earlier deadline. */
   onCommit(rows: readonly JournalRow[]): void {
     if (this.stopped) return;
-    const now = this.now();
+    const now = this.clock.now();
     let touched = false;
     let overdue = false;
     for (const row of rows) {
@@ -72,32 +73,31 @@ export class BookingTimers {
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.cancelTimer?.();
+    this.cancelTimer = null;
   }
 
   /** `dueNow`: a booking just became due (see onCommit); fire() looks for it at the next turn. */
   private rearm(dueNow = false): void {
     if (this.stopped) return;
-    const now = this.now();
+    const now = this.clock.now();
     let next = dueNow ? now : (this.nextFuture.get(now)?.next ?? Number.POSITIVE_INFINITY);
     // Woken bookings that may still be due (a failing compensation) are looked at again later.
     for (const firedAt of this.lastFired.values()) next = Math.min(next, firedAt + REFIRE_AFTER_MS);
     if (!Number.isFinite(next)) return;
     const at = Math.max(next, now + MIN_DELAY_MS);
-    if (this.timer && at >= this.armedFor) return;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.cancelTimer && at >= this.armedFor) return;
+    this.cancelTimer?.();
     this.armedFor = at;
-    this.timer = setTimeout(() => this.fire(), at - now);
-    this.timer.unref();
+    this.cancelTimer = this.clock.schedule(() => this.fire(), at - now);
   }
 
   private fire(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.cancelTimer?.();
+    this.cancelTimer = null;
     this.armedFor = Number.POSITIVE_INFINITY;
     if (this.stopped) return;
-    const now = this.now();
+    const now = this.clock.now();
     for (const [id, firedAt] of this.lastFired) if (now - firedAt >= REFIRE_AFTER_MS) this.lastFired.delete(id);
     // Bookings woken in the last REFIRE_AFTER_MS may still be due (a failing compensation): read past
     // them, so that they never crowd newly due bookings out of the batch.

@@ -67,12 +67,15 @@ export const configSchema = z.object({
   RATE_LIMIT_PER_IP: z.coerce.number().int().min(0).default(200),
   /** Live (not finished) bookings one customer may hold at once; 0 = no limit. */
   MAX_ACTIVE_BOOKINGS_PER_CUSTOMER: z.coerce.number().int().min(0).default(1),
+  /** On SIGTERM/SIGINT: how long requests in flight may take to finish before their connections are cut. */
+  SHUTDOWN_GRACE_MS: positiveMs.default(20_000),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
 
 export interface FleetConfig {
   readonly http: { readonly host: string; readonly port: number; readonly bodyLimitBytes: number };
+  readonly shutdownGraceMs: number;
   readonly db: { readonly file: string; readonly synchronous: 'FULL' | 'NORMAL' };
   /** FLEET_SHARDS, or the cores when unset (`explicit: false`: existing data then keeps its own count). */
   readonly shards: { readonly count: number; readonly explicit: boolean };
@@ -150,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   }
   return {
     http: { host: raw.HOST, port: raw.PORT, bodyLimitBytes: raw.BODY_LIMIT_BYTES },
+    shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
     db: { file: raw.FLEET_DB, synchronous: raw.FLEET_DB_SYNC },
     shards: { count: raw.FLEET_SHARDS ?? availableParallelism(), explicit: raw.FLEET_SHARDS !== undefined },
     mqtt: raw.MQTT_URL

@@ -5,11 +5,13 @@ import { buildApp } from '../api/app.js';
 import type { HealthCheck, HealthReport } from '../api/ports.js';
 import { IdempotencyStore } from '../persistence/idempotency-store.js';
 import type { Db } from '../persistence/sqlite.js';
+import type { Clock } from './clock.js';
 import { closerStack, type Closer } from './closers.js';
 import type { FleetConfig } from './config.js';
 import { ShardedEvents, ShardedTraces, ShardedVehicleCommands } from './fleet-reads.js';
 import { ShardedFleetService } from './fleet-service.js';
 import { housekeepIdempotency } from './housekeeping.js';
+import { drainOnClose } from './http-drain.js';
 import { shardOfVehicle } from './kernel/placement.js';
 import type { ShardStats } from './kernel/shard-protocol.js';
 import type { Logger } from './logger.js';
@@ -36,6 +38,8 @@ export interface FleetOptions {
   readonly shardRuntime?: ShardRuntime;
   /** Inline shards only (a test's gateway); workers use the simulated gateway with PAYMENT_LATENCY_MS. */
   readonly gateway?: PaymentGateway;
+  /** Inline shards only: booking time and timers (a test drives it); workers use the wall clock. */
+  readonly clock?: Clock;
 }
 
 export interface RunningFleet {
@@ -94,7 +98,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
       inits,
       runtime: options.shardRuntime ?? 'worker',
       logger,
-      ...(options.gateway && { local: { gateway: options.gateway } }),
+      local: { ...(options.gateway && { gateway: options.gateway }), ...(options.clock && { clock: options.clock }) },
     });
     closers.push(() => shards.close());
 
@@ -134,7 +138,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
       traces: new ShardedTraces(shards),
       vehicleCommands: new ShardedVehicleCommands(shards),
     });
-    closers.push(() => app.close());
+    closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
     let url: string | null = null;
     if (options.listen ?? true) url = await app.listen({ host: config.http.host, port: config.http.port });
     else await app.ready();

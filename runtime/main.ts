@@ -29,13 +29,28 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  // Graceful (docs/architecture.md, "Shutdown"): HTTP stops accepting and answers what it took (at most
+  // SHUTDOWN_GRACE_MS), then every shard stops its timers, relay (Kafka) and MQTT and flushes its
+  // journal, then the broker and the registry close. A second signal, or a stop that hangs past the
+  // shards' own grace, ends the process at once with 1: what was acknowledged is durable already.
+  const hardDeadlineMs = config.shutdownGraceMs + 35_000;
   let stopping = false;
   const shutdown = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting without finishing the shutdown');
+      process.exit(1);
+    }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
+    setTimeout(() => {
+      logger.error({ afterMs: hardDeadlineMs }, 'shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, hardDeadlineMs).unref();
     fleet.close().then(
-      () => process.exit(0),
+      () => {
+        logger.info({ signal }, 'stopped');
+        process.exit(0);
+      },
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);

@@ -14,6 +14,7 @@ import { TraceStore } from '../persistence/trace-store.js';
 import { TraceJournalReads } from '../persistence/trace-journal.js';
 import { VehicleReadModel } from '../persistence/vehicle-read-model.js';
 import { BookingTimers } from './booking-timers.js';
+import { systemClock, type Clock } from './clock.js';
 import { closerStack } from './closers.js';
 import type { FleetConfig } from './config.js';
 import { MqttDeviceLink } from './device-link.js';
@@ -57,6 +58,8 @@ export interface ShardInit {
 export interface LocalShardOptions {
   readonly logger: Logger;
   readonly gateway?: PaymentGateway;
+  /** Booking and payment time and the booking timers (a test's clock); default the wall clock. */
+  readonly clock?: Clock;
 }
 
 /** One shard, running: its parts are reachable in-process (tests); across threads only `handlers` is. */
@@ -83,6 +86,8 @@ export interface RunningShard {
 export async function startShard(init: ShardInit, local: LocalShardOptions): Promise<RunningShard> {
   const { config, shard, shardCount } = init;
   const logger = local.logger.child({ shard });
+  // Vehicles keep the wall clock: a device checks a command's expiresAt against its own clock.
+  const clock = local.clock ?? systemClock;
   const { closers, close } = closerStack(logger, 'the shard');
 
   try {
@@ -148,11 +153,12 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
         // Reserve + authorize each get an ask timeout; a saga still unconfirmed after both is abandoned.
         confirmWithinMs: 2 * config.timing.askTimeoutMs + config.timing.paymentTimeoutMs,
         unlockTimeoutMs: config.timing.unlockTimeoutMs,
+        now: () => clock.now(),
       }),
     );
-    directory.register(PAYMENT, paymentBehaviour({ gateway, timeoutMs: config.timing.paymentTimeoutMs }));
+    directory.register(PAYMENT, paymentBehaviour({ gateway, timeoutMs: config.timing.paymentTimeoutMs, now: () => clock.now() }));
 
-    const timers = new BookingTimers(db, directory, logger.child({ component: 'booking-timers' }));
+    const timers = new BookingTimers(db, directory, logger.child({ component: 'booking-timers' }), clock);
     const stopTimerFeed = journal.onCommit((rows) => timers.onCommit(rows));
     closers.push(() => {
       stopTimerFeed();

@@ -118,11 +118,25 @@ export function bookingBehaviour(deps: BookingActorDeps) {
 
     /** Releases the vehicle and voids the authorization; on failure the booking's timer tries again. */
     const compensate = async (ctx: Ctx): Promise<void> => {
+      // A vehicle that opened after the end is locked first: an open car is never handed back.
+      if (!(await relock(ctx))) return;
       if (!ctx.state.needsCompensation) return;
       const released = await askActor<null>(ctx, vehicle(ctx.state), { type: 'ReleaseVehicle', bookingId, reason: ctx.state.status.toLowerCase() });
       const voided = await askActor<null>(ctx, payment, { type: 'Void' });
       if (released.ok && voided.ok) await run(ctx, { type: 'RecordCompensated', at: now() });
       else ctx.logger.warn({ released, voided }, 'compensation incomplete; the booking timer retries it');
+    };
+
+    /** Locks a vehicle that opened after the booking ended (a late UNLOCKED); false: still open, retried. */
+    const relock = async (ctx: Ctx): Promise<boolean> => {
+      if (!ctx.state.mustLock) return true;
+      const locked = await askActor<Locked>(ctx, vehicle(ctx.state), { type: 'LockVehicle', bookingId }, deviceAskMs);
+      if (!locked.ok) {
+        ctx.logger.warn({ rejection: locked.rejection }, 'vehicle opened after the booking ended and could not be locked; the booking timer retries');
+        return false;
+      }
+      await run(ctx, { type: 'RecordRelocked', lockedAt: locked.value.lockedAt, at: now() });
+      return true;
     };
 
     const unlock = async (ctx: Ctx, caller: Caller): Promise<Outcome<UnlockResult>> => {
@@ -132,22 +146,37 @@ export function bookingBehaviour(deps: BookingActorDeps) {
       if (ctx.state.status === 'CONFIRMED') {
         const opened = await askActor<Unlocked>(ctx, vehicle(ctx.state), { type: 'UnlockVehicle', bookingId }, deviceAskMs);
         if (!opened.ok) return opened;
-        await run(ctx, { type: 'RecordUnlocked', unlockedAt: opened.value.unlockedAt });
+        await run(ctx, { type: 'RecordUnlocked', unlockedAt: opened.value.unlockedAt, at: now() });
       }
       return accept({ bookingId, vehicleId, unlockedAt: ctx.state.unlockedAt! });
     };
 
+    /**
+     * Ends the trip: lock, record the return (the lock time) in its own event, then capture. A capture
+     * that fails leaves the booking ACTIVE with its return recorded and due, so the booking timer (and
+     * a retried end) captures again, charging from the recorded lock time.
+     */
     const end = async (ctx: Ctx, caller: Caller): Promise<Outcome<BookingState>> => {
       const denied = checkEnd(ctx.state, bookingId, caller);
       if (denied) return reject(denied);
       if (ctx.state.status === 'COMPLETED') return accept(ctx.state);
-      const locked = await askActor<Locked>(ctx, vehicle(ctx.state), { type: 'LockVehicle', bookingId }, deviceAskMs);
-      if (!locked.ok) return locked;
-      const { vehicleType, unlockedAt, authorization } = ctx.state;
-      const charge = tripCharge(vehicleType!, unlockedAt!, locked.value.lockedAt, authorization!.amount);
+      if (ctx.state.endedAt === null) {
+        const locked = await askActor<Locked>(ctx, vehicle(ctx.state), { type: 'LockVehicle', bookingId }, deviceAskMs);
+        if (!locked.ok) return locked;
+        await run(ctx, { type: 'RecordReturned', lockedAt: locked.value.lockedAt, at: now() });
+      }
+      return capture(ctx);
+    };
+
+    const capture = async (ctx: Ctx): Promise<Outcome<BookingState>> => {
+      const { vehicleType, unlockedAt, endedAt, authorization } = ctx.state;
+      const charge = tripCharge(vehicleType!, unlockedAt!, endedAt!, authorization!.amount);
       const captured = await askActor<Captured>(ctx, payment, { type: 'Capture', amount: charge.amount });
-      if (!captured.ok) return captured;
-      await run(ctx, { type: 'RecordCompleted', charge: captured.value, endedAt: locked.value.lockedAt });
+      if (!captured.ok) {
+        ctx.logger.warn({ rejection: captured.rejection }, 'capture failed; the booking timer retries it');
+        return captured;
+      }
+      await run(ctx, { type: 'RecordCompleted', charge: captured.value, endedAt: endedAt! });
       return accept(ctx.state);
     };
 
@@ -179,9 +208,14 @@ export function bookingBehaviour(deps: BookingActorDeps) {
             return ctx.reply(accept(ctx.state));
           }
           case 'VehicleWasUnlocked':
-            await run(ctx, { type: 'RecordUnlocked', unlockedAt: message.unlockedAt });
+            await run(ctx, { type: 'RecordUnlocked', unlockedAt: message.unlockedAt, at: now() });
+            if (ctx.state.mustLock) await compensate(ctx);
             return;
           case 'WakeUp': {
+            if (ctx.state.status === 'ACTIVE' && ctx.state.endedAt !== null) {
+              await capture(ctx);
+              return;
+            }
             await run(ctx, { type: 'Expire', at: now() });
             if (isFinal(ctx.state.status)) await compensate(ctx);
             return;

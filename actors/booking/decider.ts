@@ -28,6 +28,11 @@ export interface Money {
 
 /** A failed compensation (vehicle release, void) is tried again this much later by the booking's timer. */
 export const COMPENSATION_RETRY_MS = 30_000;
+/**
+ * A returned vehicle's payment capture is tried again this much later by the booking's timer, if the
+ * capture right after the return failed (then every 2 s while still due: runtime/booking-timers.ts).
+ */
+export const CAPTURE_RETRY_MS = 30_000;
 
 // ---- commands ----------------------------------------------------------------------------------
 
@@ -37,7 +42,9 @@ export type BookingCommand =
   | { readonly type: 'RecordReservationRefused'; readonly rejection: Rejection; readonly maybeReserved: boolean; readonly at: number }
   | { readonly type: 'RecordAuthorized'; readonly authorization: Authorization; readonly at: number; readonly unlockBy: number }
   | { readonly type: 'RecordPaymentDeclined'; readonly rejection: Rejection; readonly at: number }
-  | { readonly type: 'RecordUnlocked'; readonly unlockedAt: number }
+  | { readonly type: 'RecordUnlocked'; readonly unlockedAt: number; readonly at: number }
+  | { readonly type: 'RecordRelocked'; readonly lockedAt: number; readonly at: number }
+  | { readonly type: 'RecordReturned'; readonly lockedAt: number; readonly at: number }
   | { readonly type: 'RecordCompleted'; readonly charge: Money; readonly endedAt: number }
   | { readonly type: 'Cancel'; readonly caller: Caller; readonly at: number }
   | { readonly type: 'Expire'; readonly at: number }
@@ -51,10 +58,15 @@ export type BookingEvent =
   | { readonly type: 'BookingConfirmed'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly vehicleType: VehicleType; readonly durationMinutes: number; readonly authorization: Authorization; readonly at: number; readonly expiresAt: number }
   | { readonly type: 'BookingRejected'; readonly bookingId: string; readonly vehicleId: string; readonly rejection: Rejection; readonly needsCompensation: boolean; readonly at: number }
   | { readonly type: 'BookingActivated'; readonly bookingId: string; readonly vehicleId: string; readonly unlockedAt: number }
+  /** The vehicle locked at the end of the trip: recorded before the capture, which may fail and is retried. */
+  | { readonly type: 'VehicleReturned'; readonly bookingId: string; readonly vehicleId: string; readonly lockedAt: number; readonly at: number }
   | { readonly type: 'BookingCancelled'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly cancelledBy: string; readonly at: number }
   | { readonly type: 'BookingExpired'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly previousStatus: BookingStatus; readonly at: number }
   | { readonly type: 'BookingCompleted'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly charge: Money; readonly unlockedAt: number; readonly endedAt: number }
-  | { readonly type: 'BookingCompensated'; readonly bookingId: string; readonly at: number };
+  | { readonly type: 'BookingCompensated'; readonly bookingId: string; readonly at: number }
+  /** The vehicle reported open after the booking had ended (a late UNLOCKED): the booking must lock it. */
+  | { readonly type: 'VehicleOpenedAfterEnd'; readonly bookingId: string; readonly vehicleId: string; readonly unlockedAt: number; readonly at: number }
+  | { readonly type: 'VehicleRelocked'; readonly bookingId: string; readonly vehicleId: string; readonly lockedAt: number; readonly at: number };
 
 // ---- state -------------------------------------------------------------------------------------
 
@@ -71,11 +83,14 @@ export interface BookingState {
   readonly expiresAt: number | null;
   readonly authorization: Authorization | null;
   readonly unlockedAt: number | null;
+  /** When the vehicle locked at the end of the trip; set while ACTIVE means the capture is still due. */
   readonly endedAt: number | null;
   readonly charge: Money | null;
   readonly rejection: Rejection | null;
   /** The vehicle (and maybe an authorization) must still be released. */
   readonly needsCompensation: boolean;
+  /** The vehicle opened after the booking ended and must be locked before anything else. */
+  readonly mustLock: boolean;
 }
 
 export const initialBookingState: BookingState = {
@@ -94,6 +109,7 @@ export const initialBookingState: BookingState = {
   charge: null,
   rejection: null,
   needsCompensation: false,
+  mustLock: false,
 };
 
 export const isFinal = (status: BookingState['status']): boolean =>
@@ -165,8 +181,18 @@ export function decide(bookingId: string, command: BookingCommand, state: Bookin
       return emit({ type: 'BookingRejected', bookingId, vehicleId, rejection: command.rejection, needsCompensation: true, at: command.at });
     case 'RecordUnlocked':
       // Also after an unlock that timed out for the caller: the car is open, so the trip has started.
-      if (state.status !== 'CONFIRMED') return emit();
-      return emit({ type: 'BookingActivated', bookingId, vehicleId, unlockedAt: command.unlockedAt });
+      if (state.status === 'CONFIRMED') return emit({ type: 'BookingActivated', bookingId, vehicleId, unlockedAt: command.unlockedAt });
+      // Too late: the booking ended (expired, cancelled) while the UNLOCKED was on its way. The car
+      // must not stand open, so the booking locks it.
+      if (isFinal(state.status) && !state.mustLock) return emit({ type: 'VehicleOpenedAfterEnd', bookingId, vehicleId, unlockedAt: command.unlockedAt, at: command.at });
+      return emit();
+    case 'RecordRelocked':
+      if (!state.mustLock) return emit();
+      return emit({ type: 'VehicleRelocked', bookingId, vehicleId, lockedAt: command.lockedAt, at: command.at });
+    case 'RecordReturned':
+      // Once: a retried end or capture charges from the first recorded lock time.
+      if (state.status !== 'ACTIVE' || state.endedAt !== null) return emit();
+      return emit({ type: 'VehicleReturned', bookingId, vehicleId, lockedAt: command.lockedAt, at: command.at });
     case 'RecordCompleted':
       if (state.status !== 'ACTIVE') return emit();
       return emit({
@@ -222,6 +248,8 @@ export function evolve(state: BookingState, event: BookingEvent): BookingState {
       return { ...state, status: 'REJECTED', rejection: event.rejection, needsCompensation: event.needsCompensation };
     case 'BookingActivated':
       return { ...state, status: 'ACTIVE', unlockedAt: event.unlockedAt };
+    case 'VehicleReturned':
+      return { ...state, endedAt: event.lockedAt };
     case 'BookingCancelled':
       return { ...state, status: 'CANCELLED', needsCompensation: true };
     case 'BookingExpired':
@@ -230,6 +258,10 @@ export function evolve(state: BookingState, event: BookingEvent): BookingState {
       return { ...state, status: 'COMPLETED', charge: event.charge, endedAt: event.endedAt };
     case 'BookingCompensated':
       return { ...state, needsCompensation: false };
+    case 'VehicleOpenedAfterEnd':
+      return { ...state, mustLock: true };
+    case 'VehicleRelocked':
+      return { ...state, mustLock: false };
     default:
       return unreachable(event);
   }
@@ -250,6 +282,14 @@ export function wakeAtAfter(event: BookingEvent): number | null | undefined {
     case 'BookingCancelled':
     case 'BookingExpired':
       return event.at + COMPENSATION_RETRY_MS;
+    case 'VehicleReturned':
+      // Due until BookingCompleted clears it: a capture that failed is retried by the timer.
+      return event.at + CAPTURE_RETRY_MS;
+    case 'VehicleOpenedAfterEnd':
+      // A LOCK that fails is retried; once locked, a wake-up finds nothing left to do.
+      return event.at + COMPENSATION_RETRY_MS;
+    case 'VehicleRelocked':
+      return undefined;
     case 'BookingActivated':
     case 'BookingCompleted':
     case 'BookingCompensated':

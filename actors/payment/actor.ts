@@ -2,7 +2,7 @@ import type { ActorBehaviour, ActorContext } from '../../runtime/kernel/director
 import { persistDecided } from '../shared/decision.js';
 import { accept, reject, type Outcome } from '../shared/rejections.js';
 import { decide, evolve, initialPaymentState, type PaymentCommand, type PaymentEvent, type PaymentState } from './decider.js';
-import type { PaymentGateway } from './gateway.js';
+import { GatewayError, type PaymentGateway } from './gateway.js';
 
 export type PaymentMessage =
   | { readonly type: 'Authorize'; readonly bookingId: string; readonly amount: number; readonly currency: string; readonly paymentMethod: string }
@@ -86,9 +86,16 @@ export function paymentBehaviour(deps: PaymentActorDeps) {
             const captured = decision.events[0];
             // The gateway first (idempotent per authorization), then the journal: a failed capture is not recorded.
             if (captured?.type === 'PaymentCaptured') {
-              if ((await withinTimeout(deps.gateway.capture(authorizationId, captured.amount), deps.timeoutMs)) === GATEWAY_TIMED_OUT) {
-                return ctx.reply(reject({ type: 'PaymentDeclined', authorizationId, reason: 'gateway_timeout' }));
+              let result;
+              try {
+                result = await withinTimeout(deps.gateway.capture(authorizationId, captured.amount), deps.timeoutMs);
+              } catch (error) {
+                // The processor refused or failed: nothing captured, the caller (the booking's timer) retries.
+                if (!(error instanceof GatewayError)) throw error;
+                ctx.logger.warn({ err: error }, 'capture failed at the gateway');
+                return ctx.reply(reject({ type: 'PaymentDeclined', authorizationId, reason: 'capture_failed' }));
               }
+              if (result === GATEWAY_TIMED_OUT) return ctx.reply(reject({ type: 'PaymentDeclined', authorizationId, reason: 'gateway_timeout' }));
               await ctx.persist(captured);
             }
             return ctx.reply(accept({ amount: ctx.state.capturedAmount ?? 0, currency: ctx.state.currency }));

@@ -36,6 +36,8 @@ export interface SimulatedGatewayOptions {
   /** Mean latency of every call; each call varies by ±50 % so that concurrent calls interleave. */
   readonly latencyMs: number;
   readonly random?: () => number;
+  /** How a latency is waited out (default a timer); tests record it instead of waiting. */
+  readonly delay?: (ms: number) => Promise<unknown>;
 }
 
 /**
@@ -45,9 +47,12 @@ export interface SimulatedGatewayOptions {
 export class SimulatedPaymentGateway implements PaymentGateway {
   private readonly authorizations = new Map<string, { decision: GatewayDecision; amount: number; state: 'authorized' | 'declined' | 'captured' | 'voided' }>();
   private readonly random: () => number;
+  private readonly delay: (ms: number) => Promise<unknown>;
+  private capturesToFail = 0;
 
   constructor(private readonly options: SimulatedGatewayOptions) {
     this.random = options.random ?? Math.random;
+    this.delay = options.delay ?? sleep;
   }
 
   async authorize(request: AuthorizationRequest): Promise<GatewayDecision> {
@@ -69,6 +74,10 @@ export class SimulatedPaymentGateway implements PaymentGateway {
 
   async capture(authorizationId: string, amount: number): Promise<void> {
     await this.latency();
+    if (this.capturesToFail > 0) {
+      this.capturesToFail -= 1;
+      throw new GatewayError(`capture of ${authorizationId} failed (simulated processor fault)`);
+    }
     const known = this.authorizations.get(authorizationId);
     if (!known || known.state === 'declined' || known.state === 'voided') throw new GatewayError(`no open authorization ${authorizationId}`);
     if (known.state === 'captured') return;
@@ -83,6 +92,19 @@ export class SimulatedPaymentGateway implements PaymentGateway {
     if (known) known.state = 'voided';
   }
 
+  /**
+   * The next `count` captures fail with a GatewayError and change nothing, as a processor outage
+   * would (tests of the capture retry; no test token can, since the card was already authorized).
+   */
+  failNextCaptures(count: number): void {
+    this.capturesToFail = count;
+  }
+
+  /** How many of the captures set to fail have not been tried yet. */
+  get capturesStillToFail(): number {
+    return this.capturesToFail;
+  }
+
   /** For tests and the simulator report. */
   stateOf(authorizationId: string): 'authorized' | 'declined' | 'captured' | 'voided' | undefined {
     return this.authorizations.get(authorizationId)?.state;
@@ -90,6 +112,6 @@ export class SimulatedPaymentGateway implements PaymentGateway {
 
   private async latency(): Promise<void> {
     const ms = this.options.latencyMs * (0.5 + this.random());
-    if (ms >= 1) await sleep(ms);
+    if (ms >= 1) await this.delay(ms);
   }
 }

@@ -12,7 +12,8 @@ export type Rejection =
   | { readonly type: 'VehicleRejectedCommand'; readonly vehicleId: string; readonly command: 'UNLOCK' | 'LOCK'; readonly reason: string }
   | { readonly type: 'UnlockTimedOut'; readonly vehicleId: string; readonly commandId: string; readonly timeoutMs: number }
   | { readonly type: 'LockTimedOut'; readonly vehicleId: string; readonly commandId: string; readonly timeoutMs: number }
-  | { readonly type: 'PaymentDeclined'; readonly authorizationId: string; readonly reason: 'card_declined' | 'gateway_timeout' | 'invalid_payment_method' }
+  /** capture_failed: the processor failed a capture; the booking's timer tries it again. */
+  | { readonly type: 'PaymentDeclined'; readonly authorizationId: string; readonly reason: 'card_declined' | 'gateway_timeout' | 'invalid_payment_method' | 'capture_failed' }
   | { readonly type: 'BookingNotFound'; readonly bookingId: string }
   | { readonly type: 'BookingForbidden'; readonly bookingId: string }
   | { readonly type: 'BookingAlreadyExists'; readonly bookingId: string }

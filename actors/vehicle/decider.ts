@@ -117,6 +117,9 @@ export function decide(command: VehicleCommand, state: VehicleState): Decision<V
       const { bookingId, reason, at } = command;
       // Releasing what this booking does not hold is a no-op: compensations may run more than once.
       if (state.bookingId !== bookingId || state.status === 'AVAILABLE') return emit();
+      // An open car is not handed back: it opened after its booking ended (a late UNLOCKED), and that
+      // booking locks it first (LOCK frees it); its compensation is retried meanwhile.
+      if (state.status === 'IN_USE') return refuse({ type: 'VehicleUnavailable', vehicleId, status: state.status });
       return emit({ type: 'VehicleReleased', vehicleId, bookingId, reason, at });
     }
     case 'RequestDeviceCommand':
@@ -161,10 +164,17 @@ function decideReply(command: Extract<VehicleCommand, { type: 'RecordDeviceReply
   if (!issued) return emit(); // unknown command id: not ours, or long forgotten
   const { bookingId } = issued;
   switch (command.reply) {
-    case 'UNLOCKED':
+    case 'UNLOCKED': {
       // Late answers count: the car *is* open, so the state must say so (DESIGN).
-      if (issued.command !== 'UNLOCK' || state.bookingId !== bookingId || state.status !== 'RESERVED') return emit();
+      if (issued.command !== 'UNLOCK') return emit();
+      const heldForIt = state.bookingId === bookingId && state.status === 'RESERVED';
+      // Also after its booking released the vehicle (the unlock timed out, then the booking expired or
+      // was cancelled): the car stands open, so it is IN_USE under that booking again, which hears of it
+      // and locks it. Not over another booking's reservation, and never twice for one command.
+      const openedAfterRelease = state.status === 'AVAILABLE' && issued.confirmedAt === null;
+      if (!heldForIt && !openedAfterRelease) return emit();
       return emit({ type: 'VehicleUnlocked', vehicleId, bookingId, commandId, at });
+    }
     case 'LOCKED':
       if (issued.command !== 'LOCK' || state.bookingId !== bookingId || state.status !== 'IN_USE') return emit();
       return emit({ type: 'VehicleLocked', vehicleId, bookingId, commandId, at });
@@ -213,7 +223,7 @@ export function evolve(state: VehicleState, event: VehicleEvent): VehicleState {
       return { ...state, inFlight: issued, recentCommands: [...state.recentCommands, issued].slice(-REMEMBERED_COMMANDS) };
     }
     case 'VehicleUnlocked':
-      return { ...state, status: 'IN_USE', inFlight: null, unlockedAt: event.at, recentCommands: confirm(state.recentCommands, event.commandId, event.at) };
+      return { ...state, status: 'IN_USE', bookingId: event.bookingId, inFlight: null, unlockedAt: event.at, recentCommands: confirm(state.recentCommands, event.commandId, event.at) };
     case 'VehicleLocked':
       return { ...state, status: 'AVAILABLE', bookingId: null, inFlight: null, lockedAt: event.at, recentCommands: confirm(state.recentCommands, event.commandId, event.at) };
     case 'UnlockTimedOut':

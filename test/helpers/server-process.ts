@@ -12,6 +12,12 @@ export interface ServerProcess {
   readonly url: string;
   /** SIGKILL: no graceful shutdown, nothing flushed that was not already durable. */
   kill(): Promise<void>;
+  /** Resolves when the process has ended, with its exit code (null when a signal ended it) and that signal. */
+  readonly exited: Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>;
+  /** Every pino record the process wrote to stdout so far. */
+  readonly logs: ReadonlyArray<{ readonly level: number; readonly msg?: string; readonly [field: string]: unknown }>;
+  /** Everything it wrote to stderr so far. */
+  stderr(): string;
 }
 
 export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
@@ -20,7 +26,8 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', MQTT_PORT: '0', LOG_LEVEL: 'info', FLEET_SHARDS: '1', ...LIMITS_OFF, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const logs: Array<{ level: number; msg?: string }> = [];
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -33,7 +40,8 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
     });
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
-        const record = JSON.parse(line) as { msg?: string; url?: string };
+        const record = JSON.parse(line) as { level: number; msg?: string; url?: string };
+        logs.push(record);
         if (record.msg === 'fleetactors ready' && record.url) {
           clearTimeout(timer);
           resolve(record.url);
@@ -46,6 +54,9 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
   return {
     child,
     url,
+    exited,
+    logs,
+    stderr: () => stderr,
     kill: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;

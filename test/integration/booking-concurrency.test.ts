@@ -181,11 +181,12 @@ describe('random concurrent book / cancel / get', () => {
           await checkInvariants(known, Array.from({ length: VEHICLES }, (_, index) => vehicle(index)));
         }
       }),
-      // Bounded on 2 cores: a failure still shrinks, but never for longer than the test allows.
-      { numRuns: 20, interruptAfterTimeLimit: 90_000, markInterruptAsFailure: true },
+      // 20 runs, however long the machine takes for them: no time budget that a loaded machine misses
+      // (a failure shrinks within the test's own timeout).
+      { numRuns: 20 },
     );
     console.log(`property: 20 runs, ${operations} operations in ${(performance.now() - started).toFixed(0)} ms`);
-  }, 120_000);
+  }, 300_000);
 });
 
 /** Live holder of each vehicle as the model knows it. */

@@ -1,9 +1,11 @@
+import Database from 'better-sqlite3';
 import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SimulatedPaymentGateway } from '../../actors/payment/gateway.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { testClock, type TestClock } from '../helpers/clock.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -11,6 +13,10 @@ import { waitFor } from '../helpers/wait.js';
  * (DESIGN: "an unconfirmed or never-unlocked reservation expires by timer"): the vehicle is released
  * and the authorization voided. The deadline lives in SQLite (runtime/booking-timers.ts), so it
  * survives a restart, also one that spans the deadline.
+ *
+ * Booking time is a test clock that stands still until the test moves it (runtime/clock.ts): a
+ * deadline passes when the test says so, never because the machine was slow, and "not yet" is checked
+ * on the timer's own count, which moves only when the clock does.
  */
 
 interface Booking {
@@ -31,8 +37,8 @@ afterEach(async () => {
   folders.clear();
 });
 
-async function start(env: Record<string, string>, dbFile?: string): Promise<TestFleet> {
-  const fleet = await startTestFleet(env, {}, dbFile);
+async function start(clock: TestClock, env: Record<string, string> = {}, dbFile?: string): Promise<TestFleet> {
+  const fleet = await startTestFleet(env, { clock }, dbFile);
   running.push(fleet);
   folders.add(dirname(fleet.dbFile));
   return fleet;
@@ -62,34 +68,43 @@ const statusOf = async (t: TestFleet, bookingId: string, customer = 'alice'): Pr
 
 const vehicleStatus = async (t: TestFleet, vehicleId: string): Promise<string> => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ status: string }>().status;
 
-function expiredRow(t: TestFleet, bookingId: string): { created_at: number; data: string } | undefined {
-  return t.db.prepare("SELECT created_at, data FROM journal WHERE persistence_key = ? AND event_type = 'BookingExpired'").get(`booking/${bookingId}`) as
-    | { created_at: number; data: string }
+function expiredRow(t: TestFleet, bookingId: string): { position: number; data: string } | undefined {
+  return t.db.prepare("SELECT position, data FROM journal WHERE persistence_key = ? AND event_type = 'BookingExpired'").get(`booking/${bookingId}`) as
+    | { position: number; data: string }
     | undefined;
 }
+
+const lastPosition = (t: TestFleet): number => (t.db.prepare('SELECT max(position) AS p FROM journal').get() as { p: number }).p;
+
+/** Bookings the shard's timer has woken so far: it moves only when the test clock does. */
+const wakeUps = async (t: TestFleet): Promise<number> => (await t.fleet.shardStats())[0]!.timers.woken;
 
 const journalCount = (t: TestFleet, key: string, type: string): number =>
   (t.db.prepare('SELECT count(*) AS n FROM journal WHERE persistence_key = ? AND event_type = ?').get(key, type) as { n: number }).n;
 
-// Expiry runs on real timers (an injected clock is issue 12's): the waits below leave room for a
-// machine whose two cores also run three-shard worker suites in the other test process.
-const EXPIRY_WAIT_MS = 30_000;
+const WINDOW_MS = 15 * 60_000;
 
-describe('booking expiry', { timeout: 90_000 }, () => {
-  it('a confirmed, never-unlocked booking becomes EXPIRED by itself; the vehicle is released and the authorization voided', async () => {
-    const windowMs = 300;
-    const t = await start({ RESERVATION_WINDOW_MS: String(windowMs) });
+describe('booking expiry', { timeout: 60_000 }, () => {
+  it('a confirmed, never-unlocked booking becomes EXPIRED at its deadline, not before; the vehicle is released and the authorization voided', async () => {
+    const clock = testClock();
+    const t = await start(clock, { RESERVATION_WINDOW_MS: String(WINDOW_MS) });
     const gateway = t.fleet.local.gateway;
     if (!(gateway instanceof SimulatedPaymentGateway)) throw new Error('the test fleet should use the simulated gateway');
     const booking = await book(t, 'alice', 'exp-1');
     expect(booking.status).toBe('CONFIRMED');
-    expect(Date.parse(booking.expiresAt) - Date.parse(booking.createdAt)).toBeGreaterThanOrEqual(windowMs);
+    const deadline = Date.parse(booking.expiresAt);
+    expect(deadline - Date.parse(booking.createdAt)).toBe(WINDOW_MS);
 
-    await waitFor(async () => (await statusOf(t, booking.id)) === 'EXPIRED', { what: `booking ${booking.id} to expire`, timeoutMs: EXPIRY_WAIT_MS });
-    // Never before its deadline: the event's time is at or after expiresAt.
+    // One millisecond short of the deadline: the timer does not wake it.
+    const before = await wakeUps(t);
+    clock.advanceTo(deadline - 1);
+    expect(await wakeUps(t)).toBe(before);
+    expect(await statusOf(t, booking.id)).toBe('CONFIRMED');
+
+    clock.advanceTo(deadline);
+    await waitFor(async () => (await statusOf(t, booking.id)) === 'EXPIRED', { what: `booking ${booking.id} to expire` });
     const expired = expiredRow(t, booking.id)!;
-    expect(JSON.parse(expired.data)).toMatchObject({ previousStatus: 'CONFIRMED', vehicleId: 'exp-1', customerId: 'alice' });
-    expect(JSON.parse(expired.data).at).toBeGreaterThanOrEqual(Date.parse(booking.expiresAt));
+    expect(JSON.parse(expired.data)).toMatchObject({ previousStatus: 'CONFIRMED', vehicleId: 'exp-1', customerId: 'alice', at: deadline });
 
     await waitFor(async () => (await vehicleStatus(t, 'exp-1')) === 'AVAILABLE', { what: 'vehicle exp-1 to be released' });
     await waitFor(() => gateway.stateOf(booking.authorization.id) === 'voided', { what: 'the authorization to be voided' });
@@ -105,19 +120,9 @@ describe('booking expiry', { timeout: 90_000 }, () => {
     expect(next.statusCode, next.body).toBe(201);
   });
 
-  it('a deadline already past when the confirmation commits (a 1 ms window) still expires the booking', async () => {
-    // Regression: the timer only looked for deadlines after "now", so this one waited for another
-    // booking's timer or a restart while its vehicle stayed RESERVED.
-    const t = await start({ RESERVATION_WINDOW_MS: '1' });
-    const booking = await book(t, 'alice', 'exp-0');
-    await waitFor(async () => (await statusOf(t, booking.id)) === 'EXPIRED', { what: `booking ${booking.id} to expire`, timeoutMs: EXPIRY_WAIT_MS });
-    await waitFor(async () => (await vehicleStatus(t, 'exp-0')) === 'AVAILABLE', { what: 'vehicle exp-0 to be released' });
-  });
-
   it('an unlocked (ACTIVE) booking does not expire, while one booked after it does', async () => {
-    // Room for the unlock round trip over MQTT before the deadline, also on a busy machine.
-    const windowMs = 2_500;
-    const t = await start({ RESERVATION_WINDOW_MS: String(windowMs) });
+    const clock = testClock();
+    const t = await start(clock, { RESERVATION_WINDOW_MS: String(WINDOW_MS) });
     expect((await t.registerVehicle('exp-car')).statusCode).toBe(201);
     const device = await VirtualVehicle.start({ id: 'exp-car', url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion, credentials: t.credentials('exp-car') });
     try {
@@ -129,11 +134,15 @@ describe('booking expiry', { timeout: 90_000 }, () => {
       expect(unlocked.statusCode, unlocked.body).toBe(200);
       expect(await statusOf(t, ridden.id)).toBe('ACTIVE');
 
-      // Booked later, so its deadline is later: once it has expired, the ridden one's deadline has passed too.
+      clock.advance(1_000);
       const idle = await book(t, 'bob', 'exp-idle');
       expect(Date.parse(idle.expiresAt)).toBeGreaterThan(Date.parse(ridden.expiresAt));
-      await waitFor(async () => (await statusOf(t, idle.id, 'bob')) === 'EXPIRED', { what: 'the idle booking to expire', timeoutMs: EXPIRY_WAIT_MS });
+      const before = await wakeUps(t);
+      // Past both deadlines at once: only the idle one is due.
+      clock.advanceTo(Date.parse(idle.expiresAt));
+      await waitFor(async () => (await statusOf(t, idle.id, 'bob')) === 'EXPIRED', { what: 'the idle booking to expire' });
 
+      expect(await wakeUps(t)).toBe(before + 1);
       expect(await statusOf(t, ridden.id)).toBe('ACTIVE');
       expect(await vehicleStatus(t, 'exp-car')).toBe('IN_USE');
       expect(expiredRow(t, ridden.id)).toBeUndefined();
@@ -143,43 +152,50 @@ describe('booking expiry', { timeout: 90_000 }, () => {
   });
 
   it('the expiry timer survives a restart: booked in one process, expired at its deadline by the next', async () => {
-    // Long enough that the graceful restart ends before the deadline (1–2 s), also on a busy machine.
-    const windowMs = 6_000;
-    const env = { RESERVATION_WINDOW_MS: String(windowMs) };
-    const first = await start(env);
+    const clock = testClock();
+    const first = await start(clock, { RESERVATION_WINDOW_MS: String(WINDOW_MS) });
     const booking = await book(first, 'alice', 'exp-r1');
+    const deadline = Date.parse(booking.expiresAt);
 
     const t = await restart(first);
-    const restartedAt = Date.now();
-    expect(restartedAt, 'the restart took longer than the reservation window').toBeLessThan(Date.parse(booking.expiresAt));
+    const restartedAt = lastPosition(t);
     expect(await statusOf(t, booking.id)).toBe('CONFIRMED');
     expect(await vehicleStatus(t, 'exp-r1')).toBe('RESERVED');
 
-    await waitFor(async () => (await statusOf(t, booking.id)) === 'EXPIRED', { what: `booking ${booking.id} to expire after the restart`, timeoutMs: windowMs + EXPIRY_WAIT_MS });
+    clock.advanceTo(deadline);
+    await waitFor(async () => (await statusOf(t, booking.id)) === 'EXPIRED', { what: `booking ${booking.id} to expire after the restart` });
     const expired = expiredRow(t, booking.id)!;
-    // Written by the new process, at or after the deadline.
-    expect(expired.created_at).toBeGreaterThanOrEqual(restartedAt);
-    expect(JSON.parse(expired.data).at).toBeGreaterThanOrEqual(Date.parse(booking.expiresAt));
+    // Written by the new process, at the deadline.
+    expect(expired.position).toBeGreaterThan(restartedAt);
+    expect(JSON.parse(expired.data).at).toBe(deadline);
     await waitFor(async () => (await vehicleStatus(t, 'exp-r1')) === 'AVAILABLE', { what: 'vehicle exp-r1 to be released after the restart' });
     // The new process has a new in-memory gateway: the void shows in the payment actor's journal.
     await waitFor(() => journalCount(t, `payment/${booking.authorization.id}`, 'AuthorizationVoided') === 1, { what: 'the authorization to be voided' });
   });
 
   it('a deadline that passed while the process was down is handled as soon as the next one starts', async () => {
-    const windowMs = 1_500;
-    const env = { RESERVATION_WINDOW_MS: String(windowMs) };
-    const first = await start(env);
+    const clock = testClock();
+    const env = { RESERVATION_WINDOW_MS: String(WINDOW_MS) };
+    const first = await start(clock, env);
     const booking = await book(first, 'alice', 'exp-d1');
     running.splice(running.indexOf(first), 1);
     await first.fleet.close();
-    expect(Date.now(), 'booking and stop took longer than the reservation window').toBeLessThan(Date.parse(booking.expiresAt));
-    // Nothing runs now; wall-clock time has to pass the deadline while the system is down.
-    await waitFor(() => Date.now() > Date.parse(booking.expiresAt) + 50, { what: 'the deadline to pass', timeoutMs: windowMs + 1_000 });
+    const stoppedAt = lastPositionOf(first.fleet.shardFiles[0]!);
+    // Nothing runs now; time passes the deadline while the system is down.
+    clock.advanceTo(Date.parse(booking.expiresAt) + 60_000);
 
-    const startedAt = Date.now();
-    const t = await start(env, first.dbFile);
-    await waitFor(async () => (await statusOf(t, booking.id)) === 'EXPIRED', { what: 'the overdue booking to expire on start', timeoutMs: EXPIRY_WAIT_MS });
-    expect(expiredRow(t, booking.id)!.created_at).toBeGreaterThanOrEqual(startedAt);
+    const t = await start(clock, env, first.dbFile);
+    await waitFor(async () => (await statusOf(t, booking.id)) === 'EXPIRED', { what: 'the overdue booking to expire on start' });
+    expect(expiredRow(t, booking.id)!.position).toBeGreaterThan(stoppedAt);
     await waitFor(async () => (await vehicleStatus(t, 'exp-d1')) === 'AVAILABLE', { what: 'vehicle exp-d1 to be released' });
   });
 });
+
+function lastPositionOf(shardFile: string): number {
+  const db = new Database(shardFile, { readonly: true });
+  try {
+    return (db.prepare('SELECT max(position) AS p FROM journal').get() as { p: number }).p;
+  } finally {
+    db.close();
+  }
+}

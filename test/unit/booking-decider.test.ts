@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  CAPTURE_RETRY_MS,
   COMPENSATION_RETRY_MS,
   checkAccess,
   checkEnd,
@@ -100,7 +101,7 @@ const recordVehicleReserved: BookingCommand = { type: 'RecordVehicleReserved', v
 const recordReservationRefused = (rejection: Rejection, maybeReserved: boolean): BookingCommand => ({ type: 'RecordReservationRefused', rejection, maybeReserved, at: T0 + 100 });
 const recordAuthorized: BookingCommand = { type: 'RecordAuthorized', authorization, at: T0 + 300, unlockBy: UNLOCK_BY };
 const recordPaymentDeclined: BookingCommand = { type: 'RecordPaymentDeclined', rejection: declined, at: T0 + 100 };
-const recordUnlocked: BookingCommand = { type: 'RecordUnlocked', unlockedAt: T0 + 60_000 };
+const recordUnlocked: BookingCommand = { type: 'RecordUnlocked', unlockedAt: T0 + 60_000, at: T0 + 60_100 };
 const recordCompleted: BookingCommand = { type: 'RecordCompleted', charge, endedAt: T0 + 20 * 60_000 };
 const cancel = (caller: Caller, at = T0 + 120_000): BookingCommand => ({ type: 'Cancel', caller, at });
 const expire = (at: number): BookingCommand => ({ type: 'Expire', at });
@@ -182,8 +183,66 @@ describe('RecordUnlocked', () => {
     expect(state).toMatchObject({ status: 'ACTIVE', unlockedAt: T0 + 60_000 });
   });
 
-  it.each(except('CONFIRMED'))('emits nothing when %s', (_status, given) => {
+  it.each(except('CONFIRMED', 'CANCELLED', 'EXPIRED', 'COMPLETED', 'REJECTED'))('emits nothing when %s', (_status, given) => {
     spec.given(given).when(recordUnlocked).thenNothing();
+  });
+});
+
+describe('RecordUnlocked after the end (a late UNLOCKED) and RecordRelocked', () => {
+  const LATE = UNLOCK_BY + 5_000;
+  const lateUnlock: BookingCommand = { type: 'RecordUnlocked', unlockedAt: LATE, at: LATE + 10 };
+  const opened: BookingEvent = { type: 'VehicleOpenedAfterEnd', bookingId: B, vehicleId: 'v-1', unlockedAt: LATE, at: LATE + 10 };
+  const relocked: BookingEvent = { type: 'VehicleRelocked', bookingId: B, vehicleId: 'v-1', lockedAt: LATE + 900, at: LATE + 1_000 };
+
+  it.each(except('NEW', 'REQUESTED', 'VEHICLE_RESERVED', 'CONFIRMED', 'ACTIVE'))('%s: the car stands open, so the booking must lock it', (status, given) => {
+    const state = spec.given(given).when(lateUnlock).then([opened]);
+    expect(state).toMatchObject({ status, mustLock: true });
+  });
+
+  it('an EXPIRED booking stays EXPIRED and keeps its compensation due', () => {
+    const state = spec.given([...atConfirmed, expired('CONFIRMED', UNLOCK_BY)]).when(lateUnlock).then([opened]);
+    expect(state).toMatchObject({ status: 'EXPIRED', needsCompensation: true, mustLock: true, unlockedAt: null });
+  });
+
+  it('a repeated late UNLOCKED while the lock is pending records nothing new', () => {
+    spec.given([...atConfirmed, cancelled(), opened]).when(lateUnlock).thenNothing();
+  });
+
+  it('records the lock; a second one, or one with nothing to lock, records nothing', () => {
+    const given = [...atConfirmed, cancelled(), opened];
+    const relock: BookingCommand = { type: 'RecordRelocked', lockedAt: LATE + 900, at: LATE + 1_000 };
+    expect(spec.given(given).when(relock).then([relocked])).toMatchObject({ status: 'CANCELLED', mustLock: false });
+    spec.given([...given, relocked]).when(relock).thenNothing();
+    spec.given([...atConfirmed, cancelled()]).when(relock).thenNothing();
+  });
+
+  it('wakes the booking to retry a LOCK that failed; the lock itself leaves the timer as it was', () => {
+    expect(wakeAtAfter(opened)).toBe(LATE + 10 + COMPENSATION_RETRY_MS);
+    expect(wakeAtAfter(relocked)).toBeUndefined();
+  });
+});
+
+const LOCKED_AT = T0 + 20 * 60_000;
+const returned: BookingEvent = { type: 'VehicleReturned', bookingId: B, vehicleId: 'v-1', lockedAt: LOCKED_AT, at: LOCKED_AT + 50 };
+const recordReturned: BookingCommand = { type: 'RecordReturned', lockedAt: LOCKED_AT, at: LOCKED_AT + 50 };
+
+describe('RecordReturned', () => {
+  it('records the lock time of an ACTIVE booking before its capture; it stays ACTIVE until captured', () => {
+    const state = spec.given(atActive).when(recordReturned).then([returned]);
+    expect(state).toMatchObject({ status: 'ACTIVE', endedAt: LOCKED_AT, charge: null });
+  });
+
+  it('keeps the first lock time: a retried end after a failed capture records nothing new', () => {
+    spec.given([...atActive, returned]).when({ type: 'RecordReturned', lockedAt: LOCKED_AT + 99_000, at: LOCKED_AT + 100_000 }).thenNothing();
+  });
+
+  it.each(except('ACTIVE'))('emits nothing when %s', (_status, given) => {
+    spec.given(given).when(recordReturned).thenNothing();
+  });
+
+  it('completes after the return with the recorded lock time', () => {
+    const state = spec.given([...atActive, returned]).when(recordCompleted).then([completed]);
+    expect(state).toMatchObject({ status: 'COMPLETED', charge, endedAt: LOCKED_AT });
   });
 });
 
@@ -297,6 +356,7 @@ describe('evolve', () => {
       charge,
       rejection: null,
       needsCompensation: false,
+      mustLock: false,
     });
   });
 
@@ -315,6 +375,7 @@ describe('wakeAtAfter', () => {
     ['BookingActivated: no timer (a trip has no deadline)', activated, null],
     ['BookingCancelled: a compensation retry', cancelled(customer, T0 + 120_000), T0 + 120_000 + COMPENSATION_RETRY_MS],
     ['BookingExpired: a compensation retry', expired('CONFIRMED', UNLOCK_BY), UNLOCK_BY + COMPENSATION_RETRY_MS],
+    ['VehicleReturned: a capture retry, until completed', returned, LOCKED_AT + 50 + CAPTURE_RETRY_MS],
     ['BookingCompleted: no timer', completed, null],
     ['BookingCompensated: no timer', compensated(), null],
   ])('%s', (_name, event, wakeAt) => {

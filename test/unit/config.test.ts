@@ -12,6 +12,11 @@ describe('loadConfig', () => {
     expect(config.timing.unlockTimeoutMs).toBe(5000);
   });
 
+  it('reads the shutdown grace period (default 20 s)', () => {
+    expect(loadConfig({}).shutdownGraceMs).toBe(20_000);
+    expect(loadConfig({ SHUTDOWN_GRACE_MS: '5000' }).shutdownGraceMs).toBe(5_000);
+  });
+
   it('reads external brokers', () => {
     const config = loadConfig({ MQTT_URL: 'mqtt://127.0.0.1:1883', KAFKA_BROKERS: '127.0.0.1:19092, 127.0.0.1:19093' });
     expect(config.mqtt).toEqual({ mode: 'external', url: 'mqtt://127.0.0.1:1883', protocolVersion: 5, clientId: null });
@@ -25,6 +30,7 @@ describe('loadConfig', () => {
     ['MQTT_URL', 'http://example'],
     ['LOG_LEVEL', 'loud'],
     ['FLEET_JWT_SECRET', 'short'],
+    ['SHUTDOWN_GRACE_MS', '-1'],
   ])('names the bad variable %s', (variable, value) => {
     expect(() => loadConfig({ [variable]: value })).toThrowError(ConfigError);
     expect(() => loadConfig({ [variable]: value })).toThrowError(new RegExp(`^Invalid configuration: ${variable} `));

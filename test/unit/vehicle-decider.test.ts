@@ -173,8 +173,8 @@ describe('ReleaseVehicle', () => {
     expect(phaseOf(state)).toBe('AVAILABLE');
   });
 
-  it('releases a vehicle in use when its holder asks (the rule checks the holder, not the phase)', () => {
-    spec.given(inUseBy('b-1')).when(release('b-1', 'operator')).then([released('b-1', 'operator')]);
+  it('refuses to release a vehicle in use, also to its holder: an open car is locked first, not handed back', () => {
+    spec.given(inUseBy('b-1')).when(release('b-1', 'expired')).thenRejects({ type: 'VehicleUnavailable', vehicleId: V, status: 'IN_USE' });
   });
 
   it('is a no-op for a booking that does not hold the vehicle', () => {
@@ -306,8 +306,17 @@ describe('RecordDeviceReply', () => {
     spec.given([registered, reserved('b-1')]).when(reply('u-1', 'UNLOCKED', T0 + 4_000)).thenNothing();
   });
 
-  it('an UNLOCKED after the booking released the vehicle emits nothing', () => {
-    spec.given([...unlocking, unlockTimedOut('b-1', 'u-1'), released('b-1', 'expired', T0 + 10_000)]).when(reply('u-1', 'UNLOCKED', T0 + 11_000)).thenNothing();
+  it('an UNLOCKED after the booking released the vehicle opens it for that booking again, which then locks it', () => {
+    const state = spec
+      .given([...unlocking, unlockTimedOut('b-1', 'u-1'), released('b-1', 'expired', T0 + 10_000)])
+      .when(reply('u-1', 'UNLOCKED', T0 + 11_000))
+      .then([unlocked('b-1', 'u-1', T0 + 11_000)]);
+    expect(state).toMatchObject({ status: 'IN_USE', bookingId: 'b-1', unlockedAt: T0 + 11_000 });
+  });
+
+  it('a late UNLOCKED emits nothing over another booking\'s reservation, nor for a command already confirmed', () => {
+    spec.given([...unlocking, unlockTimedOut('b-1', 'u-1'), released('b-1', 'expired', T0 + 10_000), reserved('b-2', T0 + 10_500)]).when(reply('u-1', 'UNLOCKED', T0 + 11_000)).thenNothing();
+    spec.given([...unlocking, unlocked('b-1', 'u-1'), lockRequested('b-1', 'l-1'), locked('b-1', 'l-1')]).when(reply('u-1', 'UNLOCKED', T0 + 70_000)).thenNothing();
   });
 
   it('a reply of the wrong kind for a known command emits nothing', () => {
@@ -487,7 +496,7 @@ describe('property: random commands from several bookings', () => {
           if (!decision.ok) return;
           for (const event of decision.events) {
             seen.add(event.type);
-            if (event.type === 'VehicleReserved') {
+            if (event.type === 'VehicleReserved' || (event.type === 'VehicleUnlocked' && state.status === 'AVAILABLE')) {
               invariant(state.status === 'AVAILABLE' && state.bookingId === null, () => `VehicleReserved for ${event.bookingId} while ${state.status} for ${state.bookingId}`);
             } else if (event.type !== 'VehicleRegistered') {
               invariant(event.bookingId === state.bookingId, () => `${event.type} for ${event.bookingId}, but ${state.bookingId} holds the vehicle`);

@@ -18,6 +18,7 @@ import { IdempotencyGuard } from './idempotency.js';
 import type { EventsPort, HealthReport, IdempotencyPort, TracesPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
 import { installRequestContext, newRequestId, requestLogger } from './request-context.js';
+import { asyncApiRoutes } from './routes/asyncapi.js';
 import { bookingRoutes } from './routes/bookings.js';
 import { eventRoutes } from './routes/events.js';
 import { opsRoutes } from './routes/ops.js';
@@ -87,6 +88,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
   app.register(opsRoutes, { health: deps.health, metrics: deps.metrics });
+  app.register(asyncApiRoutes);
 
   const idempotency = new IdempotencyGuard(deps.idempotency);
   app.register(async (authenticated) => {

@@ -1,6 +1,6 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import {
   createJsonSchemaTransform,
   createJsonSchemaTransformObject,
@@ -43,6 +43,13 @@ export interface AppDeps {
 }
 
 /**
+ * Routes that load balancers and Prometheus call every few seconds: an info line per call would bury
+ * everything else. Their failures still log (error handler, health checks), and /metrics counts them.
+ */
+const POLLED_ROUTES: ReadonlySet<string> = new Set(['/health', '/metrics']);
+const isPolled = (request: FastifyRequest): boolean => POLLED_ROUTES.has(request.routeOptions.url ?? '');
+
+/**
  * The HTTP API (docs/contract.md, "HTTP"). Returns an app that is not listening: main.ts calls `listen`,
  * tests call `inject`. Public routes (health, metrics, OpenAPI, docs) sit outside the authenticated
  * scope; everything else needs a bearer token.
@@ -53,6 +60,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     genReqId: newRequestId,
     childLoggerFactory: requestLogger,
     requestIdHeader: false,
+    logController: new LogController({ disableRequestLogging: isPolled }),
     bodyLimit: deps.config.http.bodyLimitBytes,
     routerOptions: { ignoreTrailingSlash: true },
   }).withTypeProvider<ZodTypeProvider>();

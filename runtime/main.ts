@@ -6,7 +6,7 @@ import { createLogger } from './logger.js';
 async function main(): Promise<void> {
   let config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(process.env, { stdoutIsTTY: process.stdout.isTTY === true });
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);
@@ -14,7 +14,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   if (config.auth.usingDevSecret) {
     logger.warn('FLEET_JWT_SECRET is not set: using the public development secret. Anyone can mint tokens. Never run like this in production.');
   }

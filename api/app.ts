@@ -15,6 +15,7 @@ import { installAuth } from './auth.js';
 import { installErrorHandling } from './error-handling.js';
 import type { DeviceAccess, FleetService } from './fleet-service.js';
 import { IdempotencyGuard } from './idempotency.js';
+import { installJsonBodyParser } from './json-body.js';
 import type { EventsPort, HealthReport, IdempotencyPort, TracesPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
 import { installRequestContext, newRequestId, requestLogger } from './request-context.js';
@@ -69,6 +70,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setSerializerCompiler(serializerCompiler);
   // JSON only: without this, a text/plain body would reach validation and come back 400 instead of 415.
   app.removeContentTypeParser('text/plain');
+  installJsonBodyParser(app as unknown as FastifyInstance);
 
   // The app is typed with pino's Logger; the rest of the API takes fastify's base instance type.
   const base = app as unknown as FastifyInstance;

@@ -2,7 +2,6 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import {
-  createJsonSchemaTransform,
   createJsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
@@ -16,6 +15,7 @@ import { installErrorHandling } from './error-handling.js';
 import type { DeviceAccess, FleetService } from './fleet-service.js';
 import { IdempotencyGuard } from './idempotency.js';
 import { installJsonBodyParser } from './json-body.js';
+import { openApiTransform } from './openapi.js';
 import type { EventsPort, HealthReport, IdempotencyPort, TracesPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
 import { installRequestContext, newRequestId, requestLogger } from './request-context.js';
@@ -92,7 +92,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       security: [{ bearerAuth: [] }],
     },
-    transform: createJsonSchemaTransform({ schemaRegistry: openApiComponents }),
+    transform: openApiTransform(),
     transformObject: createJsonSchemaTransformObject({ schemaRegistry: openApiComponents }),
   });
   app.register(fastifySwaggerUi, { routePrefix: '/docs' });

@@ -10,6 +10,7 @@ import type { FleetConfig } from './config.js';
 import { ShardedEvents, ShardedTraces } from './fleet-reads.js';
 import { ShardedFleetService } from './fleet-service.js';
 import { housekeepIdempotency } from './housekeeping.js';
+import { listenOn } from './listen-errors.js';
 import { shardOfVehicle } from './kernel/placement.js';
 import type { ShardStats } from './kernel/shard-protocol.js';
 import type { Logger } from './logger.js';
@@ -135,7 +136,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     });
     closers.push(() => app.close());
     let url: string | null = null;
-    if (options.listen ?? true) url = await app.listen({ host: config.http.host, port: config.http.port });
+    if (options.listen ?? true) url = await listenOn({ port: 'PORT', host: 'HOST' }, config.http.host, config.http.port, () => app.listen({ host: config.http.host, port: config.http.port }));
     else await app.ready();
     logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: shardCount, kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
 
@@ -168,7 +169,8 @@ async function startBroker(
   closers: Closer[],
 ): Promise<{ url: string; broker: EmbeddedBroker | null }> {
   if (config.mqtt.mode === 'external') return { url: config.mqtt.url, broker: null };
-  const broker = await startEmbeddedBroker({ port: config.mqtt.port, logger, security });
+  const { port } = config.mqtt;
+  const broker = await listenOn({ port: 'MQTT_PORT' }, '127.0.0.1', port, () => startEmbeddedBroker({ port, logger, security }));
   closers.push(() => broker.close());
   return { url: broker.url, broker };
 }

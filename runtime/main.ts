@@ -1,5 +1,6 @@
 import { ConfigError, loadConfig } from './config.js';
 import { startFleet } from './fleet-app.js';
+import { ListenAddressError } from './listen-errors.js';
 import { createLogger } from './logger.js';
 
 /** `npm start`: the only place that reads process.env. */
@@ -22,8 +23,9 @@ async function main(): Promise<void> {
   try {
     fleet = await startFleet(config, { logger });
   } catch (error) {
-    // A configuration that only the data can refute (FLEET_SHARDS against the recorded count).
-    if (error instanceof ConfigError) {
+    // A configuration that only the data or the machine can refute (FLEET_SHARDS against the recorded
+    // count, a port in use): one line naming the variable, no stack.
+    if (error instanceof ConfigError || error instanceof ListenAddressError) {
       console.error(error.message);
       process.exit(2);
     }

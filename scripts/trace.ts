@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { signToken } from '../api/auth.js';
-import { DEV_JWT_SECRET } from '../runtime/config.js';
+import { serverEnvOrExit } from './server-env.js';
 import { focusOnBooking, orderSteps, renderSequenceDiagram, renderStepDetail, type TraceStepView } from '../runtime/trace-diagram.js';
 
 /**
@@ -11,7 +11,7 @@ import { focusOnBooking, orderSteps, renderSequenceDiagram, renderStepDetail, ty
  */
 const USAGE = `usage: npm run trace -- <bookingIdOrTraceId> [--api URL] [--token T] [--step] [--all] [--json]
 
-  --api URL     the running server (default http://127.0.0.1:3000)
+  --api URL     the running server (default http://$HOST:$PORT as npm start reads them: 127.0.0.1:3000)
   --token T     an operator bearer token (default: one signed with FLEET_JWT_SECRET or the dev secret)
   --step        one step at a time with payload and state before/after; Enter for the next, q to stop
                 (without a terminal on stdin every step is printed)
@@ -74,10 +74,11 @@ async function stepThrough(steps: readonly TraceStepView[]): Promise<void> {
 }
 
 async function main(): Promise<number> {
+  const server = serverEnvOrExit();
   let parsed;
   try {
     parsed = parseArgs({
-      options: { api: { type: 'string', default: 'http://127.0.0.1:3000' }, token: { type: 'string' }, step: { type: 'boolean' }, all: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { api: { type: 'string', default: server.apiUrl }, token: { type: 'string' }, step: { type: 'boolean' }, all: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,
     });
@@ -95,7 +96,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const id = positionals[0]!;
-  const token = values.token ?? signToken({ sub: 'trace-viewer', role: 'operator', ttlSeconds: 300 }, process.env.FLEET_JWT_SECRET || DEV_JWT_SECRET);
+  const token = values.token ?? signToken({ sub: 'trace-viewer', role: 'operator', ttlSeconds: 300 }, server.jwtSecret);
   const trace = await fetchTrace(values.api, id, token);
   if (typeof trace === 'string') {
     console.error(`trace: ${trace}`);

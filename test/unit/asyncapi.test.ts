@@ -6,9 +6,10 @@ import { z } from 'zod';
 import { ALL_TOPICS, TOPIC_BY_EVENT_TYPE } from '../../actors/event-relay/catalog.js';
 import { toKafkaRecord } from '../../actors/event-relay/records.js';
 import { buildApp } from '../../api/app.js';
+import { loadConfig } from '../../runtime/config.js';
 import { verifyCommandSignature } from '../../runtime/mqtt/command-signature.js';
 import { deviceCommandSchema, deviceReplySchema, presenceSchema, telemetrySchema } from '../../runtime/mqtt/protocol.js';
-import { parseVehicleTopic, VEHICLE_CHANNELS, vehicleTopic, type VehicleChannel } from '../../runtime/mqtt/topics.js';
+import { ALL_STATUS, ALL_TELEMETRY, parseVehicleTopic, VEHICLE_CHANNELS, vehicleTopic, type VehicleChannel } from '../../runtime/mqtt/topics.js';
 import { testDeps } from '../helpers/stub-fleet.js';
 
 /**
@@ -63,7 +64,8 @@ describe('docs/asyncapi.json', () => {
 
   it.each(VEHICLE_CHANNELS)('describes the %s payload field by field as runtime/mqtt/protocol.ts parses it', (channel) => {
     const fromCode = z.toJSONSchema(payloadSchemas[channel]) as { properties: Record<string, Record<string, unknown>>; required: string[] };
-    const messages = channelAt(`fleet/vehicles/{vehicleId}/${channel}`)!.messages().all();
+    // JSON payloads; the status channel also carries the empty message that clears a presence.
+    const messages = channelAt(`fleet/vehicles/{vehicleId}/${channel}`)!.messages().all().filter((message) => message.payload()?.type() === 'object');
     expect(messages).toHaveLength(1);
     const payload = messages[0]!.payload()!;
     expect([...payload.required()!].sort()).toEqual([...fromCode.required].sort());
@@ -83,6 +85,18 @@ describe('docs/asyncapi.json', () => {
     const example = deviceCommandSchema.parse(message.examples().all()[0]!.payload());
     expect(verifyCommandSignature(commandKey!, vehicleId!, example)).toBe(true);
     expect(verifyCommandSignature(commandKey!, 'another-vehicle', example)).toBe(false);
+  });
+
+  it('states the fleet-wide subscriptions, the embedded broker port and the topic defaults the code uses', () => {
+    expect(channelAt(ALL_TELEMETRY.replace('+', '{vehicleId}'))!.description()).toContain(`\`${ALL_TELEMETRY}\``);
+    expect(channelAt(ALL_STATUS.replace('+', '{vehicleId}'))!.description()).toContain(`\`${ALL_STATUS}\``);
+    const defaults = loadConfig({ KAFKA_BROKERS: '127.0.0.1:19092' });
+    if (defaults.mqtt.mode !== 'embedded' || defaults.kafka.mode !== 'kafka') throw new Error('unexpected defaults');
+    expect(document.servers().get('embedded')!.host()).toBe(`127.0.0.1:${defaults.mqtt.port}`);
+    for (const topic of ALL_TOPICS) {
+      const binding = channelAt(topic)!.bindings().get('kafka')!.value() as { partitions?: number; replicas?: number };
+      expect(binding, topic).toMatchObject({ partitions: defaults.kafka.partitions, replicas: defaults.kafka.replicationFactor });
+    }
   });
 
   it('lists on every Kafka message exactly the headers the event relay sets', () => {

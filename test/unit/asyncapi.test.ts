@@ -3,8 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ALL_TOPICS, TOPIC_BY_EVENT_TYPE } from '../../actors/event-relay/catalog.js';
+import type { BookingEvent } from '../../actors/booking/decider.js';
+import { ALL_TOPICS, TOPIC_BY_EVENT_TYPE, type PublicEventType } from '../../actors/event-relay/catalog.js';
 import { toKafkaRecord } from '../../actors/event-relay/records.js';
+import type { VehicleEvent } from '../../actors/vehicle/decider.js';
 import { buildApp } from '../../api/app.js';
 import { loadConfig } from '../../runtime/config.js';
 import { verifyCommandSignature } from '../../runtime/mqtt/command-signature.js';
@@ -16,6 +18,21 @@ import { testDeps } from '../helpers/stub-fleet.js';
  * docs/asyncapi.json is written by hand for readers; these tests keep it true to the code: every topic,
  * payload field, limit and header below is derived from the code's own constants and schemas.
  */
+/**
+ * Every field of each public event, checked by the compiler against the event types in the deciders:
+ * a field added to (or removed from) an event breaks the build here until the document says so too.
+ */
+type PublicEvent = BookingEvent | VehicleEvent;
+type FieldsOf<E extends PublicEventType> = keyof Extract<PublicEvent, { type: E }>;
+const EVENT_FIELDS = {
+  BookingConfirmed: { type: true, bookingId: true, customerId: true, vehicleId: true, vehicleType: true, durationMinutes: true, authorization: true, at: true, expiresAt: true },
+  BookingCancelled: { type: true, bookingId: true, customerId: true, vehicleId: true, cancelledBy: true, at: true },
+  BookingCompleted: { type: true, bookingId: true, customerId: true, vehicleId: true, charge: true, unlockedAt: true, endedAt: true },
+  BookingExpired: { type: true, bookingId: true, customerId: true, vehicleId: true, previousStatus: true, at: true },
+  VehicleUnlocked: { type: true, vehicleId: true, bookingId: true, commandId: true, at: true },
+  VehicleLocked: { type: true, vehicleId: true, bookingId: true, commandId: true, at: true },
+} as const satisfies { [E in PublicEventType]: Record<FieldsOf<E>, true> };
+
 const SOURCE = readFileSync(new URL('../../docs/asyncapi.json', import.meta.url), 'utf8');
 const SAMPLE_ID = 'demo-0001';
 
@@ -97,6 +114,12 @@ describe('docs/asyncapi.json', () => {
       const binding = channelAt(topic)!.bindings().get('kafka')!.value() as { partitions?: number; replicas?: number };
       expect(binding, topic).toMatchObject({ partitions: defaults.kafka.partitions, replicas: defaults.kafka.replicationFactor });
     }
+  });
+
+  it.each(Object.entries(EVENT_FIELDS))('describes every field of the %s event, all of them required', (eventType, fields) => {
+    const payload = channelAt(TOPIC_BY_EVENT_TYPE[eventType as PublicEventType])!.messages().all()[0]!.payload()!;
+    expect(Object.keys(payload.properties() ?? {}).sort()).toEqual(Object.keys(fields).sort());
+    expect([...(payload.required() ?? [])].sort()).toEqual(Object.keys(fields).sort());
   });
 
   it('lists on every Kafka message exactly the headers the event relay sets', () => {

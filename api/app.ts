@@ -1,8 +1,7 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
 import {
-  createJsonSchemaTransform,
   createJsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
@@ -16,10 +15,13 @@ import { installErrorHandling } from './error-handling.js';
 import { frameworkErrorOptions, installFrameworkErrors } from './framework-errors.js';
 import type { DeviceAccess, FleetService } from './fleet-service.js';
 import { IdempotencyGuard } from './idempotency.js';
+import { installJsonBodyParser } from './json-body.js';
+import { openApiTransform } from './openapi.js';
 import type { EventsPort, HealthReport, IdempotencyPort, TracesPort, VehicleCommandsPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
 import { rateLimits } from './rate-limits.js';
 import { installRequestContext, newRequestId, requestLogger } from './request-context.js';
+import { asyncApiRoutes } from './routes/asyncapi.js';
 import { bookingRoutes } from './routes/bookings.js';
 import { eventRoutes } from './routes/events.js';
 import { opsRoutes } from './routes/ops.js';
@@ -47,6 +49,13 @@ export interface AppDeps {
 }
 
 /**
+ * Routes that load balancers and Prometheus call every few seconds: an info line per call would bury
+ * everything else. Their failures still log (error handler, health checks), and /metrics counts them.
+ */
+const POLLED_ROUTES: ReadonlySet<string> = new Set(['/health', '/metrics']);
+const isPolled = (request: FastifyRequest): boolean => POLLED_ROUTES.has(request.routeOptions.url ?? '');
+
+/**
  * The HTTP API (docs/contract.md, "HTTP"). Returns an app that is not listening: main.ts calls `listen`,
  * tests call `inject`. Public routes (health, metrics, OpenAPI, docs) sit outside the authenticated
  * scope; everything else needs a bearer token.
@@ -57,6 +66,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     genReqId: newRequestId,
     childLoggerFactory: requestLogger,
     requestIdHeader: false,
+    logController: new LogController({ disableRequestLogging: isPolled }),
     bodyLimit: deps.config.http.bodyLimitBytes,
     routerOptions: { ignoreTrailingSlash: true },
     ...frameworkErrorOptions,
@@ -66,6 +76,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.setSerializerCompiler(serializerCompiler);
   // JSON only: without this, a text/plain body would reach validation and come back 400 instead of 415.
   app.removeContentTypeParser('text/plain');
+  installJsonBodyParser(app as unknown as FastifyInstance);
 
   // The app is typed with pino's Logger; the rest of the API takes fastify's base instance type.
   const base = app as unknown as FastifyInstance;
@@ -89,12 +100,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       security: [{ bearerAuth: [] }],
     },
-    transform: createJsonSchemaTransform({ schemaRegistry: openApiComponents }),
+    transform: openApiTransform(),
     transformObject: createJsonSchemaTransformObject({ schemaRegistry: openApiComponents }),
   });
   app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
   app.register(opsRoutes, { health: deps.health, metrics: deps.metrics });
+  app.register(asyncApiRoutes);
 
   const idempotency = new IdempotencyGuard(deps.idempotency);
   app.register(async (authenticated) => {

@@ -19,7 +19,6 @@ const CLIENT_ERRORS: Readonly<Record<string, HttpProblemKind>> = {
 };
 
 const DETAILS: Partial<Record<HttpProblemKind, string>> = {
-  'malformed-json': 'The body must be a JSON document.',
   'unsupported-media-type': 'Send the body as application/json.',
 };
 

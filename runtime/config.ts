@@ -58,6 +58,8 @@ export const configSchema = z.object({
   /** Share of requests whose actor deliveries are traced (failed and slow ones always are). */
   TRACE_SAMPLE: z.coerce.number().min(0).max(1).default(1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `pretty`: one readable line per entry; `json`: one JSON object per line. Unset: pretty on a terminal. */
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   /** Register this many demo vehicles at start-up (ids demo-0001 …), for a first run. */
   FLEET_SEED: z.coerce.number().int().min(0).max(100_000).default(0),
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(64 * 1024),
@@ -110,11 +112,24 @@ export interface FleetConfig {
   readonly traceRetentionMs: number;
   readonly traceSample: number;
   readonly logLevel: RawConfig['LOG_LEVEL'];
+  /** Resolved in the main thread, where stdout can be asked whether it is a terminal; shards log the same way. */
+  readonly logFormat: LogFormat;
   readonly seedVehicles: number;
   /** Requests per second; 0 turns a limit off. */
   readonly rateLimits: { readonly perCustomer: number; readonly perIp: number };
   /** 0: no limit. */
   readonly maxActiveBookingsPerCustomer: number;
+}
+
+export interface LogFormat {
+  readonly pretty: boolean;
+  /** Only on a terminal, and never with NO_COLOR set (https://no-color.org). */
+  readonly colors: boolean;
+}
+
+/** What loadConfig cannot read from the environment: whether stdout is a terminal (main.ts asks). */
+export interface Terminal {
+  readonly stdoutIsTTY: boolean;
 }
 
 /** Publicly known on purpose: it only exists so that a first run works without set-up. */
@@ -128,7 +143,7 @@ export class ConfigError extends Error {
 }
 
 /** Parses the environment; throws one ConfigError that names the first bad variable. */
-export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>): FleetConfig {
+export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>, terminal: Terminal = { stdoutIsTTY: false }): FleetConfig {
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
   const parsed = configSchema.safeParse(present);
   if (!parsed.success) {
@@ -186,6 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     traceRetentionMs: raw.TRACE_RETENTION_MS,
     traceSample: raw.TRACE_SAMPLE,
     logLevel: raw.LOG_LEVEL,
+    logFormat: logFormatOf(raw.LOG_FORMAT, terminal, present.NO_COLOR !== undefined),
     seedVehicles: raw.FLEET_SEED,
     rateLimits: { perCustomer: raw.RATE_LIMIT_PER_CUSTOMER, perIp: raw.RATE_LIMIT_PER_IP },
     maxActiveBookingsPerCustomer: raw.MAX_ACTIVE_BOOKINGS_PER_CUSTOMER,
@@ -196,4 +212,9 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
 export function isLoopback(host: string): boolean {
   const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
   return bare === 'localhost' || bare === '::1' || /^127(\.\d{1,3}){3}$/.test(bare);
+}
+
+function logFormatOf(format: RawConfig['LOG_FORMAT'], terminal: Terminal, noColor: boolean): LogFormat {
+  const pretty = format === undefined ? terminal.stdoutIsTTY : format === 'pretty';
+  return { pretty, colors: pretty && terminal.stdoutIsTTY && !noColor };
 }

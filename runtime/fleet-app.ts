@@ -12,6 +12,7 @@ import { ShardedEvents, ShardedTraces, ShardedVehicleCommands } from './fleet-re
 import { ShardedFleetService } from './fleet-service.js';
 import { housekeepIdempotency } from './housekeeping.js';
 import { drainOnClose } from './http-drain.js';
+import { listenOn } from './listen-errors.js';
 import { shardOfVehicle } from './kernel/placement.js';
 import type { ShardStats } from './kernel/shard-protocol.js';
 import type { Logger } from './logger.js';
@@ -140,7 +141,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     });
     closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
     let url: string | null = null;
-    if (options.listen ?? true) url = await app.listen({ host: config.http.host, port: config.http.port });
+    if (options.listen ?? true) url = await listenOn({ port: 'PORT', host: 'HOST' }, config.http.host, config.http.port, () => app.listen({ host: config.http.host, port: config.http.port }));
     else await app.ready();
     logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: shardCount, kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
 
@@ -173,7 +174,8 @@ async function startBroker(
   closers: Closer[],
 ): Promise<{ url: string; broker: EmbeddedBroker | null }> {
   if (config.mqtt.mode === 'external') return { url: config.mqtt.url, broker: null };
-  const broker = await startEmbeddedBroker({ port: config.mqtt.port, logger, security });
+  const { port } = config.mqtt;
+  const broker = await listenOn({ port: 'MQTT_PORT' }, '127.0.0.1', port, () => startEmbeddedBroker({ port, logger, security }));
   closers.push(() => broker.close());
   return { url: broker.url, broker };
 }

@@ -1,12 +1,13 @@
 import { ConfigError, loadConfig } from './config.js';
 import { startFleet } from './fleet-app.js';
+import { ListenAddressError } from './listen-errors.js';
 import { createLogger } from './logger.js';
 
 /** `npm start`: the only place that reads process.env. */
 async function main(): Promise<void> {
   let config;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(process.env, { stdoutIsTTY: process.stdout.isTTY === true });
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);
@@ -14,7 +15,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, config.logFormat);
   if (config.auth.usingDevSecret) {
     logger.warn('FLEET_JWT_SECRET is not set: using the public development secret. Anyone can mint tokens. Never run like this in production.');
   }
@@ -22,8 +23,9 @@ async function main(): Promise<void> {
   try {
     fleet = await startFleet(config, { logger });
   } catch (error) {
-    // A configuration that only the data can refute (FLEET_SHARDS against the recorded count).
-    if (error instanceof ConfigError) {
+    // A configuration that only the data or the machine can refute (FLEET_SHARDS against the recorded
+    // count, a port in use): one line naming the variable, no stack.
+    if (error instanceof ConfigError || error instanceof ListenAddressError) {
       console.error(error.message);
       process.exit(2);
     }

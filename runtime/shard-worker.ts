@@ -12,7 +12,7 @@ import { startShard, type ShardInit } from './shard.js';
 const port = parentPort;
 if (!port) throw new Error('runtime/shard-worker.ts runs inside a worker thread');
 const init = workerData as ShardInit;
-const logger = createLogger(init.config.logLevel);
+const logger = createLogger(init.config.logLevel, undefined, init.config.logFormat);
 
 try {
   const shard = await startShard(init, { logger });

@@ -7,6 +7,7 @@ import { MAX_LINK_TTL_MINUTES } from '../api/viewer/access.js';
 import { loadConfig } from '../runtime/config.js';
 import { startFleet, type RunningFleet } from '../runtime/fleet-app.js';
 import { createLogger } from '../runtime/logger.js';
+import { addressVariables } from './server-env.js';
 import { focusOnBooking, renderSequenceDiagram, type TraceStepView } from '../runtime/trace-diagram.js';
 import { VirtualVehicle } from '../simulator/virtual-vehicle.js';
 
@@ -190,6 +191,8 @@ async function main(): Promise<number> {
     MQTT_PORT: '0',
     LOG_LEVEL: 'warn',
     PAYMENT_LATENCY_MS: '20',
+    // Free ports unless PORT, HOST or MQTT_PORT say otherwise, parsed as `npm start` parses them.
+    ...addressVariables(),
     ...(process.env.FLEET_JWT_SECRET ? { FLEET_JWT_SECRET: process.env.FLEET_JWT_SECRET } : {}),
   });
   // Logs go to stderr so that the walk-through on stdout stays readable.

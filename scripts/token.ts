@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { signToken } from '../api/auth.js';
-import { DEV_JWT_SECRET } from '../runtime/config.js';
+import { serverEnvOrExit } from './server-env.js';
 
 /**
  * `npm run token -- --sub alice --role customer [--ttl 3600]`: prints a bearer token for the API,
@@ -29,8 +29,8 @@ function main(): number {
     console.error(usage);
     return 2;
   }
-  const secret = process.env.FLEET_JWT_SECRET || DEV_JWT_SECRET;
-  if (secret === DEV_JWT_SECRET) console.error('token: signed with the dev secret (FLEET_JWT_SECRET is not set); only a server on the dev secret accepts it');
+  const { jwtSecret: secret, usingDevSecret } = serverEnvOrExit();
+  if (usingDevSecret) console.error('token: signed with the dev secret (FLEET_JWT_SECRET is not set); only a server on the dev secret accepts it');
   console.log(signToken({ sub, role, ttlSeconds }, secret));
   return 0;
 }

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { signToken } from '../api/auth.js';
-import { DEV_JWT_SECRET } from '../runtime/config.js';
+import { serverEnvOrExit } from './server-env.js';
 import { focusOnBooking, orderSteps, renderSequenceDiagram, renderStepDetail, type TraceStepView } from '../runtime/trace-diagram.js';
 import { actionOfKey, DEFAULT_SCREEN, initialStepperState, keysOf, prepareStepper, renderStepScreen, stepperReduce } from '../runtime/trace-stepper.js';
 
@@ -12,7 +12,7 @@ import { actionOfKey, DEFAULT_SCREEN, initialStepperState, keysOf, prepareSteppe
  */
 const USAGE = `usage: npm run trace -- <bookingIdOrTraceId> [--api URL] [--token T] [--step] [--all] [--json] [--open]
 
-  --api URL     the running server (default http://127.0.0.1:3000)
+  --api URL     the running server (default http://$HOST:$PORT as npm start reads them: 127.0.0.1:3000)
   --token T     an operator bearer token (default: one signed with FLEET_JWT_SECRET or the dev secret)
   --step        one step at a time: the diagram scrolled to it and the fields it changed; single keys:
                 n/→ next, b/← back, f full state, q quit (without a terminal every step is printed)
@@ -127,10 +127,11 @@ async function openViewer(api: string, id: string, token: string): Promise<numbe
 }
 
 async function main(): Promise<number> {
+  const server = serverEnvOrExit();
   let parsed;
   try {
     parsed = parseArgs({
-      options: { api: { type: 'string', default: 'http://127.0.0.1:3000' }, token: { type: 'string' }, step: { type: 'boolean' }, all: { type: 'boolean' }, json: { type: 'boolean' }, open: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: { api: { type: 'string', default: server.apiUrl }, token: { type: 'string' }, step: { type: 'boolean' }, all: { type: 'boolean' }, json: { type: 'boolean' }, open: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       allowPositionals: true,
       strict: true,
     });
@@ -148,7 +149,7 @@ async function main(): Promise<number> {
     return 2;
   }
   const id = positionals[0]!;
-  const token = values.token ?? signToken({ sub: 'trace-viewer', role: 'operator', ttlSeconds: 300 }, process.env.FLEET_JWT_SECRET || DEV_JWT_SECRET);
+  const token = values.token ?? signToken({ sub: 'trace-viewer', role: 'operator', ttlSeconds: 300 }, server.jwtSecret);
   if (values.open) return openViewer(values.api, id, token);
   const trace = await fetchTrace(values.api, id, token);
   if (typeof trace === 'string') {

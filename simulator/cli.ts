@@ -3,8 +3,8 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { signToken, type Role } from '../api/auth.js';
 import type { VehicleType } from '../actors/vehicle/decider.js';
-import { DEV_JWT_SECRET } from '../runtime/config.js';
 import { createLogger } from '../runtime/logger.js';
+import { serverEnvOrExit } from '../scripts/server-env.js';
 import { ApiClient, isRecord, type TokenSource } from './api-client.js';
 import { startSimulatedFleet, watchDevice, type DeviceActivity } from './fleet.js';
 import { seededRandom } from './random.js';
@@ -15,7 +15,9 @@ import { DEFAULT_SIMULATION, runSimulation, type SimulationProgress, type Simula
  * `npm run sim -- vehicle <id>`: one virtual vehicle until Ctrl-C, printing the commands it answers.
  * Only argument parsing and printing live here; the work is in fleet.ts, customers.ts, simulation.ts.
  */
-const d = DEFAULT_SIMULATION;
+// PORT, HOST, MQTT_PORT (or MQTT_URL) and FLEET_JWT_SECRET as `npm start` reads them: flags still win.
+const server = serverEnvOrExit();
+const d: SimulationSettings = { ...DEFAULT_SIMULATION, apiUrl: server.apiUrl, mqttUrl: server.mqttUrl, protocolVersion: server.mqttProtocolVersion };
 const USAGE = `usage:
   npm run sim -- [options]                 vehicles over MQTT + customers over HTTP, JSON report
   npm run sim -- vehicle <id> [options]    one virtual vehicle until Ctrl-C
@@ -127,7 +129,7 @@ function settingsFrom(values: Values): SimulationSettings {
 }
 
 function tokenSource(): TokenSource {
-  const secret = process.env.FLEET_JWT_SECRET || DEV_JWT_SECRET;
+  const secret = server.jwtSecret;
   const cache = new Map<string, string>();
   return (sub: string, role: Role) => {
     const key = `${role}:${sub}`;
@@ -227,7 +229,7 @@ async function runOneVehicle(id: string, values: Values): Promise<number> {
     ids: [id],
     ...(given && { credentials: given }),
     // FLEET_SEED vehicles of a server on the dev secret log in with derived credentials.
-    deriveDemoCredentials: !process.env.FLEET_JWT_SECRET,
+    deriveDemoCredentials: server.usingDevSecret,
     vehicleType: type as VehicleType,
     mqttUrl: settings.mqttUrl,
     protocolVersion: settings.protocolVersion,

@@ -58,7 +58,17 @@ export const eventRoutes: FastifyPluginAsyncZod<EventRoutesOptions> = async (app
         summary: 'Public events after a position (JSON), or live with Accept: text/event-stream (operators)',
         querystring: EventsQuerySchema,
         response: {
-          200: z.object({ items: z.array(PublicEventSchema), next: z.string().describe('opaque cursor: pass as ?after= for the next page') }),
+          200: {
+            description: 'A page of events; with `Accept: text/event-stream`, the backlog then live events as server-sent events',
+            content: {
+              'application/json': { schema: z.object({ items: z.array(PublicEventSchema), next: z.string().describe('opaque cursor: pass as ?after= for the next page') }) },
+              [EVENT_STREAM]: {
+                schema: z
+                  .string()
+                  .describe('`retry: 2000`, then per event `id: <cursor>` and `data: <event as in items>`, and a `: keep-alive` comment every 15 s. Reconnect with `Last-Event-ID: <id>`'),
+              },
+            },
+          },
           ...problemResponses({ 400: 'Invalid cursor', 401: 'Not signed in', 403: 'Not an operator' }),
         },
       },

@@ -103,9 +103,12 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     if (security) limitPacketSize(client, security.maxPacketBytes);
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error) => {
+      // The broker's timers would keep a process alive that is about to report this and exit.
+      broker.close(() => reject(error));
+    });
     server.listen(options.port, host, () => {
-      server.off('error', reject);
+      server.removeAllListeners('error');
       resolve();
     });
   });

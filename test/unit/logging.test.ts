@@ -1,0 +1,78 @@
+import { execFile } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { promisify } from 'node:util';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp } from '../../api/app.js';
+import { loadConfig } from '../../runtime/config.js';
+import { createLogger } from '../../runtime/logger.js';
+import { testDeps } from '../helpers/stub-fleet.js';
+import { asOperator } from '../helpers/tokens.js';
+
+describe('LOG_FORMAT', () => {
+  it('is pretty with colours on a terminal and JSON lines otherwise', () => {
+    expect(loadConfig({}, { stdoutIsTTY: true }).logFormat).toEqual({ pretty: true, colors: true });
+    expect(loadConfig({}, { stdoutIsTTY: false }).logFormat).toEqual({ pretty: false, colors: false });
+    expect(loadConfig({}).logFormat).toEqual({ pretty: false, colors: false });
+  });
+
+  it('can be forced either way; colours only ever on a terminal, and never with NO_COLOR', () => {
+    expect(loadConfig({ LOG_FORMAT: 'json' }, { stdoutIsTTY: true }).logFormat).toEqual({ pretty: false, colors: false });
+    expect(loadConfig({ LOG_FORMAT: 'pretty' }, { stdoutIsTTY: false }).logFormat).toEqual({ pretty: true, colors: false });
+    expect(loadConfig({ NO_COLOR: '1' }, { stdoutIsTTY: true }).logFormat).toEqual({ pretty: true, colors: false });
+    expect(() => loadConfig({ LOG_FORMAT: 'xml' })).toThrowError(/^Invalid configuration: LOG_FORMAT /);
+  });
+
+  it('pretty writes one readable line per entry to stdout (pino-pretty transport)', async () => {
+    const script = [
+      "import { createLogger } from './runtime/logger.ts';",
+      "const logger = createLogger('info', undefined, { pretty: true, colors: false });",
+      "logger.child({ component: 'demo' }).info({ vehicleId: 'demo-0001', nested: { a: 1 } }, 'vehicle online');",
+      "logger.warn('second');",
+    ].join('\n');
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: new URL('../..', import.meta.url).pathname });
+    const lines = stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: vehicle online \{.*"component":"demo".*"vehicleId":"demo-0001".*\}$/);
+    expect(lines[0]).not.toMatch(/"service"|"pid"|"hostname"/);
+    expect(lines[1]).toMatch(/ WARN: second$/);
+  });
+});
+
+describe('request logging', () => {
+  let app: FastifyInstance | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  function appLoggingTo(lines: Array<Record<string, unknown>>): FastifyInstance {
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    return buildApp(testDeps({ logger: createLogger('info', sink) }));
+  }
+
+  it('writes no line for /health and /metrics, which are polled', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    app = appLoggingTo(lines);
+    expect((await app.inject({ url: '/health' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/metrics' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/health/' })).statusCode).toBe(200);
+    expect(lines.filter((line) => line.req !== undefined || line.res !== undefined)).toEqual([]);
+  });
+
+  it('still logs every other request at info, with its trace id', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    app = appLoggingTo(lines);
+    expect((await app.inject({ url: '/vehicles/veh-1', headers: asOperator() })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/no-such-route' })).statusCode).toBe(404);
+    const messages = lines.map((line) => line.msg);
+    expect(messages.filter((msg) => msg === 'incoming request')).toHaveLength(2);
+    expect(messages.filter((msg) => msg === 'request completed')).toHaveLength(2);
+    expect(lines.find((line) => line.msg === 'request completed')).toMatchObject({ level: 30, traceId: expect.stringMatching(/^[0-9a-f]{32}$/) });
+  });
+});

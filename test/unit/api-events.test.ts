@@ -152,7 +152,8 @@ describe('GET /events (text/event-stream)', () => {
     app = buildApp(testDeps({ events }));
     const address = await app.listen({ host: '127.0.0.1', port: 0 });
     const client = new SseClient(Number(new URL(address).port), '/events', asOperator());
-    await waitFor(() => events.subscribers === 1, { what: 'the stream to subscribe' });
+    // The server subscribes before the client has read the response head: wait for both.
+    await waitFor(() => events.subscribers === 1 && client.response !== undefined, { what: 'the stream to subscribe and answer' });
     const ended = new Promise<void>((resolve) => client.response.on('end', resolve));
     await app.close();
     app = undefined;

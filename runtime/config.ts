@@ -61,6 +61,8 @@ export const configSchema = z.object({
   /** Register this many demo vehicles at start-up (ids demo-0001 …), for a first run. */
   FLEET_SEED: z.coerce.number().int().min(0).max(100_000).default(0),
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(64 * 1024),
+  /** `on`: SIGUSR2 crashes one shard worker (round robin), for the chaos harness (runtime/chaos-hooks.ts). */
+  FLEET_CHAOS_HOOKS: z.enum(['off', 'on']).default('off'),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -102,6 +104,8 @@ export interface FleetConfig {
   readonly traceSample: number;
   readonly logLevel: RawConfig['LOG_LEVEL'];
   readonly seedVehicles: number;
+  /** FLEET_CHAOS_HOOKS: off unless a chaos run asks for it. */
+  readonly chaosHooks: boolean;
 }
 
 /** Publicly known on purpose: it only exists so that a first run works without set-up. */
@@ -173,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     traceSample: raw.TRACE_SAMPLE,
     logLevel: raw.LOG_LEVEL,
     seedVehicles: raw.FLEET_SEED,
+    chaosHooks: raw.FLEET_CHAOS_HOOKS === 'on',
   };
 }
 

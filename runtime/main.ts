@@ -1,3 +1,4 @@
+import { installChaosHooks } from './chaos-hooks.js';
 import { ConfigError, loadConfig } from './config.js';
 import { startFleet } from './fleet-app.js';
 import { createLogger } from './logger.js';
@@ -29,6 +30,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  if (config.chaosHooks) installChaosHooks(fleet.shards, logger);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

@@ -72,7 +72,7 @@ export function bookingBehaviour(deps: BookingActorDeps) {
 
     /** A step whose actor did not answer ends the saga for good: the booking says so, not "try again". */
     const finalRejection = (rejection: Rejection, step: 'reserve' | 'authorize'): Rejection =>
-      rejection.type === 'ActorUnavailable' ? { type: 'BookingAborted', bookingId, step, actor: rejection.actor } : rejection;
+      rejection.type === 'ActorUnavailable' || rejection.type === 'StorageFull' ? { type: 'BookingAborted', bookingId, step, actor: rejection.actor } : rejection;
 
     /** Drives the saga forward from wherever it stands (also after a crash, on a retried create). */
     const driveSaga = async (ctx: Ctx): Promise<Outcome<BookingState>> => {

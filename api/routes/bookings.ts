@@ -11,6 +11,8 @@ export interface BookingRoutesOptions {
 }
 
 const TAGS = ['bookings'];
+/** Answers that are not final: the retry must run again, not get this answer replayed. */
+const RETRYABLE: ReadonlySet<string> = new Set(['ActorUnavailable', 'ShardUnavailable', 'StorageFull']);
 const bookingLocation = (id: string): string => `/bookings/${encodeURIComponent(id)}`;
 
 /** Fails the same way for every booking call: not signed in, not the owner, no such booking. */
@@ -68,7 +70,7 @@ export const bookingRoutes: FastifyPluginAsyncZod<BookingRoutesOptions> = async 
         const problem = rejectionProblem(outcome.rejection, originOf(request));
         // ActorUnavailable means "no answer in time", not "no": the booking may still be made, so the
         // retry must run again (and reaches the same booking through the key-derived id).
-        return { response: { statusCode: problem.status, body: problem }, final: outcome.rejection.type !== 'ActorUnavailable' && outcome.rejection.type !== 'ShardUnavailable' };
+        return { response: { statusCode: problem.status, body: problem }, final: !RETRYABLE.has(outcome.rejection.type) };
       };
 
       if (key === undefined) return sendResponse(reply, (await create()).response);

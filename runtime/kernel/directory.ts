@@ -285,7 +285,7 @@ export class ActorDirectory {
         outcome = { error: error instanceof Error ? error.message : String(error) };
         failed = true;
         context.logger.error({ err: error }, 'command handler failed');
-        if (replyTo && replied === undefined) dispatch(replyTo, new ActorFailed(name, envelope.type));
+        if (replyTo && replied === undefined) dispatch(replyTo, new ActorFailed(name, envelope.type, isStorageFull(error)));
         if (error instanceof PersistenceFailure) throw error;
       } finally {
         const durationUs = Number((process.hrtime.bigint() - started) / 1000n);
@@ -374,14 +374,27 @@ export class PersistenceFailure extends Error {
  */
 export function noAnswer(error: unknown): Rejection | null {
   if (error instanceof AskTimeoutError) return { type: 'ActorUnavailable', actor: error.actor, timeoutMs: error.timeoutMs };
-  if (error instanceof ActorFailed) return { type: 'ActorUnavailable', actor: error.actor, timeoutMs: 0 };
+  if (error instanceof ActorFailed) return error.storageFull ? { type: 'StorageFull', actor: error.actor } : { type: 'ActorUnavailable', actor: error.actor, timeoutMs: 0 };
   return null;
 }
 
 /** What an asker receives when the actor's handler threw instead of answering. */
 export class ActorFailed extends Error {
   override readonly name = 'ActorFailed';
-  constructor(readonly actor: string, readonly messageType: string) {
+  constructor(
+    readonly actor: string,
+    readonly messageType: string,
+    /** Its journal refused the write for lack of space: the caller can say so instead of "no answer". */
+    readonly storageFull = false,
+  ) {
     super(`${actor} failed while handling ${messageType}`);
   }
+}
+
+/** SQLITE_FULL anywhere in the cause chain (PersistenceFailure → JournalError → SqliteError). */
+export function isStorageFull(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 8; current = current.cause, depth += 1) {
+    if ((current as { code?: unknown }).code === 'SQLITE_FULL') return true;
+  }
+  return false;
 }

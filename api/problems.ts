@@ -137,7 +137,7 @@ export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProbl
     slug: 'storage-full',
     status: 503,
     title: 'Storage full',
-    detail: (r) => `${r.actor} could not write its journal: the disk is full. The request was not completed; retry once space is back (the service recovers by itself).`,
+    detail: (r) => `${r.actor} could not write to its database: the disk is full. The request was not completed; retry once space is back (the service recovers by itself).`,
   },
   ShardUnavailable: {
     slug: 'shard-unavailable',

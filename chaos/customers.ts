@@ -28,9 +28,11 @@ export interface ClientRecords {
   readonly answers: Map<string, number>;
   /** Error answers (4xx/5xx) that were not application/problem+json with a `type`. */
   readonly notProblems: string[];
+  /** `customer key` → the booking ids its 201s named (a retried key must always name the same one). */
+  readonly keyed: Map<string, Set<string>>;
 }
 
-export const emptyRecords = (): ClientRecords => ({ bookings: new Map(), unlocks: new Map(), ends: new Set(), cancels: new Set(), answers: new Map(), notProblems: [] });
+export const emptyRecords = (): ClientRecords => ({ bookings: new Map(), unlocks: new Map(), ends: new Set(), cancels: new Set(), answers: new Map(), notProblems: [], keyed: new Map() });
 
 export interface Answer {
   /** 0 when no HTTP answer came (connection refused or reset: the server was being killed). */
@@ -53,12 +55,12 @@ export class Api {
     return signToken({ sub, role, ttlSeconds: 24 * 3600 }, this.secret);
   }
 
-  async call(method: 'GET' | 'POST', path: string, token: string | null, body?: unknown): Promise<Answer> {
+  async call(method: 'GET' | 'POST', path: string, token: string | null, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
     this.inFlight += 1;
     try {
       const response = await fetch(`${this.baseUrl}${path}`, {
         method,
-        headers: { ...(token && { authorization: `Bearer ${token}` }), ...(body !== undefined && { 'content-type': 'application/json' }) },
+        headers: { ...(token && { authorization: `Bearer ${token}` }), ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
         ...(body !== undefined && { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(30_000),
       });
@@ -86,11 +88,15 @@ export class Api {
     this.records.answers.set(key, (this.records.answers.get(key) ?? 0) + 1);
   }
 
-  /** POST /bookings; a 201 is recorded as acknowledged. */
-  async book(customerId: string, vehicleId: string): Promise<Answer> {
-    const answer = await this.call('POST', '/bookings', this.token(customerId, 'customer'), { vehicleId });
+  /** POST /bookings, with an Idempotency-Key when given; a 201 is recorded as acknowledged. */
+  async book(customerId: string, vehicleId: string, idempotencyKey?: string): Promise<Answer> {
+    const answer = await this.call('POST', '/bookings', this.token(customerId, 'customer'), { vehicleId }, idempotencyKey ? { 'idempotency-key': idempotencyKey } : {});
     if (answer.status === 201 && typeof answer.body?.id === 'string') {
       this.records.bookings.set(answer.body.id, { id: answer.body.id, vehicleId, customerId, ackedAt: Date.now() });
+      if (idempotencyKey) {
+        const slot = `${customerId} ${idempotencyKey}`;
+        this.records.keyed.set(slot, (this.records.keyed.get(slot) ?? new Set()).add(answer.body.id));
+      }
     }
     return answer;
   }
@@ -134,18 +140,49 @@ export function startCustomers(api: Api, vehicleIds: readonly string[], options:
   };
 }
 
+/** No answer, or one that says "not now" rather than "no": the booking may or may not exist yet. */
+const outcomeUnknown = (answer: Answer): boolean =>
+  answer.status === 0 || answer.problem === 'actor-unavailable' || answer.problem === 'shard-unavailable' || answer.problem === 'storage-full' || answer.problem === 'idempotency-key-in-use';
+
+/**
+ * A device that did not answer in time, or was said to be offline, leaves the booking as it was: a
+ * customer standing next to the vehicle tries unlock and end again.
+ */
+const rideStepUnknown = (answer: Answer): boolean =>
+  outcomeUnknown(answer) || answer.problem === 'unlock-timed-out' || answer.problem === 'lock-timed-out' || answer.problem === 'vehicle-offline';
+
+/**
+ * Calls `step` again while its outcome is unknown, for up to a minute, even after the load was told to
+ * stop: a careful client finishes what it started. Unlock, end and cancel are safe to repeat (the
+ * contract answers a repeat from state), and a crash between the vehicle's part of an end and the
+ * booking's (docs/chaos.md, "What the harness found") is only repaired by such a repeat.
+ */
+async function untilKnown(step: () => Promise<Answer>, unknown: (answer: Answer) => boolean, pauseMs: number): Promise<Answer> {
+  const deadline = Date.now() + 60_000;
+  let answer = await step();
+  while (unknown(answer) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    answer = await step();
+  }
+  return answer;
+}
+
 async function customerLoop(api: Api, vehicleIds: readonly string[], customerId: string, random: Random, pauseMs: number, stopped: () => boolean): Promise<void> {
-  while (!stopped()) {
+  for (let attempt = 1; !stopped(); attempt += 1) {
     const vehicleId = vehicleIds[Math.floor(random() * vehicleIds.length)]!;
-    const booked = await api.book(customerId, vehicleId);
+    // Half the bookings carry an Idempotency-Key and are retried with it while their outcome is
+    // unknown (a kill cut the answer off): the retry must reach the same booking. The other half are
+    // not retried: a booking whose answer was lost simply stays unacknowledged.
+    const key = random() < 0.5 ? `chaos-${attempt}` : undefined;
+    const booked = key === undefined ? await api.book(customerId, vehicleId) : await untilKnown(() => api.book(customerId, vehicleId, key), outcomeUnknown, pauseMs * 10);
     if (booked.status === 201) {
       const bookingId = String(booked.body!.id);
       const choice = random();
       if (choice < 0.45) {
-        const unlocked = await api.unlock(customerId, bookingId);
-        if (unlocked.status === 200 && random() < 0.6) await api.end(customerId, bookingId);
+        const unlocked = await untilKnown(() => api.unlock(customerId, bookingId), rideStepUnknown, pauseMs * 10);
+        if (unlocked.status === 200 && random() < 0.6) await untilKnown(() => api.end(customerId, bookingId), rideStepUnknown, pauseMs * 10);
       } else if (choice < 0.65) {
-        await api.cancel(customerId, bookingId);
+        await untilKnown(() => api.cancel(customerId, bookingId), outcomeUnknown, pauseMs * 10);
       }
     }
     // An unreachable server is restarting, and a taken vehicle stays taken for a while: waiting longer

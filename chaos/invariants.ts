@@ -68,6 +68,8 @@ interface BookingHistory {
   /** The deadline its timer must act on while it is open: confirmBy, then expiresAt. */
   deadline: number | null;
   expiredAt: number | null;
+  /** The vehicle's lock or release for it came before the booking's own final event (or without one). */
+  releasedByVehicle: boolean;
 }
 
 export function checkInvariants(input: CheckInput): Verdict {
@@ -103,8 +105,18 @@ export function checkInvariants(input: CheckInput): Verdict {
   }
 
   // 2. No vehicle held by two live bookings: per vehicle, the hold intervals (journal positions of its
-  // shard: the booking and its vehicle live on the same one) never overlap.
+  // shard: the booking and its vehicle live on the same one) never overlap. A hold ends with the
+  // booking's final event or with the vehicle's own lock or release for it, whichever comes first: a
+  // vehicle locked at the end of a ride is free even if a crash kept the booking from recording it.
   {
+    for (const entry of input.journal) {
+      if (!entry.key.startsWith('vehicle/') || (entry.type !== 'VehicleLocked' && entry.type !== 'VehicleReleased')) continue;
+      const history = bookings.get(String(entry.data.bookingId));
+      if (history && history.holdFrom !== null && history.holdFrom < entry.position && (history.holdTo === null || history.holdTo > entry.position)) {
+        history.holdTo = entry.position;
+        history.releasedByVehicle = true;
+      }
+    }
     const byVehicle = new Map<string, BookingHistory[]>();
     for (const history of bookings.values()) {
       if (history.holdFrom === null || history.vehicleId === null) continue;
@@ -122,10 +134,23 @@ export function checkInvariants(input: CheckInput): Verdict {
           bad.push(`${vehicleId}: ${previous.id} (${previous.status}) still held it when ${current.id} got it (position ${current.holdFrom})`);
         }
       }
-      const live = holds.filter((hold) => LIVE.has(hold.status));
-      if (live.length > 1) bad.push(`${vehicleId}: ${live.length} live bookings at the end: ${live.map((hold) => hold.id).join(', ')}`);
+      const live = holds.filter((hold) => hold.holdTo === null);
+      if (live.length > 1) bad.push(`${vehicleId}: ${live.length} bookings still hold it at the end: ${live.map((hold) => hold.id).join(', ')}`);
     }
     results.push(result('no vehicle held by two live bookings', byVehicle.size, bad));
+  }
+
+  // 2b. No booking left ACTIVE after its vehicle was locked for it: a ride whose end was cut short by a
+  // crash must be finished by a retried end (the customers retry), or it would never be charged.
+  {
+    const bad: string[] = [];
+    let checked = 0;
+    for (const history of bookings.values()) {
+      if (!history.releasedByVehicle) continue;
+      checked += 1;
+      if (LIVE.has(history.status)) bad.push(`${history.id} is still ${history.status}, but its vehicle ${history.vehicleId} was locked or released for it`);
+    }
+    results.push(result('no booking left live after its vehicle was locked or released', checked, bad));
   }
 
   // 3. Per key, the journal's sequence numbers are 1, 2, 3, … in position order.
@@ -229,6 +254,13 @@ export function checkInvariants(input: CheckInput): Verdict {
     results.push(result('reservations due to expire did expire', due, bad));
   }
 
+  // 7. A retried Idempotency-Key names one booking, whatever the crashes in between.
+  {
+    const bad: string[] = [];
+    for (const [slot, ids] of input.records.keyed) if (ids.size > 1) bad.push(`${slot}: 201s named ${[...ids].join(', ')}`);
+    results.push(result('idempotent retries reach one booking', input.records.keyed.size, bad));
+  }
+
   return { invariants: results, lost, bookingsChecked: input.records.bookings.size, eventsChecked: publicEvents.length, kafkaDuplicates: duplicates, expired };
 }
 
@@ -240,7 +272,7 @@ function bookingHistories(journal: readonly JournalEntry[]): Map<string, Booking
     const id = entry.key.slice('booking/'.length);
     let history = histories.get(id);
     if (!history) {
-      history = { id, shard: entry.shard, status: 'NEW', vehicleId: null, holdFrom: null, holdTo: null, deadline: null, expiredAt: null };
+      history = { id, shard: entry.shard, status: 'NEW', vehicleId: null, holdFrom: null, holdTo: null, deadline: null, expiredAt: null, releasedByVehicle: false };
       histories.set(id, history);
     }
     const status = STATUS_AFTER[entry.type];

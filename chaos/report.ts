@@ -22,6 +22,8 @@ export interface KillRecord {
 
 export interface ChaosReport {
   readonly ok: boolean;
+  /** Only for a failed run: a copy of the journals and the server log. */
+  readonly evidenceDir: string | null;
   readonly startedAt: string;
   readonly durationMs: number;
   readonly settings: { readonly kills: number; readonly seconds: number; readonly shards: number; readonly seed: number; readonly vehicles: number; readonly customers: number; readonly reservationWindowMs: number };

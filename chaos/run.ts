@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ALL_TOPICS } from '../actors/event-relay/catalog.js';
@@ -199,8 +199,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const verdict = checkInvariants({ records, journal, kafka: kafkaEvidence, checkedAt, graceMs: EXPIRY_GRACE_MS });
     const restartTimes = kills.map((kill) => kill.restartMs).sort((a, b) => a - b);
     const ok = verdict.lost === 0 && verdict.invariants.every((invariant) => invariant.ok) && faults.every((fault) => fault.ok) && records.notProblems.length === 0 && kills.length >= options.kills;
+    // A failed run keeps what it checked: the journals (off the tmpfs, which goes away), the server's log.
+    const evidenceDir = ok ? null : keepEvidence(dataDir, join(workDir, 'server.log'));
+    if (evidenceDir) log(`evidence kept in ${evidenceDir}`);
     return {
       ok,
+      evidenceDir,
       startedAt: new Date(started).toISOString(),
       durationMs: Date.now() - started,
       settings: { kills: options.kills, seconds: options.seconds, shards: options.shards, seed: options.seed, vehicles: options.vehicles, customers: options.customers, reservationWindowMs: options.reservationWindowMs },
@@ -238,6 +242,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 }
 
 const PROBE_VEHICLE = 'chaos-probe';
+
+function keepEvidence(dataDir: string, serverLog: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fleet-chaos-evidence-'));
+  for (const file of readdirSync(dataDir)) if (file.includes('.db')) copyFileSync(join(dataDir, file), join(dir, file));
+  copyFileSync(serverLog, join(dir, 'server.log'));
+  return dir;
+}
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Registers the vehicles (each gets its credentials; dynsec creates its Mosquitto client) and starts a device for each. */
@@ -284,8 +295,15 @@ async function relayLag(api: Api): Promise<number | null> {
   }
 }
 
+/**
+ * SIGKILL, then a restart. Unless it is the expiry probe, the kill waits (briefly) until customer
+ * requests are in flight, and while Kafka is down until the relays report a backlog, so that the run
+ * has kills mid-request and mid-backlog by construction, not by luck.
+ */
 async function killAndRestart(server: ServerProcess, api: Api, phase: string, whileDown?: () => Promise<void>): Promise<KillRecord> {
-  const lag = await relayLag(api);
+  let lag = await relayLag(api);
+  for (let deadline = Date.now() + 10_000; phase === 'kafka-down' && (lag ?? 0) === 0 && Date.now() < deadline; lag = await relayLag(api)) await sleep(100);
+  for (let deadline = Date.now() + 2000; whileDown === undefined && api.inFlight === 0 && Date.now() < deadline; ) await sleep(5);
   const requestsInFlight = api.inFlight;
   const at = new Date().toISOString();
   await server.kill();

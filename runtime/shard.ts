@@ -13,7 +13,8 @@ import { openDatabase, type Db } from '../persistence/sqlite.js';
 import { TraceStore } from '../persistence/trace-store.js';
 import { VehicleReadModel } from '../persistence/vehicle-read-model.js';
 import { BookingTimers } from './booking-timers.js';
-import { closerStack } from './closers.js';
+import { closerStack, type Closer } from './closers.js';
+import { openSimulatedGatewayStore, simulatedGatewayFile } from '../persistence/simulated-gateway-store.js';
 import type { FleetConfig } from './config.js';
 import { MqttDeviceLink } from './device-link.js';
 import { startEventRelayOnKafka, type EventRelay } from './event-relay-wiring.js';
@@ -121,7 +122,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     const vehicles = new VehicleReadModel(db);
     const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger, accepts: ownVehicle });
     closers.push(() => telemetry.close());
-    const gateway = local.gateway ?? new SimulatedPaymentGateway({ latencyMs: config.timing.paymentLatencyMs });
+    const gateway = local.gateway ?? simulatedGateway(init.dbFile, config.timing.paymentLatencyMs, closers);
 
     directory.register(
       VEHICLE,
@@ -254,4 +255,12 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
 function commandSigner(config: FleetConfig): (vehicleId: string, command: UnsignedDeviceCommand) => string {
   const deviceSecret = deviceSecretFrom(config.mqttSecurity.deviceSecret ?? undefined, config.auth.jwtSecret);
   return (vehicleId, command) => signCommand(deriveCommandKey(deviceSecret, vehicleId), vehicleId, command);
+}
+
+/** The built-in stand-in processor; outside `:memory:` it remembers its authorizations across restarts. */
+function simulatedGateway(dbFile: string, latencyMs: number, closers: Closer[]): SimulatedPaymentGateway {
+  if (dbFile === ':memory:') return new SimulatedPaymentGateway({ latencyMs });
+  const store = openSimulatedGatewayStore(simulatedGatewayFile(dbFile));
+  closers.push(() => store.close());
+  return new SimulatedPaymentGateway({ latencyMs, store });
 }

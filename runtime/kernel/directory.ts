@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { dispatch, query, spawnPersistent, stop, type Ref } from 'nact';
 import type { Rejection } from '../../actors/shared/rejections.js';
 import type { EventMeta } from '../../persistence/journal-types.js';
+import { isStorageFull } from '../../persistence/storage-full.js';
 import type { TraceStep } from '../../persistence/trace-store.js';
 import type { ActorSystem } from './actor-system.js';
 import { envelope as wrap, type Envelope, type TraceContext } from './envelope.js';
@@ -391,10 +392,3 @@ export class ActorFailed extends Error {
   }
 }
 
-/** SQLITE_FULL anywhere in the cause chain (PersistenceFailure → JournalError → SqliteError). */
-export function isStorageFull(error: unknown): boolean {
-  for (let current = error, depth = 0; current instanceof Error && depth < 8; current = current.cause, depth += 1) {
-    if ((current as { code?: unknown }).code === 'SQLITE_FULL') return true;
-  }
-  return false;
-}

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { emptyRecords, type ClientRecords } from '../../chaos/customers.js';
 import type { JournalEntry, KafkaEvidence } from '../../chaos/evidence.js';
 import { checkInvariants, type CheckInput } from '../../chaos/invariants.js';
-import { isStorageFull } from '../../runtime/kernel/directory.js';
+import { isStorageFull } from '../../persistence/storage-full.js';
 
 /** The chaos checks on hand-made evidence: each broken invariant is caught, and only that one. */
 const T = 1_000_000;
@@ -87,6 +87,23 @@ describe('chaos invariants', () => {
     expect(journal.length).toBeGreaterThan(0);
   });
 
+  it('a ride whose end was cut short after the lock: the vehicle is free, but the booking left ACTIVE is caught', () => {
+    const ride: Array<[string, string, Record<string, unknown>?]> = [
+      ['booking/b1', 'BookingRequested', { vehicleId: 'v1', confirmBy: T + 100 }],
+      ['booking/b1', 'BookingVehicleReserved', { vehicleId: 'v1' }],
+      ['booking/b1', 'BookingConfirmed', { vehicleId: 'v1', expiresAt: T + 3000 }],
+      ['booking/b1', 'BookingActivated', { vehicleId: 'v1' }],
+      ['vehicle/v1', 'VehicleLocked', { vehicleId: 'v1', bookingId: 'b1' }],
+      ['booking/b2', 'BookingRequested', { vehicleId: 'v1', confirmBy: T + 90_000 }],
+      ['booking/b2', 'BookingVehicleReserved', { vehicleId: 'v1' }],
+    ];
+    const stuck = journalOf(ride);
+    expect(broken(checkInvariants({ ...input(), records: emptyRecords(), journal: stuck, kafka: kafkaOf(stuck) }))).toEqual(['no booking left live after its vehicle was locked or released']);
+    // The customer's retried end completes it later: nothing is wrong.
+    const retried = journalOf([...ride, ['booking/b1', 'BookingCompleted', { vehicleId: 'v1' }]]);
+    expect(broken(checkInvariants({ ...input(), records: emptyRecords(), journal: retried, kafka: kafkaOf(retried) }))).toEqual([]);
+  });
+
   it('a gap in a key’s sequence numbers is caught', () => {
     const journal = cleanRun().journal.filter((entry) => !(entry.key === 'booking/b2' && entry.sequence === 2));
     expect(broken(checkInvariants({ ...input(), journal, kafka: kafkaOf(journal) }))).toEqual(['per-key journal sequences contiguous']);
@@ -115,6 +132,14 @@ describe('chaos invariants', () => {
     const verdict = checkInvariants({ ...input(), journal, kafka: kafkaOf(journal) });
     expect(broken(verdict)).toContain('no acknowledged unlock without its vehicle.unlocked');
     expect(verdict.lost).toBe(1);
+  });
+
+  it('one Idempotency-Key answered 201 with two different bookings is caught', () => {
+    const base = input();
+    base.records.keyed.set('c1 k-1', new Set(['b1']));
+    expect(broken(checkInvariants(base))).toEqual([]);
+    base.records.keyed.set('c2 k-1', new Set(['b2', 'b3']));
+    expect(broken(checkInvariants(base))).toEqual(['idempotent retries reach one booking']);
   });
 
   it('a booking still CONFIRMED long after its deadline is caught, one within the grace is not', () => {

@@ -135,6 +135,10 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
           const message: BookingMessage = { type: 'VehicleWasUnlocked', unlockedAt };
           ctx.tell({ kind: BOOKING, id: bookingId }, message);
         },
+        notifyLocked: (ctx, bookingId, lockedAt) => {
+          const message: BookingMessage = { type: 'VehicleWasLocked', lockedAt };
+          ctx.tell({ kind: BOOKING, id: bookingId }, message);
+        },
         unlockTimeoutMs: config.timing.unlockTimeoutMs,
       }),
     );

@@ -27,7 +27,9 @@ export type BookingMessage =
   /** From the durable timer (runtime/booking-timers.ts): deadlines and compensation retries. */
   | { readonly type: 'WakeUp' }
   /** From the vehicle actor, also for an UNLOCKED that came after the caller's timeout. */
-  | { readonly type: 'VehicleWasUnlocked'; readonly unlockedAt: number };
+  | { readonly type: 'VehicleWasUnlocked'; readonly unlockedAt: number }
+  /** From the vehicle actor, also for a LOCKED that came after the caller's timeout: the ride is over. */
+  | { readonly type: 'VehicleWasLocked'; readonly lockedAt: number };
 
 export interface UnlockResult {
   readonly bookingId: string;
@@ -143,11 +145,16 @@ export function bookingBehaviour(deps: BookingActorDeps) {
       if (ctx.state.status === 'COMPLETED') return accept(ctx.state);
       const locked = await askActor<Locked>(ctx, vehicle(ctx.state), { type: 'LockVehicle', bookingId }, deviceAskMs);
       if (!locked.ok) return locked;
+      return completeRide(ctx, locked.value.lockedAt);
+    };
+
+    /** The vehicle is locked: charge the trip and complete the booking. */
+    const completeRide = async (ctx: Ctx, lockedAt: number): Promise<Outcome<BookingState>> => {
       const { vehicleType, unlockedAt, authorization } = ctx.state;
-      const charge = tripCharge(vehicleType!, unlockedAt!, locked.value.lockedAt, authorization!.amount);
+      const charge = tripCharge(vehicleType!, unlockedAt!, lockedAt, authorization!.amount);
       const captured = await askActor<Captured>(ctx, payment, { type: 'Capture', amount: charge.amount });
       if (!captured.ok) return captured;
-      await run(ctx, { type: 'RecordCompleted', charge: captured.value, endedAt: locked.value.lockedAt });
+      await run(ctx, { type: 'RecordCompleted', charge: captured.value, endedAt: lockedAt });
       return accept(ctx.state);
     };
 
@@ -181,6 +188,15 @@ export function bookingBehaviour(deps: BookingActorDeps) {
           case 'VehicleWasUnlocked':
             await run(ctx, { type: 'RecordUnlocked', unlockedAt: message.unlockedAt });
             return;
+          case 'VehicleWasLocked': {
+            // A LOCKED that came after the end's caller gave up (504): the vehicle is free again, so the
+            // ride ends here instead of waiting for a repeated end (found by the chaos harness). In the
+            // normal flow the end has completed the booking before this message is handled.
+            if (ctx.state.status !== 'ACTIVE') return;
+            const completed = await completeRide(ctx, message.lockedAt);
+            if (!completed.ok) ctx.logger.warn({ rejection: completed.rejection }, 'late LOCKED: the ride could not be completed; a repeated end will');
+            return;
+          }
           case 'WakeUp': {
             await run(ctx, { type: 'Expire', at: now() });
             if (isFinal(ctx.state.status)) await compensate(ctx);

@@ -109,7 +109,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // (later, a WAL that was checkpointed has room to reuse and a full disk may not show at once).
     await waitForAcks(api, 10, 20_000);
     if (disk) faults.push(await diskFull(api, disk, pool, log));
-    else faults.push({ name: 'disk full → 503 storage-full, recovery', ok: true, detail: 'skipped: mounting a small tmpfs needs root' });
+    else faults.push({ name: 'disk full → 503 storage-full, recovery by itself', ok: true, detail: 'skipped: mounting a small tmpfs needs root' });
 
     // ---- the kills, with the other faults at fixed points among them (in this order, however few kills)
     const at = (share: number, after: number): number => Math.max(after + 1, Math.round(options.kills * share));

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import type { Rejection } from '../actors/shared/rejections.js';
+import { isStorageFull } from '../persistence/storage-full.js';
 import { httpProblem, originOf, rejectionProblem, sendProblem, type HttpProblemKind, type Problem } from './problems.js';
 
 /**
@@ -51,6 +52,12 @@ export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: numbe
       // A client error from a plugin we have no row for: still a problem, with the generic type.
       request.log.info({ code: error.code }, 'request rejected');
       return sendProblem(reply, genericProblem(status, error.message, request));
+    }
+    if (isStorageFull(error)) {
+      // The registry's disk is full (an Idempotency-Key claim could not be written): the same clear 503
+      // as a journal that cannot commit, not a 500.
+      request.log.error({ err: error }, 'request refused: the disk is full');
+      return sendProblem(reply, rejectionProblem({ type: 'StorageFull', actor: 'registry' }, originOf(request)));
     }
     // The stack and message stay in the log: they may name internals, the client gets the trace id.
     request.log.error({ err: error }, 'request failed');

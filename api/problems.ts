@@ -140,6 +140,12 @@ export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProbl
     title: 'Service temporarily unavailable',
     detail: (r) => `${r.actor} did not answer within ${r.timeoutMs} ms; the request may still complete, retry it.`,
   },
+  StorageFull: {
+    slug: 'storage-full',
+    status: 503,
+    title: 'Storage full',
+    detail: (r) => `${r.actor} could not write to its database: the disk is full. The request was not completed; retry once space is back (the service recovers by itself).`,
+  },
   ShardUnavailable: {
     slug: 'shard-unavailable',
     status: 503,

@@ -71,6 +71,8 @@ export const configSchema = z.object({
   MAX_ACTIVE_BOOKINGS_PER_CUSTOMER: z.coerce.number().int().min(0).default(1),
   /** On SIGTERM/SIGINT: how long requests in flight may take to finish before their connections are cut. */
   SHUTDOWN_GRACE_MS: positiveMs.default(20_000),
+  /** `on`: SIGUSR2 crashes one shard worker (round robin), for the chaos harness (runtime/chaos-hooks.ts). */
+  FLEET_CHAOS_HOOKS: z.enum(['off', 'on']).default('off'),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -119,6 +121,8 @@ export interface FleetConfig {
   readonly rateLimits: { readonly perCustomer: number; readonly perIp: number };
   /** 0: no limit. */
   readonly maxActiveBookingsPerCustomer: number;
+  /** FLEET_CHAOS_HOOKS: off unless a chaos run asks for it. */
+  readonly chaosHooks: boolean;
 }
 
 export interface LogFormat {
@@ -205,6 +209,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     seedVehicles: raw.FLEET_SEED,
     rateLimits: { perCustomer: raw.RATE_LIMIT_PER_CUSTOMER, perIp: raw.RATE_LIMIT_PER_IP },
     maxActiveBookingsPerCustomer: raw.MAX_ACTIVE_BOOKINGS_PER_CUSTOMER,
+    chaosHooks: raw.FLEET_CHAOS_HOOKS === 'on',
   };
 }
 

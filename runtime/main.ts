@@ -1,3 +1,4 @@
+import { installChaosHooks } from './chaos-hooks.js';
 import { ConfigError, loadConfig } from './config.js';
 import { startFleet } from './fleet-app.js';
 import { ListenAddressError } from './listen-errors.js';
@@ -36,6 +37,7 @@ async function main(): Promise<void> {
   // journal, then the broker and the registry close. A second signal, or a stop that hangs past the
   // shards' own grace, ends the process at once with 1: what was acknowledged is durable already.
   const hardDeadlineMs = config.shutdownGraceMs + 35_000;
+  if (config.chaosHooks) installChaosHooks(fleet.shards, logger);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) {

@@ -15,7 +15,8 @@ import { TraceJournalReads } from '../persistence/trace-journal.js';
 import { VehicleReadModel } from '../persistence/vehicle-read-model.js';
 import { BookingTimers } from './booking-timers.js';
 import { systemClock, type Clock } from './clock.js';
-import { closerStack } from './closers.js';
+import { closerStack, type Closer } from './closers.js';
+import { openSimulatedGatewayStore, simulatedGatewayFile } from '../persistence/simulated-gateway-store.js';
 import type { FleetConfig } from './config.js';
 import { MqttDeviceLink } from './device-link.js';
 import { startEventRelayOnKafka, type EventRelay } from './event-relay-wiring.js';
@@ -130,7 +131,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     const vehicles = new VehicleReadModel(db);
     const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger, accepts: ownVehicle });
     closers.push(() => telemetry.close());
-    const gateway = local.gateway ?? new SimulatedPaymentGateway({ latencyMs: config.timing.paymentLatencyMs });
+    const gateway = local.gateway ?? simulatedGateway(init.dbFile, config.timing.paymentLatencyMs, closers);
 
     directory.register(
       VEHICLE,
@@ -141,6 +142,10 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
         conditionsOf: (id) => vehicles.conditionsOf(id),
         notifyUnlocked: (ctx, bookingId, unlockedAt) => {
           const message: BookingMessage = { type: 'VehicleWasUnlocked', unlockedAt };
+          ctx.tell({ kind: BOOKING, id: bookingId }, message);
+        },
+        notifyLocked: (ctx, bookingId, lockedAt) => {
+          const message: BookingMessage = { type: 'VehicleWasLocked', lockedAt };
           ctx.tell({ kind: BOOKING, id: bookingId }, message);
         },
         unlockTimeoutMs: config.timing.unlockTimeoutMs,
@@ -275,4 +280,12 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
 function commandSigner(config: FleetConfig): (vehicleId: string, command: UnsignedDeviceCommand) => string {
   const deviceSecret = deviceSecretFrom(config.mqttSecurity.deviceSecret ?? undefined, config.auth.jwtSecret);
   return (vehicleId, command) => signCommand(deriveCommandKey(deviceSecret, vehicleId), vehicleId, command);
+}
+
+/** The built-in stand-in processor; outside `:memory:` it remembers its authorizations across restarts. */
+function simulatedGateway(dbFile: string, latencyMs: number, closers: Closer[]): SimulatedPaymentGateway {
+  if (dbFile === ':memory:') return new SimulatedPaymentGateway({ latencyMs });
+  const store = openSimulatedGatewayStore(simulatedGatewayFile(dbFile));
+  closers.push(() => store.close());
+  return new SimulatedPaymentGateway({ latencyMs, store });
 }

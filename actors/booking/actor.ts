@@ -27,7 +27,9 @@ export type BookingMessage =
   /** From the durable timer (runtime/booking-timers.ts): deadlines and compensation retries. */
   | { readonly type: 'WakeUp' }
   /** From the vehicle actor, also for an UNLOCKED that came after the caller's timeout. */
-  | { readonly type: 'VehicleWasUnlocked'; readonly unlockedAt: number };
+  | { readonly type: 'VehicleWasUnlocked'; readonly unlockedAt: number }
+  /** From the vehicle actor, also for a LOCKED that came after the caller's timeout: the ride is over. */
+  | { readonly type: 'VehicleWasLocked'; readonly lockedAt: number };
 
 export interface UnlockResult {
   readonly bookingId: string;
@@ -72,7 +74,7 @@ export function bookingBehaviour(deps: BookingActorDeps) {
 
     /** A step whose actor did not answer ends the saga for good: the booking says so, not "try again". */
     const finalRejection = (rejection: Rejection, step: 'reserve' | 'authorize'): Rejection =>
-      rejection.type === 'ActorUnavailable' ? { type: 'BookingAborted', bookingId, step, actor: rejection.actor } : rejection;
+      rejection.type === 'ActorUnavailable' || rejection.type === 'StorageFull' ? { type: 'BookingAborted', bookingId, step, actor: rejection.actor } : rejection;
 
     /** Drives the saga forward from wherever it stands (also after a crash, on a retried create). */
     const driveSaga = async (ctx: Ctx): Promise<Outcome<BookingState>> => {
@@ -211,6 +213,18 @@ export function bookingBehaviour(deps: BookingActorDeps) {
             await run(ctx, { type: 'RecordUnlocked', unlockedAt: message.unlockedAt, at: now() });
             if (ctx.state.mustLock) await compensate(ctx);
             return;
+          case 'VehicleWasLocked': {
+            // A LOCKED that came after the end's caller gave up (504): the vehicle is free again, so the
+            // ride ends here instead of waiting for a repeated end (found by the chaos harness). In the
+            // normal flow the end has completed the booking before this message is handled.
+            if (ctx.state.status !== 'ACTIVE') return;
+            if (ctx.state.endedAt === null) {
+              const returned = await run(ctx, { type: 'RecordReturned', lockedAt: message.lockedAt, at: now() });
+              if (!returned.ok) return;
+            }
+            await capture(ctx);
+            return;
+          }
           case 'WakeUp': {
             if (ctx.state.status === 'ACTIVE' && ctx.state.endedAt !== null) {
               await capture(ctx);

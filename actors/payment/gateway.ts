@@ -38,14 +38,37 @@ export interface SimulatedGatewayOptions {
   readonly random?: () => number;
   /** How a latency is waited out (default a timer); tests record it instead of waiting. */
   readonly delay?: (ms: number) => Promise<unknown>;
+  /**
+   * Where it remembers its authorizations. A real processor outlives our process; in memory (the
+   * default, for tests) a restart would forget every hold and no ride begun before it could be
+   * captured again (found by the chaos harness, docs/chaos.md). The shard gives it a file of its own.
+   */
+  readonly store?: SimulatedAuthorizationStore;
 }
+
+export interface SimulatedAuthorization {
+  readonly decision: GatewayDecision;
+  readonly amount: number;
+  readonly state: 'authorized' | 'declined' | 'captured' | 'voided';
+}
+
+/** The simulated processor's own memory (persistence/simulated-gateway-store.ts keeps it in SQLite). */
+export interface SimulatedAuthorizationStore {
+  get(authorizationId: string): SimulatedAuthorization | undefined;
+  set(authorizationId: string, authorization: SimulatedAuthorization): void;
+}
+
+const memoryStore = (): SimulatedAuthorizationStore => {
+  const authorizations = new Map<string, SimulatedAuthorization>();
+  return { get: (id) => authorizations.get(id), set: (id, authorization) => void authorizations.set(id, authorization) };
+};
 
 /**
  * A stand-in for a card processor that behaves like one: it takes time, declines, never answers for
  * `tok_timeout`, refuses to capture more than it authorized, and remembers every authorization.
  */
 export class SimulatedPaymentGateway implements PaymentGateway {
-  private readonly authorizations = new Map<string, { decision: GatewayDecision; amount: number; state: 'authorized' | 'declined' | 'captured' | 'voided' }>();
+  private readonly authorizations: SimulatedAuthorizationStore;
   private readonly random: () => number;
   private readonly delay: (ms: number) => Promise<unknown>;
   private capturesToFail = 0;
@@ -53,6 +76,7 @@ export class SimulatedPaymentGateway implements PaymentGateway {
   constructor(private readonly options: SimulatedGatewayOptions) {
     this.random = options.random ?? Math.random;
     this.delay = options.delay ?? sleep;
+    this.authorizations = options.store ?? memoryStore();
   }
 
   async authorize(request: AuthorizationRequest): Promise<GatewayDecision> {
@@ -82,14 +106,14 @@ export class SimulatedPaymentGateway implements PaymentGateway {
     if (!known || known.state === 'declined' || known.state === 'voided') throw new GatewayError(`no open authorization ${authorizationId}`);
     if (known.state === 'captured') return;
     if (amount > known.amount) throw new GatewayError(`capture of ${amount} exceeds authorized ${known.amount}`);
-    known.state = 'captured';
+    this.authorizations.set(authorizationId, { ...known, state: 'captured' });
   }
 
   async void(authorizationId: string): Promise<void> {
     await this.latency();
     const known = this.authorizations.get(authorizationId);
     if (known?.state === 'captured') throw new GatewayError(`authorization ${authorizationId} already captured`);
-    if (known) known.state = 'voided';
+    if (known) this.authorizations.set(authorizationId, { ...known, state: 'voided' });
   }
 
   /**

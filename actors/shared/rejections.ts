@@ -21,6 +21,8 @@ export type Rejection =
   | { readonly type: 'ActiveBookingLimitReached'; readonly customerId: string; readonly limit: number }
   | { readonly type: 'InvalidBookingState'; readonly bookingId: string; readonly status: string; readonly expected: readonly string[] }
   | { readonly type: 'ActorUnavailable'; readonly actor: string; readonly timeoutMs: number }
+  /** The actor's journal could not be written because its disk is full (SQLITE_FULL): nothing of it was committed. */
+  | { readonly type: 'StorageFull'; readonly actor: string }
   /** The shard that holds the entity is down (its worker is restarting) or did not answer. */
   | { readonly type: 'ShardUnavailable'; readonly shard: number; readonly reason: string }
   /** The saga gave up on a step whose actor did not answer: final, unlike ActorUnavailable. */

@@ -50,6 +50,8 @@ export interface VehicleActorDeps {
   readonly conditionsOf: (vehicleId: string) => DeviceConditions;
   /** Called when the vehicle opened for a booking, also late: the booking learns it is ACTIVE. */
   readonly notifyUnlocked: (ctx: ActorContext<VehicleState, VehicleEvent>, bookingId: string, at: number) => void;
+  /** Called when the vehicle locked for a booking, also late: the booking completes the ride. */
+  readonly notifyLocked: (ctx: ActorContext<VehicleState, VehicleEvent>, bookingId: string, at: number) => void;
   readonly unlockTimeoutMs: number;
   readonly now?: () => number;
 }
@@ -108,6 +110,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
               if (issued.command === kind && issued.bookingId === event.bookingId) settle(issued.commandId, answer);
             }
             if (event.type === 'VehicleUnlocked') deps.notifyUnlocked(ctx, event.bookingId, event.at);
+            else deps.notifyLocked(ctx, event.bookingId, event.at);
             break;
           }
           case 'UnlockTimedOut':

@@ -26,10 +26,11 @@ export const UNLOCK_PROBLEMS = {
 
 /**
  * Answers a retry with the same key must not replay: ActorUnavailable and ShardUnavailable mean "no
- * answer in time" (the booking may still be made), and ActiveBookingLimitReached lasts only until the
- * customer's other booking ends, after which the same request books.
+ * answer in time" (the booking may still be made), StorageFull lasts until the disk has room again, and
+ * ActiveBookingLimitReached lasts only until the customer's other booking ends, after which the same
+ * request books.
  */
-const NOT_FINAL: ReadonlySet<RejectionType> = new Set(['ActorUnavailable', 'ShardUnavailable', 'ActiveBookingLimitReached']);
+const NOT_FINAL: ReadonlySet<RejectionType> = new Set(['ActorUnavailable', 'ShardUnavailable', 'StorageFull', 'ActiveBookingLimitReached']);
 
 /** /bookings: the booking saga's HTTP face. Ownership is checked by FleetService with the caller. */
 export const bookingRoutes: FastifyPluginAsyncZod<BookingRoutesOptions> = async (app, { fleet, idempotency }) => {

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { dispatch, query, spawnPersistent, stop, type Ref } from 'nact';
 import type { Rejection } from '../../actors/shared/rejections.js';
 import type { EventMeta } from '../../persistence/journal-types.js';
+import { isStorageFull } from '../../persistence/storage-full.js';
 import type { TraceStep } from '../../persistence/trace-store.js';
 import type { ActorSystem } from './actor-system.js';
 import { envelope as wrap, type Envelope, type TraceContext } from './envelope.js';
@@ -285,7 +286,7 @@ export class ActorDirectory {
         outcome = { error: error instanceof Error ? error.message : String(error) };
         failed = true;
         context.logger.error({ err: error }, 'command handler failed');
-        if (replyTo && replied === undefined) dispatch(replyTo, new ActorFailed(name, envelope.type));
+        if (replyTo && replied === undefined) dispatch(replyTo, new ActorFailed(name, envelope.type, isStorageFull(error)));
         if (error instanceof PersistenceFailure) throw error;
       } finally {
         const durationUs = Number((process.hrtime.bigint() - started) / 1000n);
@@ -374,14 +375,20 @@ export class PersistenceFailure extends Error {
  */
 export function noAnswer(error: unknown): Rejection | null {
   if (error instanceof AskTimeoutError) return { type: 'ActorUnavailable', actor: error.actor, timeoutMs: error.timeoutMs };
-  if (error instanceof ActorFailed) return { type: 'ActorUnavailable', actor: error.actor, timeoutMs: 0 };
+  if (error instanceof ActorFailed) return error.storageFull ? { type: 'StorageFull', actor: error.actor } : { type: 'ActorUnavailable', actor: error.actor, timeoutMs: 0 };
   return null;
 }
 
 /** What an asker receives when the actor's handler threw instead of answering. */
 export class ActorFailed extends Error {
   override readonly name = 'ActorFailed';
-  constructor(readonly actor: string, readonly messageType: string) {
+  constructor(
+    readonly actor: string,
+    readonly messageType: string,
+    /** Its journal refused the write for lack of space: the caller can say so instead of "no answer". */
+    readonly storageFull = false,
+  ) {
     super(`${actor} failed while handling ${messageType}`);
   }
 }
+

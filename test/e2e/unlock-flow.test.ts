@@ -125,6 +125,26 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().status).toBe('IN_USE');
   });
 
+  it('answers 504 when the vehicle is too slow to lock, and its late LOCKED still completes the booking', async () => {
+    const { vehicleId, device, bookingId } = await bookedVehicle('alice');
+    expect((await t.request({ method: 'POST', url: '/unlock', body: { bookingId } })).statusCode).toBe(200);
+    device.setBehaviour({ replyDelayMs: 2500 });
+    const ended = await t.request({ method: 'POST', url: `/bookings/${bookingId}/end` });
+    expect(ended.statusCode, ended.body).toBe(504);
+    expect(ended.json().type).toMatch(/lock-timed-out$/);
+
+    // The vehicle locked after all: it is free again, so the booking must not stay ACTIVE (chaos harness).
+    await waitFor(async () => (await t.request({ method: 'GET', url: `/bookings/${bookingId}` })).json().status === 'COMPLETED', {
+      timeoutMs: 5000,
+      what: 'booking COMPLETED after the late LOCKED',
+    });
+    const booking = (await t.request({ method: 'GET', url: `/bookings/${bookingId}` })).json();
+    expect(booking.charge).toMatchObject({ currency: 'EUR' });
+    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().status).toBe('AVAILABLE');
+    // A repeated end is answered from state.
+    expect((await t.request({ method: 'POST', url: `/bookings/${bookingId}/end` })).statusCode).toBe(200);
+  });
+
   it('lets the customer retry an unlock that timed out', async () => {
     const { device, bookingId } = await bookedVehicle('alice', { mode: 'silent' });
     expect((await t.request({ method: 'POST', url: '/unlock', body: { bookingId } })).statusCode).toBe(504);

@@ -192,6 +192,17 @@ describe('500', () => {
     expect(logged).toMatchObject({ traceId: problem.traceId, err: { message: 'sqlite exploded at /var/secret/fleet.db' } });
   });
 
+  it('a full disk under the registry (SQLITE_FULL thrown) → 503 storage-full, not 500', async () => {
+    const fleet = stubFleet({
+      cancel: async () => {
+        throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      },
+    }).fleet;
+    app = buildApp(testDeps({ fleet }));
+    const problem = expectProblem(await app.inject({ method: 'POST', url: '/bookings/bk_1/cancel', headers: asCustomer() }), 503, 'storage-full');
+    expect(problem.detail).toMatch(/disk is full/);
+  });
+
   it('a response that breaks its schema → 500, never a half-valid body', async () => {
     const fleet = stubFleet({ getVehicle: async () => sampleVehicle({ status: 'FLYING' as never }) }).fleet;
     app = buildApp(testDeps({ fleet }));

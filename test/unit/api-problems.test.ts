@@ -26,6 +26,7 @@ const EXAMPLES: { readonly [K in RejectionType]: Extract<Rejection, { type: K }>
   ActorUnavailable: { type: 'ActorUnavailable', actor: 'booking/bk_1', timeoutMs: 15000 },
   BookingAborted: { type: 'BookingAborted', bookingId: 'bk_1', step: 'authorize', actor: 'payment/auth_bk_1' },
   ShardUnavailable: { type: 'ShardUnavailable', shard: 2, reason: 'worker exited with code 1' },
+  StorageFull: { type: 'StorageFull', actor: 'booking/bk_1' },
 };
 
 /** The contract, written out independently of api/problems.ts. */
@@ -48,6 +49,7 @@ const EXPECTED: readonly [RejectionType, number, string][] = [
   ['ActorUnavailable', 503, 'actor-unavailable'],
   ['BookingAborted', 503, 'booking-aborted'],
   ['ShardUnavailable', 503, 'shard-unavailable'],
+  ['StorageFull', 503, 'storage-full'],
 ];
 
 let app: FastifyInstance | undefined;

@@ -1,0 +1,162 @@
+import { describe, expect, it } from 'vitest';
+import { emptyRecords, type ClientRecords } from '../../chaos/customers.js';
+import type { JournalEntry, KafkaEvidence } from '../../chaos/evidence.js';
+import { checkInvariants, type CheckInput } from '../../chaos/invariants.js';
+import { isStorageFull } from '../../persistence/storage-full.js';
+
+/** The chaos checks on hand-made evidence: each broken invariant is caught, and only that one. */
+const T = 1_000_000;
+const TOPIC: Record<string, string> = { BookingConfirmed: 'booking.created', BookingExpired: 'booking.expired', VehicleUnlocked: 'vehicle.unlocked', BookingCompleted: 'booking.completed' };
+
+function journalOf(events: ReadonlyArray<[key: string, type: string, data?: Record<string, unknown>]>): JournalEntry[] {
+  const sequence = new Map<string, number>();
+  return events.map(([key, type, data = {}], index) => {
+    const next = (sequence.get(key) ?? 0) + 1;
+    sequence.set(key, next);
+    return { shard: 0, position: index + 1, key, sequence: next, type, data: { type, ...data }, isPublic: type in TOPIC, createdAt: T + index };
+  });
+}
+
+function kafkaOf(journal: readonly JournalEntry[]): KafkaEvidence[] {
+  return journal
+    .filter((entry) => entry.isPublic)
+    .map((entry, index) => ({ topic: TOPIC[entry.type]!, partition: 0, offset: index, key: entry.key.slice(entry.key.indexOf('/') + 1), ceId: `${entry.key}:${entry.sequence}`, value: JSON.stringify(entry.data) }));
+}
+
+/** b1 booked, unlocked and completed on v1; b2 booked on v1 afterwards and expired. */
+function cleanRun(): { records: ClientRecords; journal: JournalEntry[] } {
+  const journal = journalOf([
+    ['booking/b1', 'BookingRequested', { vehicleId: 'v1', confirmBy: T + 100 }],
+    ['vehicle/v1', 'VehicleReserved', { vehicleId: 'v1', bookingId: 'b1' }],
+    ['booking/b1', 'BookingVehicleReserved', { vehicleId: 'v1' }],
+    ['booking/b1', 'BookingConfirmed', { vehicleId: 'v1', expiresAt: T + 3000 }],
+    ['vehicle/v1', 'VehicleUnlocked', { vehicleId: 'v1', bookingId: 'b1' }],
+    ['booking/b1', 'BookingActivated', { vehicleId: 'v1' }],
+    ['booking/b1', 'BookingCompleted', { vehicleId: 'v1' }],
+    ['vehicle/v1', 'VehicleReleased', { vehicleId: 'v1', bookingId: 'b1' }],
+    ['booking/b2', 'BookingRequested', { vehicleId: 'v1', confirmBy: T + 200 }],
+    ['booking/b2', 'BookingVehicleReserved', { vehicleId: 'v1' }],
+    ['booking/b2', 'BookingConfirmed', { vehicleId: 'v1', expiresAt: T + 4000 }],
+    ['booking/b2', 'BookingExpired', { vehicleId: 'v1', at: T + 4100 }],
+  ]);
+  const records = emptyRecords();
+  records.bookings.set('b1', { id: 'b1', vehicleId: 'v1', customerId: 'c1', ackedAt: T });
+  records.bookings.set('b2', { id: 'b2', vehicleId: 'v1', customerId: 'c2', ackedAt: T });
+  records.unlocks.set('b1', T);
+  records.ends.add('b1');
+  return { records, journal };
+}
+
+const input = (change: Partial<CheckInput> = {}): CheckInput => {
+  const { records, journal } = cleanRun();
+  return { records, journal, kafka: kafkaOf(journal), checkedAt: T + 60_000, graceMs: 5000, ...change };
+};
+const broken = (verdict: ReturnType<typeof checkInvariants>): string[] => verdict.invariants.filter((invariant) => !invariant.ok).map((invariant) => invariant.name);
+
+describe('chaos invariants', () => {
+  it('a clean run passes every check and loses nothing', () => {
+    const verdict = checkInvariants(input());
+    expect(broken(verdict)).toEqual([]);
+    expect(verdict).toMatchObject({ lost: 0, bookingsChecked: 2, eventsChecked: 5, kafkaDuplicates: 0, expired: 1 });
+  });
+
+  it('an acknowledged booking missing from the journal is lost', () => {
+    const base = input();
+    base.records.bookings.set('b9', { id: 'b9', vehicleId: 'v2', customerId: 'c9', ackedAt: T });
+    const verdict = checkInvariants(base);
+    expect(broken(verdict)).toEqual(['acknowledged bookings exist (in that state or later)']);
+    expect(verdict.lost).toBe(1);
+  });
+
+  it('an acknowledged cancel whose booking is not CANCELLED breaks the first check', () => {
+    const base = input();
+    base.records.cancels.add('b2');
+    expect(broken(checkInvariants(base))).toEqual(['acknowledged bookings exist (in that state or later)']);
+  });
+
+  it('two bookings holding one vehicle at once are caught', () => {
+    const { journal } = cleanRun();
+    const overlapping = journalOf([
+      ['booking/b1', 'BookingRequested', { vehicleId: 'v1', confirmBy: T + 100 }],
+      ['booking/b1', 'BookingConfirmed', { vehicleId: 'v1', expiresAt: T + 90_000 }],
+      ['booking/b3', 'BookingRequested', { vehicleId: 'v1', confirmBy: T + 100 }],
+      ['booking/b3', 'BookingConfirmed', { vehicleId: 'v1', expiresAt: T + 90_000 }],
+    ]);
+    const verdict = checkInvariants({ ...input(), journal: overlapping, kafka: kafkaOf(overlapping), records: emptyRecords() });
+    expect(broken(verdict)).toEqual(['no vehicle held by two live bookings']);
+    expect(journal.length).toBeGreaterThan(0);
+  });
+
+  it('a ride whose end was cut short after the lock: the vehicle is free, but the booking left ACTIVE is caught', () => {
+    const ride: Array<[string, string, Record<string, unknown>?]> = [
+      ['booking/b1', 'BookingRequested', { vehicleId: 'v1', confirmBy: T + 100 }],
+      ['booking/b1', 'BookingVehicleReserved', { vehicleId: 'v1' }],
+      ['booking/b1', 'BookingConfirmed', { vehicleId: 'v1', expiresAt: T + 3000 }],
+      ['booking/b1', 'BookingActivated', { vehicleId: 'v1' }],
+      ['vehicle/v1', 'VehicleLocked', { vehicleId: 'v1', bookingId: 'b1' }],
+      ['booking/b2', 'BookingRequested', { vehicleId: 'v1', confirmBy: T + 90_000 }],
+      ['booking/b2', 'BookingVehicleReserved', { vehicleId: 'v1' }],
+    ];
+    const stuck = journalOf(ride);
+    expect(broken(checkInvariants({ ...input(), records: emptyRecords(), journal: stuck, kafka: kafkaOf(stuck) }))).toEqual(['no booking left live after its vehicle was locked or released']);
+    // The customer's retried end completes it later: nothing is wrong.
+    const retried = journalOf([...ride, ['booking/b1', 'BookingCompleted', { vehicleId: 'v1' }]]);
+    expect(broken(checkInvariants({ ...input(), records: emptyRecords(), journal: retried, kafka: kafkaOf(retried) }))).toEqual([]);
+  });
+
+  it('a gap in a key’s sequence numbers is caught', () => {
+    const journal = cleanRun().journal.filter((entry) => !(entry.key === 'booking/b2' && entry.sequence === 2));
+    expect(broken(checkInvariants({ ...input(), journal, kafka: kafkaOf(journal) }))).toEqual(['per-key journal sequences contiguous']);
+  });
+
+  it('a committed public event missing from Kafka is lost; a duplicate is folded; a reordered key is caught', () => {
+    const base = input();
+    const kafka = [...base.kafka];
+    const missing = checkInvariants({ ...base, kafka: kafka.filter((record) => record.ceId !== 'booking/b2:4') });
+    expect(broken(missing)).toEqual(['every committed public event in Kafka, once after de-duplication, in order per key']);
+    expect(missing.lost).toBe(1);
+
+    const duplicated = checkInvariants({ ...base, kafka: [...kafka, { ...kafka[0]!, offset: 99 }] });
+    expect(broken(duplicated)).toEqual([]);
+    expect(duplicated.kafkaDuplicates).toBe(1);
+
+    // b1's BookingCompleted (sequence 5) before its BookingConfirmed (sequence 3) on one partition: out of order.
+    const b1Confirmed = kafka.find((record) => record.ceId === 'booking/b1:3')!;
+    const b1Completed = { ...kafka.find((record) => record.ceId === 'booking/b1:5')!, topic: 'booking.created' };
+    const reordered = checkInvariants({ ...base, kafka: [...kafka.filter((record) => record !== b1Confirmed && record.ceId !== 'booking/b1:5'), { ...b1Completed, offset: -2 }, { ...b1Confirmed, offset: -1 }] });
+    expect(broken(reordered)).toContain('every committed public event in Kafka, once after de-duplication, in order per key');
+  });
+
+  it('an acknowledged unlock without VehicleUnlocked is lost', () => {
+    const journal = cleanRun().journal.filter((entry) => entry.type !== 'VehicleUnlocked');
+    const verdict = checkInvariants({ ...input(), journal, kafka: kafkaOf(journal) });
+    expect(broken(verdict)).toContain('no acknowledged unlock without its vehicle.unlocked');
+    expect(verdict.lost).toBe(1);
+  });
+
+  it('one Idempotency-Key answered 201 with two different bookings is caught', () => {
+    const base = input();
+    base.records.keyed.set('c1 k-1', new Set(['b1']));
+    expect(broken(checkInvariants(base))).toEqual([]);
+    base.records.keyed.set('c2 k-1', new Set(['b2', 'b3']));
+    expect(broken(checkInvariants(base))).toEqual(['idempotent retries reach one booking']);
+  });
+
+  it('a booking still CONFIRMED long after its deadline is caught, one within the grace is not', () => {
+    const journal = cleanRun().journal.filter((entry) => entry.type !== 'BookingExpired');
+    const late = checkInvariants({ ...input(), journal, kafka: kafkaOf(journal) });
+    expect(broken(late)).toEqual(['reservations due to expire did expire']);
+    const soon = checkInvariants({ ...input(), journal, kafka: kafkaOf(journal), checkedAt: T + 4000 + 4999 });
+    expect(broken(soon)).toEqual([]);
+  });
+});
+
+describe('isStorageFull', () => {
+  it('finds SQLITE_FULL anywhere in the cause chain, and nothing else', () => {
+    const sqlite = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    const journal = new Error('journal transaction failed', { cause: sqlite });
+    expect(isStorageFull(new Error('could not persist', { cause: journal }))).toBe(true);
+    expect(isStorageFull(Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' }))).toBe(false);
+    expect(isStorageFull('SQLITE_FULL')).toBe(false);
+  });
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { renderReport } from '../../chaos/report.js';
-import { DEFAULT_OPTIONS, runChaos } from '../../chaos/run.js';
+import { renderReport } from './harness/report.js';
+import { DEFAULT_OPTIONS, runChaos } from './harness/run.js';
 
 /**
  * A bounded chaos run (docs/chaos.md): 20 kill -9 of the server under load and restarts, Kafka and

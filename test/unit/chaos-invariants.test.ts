@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { emptyRecords, type ClientRecords } from '../../chaos/customers.js';
-import type { JournalEntry, KafkaEvidence } from '../../chaos/evidence.js';
-import { checkInvariants, type CheckInput } from '../../chaos/invariants.js';
+import { emptyRecords, type ClientRecords } from '../chaos/harness/customers.js';
+import type { JournalEntry, KafkaEvidence } from '../chaos/harness/evidence.js';
+import { checkInvariants, type CheckInput } from '../chaos/harness/invariants.js';
 import { isStorageFull } from '../../persistence/storage-full.js';
 
 /** The chaos checks on hand-made evidence: each broken invariant is caught, and only that one. */

@@ -1,6 +1,6 @@
-import { signToken } from '../api/auth.js';
-import { PROBLEM_CONTENT_TYPE } from '../api/problems.js';
-import { seededRandom, type Random } from '../simulator/random.js';
+import { signToken } from '../../../api/auth.js';
+import { PROBLEM_CONTENT_TYPE } from '../../../api/problems.js';
+import { seededRandom, type Random } from '../../../simulator/random.js';
 
 /**
  * The customers of a chaos run: a small driver of the harness's own (the simulator is being reworked

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../test/helpers/free-port.js';
-import { startKafkaForTest, stopKafkaForTest, type KafkaTestBroker } from '../test/helpers/kafka.js';
+import { freePort } from '../../helpers/free-port.js';
+import { startKafkaForTest, stopKafkaForTest, type KafkaTestBroker } from '../../helpers/kafka.js';
 import { REPO_ROOT } from './build.js';
 
 /**

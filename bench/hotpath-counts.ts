@@ -61,6 +61,7 @@ fleet = await fleet.restart();
 // Five bookings first, uncounted: prepared statements and first-use work are not per booking.
 for (let index = 0; index < 5; index += 1) await fleet.book(`warm-${index}`, vehicleIds[bookings + index]!);
 await fleet.fleet.local.journal.flush();
+await new Promise((resolve) => setTimeout(resolve, 300));
 const before = fleet.fleet.local.journal.stats();
 const traceRowsBefore = fleet.count('SELECT count(*) AS n FROM trace_steps');
 counting = true;

@@ -103,6 +103,9 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       tagsFor: (event) => (isPublicEventType(event.type) ? [PUBLIC_TAG] : []),
       traces,
       traceSample: config.traceSample,
+      // The commands that create their actor, and persist before they answer: a new booking, its one
+      // payment authorization. Their activation reads no journal; a retried create finds out (NotNewAfterAll).
+      startsFresh: (kind, command) => (kind === BOOKING && command.type === 'CreateBooking') || (kind === PAYMENT && command.type === 'Authorize'),
     });
     closers.push(() => directory.stopAll());
 

@@ -11,6 +11,7 @@
  * telemetry thread), the process. Also the wall-clock rate with the load average, for context only.
  * `BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR'` profiles the server as well.
  */
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,8 @@ const { values } = parseArgs({
     bookings: { type: 'string', default: '4000' },
     repeat: { type: 'string', default: '3' },
     shards: { type: 'string', default: '1' },
+    /** Another checkout (built, e.g. `git archive <commit>` + `npm run build`): its server runs in turn with this one, ABAB. */
+    compare: { type: 'string' },
   },
 });
 const vehicles = Number(values.vehicles);
@@ -61,6 +64,8 @@ async function journalTotals(url: string): Promise<{ commits: number; events: nu
   return { commits: sum('fleet_journal_commits_total'), events: sum('fleet_journal_events_total') };
 }
 
+// The server runs from dist/ (bench/server.ts): build it first, as bench/run.ts does.
+if (spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' }).status !== 0) throw new Error('the build failed');
 const dir = mkdtempSync(join(tmpdir(), 'fleet-hotpath-'));
 try {
   const prepared = await startBenchServer({ FLEET_DB: join(dir, 'fleet.db'), PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: values.shards });
@@ -70,11 +75,20 @@ try {
   } finally {
     await prepared.stop();
   }
-  const runs = [];
-  for (let repeat = 0; repeat < Number(values.repeat); repeat += 1) {
+  interface Run {
+    readonly server: string;
+    readonly confirmed: number;
+    readonly journal: { readonly rowsPerBooking: number; readonly rowsPerCommit: number };
+    readonly cpuMsPerBooking: { readonly main: number; readonly shard: number; readonly rest: number; readonly process: number };
+    readonly wall: { readonly confirmedPerSecond: number; readonly p99Ms: number | null; readonly loadAverage: number[] };
+  }
+  const runs: Run[] = [];
+  const servers = values.compare ? [{ label: 'this', root: undefined }, { label: 'compare', root: values.compare }] : [{ label: 'this', root: undefined }];
+  for (let round = 0; round < Number(values.repeat) * servers.length; round += 1) {
+    const { label, root } = servers[round % servers.length]!;
     const copy = mkdtempSync(join(tmpdir(), 'fleet-hotpath-copy-'));
     cpSync(dir, copy, { recursive: true });
-    const server = await spawnBenchServer({ FLEET_DB: join(copy, 'fleet.db'), FLEET_DB_SYNC: 'FULL', PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: values.shards });
+    const server = await spawnBenchServer({ FLEET_DB: join(copy, 'fleet.db'), FLEET_DB_SYNC: 'FULL', PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: values.shards }, root);
     try {
       await server.healthy;
       const book = (first: number, amount: number) =>
@@ -97,6 +111,7 @@ try {
       const total = deltas.reduce((sum, d) => sum + d.ms, 0);
       const per = (ms: number) => Number((ms / confirmed).toFixed(3));
       runs.push({
+        server: label,
         confirmed,
         journal: {
           rowsPerBooking: Number(((journalAfter.events - journalBefore.events) / confirmed).toFixed(2)),
@@ -105,13 +120,26 @@ try {
         cpuMsPerBooking: { main: per(main), shard: per(shard), rest: per(total - main - shard), process: per(total) },
         wall: { confirmedPerSecond: Math.round(confirmed / seconds), p99Ms: load.phases[0]!.steps.book?.latencyMs.p99 ?? null, loadAverage: loadavg().map((l) => Number(l.toFixed(2))) },
       });
-      console.error(`hotpath-cpu: run ${repeat + 1}: ${JSON.stringify(runs.at(-1))}`);
+      console.error(`hotpath-cpu: run ${round + 1}: ${JSON.stringify(runs.at(-1))}`);
     } finally {
       await server.stop();
       rmSync(copy, { recursive: true, force: true });
     }
   }
-  console.log(JSON.stringify({ vehicles, warmup, bookings, shards: Number(values.shards), runs }, null, 2));
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const summary = Object.fromEntries(
+    servers.map(({ label }) => {
+      const mine = runs.filter((run) => run.server === label);
+      return [
+        label,
+        {
+          medianCpuMsPerBooking: { main: median(mine.map((run) => run.cpuMsPerBooking.main)), shard: median(mine.map((run) => run.cpuMsPerBooking.shard)), process: median(mine.map((run) => run.cpuMsPerBooking.process)) },
+          medianConfirmedPerSecond: median(mine.map((run) => run.wall.confirmedPerSecond)),
+        },
+      ];
+    }),
+  );
+  console.log(JSON.stringify({ vehicles, warmup, bookings, shards: Number(values.shards), summary, runs }, null, 2));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -215,8 +215,9 @@ export class ActorDirectory {
 
     const factory = this.kinds.get(address.kind);
     if (!factory) throw new Error(`unknown actor kind ${address.kind}`);
-    if (fresh) this.options.system.expectNew(name);
     const activation = this.spawn(address, factory(address.id), name, fresh);
+    // After the spawn, which may throw, and before its recovery, which nact starts in a setImmediate.
+    if (fresh) this.options.system.expectNew(name);
     this.activations.set(name, activation);
     this.activationCount += 1;
     return activation;

@@ -8,7 +8,8 @@
  * bookings (50 connections, distinct vehicles and customers), and the server's threads' CPU time
  * (/proc/<pid>/task/<tid>/stat, Linux) read before and after the measured part. Reported per booking:
  * the main thread (HTTP), the busiest other thread (the shard), the rest (GC helpers, libuv, the
- * telemetry thread), the process. Also the wall-clock rate with the load average, for context only.
+ * telemetry thread), the process; the same for the first `--cold` bookings after /health turned 200
+ * (the cold start: what JIT compilation still to do costs). Also the wall-clock rate with the load average, for context only.
  * `BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR'` profiles the server as well.
  */
 import { spawnSync } from 'node:child_process';
@@ -23,6 +24,8 @@ import { spawnBenchServer, startBenchServer } from './server.js';
 const { values } = parseArgs({
   options: {
     vehicles: { type: 'string', default: '6000' },
+    /** Bookings measured right after /health turned 200 (the cold start), before the warm-up. */
+    cold: { type: 'string', default: '500' },
     warmup: { type: 'string', default: '1000' },
     bookings: { type: 'string', default: '4000' },
     repeat: { type: 'string', default: '3' },
@@ -32,9 +35,10 @@ const { values } = parseArgs({
   },
 });
 const vehicles = Number(values.vehicles);
+const cold = Number(values.cold);
 const warmup = Number(values.warmup);
 const bookings = Number(values.bookings);
-if (warmup + bookings > vehicles) throw new Error('--vehicles must cover --warmup + --bookings (each booking its own vehicle)');
+if (cold + warmup + bookings > vehicles) throw new Error('--vehicles must cover --cold + --warmup + --bookings (each booking its own vehicle)');
 const FLEET = { prefix: 'hv-', pad: 6 } as const;
 const CLOCK_TICKS_PER_S = 100;
 
@@ -51,6 +55,23 @@ function threadCpu(pid: number): Map<number, number> {
     }
   }
   return cpu;
+}
+
+interface CpuPerBooking {
+  readonly main: number;
+  readonly shard: number;
+  readonly rest: number;
+  readonly process: number;
+}
+
+/** CPU ms per booking between two readings: the main thread (tid = pid), the busiest other (the shard), the rest. */
+function cpuOf(before: Map<number, number>, after: Map<number, number>, pid: number, bookings: number): CpuPerBooking {
+  const deltas = [...after].map(([tid, ms]) => ({ tid, ms: ms - (before.get(tid) ?? 0) })).sort((a, b) => b.ms - a.ms);
+  const main = deltas.find((d) => d.tid === pid)?.ms ?? 0;
+  const shard = deltas.find((d) => d.tid !== pid)?.ms ?? 0;
+  const total = deltas.reduce((sum, d) => sum + d.ms, 0);
+  const per = (ms: number) => Number((ms / Math.max(1, bookings)).toFixed(3));
+  return { main: per(main), shard: per(shard), rest: per(total - main - shard), process: per(total) };
 }
 
 /** The journal's commits and events so far, summed over the shards, from /metrics. */
@@ -79,7 +100,9 @@ try {
     readonly server: string;
     readonly confirmed: number;
     readonly journal: { readonly rowsPerBooking: number; readonly rowsPerCommit: number };
-    readonly cpuMsPerBooking: { readonly main: number; readonly shard: number; readonly rest: number; readonly process: number };
+    readonly startupMs: number;
+    readonly cpuMsPerBooking: CpuPerBooking;
+    readonly coldCpuMsPerBooking: CpuPerBooking;
     readonly wall: { readonly confirmedPerSecond: number; readonly p99Ms: number | null; readonly loadAverage: number[] };
   }
   const runs: Run[] = [];
@@ -90,26 +113,25 @@ try {
     cpSync(dir, copy, { recursive: true });
     const server = await spawnBenchServer({ FLEET_DB: join(copy, 'fleet.db'), FLEET_DB_SYNC: 'FULL', PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: values.shards }, root);
     try {
-      await server.healthy;
+      const startupMs = await server.healthy;
       const book = (first: number, amount: number) =>
         runLoad({ url: server.url, connections: 50, phases: [{ name: 'book', amount }], workload: { kind: 'book', vehicles: { ...FLEET, first, count: amount, mode: 'sequential' }, customers: amount } });
-      await book(1, warmup);
+      const coldBefore = threadCpu(server.pid);
+      const coldLoad = await book(1, cold);
+      const coldCpu = cpuOf(coldBefore, threadCpu(server.pid), server.pid, coldLoad.phases[0]!.confirmed);
+      await book(cold + 1, warmup);
       await new Promise((resolve) => setTimeout(resolve, 1_200));
       const journalBefore = await journalTotals(server.url);
       const before = threadCpu(server.pid);
       const started = performance.now();
-      const load = await book(warmup + 1, bookings);
+      const load = await book(cold + warmup + 1, bookings);
       const seconds = (performance.now() - started) / 1000;
       const after = threadCpu(server.pid);
       // Shards push their figures every second.
       await new Promise((resolve) => setTimeout(resolve, 1_200));
       const journalAfter = await journalTotals(server.url);
       const confirmed = load.phases[0]!.confirmed;
-      const deltas = [...after].map(([tid, ms]) => ({ tid, ms: ms - (before.get(tid) ?? 0) })).sort((a, b) => b.ms - a.ms);
-      const main = deltas.find((d) => d.tid === server.pid)?.ms ?? 0;
-      const shard = deltas.find((d) => d.tid !== server.pid)?.ms ?? 0;
-      const total = deltas.reduce((sum, d) => sum + d.ms, 0);
-      const per = (ms: number) => Number((ms / confirmed).toFixed(3));
+      const steady = cpuOf(before, after, server.pid, confirmed);
       runs.push({
         server: label,
         confirmed,
@@ -117,7 +139,9 @@ try {
           rowsPerBooking: Number(((journalAfter.events - journalBefore.events) / confirmed).toFixed(2)),
           rowsPerCommit: Number(((journalAfter.events - journalBefore.events) / Math.max(1, journalAfter.commits - journalBefore.commits)).toFixed(1)),
         },
-        cpuMsPerBooking: { main: per(main), shard: per(shard), rest: per(total - main - shard), process: per(total) },
+        startupMs,
+        cpuMsPerBooking: steady,
+        coldCpuMsPerBooking: coldCpu,
         wall: { confirmedPerSecond: Math.round(confirmed / seconds), p99Ms: load.phases[0]!.steps.book?.latencyMs.p99 ?? null, loadAverage: loadavg().map((l) => Number(l.toFixed(2))) },
       });
       console.error(`hotpath-cpu: run ${round + 1}: ${JSON.stringify(runs.at(-1))}`);
@@ -134,6 +158,8 @@ try {
         label,
         {
           medianCpuMsPerBooking: { main: median(mine.map((run) => run.cpuMsPerBooking.main)), shard: median(mine.map((run) => run.cpuMsPerBooking.shard)), process: median(mine.map((run) => run.cpuMsPerBooking.process)) },
+          medianColdCpuMsPerBooking: { main: median(mine.map((run) => run.coldCpuMsPerBooking.main)), shard: median(mine.map((run) => run.coldCpuMsPerBooking.shard)), process: median(mine.map((run) => run.coldCpuMsPerBooking.process)) },
+          medianStartupMs: median(mine.map((run) => run.startupMs)),
           medianConfirmedPerSecond: median(mine.map((run) => run.wall.confirmedPerSecond)),
         },
       ];

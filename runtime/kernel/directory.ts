@@ -225,7 +225,9 @@ export class ActorDirectory {
 
   private spawn(address: ActorAddress, behaviour: ActorBehaviour<unknown, Message, Message>, name: string, fresh: boolean): Activation {
     const { logger, traces, tagsFor = noTags, traceSample = 1 } = this.options;
-    const actorLogger = logger.child({ actor: name });
+    // Made on first use, like each message's logger: three activations per booking, most never log.
+    let actorLog: Logger | undefined;
+    const actorLogger = (): Logger => (actorLog ??= logger.child({ actor: name }));
     let activated = false;
     // An activation that took its actor for new without reading the journal is proven right by its
     // first committed event (the journal refuses a sequence number that exists). Until then it handles
@@ -258,7 +260,7 @@ export class ActorDirectory {
         trace,
         // Made on first use: most messages log nothing, and a pino child per message showed in profiles.
         get logger() {
-          messageLogger ??= actorLogger.child({ traceId: envelope.traceId, message: envelope.type });
+          messageLogger ??= actorLogger().child({ traceId: envelope.traceId, message: envelope.type });
           return messageLogger;
         },
         async persist(...events) {
@@ -345,27 +347,27 @@ export class ActorDirectory {
         try {
           behaviour.onStopped?.(state === undefined ? behaviour.initialState : state);
         } catch (error) {
-          actorLogger.error({ err: error }, 'onStopped failed');
+          actorLogger().error({ err: error }, 'onStopped failed');
         }
       },
       onCrash: (message: unknown, error: unknown, supervision: { mailbox: Array<{ message: Delivery }>; stop: symbol }) => {
         if (this.activations.get(name) === self) this.activations.delete(name);
         if (error instanceof NotNewAfterAll && isDelivery(message)) {
-          actorLogger.debug({ message: message.envelope.type }, 'actor taken for new has a journal: recovering it');
+          actorLogger().debug({ message: message.envelope.type }, 'actor taken for new has a journal: recovering it');
           setImmediate(() => {
             for (const queued of [message, ...supervision.mailbox.map((entry) => entry.message)]) this.redeliver(address, queued);
           });
         } else if (isDelivery(message)) {
           // The journal refused a write: stop this activation so that the next message recovers the
           // actor from what really is durable. Messages still queued go to that next activation.
-          actorLogger.error({ err: error }, 'actor stopped after a persistence failure; queued messages go to its next activation');
+          actorLogger().error({ err: error }, 'actor stopped after a persistence failure; queued messages go to its next activation');
           setImmediate(() => {
             for (const { message: queued } of supervision.mailbox) this.redeliver(address, queued);
           });
         } else {
           // Recovery itself failed (an event `evolve` cannot apply, a corrupt row): a new activation
           // would fail the same way, so the queued messages are answered, not sent round again.
-          actorLogger.error({ err: error }, 'actor could not be recovered from its journal; queued messages fail');
+          actorLogger().error({ err: error }, 'actor could not be recovered from its journal; queued messages fail');
           for (const { message: queued } of supervision.mailbox) {
             if (queued.replyTo) dispatch(queued.replyTo, new ActorFailed(name, queued.envelope.type));
           }

@@ -32,6 +32,8 @@ const { values } = parseArgs({
     shards: { type: 'string', default: '1' },
     /** Another checkout (built, e.g. `git archive <commit>` + `npm run build`): its server runs in turn with this one, ABAB. */
     compare: { type: 'string' },
+    /** Run the other checkout first in each pair (BABA), to see an order effect. */
+    'compare-first': { type: 'boolean', default: false },
   },
 });
 const vehicles = Number(values.vehicles);
@@ -106,7 +108,8 @@ try {
     readonly wall: { readonly confirmedPerSecond: number; readonly p99Ms: number | null; readonly loadAverage: number[] };
   }
   const runs: Run[] = [];
-  const servers = values.compare ? [{ label: 'this', root: undefined }, { label: 'compare', root: values.compare }] : [{ label: 'this', root: undefined }];
+  const servers: Array<{ label: string; root: string | undefined }> = values.compare ? [{ label: 'this', root: undefined }, { label: 'compare', root: values.compare }] : [{ label: 'this', root: undefined }];
+  if (values['compare-first']) servers.reverse();
   for (let round = 0; round < Number(values.repeat) * servers.length; round += 1) {
     const { label, root } = servers[round % servers.length]!;
     const copy = mkdtempSync(join(tmpdir(), 'fleet-hotpath-copy-'));

@@ -21,7 +21,6 @@ import { openRegistry } from './registry.js';
 import { demoFleet, demoVehicleIds } from './seed.js';
 import type { RunningShard, ShardInit } from './shard.js';
 import { ShardSupervisor, type ShardRuntime } from './shard-supervisor.js';
-import { warmUpHttp } from './warm-up.js';
 
 export interface FleetOptions {
   readonly logger: Logger;
@@ -136,11 +135,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     });
     closers.push(() => app.close());
     let url: string | null = null;
-    if (options.listen ?? true) {
-      // The booking route compiled and optimised before /health can answer (runtime/warm-up.ts).
-      await warmUpHttp(config);
-      url = await app.listen({ host: config.http.host, port: config.http.port });
-    }
+    if (options.listen ?? true) url = await app.listen({ host: config.http.host, port: config.http.port });
     else await app.ready();
     logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: shardCount, kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
 

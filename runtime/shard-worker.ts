@@ -2,8 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { serveShard } from './kernel/shard-host.js';
 import type { FromShard } from './kernel/shard-protocol.js';
 import { createLogger } from './logger.js';
-import { createsItsActor, startShard, tagsForEvent, type ShardInit } from './shard.js';
-import { warmUpShard } from './warm-up.js';
+import { startShard, type ShardInit } from './shard.js';
 
 /**
  * A shard's worker thread: starts the shard from the plain data it was given and serves it over the
@@ -16,9 +15,6 @@ const init = workerData as ShardInit;
 const logger = createLogger(init.config.logLevel);
 
 try {
-  // The booking path compiled and optimised before the first request (runtime/warm-up.ts).
-  const warmed = await warmUpShard(init.config, { startsFresh: createsItsActor, tagsFor: tagsForEvent });
-  logger.debug({ shard: init.shard, bookings: warmed.bookings }, 'shard warmed up');
   const shard = await startShard(init, { logger });
   const server = serveShard(
     port,

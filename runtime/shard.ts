@@ -253,13 +253,13 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
 }
 
 /** Journal tags of an event: `public` for those that leave the process (Kafka, GET /events). */
-export const tagsForEvent = (event: Message): string[] => (isPublicEventType(event.type) ? [PUBLIC_TAG] : []);
+const tagsForEvent = (event: Message): string[] => (isPublicEventType(event.type) ? [PUBLIC_TAG] : []);
 
 /**
  * The commands that create their actor and persist before they answer: a new booking, its one payment
  * authorization. Their activation reads no journal; a retried create finds out (NotNewAfterAll).
  */
-export const createsItsActor = (kind: string, command: Message): boolean =>
+const createsItsActor = (kind: string, command: Message): boolean =>
   (kind === BOOKING && command.type === 'CreateBooking') || (kind === PAYMENT && command.type === 'Authorize');
 
 function commandSigner(config: FleetConfig): (vehicleId: string, command: UnsignedDeviceCommand) => string {

@@ -392,7 +392,7 @@ export class SqliteJournalEngine implements JournalReader {
       return;
     }
     try {
-      write.row = this.projectors.length === 0 ? this.insertRow(write, fields) : this.insertProjected(write, fields);
+      write.row = this.isProjected(write.event.key) ? this.insertProjected(write, fields) : this.insertRow(write, fields);
     } catch (error) {
       // SQLite rolls back the whole transaction on some errors (SQLITE_FULL, SQLITE_IOERR): then the
       // batch cannot go on, and rows written before this one are gone too.
@@ -402,6 +402,15 @@ export class SqliteJournalEngine implements JournalReader {
         this.log.error({ err: write.error, cause: write.error.cause, key: write.event.key }, 'projector failed; event rejected');
       }
     }
+  }
+
+  /** Whether a projector reads rows of `key` (a payment's rows: none, and their savepoint was 2 statements each). */
+  private isProjected(key: string): boolean {
+    for (const project of this.projectors) {
+      if (project.keyPrefixes === undefined) return true;
+      for (const prefix of project.keyPrefixes) if (key.startsWith(prefix)) return true;
+    }
+    return false;
   }
 
   /** A failed statement only undoes itself in SQLite, so a duplicate key needs no savepoint here. */

@@ -30,7 +30,8 @@ export interface BenchServer {
 const LIMITS_OFF = { RATE_LIMIT_PER_CUSTOMER: '0', RATE_LIMIT_PER_IP: '0', MAX_ACTIVE_BOOKINGS_PER_CUSTOMER: '0' };
 
 /** Spawns the server and returns at once (its URL is known before it listens); `healthy` tells when it is ready. */
-export async function spawnBenchServer(env: Record<string, string>): Promise<BenchServer> {
+/** `root`: the checkout whose built server runs (default this one; bench/hotpath-cpu.ts compares two). */
+export async function spawnBenchServer(env: Record<string, string>, root?: string): Promise<BenchServer> {
   const dir = mkdtempSync(join(tmpdir(), 'fleet-bench-'));
   const port = await freePort();
   const mqttPort = env.MQTT_URL ? 0 : await freePort();
@@ -40,7 +41,7 @@ export async function spawnBenchServer(env: Record<string, string>): Promise<Ben
   // The built server, as `npm start` runs it (bench/run.ts builds it first): no TypeScript compiled
   // on the fly in the measured window, in the main thread or in the shard workers.
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, 'dist/runtime/main.js'], {
-    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    cwd: root ?? fileURLToPath(new URL('..', import.meta.url)),
     // Only what the bench sets: a FLEET_JWT_SECRET, KAFKA_BROKERS or MQTT_URL in the shell must not change the run.
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', FLEET_DB: join(dir, 'fleet.db'), PORT: String(port), MQTT_PORT: String(mqttPort), LOG_LEVEL: 'error', ...LIMITS_OFF, ...env },
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -54,7 +54,13 @@ export const PUBLIC_TAG = 'public';
  * A read-model updater. It runs inside the group-commit transaction, so a read model is exactly as
  * durable as the events it derives from and is never ahead of or behind the journal.
  */
-export type Projector = (row: JournalRow) => void;
+export type Projector = ((row: JournalRow) => void) & {
+  /**
+   * The persistence-key prefixes (`vehicle/`) of the rows it reads; every row when absent. A row that
+   * no projector reads is written without the savepoint that lets a failing projector take it back.
+   */
+  readonly keyPrefixes?: readonly string[];
+};
 
 export type CommitListener = (rows: readonly JournalRow[]) => void;
 

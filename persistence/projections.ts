@@ -20,7 +20,7 @@ function vehicleProjector(db: Db): Projector {
      ON CONFLICT (id) DO NOTHING`,
   );
   const setStatus = db.prepare(`UPDATE vehicles SET status = @status, booking_id = @bookingId, updated_at = @at WHERE id = @id`);
-  return (row: JournalRow) => {
+  return projecting(['vehicle/'], (row: JournalRow) => {
     if (!row.persistenceKey.startsWith('vehicle/')) return;
     const event = row.data as VehicleEvent;
     const id = event.vehicleId;
@@ -41,7 +41,7 @@ function vehicleProjector(db: Db): Projector {
       default:
         return; // command bookkeeping: no visible change
     }
-  };
+  });
 }
 
 function bookingProjector(db: Db): Projector {
@@ -54,7 +54,7 @@ function bookingProjector(db: Db): Projector {
     `UPDATE bookings SET status = COALESCE(@status, status), expires_at = COALESCE(@expiresAt, expires_at), wake_at = @wakeAt, updated_at = @at WHERE id = @id`,
   );
   const updateKeepingWake = db.prepare(`UPDATE bookings SET status = COALESCE(@status, status), updated_at = @at WHERE id = @id`);
-  return (row: JournalRow) => {
+  return projecting(['booking/'], (row: JournalRow) => {
     if (!row.persistenceKey.startsWith('booking/')) return;
     const event = row.data as BookingEvent;
     const wakeAt = wakeAtAfter(event);
@@ -66,8 +66,11 @@ function bookingProjector(db: Db): Projector {
     const params = { id: event.bookingId, status: statusAfter(event), expiresAt: event.type === 'BookingConfirmed' ? event.expiresAt : null, wakeAt: wakeAt ?? null, at };
     if (wakeAt === undefined) updateKeepingWake.run({ id: params.id, status: params.status, at });
     else update.run(params);
-  };
+  });
 }
+
+/** A projector that says which rows it reads (the journal writes the others without a savepoint). */
+const projecting = (keyPrefixes: readonly string[], project: (row: JournalRow) => void): Projector => Object.assign(project, { keyPrefixes });
 
 function statusAfter(event: BookingEvent): string | null {
   switch (event.type) {

@@ -22,7 +22,7 @@ import { MqttDeviceLink } from './device-link.js';
 import { startEventRelayOnKafka, type EventRelay } from './event-relay-wiring.js';
 import { housekeepTraces } from './housekeeping.js';
 import { startActorSystem } from './kernel/actor-system.js';
-import { ActorDirectory, noAnswer } from './kernel/directory.js';
+import { ActorDirectory, noAnswer, type Message } from './kernel/directory.js';
 import { shardOfVehicle } from './kernel/placement.js';
 import type { ShardHandlers } from './kernel/shard-host.js';
 import type { ShardCall, ShardEvent, ShardRead, ShardStats } from './kernel/shard-protocol.js';
@@ -110,9 +110,10 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       passivateAfterMs: config.timing.passivateAfterMs,
       askTimeoutMs: config.timing.askTimeoutMs,
       snapshotEvery: config.snapshotEvery,
-      tagsFor: (event) => (isPublicEventType(event.type) ? [PUBLIC_TAG] : []),
+      tagsFor: tagsForEvent,
       traces,
       traceSample: config.traceSample,
+      startsFresh: createsItsActor,
     });
     closers.push(() => directory.stopAll());
 
@@ -276,6 +277,16 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     throw error;
   }
 }
+
+/** Journal tags of an event: `public` for those that leave the process (Kafka, GET /events). */
+const tagsForEvent = (event: Message): string[] => (isPublicEventType(event.type) ? [PUBLIC_TAG] : []);
+
+/**
+ * The commands that create their actor and persist before they answer: a new booking, its one payment
+ * authorization. Their activation reads no journal; a retried create finds out (NotNewAfterAll).
+ */
+const createsItsActor = (kind: string, command: Message): boolean =>
+  (kind === BOOKING && command.type === 'CreateBooking') || (kind === PAYMENT && command.type === 'Authorize');
 
 function commandSigner(config: FleetConfig): (vehicleId: string, command: UnsignedDeviceCommand) => string {
   const deviceSecret = deviceSecretFrom(config.mqttSecurity.deviceSecret ?? undefined, config.auth.jwtSecret);

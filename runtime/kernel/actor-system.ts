@@ -9,6 +9,8 @@ import type { Logger } from '../logger.js';
 export interface ActorSystem {
   readonly ref: ActorSystemRef;
   readonly logger: Logger;
+  /** The next recovery of `persistenceKey` starts from nothing, without reading the journal (see JournalEngine.expectNew). */
+  expectNew(persistenceKey: string): void;
   stop(): void;
 }
 
@@ -18,6 +20,12 @@ export interface JournalEngine {
   events(persistenceKey: string, offset: number, limit?: number, tags?: readonly string[]): PromiseLike<readonly PersistedEvent[]>;
   latestSnapshot(persistenceKey: string): Promise<PersistedSnapshot | undefined>;
   takeSnapshot(snapshot: PersistedSnapshot): Promise<void>;
+  /**
+   * The next recovery of `persistenceKey` (one latestSnapshot + events) answers "nothing" without a
+   * read: the directory says so for an actor it expects to be new. Only a hint: an actor that was not
+   * new fails its first persist (the journal's key is unique) and is then recovered for real.
+   */
+  expectNew?(persistenceKey: string): void;
 }
 
 /**
@@ -29,7 +37,7 @@ export const asNactEngine = (engine: JournalEngine): PersistenceEngine => engine
 
 export function startActorSystem(engine: JournalEngine, logger: Logger): ActorSystem {
   const ref = start(configurePersistence(asNactEngine(engine)));
-  return { ref, logger, stop: () => stop(ref) };
+  return { ref, logger, expectNew: (key) => engine.expectNew?.(key), stop: () => stop(ref) };
 }
 
 export interface ActorHandle<Msg> {

@@ -108,6 +108,12 @@ export interface DirectoryOptions {
    * recorded at every hop or at none; a delivery that failed or was slow is recorded whatever the draw.
    */
   readonly traceSample?: number;
+  /**
+   * Whether `command` to an actor of `kind` is what creates that actor (a booking's CreateBooking, a
+   * payment's Authorize): a new activation for it then skips reading the journal. A wrong guess costs
+   * a retry, never state: see `NotNewAfterAll`.
+   */
+  readonly startsFresh?: (kind: string, command: Message) => boolean;
 }
 
 /** A delivery slower than this is always recorded: the trace of a slow request is the one wanted. */
@@ -133,17 +139,20 @@ interface Activation {
 }
 
 const noTags = (): string[] => [];
+const never = (): boolean => false;
 
 export class ActorDirectory {
   private readonly kinds = new Map<string, BehaviourFactory>();
   private readonly activations = new Map<string, Activation>();
   private readonly options: DirectoryOptions;
+  private readonly startsFresh: (kind: string, command: Message) => boolean;
   private activationCount = 0;
   private passivationCount = 0;
   private stopping = false;
 
   constructor(options: DirectoryOptions) {
     this.options = options;
+    this.startsFresh = options.startsFresh ?? never;
   }
 
   register<State, Command extends Message, Event extends Message>(
@@ -156,14 +165,14 @@ export class ActorDirectory {
 
   /** Fire and forget: the actor is activated if needed. */
   tell(target: ActorAddress, command: Message, from: string, parent: TraceContext): void {
-    const activation = this.activate(target);
+    const activation = this.activate(target, this.startsFresh(target.kind, command));
     activation.pending += 1;
     dispatch(activation.ref, { envelope: wrap(command, from, parent), replyTo: null });
   }
 
   /** Request-reply with a deadline; rejects with AskTimeoutError when the actor does not answer in time. */
   async ask<T>(target: ActorAddress, command: Message, from: string, parent: TraceContext, timeoutMs = this.options.askTimeoutMs): Promise<T> {
-    const activation = this.activate(target);
+    const activation = this.activate(target, this.startsFresh(target.kind, command));
     activation.pending += 1;
     const message = wrap(command, from, parent);
     try {
@@ -198,7 +207,8 @@ export class ActorDirectory {
     this.activations.clear();
   }
 
-  private activate(address: ActorAddress): Activation {
+  /** `fresh`: a new activation takes the actor for new and reads no journal (DirectoryOptions.startsFresh). */
+  private activate(address: ActorAddress, fresh = false): Activation {
     if (this.stopping) throw new Error('actor directory is stopping');
     const name = actorName(address);
     const known = this.activations.get(name);
@@ -206,16 +216,25 @@ export class ActorDirectory {
 
     const factory = this.kinds.get(address.kind);
     if (!factory) throw new Error(`unknown actor kind ${address.kind}`);
-    const activation = this.spawn(address, factory(address.id), name);
+    const activation = this.spawn(address, factory(address.id), name, fresh);
+    // After the spawn, which may throw, and before its recovery, which nact starts in a setImmediate.
+    if (fresh) this.options.system.expectNew(name);
     this.activations.set(name, activation);
     this.activationCount += 1;
     return activation;
   }
 
-  private spawn(address: ActorAddress, behaviour: ActorBehaviour<unknown, Message, Message>, name: string): Activation {
+  private spawn(address: ActorAddress, behaviour: ActorBehaviour<unknown, Message, Message>, name: string, fresh: boolean): Activation {
     const { logger, traces, tagsFor = noTags, traceSample = 1 } = this.options;
-    const actorLogger = logger.child({ actor: name });
+    // Made on first use, like each message's logger: three activations per booking, most never log.
+    let actorLog: Logger | undefined;
+    const actorLogger = (): Logger => (actorLog ??= logger.child({ actor: name }));
     let activated = false;
+    // An activation that took its actor for new without reading the journal is proven right by its
+    // first committed event (the journal refuses a sequence number that exists). Until then it handles
+    // its first message only.
+    let unproven = fresh;
+    let handledOne = false;
     // Set once spawnPersistent returned; messages are only handled after that (nact recovers in a setImmediate).
     // eslint-disable-next-line prefer-const
     let self: Activation;
@@ -242,7 +261,7 @@ export class ActorDirectory {
         trace,
         // Made on first use: most messages log nothing, and a pino child per message showed in profiles.
         get logger() {
-          messageLogger ??= actorLogger.child({ traceId: envelope.traceId, message: envelope.type });
+          messageLogger ??= actorLogger().child({ traceId: envelope.traceId, message: envelope.type });
           return messageLogger;
         },
         async persist(...events) {
@@ -252,6 +271,7 @@ export class ActorDirectory {
           } catch (cause) {
             throw new PersistenceFailure(`${name} could not persist ${events.map((event) => event.type).join(', ')}`, { cause });
           }
+          unproven = false;
           for (const event of events) live = behaviour.evolve(live, event);
           return live;
         },
@@ -273,7 +293,10 @@ export class ActorDirectory {
       const sampled = traces !== undefined && isSampled(envelope.traceId, traceSample);
       const stateBefore = sampled ? describe(behaviour, current) : undefined;
       let failed = false;
+      let retried = false;
       try {
+        if (unproven && handledOne) throw new NotNewAfterAll(name, envelope.type);
+        handledOne = true;
         if (!activated) {
           activated = true;
           await behaviour.onActivated?.(context);
@@ -281,6 +304,12 @@ export class ActorDirectory {
         await behaviour.handle(context, envelope.payload);
         outcome = replied;
       } catch (error) {
+        if (unproven && (error instanceof NotNewAfterAll || (error instanceof PersistenceFailure && isDuplicateSequence(error.cause)))) {
+          // Not new after all (or not proven new): nothing was answered or done, and onCrash hands the
+          // message, with those queued behind it, to an activation that reads the journal.
+          retried = true;
+          throw error instanceof NotNewAfterAll ? error : new NotNewAfterAll(name, envelope.type, { cause: error });
+        }
         // A command handler that throws has a bug or lost its journal: the state it persisted so far is
         // kept, the asker hears at once that it failed (no wait for its timeout), the log says why.
         outcome = { error: error instanceof Error ? error.message : String(error) };
@@ -290,7 +319,7 @@ export class ActorDirectory {
         if (error instanceof PersistenceFailure) throw error;
       } finally {
         const durationUs = Number((process.hrtime.bigint() - started) / 1000n);
-        if (traces && (sampled || failed || durationUs >= SLOW_DELIVERY_US || isRejection(outcome))) traces.record({
+        if (traces && !retried && (sampled || failed || durationUs >= SLOW_DELIVERY_US || isRejection(outcome))) traces.record({
           traceId: envelope.traceId,
           spanId: envelope.spanId,
           parentSpanId: envelope.parentSpanId,
@@ -319,22 +348,27 @@ export class ActorDirectory {
         try {
           behaviour.onStopped?.(state === undefined ? behaviour.initialState : state);
         } catch (error) {
-          actorLogger.error({ err: error }, 'onStopped failed');
+          actorLogger().error({ err: error }, 'onStopped failed');
         }
       },
       onCrash: (message: unknown, error: unknown, supervision: { mailbox: Array<{ message: Delivery }>; stop: symbol }) => {
         if (this.activations.get(name) === self) this.activations.delete(name);
-        if (isDelivery(message)) {
+        if (error instanceof NotNewAfterAll && isDelivery(message)) {
+          actorLogger().debug({ message: message.envelope.type }, 'actor taken for new has a journal: recovering it');
+          setImmediate(() => {
+            for (const queued of [message, ...supervision.mailbox.map((entry) => entry.message)]) this.redeliver(address, queued);
+          });
+        } else if (isDelivery(message)) {
           // The journal refused a write: stop this activation so that the next message recovers the
           // actor from what really is durable. Messages still queued go to that next activation.
-          actorLogger.error({ err: error }, 'actor stopped after a persistence failure; queued messages go to its next activation');
+          actorLogger().error({ err: error }, 'actor stopped after a persistence failure; queued messages go to its next activation');
           setImmediate(() => {
             for (const { message: queued } of supervision.mailbox) this.redeliver(address, queued);
           });
         } else {
           // Recovery itself failed (an event `evolve` cannot apply, a corrupt row): a new activation
           // would fail the same way, so the queued messages are answered, not sent round again.
-          actorLogger.error({ err: error }, 'actor could not be recovered from its journal; queued messages fail');
+          actorLogger().error({ err: error }, 'actor could not be recovered from its journal; queued messages fail');
           for (const { message: queued } of supervision.mailbox) {
             if (queued.replyTo) dispatch(queued.replyTo, new ActorFailed(name, queued.envelope.type));
           }
@@ -368,6 +402,21 @@ function describe(behaviour: ActorBehaviour<unknown, Message, Message>, state: u
 export class PersistenceFailure extends Error {
   override readonly name = 'PersistenceFailure';
 }
+
+/**
+ * An activation taken for new (DirectoryOptions.startsFresh) met an actor with a journal: its first
+ * event collided with an existing one, or its first message persisted nothing, so it was never proven
+ * new. It is stopped before it answers or does anything; the message goes to an activation that reads.
+ */
+export class NotNewAfterAll extends Error {
+  override readonly name = 'NotNewAfterAll';
+  constructor(readonly actor: string, readonly messageType: string, options?: { cause?: unknown }) {
+    super(`${actor} is not new (${messageType})`, options);
+  }
+}
+
+/** The journal's own code for a (persistence key, sequence number) that is taken (persistence/journal-engine.ts). */
+const isDuplicateSequence = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === 'duplicate-sequence-number';
 
 /**
  * The rejection for an ask that got no answer (timed out, or the actor's handler threw); null for any

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SqliteJournalEngine } from '../../persistence/journal-engine.js';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
 import { startActorSystem, type ActorSystem } from '../../runtime/kernel/actor-system.js';
@@ -58,7 +58,7 @@ describe('ActorDirectory (virtual actors on nact)', () => {
 
   /** An amount the journal refuses (a failing projector stands for a full disk or a broken read model). */
   const REFUSED = -13;
-  const start = (passivateAfterMs = 60_000) => {
+  const start = (passivateAfterMs = 60_000, startsFresh?: (kind: string, command: { type: string }) => boolean) => {
     db = openDatabase(temp.file);
     journal = new SqliteJournalEngine(db, {
       projectors: [
@@ -69,7 +69,7 @@ describe('ActorDirectory (virtual actors on nact)', () => {
     });
     const logger = createLogger('silent');
     system = startActorSystem(journal, logger);
-    const directory = new ActorDirectory({ system, logger, passivateAfterMs, askTimeoutMs: 2000, traces: { record: (step) => steps.push(step) } });
+    const directory = new ActorDirectory({ system, logger, passivateAfterMs, askTimeoutMs: 2000, traces: { record: (step) => steps.push(step) }, ...(startsFresh && { startsFresh }) });
     const life = { activated: 0, stopped: 0 };
     lifecycle = life;
     directory.register('counter', () => counter(life));
@@ -202,5 +202,57 @@ describe('ActorDirectory (virtual actors on nact)', () => {
     expect(directory.stats().activations).toBe(2);
     expect(directory.stats().active).toBe(0);
     await stopAll(directory);
+  });
+
+  describe('actors taken for new (startsFresh)', () => {
+    const addCreates = (kind: string, command: { type: string }) => kind === 'counter' && command.type === 'Add';
+
+    it('activates a new actor without reading its journal', async () => {
+      temp = tempDbFile();
+      const directory = start(60_000, addCreates);
+      const snapshotReads = vi.spyOn(journal, 'readSnapshot');
+      const trace = rootContext();
+      expect(await directory.ask<number>({ kind: 'counter', id: 'f1' }, { type: 'Add', amount: 4 }, 'test', trace)).toBe(4);
+      expect(snapshotReads).not.toHaveBeenCalled();
+      expect(journal.readAfter(0, 10).map((row) => [row.persistenceKey, row.sequenceNumber])).toEqual([['counter/f1', 1]]);
+      await stopAll(directory);
+    });
+
+    it('an actor that has a journal after all is recovered, and the message and those queued behind it are answered from its real state', async () => {
+      temp = tempDbFile();
+      let directory = start();
+      const trace = rootContext();
+      for (const amount of [5, 7, 11]) await directory.ask({ kind: 'counter', id: 'f2' }, { type: 'Add', amount }, 'test', trace);
+      await stopAll(directory);
+
+      directory = start(60_000, addCreates);
+      const address = { kind: 'counter', id: 'f2' };
+      const [added, state] = await Promise.all([
+        directory.ask<number>(address, { type: 'Add', amount: 1 }, 'test', trace),
+        directory.ask<CounterState>(address, { type: 'Get' }, 'test', trace),
+      ]);
+      expect(added).toBe(24);
+      expect(state).toEqual({ total: 24, seen: [5, 7, 11, 1] });
+      // No clash left behind: the journal goes on 1, 2, 3, 4, and the wrong guess answered nobody.
+      expect(journal.readAfter(0, 10).map((row) => row.sequenceNumber)).toEqual([1, 2, 3, 4]);
+      expect(directory.stats().activations).toBe(2);
+      await stopAll(directory);
+    });
+
+    it('an activation taken for new whose first message persisted nothing hands the next message to one that reads the journal', async () => {
+      temp = tempDbFile();
+      let directory = start();
+      const trace = rootContext();
+      await directory.ask({ kind: 'counter', id: 'f3' }, { type: 'Add', amount: 9 }, 'test', trace);
+      await stopAll(directory);
+
+      // A rule that (wrongly) takes a read for a creating command: nothing proves the actor new.
+      directory = start(60_000, (_kind, command) => command.type === 'Get');
+      const address = { kind: 'counter', id: 'f3' };
+      await directory.ask(address, { type: 'Get' }, 'test', trace);
+      expect(await directory.ask<number>(address, { type: 'Add', amount: 1 }, 'test', trace)).toBe(10);
+      expect(journal.readAfter(0, 10).map((row) => row.sequenceNumber)).toEqual([1, 2]);
+      await stopAll(directory);
+    });
   });
 });

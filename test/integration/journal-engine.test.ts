@@ -203,6 +203,30 @@ describe('projectors', () => {
     expect(engine.readAfter(0, 10).map((row) => row.persistenceKey)).toEqual(['k/1']);
   });
 
+  it('with key prefixes, see only the rows of those keys; a failure of theirs still takes back only its own row', async () => {
+    const temp = tempDbFile();
+    const db = openDatabase(temp.file);
+    const counting = withCounterTable(db);
+    const seen: string[] = [];
+    const projector = Object.assign((row: JournalRow) => {
+      seen.push(row.persistenceKey);
+      counting(row);
+    }, { keyPrefixes: ['counter/'] });
+    const engine = new SqliteJournalEngine(db, { projectors: [projector] });
+    opened.push({ db, temp });
+
+    const results = await Promise.allSettled([
+      engine.persist(event('counter/a', 1, { type: 'Added', amount: 5 })),
+      engine.persist(event('other/x', 1, { type: 'Added', amount: -1 })),
+      engine.persist(event('counter/b', 1, { type: 'Added', amount: -1 })),
+      engine.persist(event('counter/a', 2, { type: 'Added', amount: 7 })),
+    ]);
+    expect(results.map((result) => result.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(seen).toEqual(['counter/a', 'counter/b', 'counter/a']);
+    expect(engine.readAfter(0, 10).map((row) => row.persistenceKey)).toEqual(['counter/a', 'other/x', 'counter/a']);
+    expect(db.prepare('SELECT persistence_key, total FROM added ORDER BY persistence_key').all()).toEqual([{ persistence_key: 'counter/a', total: 12 }]);
+  });
+
   it('see each row with its committed position', async () => {
     const seen: number[] = [];
     const { engine } = openJournal({ projectors: [(row) => seen.push(row.position)] });

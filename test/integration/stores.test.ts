@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SqliteCheckpointStore } from '../../persistence/checkpoints.js';
 import { IDEMPOTENCY_TTL_MS, IdempotencyStore } from '../../persistence/idempotency-store.js';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
@@ -131,6 +131,20 @@ describe('TraceStore', () => {
     // One commit of 50 small rows writes a handful of WAL frames; 50 commits would write 150 or more.
     const [{ log }] = db.pragma('wal_checkpoint(PASSIVE)') as [{ log: number }];
     expect(log).toBeLessThan(30);
+    store.close();
+  });
+
+  it('writes its steps without an fsync of their own and leaves the journal connection on FULL', () => {
+    const { db } = freshDb();
+    expect(db.pragma('synchronous', { simple: true })).toBe(2);
+    const store = new TraceStore(db);
+    const pragmas = vi.spyOn(db, 'pragma');
+    store.record(step('t-sync', 'booking/b-1'));
+    store.flush();
+    expect(countRows(db, 'trace_steps')).toBe(1);
+    // NORMAL around the steps' transaction only; FULL again for the journal's commits.
+    expect(pragmas.mock.calls.map(([source]) => source)).toEqual(['synchronous = NORMAL', 'synchronous = 2']);
+    expect(db.pragma('synchronous', { simple: true })).toBe(2);
     store.close();
   });
 

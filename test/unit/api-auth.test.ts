@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import { createTokenVerifier, signToken } from '../../api/auth.js';
 import { stubFleet, testDeps, type StubFleet } from '../helpers/stub-fleet.js';
+import { waitFor } from '../helpers/wait.js';
 import { TEST_JWT_SECRET, asCustomer, asOperator, expiredToken, tokenFor } from '../helpers/tokens.js';
 
 let app: FastifyInstance;
@@ -102,6 +103,18 @@ describe('signToken / createTokenVerifier', () => {
       ok: true,
       caller: { id: 'op', role: 'operator' },
     });
+  });
+
+  it('answers a token seen before from its cache until the token expires, then refuses it', async () => {
+    const verify = createTokenVerifier(TEST_JWT_SECRET);
+    const token = signToken({ sub: 'shortlived', role: 'customer', ttlSeconds: 2 }, TEST_JWT_SECRET);
+    const expiresAt = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp * 1000;
+    expect(verify(token)).toEqual({ ok: true, caller: { id: 'shortlived', role: 'customer' } });
+    expect(verify(token)).toEqual({ ok: true, caller: { id: 'shortlived', role: 'customer' } });
+    await waitFor(() => Date.now() > expiresAt + 5, { timeoutMs: 3000, what: 'the token to expire' });
+    expect(verify(token)).toEqual({ ok: false, reason: 'the token has expired' });
+    // Another secret's token is never answered from the cache of this one.
+    expect(createTokenVerifier('another-secret-long-enough')(signToken({ sub: 'x', role: 'customer', ttlSeconds: 60 }, TEST_JWT_SECRET))).toEqual({ ok: false, reason: 'the token is not valid' });
   });
 
   it('sets exp from ttlSeconds', () => {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import type { Caller, CreateBookingInput, VehicleFilter } from '../../api/fleet-service.js';
 import type { TraceContext } from '../../runtime/kernel/envelope.js';
@@ -190,6 +190,26 @@ describe('trace context', () => {
     for (const line of requestLines) expect(line.traceId).toBe(traceId);
     // Bearer tokens never reach a log line.
     expect(JSON.stringify(lines)).not.toContain(auth.authorization.slice('Bearer '.length));
+  });
+
+  it('makes no per-request pino child when the request writes no line, and a line written later still has both ids', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger('warn', { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const broken = stubFleet({
+      getVehicle: async (id) => {
+        if (id === 'veh-broken') throw new Error('a bug');
+        return undefined;
+      },
+    });
+    app = buildApp(testDeps({ logger, fleet: broken.fleet }));
+    await app.ready();
+    const children = vi.spyOn(logger, 'child');
+    expect((await app.inject({ url: '/vehicles/veh-1', headers: asCustomer() })).statusCode).toBe(404);
+    expect(children).not.toHaveBeenCalled();
+    expect(lines).toEqual([]);
+    const failed = await app.inject({ url: '/vehicles/veh-broken', headers: asCustomer() });
+    expect(failed.statusCode).toBe(500);
+    expect(lines.map((line) => [line.msg, line.reqId, line.traceId])).toEqual([['request failed', failed.headers['x-request-id'], String(failed.headers.traceparent).split('-')[1]]]);
   });
 
   it('answers each request with its own request id', async () => {

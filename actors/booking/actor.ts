@@ -217,12 +217,10 @@ export function bookingBehaviour(deps: BookingActorDeps) {
             // A LOCKED that came after the end's caller gave up (504): the vehicle is free again, so the
             // ride ends here instead of waiting for a repeated end (found by the chaos harness). In the
             // normal flow the end has completed the booking before this message is handled.
-            if (ctx.state.status !== 'ACTIVE') return;
-            if (ctx.state.endedAt === null) {
-              const returned = await run(ctx, { type: 'RecordReturned', lockedAt: message.lockedAt, at: now() });
-              if (!returned.ok) return;
-            }
-            await capture(ctx);
+            // A return already recorded (the end's own lock) is left to the end and to the capture retry.
+            if (ctx.state.status !== 'ACTIVE' || ctx.state.endedAt !== null) return;
+            const returned = await run(ctx, { type: 'RecordReturned', lockedAt: message.lockedAt, at: now() });
+            if (returned.ok) await capture(ctx);
             return;
           }
           case 'WakeUp': {

@@ -1,10 +1,12 @@
-import { readdirSync } from 'node:fs';
+import { cpSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const SOURCE_FOLDERS = ['actors', 'api', 'persistence', 'runtime'];
+/** Data files the sources import (`with { type: 'json' }`): esbuild, not bundling, leaves them where they are. */
+const DATA_FILES = ['docs/asyncapi.json'];
 
 /**
  * The server as plain JavaScript, for the many restarts of a chaos run: under tsx every restart (and
@@ -19,6 +21,7 @@ export async function buildServer(outDir = join(REPO_ROOT, '.chaos', 'dist')): P
       .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
       .map((file) => join(REPO_ROOT, folder, file)),
   );
-  await build({ entryPoints, outdir: outDir, outbase: REPO_ROOT, format: 'esm', platform: 'node', target: 'node20', bundle: false, logLevel: 'error' });
+  await build({ entryPoints, outdir: outDir, outbase: REPO_ROOT, format: 'esm', platform: 'node', target: 'node20.19', bundle: false, logLevel: 'error' });
+  for (const file of DATA_FILES) cpSync(join(REPO_ROOT, file), join(outDir, file));
   return join(outDir, 'runtime', 'main.js');
 }

@@ -153,7 +153,7 @@ export class DevicePool implements DeviceHost {
     const { reconnectMinMs, reconnectMaxMs } = this.settings;
     const backoff = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** Math.min(device.failures, 16));
     // Jitter (50–100 %): devices dropped together must not all come back in the same instant.
-    setTimeout(() => this.enqueue(device), backoff * (0.5 + this.random() / 2));
+    setTimeout(() => this.enqueue(device), backoff * (0.5 + this.random() / 2)).unref();
   }
 
   refused(_device: LightDevice, _code: number): void {

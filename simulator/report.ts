@@ -27,7 +27,9 @@ export class LatencyRecorder {
   }
 
   summary(): LatencySummary {
-    const ms = (us: number) => Math.round(us) / 1000;
+    // HDR answers a percentile as the top of its bucket, which can lie above the largest value seen.
+    const max = this.histogram.maxValue;
+    const ms = (us: number) => Math.round(Math.min(us, max)) / 1000;
     const count = this.histogram.totalCount;
     if (count === 0) return { count: 0, p50Ms: 0, p90Ms: 0, p95Ms: 0, p99Ms: 0, maxMs: 0, meanMs: 0 };
     return {

@@ -36,6 +36,12 @@ function workerEntry(): { entry: string | URL; eval: boolean } {
   return { entry: `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`, eval: true };
 }
 
+/**
+ * A device thread's garbage is short-lived (packets, JSON of telemetry); V8's default young generation
+ * (up to 32 MB a thread) would be most of the thread's footprint for nothing.
+ */
+const YOUNG_GENERATION_MB = 4;
+
 const EMPTY: DevicePoolStats = {
   devices: 0,
   online: 0,
@@ -82,7 +88,7 @@ export function startDeviceFleet(options: DeviceFleetOptions): DeviceFleet {
   const entry = workerEntry();
   const workers = shares.map((specs, index) => {
     const init: DeviceWorkerInit = { settings: { ...options.settings, connectRate: options.settings.connectRate / threads }, specs, seed: options.seed + index };
-    const worker = new Worker(entry.entry, { eval: entry.eval, workerData: init, name: `sim-devices-${index}` });
+    const worker = new Worker(entry.entry, { eval: entry.eval, workerData: init, name: `sim-devices-${index}`, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
     worker.on('message', (message: DeviceWorkerMessage) => {
       latest[index] = message.stats;
       heaps[index] = message.heapUsed;

@@ -36,6 +36,8 @@ devices (light devices: one raw MQTT connection each, many thousands per thread)
   --id-prefix P             vehicle ids P0001 … (default ${d.idPrefix})
   --workers N               device threads (default: the number of cores; 0 = the main thread)
   --connect-rate R          new MQTT connections a second, ramp-up and reconnects (default ${d.connectRate})
+  --settle-s S              at most this long for the server to show the devices online before customers
+                            start (default ${d.settleMs / 1000})
   --telemetry-s S           telemetry period per device, QoS 0; 0 = off (default ${d.telemetryMs / 1000})
   --keepalive-s S           MQTT keepalive (default ${d.keepaliveS})
   --reply-delay-ms MS       delay before answering UNLOCK/LOCK (default ${d.replyDelayMs})
@@ -91,6 +93,7 @@ const OPTIONS = {
   'id-prefix': { type: 'string' },
   workers: { type: 'string' },
   'connect-rate': { type: 'string' },
+  'settle-s': { type: 'string' },
   'telemetry-s': { type: 'string' },
   'keepalive-s': { type: 'string' },
   'reply-delay-ms': { type: 'string' },
@@ -165,6 +168,7 @@ function settingsFrom(values: Values): SimulationSettings {
     workers: numberOption(values, 'workers', availableParallelism(), isCount, 'a whole number ≥ 0'),
     connectRate: numberOption(values, 'connect-rate', d.connectRate, isPositive, 'connections a second > 0'),
     connectWaitMs: d.connectWaitMs,
+    settleMs: numberOption(values, 'settle-s', d.settleMs / 1000, isNonNegative, 'seconds ≥ 0') * 1000,
     telemetryMs: numberOption(values, 'telemetry-s', d.telemetryMs / 1000, isNonNegative, 'seconds ≥ 0') * 1000,
     keepaliveS: numberOption(values, 'keepalive-s', d.keepaliveS, (value) => Number.isInteger(value) && value > 0 && value <= 65535, 'whole seconds 1…65535'),
     replyDelayMs: numberOption(values, 'reply-delay-ms', d.replyDelayMs, isNonNegative, 'milliseconds ≥ 0'),

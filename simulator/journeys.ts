@@ -117,10 +117,15 @@ export function startJourneys(settings: JourneySettings, deps: JourneyDeps): Jou
     const distance = settings.radiusM * Math.sqrt(random());
     const lat = settings.centre.lat + (distance * Math.cos(angle)) / METRES_PER_DEGREE;
     const lon = settings.centre.lon + (distance * Math.sin(angle)) / (METRES_PER_DEGREE * Math.cos((settings.centre.lat * Math.PI) / 180));
-    const answer = await call('search', 'GET', `/vehicles?near=${lat.toFixed(6)},${lon.toFixed(6)}&radiusM=${settings.searchRadiusM}&status=AVAILABLE&limit=50`, token);
-    if (!answer.ok) return answer;
-    const items = isRecord(answer.result.body) && Array.isArray(answer.result.body.items) ? answer.result.body.items : [];
-    const ids = items.map((item) => (isRecord(item) && typeof item.id === 'string' ? item.id : '')).filter((id) => id.startsWith(settings.vehiclePrefix));
+    let ids: string[] = [];
+    // Nearby first (a small area is also a cheap query on a dense fleet); nothing there, then four times as far, as an app would.
+    for (const radiusM of [settings.searchRadiusM, Math.min(100_000, settings.searchRadiusM * 4)]) {
+      const answer = await call('search', 'GET', `/vehicles?near=${lat.toFixed(6)},${lon.toFixed(6)}&radiusM=${radiusM}&status=AVAILABLE&limit=20`, token);
+      if (!answer.ok) return answer;
+      const items = isRecord(answer.result.body) && Array.isArray(answer.result.body.items) ? answer.result.body.items : [];
+      ids = items.map((item) => (isRecord(item) && typeof item.id === 'string' ? item.id : '')).filter((id) => id.startsWith(settings.vehiclePrefix));
+      if (ids.length > 0) break;
+    }
     if (ids.length === 0) return { ok: false, outcome: 'failed:search:no-vehicle-nearby' };
     // The nearest one nobody in this run is on; when all are, the nearest (and a likely 409).
     return ids.find((id) => !claimed.has(id)) ?? ids[0]!;

@@ -115,6 +115,8 @@ export interface SimulationReport {
     readonly threads: number;
     readonly onlineAtStart: number;
     readonly secondsToConnect: number;
+    /** From every device online to the server showing a sample of them online; null: not within the settle time. */
+    readonly secondsUntilServerSawThemOnline: number | null;
     readonly minOnlineWhileRiding: number;
     readonly onlineAtEnd: number;
     readonly connects: number;
@@ -158,6 +160,7 @@ export function reportTable(report: SimulationReport): string {
   lines.push(`fleet simulation ${report.startedAt}, ${report.durationS} s`);
   lines.push('devices');
   row('online at start / min / end', `${d.onlineAtStart} / ${d.minOnlineWhileRiding} / ${d.onlineAtEnd} of ${d.withCredentials} (${d.threads} threads, ${d.secondsToConnect} s to connect)`);
+  row('server saw them online', d.secondsUntilServerSawThemOnline === null ? 'NOT within the settle time' : `${d.secondsUntilServerSawThemOnline} s after the last connect`);
   row('connects, drops, failures', `${d.connects} connects (${d.reconnects} again), ${d.drops} drops, ${d.connectFailures} failed attempts, ${d.refused} refused`);
   row('behaviours', Object.entries(d.behaviours).map(([name, count]) => `${name} ${count}`).join(', '));
   row('commands received', Object.entries(d.commands).map(([name, count]) => `${name} ${count}`).join(', ') + `; ${d.replies} replies, ${d.telemetrySent} telemetry`);

@@ -1,7 +1,7 @@
 import type { Logger } from '../runtime/logger.js';
 import { createLogger } from '../runtime/logger.js';
 import { demoDeviceCredentials, isDemoVehicleId } from '../runtime/mqtt/demo-credentials.js';
-import { ApiClient, type TokenSource } from './api-client.js';
+import { ApiClient, isRecord, type TokenSource } from './api-client.js';
 import { assignBehaviours, mixTotal, parseRideDistribution, type DeviceMix, type JourneyMix } from './arrivals.js';
 import { startDeviceFleet, type DeviceFleetStats } from './device-fleet.js';
 import type { DeviceSpec } from './device-pool.js';
@@ -30,6 +30,11 @@ export interface SimulationSettings {
   readonly connectRate: number;
   /** How long the devices get to come online before the customers start anyway. */
   readonly connectWaitMs: number;
+  /**
+   * Then, how long the server gets to take in the connect storm (presence of every device) before the
+   * customers start anyway: the run measures the steady state, the storm has its own figures.
+   */
+  readonly settleMs: number;
   readonly telemetryMs: number;
   readonly keepaliveS: number;
   readonly replyDelayMs: number;
@@ -64,6 +69,7 @@ export const DEFAULT_SIMULATION: SimulationSettings = {
   workers: 0,
   connectRate: 1000,
   connectWaitMs: 120_000,
+  settleMs: 120_000,
   telemetryMs: 5000,
   keepaliveS: 60,
   replyDelayMs: 20,
@@ -78,7 +84,7 @@ export const DEFAULT_SIMULATION: SimulationSettings = {
   journeyMix: { cancel: 0.1, retry: 0, race: 0 },
   raceSize: 3,
   radiusM: 2000,
-  searchRadiusM: 1000,
+  searchRadiusM: 300,
   drainMs: 30_000,
   seed: 1,
 };
@@ -87,7 +93,7 @@ export const DEFAULT_SIMULATION: SimulationSettings = {
 const CENTRE = { lat: 52.5219, lon: 13.4132 };
 const METRES_PER_DEGREE = 111_320;
 
-export type SimulationPhase = 'registering' | 'connecting' | 'riding' | 'draining' | 'stopping';
+export type SimulationPhase = 'registering' | 'connecting' | 'settling' | 'riding' | 'draining' | 'stopping';
 
 export interface SimulationView {
   readonly phase: SimulationPhase;
@@ -207,6 +213,11 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     log.info({ online: connected.online, seconds: secondsToConnect }, 'devices online');
     if (specs.length > 0 && connected.online === 0) throw new SimulationFailed(`no device could connect to ${options.mqttUrl} within ${options.connectWaitMs / 1000} s (${connected.refused} refused, ${connected.connectFailures} failed attempts)`);
 
+    phase = 'settling';
+    const settleStarted = Date.now();
+    const serverSawThemOnline = await serverSeesOnline(api, options.tokens('sim-operator', 'operator'), specs, options.settleMs, options.signal);
+    const secondsToSettle = (Date.now() - settleStarted) / 1000;
+
     phase = 'riding';
     let minOnline = connected.online;
     const watchOnline = setInterval(() => (minOnline = Math.min(minOnline, fleet!.stats().online)), 250);
@@ -255,6 +266,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         threads: final.threads,
         onlineAtStart: connected.online,
         secondsToConnect: round3(secondsToConnect),
+        secondsUntilServerSawThemOnline: serverSawThemOnline ? round3(secondsToSettle) : null,
         minOnlineWhileRiding: minOnline,
         onlineAtEnd,
         connects: final.connects,
@@ -286,6 +298,30 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     clearInterval(viewer);
     await fleet?.stop();
   }
+}
+
+/**
+ * Until the server shows a sample of the devices (spread over the fleet, all answering ones) online,
+ * or `settleMs` passed. False when it did not get there.
+ */
+async function serverSeesOnline(api: ApiClient, token: string, specs: readonly DeviceSpec[], settleMs: number, signal: AbortSignal | undefined): Promise<boolean> {
+  const steady = specs.filter((spec) => spec.behaviour !== 'flapping');
+  const sample = Array.from(new Set(Array.from({ length: Math.min(10, steady.length) }, (_, index) => steady[Math.floor((index * steady.length) / Math.min(10, steady.length))]!.id)));
+  const deadline = Date.now() + settleMs;
+  let pending = sample;
+  while (pending.length > 0 && Date.now() < deadline && !signal?.aborted) {
+    const seen = await Promise.all(
+      pending.map((id) =>
+        api.request('GET', `/vehicles/${encodeURIComponent(id)}`, token).then(
+          (result) => isRecord(result.body) && result.body.online === true,
+          () => false,
+        ),
+      ),
+    );
+    pending = pending.filter((_, index) => !seen[index]);
+    if (pending.length > 0) await pause(500, signal);
+  }
+  return pending.length === 0;
 }
 
 function randomPoint(random: () => number, radiusM: number): { lat: number; lon: number } {

@@ -62,6 +62,7 @@ describe('fleet simulator against the whole system', () => {
     expect(broken(report), JSON.stringify(report.invariants)).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.errors).toEqual({});
+    expect(d.secondsUntilServerSawThemOnline).not.toBeNull();
     expect(d).toMatchObject({ requested: 200, withCredentials: 200, registered: 200, threads: 2, onlineAtStart: 200, refused: 0 });
     expect(d.behaviours).toEqual({ answer: 154, silent: 10, slow: 10, flapping: 10, duplicate: 10, reject: 6 });
     expect(d.telemetrySent).toBeGreaterThan(200);
@@ -81,7 +82,7 @@ describe('fleet simulator against the whole system', () => {
 
     const { latency } = report;
     expect(latency.book.count).toBeGreaterThanOrEqual(j.offered - (j.outcomes['failed:search:no-vehicle-nearby'] ?? 0));
-    expect(latency.search.count).toBe(j.offered);
+    expect(latency.search.count).toBeGreaterThanOrEqual(j.offered);
     for (const step of ['search', 'book', 'unlock', 'end'] as const) {
       expect(latency[step].p50Ms).toBeGreaterThan(0);
       expect(latency[step].p50Ms).toBeLessThanOrEqual(latency[step].p99Ms);
@@ -210,6 +211,8 @@ async function runAgainst(fault: Fault, settings: Partial<SimulationSettings> = 
     ride: '0',
     journeyMix: { cancel: 0, retry: 0, race: 0 },
     drainMs: 5000,
+    // The fake has no GET /vehicles/:id to show presence with.
+    settleMs: 0,
     tokens: tokensFor('fake-server-secret-0123456789'),
     ...settings,
   });

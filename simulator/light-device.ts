@@ -113,6 +113,11 @@ export class LightDevice {
     return this.state === 'online';
   }
 
+  /** The source address of the current connection (several loopback ones spread the ephemeral ports). */
+  get localAddress(): string | undefined {
+    return this.socket?.localAddress;
+  }
+
   get unacknowledged(): number {
     return this.inflight?.size ?? 0;
   }

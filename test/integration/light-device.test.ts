@@ -227,6 +227,17 @@ describe.each(kinds)('light device on $name', (kind) => {
   });
 });
 
+describe('light device source addresses', () => {
+  it('connects from the loopback addresses it is given, in turn', async () => {
+    const broker = await aedes();
+    cleanups.push(() => broker.close());
+    const ids = Array.from({ length: 6 }, (_, index) => `ld-src${index}`);
+    const { pool } = runPool(settingsFor(broker, 4, { localAddresses: ['127.0.0.2', '127.0.0.3'] }), ids.map((id) => spec(id)));
+    await waitFor(() => pool.onlineCount === ids.length, { what: 'every device online' });
+    expect(new Set(pool.devices.map((device) => device.localAddress))).toEqual(new Set(['127.0.0.2', '127.0.0.3']));
+  });
+});
+
 describe('light device credentials (embedded aedes with device logins)', () => {
   it('logs in with its password; a wrong one is refused and retried with back-off', async () => {
     const broker = await aedes(new Map([['ld-ok', 'right'], ['ld-bad', 'right']]));

@@ -8,7 +8,7 @@ import type { VehicleType } from '../actors/vehicle/decider.js';
 import { DEV_JWT_SECRET } from '../runtime/config.js';
 import { createLogger } from '../runtime/logger.js';
 import { ApiClient, isRecord, type TokenSource } from './api-client.js';
-import { startSimulatedFleet, watchDevice, type DeviceActivity } from './fleet.js';
+import type { DeviceActivity } from './fleet.js';
 import { seededRandom } from './random.js';
 import { mixTotal, parseRideDistribution } from './arrivals.js';
 import { Dashboard } from './dashboard.js';
@@ -265,6 +265,8 @@ async function runOneVehicle(id: string, values: Values): Promise<number> {
   const lon = numberOption(values, 'lon', known?.lon ?? 13.4132, (value) => value >= -180 && value <= 180, 'a longitude');
   if ((values.password === undefined) !== (values['command-key'] === undefined)) throw new UsageError('--password and --command-key go together');
   const given = values.password !== undefined && values['command-key'] !== undefined ? new Map([[id, { password: values.password, commandKey: values['command-key'] }]]) : undefined;
+  // Loaded here only: the full `mqtt` client is for this one vehicle, not for the light devices of a load run.
+  const { startSimulatedFleet, watchDevice } = await import('./fleet.js');
   const fleet = await startSimulatedFleet({
     vehicles: 1,
     ids: [id],

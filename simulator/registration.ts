@@ -1,6 +1,6 @@
 import type { Logger } from '../runtime/logger.js';
 import { ApiUnreachable, isRecord, type ApiClient } from './api-client.js';
-import { forEachLimited } from './fleet.js';
+import { forEachLimited } from './concurrency.js';
 
 /** What a device is given at registration (POST /vehicles `credentials`); username = its id. */
 export interface DeviceSecrets {

@@ -5,7 +5,7 @@ import { ApiClient, isRecord, type TokenSource } from './api-client.js';
 import { assignBehaviours, mixTotal, parseRideDistribution, type DeviceMix, type JourneyMix } from './arrivals.js';
 import { startDeviceFleet, type DeviceFleetStats } from './device-fleet.js';
 import type { DeviceSpec } from './device-pool.js';
-import { vehicleId } from './fleet.js';
+import { vehicleId } from './fleet-ids.js';
 import { InvariantMonitor, invariantsHold } from './invariants.js';
 import { startJourneys, type JourneySnapshot } from './journeys.js';
 import type { DeviceBehaviour } from './light-device.js';

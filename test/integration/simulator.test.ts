@@ -132,6 +132,7 @@ async function fakeServer(fault: Fault, broker: EmbeddedBroker): Promise<{ url: 
   const vehicles: string[] = [];
   const holder = new Map<string, string>();
   const bookings = new Map<string, { vehicleId: string; status: string }>();
+  const replays = new Map<string, unknown>();
   const send = (response: ServerResponse, status: number, body: unknown) => {
     response.writeHead(status, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json' });
     response.end(JSON.stringify(body));
@@ -149,8 +150,12 @@ async function fakeServer(fault: Fault, broker: EmbeddedBroker): Promise<{ url: 
     }
     if (request.method === 'GET' && url.pathname === '/vehicles') return send(response, 200, { items: vehicles.filter((id) => !holder.has(id)).map((id) => ({ id })) });
     if (request.method === 'POST' && url.pathname === '/bookings') {
+      const key = String(request.headers['idempotency-key'] ?? '');
+      const replay = key ? replays.get(key) : undefined;
+      if (replay) return send(response, 201, replay);
       if (holder.has(body.vehicleId!) && fault !== 'double-booking') return problem(response, 409, 'vehicle-unavailable');
       const id = `bk_${randomUUID().slice(0, 8)}`;
+      if (key) replays.set(key, { id, status: 'CONFIRMED', vehicleId: body.vehicleId });
       holder.set(body.vehicleId!, id);
       bookings.set(id, { vehicleId: body.vehicleId!, status: 'CONFIRMED' });
       return send(response, 201, { id, status: 'CONFIRMED', vehicleId: body.vehicleId });
@@ -220,10 +225,18 @@ async function runAgainst(fault: Fault, settings: Partial<SimulationSettings> = 
 
 describe('invariant detectors, each against a server that breaks its rule on purpose', () => {
   it('a server that keeps its rules breaks none', async () => {
-    const report = await runAgainst('none', { journeyMix: { cancel: 0.2, retry: 0, race: 0.5 } });
+    const report = await runAgainst('none', { journeyMix: { cancel: 0.2, retry: 0.2, race: 0.3 } });
     expect(broken(report)).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.journeys.outcomes.completed).toBeGreaterThan(0);
+  });
+
+  it('closed loop: customers ride one journey after the other', async () => {
+    const report = await runAgainst('none', { rate: 0, customers: 3, journeyMix: { cancel: 0.3, retry: 0.3, race: 0 } });
+    expect(broken(report)).toEqual([]);
+    expect(report.journeys.offered).toBeGreaterThan(3);
+    expect(report.journeys.finished).toBe(report.journeys.offered);
+    expect((report.journeys.outcomes.completed ?? 0) + (report.journeys.outcomes.cancelled ?? 0)).toBe(report.journeys.offered);
   });
 
   it('double-booking: two races won at once', async () => {

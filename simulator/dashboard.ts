@@ -18,8 +18,10 @@ export class Dashboard {
   update(view: SimulationView): void {
     const lines = dashboardLines(view, this.rates(view));
     if (this.stream.isTTY) {
+      // A line wider than the terminal would wrap and the cursor would no longer go back to the block's top.
+      const width = Math.max(20, (this.stream.columns || 120) - 1);
       // Up to the block's first line, clear to the end of the screen, draw again.
-      this.stream.write(`${this.drawn > 0 ? `\x1b[${this.drawn}A\x1b[J` : ''}${lines.join('\n')}\n`);
+      this.stream.write(`${this.drawn > 0 ? `\x1b[${this.drawn}A\x1b[J` : ''}${lines.map((line) => line.slice(0, width)).join('\n')}\n`);
       this.drawn = lines.length;
       return;
     }

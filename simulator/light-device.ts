@@ -202,6 +202,8 @@ export class LightDevice {
       this.write({ cmd: 'publish', topic: statusTopic(this.id), payload: JSON.stringify({ online: false, at: new Date().toISOString() }), qos: 0, retain: true, dup: false });
       this.write({ cmd: 'disconnect' });
       socket.end();
+      // A broker that never closes its side must not hold the goodbye up.
+      setTimeout(() => socket.destroy(), 5000).unref();
     } else {
       socket.destroy();
     }

@@ -1,5 +1,5 @@
 /**
- * `npx tsx simulator/scale-run.ts [--vehicles 15000] [--duration-s 60] [--rate 20] [-- more sim options]`:
+ * `npx tsx simulator/scale-run.ts [--vehicles 15000] [--duration-s 60] [--rate 20] [--storm-after-s S] [-- more sim options]`:
  * the scale run of issue 11 on one box, each part in its own process, as in production:
  * a private Mosquitto with its own config (never the one on 1883), the server (`FLEET_SEED` vehicles
  * demo-0001 …, MQTT 5 to that Mosquitto) and `npm run sim` with light devices logging in with the
@@ -28,6 +28,8 @@ const { values, positionals } = parseArgs({
     'mosquitto-port': { type: 'string', default: '18840' },
     'api-port': { type: 'string', default: '3390' },
     shards: { type: 'string', default: '2' },
+    /** A reconnect storm: Mosquitto restarts this long after the simulator started, and every device comes back at --connect-rate. */
+    'storm-after-s': { type: 'string' },
   },
   allowPositionals: true,
 });
@@ -86,12 +88,16 @@ const rssMb = (pid: number | undefined): number | null => {
   }
 };
 
-const mosquitto = spawn('/usr/sbin/mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
-children.push(mosquitto);
-for (let tries = 0; !(await accepts(mosquittoPort)); tries += 1) {
-  if (tries > 200 || mosquitto.exitCode !== null) throw new Error(`mosquitto did not start on ${mosquittoPort}`);
-  await new Promise((resolve) => setTimeout(resolve, 50));
-}
+const startMosquitto = async (): Promise<ChildProcess> => {
+  const started = spawn('/usr/sbin/mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+  children.push(started);
+  for (let tries = 0; !(await accepts(mosquittoPort)); tries += 1) {
+    if (tries > 200 || started.exitCode !== null) throw new Error(`mosquitto did not start on ${mosquittoPort}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return started;
+};
+let mosquitto = await startMosquitto();
 
 const server = spawn(process.execPath, ['--import', 'tsx', 'runtime/main.ts'], {
   cwd: root,
@@ -154,6 +160,18 @@ const sampler = setInterval(() => {
     sim: Math.max(peak.sim, rssMb(sim.pid) ?? 0),
   };
 }, 1000);
+if (values['storm-after-s']) {
+  setTimeout(() => {
+    void (async () => {
+      const old = mosquitto;
+      const exited = new Promise((resolve) => old.once('exit', resolve));
+      old.kill('SIGTERM');
+      await exited;
+      console.error(`scale-run: mosquitto restarted (reconnect storm) at ${values['storm-after-s']} s`);
+      mosquitto = await startMosquitto();
+    })();
+  }, Number(values['storm-after-s']) * 1000).unref();
+}
 const code = await new Promise<number>((resolve) => sim.once('exit', (exitCode) => resolve(exitCode ?? 1)));
 clearInterval(sampler);
 console.error(`scale-run: peak RSS mosquitto ${peak.mosquitto} MB, server ${peak.server} MB, simulator ${peak.sim} MB; sim exit code ${code}`);

@@ -1,4 +1,6 @@
 import { writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { signToken, type Role } from '../api/auth.js';
@@ -6,9 +8,12 @@ import type { VehicleType } from '../actors/vehicle/decider.js';
 import { createLogger } from '../runtime/logger.js';
 import { serverEnvOrExit } from '../scripts/server-env.js';
 import { ApiClient, isRecord, type TokenSource } from './api-client.js';
-import { startSimulatedFleet, watchDevice, type DeviceActivity } from './fleet.js';
+import type { DeviceActivity } from './fleet.js';
 import { seededRandom } from './random.js';
-import { DEFAULT_SIMULATION, runSimulation, type SimulationProgress, type SimulationSettings } from './simulation.js';
+import { mixTotal, parseRideDistribution } from './arrivals.js';
+import { Dashboard } from './dashboard.js';
+import { reportTable } from './report.js';
+import { DEFAULT_SIMULATION, runSimulation, type SimulationSettings, type SimulationView, InvalidSimulation } from './simulation.js';
 
 /**
  * `npm run sim -- [options]`: a load run against a running fleetactors, report as JSON on stdout.
@@ -19,32 +24,50 @@ import { DEFAULT_SIMULATION, runSimulation, type SimulationProgress, type Simula
 const server = serverEnvOrExit();
 const d: SimulationSettings = { ...DEFAULT_SIMULATION, apiUrl: server.apiUrl, mqttUrl: server.mqttUrl, protocolVersion: server.mqttProtocolVersion };
 const USAGE = `usage:
-  npm run sim -- [options]                 vehicles over MQTT + customers over HTTP, JSON report
+  npm run sim -- [options]                 devices over MQTT + customers over HTTP, live dashboard, report
   npm run sim -- vehicle <id> [options]    one virtual vehicle until Ctrl-C
 
 connections:
   --api URL                 HTTP API (default ${d.apiUrl})
   --mqtt-url URL            MQTT broker (default ${d.mqttUrl})
   --protocol 4|5            MQTT 3.1.1 or 5 (default ${d.protocolVersion}; the embedded broker speaks 4)
-  --no-register             do not register the vehicles through the API first (--register is the default)
-vehicles:
-  --vehicles N              virtual vehicles, one MQTT client each (default ${d.vehicles})
+  --no-register             do not register the vehicles through the API first: demo-0001 … (FLEET_SEED,
+                            --id-prefix demo-) then log in with credentials derived from the dev secret
+devices (light devices: one raw MQTT connection each, many thousands per thread):
+  --vehicles N              devices (default ${d.vehicles})
   --id-prefix P             vehicle ids P0001 … (default ${d.idPrefix})
-  --telemetry-ms MS         telemetry period per vehicle, QoS 0; 0 = off (default ${d.telemetryMs})
-  --reply-delay-ms MS       mean delay before answering UNLOCK/LOCK (default ${d.replyDelayMs})
-  --silent-ratio R          share of vehicles that never answer (default ${d.silentRatio})
-  --offline-ratio R         share of vehicles that go offline at once (default ${d.offlineRatio})
-  --connect-concurrency N   MQTT connections set up at once (default ${d.connectConcurrency})
+  --workers N               device threads (default: the number of cores; 0 = the main thread)
+  --connect-rate R          new MQTT connections a second, ramp-up and reconnects (default ${d.connectRate})
+  --settle-s S              at most this long for the server to show the devices online before customers
+                            start (default ${d.settleMs / 1000})
+  --telemetry-s S           telemetry period per device, QoS 0; 0 = off (default ${d.telemetryMs / 1000})
+  --keepalive-s S           MQTT keepalive (default ${d.keepaliveS})
+  --reply-delay-ms MS       delay before answering UNLOCK/LOCK (default ${d.replyDelayMs})
+  --slow-reply-ms MS        delay of the slow devices (default ${d.slowReplyMs})
+  --flap-every-s S          mean time a flapping device stays connected (default ${d.flapEveryMs / 1000})
+  --source-addresses A,B    loopback source addresses for the connections (e.g. 127.0.0.2,127.0.0.3)
+  --silent-ratio R          share of devices that never answer            (defaults: 0)
+  --slow-ratio R            share that answer after --slow-reply-ms
+  --flapping-ratio R        share whose link drops every so often (last will, reconnect)
+  --duplicate-ratio R       share that send every answer twice
+  --reject-ratio R          share that answer REJECTED
 customers:
-  --customers M             virtual customers over HTTP (default ${d.customers})
-  --duration-s S            how long customers keep booking (default ${d.durationMs / 1000})
-  --ride-ms MS              ride length between unlock and end (default ${d.rideMs})
-  --cancel-ratio R          share of confirmed bookings cancelled instead of ridden (default ${d.cancelRatio})
-  --think-ms MS             pause between two bookings of a customer (default ${d.thinkMs})
+  --rate R                  open loop: journeys a second, Poisson arrivals (default ${d.rate})
+  --customers M             closed loop: customers riding one journey after another (default ${d.customers})
+  --duration-s S            how long journeys arrive (default ${d.durationMs / 1000})
+  --ride-s D                ride length: 3, 2-8 (uniform) or exp:5 (default ${d.ride})
+  --cancel-ratio R          share of journeys that book and cancel (default ${d.journeyMix.cancel})
+  --retry-ratio R           share that send their booking twice with one Idempotency-Key (default 0)
+  --race-ratio R            share where --race-size customers book one vehicle at once (default 0)
+  --race-size N             (default ${d.raceSize})
+  --radius-m M              devices and customers within M of Alexanderplatz (default ${d.radiusM})
+  --search-m M              a customer looks for a vehicle within M (default ${d.searchRadiusM})
+  --drain-s S               after the end, how long running journeys get to finish (default ${d.drainMs / 1000})
 output:
+  --json                    only the JSON report on stdout (use npm run -s sim -- … --json)
   --report FILE             also write the JSON report to FILE
+  --quiet                   no dashboard on stderr
   --seed N                  random seed (default ${d.seed})
-  --quiet                   no progress lines on stderr
   --log-level L             pino level for simulator logs on stderr (default warn)
 vehicle mode:
   --type car|scooter|bike   type when it registers itself (default scooter)
@@ -56,7 +79,9 @@ vehicle mode:
                             one gets new ones), or, for demo-0001 … on the dev secret, derived ones.
 
 Tokens are signed with FLEET_JWT_SECRET, or the dev secret as the server does without it.
-Exit code: 0, or 1 when the run saw unexpected errors (network failures, 5xx, 4xx outside the contract).`;
+Exit code: 0 when every invariant held, 1 when one broke (double booking, an unlock never delivered,
+an UNLOCK for another vehicle's booking, a 5xx outside the contract, a journey that did not end in a
+contract answer) or the run could not start, 2 for bad arguments.`;
 
 class UsageError extends Error {}
 
@@ -68,16 +93,32 @@ const OPTIONS = {
   'no-register': { type: 'boolean' },
   vehicles: { type: 'string' },
   'id-prefix': { type: 'string' },
-  'telemetry-ms': { type: 'string' },
+  workers: { type: 'string' },
+  'connect-rate': { type: 'string' },
+  'settle-s': { type: 'string' },
+  'telemetry-s': { type: 'string' },
+  'keepalive-s': { type: 'string' },
   'reply-delay-ms': { type: 'string' },
+  'slow-reply-ms': { type: 'string' },
+  'flap-every-s': { type: 'string' },
+  'source-addresses': { type: 'string' },
   'silent-ratio': { type: 'string' },
-  'offline-ratio': { type: 'string' },
-  'connect-concurrency': { type: 'string' },
+  'slow-ratio': { type: 'string' },
+  'flapping-ratio': { type: 'string' },
+  'duplicate-ratio': { type: 'string' },
+  'reject-ratio': { type: 'string' },
+  rate: { type: 'string' },
   customers: { type: 'string' },
   'duration-s': { type: 'string' },
-  'ride-ms': { type: 'string' },
+  'ride-s': { type: 'string' },
   'cancel-ratio': { type: 'string' },
-  'think-ms': { type: 'string' },
+  'retry-ratio': { type: 'string' },
+  'race-ratio': { type: 'string' },
+  'race-size': { type: 'string' },
+  'radius-m': { type: 'string' },
+  'search-m': { type: 'string' },
+  'drain-s': { type: 'string' },
+  json: { type: 'boolean' },
   report: { type: 'string' },
   seed: { type: 'string' },
   quiet: { type: 'boolean' },
@@ -103,56 +144,63 @@ function numberOption(values: Values, name: keyof Values, fallback: number, chec
 
 const isCount = (value: number) => Number.isInteger(value) && value >= 0;
 const isRatio = (value: number) => value >= 0 && value <= 1;
+const isPositive = (value: number) => value > 0;
+const isNonNegative = (value: number) => value >= 0;
 
 function settingsFrom(values: Values): SimulationSettings {
   const protocol = numberOption(values, 'protocol', d.protocolVersion, (value) => value === 4 || value === 5, '4 or 5');
   if (values.register && values['no-register']) throw new UsageError('--register and --no-register exclude each other');
-  return {
+  const ratio = (name: keyof Values, fallback = 0) => numberOption(values, name, fallback, isRatio, 'a ratio 0…1');
+  const ride = values['ride-s'] ?? d.ride;
+  try {
+    parseRideDistribution(ride);
+  } catch (error) {
+    throw new UsageError(`--ride-s: ${(error as Error).message}`);
+  }
+  const addresses = (values['source-addresses'] ?? '').split(',').map((address) => address.trim()).filter(Boolean);
+  for (const address of addresses) if (isIP(address) === 0) throw new UsageError(`--source-addresses expects IP addresses, got ${JSON.stringify(address)}`);
+  const settings: SimulationSettings = {
     apiUrl: values.api ?? d.apiUrl,
     mqttUrl: values['mqtt-url'] ?? d.mqttUrl,
     protocolVersion: protocol as 4 | 5,
     vehicles: numberOption(values, 'vehicles', d.vehicles, isCount, 'a whole number ≥ 0'),
-    customers: numberOption(values, 'customers', d.customers, isCount, 'a whole number ≥ 0'),
-    durationMs: numberOption(values, 'duration-s', d.durationMs / 1000, (value) => value > 0, 'seconds > 0') * 1000,
-    register: !values['no-register'],
-    telemetryMs: numberOption(values, 'telemetry-ms', d.telemetryMs, isCount, 'milliseconds ≥ 0'),
-    replyDelayMs: numberOption(values, 'reply-delay-ms', d.replyDelayMs, isCount, 'milliseconds ≥ 0'),
-    silentRatio: numberOption(values, 'silent-ratio', d.silentRatio, isRatio, 'a ratio 0…1'),
-    offlineRatio: numberOption(values, 'offline-ratio', d.offlineRatio, isRatio, 'a ratio 0…1'),
-    rideMs: numberOption(values, 'ride-ms', d.rideMs, isCount, 'milliseconds ≥ 0'),
-    cancelRatio: numberOption(values, 'cancel-ratio', d.cancelRatio, isRatio, 'a ratio 0…1'),
-    thinkMs: numberOption(values, 'think-ms', d.thinkMs, isCount, 'milliseconds ≥ 0'),
     idPrefix: values['id-prefix'] ?? d.idPrefix,
-    connectConcurrency: numberOption(values, 'connect-concurrency', d.connectConcurrency, (value) => Number.isInteger(value) && value > 0, 'a whole number > 0'),
+    register: !values['no-register'],
+    registerConcurrency: d.registerConcurrency,
+    workers: numberOption(values, 'workers', availableParallelism(), isCount, 'a whole number ≥ 0'),
+    connectRate: numberOption(values, 'connect-rate', d.connectRate, isPositive, 'connections a second > 0'),
+    connectWaitMs: d.connectWaitMs,
+    settleMs: numberOption(values, 'settle-s', d.settleMs / 1000, isNonNegative, 'seconds ≥ 0') * 1000,
+    telemetryMs: numberOption(values, 'telemetry-s', d.telemetryMs / 1000, isNonNegative, 'seconds ≥ 0') * 1000,
+    keepaliveS: numberOption(values, 'keepalive-s', d.keepaliveS, (value) => Number.isInteger(value) && value > 0 && value <= 65535, 'whole seconds 1…65535'),
+    replyDelayMs: numberOption(values, 'reply-delay-ms', d.replyDelayMs, isNonNegative, 'milliseconds ≥ 0'),
+    slowReplyMs: numberOption(values, 'slow-reply-ms', d.slowReplyMs, isNonNegative, 'milliseconds ≥ 0'),
+    flapEveryMs: numberOption(values, 'flap-every-s', d.flapEveryMs / 1000, isPositive, 'seconds > 0') * 1000,
+    sourceAddresses: addresses,
+    deviceMix: { silent: ratio('silent-ratio'), slow: ratio('slow-ratio'), flapping: ratio('flapping-ratio'), duplicate: ratio('duplicate-ratio'), reject: ratio('reject-ratio') },
+    rate: numberOption(values, 'rate', d.rate, isNonNegative, 'journeys a second ≥ 0'),
+    customers: numberOption(values, 'customers', d.customers, isCount, 'a whole number ≥ 0'),
+    durationMs: numberOption(values, 'duration-s', d.durationMs / 1000, isPositive, 'seconds > 0') * 1000,
+    ride,
+    journeyMix: { cancel: ratio('cancel-ratio', d.journeyMix.cancel), retry: ratio('retry-ratio'), race: ratio('race-ratio') },
+    raceSize: numberOption(values, 'race-size', d.raceSize, (value) => Number.isInteger(value) && value >= 2, 'a whole number ≥ 2'),
+    radiusM: numberOption(values, 'radius-m', d.radiusM, isPositive, 'metres > 0'),
+    searchRadiusM: numberOption(values, 'search-m', d.searchRadiusM, (value) => value > 0 && value <= 100_000, 'metres 1…100000'),
+    drainMs: numberOption(values, 'drain-s', d.drainMs / 1000, isNonNegative, 'seconds ≥ 0') * 1000,
     seed: numberOption(values, 'seed', d.seed, Number.isInteger, 'an integer'),
   };
+  if (mixTotal(settings.deviceMix) > 1) throw new UsageError('the device ratios (--silent-ratio … --reject-ratio) add up to more than 1');
+  if (mixTotal(settings.journeyMix) > 1) throw new UsageError('--cancel-ratio, --retry-ratio and --race-ratio add up to more than 1');
+  return settings;
 }
 
 function tokenSource(): TokenSource {
   const secret = server.jwtSecret;
-  const cache = new Map<string, string>();
-  return (sub: string, role: Role) => {
-    const key = `${role}:${sub}`;
-    let token = cache.get(key);
-    if (!token) {
-      token = signToken({ sub, role, ttlSeconds: 24 * 3600 }, secret);
-      cache.set(key, token);
-    }
-    return token;
-  };
+  // Customers are new on every journey: a cache would only grow. The operator's token is asked for once.
+  return (sub: string, role: Role) => signToken({ sub, role, ttlSeconds: 24 * 3600 }, secret);
 }
 
 const stderrLogger = (values: Values) => createLogger((values['log-level'] ?? 'warn') as Parameters<typeof createLogger>[0], pino.destination(2));
-
-function describeProgress(progress: SimulationProgress): string {
-  const time = `[${(progress.elapsedMs / 1000).toFixed(1).padStart(6)} s]`;
-  if (progress.customers) {
-    const c = progress.customers;
-    return `${time} riding: ${c.bookings.confirmed}/${c.bookings.attempted} booked, ${c.unlocks.ok} unlocked, ${c.ends.completed} ended, ${c.cancels.cancelled} cancelled, ${c.errors.count} errors`;
-  }
-  if (progress.total !== undefined) return `${time} ${progress.phase} ${progress.done}/${progress.total}`;
-  return `${time} ${progress.phase}`;
-}
 
 async function runLoad(values: Values): Promise<number> {
   const settings = settingsFrom(values);
@@ -161,27 +209,22 @@ async function runLoad(values: Values): Promise<number> {
   process.on('SIGINT', () => {
     interrupted += 1;
     if (interrupted > 1) process.exit(130);
-    console.error('stopping: customers end their rides, vehicles go offline (Ctrl-C again to quit at once)');
+    console.error('stopping: no new journeys, running ones finish, devices go offline (Ctrl-C again to quit at once)');
     stop.abort();
   });
-  let lastPhaseLine = 0;
+  const dashboard = values.quiet ? null : new Dashboard(process.stderr);
   const report = await runSimulation({
     ...settings,
     tokens: tokenSource(),
     logger: stderrLogger(values),
     signal: stop.signal,
-    onProgress: (progress) => {
-      if (values.quiet) return;
-      // Registration and connection report every item: one line a second is enough for a console.
-      if (progress.phase !== 'riding' && progress.done !== progress.total && Date.now() - lastPhaseLine < 1000) return;
-      lastPhaseLine = Date.now();
-      console.error(describeProgress(progress));
-    },
+    ...(dashboard && { onView: (view: SimulationView) => dashboard.update(view) }),
   });
   const json = JSON.stringify(report, null, 2);
-  console.log(json);
+  if (values.json) console.log(json);
+  else console.log(reportTable(report));
   if (values.report) writeFileSync(values.report, `${json}\n`);
-  return report.errors > 0 ? 1 : 0;
+  return report.ok ? 0 : 1;
 }
 
 const clock = () => new Date().toISOString().slice(11, 23);
@@ -224,6 +267,8 @@ async function runOneVehicle(id: string, values: Values): Promise<number> {
   const lon = numberOption(values, 'lon', known?.lon ?? 13.4132, (value) => value >= -180 && value <= 180, 'a longitude');
   if ((values.password === undefined) !== (values['command-key'] === undefined)) throw new UsageError('--password and --command-key go together');
   const given = values.password !== undefined && values['command-key'] !== undefined ? new Map([[id, { password: values.password, commandKey: values['command-key'] }]]) : undefined;
+  // Loaded here only: the full `mqtt` client is for this one vehicle, not for the light devices of a load run.
+  const { startSimulatedFleet, watchDevice } = await import('./fleet.js');
   const fleet = await startSimulatedFleet({
     vehicles: 1,
     ids: [id],
@@ -286,7 +331,7 @@ async function main(): Promise<number> {
     if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     return await runLoad(values);
   } catch (error) {
-    if (error instanceof UsageError) {
+    if (error instanceof UsageError || error instanceof InvalidSimulation) {
       console.error(`${error.message}\n\n${USAGE}`);
       return 2;
     }

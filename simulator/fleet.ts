@@ -5,6 +5,8 @@ import { seededRandom, shuffledIndices, type Random } from './random.js';
 import { LatencyRecorder, type VehicleFleetReport } from './report.js';
 import { demoDeviceCredentials, isDemoVehicleId } from '../runtime/mqtt/demo-credentials.js';
 import { VirtualVehicle, type VehicleSecrets } from './virtual-vehicle.js';
+import { forEachLimited } from './concurrency.js';
+import { vehicleId } from './fleet-ids.js';
 
 export interface GeoPoint {
   readonly lat: number;
@@ -90,7 +92,7 @@ export class FleetStartFailed extends Error {
   override readonly name = 'FleetStartFailed';
 }
 
-export const vehicleId = (prefix: string, index: number): string => `${prefix}${String(index + 1).padStart(4, '0')}`;
+export { vehicleId } from './fleet-ids.js';
 
 interface Motion {
   angle: number;
@@ -313,24 +315,7 @@ export function watchDevice(device: VirtualVehicle, listener: (activity: DeviceA
   return () => clearInterval(timer);
 }
 
-/** Runs `work` over `items` with at most `limit` in flight; after the first failure no new item starts. */
-export async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  let failed = false;
-  const worker = async () => {
-    while (next < items.length && !failed) {
-      const index = next;
-      next += 1;
-      try {
-        await work(items[index]!, index);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-}
+export { forEachLimited } from './concurrency.js';
 
 /** `credentials: {password, commandKey}` of a POST /vehicles (201) or a rotation (200) answer. */
 function secretsIn(body: unknown): VehicleSecrets | null {

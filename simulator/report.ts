@@ -1,9 +1,12 @@
 import * as hdr from 'hdr-histogram-js';
+import type { InvariantReport } from './invariants.js';
+import type { CommandVerdict } from './light-device.js';
 
 /** Percentiles of one operation, milliseconds with µs resolution. */
 export interface LatencySummary {
   readonly count: number;
   readonly p50Ms: number;
+  readonly p90Ms: number;
   readonly p95Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;
@@ -24,12 +27,15 @@ export class LatencyRecorder {
   }
 
   summary(): LatencySummary {
-    const ms = (us: number) => Math.round(us) / 1000;
+    // HDR answers a percentile as the top of its bucket, which can lie above the largest value seen.
+    const max = this.histogram.maxValue;
+    const ms = (us: number) => Math.round(Math.min(us, max)) / 1000;
     const count = this.histogram.totalCount;
-    if (count === 0) return { count: 0, p50Ms: 0, p95Ms: 0, p99Ms: 0, maxMs: 0, meanMs: 0 };
+    if (count === 0) return { count: 0, p50Ms: 0, p90Ms: 0, p95Ms: 0, p99Ms: 0, maxMs: 0, meanMs: 0 };
     return {
       count,
       p50Ms: ms(this.histogram.getValueAtPercentile(50)),
+      p90Ms: ms(this.histogram.getValueAtPercentile(90)),
       p95Ms: ms(this.histogram.getValueAtPercentile(95)),
       p99Ms: ms(this.histogram.getValueAtPercentile(99)),
       maxMs: ms(this.histogram.maxValue),
@@ -94,66 +100,87 @@ export interface VehicleFleetReport {
   readonly repliesSent: number;
 }
 
-export interface CustomerReport {
-  readonly customers: number;
-  readonly bookings: { readonly attempted: number; readonly confirmed: number; readonly rejected: Record<string, number> };
-  readonly unlocks: { readonly attempted: number; readonly ok: number; readonly timedOut: number; readonly failed: Record<string, number> };
-  readonly ends: { readonly attempted: number; readonly completed: number; readonly failed: Record<string, number> };
-  readonly cancels: {
-    readonly attempted: number;
-    readonly cancelled: number;
-    /** Cancelled on purpose (the `cancelRatio` share), not as clean-up after a failed unlock. */
-    readonly byChoice: number;
-    readonly failed: Record<string, number>;
-  };
-  /** Traces of failed calls (first few), for `npm run trace -- <traceId>`. */
-  readonly failedTraceIds: readonly string[];
-  readonly latency: { readonly book: LatencySummary; readonly unlock: LatencySummary; readonly end: LatencySummary; readonly cancel: LatencySummary };
-  readonly errors: { readonly count: number; readonly samples: readonly string[] };
-}
-
+/** The end of a run (`npm run sim`): printed as a table, written as JSON with `--report FILE`. */
 export interface SimulationReport {
   readonly startedAt: string;
   readonly durationS: number;
-  readonly options: Record<string, unknown>;
-  readonly vehicles: VehicleFleetReport;
-  readonly customers: CustomerReport;
-  readonly throughput: {
-    /** Every HTTP call the customers made, per second of the customer phase. */
-    readonly requestsPerS: number;
-    readonly bookingsPerS: number;
-    readonly unlocksPerS: number;
-    readonly completedRidesPerS: number;
-    readonly telemetryPerS: number;
+  readonly settings: Record<string, unknown>;
+  readonly devices: {
+    readonly requested: number;
+    readonly withCredentials: number;
+    readonly registered: number;
+    readonly alreadyRegistered: number;
+    readonly registrationFailed: number;
+    readonly behaviours: Record<string, number>;
+    readonly threads: number;
+    readonly onlineAtStart: number;
+    readonly secondsToConnect: number;
+    /** From every device online to the server showing a sample of them online; null: not within the settle time. */
+    readonly secondsUntilServerSawThemOnline: number | null;
+    readonly minOnlineWhileRiding: number;
+    readonly onlineAtEnd: number;
+    readonly connects: number;
+    readonly reconnects: number;
+    readonly drops: number;
+    readonly connectFailures: number;
+    readonly refused: number;
+    readonly commands: Record<CommandVerdict, number>;
+    readonly replies: number;
+    readonly telemetrySent: number;
+    /** The whole simulator process (every thread) with every device online. */
+    readonly rssBytes: number;
+    readonly rssPerDeviceBytes: number;
+    /** What the process grew by from just before the devices started: the devices' own cost. */
+    readonly rssAddedPerDeviceBytes: number;
   };
-  readonly errors: number;
+  readonly journeys: {
+    readonly offered: number;
+    /** Arrivals a second over the customer phase (open loop: what `--rate` asked for, give or take chance). */
+    readonly offeredPerS: number;
+    readonly finished: number;
+    /** Journeys that completed or were cancelled on purpose, a second. */
+    readonly succeededPerS: number;
+    readonly inFlightAtEnd: number;
+    readonly outcomes: Record<string, number>;
+  };
+  /** Per HTTP step, every answer; `commandDelivery`: a command's `issuedAt` → its arrival at the device; `mqttRoundTrip`: a device's QoS 1 PUBLISH → PUBACK. */
+  readonly latency: Record<'search' | 'book' | 'unlock' | 'end' | 'cancel' | 'commandDelivery' | 'mqttRoundTrip', LatencySummary>;
+  readonly errors: Record<string, number>;
+  readonly invariants: InvariantReport;
+  /** Every invariant held: the exit code is 0. */
+  readonly ok: boolean;
 }
 
-export function buildReport(parts: {
-  readonly startedAt: Date;
-  readonly customerPhaseS: number;
-  readonly totalS: number;
-  readonly options: Record<string, unknown>;
-  readonly vehicles: VehicleFleetReport;
-  readonly customers: CustomerReport;
-}): SimulationReport {
-  const { customers, vehicles } = parts;
-  const seconds = Math.max(parts.customerPhaseS, 0.001);
-  const rate = (count: number, over = seconds) => Math.round((count / over) * 10) / 10;
-  const requests = customers.bookings.attempted + customers.unlocks.attempted + customers.ends.attempted + customers.cancels.attempted;
-  return {
-    startedAt: parts.startedAt.toISOString(),
-    durationS: Math.round(parts.totalS * 1000) / 1000,
-    options: parts.options,
-    vehicles,
-    customers,
-    throughput: {
-      requestsPerS: rate(requests),
-      bookingsPerS: rate(customers.bookings.confirmed),
-      unlocksPerS: rate(customers.unlocks.ok),
-      completedRidesPerS: rate(customers.ends.completed),
-      telemetryPerS: rate(vehicles.telemetrySent, Math.max(parts.totalS, 0.001)),
-    },
-    errors: customers.errors.count + vehicles.registrationFailed + vehicles.connectFailed,
-  };
+/** The report as a terminal table. */
+export function reportTable(report: SimulationReport): string {
+  const d = report.devices;
+  const j = report.journeys;
+  const lines: string[] = [];
+  const row = (label: string, value: string) => lines.push(`  ${label.padEnd(26)} ${value}`);
+  lines.push(`fleet simulation ${report.startedAt}, ${report.durationS} s`);
+  lines.push('devices');
+  row('online at start / min / end', `${d.onlineAtStart} / ${d.minOnlineWhileRiding} / ${d.onlineAtEnd} of ${d.withCredentials} (${d.threads} threads, ${d.secondsToConnect} s to connect)`);
+  row('server saw them online', d.secondsUntilServerSawThemOnline === null ? 'NOT within the settle time' : `${d.secondsUntilServerSawThemOnline} s after the last connect`);
+  row('connects, drops, failures', `${d.connects} connects (${d.reconnects} again), ${d.drops} drops, ${d.connectFailures} failed attempts, ${d.refused} refused`);
+  row('behaviours', Object.entries(d.behaviours).map(([name, count]) => `${name} ${count}`).join(', '));
+  row('commands received', Object.entries(d.commands).map(([name, count]) => `${name} ${count}`).join(', ') + `; ${d.replies} replies, ${d.telemetrySent} telemetry`);
+  row('memory', `${(d.rssBytes / 1048576).toFixed(0)} MB RSS = ${(d.rssPerDeviceBytes / 1024).toFixed(1)} KB per device (${(d.rssAddedPerDeviceBytes / 1024).toFixed(1)} KB added by the devices)`);
+  lines.push('journeys');
+  row('offered / succeeded', `${j.offered} offered (${j.offeredPerS}/s), ${j.finished} finished, ${j.succeededPerS}/s completed or cancelled, ${j.inFlightAtEnd} still running`);
+  for (const [outcome, count] of Object.entries(j.outcomes)) row(`  ${outcome}`, String(count));
+  lines.push(`latency (ms)                 ${'count'.padStart(7)} ${'p50'.padStart(9)} ${'p90'.padStart(9)} ${'p99'.padStart(9)} ${'max'.padStart(9)}`);
+  for (const [step, summary] of Object.entries(report.latency)) {
+    row(step, `${String(summary.count).padStart(7)} ${fmt(summary.p50Ms)} ${fmt(summary.p90Ms)} ${fmt(summary.p99Ms)} ${fmt(summary.maxMs)}`);
+  }
+  lines.push('errors');
+  if (Object.keys(report.errors).length === 0) row('none', '');
+  for (const [kind, count] of Object.entries(report.errors)) row(`  ${kind}`, String(count));
+  lines.push('invariants');
+  for (const [name, result] of Object.entries(report.invariants)) {
+    row(name, result.broken === 0 ? 'held' : `BROKEN ${result.broken}× — ${result.samples.join('; ')}`);
+  }
+  lines.push(report.ok ? 'every invariant held' : 'AN INVARIANT BROKE (exit 1)');
+  return lines.join('\n');
 }
+
+const fmt = (ms: number): string => ms.toFixed(1).padStart(9);

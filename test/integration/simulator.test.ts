@@ -1,150 +1,270 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signToken, type Role } from '../../api/auth.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../runtime/mqtt/embedded-broker.js';
+import { commandsTopic } from '../../runtime/mqtt/topics.js';
+import { INVARIANTS, type Invariant } from '../../simulator/invariants.js';
 import type { SimulationReport } from '../../simulator/report.js';
 import { DEFAULT_SIMULATION, runSimulation, type SimulationSettings } from '../../simulator/simulation.js';
+import { plainBrokerSecrets, signedFor } from '../helpers/devices.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
-import { freePort } from '../helpers/free-port.js';
-import { startServer } from '../helpers/server-process.js';
-import { tempDbFile } from '../helpers/temp-db.js';
-import { waitFor } from '../helpers/wait.js';
 
 /**
- * The simulator against the whole system in-process: real HTTP port, embedded MQTT broker, real SQLite.
- * Asserts the report and then checks it against what the server itself says (read model and events).
+ * `npm run sim` end to end. First a short run against the whole system (real HTTP port, embedded
+ * broker, real SQLite) with light devices in worker threads, open-loop arrivals and every behaviour,
+ * checked against what the server itself says. Then, against a fake server that breaks one rule on
+ * purpose, each invariant detector must catch its breach (and only its own).
  */
-let running: TestFleet | null = null;
+const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
-  await running?.close();
-  running = null;
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function simulate(env: Record<string, string>, settings: Partial<SimulationSettings>): Promise<{ fleet: TestFleet; report: SimulationReport }> {
-  const fleet = await startTestFleet(env, { listen: true });
-  running = fleet;
-  const secret = fleet.config.auth.jwtSecret;
-  const report = await runSimulation({
-    ...DEFAULT_SIMULATION,
-    apiUrl: fleet.fleet.url!,
-    mqttUrl: fleet.fleet.mqttUrl,
-    protocolVersion: 4,
-    ...settings,
-    tokens: (sub: string, role: Role) => signToken({ sub, role, ttlSeconds: 600 }, secret),
+const tokensFor = (secret: string) => (sub: string, role: Role) => signToken({ sub, role, ttlSeconds: 600 }, secret);
+
+const broken = (report: SimulationReport): Invariant[] => INVARIANTS.filter((name) => report.invariants[name].broken > 0);
+const sum = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
+
+describe('fleet simulator against the whole system', () => {
+  it('200 light devices in 2 threads, open-loop journeys with every mix: counts add up, every invariant holds, the server agrees', { timeout: 120_000 }, async () => {
+    const fleet: TestFleet = await startTestFleet({ UNLOCK_TIMEOUT_MS: '2000', PAYMENT_LATENCY_MS: '0' }, { listen: true });
+    cleanups.push(() => fleet.close());
+    const report = await runSimulation({
+      ...DEFAULT_SIMULATION,
+      apiUrl: fleet.fleet.url!,
+      mqttUrl: fleet.fleet.mqttUrl,
+      protocolVersion: 4,
+      vehicles: 200,
+      idPrefix: 'ci-',
+      workers: 2,
+      connectRate: 2000,
+      telemetryMs: 2000,
+      keepaliveS: 30,
+      replyDelayMs: 10,
+      slowReplyMs: 2500,
+      flapEveryMs: 1500,
+      deviceMix: { silent: 0.05, slow: 0.05, flapping: 0.05, duplicate: 0.05, reject: 0.03 },
+      rate: 15,
+      durationMs: 3000,
+      ride: '0.1-0.3',
+      journeyMix: { cancel: 0.15, retry: 0.15, race: 0.1 },
+      radiusM: 1000,
+      searchRadiusM: 1500,
+      drainMs: 20_000,
+      seed: 11,
+      tokens: tokensFor(fleet.config.auth.jwtSecret),
+    });
+    const { devices: d, journeys: j } = report;
+
+    expect(broken(report), JSON.stringify(report.invariants)).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.errors).toEqual({});
+    expect(d.secondsUntilServerSawThemOnline).not.toBeNull();
+    expect(d).toMatchObject({ requested: 200, withCredentials: 200, registered: 200, threads: 2, onlineAtStart: 200, refused: 0 });
+    expect(d.behaviours).toEqual({ answer: 154, silent: 10, slow: 10, flapping: 10, duplicate: 10, reject: 6 });
+    expect(d.telemetrySent).toBeGreaterThan(200);
+    // Flapping devices dropped and came back on their own.
+    expect(d.drops).toBeGreaterThan(0);
+    expect(d.reconnects).toBeGreaterThan(0);
+
+    // Poisson arrivals at 15/s for 3 s: 45 expected (sd 6.7); far outside 20…75 the process is not Poisson at that rate.
+    expect(j.offered).toBeGreaterThan(20);
+    expect(j.offered).toBeLessThan(75);
+    expect(j.finished).toBe(j.offered);
+    expect(j.inFlightAtEnd).toBe(0);
+    expect(sum(j.outcomes)).toBe(j.offered);
+    expect(j.outcomes.completed).toBeGreaterThan(5);
+    expect(j.outcomes.cancelled).toBeGreaterThan(0);
+    expect(Object.keys(j.outcomes).filter((outcome) => outcome.startsWith('error:'))).toEqual([]);
+
+    const { latency } = report;
+    expect(latency.book.count).toBeGreaterThanOrEqual(j.offered - (j.outcomes['failed:search:no-vehicle-nearby'] ?? 0));
+    expect(latency.search.count).toBeGreaterThanOrEqual(j.offered);
+    for (const step of ['search', 'book', 'unlock', 'end'] as const) {
+      expect(latency[step].p50Ms).toBeGreaterThan(0);
+      expect(latency[step].p50Ms).toBeLessThanOrEqual(latency[step].p99Ms);
+    }
+    expect(latency.mqttRoundTrip.count).toBeGreaterThan(200);
+    expect(latency.commandDelivery.count).toBe(d.commands.ok + d.commands.expired + d.commands['bad-signature']);
+    expect(d.commands['bad-signature']).toBe(0);
+
+    // The server's own account: every unlock the devices answered is an event, and nothing is held.
+    const events = await allEvents(fleet);
+    const unlockedEvents = events.filter((event) => event.type === 'vehicle.unlocked').length;
+    expect(unlockedEvents).toBeGreaterThanOrEqual(j.outcomes.completed!);
+    const held = await heldVehicles(fleet, 'ci-');
+    expect(held).toEqual([]);
   });
-  return { fleet, report };
-}
+});
 
-interface ServerEvent {
-  readonly type: string;
-  readonly key: string;
-}
-
-async function allEvents(fleet: TestFleet): Promise<ServerEvent[]> {
-  const events: ServerEvent[] = [];
+async function allEvents(fleet: TestFleet): Promise<Array<{ type: string }>> {
+  const events: Array<{ type: string }> = [];
   for (let after = 0; ; ) {
-    const page = (await fleet.request({ method: 'GET', url: `/events?after=${after}&limit=1000`, as: 'ops', role: 'operator' })).json() as { items: ServerEvent[]; next: number };
+    const page = (await fleet.request({ method: 'GET', url: `/events?after=${after}&limit=1000`, as: 'ops', role: 'operator' })).json() as { items: Array<{ type: string }>; next: number };
     events.push(...page.items);
     if (page.items.length === 0) return events;
     after = page.next;
   }
 }
 
-const count = (events: readonly ServerEvent[], type: string) => events.filter((event) => event.type === type).length;
-
-/** Vehicles of the simulation the read model shows as held (RESERVED or IN_USE). */
 async function heldVehicles(fleet: TestFleet, prefix: string): Promise<string[]> {
   const response = await fleet.request({ method: 'GET', url: '/vehicles?limit=1000', as: 'ops', role: 'operator' });
   const { items } = response.json() as { items: Array<{ id: string; status: string }> };
   return items.filter((vehicle) => vehicle.id.startsWith(prefix) && (vehicle.status === 'RESERVED' || vehicle.status === 'IN_USE')).map((vehicle) => `${vehicle.id}:${vehicle.status}`);
 }
 
-describe('fleet simulator', () => {
-  it('20 vehicles and 10 customers ride for 5 s: every confirmed booking is ridden or cancelled, and the server agrees', async () => {
-    const { fleet, report } = await simulate({}, { vehicles: 20, customers: 10, durationMs: 5000, rideMs: 200, replyDelayMs: 20, telemetryMs: 250, cancelRatio: 0.2, seed: 7 });
-    const { customers: c, vehicles: v } = report;
+/**
+ * Just enough of the HTTP contract for the simulator, over a real MQTT broker, with one fault on purpose:
+ * - `double-booking`: a held vehicle is booked again;
+ * - `phantom-unlock`: SUCCESS without sending the UNLOCK;
+ * - `misrouted-unlock`: the UNLOCK (signed for the receiver, so it verifies) goes to the next vehicle;
+ * - `server-error`: ending a ride answers 500;
+ * - `off-contract`: ending a ride answers 418.
+ */
+type Fault = 'none' | 'double-booking' | 'phantom-unlock' | 'misrouted-unlock' | 'server-error' | 'off-contract';
 
-    expect(report.errors, JSON.stringify(c.errors)).toBe(0);
-    expect(v).toMatchObject({ requested: 20, registered: 20, connected: 20, connectFailed: 0, registrationFailed: 0 });
-    expect(v.telemetrySent).toBeGreaterThan(20);
-
-    expect(c.bookings.confirmed).toBeGreaterThanOrEqual(10);
-    expect(c.unlocks.ok).toBeGreaterThanOrEqual(5);
-    expect(c.unlocks.timedOut).toBe(0);
-    // Every confirmed booking was either unlocked or cancelled on purpose; every unlock ended its ride.
-    expect(c.bookings.confirmed).toBeGreaterThanOrEqual(c.unlocks.ok);
-    expect(c.unlocks.ok).toBeGreaterThanOrEqual(c.ends.completed);
-    expect(c.unlocks.attempted + c.cancels.byChoice).toBe(c.bookings.confirmed);
-    expect(c.unlocks.ok).toBe(c.unlocks.attempted);
-    expect(c.ends.completed).toBe(c.unlocks.ok);
-    expect(c.cancels.cancelled).toBe(c.cancels.attempted);
-    // Each ride is one UNLOCK and one LOCK on a device, each answered.
-    expect(v.commandsReceived).toBeGreaterThanOrEqual(2 * c.ends.completed);
-    expect(v.repliesSent).toBe(v.commandsReceived);
-
-    expect(c.latency.book.count).toBe(c.bookings.confirmed);
-    expect(c.latency.unlock.p50Ms).toBeGreaterThan(0);
-    expect(c.latency.unlock.p50Ms).toBeLessThanOrEqual(c.latency.unlock.p95Ms);
-    expect(c.latency.unlock.p95Ms).toBeLessThanOrEqual(c.latency.unlock.p99Ms);
-    expect(report.throughput.bookingsPerS).toBeGreaterThan(0);
-
-    // The server's own account: the public events match the report one for one, and nothing is held.
-    const events = await allEvents(fleet);
-    expect(count(events, 'booking.created')).toBe(c.bookings.confirmed);
-    expect(count(events, 'vehicle.unlocked')).toBe(c.unlocks.ok);
-    expect(count(events, 'booking.completed')).toBe(c.ends.completed);
-    expect(count(events, 'booking.cancelled')).toBe(c.cancels.cancelled);
-    expect(await heldVehicles(fleet, 'sim-')).toEqual([]);
-    // The telemetry reached the read model.
-    const vehicle = (await fleet.request({ method: 'GET', url: '/vehicles/sim-0001', as: 'ops', role: 'operator' })).json() as { battery: number | null };
-    expect(vehicle.battery).not.toBeNull();
-  });
-
-  it('silent and offline vehicles show up as unlock time-outs and offline rejections, and leave nothing held', async () => {
-    const { fleet, report } = await simulate(
-      { UNLOCK_TIMEOUT_MS: '400' },
-      { vehicles: 10, customers: 5, durationMs: 3000, rideMs: 100, replyDelayMs: 10, telemetryMs: 0, cancelRatio: 0, silentRatio: 0.2, offlineRatio: 0.2, idPrefix: 'knob-', seed: 3 },
-    );
-    const { customers: c, vehicles: v } = report;
-
-    expect(report.errors, JSON.stringify(c.errors)).toBe(0);
-    expect(v).toMatchObject({ requested: 10, silent: 2, offline: 2, connected: 10 });
-    expect(c.bookings.rejected['vehicle-offline'] ?? 0).toBeGreaterThan(0);
-    expect(c.unlocks.timedOut).toBeGreaterThan(0);
-    expect(c.unlocks.failed['unlock-timed-out']).toBe(c.unlocks.timedOut);
-    expect(c.ends.completed).toBeGreaterThan(0);
-    // A timed-out unlock is followed by a cancel: the silent vehicle is free again.
-    expect(c.cancels.cancelled).toBe(c.unlocks.attempted - c.unlocks.ok);
-    expect(c.failedTraceIds.length).toBeGreaterThan(0);
-    await waitFor(async () => (await heldVehicles(fleet, 'knob-')).length === 0, { what: 'no simulated vehicle to be held', timeoutMs: 2000 });
-  });
-
-  it('500 vehicles connecting and reporting at once do not cost the server its embedded-broker connection', { timeout: 120_000 }, async () => {
-    // The server in its own process, as in production: in one process with the simulator the burst
-    // never builds up. aedes dropped the server's persistent session under it ("no such packet").
-    const temp = tempDbFile();
-    const mqttPort = await freePort();
-    const secret = 'burst-test-secret-0123456789';
-    const server = await startServer({ FLEET_DB: temp.file, MQTT_PORT: String(mqttPort), FLEET_JWT_SECRET: secret, PAYMENT_LATENCY_MS: '0' });
-    try {
-      const report = await runSimulation({
-        ...DEFAULT_SIMULATION,
-        apiUrl: server.url,
-        mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
-        protocolVersion: 4,
-        vehicles: 500,
-        customers: 10,
-        durationMs: 4000,
-        telemetryMs: 500,
-        idPrefix: 'burst-',
-        tokens: (sub: string, role: Role) => signToken({ sub, role, ttlSeconds: 600 }, secret),
-      });
-      expect(report.errors).toBe(0);
-      expect(report.vehicles.connected).toBe(500);
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
-      const reconnects = [...metrics.matchAll(/^fleet_mqtt_reconnects_total\{shard="\d+"\} (\d+)$/gm)].map((match) => Number(match[1]));
-      expect(reconnects).toEqual([0]);
-    } finally {
-      await server.kill();
-      temp.cleanup();
+async function fakeServer(fault: Fault, broker: EmbeddedBroker): Promise<{ url: string }> {
+  const control: MqttClient = await mqtt.connectAsync(broker.url, { clientId: `fake-${randomUUID().slice(0, 8)}`, protocolVersion: 4 });
+  cleanups.push(() => control.endAsync(true));
+  const vehicles: string[] = [];
+  const holder = new Map<string, string>();
+  const bookings = new Map<string, { vehicleId: string; status: string }>();
+  const replays = new Map<string, unknown>();
+  const send = (response: ServerResponse, status: number, body: unknown) => {
+    response.writeHead(status, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json' });
+    response.end(JSON.stringify(body));
+  };
+  const problem = (response: ServerResponse, status: number, slug: string) => send(response, status, { type: `https://fleetactors.dev/problems/${slug}`, title: slug, status });
+  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    let text = '';
+    for await (const chunk of request) text += String(chunk);
+    const body = text ? (JSON.parse(text) as Record<string, string>) : {};
+    const url = new URL(request.url!, 'http://fake');
+    const bookingPath = /^\/bookings\/([^/]+)(?:\/(unlock|end|cancel))?$/.exec(url.pathname);
+    if (request.method === 'POST' && url.pathname === '/vehicles') {
+      vehicles.push(body.id!);
+      return send(response, 201, { id: body.id, status: 'AVAILABLE', credentials: { username: body.id, password: 'not-checked', commandKey: plainBrokerSecrets(body.id!).commandKey } });
     }
+    if (request.method === 'GET' && url.pathname === '/vehicles') return send(response, 200, { items: vehicles.filter((id) => !holder.has(id)).map((id) => ({ id })) });
+    if (request.method === 'POST' && url.pathname === '/bookings') {
+      const key = String(request.headers['idempotency-key'] ?? '');
+      const replay = key ? replays.get(key) : undefined;
+      if (replay) return send(response, 201, replay);
+      if (holder.has(body.vehicleId!) && fault !== 'double-booking') return problem(response, 409, 'vehicle-unavailable');
+      const id = `bk_${randomUUID().slice(0, 8)}`;
+      if (key) replays.set(key, { id, status: 'CONFIRMED', vehicleId: body.vehicleId });
+      holder.set(body.vehicleId!, id);
+      bookings.set(id, { vehicleId: body.vehicleId!, status: 'CONFIRMED' });
+      return send(response, 201, { id, status: 'CONFIRMED', vehicleId: body.vehicleId });
+    }
+    const booking = bookingPath ? bookings.get(bookingPath[1]!) : undefined;
+    if (!bookingPath || !booking) return problem(response, 404, 'not-found');
+    const release = () => {
+      if (holder.get(booking.vehicleId) === bookingPath[1]) holder.delete(booking.vehicleId);
+    };
+    switch (bookingPath[2]) {
+      case 'unlock': {
+        const target = fault === 'misrouted-unlock' ? vehicles[(vehicles.indexOf(booking.vehicleId) + 1) % vehicles.length]! : booking.vehicleId;
+        if (fault !== 'phantom-unlock') {
+          const issuedAt = new Date();
+          const command = signedFor(target, { commandId: randomUUID(), type: 'UNLOCK', bookingId: bookingPath[1]!, issuedAt: issuedAt.toISOString(), expiresAt: new Date(issuedAt.getTime() + 5000).toISOString() });
+          await control.publishAsync(commandsTopic(target), JSON.stringify(command), { qos: 1 });
+        }
+        booking.status = 'ACTIVE';
+        return send(response, 200, { bookingId: bookingPath[1], vehicleId: booking.vehicleId, status: 'SUCCESS', unlockedAt: new Date().toISOString() });
+      }
+      case 'end':
+        if (fault === 'server-error') return problem(response, 500, 'internal');
+        if (fault === 'off-contract') return problem(response, 418, 'teapot');
+        release();
+        booking.status = 'COMPLETED';
+        return send(response, 200, { id: bookingPath[1], status: 'COMPLETED' });
+      case 'cancel':
+        release();
+        booking.status = 'CANCELLED';
+        return send(response, 200, { id: bookingPath[1], status: 'CANCELLED' });
+      default:
+        return send(response, 200, { id: bookingPath[1], status: booking.status });
+    }
+  };
+  const server: Server = createServer((request, response) => {
+    handle(request, response).catch(() => problem(response, 500, 'fake-failed'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+async function runAgainst(fault: Fault, settings: Partial<SimulationSettings> = {}): Promise<SimulationReport> {
+  const broker = await startEmbeddedBroker({ port: 0, security: 'open' });
+  cleanups.push(() => broker.close());
+  const server = await fakeServer(fault, broker);
+  return runSimulation({
+    ...DEFAULT_SIMULATION,
+    apiUrl: server.url,
+    mqttUrl: broker.url,
+    protocolVersion: 4,
+    vehicles: 8,
+    idPrefix: 'fk-',
+    workers: 0,
+    telemetryMs: 0,
+    rate: 30,
+    durationMs: 700,
+    ride: '0',
+    journeyMix: { cancel: 0, retry: 0, race: 0 },
+    drainMs: 5000,
+    // The fake has no GET /vehicles/:id to show presence with.
+    settleMs: 0,
+    tokens: tokensFor('fake-server-secret-0123456789'),
+    ...settings,
+  });
+}
+
+describe('invariant detectors, each against a server that breaks its rule on purpose', () => {
+  it('a server that keeps its rules breaks none', async () => {
+    const report = await runAgainst('none', { journeyMix: { cancel: 0.2, retry: 0.2, race: 0.3 } });
+    expect(broken(report)).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.journeys.outcomes.completed).toBeGreaterThan(0);
+  });
+
+  it('closed loop: customers ride one journey after the other', async () => {
+    const report = await runAgainst('none', { rate: 0, customers: 3, journeyMix: { cancel: 0.3, retry: 0.3, race: 0 } });
+    expect(broken(report)).toEqual([]);
+    expect(report.journeys.offered).toBeGreaterThan(3);
+    expect(report.journeys.finished).toBe(report.journeys.offered);
+    expect((report.journeys.outcomes.completed ?? 0) + (report.journeys.outcomes.cancelled ?? 0)).toBe(report.journeys.offered);
+  });
+
+  it('double-booking: two races won at once', async () => {
+    const report = await runAgainst('double-booking', { journeyMix: { cancel: 0, retry: 0, race: 1 } });
+    expect(broken(report)).toEqual(['double-booking']);
+    expect(report.ok).toBe(false);
+  });
+
+  it('unlock-not-delivered: SUCCESS without an UNLOCK', async () => {
+    const report = await runAgainst('phantom-unlock');
+    expect(broken(report)).toEqual(['unlock-not-delivered']);
+  });
+
+  it('foreign-unlock: the UNLOCK of one vehicle\'s booking reaches another', async () => {
+    const report = await runAgainst('misrouted-unlock');
+    // The vehicle that was booked never got its UNLOCK either.
+    expect(broken(report)).toEqual(['unlock-not-delivered', 'foreign-unlock']);
+    expect(report.invariants['foreign-unlock'].samples[0]).toMatch(/^fk-\d+ got the UNLOCK of bk_/);
+  });
+
+  it('server-error: a 500, which also leaves its journey unfinished', async () => {
+    const report = await runAgainst('server-error');
+    expect(broken(report)).toEqual(['server-error', 'unfinished-journey']);
+    expect(report.errors['end: 500 internal']).toBeGreaterThan(0);
+  });
+
+  it('unfinished-journey: an answer outside the contract', async () => {
+    const report = await runAgainst('off-contract');
+    expect(broken(report)).toEqual(['unfinished-journey']);
   });
 });

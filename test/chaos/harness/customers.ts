@@ -167,8 +167,11 @@ async function untilKnown(step: () => Promise<Answer>, unknown: (answer: Answer)
   return answer;
 }
 
-async function customerLoop(api: Api, vehicleIds: readonly string[], customerId: string, random: Random, pauseMs: number, stopped: () => boolean): Promise<void> {
+async function customerLoop(api: Api, vehicleIds: readonly string[], loopId: string, random: Random, pauseMs: number, stopped: () => boolean): Promise<void> {
   for (let attempt = 1; !stopped(); attempt += 1) {
+    // A loop is a stream of riders, one journey each: a rider whose ride stays open (never ended, or
+    // left to expire) would otherwise hold MAX_ACTIVE_BOOKINGS_PER_CUSTOMER and be refused from then on.
+    const customerId = `${loopId}-r${attempt}`;
     const vehicleId = vehicleIds[Math.floor(random() * vehicleIds.length)]!;
     // Half the bookings carry an Idempotency-Key and are retried with it while their outcome is
     // unknown (a kill cut the answer off): the retry must reach the same booking. The other half are

@@ -101,6 +101,9 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     const traces = new TraceStore(db, { logger });
     closers.push(() => traces.close());
     const traceJournal = new TraceJournalReads(db);
+    // Before the actor system: closers run in reverse, so the gateway's store outlives every payment
+    // actor's last call (a Void in flight at shutdown found it closed).
+    const gateway = local.gateway ?? simulatedGateway(init.dbFile, config.timing.paymentLatencyMs, closers);
 
     const system = startActorSystem(journal, logger);
     closers.push(() => system.stop());
@@ -132,7 +135,6 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     const vehicles = new VehicleReadModel(db);
     const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger, accepts: ownVehicle });
     closers.push(() => telemetry.close());
-    const gateway = local.gateway ?? simulatedGateway(init.dbFile, config.timing.paymentLatencyMs, closers);
 
     directory.register(
       VEHICLE,

@@ -32,7 +32,7 @@ const { values } = parseArgs({
     'warmup-s': { type: 'string', default: '2' },
     connections: { type: 'string', default: '50' },
     shards: { type: 'string', default: '1,2,3' },
-    'book-vehicles': { type: 'string', default: '12000' },
+    'book-vehicles': { type: 'string', default: '40000' },
     'unlock-vehicles': { type: 'string', default: '1000' },
     'fleet-size': { type: 'string', default: '100000' },
   },

@@ -336,7 +336,7 @@ async function unlock() {
       broker: 'mosquitto (MQTT 5)',
       vehicles,
       devicesOnline: ready,
-      devicesProcess: 'bench/devices.ts: one simulator/virtual-vehicle.ts client per vehicle, in its own process',
+      devicesProcess: 'bench/devices.ts: one simulator/light-device.ts (mqtt-packet, its own connection) per vehicle, all on one thread of its own process',
       connections,
       loop: 'book → unlock → end per connection; the unlock step is timed',
       unlocksPerSecond: unlockStep.okPerSecond,

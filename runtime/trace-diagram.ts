@@ -321,14 +321,15 @@ function writeAt(row: string[], start: number, text: string): void {
   }
 }
 
-function deviceLabel(step: TraceStepView): string {
+/** `MQTT UNLOCKED`, `MQTT status offline`: the label of a device's arrow (also the browser viewer's). */
+export function deviceLabel(step: TraceStepView): string {
   const payload = asRecord(step.payload);
   if (step.messageType === 'DeviceReplied') return `MQTT ${typeof payload?.reply === 'string' ? payload.reply : 'reply'}`;
   return `MQTT status ${payload?.online === true ? 'online' : payload?.online === false ? 'offline' : ''}`.trimEnd();
 }
 
 /** The device command a vehicle step published: a new `inFlight` command appeared in its state. */
-function issuedCommand(step: TraceStepView): string | null {
+export function issuedCommand(step: TraceStepView): string | null {
   if (!step.toActor.startsWith('vehicle/')) return null;
   const before = asRecord(asRecord(step.stateBefore)?.inFlight);
   const after = asRecord(asRecord(step.stateAfter)?.inFlight);

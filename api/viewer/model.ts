@@ -7,8 +7,10 @@
 import type { TraceJournalQuery, TracedEvent } from '../../persistence/trace-journal.js';
 import {
   describeStateChange,
+  deviceLabel,
   focusOnBooking,
   formatDuration,
+  issuedCommand,
   orderSteps,
   outcomeLabel,
   shortName,
@@ -241,23 +243,4 @@ const deviceOf = (vehicle: string): string => `device/${vehicle.slice(vehicle.in
 function labelOf(name: string): string {
   if (name === KAFKA) return 'Kafka (relay)';
   return shortName(name);
-}
-
-function deviceLabel(step: TraceStepView): string {
-  const payload = asRecord(step.payload);
-  if (step.messageType === 'DeviceReplied') return `MQTT ${typeof payload?.reply === 'string' ? payload.reply : 'reply'}`;
-  return `MQTT status ${payload?.online === true ? 'online' : payload?.online === false ? 'offline' : ''}`.trimEnd();
-}
-
-/** The device command a vehicle step published: a new `inFlight` command appeared in its state. */
-function issuedCommand(step: TraceStepView): string | null {
-  if (!step.toActor.startsWith('vehicle/')) return null;
-  const before = asRecord(asRecord(step.stateBefore)?.inFlight);
-  const after = asRecord(asRecord(step.stateAfter)?.inFlight);
-  if (!after || typeof after.command !== 'string' || after.commandId === before?.commandId) return null;
-  return after.command;
-}
-
-function asRecord(value: unknown): Record<string, unknown> | null {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
 }

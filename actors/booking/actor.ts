@@ -217,6 +217,14 @@ export function bookingBehaviour(deps: BookingActorDeps) {
             // A LOCKED that came after the end's caller gave up (504): the vehicle is free again, so the
             // ride ends here instead of waiting for a repeated end (found by the chaos harness). In the
             // normal flow the end has completed the booking before this message is handled.
+            // The LOCK of a booking that ended while its car stood open answered after its asker gave
+            // up: the car is locked, which the next relock could no longer learn once the vehicle forgot
+            // that command.
+            if (isFinal(ctx.state.status) && ctx.state.mustLock) {
+              const relocked = await run(ctx, { type: 'RecordRelocked', lockedAt: message.lockedAt, at: now() });
+              if (relocked.ok) await compensate(ctx);
+              return;
+            }
             // A return already recorded (the end's own lock) is left to the end and to the capture retry.
             if (ctx.state.status !== 'ACTIVE' || ctx.state.endedAt !== null) return;
             const returned = await run(ctx, { type: 'RecordReturned', lockedAt: message.lockedAt, at: now() });

@@ -66,7 +66,8 @@ export type BookingEvent =
   | { readonly type: 'BookingCompensated'; readonly bookingId: string; readonly at: number }
   /** The vehicle reported open after the booking had ended (a late UNLOCKED): the booking must lock it. */
   | { readonly type: 'VehicleOpenedAfterEnd'; readonly bookingId: string; readonly vehicleId: string; readonly unlockedAt: number; readonly at: number }
-  | { readonly type: 'VehicleRelocked'; readonly bookingId: string; readonly vehicleId: string; readonly lockedAt: number; readonly at: number };
+  /** needsCompensation: the release and void still to do after the lock (they keep the timer due). */
+  | { readonly type: 'VehicleRelocked'; readonly bookingId: string; readonly vehicleId: string; readonly lockedAt: number; readonly needsCompensation: boolean; readonly at: number };
 
 // ---- state -------------------------------------------------------------------------------------
 
@@ -188,7 +189,7 @@ export function decide(bookingId: string, command: BookingCommand, state: Bookin
       return emit();
     case 'RecordRelocked':
       if (!state.mustLock) return emit();
-      return emit({ type: 'VehicleRelocked', bookingId, vehicleId, lockedAt: command.lockedAt, at: command.at });
+      return emit({ type: 'VehicleRelocked', bookingId, vehicleId, lockedAt: command.lockedAt, needsCompensation: state.needsCompensation, at: command.at });
     case 'RecordReturned':
       // Once: a retried end or capture charges from the first recorded lock time.
       if (state.status !== 'ACTIVE' || state.endedAt !== null) return emit();
@@ -289,7 +290,9 @@ export function wakeAtAfter(event: BookingEvent): number | null | undefined {
       // A LOCK that fails is retried; once locked, a wake-up finds nothing left to do.
       return event.at + COMPENSATION_RETRY_MS;
     case 'VehicleRelocked':
-      return undefined;
+      // Locked: due again only while a release or void is left (else a wake-up would find nothing to
+      // do, write nothing, and stay due for ever).
+      return event.needsCompensation ? event.at + COMPENSATION_RETRY_MS : null;
     case 'BookingActivated':
     case 'BookingCompleted':
     case 'BookingCompensated':

@@ -192,7 +192,7 @@ describe('RecordUnlocked after the end (a late UNLOCKED) and RecordRelocked', ()
   const LATE = UNLOCK_BY + 5_000;
   const lateUnlock: BookingCommand = { type: 'RecordUnlocked', unlockedAt: LATE, at: LATE + 10 };
   const opened: BookingEvent = { type: 'VehicleOpenedAfterEnd', bookingId: B, vehicleId: 'v-1', unlockedAt: LATE, at: LATE + 10 };
-  const relocked: BookingEvent = { type: 'VehicleRelocked', bookingId: B, vehicleId: 'v-1', lockedAt: LATE + 900, at: LATE + 1_000 };
+  const relocked: BookingEvent = { type: 'VehicleRelocked', bookingId: B, vehicleId: 'v-1', lockedAt: LATE + 900, needsCompensation: true, at: LATE + 1_000 };
 
   it.each(except('NEW', 'REQUESTED', 'VEHICLE_RESERVED', 'CONFIRMED', 'ACTIVE'))('%s: the car stands open, so the booking must lock it', (status, given) => {
     const state = spec.given(given).when(lateUnlock).then([opened]);
@@ -216,9 +216,10 @@ describe('RecordUnlocked after the end (a late UNLOCKED) and RecordRelocked', ()
     spec.given([...atConfirmed, cancelled()]).when(relock).thenNothing();
   });
 
-  it('wakes the booking to retry a LOCK that failed; the lock itself leaves the timer as it was', () => {
+  it('wakes the booking to retry a LOCK that failed; once locked, only a compensation still to do keeps it due', () => {
     expect(wakeAtAfter(opened)).toBe(LATE + 10 + COMPENSATION_RETRY_MS);
-    expect(wakeAtAfter(relocked)).toBeUndefined();
+    expect(wakeAtAfter(relocked)).toBe(LATE + 1_000 + COMPENSATION_RETRY_MS);
+    expect(wakeAtAfter({ ...relocked, needsCompensation: false })).toBeNull();
   });
 });
 

@@ -49,11 +49,13 @@ export interface AppDeps {
 }
 
 /**
- * Routes that load balancers and Prometheus call every few seconds: an info line per call would bury
- * everything else. Their failures still log (error handler, health checks), and /metrics counts them.
+ * Routes without a request log line. /health and /metrics: load balancers and Prometheus call them every
+ * few seconds, and an info line per call would bury everything else (their failures still log, and
+ * /metrics counts them). The trace viewer page: its URL carries a viewer link's token (`?access=`), which
+ * must not land in a log (the page moves it to the tab's storage at once).
  */
-const POLLED_ROUTES: ReadonlySet<string> = new Set(['/health', '/metrics']);
-const isPolled = (request: FastifyRequest): boolean => POLLED_ROUTES.has(request.routeOptions.url ?? '');
+const UNLOGGED_ROUTES: ReadonlySet<string> = new Set(['/health', '/metrics', '/traces/:id/view']);
+const isUnlogged = (request: FastifyRequest): boolean => UNLOGGED_ROUTES.has(request.routeOptions.url ?? '');
 
 /**
  * The HTTP API (docs/contract.md, "HTTP"). Returns an app that is not listening: main.ts calls `listen`,
@@ -66,7 +68,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     genReqId: newRequestId,
     childLoggerFactory: requestLogger,
     requestIdHeader: false,
-    logController: new LogController({ disableRequestLogging: isPolled }),
+    logController: new LogController({ disableRequestLogging: isUnlogged }),
     bodyLimit: deps.config.http.bodyLimitBytes,
     routerOptions: { ignoreTrailingSlash: true },
     ...frameworkErrorOptions,

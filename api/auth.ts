@@ -46,7 +46,8 @@ export function signToken(request: TokenRequest, secret: string): string {
   return sign({ sub: request.sub, role: request.role });
 }
 
-export type TokenCheck = { readonly ok: true; readonly caller: Caller } | { readonly ok: false; readonly reason: string };
+/** `expiresAtMs`: the token's `exp`, for what outlives one request (a live stream ends with its token). */
+export type TokenCheck = { readonly ok: true; readonly caller: Caller; readonly expiresAtMs: number } | { readonly ok: false; readonly reason: string };
 
 /** Verified tokens kept (the oldest goes first), as fast-jwt's own cache did. */
 const VERIFIED_TOKENS = 1000;
@@ -63,7 +64,7 @@ export function createTokenVerifier(secret: string): (token: string) => TokenChe
   return (token) => {
     const known = verified.get(token);
     if (known !== undefined) {
-      if (Date.now() < known.expiresAtMs) return { ok: true, caller: known.caller };
+      if (Date.now() < known.expiresAtMs) return { ok: true, caller: known.caller, expiresAtMs: known.expiresAtMs };
       verified.delete(token); // expired: verify below says so
     }
     let payload: unknown;
@@ -79,8 +80,9 @@ export function createTokenVerifier(secret: string): (token: string) => TokenChe
     if (!claims.success) return { ok: false, reason: 'the token does not carry valid sub and role claims' };
     const caller: Caller = { id: claims.data.sub, role: claims.data.role };
     if (verified.size >= VERIFIED_TOKENS) verified.delete(verified.keys().next().value!);
-    verified.set(token, { caller, expiresAtMs: claims.data.exp * 1000 });
-    return { ok: true, caller };
+    const expiresAtMs = claims.data.exp * 1000;
+    verified.set(token, { caller, expiresAtMs });
+    return { ok: true, caller, expiresAtMs };
   };
 }
 

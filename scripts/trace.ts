@@ -110,16 +110,19 @@ async function openViewer(api: string, id: string, token: string): Promise<numbe
     console.error(`trace: cannot reach ${api}: is the server running (npm start)?`);
     return 1;
   }
-  const body = (await response.json().catch(() => ({}))) as { url?: string; expiresAt?: string; detail?: string };
-  if (!response.ok || !body.url) {
+  const body = (await response.json().catch(() => ({}))) as { path?: string; expiresAt?: string; detail?: string };
+  // The link is built here from the server's path and the --api origin, never taken whole from the
+  // answer: what goes to the desktop's opener is an http(s) URL of the server asked, nothing else.
+  const link = body.path?.startsWith('/traces/') ? new URL(body.path, api) : null;
+  if (!response.ok || !link || !/^https?:$/.test(link.protocol)) {
     console.error(`trace: ${response.status === 404 ? `no trace is known for ${id} at ${api}` : `POST ${url} answered ${response.status}: ${body.detail ?? ''}`}`);
     return 1;
   }
-  console.log(`Open this link to step through ${id} (works until ${body.expiresAt}, for this id only):\n\n  ${body.url}\n`);
+  console.log(`Open this link to step through ${id} (works until ${body.expiresAt}, for this id only):\n\n  ${link.href}\n`);
   const opener = process.platform === 'darwin' ? 'open' : process.platform === 'win32' ? null : 'xdg-open';
   if (opener && process.stdout.isTTY && (process.platform === 'darwin' || process.env.DISPLAY || process.env.WAYLAND_DISPLAY)) {
     // Best effort: without a desktop browser the printed link is the way in.
-    spawn(opener, [body.url], { stdio: 'ignore', detached: true })
+    spawn(opener, [link.href], { stdio: 'ignore', detached: true })
       .on('error', () => undefined)
       .unref();
   }

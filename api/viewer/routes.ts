@@ -41,7 +41,8 @@ export const viewerRoutes: FastifyPluginAsyncZod<ViewerRoutesOptions> = async (a
   });
 
   /** Null when allowed (and the link's expiry, if a link), else the problem has been sent. */
-  const authorize = (id: string, request: FastifyRequest, reply: FastifyReply): { expiresAt: number | null } | null => {
+  /** expiresAt: a link's (the page shows it); endsAt: when a live stream must end, link or operator token. */
+  const authorize = (id: string, request: FastifyRequest, reply: FastifyReply): { expiresAt: number | null; endsAt: number } | null => {
     const match = BEARER.exec(request.headers.authorization ?? '');
     const deny = (detail: string, error: string | null): null => {
       reply.header('www-authenticate', error ? `Bearer realm="${REALM}", error="${error}"` : `Bearer realm="${REALM}"`);
@@ -50,10 +51,11 @@ export const viewerRoutes: FastifyPluginAsyncZod<ViewerRoutesOptions> = async (a
     };
     if (!match) return deny('Send Authorization: Bearer <operator token or viewer link token>.', request.headers.authorization ? 'invalid_request' : null);
     const linkCheck = link(match[1]!, id);
-    if (linkCheck.ok) return { expiresAt: linkCheck.expiresAt };
+    if (linkCheck.ok) return { expiresAt: linkCheck.expiresAt, endsAt: linkCheck.expiresAt };
     const operatorCheck = operator(match[1]!);
     if (operatorCheck.ok) {
-      if (operatorCheck.caller.role === 'operator') return { expiresAt: null };
+      // A live view ends when the token that opened it does, like a link's.
+      if (operatorCheck.caller.role === 'operator') return { expiresAt: null, endsAt: operatorCheck.expiresAtMs };
       void sendProblem(reply, httpProblem('forbidden', `The trace viewer is for the operator role; the token's role is ${operatorCheck.caller.role}.`, originOf(request)));
       return null;
     }
@@ -116,7 +118,7 @@ export const viewerRoutes: FastifyPluginAsyncZod<ViewerRoutesOptions> = async (a
       if (!access) return reply;
       const first = await load(request.params.id);
       if (!first) return sendProblem(reply, httpProblem('not-found', `No trace is known for ${request.params.id}.`, originOf(request)));
-      new TraceFollower(reply, request.params.id, load, access.expiresAt, pollMs, heartbeatMs, streams).start(first);
+      new TraceFollower(reply, request.params.id, load, access.expiresAt, access.endsAt, pollMs, heartbeatMs, streams).start(first);
       return reply;
     },
   );
@@ -140,6 +142,7 @@ class TraceFollower {
     private readonly id: string,
     private readonly load: (id: string) => Promise<ViewerModel | undefined>,
     private readonly expiresAt: number | null,
+    private readonly endsAt: number,
     private readonly pollMs: number,
     private readonly heartbeatMs: number,
     private readonly streams: Set<() => void>,
@@ -170,8 +173,8 @@ class TraceFollower {
 
   private async poll(): Promise<void> {
     if (this.reading || this.closed) return;
-    // A link's access ends when the link does, also for a page that stays open.
-    if (this.expiresAt !== null && Date.now() >= this.expiresAt) {
+    // A live view ends when the link or the operator token that opened it does, also for a page left open.
+    if (Date.now() >= this.endsAt) {
       this.raw.write('event: expired\ndata: {}\n\n');
       this.end();
       return;

@@ -46,14 +46,14 @@ describe('request logging', () => {
     app = undefined;
   });
 
-  function appLoggingTo(lines: Array<Record<string, unknown>>): FastifyInstance {
+  function appLoggingTo(lines: Array<Record<string, unknown>>, deps: Parameters<typeof testDeps>[0] = {}): FastifyInstance {
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
         for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
         done();
       },
     });
-    return buildApp(testDeps({ logger: createLogger('info', sink) }));
+    return buildApp(testDeps({ ...deps, logger: createLogger('info', sink) }));
   }
 
   it('writes no line for /health and /metrics, which are polled', async () => {
@@ -63,6 +63,15 @@ describe('request logging', () => {
     expect((await app.inject({ url: '/metrics' })).statusCode).toBe(200);
     expect((await app.inject({ url: '/health/' })).statusCode).toBe(200);
     expect(lines.filter((line) => line.req !== undefined || line.res !== undefined)).toEqual([]);
+  });
+
+  it('writes no line for the trace viewer page, whose URL carries a viewer link token', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    app = appLoggingTo(lines, { traces: { find: async () => undefined } });
+    expect((await app.inject({ url: '/traces/bk_1/view?access=link-token-never-logged' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/traces/bk_1', headers: asOperator() })).statusCode).toBe(404);
+    expect(lines.some((line) => line.msg === 'incoming request')).toBe(true);
+    expect(JSON.stringify(lines)).not.toContain('link-token-never-logged');
   });
 
   it('still logs every other request at info, with its trace id', async () => {

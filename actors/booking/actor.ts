@@ -124,6 +124,12 @@ export function bookingBehaviour(deps: BookingActorDeps) {
       if (!(await relock(ctx))) return;
       if (!ctx.state.needsCompensation) return;
       const released = await askActor<null>(ctx, vehicle(ctx.state), { type: 'ReleaseVehicle', bookingId, reason: ctx.state.status.toLowerCase() });
+      if (!released.ok && released.rejection.type === 'VehicleUnavailable' && released.rejection.status === 'IN_USE' && !ctx.state.mustLock) {
+        // The vehicle is open under this booking and refuses to be handed back: its UNLOCKED reached the
+        // vehicle but never the booking (a crash between the two). Learn it now, lock, then compensate.
+        await run(ctx, { type: 'RecordUnlocked', unlockedAt: now(), at: now() });
+        if (ctx.state.mustLock) return compensate(ctx);
+      }
       const voided = await askActor<null>(ctx, payment, { type: 'Void' });
       if (released.ok && voided.ok) await run(ctx, { type: 'RecordCompensated', at: now() });
       else ctx.logger.warn({ released, voided }, 'compensation incomplete; the booking timer retries it');

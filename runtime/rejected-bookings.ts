@@ -8,12 +8,15 @@ import type { ActorAddress } from './kernel/directory.js';
 import type { Logger } from './logger.js';
 
 /**
- * Refused bookings do not grow a shard's journal for ever. A booking the vehicle or the payment
- * refused ends REJECTED with its rows (BookingRequested, BookingRejected, maybe its payment
- * authorization's) kept only so that a retry with its Idempotency-Key answers the same refusal. Once
- * that key's stored response has expired (IDEMPOTENCY_TTL_MS, 24 h) nothing can ask for them any
- * more, and they are deleted: journal rows, snapshot and read-model row of the booking and of its
- * authorization. The vehicle's own history (reserved, released) stays: it is the vehicle's state.
+ * Refused bookings do not grow a shard's journal for ever. A booking the vehicle refused ends
+ * REJECTED with its rows (BookingRequested, BookingRejected) kept only so that a retry with its
+ * Idempotency-Key answers the same refusal. Once that key's stored response has expired
+ * (IDEMPOTENCY_TTL_MS, 24 h) nothing can ask for them any more, and they are deleted: journal rows,
+ * snapshot and read-model row. The vehicle's own history (reserved, released) stays: it is the
+ * vehicle's state. A booking that got as far as its payment keeps its rows: the gateway remembers
+ * the authorization id (`auth_<bookingId>`), so a booking made afresh under the same id would be
+ * answered the old authorization (perhaps since voided) and ride on no hold. Those are bounded by the
+ * per-customer limits instead.
  *
  * Refusals decided before the saga (MAX_ACTIVE_BOOKINGS_PER_CUSTOMER, validation, rate limits) never
  * reach the journal at all; this is for the ones only the vehicle or the gateway can decide.
@@ -39,6 +42,7 @@ export function rejectedBookingPurge(db: Db, isActive: (address: ActorAddress) =
   const hasPublicRow: Statement<[string, string], { n: number }> = db.prepare(
     'SELECT count(*) AS n FROM journal WHERE persistence_key IN (?, ?) AND is_public = 1',
   );
+  const hasRows: Statement<[string], { n: number }> = db.prepare('SELECT count(*) AS n FROM journal WHERE persistence_key = ?');
   const deleteRows = db.prepare<[string, string]>('DELETE FROM journal WHERE persistence_key IN (?, ?)');
   const deleteSnapshots = db.prepare<[string, string]>('DELETE FROM snapshots WHERE persistence_key IN (?, ?)');
   const deleteBooking = db.prepare<[string]>('DELETE FROM bookings WHERE id = ?');
@@ -50,6 +54,7 @@ export function rejectedBookingPurge(db: Db, isActive: (address: ActorAddress) =
     const bookingKey = `${BOOKING}/${bookingId}`;
     const paymentKey = `${PAYMENT}/${payment.id}`;
     if ((hasPublicRow.get(bookingKey, paymentKey)?.n ?? 0) > 0) return false;
+    if ((hasRows.get(paymentKey)?.n ?? 0) > 0) return false;
     deleteRows.run(bookingKey, paymentKey);
     deleteSnapshots.run(bookingKey, paymentKey);
     deleteBooking.run(bookingId);

@@ -39,11 +39,15 @@ export class ShardedFleetService implements FleetService {
 
   constructor(
     private readonly shards: ShardLinks,
-    private readonly timing: { readonly unlockTimeoutMs: number; readonly askTimeoutMs: number },
+    private readonly timing: { readonly unlockTimeoutMs: number; readonly askTimeoutMs: number; readonly paymentTimeoutMs?: number },
     /** MAX_ACTIVE_BOOKINGS_PER_CUSTOMER; 0 or absent: no limit. */
     maxActiveBookingsPerCustomer = 0,
   ) {
-    this.liveBookingLimit = new LiveBookingLimit(maxActiveBookingsPerCustomer, (customerId, exceptBookingId) => this.countLiveBookings(customerId, exceptBookingId));
+    // An unanswered booking holds a place until its saga's confirmation deadline (reserve and authorize
+    // each an ask, plus the gateway's own timeout; the booking actor's confirmWithinMs) has passed, with
+    // one more ask of margin.
+    const unsettledHoldMs = 3 * timing.askTimeoutMs + (timing.paymentTimeoutMs ?? timing.askTimeoutMs);
+    this.liveBookingLimit = new LiveBookingLimit(maxActiveBookingsPerCustomer, (customerId, exceptBookingId) => this.countLiveBookings(customerId, exceptBookingId), unsettledHoldMs);
   }
 
   async registerVehicle(input: RegisterVehicleInput, trace: TraceContext): Promise<Outcome<VehicleView>> {

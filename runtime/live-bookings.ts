@@ -37,15 +37,36 @@ export class LiveBookingCounter {
 /** The whole fleet's count for a customer; throws when a shard cannot answer. */
 export type CountLiveBookings = (customerId: string, exceptBookingId: string) => Promise<number>;
 
+/** Answers that mean "no answer in time": the booking may still be made on its shard after the turn ended. */
+const UNSETTLED: ReadonlySet<string> = new Set(['ActorUnavailable', 'ShardUnavailable']);
+
 /** The main thread's side: one booking request per customer at a time, refused past the limit. */
 export class LiveBookingLimit {
   private readonly queues = new Map<string, Promise<unknown>>();
+  /**
+   * Bookings whose turn ended without an answer (an ask timed out on a loaded shard): the
+   * CreateBooking may still be queued there, with no row to count yet. Each counts as live until
+   * `unsettledHoldMs` after its turn, by which time its saga has a row or never will (its
+   * confirmation deadline passed). Counting it twice meanwhile only errs on the side of a 409.
+   */
+  private readonly unsettled = new Map<string, Map<string, number>>();
 
   /** `max` 0: no limit, and nothing is counted or queued. */
   constructor(
     private readonly max: number,
     private readonly countLive: CountLiveBookings,
+    private readonly unsettledHoldMs = 60_000,
+    private readonly now: () => number = Date.now,
   ) {}
+
+  private unsettledOf(customerId: string, exceptBookingId: string): number {
+    const held = this.unsettled.get(customerId);
+    if (!held) return 0;
+    const now = this.now();
+    for (const [id, until] of held) if (until <= now) held.delete(id);
+    if (held.size === 0) this.unsettled.delete(customerId);
+    return [...held.keys()].filter((id) => id !== exceptBookingId).length;
+  }
 
   /**
    * Runs `book` when the customer holds fewer than `max` live bookings besides `bookingId`; otherwise
@@ -55,9 +76,15 @@ export class LiveBookingLimit {
     if (this.max === 0) return book();
     const previous = this.queues.get(customerId) ?? Promise.resolve();
     const turn = previous.then(async (): Promise<Outcome<T>> => {
-      const live = await this.countLive(customerId, bookingId);
+      const live = (await this.countLive(customerId, bookingId)) + this.unsettledOf(customerId, bookingId);
       if (live >= this.max) return reject({ type: 'ActiveBookingLimitReached', customerId, limit: this.max });
-      return book();
+      const outcome = await book();
+      if (!outcome.ok && UNSETTLED.has(outcome.rejection.type)) {
+        const held = this.unsettled.get(customerId) ?? new Map<string, number>();
+        held.set(bookingId, this.now() + this.unsettledHoldMs);
+        this.unsettled.set(customerId, held);
+      }
+      return outcome;
     });
     // The chain goes on after a failed turn; the failure itself is the caller's.
     const tail = turn.then(

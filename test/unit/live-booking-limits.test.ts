@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { accept, type Outcome } from '../../actors/shared/rejections.js';
+import { accept, reject, type Outcome } from '../../actors/shared/rejections.js';
 import { LiveBookingLimit } from '../../runtime/live-bookings.js';
 import { deferred } from '../helpers/stub-fleet.js';
 
@@ -25,6 +25,22 @@ describe('LiveBookingLimit', () => {
     expect(answers.filter((answer) => answer.ok)).toHaveLength(2);
     expect(answers.filter((answer) => !answer.ok).map((answer) => !answer.ok && answer.rejection)).toEqual(Array(10).fill({ type: 'ActiveBookingLimitReached', customerId: 'alice', limit: 2 }));
     expect(limit.busyCustomers).toBe(0);
+  });
+
+  it('counts a booking whose ask went unanswered as live until its hold ends (it may still be made on its shard)', async () => {
+    const { count, book } = fleetOfCounts();
+    let now = 1_000;
+    const limit = new LiveBookingLimit(1, count, 45_000, () => now);
+    const timedOut = await limit.admit('alice', 'bk_slow', async () => reject({ type: 'ActorUnavailable', actor: 'booking/bk_slow', timeoutMs: 15_000 }));
+    expect(timedOut.ok).toBe(false);
+    expect(await limit.admit('alice', 'bk_next', book('alice', 'bk_next'))).toEqual(reject({ type: 'ActiveBookingLimitReached', customerId: 'alice', limit: 1 }));
+    // Its own retry is not counted against it.
+    expect(await limit.admit('alice', 'bk_slow', book('alice', 'bk_slow'))).toEqual(accept('bk_slow'));
+    // One that never reached its shard stops counting when the hold ends.
+    await limit.admit('bob', 'bk_lost', async () => reject({ type: 'ShardUnavailable', shard: 0, reason: 'restarting' }));
+    expect((await limit.admit('bob', 'bk_b', book('bob', 'bk_b'))).ok).toBe(false);
+    now += 45_000;
+    expect(await limit.admit('bob', 'bk_b', book('bob', 'bk_b'))).toEqual(accept('bk_b'));
   });
 
   it("does not make other customers wait for one customer's running booking", async () => {

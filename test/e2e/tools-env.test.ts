@@ -34,7 +34,7 @@ describe('the tools read PORT, HOST and MQTT_PORT as npm start does', () => {
     const secret = 'a-production-secret-of-some-length';
     const signed = await runTool('scripts/token.ts', ['--sub', 'alice', '--role', 'customer'], { FLEET_JWT_SECRET: secret });
     expect(signed.code).toBe(0);
-    expect(createTokenVerifier(secret)(signed.stdout.trim())).toEqual({ ok: true, caller: { id: 'alice', role: 'customer' } });
+    expect(createTokenVerifier(secret)(signed.stdout.trim())).toEqual({ ok: true, caller: { id: 'alice', role: 'customer' }, expiresAtMs: expect.any(Number) });
     const refused = await runTool('scripts/token.ts', ['--sub', 'alice', '--role', 'customer'], { PORT: 'three-thousand' });
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/^Invalid configuration: PORT .*"three-thousand"/);

@@ -62,7 +62,10 @@ function answerOnSocket(error: NodeJS.ErrnoException, socket: Socket): void {
     detail: known?.detail ?? 'The request is not valid HTTP.',
   };
   const body = JSON.stringify(problem);
-  if (socket.writable) {
+  // A response already under way on this connection (keep-alive, pipelining, an SSE stream) would get
+  // these bytes in its body: then the connection is only closed, as Node's own handler does.
+  const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (socket.writable && !inProgress?.headersSent) {
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );

@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import { reject, type Outcome } from '../actors/shared/rejections.js';
+import { NO_ANSWER, reject, type Outcome } from '../actors/shared/rejections.js';
 import type { Db } from '../persistence/sqlite.js';
 
 /**
@@ -36,9 +36,6 @@ export class LiveBookingCounter {
 
 /** The whole fleet's count for a customer; throws when a shard cannot answer. */
 export type CountLiveBookings = (customerId: string, exceptBookingId: string) => Promise<number>;
-
-/** Answers that mean "no answer in time": the booking may still be made on its shard after the turn ended. */
-const UNSETTLED: ReadonlySet<string> = new Set(['ActorUnavailable', 'ShardUnavailable']);
 
 /** The main thread's side: one booking request per customer at a time, refused past the limit. */
 export class LiveBookingLimit {
@@ -79,7 +76,8 @@ export class LiveBookingLimit {
       const live = (await this.countLive(customerId, bookingId)) + this.unsettledOf(customerId, bookingId);
       if (live >= this.max) return reject({ type: 'ActiveBookingLimitReached', customerId, limit: this.max });
       const outcome = await book();
-      if (!outcome.ok && UNSETTLED.has(outcome.rejection.type)) {
+      // No answer in time: the booking may still be made on its shard after this turn ended.
+      if (!outcome.ok && NO_ANSWER.has(outcome.rejection.type)) {
         const held = this.unsettled.get(customerId) ?? new Map<string, number>();
         held.set(bookingId, this.now() + this.unsettledHoldMs);
         this.unsettled.set(customerId, held);

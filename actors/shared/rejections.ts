@@ -30,6 +30,9 @@ export type Rejection =
 
 export type RejectionType = Rejection['type'];
 
+/** "No answer in time": the command may still take effect where it was sent (it is not a refusal). */
+export const NO_ANSWER: ReadonlySet<RejectionType> = new Set(['ActorUnavailable', 'ShardUnavailable']);
+
 /** A command's outcome as actors reply it: never a thrown string. */
 export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly rejection: Rejection };
 

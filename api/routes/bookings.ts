@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { RejectionType } from '../../actors/shared/rejections.js';
+import { NO_ANSWER, type RejectionType } from '../../actors/shared/rejections.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { BookingView, FleetService, UnlockView } from '../fleet-service.js';
 import { bookingIdFor, requestHash, type Execution, type HttpResponse, type IdempotencyGuard } from '../idempotency.js';
@@ -30,7 +30,7 @@ export const UNLOCK_PROBLEMS = {
  * ActiveBookingLimitReached lasts only until the customer's other booking ends, after which the same
  * request books.
  */
-const NOT_FINAL: ReadonlySet<RejectionType> = new Set(['ActorUnavailable', 'ShardUnavailable', 'StorageFull', 'ActiveBookingLimitReached']);
+const NOT_FINAL: ReadonlySet<RejectionType> = new Set([...NO_ANSWER, 'StorageFull', 'ActiveBookingLimitReached']);
 
 /** /bookings: the booking saga's HTTP face. Ownership is checked by FleetService with the caller. */
 export const bookingRoutes: FastifyPluginAsyncZod<BookingRoutesOptions> = async (app, { fleet, idempotency }) => {

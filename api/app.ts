@@ -7,19 +7,18 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import type { FleetConfig } from '../runtime/config.js';
-import type { Logger } from '../runtime/logger.js';
-import type { Metrics } from '../runtime/metrics.js';
+import type { Logger } from '../runtime/ground/logger.js';
+import type { Metrics } from '../runtime/ground/metrics.js';
 import { installAuth } from './auth.js';
 import { installErrorHandling } from './error-handling.js';
 import { frameworkErrorOptions, installFrameworkErrors } from './framework-errors.js';
-import type { DeviceAccess, FleetService } from './fleet-service.js';
+import type { DeviceAccess, FleetService } from '../actors/contract/views.js';
 import { IdempotencyGuard } from './idempotency.js';
 import { installJsonBodyParser } from './json-body.js';
 import { openApiTransform } from './openapi.js';
 import type { EventsPort, HealthReport, IdempotencyPort, TracesPort, VehicleCommandsPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
-import { rateLimits } from './rate-limits.js';
+import { rateLimits, type RateLimits } from './rate-limits.js';
 import { installRequestContext, newRequestId, requestLogger } from './request-context.js';
 import { asyncApiRoutes } from './routes/asyncapi.js';
 import { bookingRoutes } from './routes/bookings.js';
@@ -31,11 +30,20 @@ import { vehicleRoutes } from './routes/vehicles.js';
 import { viewerRoutes } from './viewer/routes.js';
 import { openApiComponents } from './schemas.js';
 
+/** The settings the HTTP edge reads: the composition root's FleetConfig (server/config.ts) satisfies it. */
+export interface ApiSettings {
+  readonly http: { readonly bodyLimitBytes: number };
+  readonly rateLimits: RateLimits;
+  readonly auth: { readonly jwtSecret: string };
+}
+
 export interface AppDeps {
   readonly fleet: FleetService;
   /** Device credentials and presence (POST /vehicles, /vehicles/:id/credentials, /vehicles/:id/presence). */
   readonly devices: DeviceAccess;
-  readonly config: FleetConfig;
+  readonly config: ApiSettings;
+  /** Whether an error means a full disk under a store the API writes (503 storage-full); the storage adapter knows. */
+  readonly isStorageFull?: (error: unknown) => boolean;
   readonly logger: Logger;
   readonly idempotency: IdempotencyPort;
   readonly metrics: Metrics;
@@ -83,7 +91,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   // The app is typed with pino's Logger; the rest of the API takes fastify's base instance type.
   const base = app as unknown as FastifyInstance;
   installRequestContext(base);
-  installErrorHandling(base, deps.config.http.bodyLimitBytes);
+  installErrorHandling(base, deps.config.http.bodyLimitBytes, deps.isStorageFull ?? (() => false));
   installFrameworkErrors(base);
   app.register(rateLimits, { limits: deps.config.rateLimits });
   app.addHook('onResponse', (request, reply, done) => {

@@ -1,10 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { createSigner, createVerifier, TokenError } from 'fast-jwt';
+import { createVerifier, TokenError } from 'fast-jwt';
+import { ALGORITHM, type Role } from '../actors/contract/tokens.js';
 import { z } from 'zod';
-import type { Caller } from './fleet-service.js';
+import type { Caller } from '../actors/contract/views.js';
 import { httpProblem, originOf, sendProblem } from './problems.js';
-
-export type Role = Caller['role'];
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -17,7 +16,6 @@ declare module 'fastify' {
   }
 }
 
-const ALGORITHM = 'HS256';
 const REALM = 'fleetactors';
 
 const claimsSchema = z.object({
@@ -26,25 +24,6 @@ const claimsSchema = z.object({
   role: z.enum(['customer', 'operator']),
   exp: z.number(),
 });
-
-export interface TokenRequest {
-  readonly sub: string;
-  readonly role: Role;
-  readonly ttlSeconds: number;
-  /** Issue time in epoch ms; now when absent (tests pass a past time to get an expired token). */
-  readonly issuedAtMs?: number;
-}
-
-/** A bearer token for the API (tests, `npm run token`). */
-export function signToken(request: TokenRequest, secret: string): string {
-  const sign = createSigner({
-    key: secret,
-    algorithm: ALGORITHM,
-    expiresIn: request.ttlSeconds * 1000,
-    ...(request.issuedAtMs !== undefined && { clockTimestamp: request.issuedAtMs }),
-  });
-  return sign({ sub: request.sub, role: request.role });
-}
 
 /** `expiresAtMs`: the token's `exp`, for what outlives one request (a live stream ends with its token). */
 export type TokenCheck = { readonly ok: true; readonly caller: Caller; readonly expiresAtMs: number } | { readonly ok: false; readonly reason: string };

@@ -1,7 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
-import type { Rejection } from '../actors/shared/rejections.js';
-import { isStorageFull } from '../persistence/storage-full.js';
+import type { Rejection } from '../actors/contract/rejections.js';
 import { httpProblem, originOf, rejectionProblem, sendProblem, type HttpProblemKind, type Problem } from './problems.js';
 
 /**
@@ -28,7 +27,7 @@ export interface ValidationIssue {
   readonly message: string;
 }
 
-export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: number): void {
+export function installErrorHandling(app: FastifyInstance, bodyLimitBytes: number, isStorageFull: (error: unknown) => boolean): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.code === 'FST_ERR_VALIDATION' && error.validation) {
       const errors = validationIssues(error);

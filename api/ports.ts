@@ -1,9 +1,9 @@
-import type { TraceJournal, TraceJournalQuery } from '../persistence/trace-journal.js';
+import type { TraceJournal, TraceJournalQuery } from '../actors/contract/trace-views.js';
 import type { EventCursor } from './event-cursor.js';
 
 /**
- * What the HTTP layer needs besides FleetService (api/fleet-service.ts). Each is a small interface so
- * `buildApp(deps)` runs in tests on in-memory fakes; runtime/fleet-app.ts wires the real implementations.
+ * What the HTTP layer needs besides FleetService (actors/contract/views.ts). Each is a small interface so
+ * `buildApp(deps)` runs in tests on in-memory fakes; server/fleet-app.ts wires the real implementations.
  */
 
 /** One stored response to an idempotent request (status and body, errors included). */
@@ -90,7 +90,7 @@ export interface TracesPort {
   journal?(query: TraceJournalQuery): Promise<TraceJournal>;
 }
 
-/** One device command of a vehicle as GET /vehicles/:id/commands shows it (runtime/vehicle-commands.ts says what each state means). */
+/** One device command of a vehicle as GET /vehicles/:id/commands shows it (actors/vehicle/command-history.ts says what each state means). */
 export interface VehicleCommandView {
   readonly commandId: string;
   readonly command: 'UNLOCK' | 'LOCK';

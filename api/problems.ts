@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Rejection, RejectionType } from '../actors/shared/rejections.js';
+import type { Rejection, RejectionType } from '../actors/contract/rejections.js';
 
 /**
  * RFC 9457 problem details: every error the API sends is `application/problem+json` with a stable

@@ -11,7 +11,7 @@ import { httpProblem, originOf, sendProblem } from './problems.js';
  * @fastify/rate-limit's (a fixed one-second window per key, in this process's memory: HTTP enters
  * only through the main thread, so one counter per key is the whole truth).
  *
- * Defaults (runtime/config.ts): 20 requests/s per customer, a few times what the app needs for a
+ * Defaults (server/config.ts): 20 requests/s per customer, a few times what the app needs for a
  * booking, an unlock and a poll of the booking each second, so only a runaway client meets it;
  * 200/s per address, ten customers at that pace behind one carrier-grade NAT or office gateway, and
  * still a small share of what one address could otherwise take (bench: ~8 000 req/s on 2 cores).

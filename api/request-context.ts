@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Bindings, ChildLoggerOptions, Logger } from 'pino';
-import { contextFromTraceparent, traceparent, type TraceContext } from '../runtime/kernel/envelope.js';
+import { contextFromTraceparent, traceparent, type TraceContext } from '../runtime/ground/trace-context.js';
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -4,9 +4,9 @@
  * over a raw socket, MQTT 5) per id on this process's main thread, prints `{"ready": count}` on stdout
  * once all are online, and answers commands at once until SIGTERM.
  */
-import { deriveCommandKey } from '../runtime/mqtt/command-signature.js';
-import { deviceSecretFrom } from '../runtime/mqtt/device-secrets.js';
-import { DEV_JWT_SECRET } from '../runtime/config.js';
+import { deriveCommandKey } from '../actors/contract/command-signature.js';
+import { deviceSecretFrom } from '../actors/contract/device-secrets.js';
+import { DEV_JWT_SECRET } from '../actors/contract/device-secrets.js';
 import { startDeviceFleet } from '../simulator/device-fleet.js';
 
 interface DevicesConfig {

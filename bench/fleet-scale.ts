@@ -6,7 +6,7 @@
  *   vehicles registered through their actors (all then active and idle), heap after GC, minus the heap
  *   of the same fleet before; per passivated vehicle: the fleet restarted on that journal (no actor
  *   active), heap after GC minus the empty fleet's.
- * - start-up to ready: the server as its own process (runtime/main.ts) on an empty journal and on the
+ * - start-up to ready: the server as its own process (server/main.ts) on an empty journal and on the
  *   journal with N vehicles, spawn → first 200 of /health; the ratio says whether it is flat.
  * - recovery: one vehicle with 10 000 events (ReserveVehicle/ReleaseVehicle pairs), its first answer
  *   after a restart, with snapshots (SNAPSHOT_EVERY 50) and without (SNAPSHOT_EVERY 10^9).
@@ -15,10 +15,10 @@ import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { VEHICLE, type VehicleMessage } from '../actors/vehicle/actor.js';
-import { loadConfig } from '../runtime/config.js';
-import { rootContext } from '../runtime/kernel/envelope.js';
-import { startFleet, type RunningFleet } from '../runtime/fleet-app.js';
-import { createLogger } from '../runtime/logger.js';
+import { loadConfig } from '../server/config.js';
+import { rootContext } from '../runtime/ground/trace-context.js';
+import { startFleet, type RunningFleet } from '../server/fleet-app.js';
+import { createLogger } from '../runtime/ground/logger.js';
 import { freePort } from '../test/helpers/free-port.js';
 import { startBenchServer } from './server.js';
 

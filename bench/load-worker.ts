@@ -11,8 +11,8 @@
  */
 import autocannon, { type Request as AutocannonRequest } from 'autocannon';
 import * as hdr from 'hdr-histogram-js';
-import { signToken } from '../api/auth.js';
-import { DEV_JWT_SECRET } from '../runtime/config.js';
+import { signToken } from '../actors/contract/tokens.js';
+import { DEV_JWT_SECRET } from '../actors/contract/device-secrets.js';
 import { seededRandom } from '../simulator/random.js';
 
 export interface VehiclePick {

@@ -12,7 +12,7 @@
 import Fastify from 'fastify';
 import pg from 'pg';
 import { createTokenVerifier } from '../api/auth.js';
-import { DEV_JWT_SECRET } from '../runtime/config.js';
+import { DEV_JWT_SECRET } from '../actors/contract/device-secrets.js';
 
 interface LockConfig {
   readonly vehicles: number;

@@ -2,16 +2,17 @@
  * The event relay against a real Kafka broker: how fast a backlog drains, and how long a committed
  * event takes to reach Kafka and a consumer under steady load. Run by `npm run bench -- --only relay`.
  */
-import { ALL_TOPICS } from '../actors/event-relay/catalog.js';
+import { ALL_TOPICS } from '../actors/contract/event-catalog.js';
 import { startEventRelay } from '../actors/event-relay/relay.js';
 import { SqliteCheckpointStore } from '../persistence/checkpoints.js';
 import { SqliteJournalEngine } from '../persistence/journal-engine.js';
 import { openDatabase } from '../persistence/sqlite.js';
 import { startActorSystem } from '../runtime/kernel/actor-system.js';
-import { ensureTopics } from '../runtime/kafka/admin.js';
-import { createKafkaClient } from '../runtime/kafka/client.js';
-import { ResilientProducer, type RecordPublisher } from '../runtime/kafka/producer.js';
-import { createLogger } from '../runtime/logger.js';
+import { ensureTopics } from '../adapters/kafka/admin.js';
+import { createKafkaClient } from '../adapters/kafka/client.js';
+import { type RecordPublisher } from '../actors/event-relay/publisher.js';
+import { ResilientProducer } from '../adapters/kafka/producer.js';
+import { createLogger } from '../runtime/ground/logger.js';
 import { byCloudEventId, collectRecords, journalEventWriter, testKafkaClient, testTopicPrefix, type TestEvent } from '../test/helpers/kafka.js';
 import { tempDbFile } from '../test/helpers/temp-db.js';
 import { waitFor } from '../test/helpers/wait.js';

@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --only a,b] [--out FILE] [--duration-s 10] [--warmup-s 2] [--shards 1,2,3]`
  *
- * Every process on its own: the server (runtime/main.ts, bench/server.ts), the load (autocannon in
+ * Every process on its own: the server (server/main.ts, bench/server.ts), the load (autocannon in
  * bench/load-worker.ts), the reference and baseline servers (bench/echo-server.ts, bench/lock-server.ts),
  * the MQTT devices (bench/devices.ts). Every measurement has an untimed warm-up; every comparison is
  * measured side by side in the same run and reported as a ratio. Writes one JSON file (machine, Node,
@@ -106,7 +106,7 @@ async function httpCeiling() {
 // ---- a journal with registered vehicles, made once and copied for each server that needs one
 
 const FLEET: Omit<VehiclePick, 'mode' | 'count'> = { prefix: 'bv-', pad: 6 };
-/** One prepared fleet per shard count: the shard count is fixed with the data (runtime/registry.ts). */
+/** One prepared fleet per shard count: the shard count is fixed with the data (server/registry.ts). */
 const prepared = new Map<number, Promise<{ dir: string; vehicles: number; seconds: number }>>();
 
 function preparedFleet(vehicles: number, shards: number) {
@@ -210,7 +210,7 @@ async function book() {
     vehiclesNote: `registered once through POST /vehicles (set-up, untimed; FLEET_SEED asks all at once and times out at this size), journal copied for each run; every request a distinct vehicle and customer while bookings ≤ ${bookVehicles}`,
     journal: 'FULL',
     paymentLatencyMs: 0,
-    ...(serverSupports.FLEET_SHARDS ? {} : { note: 'FLEET_SHARDS is passed to the server and recorded, but runtime/config.ts does not read it yet: all shard counts ran the same single-threaded server' }),
+    ...(serverSupports.FLEET_SHARDS ? {} : { note: 'FLEET_SHARDS is passed to the server and recorded, but server/config.ts does not read it yet: all shard counts ran the same single-threaded server' }),
     httpCeiling: ceiling,
     runs: Object.fromEntries(Object.entries(runs).map(([label, run]) => [label, { ...strip(run), vsHttpCeiling: ceiling ? ratio(run.confirmedPerSecond, ceiling) : null, vsFirstShardCount: ratio(run.confirmedPerSecond, first.confirmedPerSecond) }])),
     raw: Object.fromEntries(Object.entries(runs).map(([label, run]) => [label, run.raw])),
@@ -419,7 +419,7 @@ async function traceCost() {
   const onVsOff = ratio(runs.on!.confirmedPerSecond, runs.off!.confirmedPerSecond);
   judge('trace-cost', 'trace on ÷ off (confirmed/s)', onVsOff, '≥ 0.8', onVsOff === null ? null : onVsOff >= 0.8);
   return {
-    ...(serverSupports.TRACE_SAMPLE ? {} : { note: 'TRACE_SAMPLE is passed to the server and recorded, but runtime/config.ts does not read it yet: the three runs are the same server (traces always captured); the spread between them is the run-to-run noise' }),
+    ...(serverSupports.TRACE_SAMPLE ? {} : { note: 'TRACE_SAMPLE is passed to the server and recorded, but server/config.ts does not read it yet: the three runs are the same server (traces always captured); the spread between them is the run-to-run noise' }),
     runs: Object.fromEntries(Object.entries(runs).map(([label, run]) => [label, strip(run)])),
     onVsOff,
     sampledVsOff: ratio(runs.sampled!.confirmedPerSecond, runs.off!.confirmedPerSecond),

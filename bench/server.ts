@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { signToken } from '../api/auth.js';
-import { DEV_JWT_SECRET } from '../runtime/config.js';
+import { signToken } from '../actors/contract/tokens.js';
+import { DEV_JWT_SECRET } from '../actors/contract/device-secrets.js';
 import { freePort } from '../test/helpers/free-port.js';
 
 /**
@@ -40,7 +40,7 @@ export async function spawnBenchServer(env: Record<string, string>, root?: strin
   const spawnedAt = performance.now();
   // The built server, as `npm start` runs it (bench/run.ts builds it first): no TypeScript compiled
   // on the fly in the measured window, in the main thread or in the shard workers.
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, 'dist/runtime/main.js'], {
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, 'dist/server/main.js'], {
     cwd: root ?? fileURLToPath(new URL('..', import.meta.url)),
     // Only what the bench sets: a FLEET_JWT_SECRET, KAFKA_BROKERS or MQTT_URL in the shell must not change the run.
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', FLEET_DB: join(dir, 'fleet.db'), PORT: String(port), MQTT_PORT: String(mqttPort), LOG_LEVEL: 'error', ...LIMITS_OFF, ...env },

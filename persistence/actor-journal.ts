@@ -1,22 +1,6 @@
+import type { ActorJournalEntry } from '../runtime/kernel/journal.js';
 import type { Db } from './sqlite.js';
 
-/**
- * One actor's own journal, read straight from a shard's file: for time travel (`npm run replay`) and
- * for reads that derive a history from events (a vehicle's device commands). Read-only: it never
- * touches what the journal engine writes, so it works on a file a running shard has open (WAL).
- */
-export interface ActorJournalEntry {
-  /** 1-based per actor. */
-  readonly sequenceNumber: number;
-  readonly eventType: string;
-  readonly data: unknown;
-  /** Trace of the message that caused the event, when known. */
-  readonly traceId: string | null;
-  /** The delivery (trace step) that persisted it, when known. */
-  readonly spanId: string | null;
-  /** Commit time, epoch ms (the journal's clock, the same for every event of one commit). */
-  readonly createdAt: number;
-}
 
 export interface ActorJournalQuery {
   /** Only events up to this sequence number (inclusive). */

@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import type { CheckpointStore } from './journal-types.js';
+import type { CheckpointStore } from '../runtime/kernel/journal.js';
 import type { Db } from './sqlite.js';
 
 /** Journal positions that consumers (the event relay) have finished with, one row per consumer name. */

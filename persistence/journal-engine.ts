@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import { createLogger, type Logger } from '../runtime/logger.js';
+import { createLogger, type Logger } from '../runtime/ground/logger.js';
 import type { Db } from './sqlite.js';
 import {
   PUBLIC_TAG,
@@ -10,7 +10,7 @@ import {
   type PersistedEvent,
   type PersistedSnapshot,
   type Projector,
-} from './journal-types.js';
+} from '../runtime/kernel/journal.js';
 
 /**
  * nact's PersistenceEngine on SQLite, with group commit: every persist issued in one event-loop turn

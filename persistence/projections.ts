@@ -1,7 +1,7 @@
 import type { BookingEvent } from '../actors/booking/decider.js';
 import { wakeAtAfter } from '../actors/booking/decider.js';
 import type { VehicleEvent } from '../actors/vehicle/decider.js';
-import type { JournalRow, Projector } from './journal-types.js';
+import type { JournalRow, Projector } from '../runtime/kernel/journal.js';
 import type { Db } from './sqlite.js';
 
 /**

@@ -97,7 +97,7 @@ export const migrations: readonly string[] = [
 ];
 
 /**
- * The main thread's registry (runtime/registry.ts): the fleet's shard count and the idempotency keys,
+ * The main thread's registry (server/registry.ts): the fleet's shard count and the idempotency keys,
  * which belong to no shard. A key is claimed (status_code NULL) before its request runs.
  */
 export const registryMigrations: readonly string[] = [

@@ -1,42 +1,13 @@
 import type { Statement } from 'better-sqlite3';
-import { topicOf } from '../actors/event-relay/catalog.js';
+import { topicOf } from '../actors/contract/event-catalog.js';
 import type { Db } from './sqlite.js';
+import type { TraceJournal, TraceJournalQuery, TracedEvent } from '../actors/contract/trace-views.js';
 
 /**
  * The journal events that recorded trace steps caused, for the trace viewer (GET /traces/:id/view).
  * A trace step does not carry the events it persisted; the journal does: every row keeps the trace and
  * span of the message that caused it, so a step's events are the rows with its span id.
  */
-
-/** One journal event as the viewer shows it. */
-export interface TracedEvent {
-  readonly position: number;
-  /** `<kind>/<id>`. */
-  readonly key: string;
-  readonly sequenceNumber: number;
-  readonly eventType: string;
-  readonly data: unknown;
-  /** The Kafka topic when the event is public (it leaves through the relay), else null. */
-  readonly topic: string | null;
-  readonly traceId: string | null;
-  readonly spanId: string | null;
-  /** Epoch milliseconds. */
-  readonly createdAt: number;
-}
-
-export interface TraceJournalQuery {
-  readonly traceIds: readonly string[];
-  /** Persistence keys to look in (the actors the steps reached): the read uses the key index, never a scan of the journal. */
-  readonly keys: readonly string[];
-  /** For each point: the highest sequence number of `key` persisted at or before `at` (epoch ms), 0 when none. */
-  readonly points: readonly { readonly key: string; readonly at: number }[];
-}
-
-export interface TraceJournal {
-  readonly events: TracedEvent[];
-  /** One per query point, in order. */
-  readonly seqAt: number[];
-}
 
 interface EventRecord {
   position: number;

@@ -1,4 +1,4 @@
-import type { Location, VehicleFilter, VehicleStatus, VehicleType, VehicleView } from '../api/fleet-service.js';
+import type { Location, VehicleFilter, VehicleStatus, VehicleType, VehicleView } from '../actors/contract/views.js';
 import type { DeviceConditions } from '../actors/vehicle/decider.js';
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './sqlite.js';

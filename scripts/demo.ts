@@ -2,13 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { signToken } from '../api/auth.js';
+import { signToken } from '../actors/contract/tokens.js';
 import { MAX_LINK_TTL_MINUTES } from '../api/viewer/access.js';
-import { loadConfig } from '../runtime/config.js';
-import { startFleet, type RunningFleet } from '../runtime/fleet-app.js';
-import { createLogger } from '../runtime/logger.js';
+import { loadConfig } from '../server/config.js';
+import { startFleet, type RunningFleet } from '../server/fleet-app.js';
+import { createLogger } from '../runtime/ground/logger.js';
 import { addressVariables } from './server-env.js';
-import { focusOnBooking, renderSequenceDiagram, type TraceStepView } from '../runtime/trace-diagram.js';
+import { focusOnBooking, renderSequenceDiagram, type TraceStepView } from '../traces/trace-diagram.js';
 import { VirtualVehicle } from '../simulator/virtual-vehicle.js';
 
 /**

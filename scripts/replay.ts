@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../runtime/config.js';
-import { isReplayKind, renderReplay, REPLAY_KINDS } from '../runtime/replay.js';
-import { replayFromFleetDb, ReplaySourceError } from '../runtime/replay-source.js';
+import { ConfigError, loadConfig } from '../server/config.js';
+import { isReplayKind, renderReplay, REPLAY_KINDS } from '../traces/replay.js';
+import { replayFromFleetDb, ReplaySourceError } from '../server/replay-source.js';
 
 /**
  * `npm run replay -- vehicle|booking|payment <id> [--until <seq>] [--full] [--json]`: rebuilds one

@@ -1,8 +1,8 @@
-import { ConfigError, loadConfig } from '../runtime/config.js';
+import { ConfigError, loadConfig } from '../server/config.js';
 
 /**
  * Where the command-line tools (`npm run sim|trace|token|demo`) find the server: the same variables,
- * parsed by the same runtime/config.ts as `npm start`, so `PORT=4000 npm start` and
+ * parsed by the same server/config.ts as `npm start`, so `PORT=4000 npm start` and
  * `PORT=4000 npm run sim` meet without flags. Flags (`--api`, `--mqtt-url`) still win.
  */
 
@@ -48,7 +48,7 @@ export function serverEnvOrExit(env: Env = process.env): ServerEnv {
   }
 }
 
-/** PORT, HOST and MQTT_PORT as set (an empty value counts as unset, as in runtime/config.ts). */
+/** PORT, HOST and MQTT_PORT as set (an empty value counts as unset, as in server/config.ts). */
 export function addressVariables(env: Env = process.env): Record<string, string> {
   return pick(env, ADDRESS_VARIABLES);
 }

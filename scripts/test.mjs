@@ -23,6 +23,8 @@ const check = (name, ok) => {
 };
 
 check('lint', run(bin('eslint'), ['.', '--max-warnings=0']) === 0);
+// The house rule (.dependency-cruiser.cjs): no import climbs a floor, no cycle, nact only in the kernel.
+check('import rule', run('npm', ['run', '--silent', 'lint:imports']) === 0);
 check('typecheck', run(bin('tsc'), ['-p', 'tsconfig.json', '--noEmit']) === 0);
 
 // A real Apache Kafka for the Kafka tests, on its own port and data folder so that a developer's

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { signToken } from '../api/auth.js';
+import { signToken } from '../actors/contract/tokens.js';
 import { serverEnvOrExit } from './server-env.js';
 
 /**

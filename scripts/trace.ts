@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { signToken } from '../api/auth.js';
+import { signToken } from '../actors/contract/tokens.js';
 import { serverEnvOrExit } from './server-env.js';
-import { focusOnBooking, orderSteps, renderSequenceDiagram, renderStepDetail, type TraceStepView } from '../runtime/trace-diagram.js';
-import { actionOfKey, DEFAULT_SCREEN, initialStepperState, keysOf, prepareStepper, renderStepScreen, stepperReduce } from '../runtime/trace-stepper.js';
+import { focusOnBooking, orderSteps, renderSequenceDiagram, renderStepDetail, type TraceStepView } from '../traces/trace-diagram.js';
+import { actionOfKey, DEFAULT_SCREEN, initialStepperState, keysOf, prepareStepper, renderStepScreen, stepperReduce } from '../traces/trace-stepper.js';
 
 /**
  * `npm run trace -- <bookingIdOrTraceId> [--api URL] [--token T] [--step]`: a booking's (or one
@@ -66,7 +66,7 @@ async function stepThrough(steps: readonly TraceStepView[]): Promise<void> {
     for (const [index, step] of ordered.entries()) console.log(`\n${renderStepDetail(step, index + 1, ordered.length)}`);
     return;
   }
-  // Keys and screens are runtime/trace-stepper.ts's business; this only owns the terminal.
+  // Keys and screens are traces/trace-stepper.ts's business; this only owns the terminal.
   const stepper = prepareStepper(steps);
   let state = initialStepperState;
   const draw = () => stdout.write(`\x1b[H\x1b[2J${renderStepScreen(stepper, state, { rows: stdout.rows || DEFAULT_SCREEN.rows, columns: stdout.columns || DEFAULT_SCREEN.columns })}`);

@@ -1,4 +1,4 @@
-import type { Role } from '../api/auth.js';
+import type { Role } from '../actors/contract/tokens.js';
 
 /** Mints the bearer token of a simulated caller (the CLI signs with the server's secret). */
 export type TokenSource = (sub: string, role: Role) => string;

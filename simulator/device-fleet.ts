@@ -27,7 +27,7 @@ export interface DeviceFleet {
 
 /**
  * From source (tsx, vitest) a worker must load TypeScript before its entry, and on Node 20 a worker's
- * `--import tsx` comes too late: a tiny bootstrap registers tsx's loader first (as runtime/shard-supervisor.ts).
+ * `--import tsx` comes too late: a tiny bootstrap registers tsx's loader first (as server/shard-supervisor.ts).
  */
 function workerEntry(): { entry: string | URL; eval: boolean } {
   if (!import.meta.url.endsWith('.ts')) return { entry: new URL('./device-worker.js', import.meta.url), eval: false };

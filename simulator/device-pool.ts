@@ -1,5 +1,5 @@
-import { telemetryTopic } from '../runtime/mqtt/topics.js';
-import type { DeviceCommand, DeviceReply } from '../runtime/mqtt/protocol.js';
+import { telemetryTopic } from '../actors/contract/device-topics.js';
+import type { DeviceCommand, DeviceReply } from '../actors/contract/device-protocol.js';
 import { seededRandom, type Random } from './random.js';
 import { LightDevice, type CommandVerdict, type DeviceBehaviour, type DeviceHost, type LightDeviceSettings } from './light-device.js';
 

@@ -1,9 +1,9 @@
-import type { VehicleType } from '../actors/vehicle/decider.js';
-import { createLogger, type Logger } from '../runtime/logger.js';
+import type { VehicleType } from '../actors/contract/views.js';
+import { createLogger, type Logger } from '../runtime/ground/logger.js';
 import { ApiUnreachable, isRecord, type ApiClient } from './api-client.js';
 import { seededRandom, shuffledIndices, type Random } from './random.js';
 import { LatencyRecorder, type VehicleFleetReport } from './report.js';
-import { demoDeviceCredentials, isDemoVehicleId } from '../runtime/mqtt/demo-credentials.js';
+import { demoDeviceCredentials, isDemoVehicleId } from '../actors/contract/demo-credentials.js';
 import { VirtualVehicle, type VehicleSecrets } from './virtual-vehicle.js';
 import { forEachLimited } from './concurrency.js';
 import { vehicleId } from './fleet-ids.js';
@@ -39,7 +39,7 @@ export interface SimulatedFleetOptions {
   /** Credentials given by hand (`npm run sim -- vehicle <id> --password …`), by vehicle id. */
   readonly credentials?: ReadonlyMap<string, VehicleSecrets>;
   /**
-   * `demo-0001` … log in with credentials derived from the development secret (runtime/mqtt/demo-credentials.ts):
+   * `demo-0001` … log in with credentials derived from the development secret (actors/contract/demo-credentials.ts):
    * true when the server runs without FLEET_JWT_SECRET, as FLEET_SEED vehicles then have them.
    */
   readonly deriveDemoCredentials?: boolean;

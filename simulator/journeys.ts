@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { createLogger, type Logger } from '../runtime/logger.js';
+import { createLogger, type Logger } from '../runtime/ground/logger.js';
 import { ApiUnreachable, isRecord, type ApiClient, type ApiResult, type TokenSource } from './api-client.js';
 import { exponentialGapMs, pickJourneyKind, type JourneyKind, type JourneyMix, type RideDistribution } from './arrivals.js';
 import type { InvariantMonitor } from './invariants.js';

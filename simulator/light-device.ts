@@ -1,8 +1,8 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import mqttPacket, { type IPublishPacket, type Packet, type Parser } from 'mqtt-packet';
-import { verifyCommandSignature } from '../runtime/mqtt/command-signature.js';
-import { parseDeviceCommand, type DeviceCommand, type DeviceReply } from '../runtime/mqtt/protocol.js';
-import { commandsTopic, repliesTopic, statusTopic, vehicleTopic } from '../runtime/mqtt/topics.js';
+import { verifyCommandSignature } from '../actors/contract/command-signature.js';
+import { parseDeviceCommand, type DeviceCommand, type DeviceReply } from '../actors/contract/device-protocol.js';
+import { commandsTopic, repliesTopic, statusTopic, vehicleTopic } from '../actors/contract/device-topics.js';
 
 /**
  * How a simulated device treats the commands it verified:

@@ -1,4 +1,4 @@
-import type { Logger } from '../runtime/logger.js';
+import type { Logger } from '../runtime/ground/logger.js';
 import { ApiUnreachable, isRecord, type ApiClient } from './api-client.js';
 import { forEachLimited } from './concurrency.js';
 

@@ -99,7 +99,7 @@ const startMosquitto = async (): Promise<ChildProcess> => {
 };
 let mosquitto = await startMosquitto();
 
-const server = spawn(process.execPath, ['--import', 'tsx', 'runtime/main.ts'], {
+const server = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
   cwd: root,
   env: {
     PATH: process.env.PATH ?? '',

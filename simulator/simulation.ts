@@ -1,6 +1,6 @@
-import type { Logger } from '../runtime/logger.js';
-import { createLogger } from '../runtime/logger.js';
-import { demoDeviceCredentials, isDemoVehicleId } from '../runtime/mqtt/demo-credentials.js';
+import type { Logger } from '../runtime/ground/logger.js';
+import { createLogger } from '../runtime/ground/logger.js';
+import { demoDeviceCredentials, isDemoVehicleId } from '../actors/contract/demo-credentials.js';
 import { ApiClient, isRecord, type TokenSource } from './api-client.js';
 import { assignBehaviours, mixTotal, parseRideDistribution, type DeviceMix, type JourneyMix } from './arrivals.js';
 import { startDeviceFleet, type DeviceFleetStats } from './device-fleet.js';
@@ -89,7 +89,7 @@ export const DEFAULT_SIMULATION: SimulationSettings = {
   seed: 1,
 };
 
-/** Berlin Alexanderplatz: where FLEET_SEED puts the demo vehicles (runtime/seed.ts). */
+/** Berlin Alexanderplatz: where FLEET_SEED puts the demo vehicles (server/seed.ts). */
 const CENTRE = { lat: 52.5219, lon: 13.4132 };
 const METRES_PER_DEGREE = 111_320;
 

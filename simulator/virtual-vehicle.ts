@@ -1,9 +1,9 @@
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import { createLogger, type Logger } from '../runtime/logger.js';
-import { verifyCommandSignature } from '../runtime/mqtt/command-signature.js';
-import { awaitFirstConnect } from '../runtime/mqtt/first-connect.js';
-import { parseDeviceCommand, type DeviceCommand, type DeviceReply, type Presence, type Telemetry } from '../runtime/mqtt/protocol.js';
-import { commandsTopic, repliesTopic, statusTopic, telemetryTopic, type VehicleChannel, vehicleTopic } from '../runtime/mqtt/topics.js';
+import { createLogger, type Logger } from '../runtime/ground/logger.js';
+import { verifyCommandSignature } from '../actors/contract/command-signature.js';
+import { awaitFirstConnect } from '../runtime/ground/mqtt-first-connect.js';
+import { parseDeviceCommand, type DeviceCommand, type DeviceReply, type Presence, type Telemetry } from '../actors/contract/device-protocol.js';
+import { commandsTopic, repliesTopic, statusTopic, telemetryTopic, type VehicleChannel, vehicleTopic } from '../actors/contract/device-topics.js';
 
 /**
  * - `answer`: UNLOCK → UNLOCKED, LOCK → LOCKED, after `replyDelayMs`.
@@ -22,7 +22,7 @@ export interface VehicleBehaviour {
 /** What a device is given at registration (POST /vehicles `credentials`); username = its id. */
 export interface VehicleSecrets {
   readonly password: string;
-  /** base64url key that verifies each command's `sig` (runtime/mqtt/command-signature.ts). */
+  /** base64url key that verifies each command's `sig` (actors/contract/command-signature.ts). */
   readonly commandKey: string;
 }
 

@@ -1,21 +1,11 @@
-import { noAnswer, type ActorBehaviour, type ActorContext } from '../../runtime/kernel/directory.js';
-import { persistDecided } from '../shared/decision.js';
+import { noAnswer } from '../shared/no-answer.js';
+import { type ActorBehaviour, type ActorContext } from '../../runtime/kernel/directory.js';
+import { persistDecided } from '../shared/persist-decided.js';
 import { authorizationIdFor, PAYMENT, type AuthorizationView, type Captured, type PaymentMessage } from '../payment/actor.js';
-import { accept, reject, type Outcome, type Rejection } from '../shared/rejections.js';
+import { accept, reject, type Outcome, type Rejection } from '../contract/rejections.js';
 import { VEHICLE, type Locked, type Reserved, type Unlocked, type VehicleMessage } from '../vehicle/actor.js';
-import {
-  checkAccess,
-  checkEnd,
-  checkUnlock,
-  decide,
-  evolve,
-  initialBookingState,
-  isFinal,
-  type BookingCommand,
-  type BookingEvent,
-  type BookingState,
-  type Caller,
-} from './decider.js';
+import { type Caller } from '../contract/views.js';
+import { checkAccess, checkEnd, checkUnlock, decide, evolve, initialBookingState, isFinal, type BookingCommand, type BookingEvent, type BookingState } from './decider.js';
 import { authorizationAmount, tripCharge } from './pricing.js';
 
 export type BookingMessage =
@@ -24,7 +14,7 @@ export type BookingMessage =
   | { readonly type: 'UnlockBooking'; readonly caller: Caller }
   | { readonly type: 'EndBooking'; readonly caller: Caller }
   | { readonly type: 'CancelBooking'; readonly caller: Caller }
-  /** From the durable timer (runtime/booking-timers.ts): deadlines and compensation retries. */
+  /** From the durable timer (persistence/booking-timers.ts): deadlines and compensation retries. */
   | { readonly type: 'WakeUp' }
   /** From the vehicle actor, also for an UNLOCKED that came after the caller's timeout. */
   | { readonly type: 'VehicleWasUnlocked'; readonly unlockedAt: number }

@@ -1,6 +1,7 @@
 import { emit, refuse, unreachable, type Decision } from '../shared/decision.js';
-import type { Rejection } from '../shared/rejections.js';
-import type { VehicleType } from '../vehicle/decider.js';
+import type { Rejection } from '../contract/rejections.js';
+import type { BookingStatus, Caller, Money, VehicleType } from '../contract/views.js';
+
 
 /**
  * The booking saga's rules, pure (DESIGN: REQUESTED → VEHICLE_RESERVED → CONFIRMED → ACTIVE →
@@ -8,20 +9,8 @@ import type { VehicleType } from '../vehicle/decider.js';
  * actors and records their answers here as commands.
  */
 
-export type BookingStatus = 'REQUESTED' | 'VEHICLE_RESERVED' | 'CONFIRMED' | 'ACTIVE' | 'COMPLETED' | 'CANCELLED' | 'EXPIRED' | 'REJECTED';
-
-export interface Caller {
-  readonly id: string;
-  readonly role: 'customer' | 'operator';
-}
-
 export interface Authorization {
   readonly id: string;
-  readonly amount: number;
-  readonly currency: string;
-}
-
-export interface Money {
   readonly amount: number;
   readonly currency: string;
 }
@@ -30,7 +19,7 @@ export interface Money {
 export const COMPENSATION_RETRY_MS = 30_000;
 /**
  * A returned vehicle's payment capture is tried again this much later by the booking's timer, if the
- * capture right after the return failed (then every 2 s while still due: runtime/booking-timers.ts).
+ * capture right after the return failed (then every 2 s while still due: persistence/booking-timers.ts).
  */
 export const CAPTURE_RETRY_MS = 30_000;
 

@@ -1,5 +1,5 @@
-import type { VehicleType } from '../vehicle/decider.js';
-import type { Money } from './decider.js';
+import type { VehicleType } from '../contract/views.js';
+import type { Money } from '../contract/views.js';
 
 /** Tariffs in minor units (euro cents). The authorization holds the whole booked duration. */
 const TARIFFS: Record<VehicleType, { readonly unlockFee: number; readonly perMinute: number }> = {

@@ -1,7 +1,7 @@
-import type { JournalRow } from '../../persistence/journal-types.js';
-import { traceparent } from '../../runtime/kernel/envelope.js';
-import type { KafkaRecord } from '../../runtime/kafka/record.js';
-import { topicOf } from './catalog.js';
+import type { JournalRow } from '../../runtime/kernel/journal.js';
+import { traceparent } from '../../runtime/ground/trace-context.js';
+import type { KafkaRecord } from '../contract/event-record.js';
+import { topicOf } from '../contract/event-catalog.js';
 
 /**
  * Journal row → Kafka record (docs/contract.md, "Kafka"): CloudEvents 1.0 in binary mode, i.e. the event

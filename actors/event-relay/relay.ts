@@ -1,8 +1,8 @@
-import { PUBLIC_TAG, type CheckpointStore, type JournalReader, type JournalRow } from '../../persistence/journal-types.js';
+import { PUBLIC_TAG, type CheckpointStore, type JournalReader, type JournalRow } from '../../runtime/kernel/journal.js';
 import { spawnSingleton, type ActorHandle, type ActorSystem } from '../../runtime/kernel/actor-system.js';
-import type { RecordPublisher } from '../../runtime/kafka/producer.js';
-import type { KafkaRecord } from '../../runtime/kafka/record.js';
-import type { Logger } from '../../runtime/logger.js';
+import type { RecordPublisher } from './publisher.js';
+import type { KafkaRecord } from '../contract/event-record.js';
+import type { Logger } from '../../runtime/ground/logger.js';
 import { toKafkaRecord } from './records.js';
 
 /**

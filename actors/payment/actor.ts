@@ -1,6 +1,6 @@
 import type { ActorBehaviour, ActorContext } from '../../runtime/kernel/directory.js';
-import { persistDecided } from '../shared/decision.js';
-import { accept, reject, type Outcome } from '../shared/rejections.js';
+import { persistDecided } from '../shared/persist-decided.js';
+import { accept, reject, type Outcome } from '../contract/rejections.js';
 import { decide, evolve, initialPaymentState, type PaymentCommand, type PaymentEvent, type PaymentState } from './decider.js';
 import { GatewayError, type PaymentGateway } from './gateway.js';
 

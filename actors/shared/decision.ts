@@ -1,5 +1,4 @@
-import type { ActorContext, Message } from '../../runtime/kernel/directory.js';
-import type { Rejection } from './rejections.js';
+import type { Rejection } from '../contract/rejections.js';
 
 /** What a pure `decide` returns: the events to persist (maybe none), or why the command is refused. */
 export type Decision<Event> =
@@ -12,10 +11,4 @@ export const refuse = <Event = never>(rejection: Rejection): Decision<Event> => 
 /** Exhaustiveness guard for `switch (x.type)`: adding a variant breaks the build where it is unhandled. */
 export function unreachable(value: never): never {
   throw new Error(`unhandled variant ${JSON.stringify(value)}`);
-}
-
-/** The shells' one step between deciding and reacting: make the decided events durable (one commit). */
-export async function persistDecided<State, Event extends Message>(ctx: ActorContext<State, Event>, decision: Decision<Event>): Promise<Decision<Event>> {
-  if (decision.ok && decision.events.length > 0) await ctx.persist(...decision.events);
-  return decision;
 }

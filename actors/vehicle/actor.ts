@@ -1,23 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { persistDecided, type Decision } from '../shared/decision.js';
+import { persistDecided } from '../shared/persist-decided.js';
+import { type Decision } from '../shared/decision.js';
 import type { ActorBehaviour, ActorContext, PendingReply } from '../../runtime/kernel/directory.js';
-import { rootContext, type TraceContext } from '../../runtime/kernel/envelope.js';
-import type { UnsignedDeviceCommand } from '../../runtime/mqtt/protocol.js';
-import { accept, reject, type Outcome, type Rejection } from '../shared/rejections.js';
-import {
-  confirmedCommand,
-  decide,
-  evolve,
-  initialVehicleState,
-  phaseOf,
-  type DeviceCommandKind,
-  type DeviceConditions,
-  type Location,
-  type VehicleCommand,
-  type VehicleEvent,
-  type VehicleState,
-  type VehicleType,
-} from './decider.js';
+import { rootContext, type TraceContext } from '../../runtime/ground/trace-context.js';
+import type { UnsignedDeviceCommand } from '../contract/device-protocol.js';
+import { accept, reject, type Outcome, type Rejection } from '../contract/rejections.js';
+import { type VehicleType } from '../contract/views.js';
+import { type Location } from '../contract/views.js';
+import { confirmedCommand, decide, evolve, initialVehicleState, phaseOf, type DeviceCommandKind, type DeviceConditions, type VehicleCommand, type VehicleEvent, type VehicleState } from './decider.js';
 
 /** The vehicle actor's protocol: what other actors, the API and the MQTT router send it. */
 export type VehicleMessage =

@@ -1,18 +1,14 @@
 import { emit, refuse, unreachable, type Decision } from '../shared/decision.js';
+import type { Location, VehicleType } from '../contract/views.js';
+
 
 /**
  * The vehicle's business rules, pure: `decide(command, state) → events | rejection` and
  * `evolve(state, event) → state`. The nact shell (actor.ts) supplies time, ids and presence.
  */
 
-export type VehicleType = 'car' | 'scooter' | 'bike';
 export type DeviceCommandKind = 'UNLOCK' | 'LOCK';
 export type PersistedVehicleStatus = 'AVAILABLE' | 'RESERVED' | 'IN_USE' | 'MAINTENANCE';
-
-export interface Location {
-  readonly lat: number;
-  readonly lon: number;
-}
 
 /** What the shell knows about the device at decision time (presence and battery come from MQTT). */
 export interface DeviceConditions {

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { NO_ANSWER, type RejectionType } from '../../actors/shared/rejections.js';
+import { NO_ANSWER, type RejectionType } from '../../actors/contract/rejections.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { BookingView, FleetService, UnlockView } from '../fleet-service.js';
+import type { BookingView, FleetService, UnlockView } from '../../actors/contract/views.js';
 import { bookingIdFor, requestHash, type Execution, type HttpResponse, type IdempotencyGuard } from '../idempotency.js';
 import { PROBLEM_CONTENT_TYPE, httpProblem, originOf, rejectionProblem, sendProblem, sendRejection } from '../problems.js';
 import { BookingParamsSchema, BookingSchema, CreateBookingBodySchema, CreateBookingHeadersSchema, UnlockSchema, problemResponses } from '../schemas.js';

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Metrics } from '../../runtime/metrics.js';
+import type { Metrics } from '../../runtime/ground/metrics.js';
 import type { HealthReport } from '../ports.js';
 
 export interface OpsRoutesOptions {

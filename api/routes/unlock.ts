@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { FleetService } from '../fleet-service.js';
+import type { FleetService } from '../../actors/contract/views.js';
 import { UnlockBodySchema, UnlockSchema, problemResponses } from '../schemas.js';
 import { UNLOCK_PROBLEMS, unlock } from './bookings.js';
 

@@ -1,6 +1,6 @@
 import { newVehicleId } from '../idempotency.js';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { DeviceAccess, FleetService } from '../fleet-service.js';
+import type { DeviceAccess, FleetService } from '../../actors/contract/views.js';
 import type { VehicleCommandsPort } from '../ports.js';
 import { sendRejection } from '../problems.js';
 import {

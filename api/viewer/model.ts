@@ -4,7 +4,7 @@
  * Pure: the same steps and events always give the same model.
  */
 
-import type { TraceJournalQuery, TracedEvent } from '../../persistence/trace-journal.js';
+import type { TraceJournalQuery, TracedEvent } from '../../actors/contract/trace-views.js';
 import {
   describeStateChange,
   deviceLabel,
@@ -17,7 +17,7 @@ import {
   stateChanges,
   type FieldChange,
   type TraceStepView,
-} from '../../runtime/trace-diagram.js';
+} from '../../traces/trace-diagram.js';
 
 export interface ViewerParticipant {
   /** `http`, `booking/bk_…`, `device/<vehicle id>`, `kafka`. */
@@ -88,7 +88,7 @@ export interface ViewerModel {
 }
 
 const TRACE_ID = /^[0-9a-f]{32}$/;
-/** The device is no actor: its messages reach the vehicle actor through MQTT (runtime/trace-diagram.ts). */
+/** The device is no actor: its messages reach the vehicle actor through MQTT (traces/trace-diagram.ts). */
 const DEVICE_MESSAGES = new Set(['DeviceReplied', 'DevicePresence']);
 export const KAFKA = 'kafka';
 

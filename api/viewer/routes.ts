@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { TraceStepView } from '../../runtime/trace-diagram.js';
+import type { TraceStepView } from '../../traces/trace-diagram.js';
 import { createTokenVerifier } from '../auth.js';
 import type { TracesPort } from '../ports.js';
 import { httpProblem, originOf, sendProblem } from '../problems.js';
@@ -65,7 +65,7 @@ export const viewerRoutes: FastifyPluginAsyncZod<ViewerRoutesOptions> = async (a
   const load = async (id: string): Promise<ViewerModel | undefined> => {
     const trace = await traces.find(id);
     if (!trace) return undefined;
-    // The steps come from our own trace store in the shape runtime/trace-diagram.ts reads.
+    // The steps come from our own trace store in the shape traces/trace-diagram.ts reads.
     const selection = selectSteps(id, trace.steps as unknown as TraceStepView[]);
     const journal = traces.journal ? await traces.journal(journalQueryFor(selection.steps)) : undefined;
     return buildViewerModel(id, selection, journal);

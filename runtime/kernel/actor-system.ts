@@ -1,6 +1,6 @@
 import { configurePersistence, dispatch, spawn, start, stop, type ActorSystemRef, type PersistenceEngine, type Ref } from 'nact';
-import type { PersistedEvent, PersistedSnapshot } from '../../persistence/journal-types.js';
-import type { Logger } from '../logger.js';
+import type { PersistedEvent, PersistedSnapshot } from './journal.js';
+import type { Logger } from '../ground/logger.js';
 
 /**
  * The nact adapter: the only module (with runtime/kernel/directory.ts) that imports nact: nact 7.6 is unmaintained, so the

@@ -1,12 +1,11 @@
 import { createRequire } from 'node:module';
 import { dispatch, query, spawnPersistent, stop, type Ref } from 'nact';
-import type { Rejection } from '../../actors/shared/rejections.js';
-import type { EventMeta } from '../../persistence/journal-types.js';
-import { isStorageFull } from '../../persistence/storage-full.js';
-import type { TraceStep } from '../../persistence/trace-store.js';
+import type { EventMeta } from './journal.js';
+import type { TraceStep } from './trace-step.js';
 import type { ActorSystem } from './actor-system.js';
-import { envelope as wrap, type Envelope, type TraceContext } from './envelope.js';
-import type { Logger } from '../logger.js';
+import { type TraceContext } from '../ground/trace-context.js';
+import { envelope as wrap, type Envelope } from './envelope.js';
+import type { Logger } from '../ground/logger.js';
 
 /**
  * Virtual actors on top of nact (Orleans style): callers send to a kind + id, the directory activates
@@ -114,6 +113,11 @@ export interface DirectoryOptions {
    * a retry, never state: see `NotNewAfterAll`.
    */
   readonly startsFresh?: (kind: string, command: Message) => boolean;
+  /**
+   * Whether a handler's error means its journal's disk is full: the asker then hears ActorFailed with
+   * `storageFull`, and can say so instead of "no answer". The storage adapter knows its own errors.
+   */
+  readonly isStorageFull?: (error: unknown) => boolean;
 }
 
 /** A delivery slower than this is always recorded: the trace of a slow request is the one wanted. */
@@ -315,7 +319,7 @@ export class ActorDirectory {
         outcome = { error: error instanceof Error ? error.message : String(error) };
         failed = true;
         context.logger.error({ err: error }, 'command handler failed');
-        if (replyTo && replied === undefined) dispatch(replyTo, new ActorFailed(name, envelope.type, isStorageFull(error)));
+        if (replyTo && replied === undefined) dispatch(replyTo, new ActorFailed(name, envelope.type, this.options.isStorageFull?.(error) ?? false));
         if (error instanceof PersistenceFailure) throw error;
       } finally {
         const durationUs = Number((process.hrtime.bigint() - started) / 1000n);
@@ -417,16 +421,6 @@ export class NotNewAfterAll extends Error {
 
 /** The journal's own code for a (persistence key, sequence number) that is taken (persistence/journal-engine.ts). */
 const isDuplicateSequence = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === 'duplicate-sequence-number';
-
-/**
- * The rejection for an ask that got no answer (timed out, or the actor's handler threw); null for any
- * other error, which is a bug and stays thrown.
- */
-export function noAnswer(error: unknown): Rejection | null {
-  if (error instanceof AskTimeoutError) return { type: 'ActorUnavailable', actor: error.actor, timeoutMs: error.timeoutMs };
-  if (error instanceof ActorFailed) return error.storageFull ? { type: 'StorageFull', actor: error.actor } : { type: 'ActorUnavailable', actor: error.actor, timeoutMs: 0 };
-  return null;
-}
 
 /** What an asker receives when the actor's handler threw instead of answering. */
 export class ActorFailed extends Error {

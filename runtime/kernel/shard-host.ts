@@ -1,16 +1,16 @@
-import type { Logger } from '../logger.js';
-import type { FromShard, ShardCall, ShardEvent, ShardPort, ShardStats, ToShard } from './shard-protocol.js';
+import type { Logger } from '../ground/logger.js';
+import type { FromShard, ShardCallShape, ShardPort, ToShard } from './shard-protocol.js';
 
 /**
  * The shard's end of the boundary: answers calls from the main thread, pushes its stats every second
  * and, while the main thread follows GET /events live, its public events as they commit. What a call
- * does is the composition root's business (runtime/shard.ts); this only speaks the protocol.
+ * does is the composition root's business (server/shard.ts); this only speaks the protocol.
  */
-export interface ShardHandlers {
-  call(call: ShardCall): Promise<unknown>;
-  stats(): ShardStats;
+export interface ShardHandlers<Call extends ShardCallShape, Stats, Event> {
+  call(call: Call): Promise<unknown>;
+  stats(): Stats;
   /** Listener while followed, null when no longer. */
-  followEvents(listener: ((events: readonly ShardEvent[]) => void) | null): void;
+  followEvents(listener: ((events: readonly Event[]) => void) | null): void;
 }
 
 export interface ShardServer {
@@ -22,10 +22,10 @@ export interface ShardServer {
 
 const STATS_EVERY_MS = 1000;
 
-export function serveShard(port: ShardPort, handlers: ShardHandlers, logger: Logger): ShardServer {
-  const send = (message: FromShard) => port.postMessage(message);
+export function serveShard<Call extends ShardCallShape, Stats, Event>(port: ShardPort, handlers: ShardHandlers<Call, Stats, Event>, logger: Logger): ShardServer {
+  const send = (message: FromShard<Stats, Event>) => port.postMessage(message);
   const onMessage = (raw: unknown) => {
-    const message = raw as ToShard;
+    const message = raw as ToShard<Call>;
     switch (message.t) {
       case 'call':
         handlers.call(message.call).then(

@@ -1,4 +1,4 @@
-import type { FromShard, ShardCall, ShardEvent, ShardPort, ShardStats, ToShard } from './shard-protocol.js';
+import type { FromShard, ShardCallShape, ShardPort, ToShard } from './shard-protocol.js';
 
 /** The shard is down (its worker died and is being restarted) or did not answer: the request gets a 503 at once. */
 export class ShardUnavailableError extends Error {
@@ -8,11 +8,6 @@ export class ShardUnavailableError extends Error {
     readonly reason: string,
   ) {
     super(`shard ${shard} is unavailable: ${reason}`);
-  }
-
-  /** How the API answers it (api/error-handling.ts): 503 shard-unavailable. */
-  get rejection(): { readonly type: 'ShardUnavailable'; readonly shard: number; readonly reason: string } {
-    return { type: 'ShardUnavailable', shard: this.shard, reason: this.reason };
   }
 }
 
@@ -34,13 +29,13 @@ export type ShardState = 'starting' | 'up' | 'down';
  * that nothing hangs, and the shard's state. When the shard goes down every pending call fails with
  * ShardUnavailableError, and so does every new call until the shard is up again.
  */
-export class ShardLink {
+export class ShardLink<Call extends ShardCallShape, Stats, Event> {
   private port: ShardPort | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  private readonly eventListeners = new Set<(events: readonly ShardEvent[]) => void>();
+  private readonly eventListeners = new Set<(events: readonly Event[]) => void>();
   private readyWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
-  private latest: ShardStats | null = null;
+  private latest: Stats | null = null;
   private downReason = 'starting';
   private following = false;
   private readonly upListeners = new Set<() => void>();
@@ -83,7 +78,7 @@ export class ShardLink {
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
-  call<T>(call: ShardCall, deadlineMs: number): Promise<T> {
+  call<T>(call: Call, deadlineMs: number): Promise<T> {
     const port = this.port;
     if (this.state !== 'up' || port === null) return Promise.reject(new ShardUnavailableError(this.shard, this.downReason));
     const id = this.nextId++;
@@ -93,7 +88,7 @@ export class ShardLink {
         reject(new ShardUnavailableError(this.shard, `no answer to ${call.op} within ${deadlineMs} ms`));
       }, deadlineMs);
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, timer });
-      const message: ToShard = { t: 'call', id, call };
+      const message: ToShard<Call> = { t: 'call', id, call };
       try {
         port.postMessage(message);
       } catch (error) {
@@ -106,11 +101,11 @@ export class ShardLink {
   }
 
   /** The latest stats the shard pushed (null before it was first up). */
-  stats(): ShardStats | null {
+  stats(): Stats | null {
     return this.latest;
   }
 
-  onEvents(listener: (events: readonly ShardEvent[]) => void): () => void {
+  onEvents(listener: (events: readonly Event[]) => void): () => void {
     this.eventListeners.add(listener);
     return () => this.eventListeners.delete(listener);
   }
@@ -118,7 +113,7 @@ export class ShardLink {
   followEvents(on: boolean): void {
     this.following = on;
     if (this.port === null) return;
-    const message: ToShard = { t: 'follow-events', on };
+    const message: ToShard<Call> = { t: 'follow-events', on };
     this.port.postMessage(message);
   }
 
@@ -129,7 +124,7 @@ export class ShardLink {
   }
 
   private readonly onMessage = (raw: unknown): void => {
-    const message = raw as FromShard;
+    const message = raw as FromShard<Stats, Event>;
     switch (message.t) {
       case 'ready':
         this.latest = message.stats;

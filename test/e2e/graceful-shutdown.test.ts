@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { signToken } from '../../api/auth.js';
-import { ensureTopics } from '../../runtime/kafka/admin.js';
+import { signToken } from '../../actors/contract/tokens.js';
+import { ensureTopics } from '../../adapters/kafka/admin.js';
 import { collectRecords, kafkaBrokersForTests, testKafkaClient } from '../helpers/kafka.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
 import { tempDbFile } from '../helpers/temp-db.js';

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { signToken } from '../../api/auth.js';
-import { ensureTopics } from '../../runtime/kafka/admin.js';
+import { signToken } from '../../actors/contract/tokens.js';
+import { ensureTopics } from '../../adapters/kafka/admin.js';
 import { freePort } from '../helpers/free-port.js';
 import { byCloudEventId, collectRecords, kafkaBrokersForTests, testKafkaClient } from '../helpers/kafka.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALL_TOPICS } from '../../actors/event-relay/catalog.js';
-import { ensureTopics } from '../../runtime/kafka/admin.js';
+import { ALL_TOPICS } from '../../actors/contract/event-catalog.js';
+import { ensureTopics } from '../../adapters/kafka/admin.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
 import { collectRecords, kafkaBrokersForTests, testKafkaClient, testTopicPrefix, type RecordCollector } from '../helpers/kafka.js';

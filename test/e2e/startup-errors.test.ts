@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '../../runtime/main.ts');
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '../../server/main.ts');
 
 interface Exit {
   readonly code: number | null;

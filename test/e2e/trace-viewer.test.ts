@@ -1,6 +1,6 @@
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signToken } from '../../api/auth.js';
+import { signToken } from '../../actors/contract/tokens.js';
 import { signViewerLink } from '../../api/viewer/access.js';
 import type { ViewerModel } from '../../api/viewer/model.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';

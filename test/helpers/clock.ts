@@ -1,7 +1,7 @@
 import FakeTimers from '@sinonjs/fake-timers';
-import type { Clock } from '../../runtime/clock.js';
+import type { Clock } from '../../runtime/ground/clock.js';
 
-/** A clock that stands still until the test moves it (runtime/clock.ts), for booking deadlines. */
+/** A clock that stands still until the test moves it (runtime/ground/clock.ts), for booking deadlines. */
 export interface TestClock extends Clock {
   /** Moves time forward by `ms`, running every timer that falls due on the way, in order. */
   advance(ms: number): void;

@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import type { Decision } from '../../actors/shared/decision.js';
-import type { Rejection } from '../../actors/shared/rejections.js';
+import type { Rejection } from '../../actors/contract/rejections.js';
 
 /**
  * Given / when / then for a pure decider, after Emmett's `DeciderSpecification`: no database, no

@@ -1,5 +1,5 @@
-import { deriveCommandKey, signCommand } from '../../runtime/mqtt/command-signature.js';
-import type { DeviceCommand, UnsignedDeviceCommand } from '../../runtime/mqtt/protocol.js';
+import { deriveCommandKey, signCommand } from '../../actors/contract/command-signature.js';
+import type { DeviceCommand, UnsignedDeviceCommand } from '../../actors/contract/device-protocol.js';
 import type { VehicleSecrets } from '../../simulator/virtual-vehicle.js';
 
 /**

@@ -1,13 +1,13 @@
 import Database from 'better-sqlite3';
 import type { LightMyRequestResponse } from 'fastify';
-import { signToken } from '../../api/auth.js';
+import { signToken } from '../../actors/contract/tokens.js';
 import { bookingIdFor } from '../../api/idempotency.js';
-import { placeBookingId } from '../../runtime/fleet-service.js';
+import { placeBookingId } from '../../server/fleet-service.js';
 import { shardOfVehicle } from '../../runtime/kernel/placement.js';
-import { loadConfig, type FleetConfig } from '../../runtime/config.js';
-import { startFleet, type FleetOptions, type RunningFleet } from '../../runtime/fleet-app.js';
-import type { DeviceCredentials } from '../../api/fleet-service.js';
-import { createLogger } from '../../runtime/logger.js';
+import { loadConfig, type FleetConfig } from '../../server/config.js';
+import { startFleet, type FleetOptions, type RunningFleet } from '../../server/fleet-app.js';
+import type { DeviceCredentials } from '../../actors/contract/views.js';
+import { createLogger } from '../../runtime/ground/logger.js';
 import { tempDbFile, type TempDbFile } from './temp-db.js';
 import { LIMITS_OFF } from './limits-off.js';
 

@@ -5,7 +5,7 @@ import { rmdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, logLevel, type Consumer, type IHeaders } from 'kafkajs';
-import { isPublicEventType } from '../../actors/event-relay/catalog.js';
+import { isPublicEventType } from '../../actors/contract/event-catalog.js';
 import { freePort } from './free-port.js';
 
 /**

@@ -4,10 +4,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { createLogger } from '../../runtime/logger.js';
-import { MqttConnection } from '../../runtime/mqtt/connection.js';
-import { DynsecClient } from '../../runtime/mqtt/dynsec-provisioner.js';
-import { startEmbeddedBroker } from '../../runtime/mqtt/embedded-broker.js';
+import { createLogger } from '../../runtime/ground/logger.js';
+import { MqttConnection } from '../../adapters/mqtt/connection.js';
+import { DynsecClient } from '../../adapters/mqtt/dynsec-provisioner.js';
+import { startEmbeddedBroker } from '../../adapters/mqtt/embedded-broker.js';
 import { freePort } from './free-port.js';
 
 const MOSQUITTO_BIN = '/usr/sbin/mosquitto';

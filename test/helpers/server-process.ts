@@ -4,9 +4,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { LIMITS_OFF } from './limits-off.js';
 
-const MAIN = join(dirname(fileURLToPath(import.meta.url)), '../../runtime/main.ts');
+const MAIN = join(dirname(fileURLToPath(import.meta.url)), '../../server/main.ts');
 
-/** The real server (`runtime/main.ts`) in a child process, on free ports, for tests that kill it. */
+/** The real server (`server/main.ts`) in a child process, on free ports, for tests that kill it. */
 export interface ServerProcess {
   readonly child: ChildProcess;
   readonly url: string;

@@ -1,11 +1,12 @@
-import { accept, type Outcome } from '../../actors/shared/rejections.js';
+import { accept, type Outcome } from '../../actors/contract/rejections.js';
 import type { AppDeps } from '../../api/app.js';
-import type { BookingView, Caller, CreateBookingInput, DeviceAccess, DeviceCredentials, FleetService, RegisterVehicleInput, UnlockView, VehicleFilter, VehicleView } from '../../api/fleet-service.js';
+import { isStorageFull } from '../../persistence/storage-full.js';
+import type { BookingView, Caller, CreateBookingInput, DeviceAccess, DeviceCredentials, FleetService, RegisterVehicleInput, UnlockView, VehicleFilter, VehicleView } from '../../actors/contract/views.js';
 import type { IdempotencyPort, StoredResponse } from '../../api/ports.js';
-import { loadConfig } from '../../runtime/config.js';
-import type { TraceContext } from '../../runtime/kernel/envelope.js';
-import { createLogger } from '../../runtime/logger.js';
-import { createMetrics } from '../../runtime/metrics.js';
+import { loadConfig } from '../../server/config.js';
+import type { TraceContext } from '../../runtime/ground/trace-context.js';
+import { createLogger } from '../../runtime/ground/logger.js';
+import { createMetrics } from '../../runtime/ground/metrics.js';
 import { TEST_JWT_SECRET } from './tokens.js';
 import { LIMITS_OFF } from './limits-off.js';
 
@@ -151,6 +152,8 @@ export function testDeps(overrides: Partial<AppDeps> = {}, env: Record<string, s
     idempotency: new MemoryIdempotencyStore(),
     metrics: createMetrics({ defaultMetrics: false }),
     health: () => ({ checks: { journal: { ok: true }, mqtt: { ok: true, detail: 'embedded broker' } } }),
+    // As the server wires it: the storage adapter says which errors mean a full disk.
+    isStorageFull,
     ...overrides,
   };
 }

@@ -1,4 +1,4 @@
-import { signToken, type Role } from '../../api/auth.js';
+import { signToken, type Role } from '../../actors/contract/tokens.js';
 
 /** Secret of every test app (≥ 16 characters, as config requires). */
 export const TEST_JWT_SECRET = 'test-secret-for-unit-tests-only';

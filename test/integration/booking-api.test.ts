@@ -1,6 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signToken } from '../../api/auth.js';
+import { signToken } from '../../actors/contract/tokens.js';
 import { SimulatedPaymentGateway } from '../../actors/payment/gateway.js';
 import { testClock, type TestClock } from '../helpers/clock.js';
 import { keyedBookingId, startTestFleet, type TestFleet } from '../helpers/fleet.js';

@@ -11,10 +11,10 @@ import { waitFor } from '../helpers/wait.js';
 /**
  * A confirmed booking that is never unlocked expires by itself when RESERVATION_WINDOW_MS has passed
  * (DESIGN: "an unconfirmed or never-unlocked reservation expires by timer"): the vehicle is released
- * and the authorization voided. The deadline lives in SQLite (runtime/booking-timers.ts), so it
+ * and the authorization voided. The deadline lives in SQLite (persistence/booking-timers.ts), so it
  * survives a restart, also one that spans the deadline.
  *
- * Booking time is a test clock that stands still until the test moves it (runtime/clock.ts): a
+ * Booking time is a test clock that stands still until the test moves it (runtime/ground/clock.ts): a
  * deadline passes when the test says so, never because the machine was slow, and "not yet" is checked
  * on the timer's own count, which moves only when the clock does.
  */

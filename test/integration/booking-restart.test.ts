@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { signToken } from '../../api/auth.js';
+import { signToken } from '../../actors/contract/tokens.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
 import { keyedBookingId, startTestFleet, type TestFleet } from '../helpers/fleet.js';
 import { startServer } from '../helpers/server-process.js';
@@ -12,7 +12,7 @@ import { waitFor } from '../helpers/wait.js';
 /**
  * Bookings and vehicles survive a restart exactly: the actors recover their state from the SQLite
  * journal (snapshots included), the read models are in the same file. Graceful restarts run in-process
- * (TestFleet.restart); the crash runs the real server (runtime/main.ts) in a child process and kills it
+ * (TestFleet.restart); the crash runs the real server (server/main.ts) in a child process and kills it
  * with SIGKILL, in-flight bookings and all.
  */
 

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
-import { BookingTimers } from '../../runtime/booking-timers.js';
+import { BookingTimers } from '../../persistence/booking-timers.js';
 import type { ActorDirectory } from '../../runtime/kernel/directory.js';
-import { createLogger } from '../../runtime/logger.js';
+import { createLogger } from '../../runtime/ground/logger.js';
 import { testClock, type TestClock } from '../helpers/clock.js';
 import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
 

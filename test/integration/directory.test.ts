@@ -2,10 +2,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SqliteJournalEngine } from '../../persistence/journal-engine.js';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
 import { startActorSystem, type ActorSystem } from '../../runtime/kernel/actor-system.js';
-import type { TraceStep } from '../../persistence/trace-store.js';
+import type { TraceStep } from '../../runtime/kernel/trace-step.js';
 import { ActorDirectory, AskTimeoutError, ActorFailed, type ActorBehaviour } from '../../runtime/kernel/directory.js';
-import { rootContext } from '../../runtime/kernel/envelope.js';
-import { createLogger } from '../../runtime/logger.js';
+import { rootContext } from '../../runtime/ground/trace-context.js';
+import { createLogger } from '../../runtime/ground/logger.js';
 import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
 import { waitFor } from '../helpers/wait.js';
 

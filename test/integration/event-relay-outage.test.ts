@@ -1,14 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ALL_TOPICS } from '../../actors/event-relay/catalog.js';
+import { ALL_TOPICS } from '../../actors/contract/event-catalog.js';
 import { cloudEventId } from '../../actors/event-relay/records.js';
 import { startEventRelay } from '../../actors/event-relay/relay.js';
 import { SqliteCheckpointStore } from '../../persistence/checkpoints.js';
 import { SqliteJournalEngine } from '../../persistence/journal-engine.js';
 import { openDatabase } from '../../persistence/sqlite.js';
 import { startActorSystem } from '../../runtime/kernel/actor-system.js';
-import { createKafkaClient } from '../../runtime/kafka/client.js';
-import { ResilientProducer } from '../../runtime/kafka/producer.js';
-import { createLogger } from '../../runtime/logger.js';
+import { createKafkaClient } from '../../adapters/kafka/client.js';
+import { ResilientProducer } from '../../adapters/kafka/producer.js';
+import { createLogger } from '../../runtime/ground/logger.js';
 import {
   byCloudEventId,
   collectRecords,

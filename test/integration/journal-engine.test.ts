@@ -3,7 +3,7 @@ import { configurePersistence, dispatch, query, spawnPersistent, start, stop, ty
 import { asNactEngine } from '../../runtime/kernel/actor-system.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JournalError, SqliteJournalEngine, type JournalEngineOptions } from '../../persistence/journal-engine.js';
-import type { JournalRow } from '../../persistence/journal-types.js';
+import type { JournalRow } from '../../runtime/kernel/journal.js';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
 import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
 

@@ -1,10 +1,10 @@
 import type { Kafka } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureTopics } from '../../runtime/kafka/admin.js';
-import { createKafkaClient } from '../../runtime/kafka/client.js';
-import { ResilientProducer } from '../../runtime/kafka/producer.js';
-import type { KafkaRecord } from '../../runtime/kafka/record.js';
-import { createLogger } from '../../runtime/logger.js';
+import { ensureTopics } from '../../adapters/kafka/admin.js';
+import { createKafkaClient } from '../../adapters/kafka/client.js';
+import { ResilientProducer } from '../../adapters/kafka/producer.js';
+import type { KafkaRecord } from '../../actors/contract/event-record.js';
+import { createLogger } from '../../runtime/ground/logger.js';
 import { collectRecords, consumeRecords, kafkaBrokersForTests, testGroupId, testKafkaClient, uniqueName } from '../helpers/kafka.js';
 
 /**

@@ -1,9 +1,9 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SERVER_IDENTITY } from '../../runtime/mqtt/device-auth.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../runtime/mqtt/embedded-broker.js';
-import { commandsTopic, repliesTopic, statusTopic } from '../../runtime/mqtt/topics.js';
+import { SERVER_IDENTITY } from '../../adapters/mqtt/device-auth.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../adapters/mqtt/embedded-broker.js';
+import { commandsTopic, repliesTopic, statusTopic } from '../../actors/contract/device-topics.js';
 import { DevicePool, type CommandRecord, type DevicePoolSettings, type DeviceSpec } from '../../simulator/device-pool.js';
 import type { DeviceBehaviour } from '../../simulator/light-device.js';
 import { plainBrokerSecrets, signedFor } from '../helpers/devices.js';

@@ -1,8 +1,8 @@
 import mqtt, { type IConnackPacket } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../runtime/logger.js';
-import { MqttConnectError, MqttConnection } from '../../runtime/mqtt/connection.js';
-import { startEmbeddedBroker } from '../../runtime/mqtt/embedded-broker.js';
+import { createLogger } from '../../runtime/ground/logger.js';
+import { MqttConnectError, MqttConnection } from '../../adapters/mqtt/connection.js';
+import { startEmbeddedBroker } from '../../adapters/mqtt/embedded-broker.js';
 import { freePort } from '../helpers/free-port.js';
 import { testBrokers, type TestBroker } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';

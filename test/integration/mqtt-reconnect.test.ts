@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../runtime/logger.js';
-import { MqttConnection } from '../../runtime/mqtt/connection.js';
-import { parseDeviceReply, type DeviceReply, type UnsignedDeviceCommand } from '../../runtime/mqtt/protocol.js';
+import { createLogger } from '../../runtime/ground/logger.js';
+import { MqttConnection } from '../../adapters/mqtt/connection.js';
+import { parseDeviceReply, type DeviceReply, type UnsignedDeviceCommand } from '../../actors/contract/device-protocol.js';
 import { plainBrokerSecrets, signedFor } from '../helpers/devices.js';
-import { commandsTopic, repliesTopic, statusTopic } from '../../runtime/mqtt/topics.js';
+import { commandsTopic, repliesTopic, statusTopic } from '../../actors/contract/device-topics.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
 import { startMosquitto, testBrokers, type MosquittoBroker } from '../helpers/mosquitto.js';
 import { waitFor } from '../helpers/wait.js';

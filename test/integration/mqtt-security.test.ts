@@ -1,7 +1,7 @@
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { DeviceCredentials } from '../../api/fleet-service.js';
-import { commandsTopic, repliesTopic, statusTopic, telemetryTopic } from '../../runtime/mqtt/topics.js';
+import type { DeviceCredentials } from '../../actors/contract/views.js';
+import { commandsTopic, repliesTopic, statusTopic, telemetryTopic } from '../../actors/contract/device-topics.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
 import { startMosquitto, type MosquittoBroker } from '../helpers/mosquitto.js';
@@ -298,7 +298,7 @@ describe.each(setups)('device security on $name', (setup) => {
 
 describe('demo vehicles (FLEET_SEED) on the development secret', () => {
   it('log in with derived credentials, only while the server runs on the dev secret', async () => {
-    const { demoDeviceCredentials } = await import('../../runtime/mqtt/demo-credentials.js');
+    const { demoDeviceCredentials } = await import('../../actors/contract/demo-credentials.js');
     const dev = await startTestFleet({ FLEET_SEED: '2' });
     const file = dev.dbFile;
     try {

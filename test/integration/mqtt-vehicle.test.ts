@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../runtime/logger.js';
-import { MqttConnection } from '../../runtime/mqtt/connection.js';
-import { parseDeviceReply, parsePresence, type DeviceReply, type Presence, type UnsignedDeviceCommand } from '../../runtime/mqtt/protocol.js';
-import { commandsTopic, repliesTopic, statusTopic } from '../../runtime/mqtt/topics.js';
+import { createLogger } from '../../runtime/ground/logger.js';
+import { MqttConnection } from '../../adapters/mqtt/connection.js';
+import { parseDeviceReply, parsePresence, type DeviceReply, type Presence, type UnsignedDeviceCommand } from '../../actors/contract/device-protocol.js';
+import { commandsTopic, repliesTopic, statusTopic } from '../../actors/contract/device-topics.js';
 import { VirtualVehicle, type VirtualVehicleOptions } from '../../simulator/virtual-vehicle.js';
 import { plainBrokerSecrets, signedFor } from '../helpers/devices.js';
 import { testBrokers, type TestBroker } from '../helpers/mosquitto.js';

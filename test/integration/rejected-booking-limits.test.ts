@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rejectedBookingPurge } from '../../runtime/rejected-bookings.js';
+import { rejectedBookingPurge } from '../../persistence/rejected-bookings.js';
 import { keyedBookingId, startTestFleet, type TestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
 

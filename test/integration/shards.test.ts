@@ -1,9 +1,9 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../runtime/config.js';
-import { startFleet } from '../../runtime/fleet-app.js';
+import { loadConfig } from '../../server/config.js';
+import { startFleet } from '../../server/fleet-app.js';
 import { shardOfBooking, shardOfVehicle } from '../../runtime/kernel/placement.js';
-import { createLogger } from '../../runtime/logger.js';
+import { createLogger } from '../../runtime/ground/logger.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
 import { tempDbFile } from '../helpers/temp-db.js';
 import { waitFor } from '../helpers/wait.js';

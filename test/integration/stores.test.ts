@@ -3,7 +3,8 @@ import { SqliteCheckpointStore } from '../../persistence/checkpoints.js';
 import { IDEMPOTENCY_TTL_MS, IdempotencyStore } from '../../persistence/idempotency-store.js';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
 import type { TraceSink } from '../../runtime/kernel/directory.js';
-import { TraceStore, type TraceStep } from '../../persistence/trace-store.js';
+import { type TraceStep } from '../../runtime/kernel/trace-step.js';
+import { TraceStore } from '../../persistence/trace-store.js';
 import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
 
 const cleanups: (() => void)[] = [];

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
-import { createLogger } from '../../runtime/logger.js';
-import { MqttConnection } from '../../runtime/mqtt/connection.js';
-import type { Telemetry } from '../../runtime/mqtt/protocol.js';
-import { ALL_TELEMETRY } from '../../runtime/mqtt/topics.js';
-import { TelemetryPipeline } from '../../runtime/telemetry/pipeline.js';
+import { createLogger } from '../../runtime/ground/logger.js';
+import { MqttConnection } from '../../adapters/mqtt/connection.js';
+import type { Telemetry } from '../../actors/contract/device-protocol.js';
+import { ALL_TELEMETRY } from '../../actors/contract/device-topics.js';
+import { TelemetryPipeline } from '../../adapters/telemetry/pipeline.js';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
 import { plainBrokerSecrets } from '../helpers/devices.js';
 import { testBrokers, type TestBroker } from '../helpers/mosquitto.js';

@@ -2,7 +2,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import type { AppDeps } from '../../api/app.js';
-import { createLogger } from '../../runtime/logger.js';
+import { createLogger } from '../../runtime/ground/logger.js';
 import { sampleVehicle, stubFleet, testDeps, type StubFleet } from '../helpers/stub-fleet.js';
 import { asCustomer, asOperator } from '../helpers/tokens.js';
 

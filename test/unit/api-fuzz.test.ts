@@ -2,9 +2,9 @@ import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Rejection } from '../../actors/shared/rejections.js';
+import type { Rejection } from '../../actors/contract/rejections.js';
 import { buildApp } from '../../api/app.js';
-import type { FleetService } from '../../api/fleet-service.js';
+import type { FleetService } from '../../actors/contract/views.js';
 import { HTTP_PROBLEMS, PROBLEM_TYPE_BASE, REJECTION_PROBLEMS } from '../../api/problems.js';
 import {
   BookingParamsSchema,

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { reject, type Outcome } from '../../actors/shared/rejections.js';
+import { reject, type Outcome } from '../../actors/contract/rejections.js';
 import { buildApp } from '../../api/app.js';
-import type { BookingView, CreateBookingInput, FleetService } from '../../api/fleet-service.js';
+import type { BookingView, CreateBookingInput, FleetService } from '../../actors/contract/views.js';
 import { bookingIdFor, canonicalJson, requestHash } from '../../api/idempotency.js';
 import { MemoryIdempotencyStore, deferred, sampleBooking, stubFleet, testDeps, type StubFleet } from '../helpers/stub-fleet.js';
 import { asCustomer } from '../helpers/tokens.js';

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
-import { createMetrics, HTTP_REQUESTS_TOTAL } from '../../runtime/metrics.js';
+import { createMetrics, HTTP_REQUESTS_TOTAL } from '../../runtime/ground/metrics.js';
 import { testDeps } from '../helpers/stub-fleet.js';
 import { asCustomer } from '../helpers/tokens.js';
 

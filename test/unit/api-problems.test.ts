@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Rejection, RejectionType } from '../../actors/shared/rejections.js';
+import type { Rejection, RejectionType } from '../../actors/contract/rejections.js';
 import { buildApp } from '../../api/app.js';
 import { HTTP_PROBLEMS, REJECTION_PROBLEMS, rejectionProblem } from '../../api/problems.js';
 import { stubFleet, testDeps } from '../helpers/stub-fleet.js';

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../api/app.js';
-import type { Caller, CreateBookingInput, VehicleFilter } from '../../api/fleet-service.js';
-import type { TraceContext } from '../../runtime/kernel/envelope.js';
-import { createLogger } from '../../runtime/logger.js';
+import type { Caller, CreateBookingInput, VehicleFilter } from '../../actors/contract/views.js';
+import type { TraceContext } from '../../runtime/ground/trace-context.js';
+import { createLogger } from '../../runtime/ground/logger.js';
 import { stubFleet, testDeps, type StubFleet } from '../helpers/stub-fleet.js';
 import { asCustomer, asOperator } from '../helpers/tokens.js';
 

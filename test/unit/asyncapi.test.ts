@@ -4,14 +4,14 @@ import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { BookingEvent } from '../../actors/booking/decider.js';
-import { ALL_TOPICS, TOPIC_BY_EVENT_TYPE, type PublicEventType } from '../../actors/event-relay/catalog.js';
+import { ALL_TOPICS, TOPIC_BY_EVENT_TYPE, type PublicEventType } from '../../actors/contract/event-catalog.js';
 import { toKafkaRecord } from '../../actors/event-relay/records.js';
 import type { VehicleEvent } from '../../actors/vehicle/decider.js';
 import { buildApp } from '../../api/app.js';
-import { loadConfig } from '../../runtime/config.js';
-import { verifyCommandSignature } from '../../runtime/mqtt/command-signature.js';
-import { deviceCommandSchema, deviceReplySchema, presenceSchema, telemetrySchema } from '../../runtime/mqtt/protocol.js';
-import { ALL_STATUS, ALL_TELEMETRY, parseVehicleTopic, VEHICLE_CHANNELS, vehicleTopic, type VehicleChannel } from '../../runtime/mqtt/topics.js';
+import { loadConfig } from '../../server/config.js';
+import { verifyCommandSignature } from '../../actors/contract/command-signature.js';
+import { deviceCommandSchema, deviceReplySchema, presenceSchema, telemetrySchema } from '../../actors/contract/device-protocol.js';
+import { ALL_STATUS, ALL_TELEMETRY, parseVehicleTopic, VEHICLE_CHANNELS, vehicleTopic, type VehicleChannel } from '../../actors/contract/device-topics.js';
 import { testDeps } from '../helpers/stub-fleet.js';
 
 /**
@@ -54,7 +54,7 @@ describe('docs/asyncapi.json', () => {
     expect(document.version()).toMatch(/^3\./);
   });
 
-  it('names every MQTT topic of runtime/mqtt/topics.ts, and no other', () => {
+  it('names every MQTT topic of actors/contract/device-topics.ts, and no other', () => {
     const mqtt = addresses().filter((address) => address.startsWith('fleet/'));
     const expected = VEHICLE_CHANNELS.map((channel) => vehicleTopic(SAMPLE_ID, channel).replace(`/${SAMPLE_ID}/`, '/{vehicleId}/'));
     expect(mqtt.sort()).toEqual([...expected].sort());
@@ -79,7 +79,7 @@ describe('docs/asyncapi.json', () => {
   /** The JSON Schema keywords that carry a rule; descriptions, examples and zod's date-time regex do not. */
   const RULES = ['type', 'enum', 'format', 'minLength', 'maxLength', 'minimum', 'maximum'] as const;
 
-  it.each(VEHICLE_CHANNELS)('describes the %s payload field by field as runtime/mqtt/protocol.ts parses it', (channel) => {
+  it.each(VEHICLE_CHANNELS)('describes the %s payload field by field as actors/contract/device-protocol.ts parses it', (channel) => {
     const fromCode = z.toJSONSchema(payloadSchemas[channel]) as { properties: Record<string, Record<string, unknown>>; required: string[] };
     // JSON payloads; the status channel also carries the empty message that clears a presence.
     const messages = channelAt(`fleet/vehicles/{vehicleId}/${channel}`)!.messages().all().filter((message) => message.payload()?.type() === 'object');
@@ -94,7 +94,7 @@ describe('docs/asyncapi.json', () => {
     }
   });
 
-  it("signs its example command as runtime/mqtt/command-signature.ts verifies it, with the key its description names", () => {
+  it("signs its example command as actors/contract/command-signature.ts verifies it, with the key its description names", () => {
     const message = channelAt('fleet/vehicles/{vehicleId}/commands')!.messages().all()[0]!;
     const commandKey = /commandKey `([A-Za-z0-9_-]+)`/.exec(message.description() ?? '')?.[1];
     const vehicleId = /vehicle `([A-Za-z0-9._-]+)`/.exec(message.description() ?? '')?.[1];

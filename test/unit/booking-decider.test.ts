@@ -1,22 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  CAPTURE_RETRY_MS,
-  COMPENSATION_RETRY_MS,
-  checkAccess,
-  checkEnd,
-  checkUnlock,
-  decide,
-  evolve,
-  initialBookingState,
-  isFinal,
-  wakeAtAfter,
-  type BookingCommand,
-  type BookingEvent,
-  type BookingState,
-  type BookingStatus,
-  type Caller,
-} from '../../actors/booking/decider.js';
-import type { Rejection } from '../../actors/shared/rejections.js';
+import { type BookingStatus, type Caller } from '../../actors/contract/views.js';
+import { CAPTURE_RETRY_MS, COMPENSATION_RETRY_MS, checkAccess, checkEnd, checkUnlock, decide, evolve, initialBookingState, isFinal, wakeAtAfter, type BookingCommand, type BookingEvent, type BookingState } from '../../actors/booking/decider.js';
+import type { Rejection } from '../../actors/contract/rejections.js';
 import { specification } from '../helpers/decider-spec.js';
 
 const B = 'b-1';

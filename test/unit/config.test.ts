@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEV_JWT_SECRET, loadConfig } from '../../runtime/config.js';
+import { DEV_JWT_SECRET } from '../../actors/contract/device-secrets.js';
+import { ConfigError, loadConfig } from '../../server/config.js';
 
 describe('loadConfig', () => {
   it('gives the documented embedded defaults for an empty environment', () => {

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalCommand, deriveCommandKey, signCommand, verifyCommandSignature } from '../../runtime/mqtt/command-signature.js';
-import { demoDeviceCredentials } from '../../runtime/mqtt/demo-credentials.js';
-import { isReservedClientId, mayPublish, maySubscribe, mayUseClientId, SERVER_IDENTITY, type DeviceIdentity } from '../../runtime/mqtt/device-auth.js';
-import { MAX_DEVICE_CLOCK_SKEW_MS, trustedDeviceTime } from '../../runtime/mqtt/device-clock.js';
-import { hashDevicePassword, newDevicePassword, passwordPepper, verifyDevicePassword } from '../../runtime/mqtt/device-secrets.js';
+import { canonicalCommand, deriveCommandKey, signCommand, verifyCommandSignature } from '../../actors/contract/command-signature.js';
+import { demoDeviceCredentials } from '../../actors/contract/demo-credentials.js';
+import { isReservedClientId, mayPublish, maySubscribe, mayUseClientId, SERVER_IDENTITY, type DeviceIdentity } from '../../adapters/mqtt/device-auth.js';
+import { MAX_DEVICE_CLOCK_SKEW_MS, trustedDeviceTime } from '../../actors/contract/device-clock.js';
+import { hashDevicePassword, newDevicePassword, passwordPepper, verifyDevicePassword } from '../../actors/contract/device-secrets.js';
 import { CredentialStore } from '../../persistence/credential-store.js';
 import { openDatabase } from '../../persistence/sqlite.js';
-import { MessageKind, decodeBatch } from '../../runtime/telemetry/decode.js';
+import { MessageKind, decodeBatch } from '../../adapters/telemetry/decode.js';
 
 const a: DeviceIdentity = { kind: 'vehicle', id: 'car-a' };
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ALL_TOPICS, TOPIC_BY_EVENT_TYPE, isPublicEventType } from '../../actors/event-relay/catalog.js';
+import { ALL_TOPICS, TOPIC_BY_EVENT_TYPE, isPublicEventType } from '../../actors/contract/event-catalog.js';
 import { aggregateOf, cloudEventId, toKafkaRecord } from '../../actors/event-relay/records.js';
-import type { JournalRow } from '../../persistence/journal-types.js';
+import type { JournalRow } from '../../runtime/kernel/journal.js';
 
 const row = (overrides: Partial<JournalRow> = {}): JournalRow => ({
   position: 42,

@@ -2,12 +2,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { backoffDelay, startEventRelay, type EventRelay, type EventRelayOptions } from '../../actors/event-relay/relay.js';
 import { SqliteCheckpointStore } from '../../persistence/checkpoints.js';
 import { SqliteJournalEngine } from '../../persistence/journal-engine.js';
-import type { CheckpointStore } from '../../persistence/journal-types.js';
+import type { CheckpointStore } from '../../runtime/kernel/journal.js';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
 import { startActorSystem, type ActorSystem } from '../../runtime/kernel/actor-system.js';
-import type { ProducerConnectionState, RecordPublisher } from '../../runtime/kafka/producer.js';
-import type { KafkaRecord } from '../../runtime/kafka/record.js';
-import { createLogger } from '../../runtime/logger.js';
+import type { ProducerConnectionState, RecordPublisher } from '../../actors/event-relay/publisher.js';
+import type { KafkaRecord } from '../../actors/contract/event-record.js';
+import { createLogger } from '../../runtime/ground/logger.js';
 import { journalEventWriter } from '../helpers/kafka.js';
 import { waitFor } from '../helpers/wait.js';
 

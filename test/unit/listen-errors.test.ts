@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeListenError, ListenAddressError, listenOn } from '../../runtime/listen-errors.js';
+import { describeListenError, ListenAddressError, listenOn } from '../../server/listen-errors.js';
 
 const http = { port: 'PORT', host: 'HOST' };
 const failure = (code: string) => Object.assign(new Error(`listen ${code}`), { code });

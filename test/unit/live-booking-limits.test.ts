@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { accept, reject, type Outcome } from '../../actors/shared/rejections.js';
-import { LiveBookingLimit } from '../../runtime/live-bookings.js';
+import { accept, reject, type Outcome } from '../../actors/contract/rejections.js';
+import { LiveBookingLimit } from '../../persistence/live-bookings.js';
 import { deferred } from '../helpers/stub-fleet.js';
 
 /** The main thread's side of MAX_ACTIVE_BOOKINGS_PER_CUSTOMER, with a counter in memory standing in for the shards. */

@@ -4,8 +4,8 @@ import { promisify } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
-import { loadConfig } from '../../runtime/config.js';
-import { createLogger } from '../../runtime/logger.js';
+import { loadConfig } from '../../server/config.js';
+import { createLogger } from '../../runtime/ground/logger.js';
 import { testDeps } from '../helpers/stub-fleet.js';
 import { asOperator } from '../helpers/tokens.js';
 
@@ -25,7 +25,7 @@ describe('LOG_FORMAT', () => {
 
   it('pretty writes one readable line per entry to stdout (pino-pretty transport)', async () => {
     const script = [
-      "import { createLogger } from './runtime/logger.ts';",
+      "import { createLogger } from './runtime/ground/logger.ts';",
       "const logger = createLogger('info', undefined, { pretty: true, colors: false });",
       "logger.child({ component: 'demo' }).info({ vehicleId: 'demo-0001', nested: { a: 1 } }, 'vehicle online');",
       "logger.warn('second');",

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
-import { MAX_PAYLOAD_BYTES, parseDeviceCommand, parseDeviceReply, parsePresence, parseTelemetry } from '../../runtime/mqtt/protocol.js';
-import { InvalidTopicFilterError, TopicRouter, topicMatches } from '../../runtime/mqtt/topic-router.js';
+import { MAX_PAYLOAD_BYTES, parseDeviceCommand, parseDeviceReply, parsePresence, parseTelemetry } from '../../actors/contract/device-protocol.js';
+import { InvalidTopicFilterError, TopicRouter, topicMatches } from '../../adapters/mqtt/topic-router.js';
 import {
   ALL_STATUS,
   ALL_TELEMETRY,
@@ -11,8 +11,8 @@ import {
   parseVehicleTopic,
   vehicleIdOf,
   vehicleTopic,
-} from '../../runtime/mqtt/topics.js';
-import { MessageKind, decodeBatch, type DecodeTask } from '../../runtime/telemetry/decode.js';
+} from '../../actors/contract/device-topics.js';
+import { MessageKind, decodeBatch, type DecodeTask } from '../../adapters/telemetry/decode.js';
 
 const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
 const idChars = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-'.split('');

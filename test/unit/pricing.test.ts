@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CURRENCY, authorizationAmount, tripCharge } from '../../actors/booking/pricing.js';
-import type { VehicleType } from '../../actors/vehicle/decider.js';
+import type { VehicleType } from '../../actors/contract/views.js';
 
 const MINUTE = 60_000;
 const T0 = Date.UTC(2025, 0, 2, 8, 0, 0);

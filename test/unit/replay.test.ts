@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { evolve, initialVehicleState, type VehicleEvent } from '../../actors/vehicle/decider.js';
-import type { ActorJournalEntry } from '../../persistence/actor-journal.js';
-import { actorOfName, renderReplay, replayActor, replayCommand, seqOfSpan, shardOfActor } from '../../runtime/replay.js';
+import type { ActorJournalEntry } from '../../runtime/kernel/journal.js';
+import { actorOfName, renderReplay, replayActor, replayCommand, seqOfSpan, shardOfActor } from '../../traces/replay.js';
 
 /** The pure half of `npm run replay`: journal entries folded through the actor's own evolve. */
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEV_JWT_SECRET } from '../../runtime/config.js';
+import { DEV_JWT_SECRET } from '../../actors/contract/device-secrets.js';
+import { ConfigError } from '../../server/config.js';
 import { addressVariables, serverEnv } from '../../scripts/server-env.js';
 
 describe('serverEnv (the tools find the server as npm start places it)', () => {

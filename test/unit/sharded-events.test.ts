@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { PublicEvent } from '../../api/ports.js';
-import type { ShardLinks } from '../../runtime/fleet-service.js';
-import { ShardedEvents } from '../../runtime/fleet-reads.js';
-import type { ShardLink } from '../../runtime/kernel/shard-link.js';
-import type { ShardCall } from '../../runtime/kernel/shard-protocol.js';
+import type { ShardLinks } from '../../server/fleet-service.js';
+import { ShardedEvents } from '../../server/fleet-reads.js';
+import type { FleetShardLink, ShardCall } from '../../server/shard-calls.js';
 
 /** Shards that answer `events` reads from fixed journals: `rows` are public rows, `null` one that is no event. */
 function shardsWith(journals: Array<Array<PublicEvent | { position: number; skipped: true }>>): ShardLinks {
@@ -18,7 +17,7 @@ function shardsWith(journals: Array<Array<PublicEvent | { position: number; skip
     onUp: () => () => undefined,
     followEvents: () => undefined,
   }));
-  return { count: links.length, link: (shard) => links[shard] as unknown as ShardLink };
+  return { count: links.length, link: (shard) => links[shard] as unknown as FleetShardLink };
 }
 
 const event = (shard: number, position: number, key: string, ms: number): PublicEvent => ({

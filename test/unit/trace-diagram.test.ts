@@ -10,7 +10,7 @@ import {
   shortName,
   stateChanges,
   type TraceStepView,
-} from '../../runtime/trace-diagram.js';
+} from '../../traces/trace-diagram.js';
 
 const BOOKING = 'booking/bk_0123456789abcdef01234567';
 const PAYMENT = 'payment/auth_bk_0123456789abcdef01234567';

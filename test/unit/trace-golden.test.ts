@@ -1,8 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { focusOnBooking, renderSequenceDiagram, type TraceStepView } from '../../runtime/trace-diagram.js';
-import { driveStepper, keysOf, prepareStepper, renderStepScreen, type ScreenSize } from '../../runtime/trace-stepper.js';
+import { focusOnBooking, renderSequenceDiagram, type TraceStepView } from '../../traces/trace-diagram.js';
+import { driveStepper, keysOf, prepareStepper, renderStepScreen, type ScreenSize } from '../../traces/trace-stepper.js';
 
 /**
  * Golden files for what `npm run trace` prints: a fixed trace (a real booking's: book → unlock → end,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildViewerModel, journalQueryFor, selectSteps } from '../../api/viewer/model.js';
-import type { TracedEvent } from '../../persistence/trace-journal.js';
-import type { TraceStepView } from '../../runtime/trace-diagram.js';
+import type { TracedEvent } from '../../actors/contract/trace-views.js';
+import type { TraceStepView } from '../../traces/trace-diagram.js';
 
 const T = 'a'.repeat(32);
 const BOOKING = 'booking/bk_s0_1';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { VehicleEvent } from '../../actors/vehicle/decider.js';
-import { CommandOutcomeCounter, commandHistory, type CommandJournalEntry } from '../../runtime/vehicle-commands.js';
+import { CommandOutcomeCounter, commandHistory, type CommandJournalEntry } from '../../actors/vehicle/command-history.js';
 
 /** Command states derived from a vehicle's journal, as GET /vehicles/:id/commands and /metrics show them. */
 

@@ -1,4 +1,4 @@
-import { signToken } from '../../../api/auth.js';
+import { signToken } from '../../../actors/contract/tokens.js';
 import { PROBLEM_CONTENT_TYPE } from '../../../api/problems.js';
 import { seededRandom, type Random } from '../../../simulator/random.js';
 

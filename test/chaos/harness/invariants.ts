@@ -1,4 +1,4 @@
-import { topicOf } from '../../../actors/event-relay/catalog.js';
+import { topicOf } from '../../../actors/contract/event-catalog.js';
 import type { ClientRecords } from './customers.js';
 import type { JournalEntry, KafkaEvidence } from './evidence.js';
 

@@ -7,7 +7,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
  * the run (LOG_LEVEL warn: errors and the chaos hook, not every request).
  */
 export interface ServerProcessOptions {
-  /** runtime/main.js from chaos/build.ts. */
+  /** server/main.js from chaos/build.ts. */
   readonly entry: string;
   readonly port: number;
   readonly env: Readonly<Record<string, string>>;

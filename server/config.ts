@@ -1,0 +1,222 @@
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+import { DEV_JWT_SECRET } from '../actors/contract/device-secrets.js';
+import type { LogFormat } from '../runtime/ground/logger.js';
+
+/**
+ * The whole configuration, parsed once at start-up (docs/contract.md, "Configuration").
+ * Nothing below server/main.ts reads process.env: it receives this typed object.
+ */
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveMs = z.coerce.number().int().positive();
+
+const brokerList = z
+  .string()
+  .trim()
+  .min(1)
+  .transform((value) => value.split(',').map((broker) => broker.trim()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port')).min(1));
+
+export const configSchema = z.object({
+  PORT: port.default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  FLEET_DB: z.string().min(1).default('./data/fleet.db'),
+  /** Actor shards on worker threads; fixed when the data is created (server/registry.ts refuses another count). */
+  FLEET_SHARDS: z.coerce.number().int().min(1).max(64).optional(),
+  /** `FULL` keeps an acknowledged booking across power loss; `NORMAL` only across a process crash. */
+  FLEET_DB_SYNC: z.enum(['FULL', 'NORMAL']).default('FULL'),
+  MQTT_URL: z.string().url().regex(/^(mqtts?|wss?|tcp):\/\//, 'expected an mqtt:// URL').optional(),
+  MQTT_PORT: port.default(1884),
+  /** 4 = MQTT 3.1.1, 5 = MQTT 5. Unset: 5 for an external broker, 4 for the embedded one (aedes speaks 3.1.1 only). */
+  MQTT_PROTOCOL_VERSION: z.coerce.number().pipe(z.union([z.literal(4), z.literal(5)])).optional(),
+  /** Stable id for the server's MQTT session; unset: a new one per process (several servers may share a broker). */
+  MQTT_CLIENT_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1-64 letters, digits, . _ -').optional(),
+  /** The server's own MQTT login. Unset with the embedded broker: a random secret made at start-up. */
+  MQTT_USERNAME: z.string().min(1).max(256).optional(),
+  MQTT_PASSWORD: z.string().min(1).max(256).optional(),
+  /** `dynsec`: the server creates each vehicle's client and role on Mosquitto's dynamic-security plugin. */
+  MQTT_PROVISIONING: z.enum(['none', 'dynsec']).default('none'),
+  /** Keys command signatures and credential hashes; unset: derived from FLEET_JWT_SECRET (dev runs work). */
+  FLEET_DEVICE_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  KAFKA_BROKERS: brokerList.optional(),
+  KAFKA_CLIENT_ID: z.string().min(1).default('fleetactors'),
+  KAFKA_TOPIC_PARTITIONS: z.coerce.number().int().positive().default(3),
+  KAFKA_REPLICATION_FACTOR: z.coerce.number().int().positive().default(1),
+  FLEET_JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  UNLOCK_TIMEOUT_MS: positiveMs.default(5000),
+  /** How long a confirmed booking may wait for its unlock before it expires and frees the vehicle. */
+  RESERVATION_WINDOW_MS: positiveMs.default(15 * 60_000),
+  /** How long the payment actor waits for the gateway before it treats the attempt as declined. */
+  PAYMENT_TIMEOUT_MS: positiveMs.default(3000),
+  /** Latency of the built-in simulated payment gateway. */
+  PAYMENT_LATENCY_MS: z.coerce.number().int().min(0).default(20),
+  /** How long the API waits for an actor to answer before it gives up with 503. */
+  ASK_TIMEOUT_MS: positiveMs.default(15_000),
+  /** Idle actors are passivated after this long; state comes back from snapshot + journal. */
+  PASSIVATE_AFTER_MS: positiveMs.default(10 * 60_000),
+  SNAPSHOT_EVERY: z.coerce.number().int().positive().default(50),
+  /** Recorded actor traces older than this are deleted (the journal itself is kept forever). */
+  TRACE_RETENTION_MS: positiveMs.default(7 * 24 * 60 * 60_000),
+  /** Share of requests whose actor deliveries are traced (failed and slow ones always are). */
+  TRACE_SAMPLE: z.coerce.number().min(0).max(1).default(1),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `pretty`: one readable line per entry; `json`: one JSON object per line. Unset: pretty on a terminal. */
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
+  /** Register this many demo vehicles at start-up (ids demo-0001 …), for a first run. */
+  FLEET_SEED: z.coerce.number().int().min(0).max(100_000).default(0),
+  BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(64 * 1024),
+  /** Requests per second per signed-in customer; 0 = no limit (api/rate-limits.ts says why 20). */
+  RATE_LIMIT_PER_CUSTOMER: z.coerce.number().int().min(0).default(20),
+  /** Requests per second per client address (before sign-in); 0 = no limit. */
+  RATE_LIMIT_PER_IP: z.coerce.number().int().min(0).default(200),
+  /** Live (not finished) bookings one customer may hold at once; 0 = no limit. */
+  MAX_ACTIVE_BOOKINGS_PER_CUSTOMER: z.coerce.number().int().min(0).default(1),
+  /** On SIGTERM/SIGINT: how long requests in flight may take to finish before their connections are cut. */
+  SHUTDOWN_GRACE_MS: positiveMs.default(20_000),
+  /** `on`: SIGUSR2 crashes one shard worker (round robin), for the chaos harness (server/chaos-hooks.ts). */
+  FLEET_CHAOS_HOOKS: z.enum(['off', 'on']).default('off'),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+
+export interface FleetConfig {
+  readonly http: { readonly host: string; readonly port: number; readonly bodyLimitBytes: number };
+  readonly shutdownGraceMs: number;
+  readonly db: { readonly file: string; readonly synchronous: 'FULL' | 'NORMAL' };
+  /** FLEET_SHARDS, or the cores when unset (`explicit: false`: existing data then keeps its own count). */
+  readonly shards: { readonly count: number; readonly explicit: boolean };
+  readonly mqtt:
+    | { readonly mode: 'embedded'; readonly port: number; readonly protocolVersion: 4 | 5; readonly clientId: string | null }
+    | { readonly mode: 'external'; readonly url: string; readonly protocolVersion: 4 | 5; readonly clientId: string | null };
+  readonly mqttSecurity: {
+    /** Both set, or both null (then the embedded broker gets a random server login per process). */
+    readonly serverLogin: { readonly username: string; readonly password: string } | null;
+    readonly provisioning: 'none' | 'dynsec';
+    readonly deviceSecret: string | null;
+  };
+  readonly kafka:
+    | { readonly mode: 'local' }
+    | {
+        readonly mode: 'kafka';
+        readonly brokers: readonly string[];
+        readonly clientId: string;
+        readonly partitions: number;
+        readonly replicationFactor: number;
+      };
+  readonly auth: { readonly jwtSecret: string; readonly usingDevSecret: boolean };
+  readonly timing: {
+    readonly unlockTimeoutMs: number;
+    readonly reservationWindowMs: number;
+    readonly paymentTimeoutMs: number;
+    readonly paymentLatencyMs: number;
+    readonly askTimeoutMs: number;
+    readonly passivateAfterMs: number;
+  };
+  readonly snapshotEvery: number;
+  readonly traceRetentionMs: number;
+  readonly traceSample: number;
+  readonly logLevel: RawConfig['LOG_LEVEL'];
+  /** Resolved in the main thread, where stdout can be asked whether it is a terminal; shards log the same way. */
+  readonly logFormat: LogFormat;
+  readonly seedVehicles: number;
+  /** Requests per second; 0 turns a limit off. */
+  readonly rateLimits: { readonly perCustomer: number; readonly perIp: number };
+  /** 0: no limit. */
+  readonly maxActiveBookingsPerCustomer: number;
+  /** FLEET_CHAOS_HOOKS: off unless a chaos run asks for it. */
+  readonly chaosHooks: boolean;
+}
+
+
+/** What loadConfig cannot read from the environment: whether stdout is a terminal (main.ts asks). */
+export interface Terminal {
+  readonly stdoutIsTTY: boolean;
+}
+
+/** Publicly known on purpose: it only exists so that a first run works without set-up. */
+
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly variable: string, readonly reason: string) {
+    super(`Invalid configuration: ${variable} ${reason}`);
+  }
+}
+
+/** Parses the environment; throws one ConfigError that names the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>, terminal: Terminal = { stdoutIsTTY: false }): FleetConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = configSchema.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(String(issue.path[0] ?? 'environment'), `${issue.message} (got ${JSON.stringify(present[String(issue.path[0])])})`);
+  }
+  const raw = parsed.data;
+  if (raw.PASSIVATE_AFTER_MS < 2 * raw.UNLOCK_TIMEOUT_MS) {
+    // A vehicle actor waiting for UNLOCKED must still be alive when the answer or the timeout comes.
+    throw new ConfigError('PASSIVATE_AFTER_MS', `must be at least twice UNLOCK_TIMEOUT_MS (${raw.UNLOCK_TIMEOUT_MS})`);
+  }
+  if ((raw.MQTT_USERNAME === undefined) !== (raw.MQTT_PASSWORD === undefined)) {
+    const missing = raw.MQTT_USERNAME === undefined ? 'MQTT_USERNAME' : 'MQTT_PASSWORD';
+    throw new ConfigError(missing, 'must be set together with ' + (missing === 'MQTT_USERNAME' ? 'MQTT_PASSWORD' : 'MQTT_USERNAME'));
+  }
+  if (raw.MQTT_PROVISIONING === 'dynsec' && (!raw.MQTT_URL || raw.MQTT_USERNAME === undefined)) {
+    throw new ConfigError('MQTT_PROVISIONING', 'dynsec needs MQTT_URL, MQTT_USERNAME and MQTT_PASSWORD of a Mosquitto with the dynamic-security plugin');
+  }
+  if (raw.FLEET_JWT_SECRET === undefined && !isLoopback(raw.HOST)) {
+    // The development secret is public: anyone could mint an operator token for a reachable server.
+    throw new ConfigError('FLEET_JWT_SECRET', `must be set to listen on HOST ${raw.HOST}: the development secret is public and is only allowed on a loopback address`);
+  }
+  return {
+    http: { host: raw.HOST, port: raw.PORT, bodyLimitBytes: raw.BODY_LIMIT_BYTES },
+    shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
+    db: { file: raw.FLEET_DB, synchronous: raw.FLEET_DB_SYNC },
+    shards: { count: raw.FLEET_SHARDS ?? availableParallelism(), explicit: raw.FLEET_SHARDS !== undefined },
+    mqtt: raw.MQTT_URL
+      ? { mode: 'external', url: raw.MQTT_URL, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 5, clientId: raw.MQTT_CLIENT_ID ?? null }
+      : { mode: 'embedded', port: raw.MQTT_PORT, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 4, clientId: raw.MQTT_CLIENT_ID ?? null },
+    mqttSecurity: {
+      serverLogin: raw.MQTT_USERNAME !== undefined && raw.MQTT_PASSWORD !== undefined ? { username: raw.MQTT_USERNAME, password: raw.MQTT_PASSWORD } : null,
+      provisioning: raw.MQTT_PROVISIONING,
+      deviceSecret: raw.FLEET_DEVICE_SECRET ?? null,
+    },
+    kafka: raw.KAFKA_BROKERS
+      ? {
+          mode: 'kafka',
+          brokers: raw.KAFKA_BROKERS,
+          clientId: raw.KAFKA_CLIENT_ID,
+          partitions: raw.KAFKA_TOPIC_PARTITIONS,
+          replicationFactor: raw.KAFKA_REPLICATION_FACTOR,
+        }
+      : { mode: 'local' },
+    auth: { jwtSecret: raw.FLEET_JWT_SECRET ?? DEV_JWT_SECRET, usingDevSecret: raw.FLEET_JWT_SECRET === undefined },
+    timing: {
+      unlockTimeoutMs: raw.UNLOCK_TIMEOUT_MS,
+      reservationWindowMs: raw.RESERVATION_WINDOW_MS,
+      paymentTimeoutMs: raw.PAYMENT_TIMEOUT_MS,
+      paymentLatencyMs: raw.PAYMENT_LATENCY_MS,
+      askTimeoutMs: raw.ASK_TIMEOUT_MS,
+      passivateAfterMs: raw.PASSIVATE_AFTER_MS,
+    },
+    snapshotEvery: raw.SNAPSHOT_EVERY,
+    traceRetentionMs: raw.TRACE_RETENTION_MS,
+    traceSample: raw.TRACE_SAMPLE,
+    logLevel: raw.LOG_LEVEL,
+    logFormat: logFormatOf(raw.LOG_FORMAT, terminal, present.NO_COLOR !== undefined),
+    seedVehicles: raw.FLEET_SEED,
+    rateLimits: { perCustomer: raw.RATE_LIMIT_PER_CUSTOMER, perIp: raw.RATE_LIMIT_PER_IP },
+    maxActiveBookingsPerCustomer: raw.MAX_ACTIVE_BOOKINGS_PER_CUSTOMER,
+    chaosHooks: raw.FLEET_CHAOS_HOOKS === 'on',
+  };
+}
+
+/** 127.0.0.0/8, ::1 and `localhost`: where nobody else can reach the server. */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127(\.\d{1,3}){3}$/.test(bare);
+}
+
+function logFormatOf(format: RawConfig['LOG_FORMAT'], terminal: Terminal, noColor: boolean): LogFormat {
+  const pretty = format === undefined ? terminal.stdoutIsTTY : format === 'pretty';
+  return { pretty, colors: pretty && terminal.stdoutIsTTY && !noColor };
+}

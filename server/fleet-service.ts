@@ -1,0 +1,182 @@
+import { BOOKING, type BookingMessage, type UnlockResult } from '../actors/booking/actor.js';
+import type { BookingState } from '../actors/booking/decider.js';
+import { Refused, reject, type Outcome } from '../actors/contract/rejections.js';
+import { VEHICLE, type VehicleMessage } from '../actors/vehicle/actor.js';
+import type {
+  BookingView,
+  Caller,
+  CreateBookingInput,
+  FleetService,
+  RegisterVehicleInput,
+  UnlockView,
+  VehicleFilter,
+  VehicleView,
+} from '../actors/contract/views.js';
+import { haversineMeters } from '../persistence/vehicle-read-model.js';
+import type { ActorAddress } from '../runtime/kernel/directory.js';
+import { LiveBookingLimit } from '../persistence/live-bookings.js';
+import type { TraceContext } from '../runtime/ground/trace-context.js';
+import { bookingIdOnShard, shardOfBooking, shardOfVehicle } from '../runtime/kernel/placement.js';
+import { ShardUnavailableError } from '../runtime/kernel/shard-link.js';
+import type { FleetShardLink, ShardRead } from './shard-calls.js';
+
+/** What the fleet service needs of the shards: the supervisor's links, one per shard. */
+/** A fleet-wide read whose shard is down or silent is refused as 503 shard-unavailable (the API answers a Refused's rejection). */
+export function refuseUnavailable(error: unknown): never {
+  if (error instanceof ShardUnavailableError) throw new Refused({ type: 'ShardUnavailable', shard: error.shard, reason: error.reason });
+  throw error;
+}
+
+export interface ShardLinks {
+  readonly count: number;
+  link(shard: number): FleetShardLink;
+}
+
+/** The main thread waits a little longer than the shard's own deadline, so the shard's answer (a rejection) wins. */
+const DEADLINE_MARGIN_MS = 2000;
+
+/**
+ * The HTTP layer's port, served by the actor shards: commands go to the shard that holds their
+ * entity (runtime/kernel/placement.ts), reads that span the fleet gather from every shard. A shard
+ * that is down answers ShardUnavailable at once (503), never a hang.
+ */
+export class ShardedFleetService implements FleetService {
+  private readonly liveBookingLimit: LiveBookingLimit;
+
+  constructor(
+    private readonly shards: ShardLinks,
+    private readonly timing: { readonly unlockTimeoutMs: number; readonly askTimeoutMs: number; readonly paymentTimeoutMs?: number },
+    /** MAX_ACTIVE_BOOKINGS_PER_CUSTOMER; 0 or absent: no limit. */
+    maxActiveBookingsPerCustomer = 0,
+  ) {
+    // An unanswered booking holds a place until its saga's confirmation deadline (reserve and authorize
+    // each an ask, plus the gateway's own timeout; the booking actor's confirmWithinMs) has passed, with
+    // one more ask of margin.
+    const unsettledHoldMs = 3 * timing.askTimeoutMs + (timing.paymentTimeoutMs ?? timing.askTimeoutMs);
+    this.liveBookingLimit = new LiveBookingLimit(maxActiveBookingsPerCustomer, (customerId, exceptBookingId) => this.countLiveBookings(customerId, exceptBookingId), unsettledHoldMs);
+  }
+
+  async registerVehicle(input: RegisterVehicleInput, trace: TraceContext): Promise<Outcome<VehicleView>> {
+    const shard = shardOfVehicle(input.id, this.shards.count);
+    const message: VehicleMessage = { type: 'RegisterVehicle', vehicleType: input.type, model: input.model, location: input.location };
+    const registered = await this.ask<unknown>(shard, { kind: VEHICLE, id: input.id }, message, trace);
+    if (!registered.ok) return registered;
+    // The projector wrote the read model in the same transaction as the event, so it is there now.
+    const vehicle = await this.read<VehicleView | null>(shard, { read: 'vehicle', id: input.id });
+    return vehicle ? { ok: true, value: vehicle } : reject({ type: 'VehicleNotFound', vehicleId: input.id });
+  }
+
+  async getVehicle(id: string): Promise<VehicleView | undefined> {
+    return (await this.read<VehicleView | null>(shardOfVehicle(id, this.shards.count), { read: 'vehicle', id })) ?? undefined;
+  }
+
+  /** Every shard's matches, merged in the order one shard gives them (by id, or by distance with `near`). */
+  async listVehicles(filter: VehicleFilter): Promise<VehicleView[]> {
+    const pages = await Promise.all(
+      Array.from({ length: this.shards.count }, (_, shard) => this.read<VehicleView[]>(shard, { read: 'vehicles', filter: { ...filter } })),
+    );
+    const all = pages.flat();
+    if (pages.length === 1) return all;
+    const near = filter.near;
+    if (near) {
+      const distance = new Map(all.map((vehicle) => [vehicle.id, haversineMeters(near, vehicle.location)]));
+      all.sort((a, b) => distance.get(a.id)! - distance.get(b.id)! || (a.id < b.id ? -1 : 1));
+    } else {
+      all.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    }
+    return all.slice(0, filter.limit);
+  }
+
+  async createBooking(input: CreateBookingInput, trace: TraceContext): Promise<Outcome<BookingView>> {
+    const { customerId, vehicleId, paymentMethod, durationMinutes } = input;
+    // The booking lives with its vehicle, and its id says where: the saga never leaves that shard.
+    const shard = shardOfVehicle(vehicleId, this.shards.count);
+    const bookingId = placeBookingId(input.bookingId, shard);
+    const message: BookingMessage = { type: 'CreateBooking', customerId, vehicleId, paymentMethod, durationMinutes };
+    try {
+      return await this.liveBookingLimit.admit(customerId, bookingId, () => this.bookingCommand(bookingId, message, trace));
+    } catch (error) {
+      // A shard that cannot be counted might hold a live booking of this customer: refuse rather than guess.
+      if (error instanceof ShardUnavailableError) return reject({ type: 'ShardUnavailable', shard: error.shard, reason: error.reason });
+      throw error;
+    }
+  }
+
+  /** Every shard's count of the customer's live bookings (besides the one being requested). */
+  private async countLiveBookings(customerId: string, exceptBookingId: string): Promise<number> {
+    const counts = await Promise.all(
+      Array.from({ length: this.shards.count }, (_, shard) => this.read<number>(shard, { read: 'live-bookings', customerId, exceptBookingId })),
+    );
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
+  getBooking(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>> {
+    return this.bookingCommand(bookingId, { type: 'GetBooking', caller }, trace);
+  }
+
+  cancel(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>> {
+    return this.bookingCommand(bookingId, { type: 'CancelBooking', caller }, trace);
+  }
+
+  end(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>> {
+    return this.bookingCommand(bookingId, { type: 'EndBooking', caller }, trace, this.deviceWaitMs());
+  }
+
+  async unlock(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<UnlockView>> {
+    const shard = shardOfBooking(bookingId, this.shards.count);
+    if (shard === null) return reject({ type: 'BookingNotFound', bookingId });
+    const unlocked = await this.ask<UnlockResult>(shard, { kind: BOOKING, id: bookingId }, { type: 'UnlockBooking', caller }, trace, this.deviceWaitMs());
+    if (!unlocked.ok) return unlocked;
+    const { vehicleId, unlockedAt } = unlocked.value;
+    return { ok: true, value: { bookingId, vehicleId, status: 'SUCCESS', unlockedAt: new Date(unlockedAt).toISOString() } };
+  }
+
+  /** The booking waits for the vehicle, which waits for the device: leave room for both. */
+  private deviceWaitMs(): number {
+    return this.timing.unlockTimeoutMs + this.timing.askTimeoutMs;
+  }
+
+  private async bookingCommand(bookingId: string, message: BookingMessage, trace: TraceContext, timeoutMs?: number): Promise<Outcome<BookingView>> {
+    const shard = shardOfBooking(bookingId, this.shards.count);
+    if (shard === null) return reject({ type: 'BookingNotFound', bookingId });
+    const answer = await this.ask<BookingState>(shard, { kind: BOOKING, id: bookingId }, message, trace, timeoutMs);
+    return answer.ok ? { ok: true, value: toBookingView(answer.value) } : answer;
+  }
+
+  private async ask<T>(shard: number, target: ActorAddress, message: BookingMessage | VehicleMessage, trace: TraceContext, timeoutMs = this.timing.askTimeoutMs): Promise<Outcome<T>> {
+    try {
+      return await this.shards.link(shard).call<Outcome<T>>({ op: 'ask', target, message, from: 'http', trace, timeoutMs }, timeoutMs + DEADLINE_MARGIN_MS);
+    } catch (error) {
+      if (error instanceof ShardUnavailableError) return reject({ type: 'ShardUnavailable', shard: error.shard, reason: error.reason });
+      throw error;
+    }
+  }
+
+  /** A down shard is refused (Refused: the API answers 503 shard-unavailable). */
+  private read<T>(shard: number, read: ShardRead): Promise<T> {
+    return this.shards.link(shard).call<T>({ op: 'read', read }, this.timing.askTimeoutMs).catch(refuseUnavailable);
+  }
+}
+
+/** `bk_<hex>` as the API derives it (from the Idempotency-Key, or at random) → `bk_s<shard>_<hex>`. */
+export const placeBookingId = (unplaced: string, shard: number): string => bookingIdOnShard(shard, unplaced.replace(/^bk_/, ''));
+
+const iso = (epochMs: number | null): string | null => (epochMs === null ? null : new Date(epochMs).toISOString());
+
+export function toBookingView(state: BookingState): BookingView {
+  if (state.status === 'NEW') throw new Error('a booking that was never requested has no view');
+  return {
+    id: state.bookingId!,
+    status: state.status,
+    vehicleId: state.vehicleId!,
+    customerId: state.customerId!,
+    durationMinutes: state.durationMinutes,
+    authorization: state.authorization,
+    charge: state.charge,
+    createdAt: iso(state.createdAt)!,
+    expiresAt: iso(state.expiresAt)!,
+    unlockedAt: iso(state.unlockedAt),
+    endedAt: iso(state.endedAt),
+    rejectionReason: state.rejection?.type ?? null,
+  };
+}

@@ -1,0 +1,71 @@
+import type { PublicEvent } from '../api/ports.js';
+import type { TraceJournalQuery } from '../actors/contract/trace-views.js';
+import type { ActorAddress, Message } from '../runtime/kernel/directory.js';
+import type { CommandState } from '../actors/vehicle/command-history.js';
+import type { TraceContext } from '../runtime/ground/trace-context.js';
+import type { ShardLink } from '../runtime/kernel/shard-link.js';
+
+/**
+ * The fleet's calls to a shard and what a shard reports (the kernel's shard protocol carries them as
+ * plain data: runtime/kernel/shard-protocol.ts). Structured-clone-able only: no closures, no class
+ * identity, rejections as values.
+ */
+
+/** A request to a shard. `op` names it; the answer's shape is `ShardAnswers[op]`. */
+export type ShardCall =
+  /** Deliver a command to one actor of the shard and wait for its reply (an Outcome). */
+  | { readonly op: 'ask'; readonly target: ActorAddress; readonly message: Message; readonly from: string; readonly trace: TraceContext; readonly timeoutMs?: number }
+  /** A read of the shard's read models, events or traces. */
+  | { readonly op: 'read'; readonly read: ShardRead }
+  /** Demo vehicles to register in bulk (FLEET_SEED). */
+  | { readonly op: 'seed'; readonly vehicles: readonly SeedVehicle[] }
+  | { readonly op: 'stats' }
+  /** Stop accepting, finish what is queued, flush the journal, close. Answered once done. */
+  | { readonly op: 'stop' };
+
+export type ShardRead =
+  | { readonly read: 'vehicle'; readonly id: string }
+  | { readonly read: 'vehicles'; readonly filter: Readonly<Record<string, unknown>> }
+  | { readonly read: 'events'; readonly after: number; readonly limit: number }
+  | { readonly read: 'trace'; readonly traceId: string }
+  | { readonly read: 'booking-traces'; readonly bookingId: string; readonly limit: number }
+  /** A vehicle's recent device commands, newest first (actors/vehicle/command-history.ts); null when it has no journal. */
+  | { readonly read: 'vehicle-commands'; readonly vehicleId: string; readonly limit: number }
+  /** The journal events of traced steps and the actors' sequence numbers at given times (the trace viewer). */
+  | { readonly read: 'trace-journal'; readonly query: TraceJournalQuery }
+  /** A customer's bookings that are not finished, but for one (persistence/live-bookings.ts). */
+  | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string };
+
+export interface SeedVehicle {
+  readonly id: string;
+  readonly vehicleType: string;
+  readonly model: string;
+  readonly location: { readonly lat: number; readonly lon: number };
+}
+
+/** One public journal event of a shard, shaped like its Kafka record (the API's PublicEvent, shard included). */
+export type ShardEvent = PublicEvent;
+
+/** A shard's vital signs, pushed every second and answered to `stats`: /health and /metrics read them. */
+export interface ShardStats {
+  readonly shard: number;
+  readonly actors: { readonly active: number; readonly byKind: Readonly<Record<string, number>>; readonly activations: number; readonly passivations: number; readonly mailboxDepth: number };
+  readonly journal: { readonly commits: number; readonly rows: number; readonly position: number };
+  readonly mqtt: { readonly connected: boolean; readonly reconnects: number; readonly subscriptions: number; readonly url: string };
+  readonly telemetry: Readonly<Record<string, number>>;
+  readonly timers: { readonly woken: number };
+  /** Null when no Kafka is configured. */
+  readonly relay: {
+    readonly lag: number;
+    readonly published: number;
+    readonly failures: number;
+    readonly connected: boolean;
+    readonly lastError: string | null;
+  } | null;
+  readonly memory: { readonly heapUsedBytes: number };
+  /** Device commands by the states they reached since the shard started (actors/vehicle/command-history.ts). */
+  readonly commands: Readonly<Record<CommandState, number>>;
+}
+
+/** The main thread's end of one of the fleet's shards. */
+export type FleetShardLink = ShardLink<ShardCall, ShardStats, ShardEvent>;

@@ -1,0 +1,200 @@
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { serveShard, type ShardServer } from '../runtime/kernel/shard-host.js';
+import { ShardLink } from '../runtime/kernel/shard-link.js';
+import type { FleetShardLink, ShardCall, ShardEvent, ShardStats } from './shard-calls.js';
+import type { Logger } from '../runtime/ground/logger.js';
+import { startShard, type LocalShardOptions, type RunningShard, type ShardInit } from './shard.js';
+
+/**
+ * Starts the shards and keeps them running (docs/architecture.md, "Shards"): each in a worker thread, or, for
+ * tests, in this thread over a MessageChannel (the same protocol, the same code). A worker that dies is
+ * started again from its journal, with a backoff; while it is down its link answers every request at
+ * once with ShardUnavailable (503), never a hang.
+ */
+export type ShardRuntime = 'worker' | 'inline';
+
+export interface ShardSupervisorOptions {
+  readonly inits: readonly ShardInit[];
+  readonly runtime: ShardRuntime;
+  readonly logger: Logger;
+  /** Inline shards only: things that do not cross a thread (a test's payment gateway). */
+  readonly local?: Omit<LocalShardOptions, 'logger'>;
+  /** How long a shard may take to start (recovery of its journal's open work included). */
+  readonly startTimeoutMs?: number;
+}
+
+const RESTART_BACKOFF_MS = { initial: 100, max: 5000 };
+const STOP_GRACE_MS = 30_000;
+/** Up this long, a shard counts as healthy again: its next crash restarts it after the shortest backoff. */
+const STABLE_AFTER_MS = 30_000;
+
+/**
+ * The built server (npm start) runs dist/server/shard-worker.js. From source (tsx, vitest) the worker
+ * must load TypeScript, and on Node 20 a worker's `--import tsx` comes too late for its entry file:
+ * a tiny bootstrap registers tsx's loader in the worker first, then imports the entry.
+ */
+function workerEntry(): { entry: string | URL; eval: boolean } {
+  if (!import.meta.url.endsWith('.ts')) return { entry: new URL('./shard-worker.js', import.meta.url), eval: false };
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./shard-worker.ts', import.meta.url).href;
+  return { entry: `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`, eval: true };
+}
+const WORKER = workerEntry();
+
+interface Slot {
+  readonly init: ShardInit;
+  readonly link: FleetShardLink;
+  worker: Worker | null;
+  inline: { running: RunningShard; server: ShardServer; close: () => void } | null;
+  restarts: number;
+  consecutiveFailures: number;
+  upSince: number | null;
+  restartTimer: NodeJS.Timeout | null;
+}
+
+export class ShardSupervisor {
+  private readonly slots: Slot[];
+  private closing = false;
+
+  private constructor(private readonly options: ShardSupervisorOptions) {
+    this.slots = options.inits.map((init) => ({ init, link: new ShardLink<ShardCall, ShardStats, ShardEvent>(init.shard), worker: null, inline: null, restarts: 0, consecutiveFailures: 0, upSince: null, restartTimer: null }));
+  }
+
+  /** Resolves once every shard is up; rejects (stopping the others) when one cannot start. */
+  static async start(options: ShardSupervisorOptions): Promise<ShardSupervisor> {
+    const supervisor = new ShardSupervisor(options);
+    try {
+      await Promise.all(supervisor.slots.map((slot) => supervisor.launch(slot)));
+    } catch (error) {
+      await supervisor.close();
+      throw error;
+    }
+    return supervisor;
+  }
+
+  get links(): readonly FleetShardLink[] {
+    return this.slots.map((slot) => slot.link);
+  }
+
+  get count(): number {
+    return this.slots.length;
+  }
+
+  link(shard: number): FleetShardLink {
+    return this.slots[shard]!.link;
+  }
+
+  /** The parts of an inline shard (tests); null for a worker shard. */
+  local(shard: number): RunningShard | null {
+    return this.slots[shard]?.inline?.running ?? null;
+  }
+
+  restarts(shard: number): number {
+    return this.slots[shard]!.restarts;
+  }
+
+  /**
+   * Ends a worker shard abruptly, as a crash would (tests and the chaos harness): nothing is flushed,
+   * only what was committed survives. The supervisor starts it again.
+   */
+  async crash(shard: number): Promise<void> {
+    const worker = this.slots[shard]?.worker;
+    if (!worker) throw new Error(`shard ${shard} is not a worker shard`);
+    await worker.terminate();
+  }
+
+  /** Stops every shard gracefully (each flushes its journal), in parallel. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.slots.map((slot) => this.stop(slot)));
+  }
+
+  private async launch(slot: Slot): Promise<void> {
+    const { link, init } = slot;
+    const log = this.options.logger.child({ shard: init.shard });
+    if (this.options.runtime === 'inline') {
+      const { port1, port2 } = new MessageChannel();
+      link.attach(port1);
+      const ready = link.ready();
+      const running = await startShard(init, { ...this.options.local, logger: this.options.logger });
+      const server = serveShard(port2, running.handlers, log);
+      slot.inline = {
+        running,
+        server,
+        close: () => {
+          server.close();
+          port1.close();
+          port2.close();
+        },
+      };
+      server.announceReady();
+      await ready;
+      return;
+    }
+    const worker = new Worker(WORKER.entry, { eval: WORKER.eval, workerData: init, name: `shard-${init.shard}` });
+    slot.worker = worker;
+    link.attach(worker);
+    worker.on('error', (error) => log.error({ err: error }, 'shard worker failed'));
+    worker.once('exit', (code) => {
+      if (slot.worker !== worker) return;
+      slot.worker = null;
+      const upSince = slot.upSince;
+      slot.upSince = null;
+      link.detach(`worker exited with code ${code}`);
+      if (this.closing) return;
+      // A shard that was up a while starts its backoff again; one that dies right after start-up backs off further.
+      const upFor = upSince === null ? 0 : Date.now() - upSince;
+      slot.consecutiveFailures = upFor >= STABLE_AFTER_MS ? 1 : slot.consecutiveFailures + 1;
+      const delay = Math.min(RESTART_BACKOFF_MS.max, RESTART_BACKOFF_MS.initial * 2 ** Math.min(slot.consecutiveFailures - 1, 10));
+      log.error({ code, restartInMs: delay }, 'shard worker exited; restarting it from its journal');
+      slot.restartTimer = setTimeout(() => {
+        slot.restartTimer = null;
+        slot.restarts += 1;
+        this.launch(slot).then(
+          () => log.info({ restarts: slot.restarts }, 'shard worker restarted'),
+          (error: unknown) => {
+            // A start that hangs or fails ends its worker, whose exit schedules the next try.
+            log.error({ err: error }, 'shard worker restart failed; trying again');
+            void slot.worker?.terminate();
+          },
+        );
+      }, delay);
+    });
+    const timeoutMs = this.options.startTimeoutMs ?? 120_000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        link.ready(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`shard ${init.shard} did not start within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      slot.upSince = Date.now();
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async stop(slot: Slot): Promise<void> {
+    if (slot.restartTimer) clearTimeout(slot.restartTimer);
+    slot.restartTimer = null;
+    if (slot.inline) {
+      const { running, close } = slot.inline;
+      slot.inline = null;
+      await running.close();
+      close();
+      slot.link.detach('stopped');
+      return;
+    }
+    const worker = slot.worker;
+    if (!worker) return;
+    try {
+      if (slot.link.state === 'up') await slot.link.call({ op: 'stop' }, STOP_GRACE_MS);
+    } catch (error) {
+      this.options.logger.error({ err: error, shard: slot.init.shard }, 'shard did not stop cleanly');
+    }
+    slot.worker = null;
+    slot.link.detach('stopped');
+    await worker.terminate();
+  }
+}

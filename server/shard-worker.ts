@@ -1,0 +1,39 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { serveShard } from '../runtime/kernel/shard-host.js';
+import type { FromShard } from '../runtime/kernel/shard-protocol.js';
+import type { ShardCall, ShardEvent, ShardStats } from './shard-calls.js';
+import { createLogger } from '../runtime/ground/logger.js';
+import { startShard, type ShardInit } from './shard.js';
+
+/**
+ * A shard's worker thread: starts the shard from the plain data it was given and serves it over the
+ * worker's port until told to stop. A shard that cannot start says why and ends its thread; the main
+ * thread decides whether to try again.
+ */
+const port = parentPort;
+if (!port) throw new Error('server/shard-worker.ts runs inside a worker thread');
+const init = workerData as ShardInit;
+const logger = createLogger(init.config.logLevel, undefined, init.config.logFormat);
+
+try {
+  const shard = await startShard(init, { logger });
+  const server = serveShard<ShardCall, ShardStats, ShardEvent>(
+    port,
+    {
+      ...shard.handlers,
+      call: async (call) => {
+        const value = await shard.handlers.call(call);
+        // Stopped: let go of the port so that the thread ends once the answer is out.
+        if (call.op === 'stop') setImmediate(() => server.close());
+        return value;
+      },
+    },
+    logger.child({ shard: init.shard }),
+  );
+  server.announceReady();
+} catch (error) {
+  logger.error({ err: error, shard: init.shard }, 'shard failed to start');
+  const failed: FromShard<ShardStats, ShardEvent> = { t: 'failed', error: error instanceof Error ? error.message : String(error) };
+  port.postMessage(failed);
+  port.close();
+}

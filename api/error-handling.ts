@@ -16,6 +16,8 @@ const CLIENT_ERRORS: Readonly<Record<string, HttpProblemKind>> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'body-too-large',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad-request',
   FST_ERR_BAD_URL: 'bad-request',
+  // Ours (api/json-body.ts): refused before the body is parsed.
+  FLEET_ERR_BODY_TOO_DEEP: 'body-too-deep',
 };
 
 const DETAILS: Partial<Record<HttpProblemKind, string>> = {

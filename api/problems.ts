@@ -158,6 +158,8 @@ export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProbl
 export const HTTP_PROBLEMS = {
   validation: { slug: 'validation', status: 400, title: 'Request is not valid' },
   'malformed-json': { slug: 'malformed-json', status: 400, title: 'Body is not valid JSON' },
+  // MAX_BODY_DEPTH (api/json-depth.ts); checked before the body is parsed.
+  'body-too-deep': { slug: 'body-too-deep', status: 400, title: 'Body nested too deeply' },
   'bad-request': { slug: 'bad-request', status: 400, title: 'Bad request' },
   unauthorized: { slug: 'unauthorized', status: 401, title: 'Authentication required' },
   forbidden: { slug: 'forbidden', status: 403, title: 'Not allowed for this role' },

@@ -9,6 +9,7 @@ import type { Db } from '../persistence/sqlite.js';
 import type { Clock } from '../runtime/ground/clock.js';
 import { closerStack, type Closer } from '../runtime/ground/closers.js';
 import type { FleetConfig } from './config.js';
+import { lockDataFolder } from '../persistence/data-folder-lock.js';
 import { ShardedEvents, ShardedTraces, ShardedVehicleCommands } from './fleet-reads.js';
 import { ShardedFleetService } from './fleet-service.js';
 import { housekeepIdempotency } from './housekeeping.js';
@@ -73,6 +74,10 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
 
   try {
     const started = Date.now();
+    // One process per FLEET_DB: locked before the registry or a shard file is opened (a refused server
+    // touches no data), released last, after every shard has flushed and closed its file.
+    const lock = lockDataFolder(config.db.file);
+    if (lock) closers.push(() => lock.release());
     const registry = openRegistry(config.db.file, config.shards, config.db.synchronous);
     const shardCount = registry.shardCount;
     closers.push(() => registry.close());
@@ -145,6 +150,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     let url: string | null = null;
     if (options.listen ?? true) url = await listenOn({ port: 'PORT', host: 'HOST' }, config.http.host, config.http.port, () => app.listen({ host: config.http.host, port: config.http.port }));
     else await app.ready();
+    if (url) lock?.announce(url);
     logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: shardCount, kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
 
     return {

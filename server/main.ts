@@ -1,5 +1,6 @@
 import { installChaosHooks } from './chaos-hooks.js';
 import { ConfigError, loadConfig } from './config.js';
+import { DataFolderInUseError } from '../persistence/data-folder-lock.js';
 import { startFleet } from './fleet-app.js';
 import { ListenAddressError } from './listen-errors.js';
 import { createLogger } from '../runtime/ground/logger.js';
@@ -25,8 +26,8 @@ async function main(): Promise<void> {
     fleet = await startFleet(config, { logger });
   } catch (error) {
     // A configuration that only the data or the machine can refute (FLEET_SHARDS against the recorded
-    // count, a port in use): one line naming the variable, no stack.
-    if (error instanceof ConfigError || error instanceof ListenAddressError) {
+    // count, a port in use, FLEET_DB held by another server): one line naming the variable, no stack.
+    if (error instanceof ConfigError || error instanceof ListenAddressError || error instanceof DataFolderInUseError) {
       console.error(error.message);
       process.exit(2);
     }

@@ -20,12 +20,21 @@ export interface ServerProcess {
   stderr(): string;
 }
 
+/** Only what the server needs (no inherited test-runner variables), on free ports, then `env`. */
+const serverEnv = (env: Record<string, string>): Record<string, string> => ({
+  PATH: process.env.PATH ?? '',
+  HOME: process.env.HOME ?? '',
+  PORT: '0',
+  HOST: '127.0.0.1',
+  MQTT_PORT: '0',
+  LOG_LEVEL: 'info',
+  FLEET_SHARDS: '1',
+  ...LIMITS_OFF,
+  ...env,
+});
+
 export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    // Only what the server needs: no inherited test-runner variables.
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', HOST: '127.0.0.1', MQTT_PORT: '0', LOG_LEVEL: 'info', FLEET_SHARDS: '1', ...LIMITS_OFF, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], { env: serverEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const logs: Array<{ level: number; msg?: string }> = [];
   let stderr = '';
@@ -62,4 +71,23 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
       await exited;
     },
   };
+}
+
+/**
+ * A server run to its end, for a start-up that is refused: its exit code and everything it wrote. One
+ * that is still running after `timeoutMs` was not refused: it is killed (code null).
+ */
+export function runServerToExit(env: Record<string, string>, timeoutMs = 30_000): Promise<{ readonly code: number | null; readonly stdout: string; readonly stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], { env: serverEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve) =>
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
 }

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import { MAX_BODY_DEPTH } from '../../api/json-depth.js';
-import { createLogger } from '../../runtime/logger.js';
+import { createLogger } from '../../runtime/ground/logger.js';
 import { stubFleet, testDeps, type StubFleet } from '../helpers/stub-fleet.js';
 import { asCustomer } from '../helpers/tokens.js';
 

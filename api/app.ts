@@ -1,15 +1,16 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import {
   createJsonSchemaTransformObject,
   serializerCompiler,
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
+import type { ServerOptions } from 'node:http';
 import type { Logger } from '../runtime/ground/logger.js';
 import type { Metrics } from '../runtime/ground/metrics.js';
-import { installAuth } from './auth.js';
+import { installAuth, operationalAccess } from './auth.js';
 import { installErrorHandling } from './error-handling.js';
 import { frameworkErrorOptions, installFrameworkErrors } from './framework-errors.js';
 import type { DeviceAccess, FleetService } from '../actors/contract/views.js';
@@ -19,6 +20,7 @@ import { openApiTransform } from './openapi.js';
 import type { EventsPort, HealthReport, IdempotencyPort, TracesPort, VehicleCommandsPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
 import { rateLimits, type RateLimits } from './rate-limits.js';
+import { StreamLimits, type StreamCaps } from './stream-limits.js';
 import { installRequestContext, newRequestId, requestLogger } from './request-context.js';
 import { asyncApiRoutes } from './routes/asyncapi.js';
 import { bookingRoutes } from './routes/bookings.js';
@@ -32,9 +34,19 @@ import { openApiComponents } from './schemas.js';
 
 /** The settings the HTTP edge reads: the composition root's FleetConfig (server/config.ts) satisfies it. */
 export interface ApiSettings {
-  readonly http: { readonly bodyLimitBytes: number };
+  readonly http: {
+    readonly bodyLimitBytes: number;
+    /** Links the API hands out start with it (PUBLIC_BASE_URL; null: the address it listens on), never with a request's Host. */
+    readonly publicBaseUrl: string | null;
+    readonly requestTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+  };
   readonly rateLimits: RateLimits;
+  readonly streams: StreamCaps;
   readonly auth: { readonly jwtSecret: string };
+  /** GET /metrics accepts this bearer token besides an operator's JWT (null: operators only). */
+  readonly metrics: { readonly token: string | null };
 }
 
 export interface AppDeps {
@@ -65,6 +77,30 @@ export interface AppDeps {
 const UNLOGGED_ROUTES: ReadonlySet<string> = new Set(['/health', '/metrics', '/traces/:id/view']);
 const isUnlogged = (request: FastifyRequest): boolean => UNLOGGED_ROUTES.has(request.routeOptions.url ?? '');
 
+/** `http://host:port` the app listens on (no Host header involved); `http://localhost` before it listens (inject). */
+function listeningUrl(app: FastifyInstance): string {
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') return 'http://localhost';
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+/**
+ * Node's socket deadlines (docs/contract.md, "Limits"): a request whose headers and body have not all
+ * arrived within `requestTimeoutMs` is answered 408 and closed (a client sending a byte every few
+ * seconds no longer holds a socket for ever), a socket silent both ways for `idleTimeoutMs` is closed,
+ * and an idle keep-alive connection is kept `keepAliveTimeoutMs`. Node checks the request deadline
+ * every `connectionsCheckingInterval`; a tenth of it, so a late request is cut close to its deadline.
+ */
+export function socketTimeouts(http: ApiSettings['http']): Pick<FastifyServerOptions, 'requestTimeout' | 'connectionTimeout' | 'keepAliveTimeout'> & { readonly http: ServerOptions } {
+  return {
+    requestTimeout: http.requestTimeoutMs,
+    connectionTimeout: http.idleTimeoutMs,
+    keepAliveTimeout: http.keepAliveTimeoutMs,
+    http: { headersTimeout: http.requestTimeoutMs, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(http.requestTimeoutMs / 10))) },
+  };
+}
+
 /**
  * The HTTP API (docs/contract.md, "HTTP"). Returns an app that is not listening: main.ts calls `listen`,
  * tests call `inject`. Public routes (health, metrics, OpenAPI, docs) sit outside the authenticated
@@ -78,6 +114,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     requestIdHeader: false,
     logController: new LogController({ disableRequestLogging: isUnlogged }),
     bodyLimit: deps.config.http.bodyLimitBytes,
+    ...socketTimeouts(deps.config.http),
     routerOptions: { ignoreTrailingSlash: true },
     ...frameworkErrorOptions,
   }).withTypeProvider<ZodTypeProvider>();
@@ -115,21 +152,23 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   });
   app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
-  app.register(opsRoutes, { health: deps.health, metrics: deps.metrics });
+  app.register(opsRoutes, { health: deps.health, metrics: deps.metrics, access: operationalAccess(deps.config.auth.jwtSecret, deps.config.metrics.token) });
   app.register(asyncApiRoutes);
 
   const idempotency = new IdempotencyGuard(deps.idempotency);
+  // One count for both kinds of live stream: a token or an address holds so many, whichever kind.
+  const streamLimits = new StreamLimits(deps.config.streams);
   app.register(async (authenticated) => {
     installAuth(authenticated as unknown as FastifyInstance, deps.config.auth.jwtSecret);
     authenticated.addHook('onRequest', authenticated.limitPerCustomer);
     await authenticated.register(vehicleRoutes, { prefix: '/vehicles', fleet: deps.fleet, devices: deps.devices, ...(deps.vehicleCommands && { commands: deps.vehicleCommands }) });
     await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency });
     await authenticated.register(unlockRoutes, { prefix: '/unlock', fleet: deps.fleet });
-    if (deps.events) await authenticated.register(eventRoutes, { prefix: '/events', events: deps.events });
-    if (deps.traces) await authenticated.register(traceRoutes, { prefix: '/traces', traces: deps.traces, linkSecret: deps.config.auth.jwtSecret });
+    if (deps.events) await authenticated.register(eventRoutes, { prefix: '/events', events: deps.events, streamLimits });
+    if (deps.traces) await authenticated.register(traceRoutes, { prefix: '/traces', traces: deps.traces, linkSecret: deps.config.auth.jwtSecret, publicBaseUrl: () => deps.config.http.publicBaseUrl ?? listeningUrl(base) });
   });
   // Outside the bearer scope: the viewer accepts an operator token or a viewer link (api/viewer/access.ts).
-  if (deps.traces) app.register(viewerRoutes, { prefix: '/traces', traces: deps.traces, secret: deps.config.auth.jwtSecret });
+  if (deps.traces) app.register(viewerRoutes, { prefix: '/traces', traces: deps.traces, secret: deps.config.auth.jwtSecret, streamLimits });
 
   return base;
 }

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createVerifier, TokenError } from 'fast-jwt';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { ALGORITHM, type Role } from '../actors/contract/tokens.js';
 import { z } from 'zod';
 import type { Caller } from '../actors/contract/views.js';
@@ -9,6 +10,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Who is calling; set by the auth hook on every route of the authenticated scope (never read by public routes). */
     caller: Caller;
+    /** When the caller's token expires (epoch ms): a live stream ends then (set with `caller`). */
+    tokenExpiresAtMs: number;
   }
   interface FastifyContextConfig {
     /** Roles allowed on the route; any authenticated caller when absent. */
@@ -67,6 +70,29 @@ export function createTokenVerifier(secret: string): (token: string) => TokenChe
 
 const BEARER = /^Bearer[ ]+(\S+)[ ]*$/i;
 
+/** The bearer token of a request, or null (no header, another scheme). */
+export function bearerTokenOf(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  return header === undefined ? null : (BEARER.exec(header)?.[1] ?? null);
+}
+
+/**
+ * Who may see the operational details (/metrics, /health's checks): an operator's JWT, or the
+ * configured METRICS_TOKEN (what Prometheus sends as its bearer credentials). The token is compared
+ * in constant time.
+ */
+export function operationalAccess(secret: string, metricsToken: string | null): (request: FastifyRequest) => boolean {
+  const verify = createTokenVerifier(secret);
+  const expected = metricsToken === null ? null : createHash('sha256').update(metricsToken).digest();
+  return (request) => {
+    const token = bearerTokenOf(request);
+    if (token === null) return false;
+    if (expected !== null && timingSafeEqual(createHash('sha256').update(token).digest(), expected)) return true;
+    const check = verify(token);
+    return check.ok && check.caller.role === 'operator';
+  };
+}
+
 /**
  * Authenticates every route of `scope` (a fastify encapsulation context: public routes live outside it)
  * and enforces the route's `config.roles`. Runs on `onRequest`, before the body is even read.
@@ -74,6 +100,7 @@ const BEARER = /^Bearer[ ]+(\S+)[ ]*$/i;
 export function installAuth(scope: FastifyInstance, secret: string): void {
   const verify = createTokenVerifier(secret);
   scope.decorateRequest('caller', null as unknown as Caller);
+  scope.decorateRequest('tokenExpiresAtMs', 0);
   scope.addHook('onRequest', async (request, reply) => {
     const header = request.headers.authorization;
     if (header === undefined) return unauthorized(request, reply, 'Send an Authorization: Bearer <token> header.', null);
@@ -82,6 +109,7 @@ export function installAuth(scope: FastifyInstance, secret: string): void {
     const check = verify(match[1]!);
     if (!check.ok) return unauthorized(request, reply, `Bearer token rejected: ${check.reason}.`, 'invalid_token');
     request.caller = check.caller;
+    request.tokenExpiresAtMs = check.expiresAtMs;
     const roles = request.routeOptions.config.roles;
     if (roles && !roles.includes(check.caller.role)) {
       return sendProblem(reply, httpProblem('forbidden', `This call is for the ${roles.join(' or ')} role; the token's role is ${check.caller.role}.`, originOf(request)));

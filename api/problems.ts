@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { normalizeDeviceReason } from '../actors/contract/device-protocol.js';
 import type { Rejection, RejectionType } from '../actors/contract/rejections.js';
 
 /**
@@ -76,7 +77,9 @@ export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProbl
     slug: 'vehicle-rejected-command',
     status: 409,
     title: 'Vehicle rejected the command',
-    detail: (r) => `Vehicle ${r.vehicleId} rejected ${r.command}: ${r.reason}.`,
+    // The device's own words are data (`reason`, normalized by actors/contract/device-protocol.ts), never part of the detail.
+    detail: (r) => `Vehicle ${r.vehicleId} rejected ${r.command}; the vehicle's reason is in \`reason\`.`,
+    extensions: (r) => ({ vehicleId: r.vehicleId, command: r.command, reason: normalizeDeviceReason(r.reason) }),
   },
   UnlockTimedOut: {
     slug: 'unlock-timed-out',
@@ -172,6 +175,8 @@ export const HTTP_PROBLEMS = {
   'idempotency-key-reused': { slug: 'idempotency-key-reused', status: 422, title: 'Idempotency key reused with another request' },
   // RATE_LIMIT_PER_CUSTOMER, RATE_LIMIT_PER_IP (api/rate-limits.ts); comes with Retry-After.
   'rate-limited': { slug: 'rate-limited', status: 429, title: 'Too many requests' },
+  // STREAMS_PER_TOKEN, STREAMS_PER_IP (api/stream-limits.ts): live streams open at once.
+  'too-many-streams': { slug: 'too-many-streams', status: 429, title: 'Too many open streams' },
   'headers-too-large': { slug: 'headers-too-large', status: 431, title: 'Request header fields too large' },
   internal: { slug: 'internal', status: 500, title: 'Internal server error' },
 } as const satisfies Record<string, { readonly slug: string; readonly status: number; readonly title: string }>;

@@ -26,8 +26,11 @@ export interface RateLimits {
   readonly perIp: number;
 }
 
-/** Served to load balancers and Prometheus: never limited. */
-const UNLIMITED_PATHS = new Set(['/health', '/metrics']);
+/**
+ * Load balancers poll /health, and its anonymous answer costs nothing: never limited. /metrics is
+ * limited like any route (a scrape every few seconds is far below any limit; a flood is not).
+ */
+const UNLIMITED_PATHS = new Set(['/health']);
 const WINDOW_MS = 1000;
 /** Keys remembered per limiter (LRU): an evicted key starts a fresh window, so this only needs to exceed the active clients. */
 const KEYS_KEPT = 100_000;
@@ -85,7 +88,7 @@ function limitHook(check: Checker | null, who: string): LimitHook {
 }
 
 /**
- * Registers the counters, the per-address hook on every route but /health and /metrics, and decorates
+ * Registers the counters, the per-address hook on every route but /health, and decorates
  * `limitPerCustomer` for the authenticated scope. fastify-plugin: the hook and the decoration belong to
  * the app itself, not to an encapsulated child.
  */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isReservedVehicleId, RESERVED_ID_PREFIX } from '../actors/contract/device-topics.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
 
 /**
@@ -92,7 +93,9 @@ export const ProblemSchema = z
 // ---- requests
 
 export const RegisterVehicleBodySchema = z.strictObject({
-  id: IdSchema.optional().describe('generated (veh_…) when absent'),
+  id: IdSchema.refine((id) => !isReservedVehicleId(id), `ids starting with "${RESERVED_ID_PREFIX}" are reserved for the server's own MQTT sessions`)
+    .optional()
+    .describe(`generated (veh_…) when absent; never starting with "${RESERVED_ID_PREFIX}" (reserved)`),
   type: VehicleTypeSchema,
   model: z.string().min(1).max(128).optional(),
   location: LocationSchema,

@@ -20,6 +20,8 @@ import { parseArgs } from 'node:util';
 import type { VehiclePick } from './load-worker.js';
 import { runLoad } from './processes.js';
 import { spawnBenchServer, startBenchServer } from './server.js';
+import { signToken } from '../actors/contract/tokens.js';
+import { DEV_JWT_SECRET } from '../actors/contract/device-secrets.js';
 
 const { values } = parseArgs({
   options: {
@@ -78,7 +80,8 @@ function cpuOf(before: Map<number, number>, after: Map<number, number>, pid: num
 
 /** The journal's commits and events so far, summed over the shards, from /metrics. */
 async function journalTotals(url: string): Promise<{ commits: number; events: number }> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  // /metrics is for operators (or METRICS_TOKEN); the bench server runs on the development secret.
+  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${signToken({ sub: 'bench-ops', role: 'operator', ttlSeconds: 600 }, DEV_JWT_SECRET)}` } })).text();
   const sum = (name: string) =>
     text
       .split('\n')

@@ -8,8 +8,16 @@ export interface TraceStoreOptions {
   readonly flushIntervalMs?: number;
   /** Write at the end of the turn once this many steps are waiting, without waiting for the timer. */
   readonly maxBuffered?: number;
+  /**
+   * Steps one trace may hold (TRACE_MAX_STEPS): later ones are dropped. A client picks its trace id
+   * (`traceparent`), so without it one id reused for every request grows one trace without end.
+   */
+  readonly maxStepsPerTrace?: number;
   readonly logger?: Logger;
 }
+
+/** Trace ids whose step count is remembered between flushes; a forgotten one is counted again from the table. */
+const COUNTED_TRACES = 10_000;
 
 interface TraceRecord {
   id: number;
@@ -38,14 +46,19 @@ export class TraceStore {
   private readonly flushIntervalMs: number;
   private readonly maxBuffered: number;
   private readonly log: Logger;
+  private readonly maxStepsPerTrace: number;
   private buffer: TraceStep[] = [];
+  /** Steps each recently written trace holds (LRU order: the oldest key first). */
+  private readonly stepCounts = new Map<string, number>();
+  private droppedSteps = 0;
+  private readonly countSteps: Statement<[string], { n: number }>;
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private closed = false;
 
   private readonly insert: Statement<InsertParams>;
   private readonly selectByTrace: Statement<[string], TraceRecord>;
-  private readonly selectTracesOfActor: Statement<[string, number], { trace_id: string }>;
+  private readonly selectTracesOfActor: Statement<[string], { trace_id: string; first_id: number; last_id: number; changed: number }>;
   private readonly writeAll: (steps: readonly TraceStep[]) => void;
   private readonly deleteBefore: Statement<[number, number]>;
 
@@ -53,15 +66,20 @@ export class TraceStore {
     this.deleteBefore = db.prepare('DELETE FROM trace_steps WHERE id IN (SELECT id FROM trace_steps WHERE started_at < ? LIMIT ?)');
     this.flushIntervalMs = options.flushIntervalMs ?? 100;
     this.maxBuffered = options.maxBuffered ?? 1000;
+    this.maxStepsPerTrace = options.maxStepsPerTrace ?? Number.MAX_SAFE_INTEGER;
+    this.countSteps = db.prepare('SELECT count(*) AS n FROM trace_steps WHERE trace_id = ?');
     this.log = (options.logger ?? createLogger('silent')).child({ component: 'trace-store' });
     this.insert = db.prepare(
       `INSERT INTO trace_steps (trace_id, span_id, parent_span_id, from_actor, to_actor, message_type, payload, state_before, state_after, outcome, started_at, duration_us)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.selectByTrace = db.prepare('SELECT * FROM trace_steps WHERE trace_id = ? ORDER BY id');
-    // Uses trace_steps_to_actor (to_actor, id): every step that reached the actor, grouped by trace.
+    // Uses trace_steps_to_actor (to_actor, id): every step that reached the actor, grouped by trace;
+    // `changed` when one of them moved the actor's state (a step without a recorded state before, not sampled, says nothing).
     this.selectTracesOfActor = db.prepare(
-      'SELECT trace_id, MIN(id) AS first_id FROM trace_steps WHERE to_actor = ? GROUP BY trace_id ORDER BY first_id LIMIT ?',
+      `SELECT trace_id, MIN(id) AS first_id, MAX(id) AS last_id,
+              MAX(state_before IS NOT NULL AND state_after IS NOT NULL AND state_before <> state_after) AS changed
+       FROM trace_steps WHERE to_actor = ? GROUP BY trace_id`,
     );
     const writeSteps = db.transaction((steps: readonly TraceStep[]) => {
       for (const step of steps) {
@@ -116,9 +134,33 @@ export class TraceStore {
     this.timer = undefined;
     this.immediate = undefined;
     if (this.buffer.length === 0) return;
-    const steps = this.buffer;
+    const steps = this.withinTraceCap(this.buffer);
     this.buffer = [];
-    this.writeAll(steps);
+    if (steps.length > 0) this.writeAll(steps);
+  }
+
+  /** Steps dropped because their trace was full (since this store opened). */
+  get dropped(): number {
+    return this.droppedSteps;
+  }
+
+  /** The steps whose trace still has room, in order; the counts move on as if they were written. */
+  private withinTraceCap(steps: readonly TraceStep[]): TraceStep[] {
+    if (this.maxStepsPerTrace === Number.MAX_SAFE_INTEGER) return [...steps];
+    const kept: TraceStep[] = [];
+    for (const step of steps) {
+      const held = this.stepCounts.get(step.traceId) ?? this.countSteps.get(step.traceId)!.n;
+      this.stepCounts.delete(step.traceId);
+      if (held >= this.maxStepsPerTrace) {
+        this.droppedSteps += 1;
+        this.stepCounts.set(step.traceId, held);
+      } else {
+        kept.push(step);
+        this.stepCounts.set(step.traceId, held + 1);
+      }
+      if (this.stepCounts.size > COUNTED_TRACES) this.stepCounts.delete(this.stepCounts.keys().next().value!);
+    }
+    return kept;
   }
 
   /** Every step of the trace, in recording order. */
@@ -127,10 +169,18 @@ export class TraceStore {
     return this.selectByTrace.all(traceId).map(toStep);
   }
 
-  /** Distinct traces that delivered a message to `actor` (e.g. `booking/b-1`), oldest first, the first `limit`. */
+  /**
+   * Distinct traces that delivered a message to `actor` (e.g. `booking/b-1`), in the order they began:
+   * every one that changed the actor's state, and the most recent others up to `limit` in all. Old
+   * or refused requests can therefore never push the saga's own steps (created, unlocked, ended)
+   * out of view, and the latest activity is always in it.
+   */
   traceIdsForActor(actor: string, limit: number): string[] {
     this.flush();
-    return this.selectTracesOfActor.all(actor, limit).map((record) => record.trace_id);
+    const traces = this.selectTracesOfActor.all(actor);
+    const changed = traces.filter((trace) => trace.changed === 1);
+    const others = traces.filter((trace) => trace.changed !== 1).sort((a, b) => b.last_id - a.last_id).slice(0, Math.max(0, limit - changed.length));
+    return [...changed, ...others].sort((a, b) => a.first_id - b.first_id).map((trace) => trace.trace_id);
   }
 
   /** Writes what is buffered and ignores later records. */

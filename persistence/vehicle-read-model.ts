@@ -28,12 +28,20 @@ export function haversineMeters(a: Location, b: Location): number {
   return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(h)));
 }
 
+/**
+ * What a customer may see (docs/contract.md, "Privacy"): a vehicle they could book (AVAILABLE, not
+ * offline), or one held by a booking of theirs (the booking lives on its vehicle's shard, so the
+ * bookings read model is here). Everybody else's ride, and its position, stays out of sight.
+ */
+const VISIBLE_TO_CUSTOMER = `((status = 'AVAILABLE' AND (online IS NULL OR online = 1)) OR booking_id IN (SELECT id FROM bookings WHERE customer_id = @visibleTo))`;
+
 /** Queries behind GET /vehicles, and the device conditions the vehicle actor checks before a reserve. */
 export class VehicleReadModel {
   private readonly byId;
   private readonly conditions;
   private readonly total;
   private readonly known;
+  private readonly visibleById;
   /** One prepared statement per filter combination (a dozen at most), not one per request. */
   private readonly listStatements = new Map<string, Statement<[Record<string, unknown>], VehicleRow>>();
 
@@ -42,14 +50,16 @@ export class VehicleReadModel {
     this.conditions = db.prepare<[string], Pick<VehicleRow, 'online' | 'battery'>>('SELECT online, battery FROM vehicles WHERE id = ?');
     this.total = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM vehicles');
     this.known = db.prepare<[string], { found: number }>('SELECT 1 AS found FROM vehicles WHERE id = ?');
+    this.visibleById = db.prepare<{ id: string; visibleTo: string }, VehicleRow>(`SELECT * FROM vehicles WHERE id = @id AND ${VISIBLE_TO_CUSTOMER}`);
   }
 
   exists(id: string): boolean {
     return this.known.get(id) !== undefined;
   }
 
-  get(id: string): VehicleView | undefined {
-    const row = this.byId.get(id);
+  /** `visibleTo`: a customer's id (VehicleFilter): undefined for a vehicle they may not see. */
+  get(id: string, visibleTo?: string): VehicleView | undefined {
+    const row = visibleTo === undefined ? this.byId.get(id) : this.visibleById.get({ id, visibleTo });
     return row && toView(row);
   }
 
@@ -65,6 +75,10 @@ export class VehicleReadModel {
     else if (filter.status) {
       where.push('status = @status AND (online IS NULL OR online = 1)');
       params.status = filter.status;
+    }
+    if (filter.visibleTo !== undefined) {
+      where.push(VISIBLE_TO_CUSTOMER);
+      params.visibleTo = filter.visibleTo;
     }
     if (filter.type) {
       where.push('type = @type');

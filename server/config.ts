@@ -71,6 +71,25 @@ export const configSchema = z.object({
   RATE_LIMIT_PER_IP: z.coerce.number().int().min(0).default(200),
   /** Live (not finished) bookings one customer may hold at once; 0 = no limit. */
   MAX_ACTIVE_BOOKINGS_PER_CUSTOMER: z.coerce.number().int().min(0).default(1),
+  /** Where clients reach this API (scheme, host, port, optional path): links the API hands out (viewer links, GBFS) are built from it, never from a request's Host header. Unset: the address the API listens on (http://HOST:PORT). */
+  PUBLIC_BASE_URL: z.string().url().regex(/^https?:\/\/[^?#]+$/, 'expected an http(s):// URL without query or fragment').optional(),
+  /** A request (headers and body) must have arrived within this long, or it is answered 408 and closed. */
+  HTTP_REQUEST_TIMEOUT_MS: positiveMs.default(30_000),
+  /** A socket with no traffic either way for this long is closed (an SSE stream's heartbeat keeps it busy). */
+  HTTP_IDLE_TIMEOUT_MS: positiveMs.default(60_000),
+  /** How long an idle keep-alive connection is kept between requests. */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: positiveMs.default(72_000),
+  /** Open live streams (GET /events and /traces/:id/view/stream) per token (a viewer link is one token); 0 = no limit. */
+  STREAMS_PER_TOKEN: z.coerce.number().int().min(0).default(4),
+  /** Open live streams per client address; 0 = no limit. */
+  STREAMS_PER_IP: z.coerce.number().int().min(0).default(32),
+  /** Steps one trace may record; later deliveries in it are not recorded, whatever traceparent a client sends. */
+  TRACE_MAX_STEPS: z.coerce.number().int().positive().default(200),
+  /** Bearer token Prometheus sends for GET /metrics (besides an operator's JWT); at least 16 characters. */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** A second listener for /metrics and detailed /health, with no token (bind it where only Prometheus reaches). Unset: none. */
+  METRICS_PORT: port.optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   /** On SIGTERM/SIGINT: how long requests in flight may take to finish before their connections are cut. */
   SHUTDOWN_GRACE_MS: positiveMs.default(20_000),
   /** `on`: SIGUSR2 crashes one shard worker (round robin), for the chaos harness (server/chaos-hooks.ts). */
@@ -80,7 +99,21 @@ export const configSchema = z.object({
 export type RawConfig = z.infer<typeof configSchema>;
 
 export interface FleetConfig {
-  readonly http: { readonly host: string; readonly port: number; readonly bodyLimitBytes: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly bodyLimitBytes: number;
+    /** PUBLIC_BASE_URL without a trailing slash (`${publicBaseUrl}/traces/...`); null: the address the API listens on. */
+    readonly publicBaseUrl: string | null;
+    readonly requestTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+  };
+  /** Open live streams; 0 turns a cap off. */
+  readonly streams: { readonly perToken: number; readonly perIp: number };
+  /** GET /metrics: its bearer token (null: operators' JWTs only), and its own listener (null: none). */
+  readonly metrics: { readonly token: string | null; readonly listener: { readonly host: string; readonly port: number } | null };
+  readonly traceMaxSteps: number;
   readonly shutdownGraceMs: number;
   readonly db: { readonly file: string; readonly synchronous: 'FULL' | 'NORMAL' };
   /** FLEET_SHARDS, or the cores when unset (`explicit: false`: existing data then keeps its own count). */
@@ -168,7 +201,18 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     throw new ConfigError('FLEET_JWT_SECRET', `must be set to listen on HOST ${raw.HOST}: the development secret is public and is only allowed on a loopback address`);
   }
   return {
-    http: { host: raw.HOST, port: raw.PORT, bodyLimitBytes: raw.BODY_LIMIT_BYTES },
+    http: {
+      host: raw.HOST,
+      port: raw.PORT,
+      bodyLimitBytes: raw.BODY_LIMIT_BYTES,
+      publicBaseUrl: raw.PUBLIC_BASE_URL === undefined ? null : raw.PUBLIC_BASE_URL.replace(/\/+$/, ''),
+      requestTimeoutMs: raw.HTTP_REQUEST_TIMEOUT_MS,
+      idleTimeoutMs: raw.HTTP_IDLE_TIMEOUT_MS,
+      keepAliveTimeoutMs: raw.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    },
+    streams: { perToken: raw.STREAMS_PER_TOKEN, perIp: raw.STREAMS_PER_IP },
+    metrics: { token: raw.METRICS_TOKEN ?? null, listener: raw.METRICS_PORT === undefined ? null : { host: raw.METRICS_HOST, port: raw.METRICS_PORT } },
+    traceMaxSteps: raw.TRACE_MAX_STEPS,
     shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
     db: { file: raw.FLEET_DB, synchronous: raw.FLEET_DB_SYNC },
     shards: { count: raw.FLEET_SHARDS ?? availableParallelism(), explicit: raw.FLEET_SHARDS !== undefined },

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { PaymentGateway } from '../actors/payment/gateway.js';
 import { buildApp } from '../api/app.js';
+import { buildOpsApp } from '../api/ops-app.js';
 import type { HealthCheck, HealthReport } from '../api/ports.js';
 import { IdempotencyStore } from '../persistence/idempotency-store.js';
 import type { Db } from '../persistence/sqlite.js';
@@ -147,6 +148,15 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
       vehicleCommands: new ShardedVehicleCommands(shards),
     });
     closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
+    const health = () => healthOf(shards, mqttUrl, config.kafka.mode === 'kafka');
+    const metricsListener = config.metrics.listener;
+    if (metricsListener && (options.listen ?? true)) {
+      // Prometheus-style: a port of its own, bound where only the scraper reaches (METRICS_HOST), no token.
+      const opsApp = buildOpsApp({ logger, metrics, health, config });
+      closers.push(() => opsApp.close());
+      const metricsUrl = await listenOn({ port: 'METRICS_PORT', host: 'METRICS_HOST' }, metricsListener.host, metricsListener.port, () => opsApp.listen({ host: metricsListener.host, port: metricsListener.port }));
+      logger.info({ url: metricsUrl }, 'metrics listener ready');
+    }
     let url: string | null = null;
     if (options.listen ?? true) url = await listenOn({ port: 'PORT', host: 'HOST' }, config.http.host, config.http.port, () => app.listen({ host: config.http.host, port: config.http.port }));
     else await app.ready();

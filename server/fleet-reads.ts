@@ -6,6 +6,7 @@ import type { FleetShardLink, ShardEvent } from './shard-calls.js';
 import { refuseUnavailable } from './fleet-service.js';
 import type { ShardLinks } from './fleet-service.js';
 import type { CommandRecord } from '../actors/vehicle/command-history.js';
+import { normalizeDeviceReason } from '../actors/contract/device-protocol.js';
 
 /** A read waits this long for a shard; a shard that is down fails it at once. */
 const READ_DEADLINE_MS = 15_000;
@@ -148,5 +149,5 @@ const iso = (epochMs: number): string => new Date(epochMs).toISOString();
 
 function toCommandView(record: CommandRecord): VehicleCommandView {
   const { commandId, command, state, bookingId, traceId, requestedAt, expiresAt, settledAt, roundTripMs, reason } = record;
-  return { commandId, command, state, bookingId, traceId, requestedAt: iso(requestedAt), expiresAt: iso(expiresAt), settledAt: settledAt === null ? null : iso(settledAt), roundTripMs, reason };
+  return { commandId, command, state, bookingId, traceId, requestedAt: iso(requestedAt), expiresAt: iso(expiresAt), settledAt: settledAt === null ? null : iso(settledAt), roundTripMs, reason: reason === null ? null : normalizeDeviceReason(reason) };
 }

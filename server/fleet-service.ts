@@ -66,8 +66,8 @@ export class ShardedFleetService implements FleetService {
     return vehicle ? { ok: true, value: vehicle } : reject({ type: 'VehicleNotFound', vehicleId: input.id });
   }
 
-  async getVehicle(id: string): Promise<VehicleView | undefined> {
-    return (await this.read<VehicleView | null>(shardOfVehicle(id, this.shards.count), { read: 'vehicle', id })) ?? undefined;
+  async getVehicle(id: string, visibleTo?: string): Promise<VehicleView | undefined> {
+    return (await this.read<VehicleView | null>(shardOfVehicle(id, this.shards.count), { read: 'vehicle', id, ...(visibleTo !== undefined && { visibleTo }) })) ?? undefined;
   }
 
   /** Every shard's matches, merged in the order one shard gives them (by id, or by distance with `near`). */

@@ -24,7 +24,8 @@ export type ShardCall =
   | { readonly op: 'stop' };
 
 export type ShardRead =
-  | { readonly read: 'vehicle'; readonly id: string }
+  /** `visibleTo`: a customer, who sees only bookable vehicles and their own ride (VehicleFilter). */
+  | { readonly read: 'vehicle'; readonly id: string; readonly visibleTo?: string }
   | { readonly read: 'vehicles'; readonly filter: Readonly<Record<string, unknown>> }
   | { readonly read: 'events'; readonly after: number; readonly limit: number }
   | { readonly read: 'trace'; readonly traceId: string }

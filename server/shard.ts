@@ -24,13 +24,14 @@ import { startEventRelayOnKafka, type EventRelay } from './event-relay-wiring.js
 import { housekeepTraces } from './housekeeping.js';
 import { startActorSystem } from '../runtime/kernel/actor-system.js';
 import { noAnswer } from '../actors/shared/no-answer.js';
-import { ActorDirectory, type Message } from '../runtime/kernel/directory.js';
+import { ActorDirectory, type ActorAddress, type Message } from '../runtime/kernel/directory.js';
 import { shardOfVehicle } from '../runtime/kernel/placement.js';
 import type { ShardHandlers } from '../runtime/kernel/shard-host.js';
 
 type FleetShardHandlers = ShardHandlers<ShardCall, ShardStats, ShardEvent>;
 import type { ShardCall, ShardEvent, ShardRead, ShardStats } from './shard-calls.js';
 import { LiveBookingCounter } from '../persistence/live-bookings.js';
+import { BookingReadModel } from '../persistence/booking-read-model.js';
 import type { Logger } from '../runtime/ground/logger.js';
 import { deriveCommandKey, signCommand } from '../actors/contract/command-signature.js';
 import { housekeepRejectedBookings } from '../persistence/rejected-bookings.js';
@@ -102,7 +103,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     });
     const journal = new SqliteJournalEngine(db, { projectors: createProjectors(db), logger });
     closers.push(() => journal.close());
-    const traces = new TraceStore(db, { logger });
+    const traces = new TraceStore(db, { logger, maxStepsPerTrace: config.traceMaxSteps });
     closers.push(() => traces.close());
     const traceJournal = new TraceJournalReads(db);
     // Before the actor system: closers run in reverse, so the gateway's store outlives every payment
@@ -121,6 +122,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       traces,
       traceSample: config.traceSample,
       startsFresh: createsItsActor,
+      untracedRefusal: isStrangersRefusal,
       isStorageFull,
     });
     closers.push(() => directory.stopAll());
@@ -217,10 +219,19 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     };
 
     const liveBookings = new LiveBookingCounter(db);
+    const bookingIds = new BookingReadModel(db);
+    /**
+     * A booking command (not a create) for an id with no row in the read model and no live actor: no
+     * such booking, answered without an activation. The order matters for a booking being created right
+     * now: its activation is recorded synchronously when CreateBooking is sent and stays until well
+     * after the create committed its row, so a concurrent request finds one or the other.
+     */
+    const isUnknownBooking = (target: ActorAddress, message: Message): boolean =>
+      target.kind === BOOKING && !createsItsActor(target.kind, message) && !directory.isActive(target) && !bookingIds.exists(target.id);
     const read = (request: ShardRead): unknown => {
       switch (request.read) {
         case 'vehicle':
-          return vehicles.get(request.id) ?? null;
+          return vehicles.get(request.id, request.visibleTo) ?? null;
         case 'vehicles':
           return vehicles.list(request.filter as unknown as VehicleFilter);
         case 'events': {
@@ -247,6 +258,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
           case 'ask': {
             // Placement is the main thread's job; a vehicle that is not ours does not exist here.
             if (call.target.kind === VEHICLE && !ownVehicle(call.target.id)) return reject({ type: 'VehicleNotFound', vehicleId: call.target.id });
+            if (isUnknownBooking(call.target, call.message)) return reject({ type: 'BookingNotFound', bookingId: call.target.id });
             try {
               return await directory.ask(call.target, call.message, call.from, call.trace, call.timeoutMs);
             } catch (error) {
@@ -284,6 +296,9 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     throw error;
   }
 }
+
+/** A booking refused to someone who does not own it: kept out of that booking's traces (DirectoryOptions.untracedRefusal). */
+const isStrangersRefusal = (outcome: unknown): boolean => (outcome as { rejection?: { type?: unknown } }).rejection?.type === 'BookingForbidden';
 
 /** Journal tags of an event: `public` for those that leave the process (Kafka, GET /events). */
 const tagsForEvent = (event: Message): string[] => (isPublicEventType(event.type) ? [PUBLIC_TAG] : []);

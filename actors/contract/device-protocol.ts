@@ -24,10 +24,25 @@ export type DeviceCommand = z.infer<typeof deviceCommandSchema>;
 /** What the vehicle actor issues; the device link signs it on the way out. */
 export type UnsignedDeviceCommand = Omit<DeviceCommand, 'sig'>;
 
+/** A device's reason travels to operators and customers: shown as data, never longer than this. */
+export const MAX_DEVICE_REASON_LENGTH = 120;
+
+/**
+ * A device's free-text reason as the system keeps it: control characters and runs of white space
+ * become one space, and it is cut to MAX_DEVICE_REASON_LENGTH characters (code points). It is only
+ * ever shown as a JSON string, never interpolated into a problem's `detail` or a page.
+ */
+export function normalizeDeviceReason(raw: string): string {
+  const flat = raw.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\s]+/gu, ' ').trim();
+  const chars = [...flat];
+  return chars.length <= MAX_DEVICE_REASON_LENGTH ? flat : `${chars.slice(0, MAX_DEVICE_REASON_LENGTH - 1).join('')}…`;
+}
+
 export const deviceReplySchema = z.object({
   commandId,
   type: z.enum(['UNLOCKED', 'LOCKED', 'REJECTED']),
   at: isoTime,
+  // Normalized by parseDeviceReply (normalizeDeviceReason): the schema is also the published contract (AsyncAPI).
   reason: z.string().max(500).optional(),
 });
 export type DeviceReply = z.infer<typeof deviceReplySchema>;
@@ -54,7 +69,11 @@ export const MAX_PAYLOAD_BYTES = 4096;
 export type ParseResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
 
 export const parseDeviceCommand = (payload: Uint8Array): ParseResult<DeviceCommand> => parseJson(payload, deviceCommandSchema);
-export const parseDeviceReply = (payload: Uint8Array): ParseResult<DeviceReply> => parseJson(payload, deviceReplySchema);
+export function parseDeviceReply(payload: Uint8Array): ParseResult<DeviceReply> {
+  const parsed = parseJson(payload, deviceReplySchema);
+  if (!parsed.ok || parsed.value.reason === undefined) return parsed;
+  return { ok: true, value: { ...parsed.value, reason: normalizeDeviceReason(parsed.value.reason) } };
+}
 export const parseTelemetry = (payload: Uint8Array): ParseResult<Telemetry> => parseJson(payload, telemetrySchema);
 export const parsePresence = (payload: Uint8Array): ParseResult<Presence> => parseJson(payload, presenceSchema);
 

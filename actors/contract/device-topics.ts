@@ -17,6 +17,14 @@ export class InvalidVehicleIdError extends Error {
   }
 }
 
+/**
+ * The server's own MQTT logins and client ids start with it (`fleetactors-server`, `fleetactors-<id>-s0`):
+ * a vehicle registered under such an id would share a name with the server, so none may be.
+ */
+export const RESERVED_ID_PREFIX = 'fleetactors-';
+
+export const isReservedVehicleId = (id: string): boolean => id.toLowerCase().startsWith(RESERVED_ID_PREFIX);
+
 export function isValidVehicleId(id: string): boolean {
   return VEHICLE_ID.test(id);
 }

@@ -78,11 +78,17 @@ export interface VehicleFilter {
   readonly near?: Location;
   readonly radiusM?: number;
   readonly limit: number;
+  /**
+   * A customer's id: only the vehicles they may book (AVAILABLE and not offline) and those held by one
+   * of their own bookings; never the position of someone else's ride. Absent: every vehicle (operators).
+   */
+  readonly visibleTo?: string;
 }
 
 export interface FleetService {
   registerVehicle(input: RegisterVehicleInput, trace: TraceContext): Promise<Outcome<VehicleView>>;
-  getVehicle(id: string): Promise<VehicleView | undefined>;
+  /** `visibleTo`: a customer's id, as VehicleFilter's: a vehicle they may not see is undefined (404). */
+  getVehicle(id: string, visibleTo?: string): Promise<VehicleView | undefined>;
   listVehicles(filter: VehicleFilter): Promise<VehicleView[]>;
   createBooking(input: CreateBookingInput, trace: TraceContext): Promise<Outcome<BookingView>>;
   /** Ownership is checked here: a customer reading another's booking gets BookingForbidden. */

@@ -6,9 +6,13 @@ import { advance, formatCursor, parseCursor, type EventCursor } from '../event-c
 import type { EventsPort, PublicEvent } from '../ports.js';
 import { httpProblem, originOf, sendProblem } from '../problems.js';
 import { problemResponses } from '../schemas.js';
+import { bearerTokenOf } from '../auth.js';
+import { refuseStream, type StreamLimits } from '../stream-limits.js';
 
 export interface EventRoutesOptions {
   readonly events: EventsPort;
+  /** Caps open streams per token and per address (shared with the trace viewer's streams). */
+  readonly streamLimits?: StreamLimits;
   /** Comment line sent this often so proxies keep an idle stream open. */
   readonly heartbeatMs?: number;
 }
@@ -41,7 +45,7 @@ const CATCH_UP_PAGE = 500;
  * only way out). JSON pages by default; with `Accept: text/event-stream`, the backlog then live events
  * as server-sent events whose `id:` is the position, so a reconnecting client resumes with Last-Event-ID.
  */
-export const eventRoutes: FastifyPluginAsyncZod<EventRoutesOptions> = async (app, { events, heartbeatMs = 15_000 }) => {
+export const eventRoutes: FastifyPluginAsyncZod<EventRoutesOptions> = async (app, { events, streamLimits, heartbeatMs = 15_000 }) => {
   const streams = new Set<EventStream>();
   // Before the server stops accepting: an open stream would otherwise hold close() forever.
   app.addHook('preClose', (done) => {
@@ -65,11 +69,11 @@ export const eventRoutes: FastifyPluginAsyncZod<EventRoutesOptions> = async (app
               [EVENT_STREAM]: {
                 schema: z
                   .string()
-                  .describe('`retry: 2000`, then per event `id: <cursor>` and `data: <event as in items>`, and a `: keep-alive` comment every 15 s. Reconnect with `Last-Event-ID: <id>`'),
+                  .describe('`retry: 2000`, then per event `id: <cursor>` and `data: <event as in items>`, and a `: keep-alive` comment every 15 s; `event: expired` and the end when the token expires. Reconnect with `Last-Event-ID: <id>` (and a fresh token)'),
               },
             },
           },
-          ...problemResponses({ 400: 'Invalid cursor', 401: 'Not signed in', 403: 'Not an operator' }),
+          ...problemResponses({ 400: 'Invalid cursor', 401: 'Not signed in', 403: 'Not an operator', 429: 'Too many streams open for this token or address' }),
         },
       },
     },
@@ -79,7 +83,12 @@ export const eventRoutes: FastifyPluginAsyncZod<EventRoutesOptions> = async (app
         return sendProblem(reply, httpProblem('bad-request', `The cursor is not one of this fleet's (${events.shards} shards): pass back a \`next\` or an event id of this server, or 0.`, originOf(request)));
       }
       if (wantsEventStream(request)) {
-        const stream = new EventStream(events, reply, cursor, heartbeatMs, () => streams.delete(stream));
+        const admission = streamLimits?.admit(bearerTokenOf(request) ?? '', request.ip) ?? { ok: true, release: () => undefined };
+        if (!admission.ok) return refuseStream(request, reply, admission);
+        const stream = new EventStream(events, reply, cursor, heartbeatMs, request.tokenExpiresAtMs, () => {
+          streams.delete(stream);
+          admission.release();
+        });
         streams.add(stream);
         stream.start();
         return reply;
@@ -118,12 +127,15 @@ class EventStream {
   private closed = false;
   private unsubscribe: () => void = () => undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private expiry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly events: EventsPort,
     reply: FastifyReply,
     private cursor: EventCursor,
     private readonly heartbeatMs: number,
+    /** The token's expiry (epoch ms): the stream ends then, as the viewer's does. */
+    private readonly endsAtMs: number,
     private readonly onEnd: () => void,
   ) {
     reply.hijack();
@@ -149,7 +161,20 @@ class EventStream {
       },
     );
     this.heartbeat = setInterval(() => this.raw.write(': keep-alive\n\n'), this.heartbeatMs);
+    this.armExpiry();
     void this.catchUp(false);
+  }
+
+  /** A token is good until its `exp`, not for as long as a connection it opened stays up. */
+  private armExpiry(): void {
+    const left = this.endsAtMs - Date.now();
+    if (left <= 0) {
+      this.raw.write('event: expired\ndata: {}\n\n');
+      this.end();
+      return;
+    }
+    // setTimeout holds at most 2^31-1 ms (~24 days); a longer token is checked again then.
+    this.expiry = setTimeout(() => this.armExpiry(), Math.min(left, 2 ** 31 - 1));
   }
 
   end(): void {
@@ -157,6 +182,7 @@ class EventStream {
     this.closed = true;
     this.unsubscribe();
     clearInterval(this.heartbeat);
+    clearTimeout(this.expiry);
     this.raw.end();
     this.onEnd();
   }

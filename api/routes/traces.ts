@@ -9,10 +9,12 @@ export interface TraceRoutesOptions {
   readonly traces: TracesPort;
   /** Signs viewer links (POST /traces/:id/view-link); the route is served only when given. */
   readonly linkSecret?: string;
+  /** PUBLIC_BASE_URL (or the address the API listens on): a link's `url` starts with it, never with the request's Host header. */
+  readonly publicBaseUrl?: () => string;
 }
 
 /** GET /traces/:id: a booking's or a request's trace, message by message (docs/architecture.md, "Messages and traces"). */
-export const traceRoutes: FastifyPluginAsyncZod<TraceRoutesOptions> = async (app, { traces, linkSecret }) => {
+export const traceRoutes: FastifyPluginAsyncZod<TraceRoutesOptions> = async (app, { traces, linkSecret, publicBaseUrl = () => 'http://localhost' }) => {
   app.get(
     '/:id',
     {
@@ -41,7 +43,7 @@ export const traceRoutes: FastifyPluginAsyncZod<TraceRoutesOptions> = async (app
       config: { roles: ['operator'] },
       schema: {
         tags: ['traces'],
-        summary: 'A short-lived link to the trace viewer page, scoped to this booking or trace (operators)',
+        summary: 'A short-lived link to the trace viewer page, scoped to this booking or trace (operators); `url` starts with PUBLIC_BASE_URL',
         params: z.strictObject({ id: IdSchema.describe('booking id, or the trace id from a traceparent header') }),
         querystring: z.strictObject({
           ttlMinutes: z.coerce.number().int().min(1).max(MAX_LINK_TTL_MINUTES).default(DEFAULT_LINK_TTL_MINUTES).describe('how long the link works'),
@@ -58,7 +60,7 @@ export const traceRoutes: FastifyPluginAsyncZod<TraceRoutesOptions> = async (app
       const link = signViewerLink(linkSecret, id, request.caller.id, request.query.ttlMinutes);
       const path = `/traces/${encodeURIComponent(id)}/view?access=${encodeURIComponent(link.token)}`;
       request.log.info({ traceView: id, expiresAt: link.expiresAt }, 'viewer link issued');
-      return { url: `${request.protocol}://${request.host}${path}`, path, expiresAt: new Date(link.expiresAt).toISOString() };
+      return { url: `${publicBaseUrl()}${path}`, path, expiresAt: new Date(link.expiresAt).toISOString() };
     },
   );
 };

@@ -100,7 +100,7 @@ export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async 
     {
       schema: {
         tags: TAGS,
-        summary: 'Find vehicles by status, type and distance',
+        summary: 'Find vehicles by status, type and distance; a customer sees only vehicles they may book and their own ride',
         querystring: ListVehiclesQuerySchema,
         response: { 200: ItemsSchema(VehicleSchema), ...problemResponses({ 400: 'Invalid filter', 401: 'Not signed in' }) },
       },
@@ -112,6 +112,7 @@ export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async 
         ...(status && { status }),
         ...(type && { type }),
         ...(near && { near, radiusM: radiusM ?? DEFAULT_RADIUS_M }),
+        ...(request.caller.role === 'customer' && { visibleTo: request.caller.id }),
       });
       return { items };
     },
@@ -122,13 +123,13 @@ export const vehicleRoutes: FastifyPluginAsyncZod<VehicleRoutesOptions> = async 
     {
       schema: {
         tags: TAGS,
-        summary: 'Read one vehicle',
+        summary: 'Read one vehicle; a customer sees it only while they may book it or ride it (else 404)',
         params: VehicleParamsSchema,
         response: { 200: VehicleSchema, ...problemResponses({ 400: 'Invalid id', 401: 'Not signed in', 404: 'No such vehicle' }) },
       },
     },
     async (request, reply) => {
-      const vehicle = await fleet.getVehicle(request.params.id);
+      const vehicle = await fleet.getVehicle(request.params.id, request.caller.role === 'customer' ? request.caller.id : undefined);
       if (!vehicle) return sendRejection(request, reply, { type: 'VehicleNotFound', vehicleId: request.params.id });
       return vehicle;
     },

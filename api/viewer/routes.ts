@@ -4,7 +4,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { TraceStepView } from '../../traces/trace-diagram.js';
-import { createTokenVerifier } from '../auth.js';
+import { bearerTokenOf, createTokenVerifier } from '../auth.js';
+import { refuseStream, type StreamLimits } from '../stream-limits.js';
 import type { TracesPort } from '../ports.js';
 import { httpProblem, originOf, sendProblem } from '../problems.js';
 import { IdSchema, problemResponses } from '../schemas.js';
@@ -19,6 +20,8 @@ export interface ViewerRoutesOptions {
   /** How often a live view reads the trace again (default 1 s). */
   readonly pollMs?: number;
   readonly heartbeatMs?: number;
+  /** Caps open streams per token (a viewer link is one) and per address, with GET /events' streams. */
+  readonly streamLimits?: StreamLimits;
 }
 
 const Params = z.strictObject({ id: IdSchema.describe('booking id, or the trace id from a traceparent header') });
@@ -31,7 +34,7 @@ const REALM = 'fleetactors';
  * accept two tokens: an operator's, or a viewer link's that is scoped to this id (api/viewer/access.ts).
  * The page itself holds no data, so it is public.
  */
-export const viewerRoutes: FastifyPluginAsyncZod<ViewerRoutesOptions> = async (app, { traces, secret, pollMs = 1000, heartbeatMs = 15_000 }) => {
+export const viewerRoutes: FastifyPluginAsyncZod<ViewerRoutesOptions> = async (app, { traces, secret, pollMs = 1000, heartbeatMs = 15_000, streamLimits }) => {
   const operator = createTokenVerifier(secret);
   const link = createViewerLinkVerifier(secret);
   const streams = new Set<() => void>();
@@ -110,15 +113,27 @@ export const viewerRoutes: FastifyPluginAsyncZod<ViewerRoutesOptions> = async (a
         tags: ['traces'],
         summary: 'The viewer model as server-sent events: `model` now and whenever the trace grew, `access` (link expiry), `expired` (operator token or viewer link)',
         params: Params,
-        response: problemResponses({ 400: 'Invalid id', 401: 'Not signed in', 403: 'Not an operator', 404: 'No such trace' }),
+        response: problemResponses({ 400: 'Invalid id', 401: 'Not signed in', 403: 'Not an operator', 404: 'No such trace', 429: 'Too many streams open for this token or address' }),
       },
     },
     async (request, reply) => {
       const access = authorize(request.params.id, request, reply);
       if (!access) return reply;
-      const first = await load(request.params.id);
-      if (!first) return sendProblem(reply, httpProblem('not-found', `No trace is known for ${request.params.id}.`, originOf(request)));
-      new TraceFollower(reply, request.params.id, load, access.expiresAt, access.endsAt, pollMs, heartbeatMs, streams).start(first);
+      // Taken before the first read: a refused stream costs no trace read.
+      const admission = streamLimits?.admit(bearerTokenOf(request) ?? '', request.ip) ?? { ok: true, release: () => undefined };
+      if (!admission.ok) return refuseStream(request, reply, admission);
+      let first: ViewerModel | undefined;
+      try {
+        first = await load(request.params.id);
+      } catch (error) {
+        admission.release();
+        throw error;
+      }
+      if (!first) {
+        admission.release();
+        return sendProblem(reply, httpProblem('not-found', `No trace is known for ${request.params.id}.`, originOf(request)));
+      }
+      new TraceFollower(reply, request.params.id, load, access.expiresAt, access.endsAt, pollMs, heartbeatMs, streams, admission.release).start(first);
       return reply;
     },
   );
@@ -146,6 +161,7 @@ class TraceFollower {
     private readonly pollMs: number,
     private readonly heartbeatMs: number,
     private readonly streams: Set<() => void>,
+    private readonly release: () => void,
   ) {
     reply.hijack();
     this.raw = reply.raw;
@@ -196,6 +212,7 @@ class TraceFollower {
     clearInterval(this.timer);
     clearInterval(this.heartbeat);
     this.streams.delete(this.end);
+    this.release();
     this.raw.end();
   };
 }

@@ -108,6 +108,12 @@ export interface DirectoryOptions {
    */
   readonly traceSample?: number;
   /**
+   * A refusal that is not recorded even though refusals always are: one that tells a stranger "not
+   * yours" changed nothing, and recording it would let anyone who knows an id write into that id's
+   * traces (the domain knows which refusals those are; the HTTP log still has the request).
+   */
+  readonly untracedRefusal?: (outcome: unknown) => boolean;
+  /**
    * Whether `command` to an actor of `kind` is what creates that actor (a booking's CreateBooking, a
    * payment's Authorize): a new activation for it then skips reading the journal. A wrong guess costs
    * a retry, never state: see `NotNewAfterAll`.
@@ -323,7 +329,8 @@ export class ActorDirectory {
         if (error instanceof PersistenceFailure) throw error;
       } finally {
         const durationUs = Number((process.hrtime.bigint() - started) / 1000n);
-        if (traces && !retried && (sampled || failed || durationUs >= SLOW_DELIVERY_US || isRejection(outcome))) traces.record({
+        const untraced = isRejection(outcome) && (this.options.untracedRefusal?.(outcome) ?? false);
+        if (traces && !retried && !untraced && (sampled || failed || durationUs >= SLOW_DELIVERY_US || isRejection(outcome))) traces.record({
           traceId: envelope.traceId,
           spanId: envelope.spanId,
           parentSpanId: envelope.parentSpanId,

@@ -41,7 +41,7 @@ describe.each(['1', '3'])('process killed before Kafka acknowledged (%s shard(s)
       bookingIds.push(((await response.json()) as { id: string }).id);
     }
     // Every shard's relay says where the events are: waiting for a Kafka it cannot reach.
-    const health = (await (await fetch(`${first.url}/health`)).json()) as { checks: Record<string, { detail: string }> };
+    const health = (await (await fetch(`${first.url}/health`, { headers: { authorization: `Bearer ${signToken({ sub: 'ops', role: 'operator', ttlSeconds: 600 }, secret)}` } })).json()) as { checks: Record<string, { detail: string }> };
     const kafkaChecks = Object.entries(health.checks).filter(([name]) => name.endsWith('-kafka'));
     expect(kafkaChecks).toHaveLength(Number(shards));
     for (const [, check] of kafkaChecks) expect(check.detail).toMatch(/not connected/);

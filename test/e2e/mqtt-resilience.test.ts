@@ -34,7 +34,7 @@ describe('a Mosquitto restart in the middle of a run', () => {
     await broker.restart();
     await waitFor(() => healthy(t), { timeoutMs: 15_000, what: 'MQTT reconnected (health 200)' });
     await waitFor(() => device.isConnected, { timeoutMs: 15_000, what: 'device reconnected' });
-    await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/v-restart-1' })).json().online === true, {
+    await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/v-restart-1', as: 'ops', role: 'operator' })).json().online === true, {
       timeoutMs: 10_000,
       what: 'device presence seen again',
     });
@@ -116,17 +116,17 @@ describe('telemetry feeds the vehicle read model', () => {
     await waitFor(() => t.fleet.local.mqtt.stats().subscriptions === 2, { what: 'vehicle subscriptions released' });
     const activations = t.fleet.local.directory.stats().activations;
     await device.publishTelemetry({ lat: 52.5219, lon: 13.4132, battery: 9, speedKmh: 0 });
-    await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/tele-1' })).json().battery === 9, { what: 'telemetry applied' });
+    await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/tele-1', as: 'ops', role: 'operator' })).json().battery === 9, { what: 'telemetry applied' });
 
     // Telemetry never woke the passivated vehicle actor.
     expect(t.fleet.local.directory.isActive({ kind: 'vehicle', id: 'tele-1' })).toBe(false);
     expect(t.fleet.local.directory.stats().activations).toBe(activations);
 
-    const vehicle = (await t.request({ method: 'GET', url: '/vehicles/tele-1' })).json();
+    const vehicle = (await t.request({ method: 'GET', url: '/vehicles/tele-1', as: 'ops', role: 'operator' })).json();
     expect(vehicle).toMatchObject({ location: { lat: 52.5219, lon: 13.4132 }, battery: 9, online: true });
     expect(vehicle.lastSeenAt).not.toBeNull();
 
-    const near = (await t.request({ method: 'GET', url: '/vehicles?near=52.52,13.41&radiusM=1000' })).json();
+    const near = (await t.request({ method: 'GET', url: '/vehicles?near=52.52,13.41&radiusM=1000', as: 'ops', role: 'operator' })).json();
     expect(near.items.map((item: { id: string }) => item.id)).toEqual(['tele-1']);
 
     const booked = await t.book('alice', 'tele-1');
@@ -134,7 +134,7 @@ describe('telemetry feeds the vehicle read model', () => {
     expect(booked.json().type).toMatch(/vehicle-low-battery$/);
 
     await device.publishTelemetry({ lat: 52.5219, lon: 13.4132, battery: 80, speedKmh: 0 });
-    await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/tele-1' })).json().battery === 80, { what: 'charged' });
+    await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/tele-1', as: 'ops', role: 'operator' })).json().battery === 80, { what: 'charged' });
     expect((await t.book('alice', 'tele-1')).statusCode).toBe(201);
   });
 });

@@ -27,7 +27,7 @@ describe('trace viewer page', () => {
     api = t.fleet.url!;
     expect((await t.registerVehicle(VEHICLE)).statusCode).toBe(201);
     device = await VirtualVehicle.start({ id: VEHICLE, url: t.fleet.mqttUrl, protocolVersion: 4, credentials: t.credentials(VEHICLE) });
-    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${VEHICLE}` })).json().online === true, { what: `${VEHICLE} online` });
+    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${VEHICLE}`, as: 'ops', role: 'operator' })).json().online === true, { what: `${VEHICLE} online` });
     const booked = await t.book('alice', VEHICLE);
     expect(booked.statusCode, booked.body).toBe(201);
     bookingId = booked.json().id as string;

@@ -72,7 +72,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     expect((await t.registerVehicle(vehicleId)).statusCode).toBe(201);
     const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: setup.protocolVersion, credentials: t.credentials(vehicleId), behaviour });
     devices.push(device);
-    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().online === true, { what: `${vehicleId} online` });
+    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json().online === true, { what: `${vehicleId} online` });
     const booked = await t.book(customer, vehicleId);
     expect(booked.statusCode, booked.body).toBe(201);
     return { vehicleId, device, bookingId: booked.json().id as string };
@@ -89,7 +89,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     expect(device.locked).toBe(false);
 
     expect((await t.request({ method: 'GET', url: `/bookings/${bookingId}` })).json().status).toBe('ACTIVE');
-    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().status).toBe('IN_USE');
+    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json().status).toBe('IN_USE');
 
     const ended = await t.request({ method: 'POST', url: `/bookings/${bookingId}/end` });
     expect(ended.statusCode, ended.body).toBe(200);
@@ -97,7 +97,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     expect(ended.json().charge.amount).toBeGreaterThan(0);
     expect(device.received.map((command) => command.type)).toEqual(['UNLOCK', 'LOCK']);
     expect(device.locked).toBe(true);
-    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().status).toBe('AVAILABLE');
+    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json().status).toBe('AVAILABLE');
     expect(journalCount(t, 'VehicleUnlocked', `vehicle/${vehicleId}`)).toBe(1);
     expect(journalCount(t, 'VehicleLocked', `vehicle/${vehicleId}`)).toBe(1);
   });
@@ -122,7 +122,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
       timeoutMs: 5000,
       what: 'booking ACTIVE after the late UNLOCKED',
     });
-    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().status).toBe('IN_USE');
+    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json().status).toBe('IN_USE');
   });
 
   it('answers 504 when the vehicle is too slow to lock, and its late LOCKED still completes the booking', async () => {
@@ -140,7 +140,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     });
     const booking = (await t.request({ method: 'GET', url: `/bookings/${bookingId}` })).json();
     expect(booking.charge).toMatchObject({ currency: 'EUR' });
-    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().status).toBe('AVAILABLE');
+    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json().status).toBe('AVAILABLE');
     // A repeated end is answered from state.
     expect((await t.request({ method: 'POST', url: `/bookings/${bookingId}/end` })).statusCode).toBe(200);
   });
@@ -199,18 +199,18 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
   it('fails fast with 503 for an offline vehicle and takes it back when it returns', async () => {
     const { vehicleId, device, bookingId } = await bookedVehicle('alice');
     await device.crash(); // no DISCONNECT: the broker publishes the last will
-    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().online === false, {
+    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json().online === false, {
       timeoutMs: 10_000,
       what: 'last will seen',
     });
-    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().status).toBe('OFFLINE');
+    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json().status).toBe('OFFLINE');
     const unlocked = await t.request({ method: 'POST', url: '/unlock', body: { bookingId } });
     expect(unlocked.statusCode, unlocked.body).toBe(503);
     expect(unlocked.json().type).toMatch(/vehicle-offline$/);
     expect(device.received).toHaveLength(0);
 
     await device.comeBack();
-    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().online === true, { what: 'back online' });
+    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json().online === true, { what: 'back online' });
     const retried = await t.request({ method: 'POST', url: '/unlock', body: { bookingId } });
     expect(retried.statusCode, retried.body).toBe(200);
   });
@@ -222,7 +222,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: setup.protocolVersion, credentials: t.credentials(vehicleId) });
     devices.push(device);
     await device.goOffline();
-    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().online === false, { what: 'offline' });
+    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json().online === false, { what: 'offline' });
     const booked = await t.book('bob', vehicleId);
     expect(booked.statusCode, booked.body).toBe(503);
     expect(booked.json().type).toMatch(/vehicle-offline$/);

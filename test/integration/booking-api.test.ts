@@ -36,7 +36,8 @@ async function newVehicle(type: 'car' | 'scooter' | 'bike' = 'scooter'): Promise
   return id;
 }
 
-const getVehicle = (id: string) => t.request({ method: 'GET', url: `/vehicles/${id}` });
+/** As an operator: a customer sees only vehicles they may book and their own ride. */
+const getVehicle = (id: string) => t.request({ method: 'GET', url: `/vehicles/${id}`, as: 'ops', role: 'operator' });
 const getBooking = (id: string, as = 'alice', role: 'customer' | 'operator' = 'customer') => t.request({ method: 'GET', url: `/bookings/${id}`, as, role });
 const cancel = (id: string, as = 'alice') => t.request({ method: 'POST', url: `/bookings/${id}/cancel`, as });
 
@@ -420,6 +421,6 @@ describe('a saga step that gets no answer', () => {
     expect(replayed.headers['idempotent-replayed']).toBe('true');
     expect(replayed.json().type).toBe('https://fleetactors.dev/problems/booking-aborted');
 
-    await expect.poll(async () => (await slow.request({ method: 'GET', url: '/vehicles/slow-1' })).json().status, { timeout: 10_000 }).toBe('AVAILABLE');
+    await expect.poll(async () => (await slow.request({ method: 'GET', url: '/vehicles/slow-1', as: 'ops', role: 'operator' })).json().status, { timeout: 10_000 }).toBe('AVAILABLE');
   });
 });

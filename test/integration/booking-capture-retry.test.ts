@@ -37,7 +37,7 @@ async function rideInProgress(vehicleId: string, clock: TestClock, gateway: Simu
   expect((await t.registerVehicle(vehicleId)).statusCode).toBe(201);
   const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion, credentials: t.credentials(vehicleId) });
   running.push({ fleet: t, device });
-  await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ online: boolean | null }>().online === true, { what: `${vehicleId} online` });
+  await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json<{ online: boolean | null }>().online === true, { what: `${vehicleId} online` });
   const booked = await t.book('alice', vehicleId);
   expect(booked.statusCode, booked.body).toBe(201);
   const booking = booked.json<Booking>();
@@ -70,7 +70,7 @@ describe('a capture that fails after the vehicle locked', { timeout: 30_000 }, (
     expect(pending).toMatchObject({ status: 'ACTIVE', endedAt: new Date(lockedAt).toISOString(), charge: null });
     expect(t.rows<{ wake_at: number | null }>('SELECT wake_at FROM bookings WHERE id = ?', booking.id)[0]!.wake_at).not.toBeNull();
     expect(gateway.stateOf(booking.authorization.id)).toBe('authorized');
-    expect((await t.request({ method: 'GET', url: '/vehicles/cap-1' })).json<{ status: string }>().status).toBe('AVAILABLE');
+    expect((await t.request({ method: 'GET', url: '/vehicles/cap-1', as: 'ops', role: 'operator' })).json<{ status: string }>().status).toBe('AVAILABLE');
 
     // The first retry, CAPTURE_RETRY_MS later, fails too (the second fault) and changes nothing.
     clock.advance(CAPTURE_RETRY_MS);

@@ -218,7 +218,7 @@ async function checkInvariants(known: readonly KnownBooking[], vehicleIds: reado
   for (const vehicleId of vehicleIds) {
     const holders = live.get(vehicleId) ?? [];
     expect(holders.length, `live bookings of ${vehicleId}: ${holders.join(', ')}`).toBeLessThanOrEqual(1);
-    const view = (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ status: string }>();
+    const view = (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json<{ status: string }>();
     const row = t.db.prepare('SELECT booking_id FROM vehicles WHERE id = ?').get(vehicleId) as { booking_id: string | null };
     if (holders.length === 1) expect({ status: view.status, holder: row.booking_id }, vehicleId).toEqual({ status: 'RESERVED', holder: holders[0] });
     else expect({ status: view.status, holder: row.booking_id }, vehicleId).toEqual({ status: 'AVAILABLE', holder: null });

@@ -66,7 +66,7 @@ const statusOf = async (t: TestFleet, bookingId: string, customer = 'alice'): Pr
   return response.json<Booking>().status;
 };
 
-const vehicleStatus = async (t: TestFleet, vehicleId: string): Promise<string> => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ status: string }>().status;
+const vehicleStatus = async (t: TestFleet, vehicleId: string): Promise<string> => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json<{ status: string }>().status;
 
 function expiredRow(t: TestFleet, bookingId: string): { position: number; data: string } | undefined {
   return t.db.prepare("SELECT position, data FROM journal WHERE persistence_key = ? AND event_type = 'BookingExpired'").get(`booking/${bookingId}`) as
@@ -126,7 +126,7 @@ describe('booking expiry', { timeout: 60_000 }, () => {
     expect((await t.registerVehicle('exp-car')).statusCode).toBe(201);
     const device = await VirtualVehicle.start({ id: 'exp-car', url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion, credentials: t.credentials('exp-car') });
     try {
-      await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/exp-car' })).json<{ online: boolean | null }>().online === true, {
+      await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/exp-car', as: 'ops', role: 'operator' })).json<{ online: boolean | null }>().online === true, {
         what: 'exp-car to report presence',
       });
       const ridden = (await t.book('alice', 'exp-car')).json<Booking>();

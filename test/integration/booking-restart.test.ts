@@ -53,7 +53,7 @@ interface BookingRef {
   readonly customer: string;
 }
 
-/** What a client can see of the system: every listed booking, every vehicle one by one, and the list. */
+/** What clients can see of the system: every listed booking, every vehicle one by one, and the list (an operator: customers see only bookable vehicles). */
 async function observe(client: Client, bookings: readonly BookingRef[], vehicleIds: readonly string[]) {
   const byBooking: Record<string, unknown> = {};
   for (const { id, customer } of bookings) {
@@ -63,11 +63,11 @@ async function observe(client: Client, bookings: readonly BookingRef[], vehicleI
   }
   const byVehicle: Record<string, unknown> = {};
   for (const id of vehicleIds) {
-    const answer = await client('GET', `/vehicles/${id}`, { as: 'someone' });
+    const answer = await client('GET', `/vehicles/${id}`, { as: 'someone', role: 'operator' });
     expect(answer.status, JSON.stringify(answer.body)).toBe(200);
     byVehicle[id] = answer.body;
   }
-  const list = await client('GET', '/vehicles?limit=1000', { as: 'someone' });
+  const list = await client('GET', '/vehicles?limit=1000', { as: 'someone', role: 'operator' });
   expect(list.status).toBe(200);
   return { bookings: byBooking, vehicles: byVehicle, list: list.body };
 }
@@ -146,7 +146,7 @@ describe('graceful restart', () => {
     expect((await api('POST', `/bookings/${completed}/end`, { as: 'ivan' })).status).toBe(200);
     // The devices go offline before the snapshot, so the presence seen before and after is the same.
     await Promise.all(devices.map((device) => device.stop()));
-    await waitFor(async () => ((await api('GET', '/vehicles?status=OFFLINE', { as: 'x' })).body as { items: unknown[] }).items.length === 2, {
+    await waitFor(async () => ((await api('GET', '/vehicles?status=OFFLINE', { as: 'x', role: 'operator' })).body as { items: unknown[] }).items.length === 2, {
       what: 'both devices to be seen offline',
     });
 
@@ -206,7 +206,7 @@ describe('graceful restart', () => {
     db.close();
 
     const next = await startOn({}, t.dbFile);
-    expect((await next.request({ method: 'GET', url: '/vehicles/r-held' })).json()).toMatchObject({ status: 'AVAILABLE' });
+    expect((await next.request({ method: 'GET', url: '/vehicles/r-held', as: 'ops', role: 'operator' })).json()).toMatchObject({ status: 'AVAILABLE' });
     const second = await next.book('bob', 'r-held');
     expect(second.statusCode, second.body).toBe(409);
     expect(second.json()).toMatchObject({ type: 'https://fleetactors.dev/problems/vehicle-unavailable', vehicleStatus: 'RESERVED' });

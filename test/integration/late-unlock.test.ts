@@ -45,7 +45,7 @@ describe.each([
     // Silent: it takes the UNLOCK and answers only when the test publishes the answer.
     const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion, credentials: t.credentials(vehicleId), behaviour: { mode: 'silent' } });
     running.push({ fleet: t, device });
-    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ online: boolean | null }>().online === true, { what: `${vehicleId} online` });
+    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json<{ online: boolean | null }>().online === true, { what: `${vehicleId} online` });
     const booked = await t.book('alice', vehicleId);
     expect(booked.statusCode, booked.body).toBe(201);
     const booking = booked.json<Booking>();
@@ -59,7 +59,7 @@ describe.each([
     if (ending === 'expired') clock.advanceTo(Date.parse(booking.expiresAt));
     else expect((await t.request({ method: 'POST', url: `/bookings/${booking.id}/cancel` })).statusCode).toBe(200);
     await waitFor(() => count(t, `booking/${booking.id}`, 'BookingCompensated') === 1, { what: `the ${ending} booking's compensation` });
-    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ status: string }>().status).toBe('AVAILABLE');
+    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json<{ status: string }>().status).toBe('AVAILABLE');
 
     // Now the device says it opened, and from here on it answers what it is sent.
     device.setBehaviour({ mode: 'answer' });
@@ -71,7 +71,7 @@ describe.each([
     await waitFor(() => count(t, `booking/${booking.id}`, 'VehicleRelocked') === 1, { what: 'the booking to record the lock' });
     expect(device.locked).toBe(true);
     expect(events(t, `vehicle/${vehicleId}`).slice(-6)).toEqual(['UnlockRequested', 'UnlockTimedOut', 'VehicleReleased', 'VehicleUnlocked', 'LockRequested', 'VehicleLocked']);
-    const vehicle = (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ status: string }>();
+    const vehicle = (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json<{ status: string }>();
     expect(vehicle.status).toBe('AVAILABLE');
     // The booking stays ended; it recorded the late opening and the lock, nothing else.
     const after = (await t.request({ method: 'GET', url: `/bookings/${booking.id}` })).json<Booking>();
@@ -91,7 +91,7 @@ describe('a LOCK after a late UNLOCKED that does not go through', { timeout: 30_
     expect((await t.registerVehicle(vehicleId)).statusCode).toBe(201);
     const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion, credentials: t.credentials(vehicleId), behaviour: { mode: 'silent' } });
     running.push({ fleet: t, device });
-    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ online: boolean | null }>().online === true, { what: `${vehicleId} online` });
+    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json<{ online: boolean | null }>().online === true, { what: `${vehicleId} online` });
     const booking = (await t.book('alice', vehicleId)).json<Booking>();
     const unlockCommand = device.nextCommand();
     expect((await t.request({ method: 'POST', url: `/bookings/${booking.id}/unlock` })).statusCode).toBe(504);
@@ -104,7 +104,7 @@ describe('a LOCK after a late UNLOCKED that does not go through', { timeout: 30_
     await device.publishRaw('replies', JSON.stringify({ commandId: command.commandId, type: 'UNLOCKED', at: new Date().toISOString() }));
     expect(await firstLock).toMatchObject({ type: 'LOCK', bookingId: booking.id });
     await waitFor(() => count(t, `vehicle/${vehicleId}`, 'LockTimedOut') === 1, { what: 'the first LOCK to time out' });
-    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ status: string }>().status).toBe('IN_USE');
+    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json<{ status: string }>().status).toBe('IN_USE');
     expect(count(t, `booking/${booking.id}`, 'VehicleRelocked')).toBe(0);
 
     // The booking is due again COMPENSATION_RETRY_MS after it heard of the opening: it sends LOCK again.
@@ -114,6 +114,6 @@ describe('a LOCK after a late UNLOCKED that does not go through', { timeout: 30_
     expect(await secondLock).toMatchObject({ type: 'LOCK', bookingId: booking.id });
     await waitFor(() => count(t, `booking/${booking.id}`, 'VehicleRelocked') === 1, { what: 'the retried LOCK to be recorded' });
     expect(device.locked).toBe(true);
-    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json<{ status: string }>().status).toBe('AVAILABLE');
+    expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json<{ status: string }>().status).toBe('AVAILABLE');
   });
 });

@@ -98,7 +98,7 @@ describe.each(setups)('device security on $name', (setup) => {
     return device;
   }
 
-  const vehicle = async (id: string) => (await t.request({ method: 'GET', url: `/vehicles/${id}` })).json<{ online: boolean | null; battery: number | null; lastSeenAt: string | null }>();
+  const vehicle = async (id: string) => (await t.request({ method: 'GET', url: `/vehicles/${id}`, as: 'ops', role: 'operator' })).json<{ online: boolean | null; battery: number | null; lastSeenAt: string | null }>();
 
   /** A publish the broker may refuse: aedes closes the connection, Mosquitto drops it (MQTT 5: PUBACK 0x87). */
   async function attempt(client: MqttClient, topic: string, payload: string, retain = false): Promise<void> {

@@ -28,7 +28,7 @@ beforeAll(async () => {
   t = await startTestFleet({ FLEET_SHARDS: String(SHARDS) });
   expect((await t.registerVehicle(vehicleId)).statusCode).toBe(201);
   device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: 4, credentials: t.credentials(vehicleId) });
-  await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().online === true, { what: `${vehicleId} online` });
+  await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json().online === true, { what: `${vehicleId} online` });
   const booked = await t.book('alice', vehicleId);
   expect(booked.statusCode, booked.body).toBe(201);
   bookingId = booked.json<{ id: string }>().id;

@@ -49,7 +49,7 @@ describe('placement on three worker shards', () => {
     expect(stats.every((shard) => shard !== null && shard.journal.rows > 0)).toBe(true);
     expect(t.count("SELECT count(*) AS n FROM journal WHERE event_type = 'VehicleReserved' AND persistence_key LIKE 'vehicle/spread-%'")).toBe(30);
     // Reads that span the fleet see every shard.
-    const listed = (await t.request({ method: 'GET', url: '/vehicles?limit=1000' })).json<{ items: Array<{ id: string; status: string }> }>().items;
+    const listed = (await t.request({ method: 'GET', url: '/vehicles?limit=1000', as: 'ops', role: 'operator' })).json<{ items: Array<{ id: string; status: string }> }>().items;
     expect(listed.filter((vehicle) => vehicle.id.startsWith('spread-')).map((vehicle) => vehicle.status)).toEqual(ids.map(() => 'RESERVED'));
     const one = bookings[7]!.json<{ id: string }>();
     expect((await t.request({ method: 'GET', url: `/bookings/${one.id}`, as: 'spreader-7' })).json()).toMatchObject({ id: one.id, status: 'CONFIRMED' });
@@ -74,7 +74,7 @@ describe('placement on three worker shards', () => {
     expect(replayed.statusCode).toBe(201);
     expect(replayed.json<{ id: string }>().id).toBe(first.json<{ id: string }>().id);
     // Nothing was booked on the second vehicle.
-    expect((await t.request({ method: 'GET', url: `/vehicles/${onTwo!}` })).json()).toMatchObject({ status: 'AVAILABLE' });
+    expect((await t.request({ method: 'GET', url: `/vehicles/${onTwo!}`, as: 'ops', role: 'operator' })).json()).toMatchObject({ status: 'AVAILABLE' });
   });
 
   it('1,000 racers for one vehicle: exactly one winner', async () => {
@@ -132,7 +132,7 @@ describe('a shard worker killed under load', () => {
     }
     // While the victim is down: an answer at once, not a hang.
     const onVictim = ids.find((id) => shardOfVehicle(id, SHARDS) === victim)!;
-    const whileDown = await t.request({ method: 'GET', url: `/vehicles/${onVictim}` });
+    const whileDown = await t.request({ method: 'GET', url: `/vehicles/${onVictim}`, as: 'ops', role: 'operator' });
     if (t.fleet.shards.link(victim).state !== 'up') expect(whileDown.json()).toMatchObject({ type: 'https://fleetactors.dev/problems/shard-unavailable' });
 
     await waitFor(() => t.fleet.shards.link(victim).state === 'up', { timeoutMs: 30_000, what: 'shard 1 restarted' });
@@ -182,7 +182,7 @@ describe('the shard count is fixed with the data', () => {
       await expect(startFleet(loadConfig({ ...env, FLEET_SHARDS: '3' }), { logger, listen: false, shardRuntime: 'inline' })).rejects.toThrow(/single-file version.*FLEET_SHARDS=1/);
       const reopened = await startTestFleet({ FLEET_DB: temp.file }, {}, temp.file);
       try {
-        expect((await reopened.request({ method: 'GET', url: '/vehicles/old-timer' })).json()).toMatchObject({ id: 'old-timer', status: 'AVAILABLE' });
+        expect((await reopened.request({ method: 'GET', url: '/vehicles/old-timer', as: 'ops', role: 'operator' })).json()).toMatchObject({ id: 'old-timer', status: 'AVAILABLE' });
       } finally {
         await reopened.fleet.close();
       }

@@ -24,7 +24,7 @@ afterAll(async () => {
 async function unlockOnce(vehicleId: string, behaviour: Partial<VehicleBehaviour>): Promise<{ bookingId: string; status: number }> {
   expect((await t.registerVehicle(vehicleId)).statusCode).toBe(201);
   devices.push(await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: 4, credentials: t.credentials(vehicleId), behaviour }));
-  await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().online === true, { what: `${vehicleId} online` });
+  await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json().online === true, { what: `${vehicleId} online` });
   const booked = await t.book(`customer-${vehicleId}`, vehicleId);
   expect(booked.statusCode, booked.body).toBe(201);
   const bookingId = booked.json<{ id: string }>().id;
@@ -85,7 +85,7 @@ describe('GET /vehicles/:id/commands', () => {
     // Shards push their figures every second.
     const metrics = await waitFor(
       async () => {
-        const text = (await t.request({ method: 'GET', url: '/metrics' })).body;
+        const text = (await t.request({ method: 'GET', url: '/metrics', as: 'ops', role: 'operator' })).body;
         return total(text, 'LATE_SUCCESS') === 1 && total(text, 'REJECTED') === 1 ? text : null;
       },
       { what: 'command counts in /metrics' },

@@ -91,9 +91,15 @@ describe('roles', () => {
 });
 
 describe('public routes', () => {
-  it.each(['/health', '/metrics', '/openapi.json', '/docs'])('%s needs no token', async (url) => {
+  it.each(['/health', '/openapi.json', '/docs'])('%s needs no token', async (url) => {
     const response = await app.inject({ url });
     expect(response.statusCode).toBe(200);
+  });
+
+  it('/metrics needs an operator token (or METRICS_TOKEN): a customer or no token is 401', async () => {
+    expect((await app.inject({ url: '/metrics' })).statusCode).toBe(401);
+    expect((await app.inject({ url: '/metrics', headers: asCustomer() })).statusCode).toBe(401);
+    expect((await app.inject({ url: '/metrics', headers: asOperator() })).statusCode).toBe(200);
   });
 });
 

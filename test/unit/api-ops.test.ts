@@ -3,7 +3,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../api/app.js';
 import { createMetrics, HTTP_REQUESTS_TOTAL } from '../../runtime/ground/metrics.js';
 import { testDeps } from '../helpers/stub-fleet.js';
-import { asCustomer } from '../helpers/tokens.js';
+import { buildOpsApp } from '../../api/ops-app.js';
+import { createLogger } from '../../runtime/ground/logger.js';
+import { loadConfig } from '../../server/config.js';
+import { LIMITS_OFF } from '../helpers/limits-off.js';
+import { asCustomer, asOperator, TEST_JWT_SECRET } from '../helpers/tokens.js';
 
 let app: FastifyInstance | undefined;
 afterEach(async () => {
@@ -75,18 +79,25 @@ describe('GET /openapi.json', () => {
 });
 
 describe('GET /health', () => {
-  it('200 ok when every check passes', async () => {
+  it('200 ok when every check passes; the checks only for an operator', async () => {
     app = buildApp(testDeps());
-    const response = await app.inject({ url: '/health' });
-    expect(response.statusCode).toBe(200);
-    expect(response.json()).toEqual({ status: 'ok', checks: { journal: { ok: true }, mqtt: { ok: true, detail: 'embedded broker' } } });
+    const anonymous = await app.inject({ url: '/health' });
+    expect(anonymous.statusCode).toBe(200);
+    expect(anonymous.json()).toEqual({ status: 'ok' });
+    const operator = await app.inject({ url: '/health', headers: asOperator() });
+    expect(operator.json()).toEqual({ status: 'ok', checks: { journal: { ok: true }, mqtt: { ok: true, detail: 'embedded broker' } } });
   });
 
-  it('503 naming the dependency that is down', async () => {
-    app = buildApp(testDeps({ health: async () => ({ checks: { journal: { ok: true }, mqtt: { ok: false, detail: 'broker unreachable' } } }) }));
-    const response = await app.inject({ url: '/health' });
-    expect(response.statusCode).toBe(503);
-    expect(response.json()).toMatchObject({ status: 'down', checks: { mqtt: { ok: false, detail: 'broker unreachable' } } });
+  it('503 when a dependency is down: anonymous callers learn only that, operators and METRICS_TOKEN which one', async () => {
+    const health = async () => ({ checks: { journal: { ok: true }, mqtt: { ok: false, detail: 'not connected to mqtt://10.0.0.5:1883' } } });
+    app = buildApp(testDeps({ health, config: loadConfig({ ...LIMITS_OFF, FLEET_JWT_SECRET: TEST_JWT_SECRET, METRICS_TOKEN: 'prometheus-scrape-token-0123' }) }));
+    const anonymous = await app.inject({ url: '/health' });
+    expect(anonymous.statusCode).toBe(503);
+    expect(anonymous.body).toBe('{"status":"down"}');
+    expect((await app.inject({ url: '/health', headers: asCustomer() })).json()).toEqual({ status: 'down' });
+    for (const headers of [asOperator(), { authorization: 'Bearer prometheus-scrape-token-0123' }]) {
+      expect((await app.inject({ url: '/health', headers })).json()).toMatchObject({ status: 'down', checks: { mqtt: { ok: false, detail: 'not connected to mqtt://10.0.0.5:1883' } } });
+    }
   });
 });
 
@@ -96,13 +107,54 @@ describe('GET /metrics', () => {
     await app.inject({ url: '/vehicles/veh-1', headers: asCustomer() });
     await app.inject({ url: '/vehicles/veh-404', headers: asCustomer() });
     await app.inject({ url: '/nowhere' });
-    const response = await app.inject({ url: '/metrics' });
+    const response = await app.inject({ url: '/metrics', headers: asOperator() });
     expect(response.statusCode).toBe(200);
     expect(response.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(response.body).toContain(`${HTTP_REQUESTS_TOTAL}{route="/vehicles/:id",method="GET",status="200"} 1`);
     expect(response.body).toContain(`${HTTP_REQUESTS_TOTAL}{route="/vehicles/:id",method="GET",status="404"} 1`);
     expect(response.body).toContain(`${HTTP_REQUESTS_TOTAL}{route="unmatched",method="GET",status="404"} 1`);
     expect(response.body).toMatch(/fleet_http_request_duration_seconds_bucket\{le="0\.001",route="\/vehicles\/:id",method="GET",status="200"\}/);
+  });
+});
+
+describe('GET /metrics access', () => {
+  it('is refused (401, with a Bearer challenge) without a token, with a customer token or a wrong metrics token', async () => {
+    app = buildApp(testDeps({ config: loadConfig({ ...LIMITS_OFF, FLEET_JWT_SECRET: TEST_JWT_SECRET, METRICS_TOKEN: 'prometheus-scrape-token-0123' }) }));
+    for (const headers of [{}, asCustomer(), { authorization: 'Bearer prometheus-scrape-token-0124' }]) {
+      const response = await app.inject({ url: '/metrics', headers });
+      expect(response.statusCode).toBe(401);
+      expect(response.headers['www-authenticate']).toBe('Bearer realm="fleetactors"');
+      expect(response.body).not.toContain(HTTP_REQUESTS_TOTAL);
+    }
+    const scraped = await app.inject({ url: '/metrics', headers: { authorization: 'Bearer prometheus-scrape-token-0123' } });
+    expect(scraped.statusCode).toBe(200);
+    expect(scraped.body).toContain(HTTP_REQUESTS_TOTAL);
+  });
+
+  it('renders at most once a second however often it is scraped', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    let renders = 0;
+    metrics.gauge({ name: 'fleet_test_renders', help: 'renders so far', collect: () => (renders += 1) });
+    app = buildApp(testDeps({ metrics }));
+    const bodies = await Promise.all(Array.from({ length: 50 }, () => app!.inject({ url: '/metrics', headers: asOperator() })));
+    expect(bodies.every((response) => response.statusCode === 200)).toBe(true);
+    expect(renders).toBe(1);
+  });
+});
+
+describe('the metrics listener (METRICS_PORT)', () => {
+  it('serves /metrics and the detailed /health without a token, and nothing else', async () => {
+    const config = loadConfig({ ...LIMITS_OFF, RATE_LIMIT_PER_IP: '5', FLEET_JWT_SECRET: TEST_JWT_SECRET, METRICS_PORT: '0' });
+    const ops = buildOpsApp({ logger: createLogger('silent'), metrics: createMetrics(), health: async () => ({ checks: { journal: { ok: true, detail: 'position 7' } } }), config });
+    try {
+      expect((await ops.inject({ url: '/metrics' })).body).toContain('process_cpu_user_seconds_total');
+      expect((await ops.inject({ url: '/health' })).json()).toEqual({ status: 'ok', checks: { journal: { ok: true, detail: 'position 7' } } });
+      expect((await ops.inject({ url: '/vehicles' })).statusCode).toBe(404);
+      const burst = await Promise.all(Array.from({ length: 10 }, () => ops.inject({ url: '/metrics', remoteAddress: '203.0.113.7' })));
+      expect(burst.filter((response) => response.statusCode === 429).length).toBeGreaterThan(0);
+    } finally {
+      await ops.close();
+    }
   });
 });
 

@@ -53,13 +53,13 @@ describe('vehicles', () => {
     expect(response.statusCode).toBe(200);
     expect(response.json().items.map((vehicle: { id: string }) => vehicle.id)).toEqual(['veh-1', 'veh-2']);
     const filter = stub.callsTo('listVehicles')[0]![0] as VehicleFilter;
-    expect(filter).toEqual({ status: 'AVAILABLE', type: 'scooter', near: { lat: 52.5, lon: 13.4 }, radiusM: 1000, limit: 100 });
+    expect(filter).toEqual({ status: 'AVAILABLE', type: 'scooter', near: { lat: 52.5, lon: 13.4 }, radiusM: 1000, limit: 100, visibleTo: 'alice' });
   });
 
   it('GET /vehicles without filters asks for the default limit only; radiusM and limit are numbers', async () => {
     const { app, stub } = start();
-    await app.inject({ url: '/vehicles', headers: asCustomer() });
-    await app.inject({ url: '/vehicles?near=-33.9,18.4&radiusM=250&limit=1000', headers: asCustomer() });
+    await app.inject({ url: '/vehicles', headers: asOperator() });
+    await app.inject({ url: '/vehicles?near=-33.9,18.4&radiusM=250&limit=1000', headers: asOperator() });
     expect(stub.callsTo('listVehicles').map((args) => args[0])).toEqual([{ limit: 100 }, { near: { lat: -33.9, lon: 18.4 }, radiusM: 250, limit: 1000 }]);
   });
 

@@ -5,12 +5,35 @@ import { ConfigError, loadConfig } from '../../server/config.js';
 describe('loadConfig', () => {
   it('gives the documented embedded defaults for an empty environment', () => {
     const config = loadConfig({});
-    expect(config.http).toEqual({ host: '127.0.0.1', port: 3000, bodyLimitBytes: 65536 });
+    expect(config.http).toEqual({ host: '127.0.0.1', port: 3000, bodyLimitBytes: 65536, publicBaseUrl: null, requestTimeoutMs: 30_000, idleTimeoutMs: 60_000, keepAliveTimeoutMs: 72_000 });
+    expect(config.streams).toEqual({ perToken: 4, perIp: 32 });
+    expect(config.metrics).toEqual({ token: null, listener: null });
+    expect(config.traceMaxSteps).toBe(200);
     expect(config.db).toEqual({ file: './data/fleet.db', synchronous: 'FULL' });
     expect(config.mqtt).toEqual({ mode: 'embedded', port: 1884, protocolVersion: 4, clientId: null });
     expect(config.kafka).toEqual({ mode: 'local' });
     expect(config.auth).toEqual({ jwtSecret: DEV_JWT_SECRET, usingDevSecret: true });
     expect(config.timing.unlockTimeoutMs).toBe(5000);
+  });
+
+  it('reads the edge limits: public base URL, socket deadlines, stream caps, the metrics token and listener', () => {
+    const config = loadConfig({
+      PUBLIC_BASE_URL: 'https://fleet.example.com/api/',
+      HTTP_REQUEST_TIMEOUT_MS: '5000',
+      HTTP_IDLE_TIMEOUT_MS: '7000',
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: '3000',
+      STREAMS_PER_TOKEN: '1',
+      STREAMS_PER_IP: '0',
+      METRICS_TOKEN: 'prometheus-scrape-token-0123',
+      METRICS_PORT: '9464',
+      TRACE_MAX_STEPS: '50',
+    });
+    expect(config.http).toMatchObject({ publicBaseUrl: 'https://fleet.example.com/api', requestTimeoutMs: 5000, idleTimeoutMs: 7000, keepAliveTimeoutMs: 3000 });
+    expect(config.streams).toEqual({ perToken: 1, perIp: 0 });
+    expect(config.metrics).toEqual({ token: 'prometheus-scrape-token-0123', listener: { host: '127.0.0.1', port: 9464 } });
+    expect(config.traceMaxSteps).toBe(50);
+    expect(() => loadConfig({ PUBLIC_BASE_URL: 'https://fleet.example.com/?x=1' })).toThrowError(/^Invalid configuration: PUBLIC_BASE_URL /);
+    expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrowError(/^Invalid configuration: METRICS_TOKEN /);
   });
 
   it('reads the shutdown grace period (default 20 s)', () => {

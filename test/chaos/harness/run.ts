@@ -286,7 +286,7 @@ async function bookUntil201(api: Api, customerId: string, vehicleId: string, tim
 /** Relay lag summed over the shards, from the last stats each pushed (null when /metrics did not answer). */
 async function relayLag(api: Api): Promise<number | null> {
   try {
-    const text = await (await fetch(`${api.baseUrl}/metrics`, { signal: AbortSignal.timeout(1000) })).text();
+    const text = await (await fetch(`${api.baseUrl}/metrics`, { headers: { authorization: `Bearer ${api.token('chaos-operator', 'operator')}` }, signal: AbortSignal.timeout(1000) })).text();
     let lag = 0;
     for (const match of text.matchAll(/^fleet_event_relay_lag\{[^}]*\} (\d+)/gm)) lag += Number(match[1]);
     return lag;
@@ -401,7 +401,7 @@ async function unlockProbe(api: Api, pool: readonly string[], timeoutMs: number)
 
 async function shardRestarts(api: Api): Promise<number | null> {
   try {
-    const text = await (await fetch(`${api.baseUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    const text = await (await fetch(`${api.baseUrl}/metrics`, { headers: { authorization: `Bearer ${api.token('chaos-operator', 'operator')}` }, signal: AbortSignal.timeout(2000) })).text();
     let restarts = 0;
     for (const match of text.matchAll(/^fleet_shard_restarts_total\{[^}]*\} (\d+)/gm)) restarts += Number(match[1]);
     return restarts;

@@ -30,10 +30,10 @@ function cleanRun(): { records: ClientRecords; journal: JournalEntry[] } {
     ['vehicle/v1', 'VehicleReserved', { vehicleId: 'v1', bookingId: 'b1' }],
     ['booking/b1', 'BookingVehicleReserved', { vehicleId: 'v1' }],
     ['booking/b1', 'BookingConfirmed', { vehicleId: 'v1', expiresAt: T + 3000 }],
-    ['vehicle/v1', 'VehicleUnlocked', { vehicleId: 'v1', bookingId: 'b1' }],
+    ['vehicle/v1', 'VehicleUnlocked', { vehicleId: 'v1', bookingId: 'b1', at: T + 4 }],
     ['booking/b1', 'BookingActivated', { vehicleId: 'v1' }],
-    ['booking/b1', 'BookingCompleted', { vehicleId: 'v1' }],
-    ['vehicle/v1', 'VehicleReleased', { vehicleId: 'v1', bookingId: 'b1' }],
+    ['vehicle/v1', 'VehicleLocked', { vehicleId: 'v1', bookingId: 'b1', at: T + 61_000 }],
+    ['booking/b1', 'BookingCompleted', { vehicleId: 'v1', charge: { amount: 150, currency: 'EUR' }, unlockedAt: T + 4, endedAt: T + 61_000 }],
     ['booking/b2', 'BookingRequested', { vehicleId: 'v1', confirmBy: T + 200 }],
     ['booking/b2', 'BookingVehicleReserved', { vehicleId: 'v1' }],
     ['booking/b2', 'BookingConfirmed', { vehicleId: 'v1', expiresAt: T + 4000 }],
@@ -52,6 +52,42 @@ const input = (change: Partial<CheckInput> = {}): CheckInput => {
   return { records, journal, kafka: kafkaOf(journal), checkedAt: T + 60_000, graceMs: 5000, ...change };
 };
 const broken = (verdict: ReturnType<typeof checkInvariants>): string[] => verdict.invariants.filter((invariant) => !invariant.ok).map((invariant) => invariant.name);
+
+/** A booking on v3 whose unlock timed out for the customer, cancelled; the car opened late all the same and stood open 44 s (issue 19's free ride). */
+const freeRide = (): JournalEntry[] =>
+  journalOf([
+    ['booking/b3', 'BookingRequested', { vehicleId: 'v3', confirmBy: T + 100 }],
+    ['booking/b3', 'BookingVehicleReserved', { vehicleId: 'v3' }],
+    ['booking/b3', 'BookingConfirmed', { vehicleId: 'v3', expiresAt: T + 900_000 }],
+    ['booking/b3', 'BookingCancelled', { vehicleId: 'v3' }],
+    ['vehicle/v3', 'VehicleUnlocked', { vehicleId: 'v3', bookingId: 'b3', at: T + 7_000 }],
+    ['vehicle/v3', 'VehicleLocked', { vehicleId: 'v3', bookingId: 'b3', at: T + 51_000 }],
+  ]);
+
+describe('chaos invariant: every second a vehicle stood open is inside a billed booking', () => {
+  const OPEN = 'every second a vehicle stood open is inside a billed booking';
+  const verdictOf = (journal: JournalEntry[]) => checkInvariants({ records: emptyRecords(), journal, kafka: kafkaOf(journal), checkedAt: T + 60_000, graceMs: 5000 }).invariants.find((invariant) => invariant.name === OPEN)!;
+
+  it('a car opened under a booking that ended without a charge is a violation, with the seconds it stood open', () => {
+    const verdict = verdictOf(freeRide());
+    expect(verdict.ok).toBe(false);
+    expect(verdict.examples[0]).toBe('v3 stood open 44 s under b3 (CANCELLED) without a charge for it');
+  });
+
+  it('a span longer than the billed ride (a charge that stopped early) is a violation; a ride still running is not', () => {
+    const short = journalOf([
+      ['booking/b4', 'BookingActivated', { vehicleId: 'v4' }],
+      ['vehicle/v4', 'VehicleUnlocked', { vehicleId: 'v4', bookingId: 'b4', at: T }],
+      ['vehicle/v4', 'VehicleLocked', { vehicleId: 'v4', bookingId: 'b4', at: T + 300_000 }],
+      ['booking/b4', 'BookingCompleted', { vehicleId: 'v4', charge: { amount: 100, currency: 'EUR' }, unlockedAt: T, endedAt: T + 60_000 }],
+      ['booking/b5', 'BookingActivated', { vehicleId: 'v5' }],
+      ['vehicle/v5', 'VehicleUnlocked', { vehicleId: 'v5', bookingId: 'b5', at: T }],
+    ]);
+    const verdict = verdictOf(short);
+    expect(verdict.checked).toBe(2);
+    expect(verdict.examples).toEqual(['v4 stood open 300 s under b4 (COMPLETED) without a charge for it']);
+  });
+});
 
 describe('chaos invariants', () => {
   it('a clean run passes every check and loses nothing', () => {

@@ -261,6 +261,49 @@ export function checkInvariants(input: CheckInput): Verdict {
     results.push(result('idempotent retries reach one booking', input.records.keyed.size, bad));
   }
 
+  // 8. Every second a vehicle stood open is inside a billed booking: per vehicle, each span from its
+  // VehicleUnlocked to its VehicleLocked lies within [unlockedAt, endedAt] of a COMPLETED booking with a
+  // charge (to the second), or is still open under a live booking (billed when it ends). A car open
+  // under a booking that was cancelled or expired meanwhile is a free ride (issue 19).
+  {
+    const billed = new Map<string, { from: number; to: number; amount: number }>();
+    for (const entry of input.journal) {
+      if (entry.type !== 'BookingCompleted' || !entry.key.startsWith('booking/')) continue;
+      const data = entry.data as { unlockedAt?: unknown; endedAt?: unknown; charge?: { amount?: unknown } };
+      billed.set(entry.key.slice('booking/'.length), {
+        from: typeof data.unlockedAt === 'number' ? data.unlockedAt : 0,
+        to: typeof data.endedAt === 'number' ? data.endedAt : entry.createdAt,
+        amount: typeof data.charge?.amount === 'number' ? data.charge.amount : 0,
+      });
+    }
+    const spans: Array<{ vehicleId: string; bookingId: string; from: number; to: number | null }> = [];
+    const open = new Map<string, (typeof spans)[number]>();
+    for (const entry of input.journal) {
+      if (!entry.key.startsWith('vehicle/')) continue;
+      const at = typeof entry.data.at === 'number' ? entry.data.at : entry.createdAt;
+      const vehicleId = entry.key.slice('vehicle/'.length);
+      if (entry.type === 'VehicleUnlocked' && !open.has(vehicleId)) {
+        const span = { vehicleId, bookingId: String(entry.data.bookingId), from: at, to: null };
+        open.set(vehicleId, span);
+        spans.push(span);
+      } else if (entry.type === 'VehicleLocked' && open.has(vehicleId)) {
+        open.get(vehicleId)!.to = at;
+        open.delete(vehicleId);
+      }
+    }
+    const SECOND = 1000;
+    const bad: string[] = [];
+    for (const span of spans) {
+      const bill = billed.get(span.bookingId);
+      const status = bookings.get(span.bookingId)?.status ?? 'unknown';
+      if (span.to === null && LIVE.has(status)) continue;
+      if (bill && bill.amount > 0 && bill.from <= span.from + SECOND && (span.to === null || bill.to >= span.to - SECOND)) continue;
+      const to = span.to ?? input.checkedAt;
+      bad.push(`${span.vehicleId} stood open ${Math.round((to - span.from) / SECOND)} s${span.to === null ? ' (still open)' : ''} under ${span.bookingId} (${status}) without a charge for it`);
+    }
+    results.push(result('every second a vehicle stood open is inside a billed booking', spans.length, bad));
+  }
+
   return { invariants: results, lost, bookingsChecked: input.records.bookings.size, eventsChecked: publicEvents.length, kafkaDuplicates: duplicates, expired };
 }
 

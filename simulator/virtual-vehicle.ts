@@ -47,6 +47,11 @@ export interface VirtualVehicleOptions {
   readonly sessionExpirySeconds?: number;
   readonly reconnectPeriodMs?: number;
   readonly connectTimeoutMs?: number;
+  /**
+   * The device's own clock, for the `at` of its replies (default the wall clock). A test sets it back
+   * to stand for a ride that took minutes: the server trusts a device time in the past.
+   */
+  readonly clock?: () => number;
 }
 
 export interface DroppedCommand {
@@ -269,7 +274,7 @@ export class VirtualVehicle {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(command.commandId);
-        const at = new Date().toISOString();
+        const at = new Date(this.options.clock?.() ?? Date.now()).toISOString();
         if (behaviour.mode === 'reject') {
           resolve({ commandId: command.commandId, type: 'REJECTED', at, reason: behaviour.rejectReason });
           return;

@@ -167,8 +167,8 @@ export function bookingBehaviour(deps: BookingActorDeps) {
     };
 
     const capture = async (ctx: Ctx): Promise<Outcome<BookingState>> => {
-      const { vehicleType, unlockedAt, endedAt, authorization } = ctx.state;
-      const charge = tripCharge(vehicleType!, unlockedAt!, endedAt!, authorization!.amount);
+      const { vehicleType, unlockedAt, endedAt } = ctx.state;
+      const charge = tripCharge(vehicleType!, unlockedAt!, endedAt!);
       const captured = await askActor<Captured>(ctx, payment, { type: 'Capture', amount: charge.amount });
       if (!captured.ok) {
         ctx.logger.warn({ rejection: captured.rejection }, 'capture failed; the booking timer retries it');

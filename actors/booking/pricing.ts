@@ -1,8 +1,13 @@
 import type { VehicleType } from '../contract/views.js';
 import type { Money } from '../contract/views.js';
 
-/** Tariffs in minor units (euro cents). The authorization holds the whole booked duration. */
-const TARIFFS: Record<VehicleType, { readonly unlockFee: number; readonly perMinute: number }> = {
+/**
+ * The fleet's prices, in one place (docs/contract.md, "Pricing"; the GBFS pricing plans read the same
+ * table). Minor units (euro cents). A trip costs the unlock fee plus every started minute between the
+ * unlock and the lock. The authorization made at booking holds the booked duration; it is a hold, not
+ * a cap: a ride that outruns it is captured in full (the payment actor raises the hold first).
+ */
+export const TARIFFS: Readonly<Record<VehicleType, { readonly unlockFee: number; readonly perMinute: number }>> = {
   car: { unlockFee: 100, perMinute: 39 },
   scooter: { unlockFee: 100, perMinute: 25 },
   bike: { unlockFee: 50, perMinute: 15 },
@@ -14,9 +19,9 @@ export function authorizationAmount(vehicleType: VehicleType, durationMinutes: n
   return { amount: tariff.unlockFee + tariff.perMinute * durationMinutes, currency: CURRENCY };
 }
 
-/** Started minutes count; never more than was authorized (a capture above the hold would fail). */
-export function tripCharge(vehicleType: VehicleType, unlockedAt: number, endedAt: number, authorized: number): Money {
+/** What a trip owes: the unlock fee and every started minute ridden (at least one), whatever was authorized. */
+export function tripCharge(vehicleType: VehicleType, unlockedAt: number, endedAt: number): Money {
   const tariff = TARIFFS[vehicleType];
   const minutes = Math.max(1, Math.ceil((endedAt - unlockedAt) / 60_000));
-  return { amount: Math.min(authorized, tariff.unlockFee + tariff.perMinute * minutes), currency: CURRENCY };
+  return { amount: tariff.unlockFee + tariff.perMinute * minutes, currency: CURRENCY };
 }

@@ -66,6 +66,18 @@ export function paymentBehaviour(deps: PaymentActorDeps) {
       await run(ctx, { type: 'RecordGatewayDecision', authorizationId, decision: result, at: now() });
     };
 
+    /** Raises the hold to `amount`; 'declined' leaves it as it was (the capture then takes what it holds). */
+    const raiseHold = async (ctx: ActorContext<PaymentState, PaymentEvent>, amount: number): Promise<'raised' | 'declined' | 'timed-out' | 'not-needed'> => {
+      try {
+        const result = await withinTimeout(deps.gateway.incrementAuthorization(authorizationId, amount), deps.timeoutMs);
+        return result === GATEWAY_TIMED_OUT ? 'timed-out' : 'raised';
+      } catch (error) {
+        if (!(error instanceof GatewayError)) throw error;
+        ctx.logger.warn({ err: error, amount }, 'the issuer declined raising the hold');
+        return 'declined';
+      }
+    };
+
     return {
       initialState: initialPaymentState,
       evolve,
@@ -81,7 +93,11 @@ export function paymentBehaviour(deps: PaymentActorDeps) {
             return ctx.reply(answer(ctx.state));
           }
           case 'Capture': {
-            const decision = decide({ type: 'RecordCapture', authorizationId, amount: message.amount, at: now() }, ctx.state);
+            // A ride that outran its hold: ask the issuer to raise it first (an incremental authorization).
+            const raised = ctx.state.status === 'AUTHORIZED' && message.amount > ctx.state.amount ? await raiseHold(ctx, message.amount) : 'not-needed';
+            if (raised === 'timed-out') return ctx.reply(reject({ type: 'PaymentDeclined', authorizationId, reason: 'gateway_timeout' }));
+            const hold = raised === 'raised' ? message.amount : ctx.state.amount;
+            const decision = decide({ type: 'RecordCapture', authorizationId, amount: message.amount, hold, at: now() }, ctx.state);
             if (!decision.ok) return ctx.reply(reject(decision.rejection));
             const captured = decision.events[0];
             // The gateway first (idempotent per authorization), then the journal: a failed capture is not recorded.
@@ -97,6 +113,10 @@ export function paymentBehaviour(deps: PaymentActorDeps) {
               }
               if (result === GATEWAY_TIMED_OUT) return ctx.reply(reject({ type: 'PaymentDeclined', authorizationId, reason: 'gateway_timeout' }));
               await ctx.persist(captured);
+              if (captured.owed !== undefined) {
+                // Operators follow this up (a separate charge or collection): the card would not cover the ride.
+                ctx.logger.warn({ bookingId: ctx.state.bookingId, captured: captured.amount, owed: captured.owed }, 'ride captured short of what it owes: the issuer declined raising the hold');
+              }
             }
             return ctx.reply(accept({ amount: ctx.state.capturedAmount ?? 0, currency: ctx.state.currency }));
           }

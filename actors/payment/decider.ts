@@ -8,14 +8,16 @@ export type DeclineReason = 'card_declined' | 'gateway_timeout' | 'invalid_payme
 export type PaymentCommand =
   | { readonly type: 'RequestAuthorization'; readonly authorizationId: string; readonly bookingId: string; readonly amount: number; readonly currency: string; readonly paymentMethod: string; readonly at: number }
   | { readonly type: 'RecordGatewayDecision'; readonly authorizationId: string; readonly decision: { readonly outcome: 'authorized'; readonly reference: string } | { readonly outcome: 'declined'; readonly reason: DeclineReason }; readonly at: number }
-  | { readonly type: 'RecordCapture'; readonly authorizationId: string; readonly amount: number; readonly at: number }
+  /** `amount`: what the trip owes; `hold`: what the gateway holds now (the authorization, raised or not). */
+  | { readonly type: 'RecordCapture'; readonly authorizationId: string; readonly amount: number; readonly hold?: number; readonly at: number }
   | { readonly type: 'RecordVoid'; readonly authorizationId: string; readonly at: number };
 
 export type PaymentEvent =
   | { readonly type: 'AuthorizationRequested'; readonly authorizationId: string; readonly bookingId: string; readonly amount: number; readonly currency: string; readonly paymentMethod: string; readonly at: number }
   | { readonly type: 'PaymentAuthorized'; readonly authorizationId: string; readonly reference: string; readonly at: number }
   | { readonly type: 'PaymentDeclined'; readonly authorizationId: string; readonly reason: DeclineReason; readonly at: number }
-  | { readonly type: 'PaymentCaptured'; readonly authorizationId: string; readonly amount: number; readonly at: number }
+  /** `owed`: set when the ride owed more than could be captured (the issuer declined raising the hold). */
+  | { readonly type: 'PaymentCaptured'; readonly authorizationId: string; readonly amount: number; readonly owed?: number; readonly at: number }
   | { readonly type: 'AuthorizationVoided'; readonly authorizationId: string; readonly at: number };
 
 export interface PaymentState {
@@ -58,7 +60,13 @@ export function decide(command: PaymentCommand, state: PaymentState): Decision<P
     case 'RecordCapture':
       if (state.status === 'CAPTURED') return emit();
       if (state.status !== 'AUTHORIZED') return refuse({ type: 'PaymentDeclined', authorizationId, reason: state.declineReason ?? 'card_declined' });
-      return emit({ type: 'PaymentCaptured', authorizationId, amount: Math.min(command.amount, state.amount), at });
+    {
+      // The authorization is a hold, not a cap: what the trip owes is captured, up to the hold the
+      // gateway has now (raised for a ride that outran its booking); a shortfall is recorded as such.
+      const hold = Math.max(state.amount, command.hold ?? state.amount);
+      if (command.amount <= hold) return emit({ type: 'PaymentCaptured', authorizationId, amount: command.amount, at });
+      return emit({ type: 'PaymentCaptured', authorizationId, amount: hold, owed: command.amount, at });
+    }
     case 'RecordVoid':
       if (state.status !== 'AUTHORIZED' && state.status !== 'PENDING') return emit();
       return emit({ type: 'AuthorizationVoided', authorizationId, at });
@@ -76,7 +84,7 @@ export function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
     case 'PaymentDeclined':
       return { ...state, status: 'DECLINED', declineReason: event.reason };
     case 'PaymentCaptured':
-      return { ...state, status: 'CAPTURED', capturedAmount: event.amount };
+      return { ...state, status: 'CAPTURED', amount: Math.max(state.amount, event.amount), capturedAmount: event.amount };
     case 'AuthorizationVoided':
       return { ...state, status: 'VOIDED' };
     default:

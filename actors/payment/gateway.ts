@@ -6,6 +6,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
  */
 export interface PaymentGateway {
   authorize(request: AuthorizationRequest): Promise<GatewayDecision>;
+  /**
+   * Raises an open authorization's hold to `amount` (an incremental authorization, as card networks
+   * allow for rentals): a ride that outran its booking is captured in full. Throws GatewayError when
+   * the issuer declines; a no-op when the hold already covers `amount`.
+   */
+  incrementAuthorization(authorizationId: string, amount: number): Promise<void>;
+  /** Captures at most the (possibly incremented) hold: a processor refuses more. */
   capture(authorizationId: string, amount: number): Promise<void>;
   void(authorizationId: string): Promise<void>;
 }
@@ -26,6 +33,8 @@ export const TEST_TOKENS = {
   authorizes: 'tok_visa',
   declines: 'tok_chargeDeclined',
   neverAnswers: 'tok_timeout',
+  /** Authorizes, but declines every increment of the hold (a card at its limit). */
+  noIncrement: 'tok_noIncrement',
 } as const;
 
 export class GatewayError extends Error {
@@ -50,6 +59,8 @@ export interface SimulatedAuthorization {
   readonly decision: GatewayDecision;
   readonly amount: number;
   readonly state: 'authorized' | 'declined' | 'captured' | 'voided';
+  /** The card token (absent in records written before increments existed). */
+  readonly paymentMethod?: string;
 }
 
 /** The simulated processor's own memory (persistence/simulated-gateway-store.ts keeps it in SQLite). */
@@ -65,7 +76,8 @@ const memoryStore = (): SimulatedAuthorizationStore => {
 
 /**
  * A stand-in for a card processor that behaves like one: it takes time, declines, never answers for
- * `tok_timeout`, refuses to capture more than it authorized, and remembers every authorization.
+ * `tok_timeout`, raises a hold on request (but not for `tok_noIncrement`), refuses to capture more than
+ * the hold, and remembers every authorization.
  */
 export class SimulatedPaymentGateway implements PaymentGateway {
   private readonly authorizations: SimulatedAuthorizationStore;
@@ -85,15 +97,33 @@ export class SimulatedPaymentGateway implements PaymentGateway {
     const known = this.authorizations.get(request.authorizationId);
     if (known) return known.decision;
     const decision: GatewayDecision =
-      request.paymentMethod === TEST_TOKENS.authorizes
+      request.paymentMethod === TEST_TOKENS.authorizes || request.paymentMethod === TEST_TOKENS.noIncrement
         ? { outcome: 'authorized', reference: `sim_${request.authorizationId}` }
         : { outcome: 'declined', reason: request.paymentMethod === TEST_TOKENS.declines ? 'card_declined' : 'invalid_payment_method' };
     this.authorizations.set(request.authorizationId, {
       decision,
       amount: request.amount,
       state: decision.outcome === 'authorized' ? 'authorized' : 'declined',
+      paymentMethod: request.paymentMethod,
     });
     return decision;
+  }
+
+  async incrementAuthorization(authorizationId: string, amount: number): Promise<void> {
+    await this.latency();
+    const known = this.authorizations.get(authorizationId);
+    if (!known || known.state !== 'authorized') {
+      if (known?.state === 'captured' && amount <= known.amount) return;
+      throw new GatewayError(`no open authorization ${authorizationId} to increment`);
+    }
+    if (amount <= known.amount) return;
+    if (known.paymentMethod === TEST_TOKENS.noIncrement) throw new GatewayError(`increment of ${authorizationId} to ${amount} declined by the issuer`);
+    this.authorizations.set(authorizationId, { ...known, amount });
+  }
+
+  /** The hold an authorization has now (tests). */
+  holdOf(authorizationId: string): number | undefined {
+    return this.authorizations.get(authorizationId)?.amount;
   }
 
   async capture(authorizationId: string, amount: number): Promise<void> {

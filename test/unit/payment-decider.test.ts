@@ -45,7 +45,7 @@ const requestAuthorization = (overrides: Partial<Extract<PaymentCommand, { type:
 });
 const gatewayAuthorized = (at = T0 + 200): PaymentCommand => ({ type: 'RecordGatewayDecision', authorizationId: A, decision: { outcome: 'authorized', reference: `sim_${A}` }, at });
 const gatewayDeclined = (reason: DeclineReason, at = T0 + 200): PaymentCommand => ({ type: 'RecordGatewayDecision', authorizationId: A, decision: { outcome: 'declined', reason }, at });
-const capture = (amount: number, at = T0 + 60_000): PaymentCommand => ({ type: 'RecordCapture', authorizationId: A, amount, at });
+const capture = (amount: number, at = T0 + 60_000, hold?: number): PaymentCommand => ({ type: 'RecordCapture', authorizationId: A, amount, at, ...(hold !== undefined && { hold }) });
 const recordVoid = (at = T0 + 30_000): PaymentCommand => ({ type: 'RecordVoid', authorizationId: A, at });
 
 // ---- specifications -----------------------------------------------------------------------------
@@ -107,8 +107,11 @@ describe('RecordCapture', () => {
     expect(state).toMatchObject({ status: 'CAPTURED', capturedAmount: 880 });
   });
 
-  it('caps the capture at the authorized amount', () => {
-    spec.given(atAuthorized).when(capture(AUTHORIZED_AMOUNT + 1)).then([captured(AUTHORIZED_AMOUNT)]);
+  it('captures what is owed up to the hold the gateway has now; a shortfall is recorded as owed', () => {
+    // The issuer raised the hold for a ride that outran its booking: all of it is captured.
+    spec.given(atAuthorized).when(capture(AUTHORIZED_AMOUNT + 500, T0 + 60_000, AUTHORIZED_AMOUNT + 500)).then([captured(AUTHORIZED_AMOUNT + 500)]);
+    // It declined: the hold is captured and the rest is on record as owed.
+    spec.given(atAuthorized).when(capture(AUTHORIZED_AMOUNT + 1, T0 + 60_000, AUTHORIZED_AMOUNT)).then([{ ...captured(AUTHORIZED_AMOUNT), owed: AUTHORIZED_AMOUNT + 1 } as PaymentEvent]);
     spec.given(atAuthorized).when(capture(AUTHORIZED_AMOUNT)).then([captured(AUTHORIZED_AMOUNT)]);
   });
 

@@ -1,0 +1,68 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SimulatedPaymentGateway } from '../../actors/payment/gateway.js';
+import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
+import { testClock } from '../helpers/clock.js';
+import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { waitFor } from '../helpers/wait.js';
+
+/**
+ * Issue 19, item 2: a ride is billed for the minutes ridden, not capped at the booking's authorization.
+ * The attack: a bike booked for 1 minute (hold 65) ridden 3.09 minutes was charged 65 where the tariff
+ * says 110. Real vehicle over MQTT (its clock set back to stand for the minutes ridden), real journal,
+ * booking time on a test clock, the simulated gateway raising the hold as a card issuer would.
+ */
+
+const MINUTE = 60_000;
+const running: Array<{ fleet: TestFleet; device: VirtualVehicle }> = [];
+afterEach(async () => {
+  for (const { fleet, device } of running.splice(0)) {
+    await device.stop();
+    await fleet.close();
+  }
+});
+
+interface Booking {
+  readonly id: string;
+  readonly status: string;
+  readonly charge: { readonly amount: number } | null;
+  readonly authorization: { readonly id: string; readonly amount: number };
+}
+
+/** Books `vehicleId` for 1 minute with `paymentMethod`, unlocks it 3.09 minutes ago (device time) and ends the ride now. */
+async function rideOutrunningItsBooking(vehicleId: string, paymentMethod: string) {
+  const gateway = new SimulatedPaymentGateway({ latencyMs: 0 });
+  const t = await startTestFleet({}, { clock: testClock(), gateway });
+  expect((await t.registerVehicle(vehicleId, 'bike')).statusCode).toBe(201);
+  let deviceBehindMs = 0;
+  const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion, credentials: t.credentials(vehicleId), clock: () => Date.now() - deviceBehindMs });
+  running.push({ fleet: t, device });
+  await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json<{ online: boolean | null }>().online === true, { what: `${vehicleId} online` });
+  const booked = await t.book('alice', vehicleId, { durationMinutes: 1, paymentMethod });
+  expect(booked.statusCode, booked.body).toBe(201);
+  const booking = booked.json<Booking>();
+  deviceBehindMs = 3.09 * MINUTE;
+  expect((await t.request({ method: 'POST', url: `/bookings/${booking.id}/unlock` })).statusCode).toBe(200);
+  deviceBehindMs = 0;
+  const ended = await t.request({ method: 'POST', url: `/bookings/${booking.id}/end` });
+  return { t, gateway, booking, ended };
+}
+
+describe('a ride that outruns its booking', { timeout: 30_000 }, () => {
+  it('is charged every started minute: the issuer raises the hold and the whole trip is captured', async () => {
+    const { gateway, booking, ended } = await rideOutrunningItsBooking('ot-bike-1', 'tok_visa');
+    expect(booking.authorization.amount).toBe(65);
+    expect(ended.statusCode, ended.body).toBe(200);
+    expect(ended.json<Booking>()).toMatchObject({ status: 'COMPLETED', charge: { amount: 110, currency: 'EUR' } });
+    expect(gateway.holdOf(booking.authorization.id)).toBe(110);
+    expect(gateway.stateOf(booking.authorization.id)).toBe('captured');
+  });
+
+  it('when the issuer declines raising the hold, the hold is captured and what is still owed is on record', async () => {
+    const { t, gateway, booking, ended } = await rideOutrunningItsBooking('ot-bike-2', 'tok_noIncrement');
+    expect(ended.statusCode, ended.body).toBe(200);
+    expect(ended.json<Booking>().charge).toEqual({ amount: 65, currency: 'EUR' });
+    expect(gateway.stateOf(booking.authorization.id)).toBe('captured');
+    const capturedEvent = t.rows<{ data: string }>("SELECT data FROM journal WHERE persistence_key = ? AND event_type = 'PaymentCaptured'", `payment/${booking.authorization.id}`);
+    expect(JSON.parse(capturedEvent[0]!.data)).toMatchObject({ amount: 65, owed: 110 });
+  });
+});

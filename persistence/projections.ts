@@ -46,10 +46,13 @@ function vehicleProjector(db: Db): Projector {
 
 function bookingProjector(db: Db): Projector {
   const insert = db.prepare(
-    `INSERT INTO bookings (id, customer_id, vehicle_id, status, created_at, expires_at, wake_at, updated_at)
-     VALUES (@id, @customerId, @vehicleId, 'REQUESTED', @at, @expiresAt, @wakeAt, @at)
+    `INSERT INTO bookings (id, customer_id, vehicle_id, status, created_at, expires_at, wake_at, updated_at, duration_minutes)
+     VALUES (@id, @customerId, @vehicleId, 'REQUESTED', @at, @expiresAt, @wakeAt, @at, @durationMinutes)
      ON CONFLICT (id) DO NOTHING`,
   );
+  // A ride is due back at its unlock plus the booked minutes; an ended booking is due nowhere.
+  const setDueBack = db.prepare(`UPDATE bookings SET due_back_at = @unlockedAt + duration_minutes * 60000 WHERE id = @id AND duration_minutes IS NOT NULL`);
+  const clearDueBack = db.prepare(`UPDATE bookings SET due_back_at = NULL WHERE id = @id AND due_back_at IS NOT NULL`);
   const update = db.prepare(
     `UPDATE bookings SET status = COALESCE(@status, status), expires_at = COALESCE(@expiresAt, expires_at), wake_at = @wakeAt, updated_at = @at WHERE id = @id`,
   );
@@ -60,9 +63,11 @@ function bookingProjector(db: Db): Projector {
     const wakeAt = wakeAtAfter(event);
     const at = row.createdAt;
     if (event.type === 'BookingRequested') {
-      insert.run({ id: event.bookingId, customerId: event.customerId, vehicleId: event.vehicleId, at: event.at, expiresAt: event.confirmBy, wakeAt: event.confirmBy });
+      insert.run({ id: event.bookingId, customerId: event.customerId, vehicleId: event.vehicleId, at: event.at, expiresAt: event.confirmBy, wakeAt: event.confirmBy, durationMinutes: event.durationMinutes });
       return;
     }
+    if (event.type === 'BookingActivated') setDueBack.run({ id: event.bookingId, unlockedAt: event.unlockedAt });
+    if (event.type === 'BookingCompleted' || event.type === 'BookingCancelled' || event.type === 'BookingExpired') clearDueBack.run({ id: event.bookingId });
     const params = { id: event.bookingId, status: statusAfter(event), expiresAt: event.type === 'BookingConfirmed' ? event.expiresAt : null, wakeAt: wakeAt ?? null, at };
     if (wakeAt === undefined) updateKeepingWake.run({ id: params.id, status: params.status, at });
     else update.run(params);

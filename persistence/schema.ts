@@ -94,6 +94,12 @@ export const migrations: readonly string[] = [
   `,
   /* 2: retention of traces deletes by time */
   `CREATE INDEX trace_steps_started ON trace_steps (started_at);`,
+  /* 3: when a ride is due back (its unlock plus the booked minutes), to flag rides far past it */
+  `
+  ALTER TABLE bookings ADD COLUMN duration_minutes INTEGER;
+  ALTER TABLE bookings ADD COLUMN due_back_at INTEGER;
+  CREATE INDEX bookings_due_back ON bookings (due_back_at) WHERE due_back_at IS NOT NULL;
+  `,
 ];
 
 /**

@@ -83,6 +83,8 @@ export const configSchema = z.object({
   STREAMS_PER_TOKEN: z.coerce.number().int().min(0).default(4),
   /** Open live streams per client address; 0 = no limit. */
   STREAMS_PER_IP: z.coerce.number().int().min(0).default(32),
+  /** A ride still going this long past its booked end (unlock + booked minutes) is flagged to operators (metric fleet_rides_overdue, a warning). */
+  OVERDUE_RIDE_AFTER_MS: positiveMs.default(30 * 60_000),
   /** Steps one trace may record; later deliveries in it are not recorded, whatever traceparent a client sends. */
   TRACE_MAX_STEPS: z.coerce.number().int().positive().default(200),
   /** Bearer token Prometheus sends for GET /metrics (besides an operator's JWT); at least 16 characters. */
@@ -114,6 +116,7 @@ export interface FleetConfig {
   /** GET /metrics: its bearer token (null: operators' JWTs only), and its own listener (null: none). */
   readonly metrics: { readonly token: string | null; readonly listener: { readonly host: string; readonly port: number } | null };
   readonly traceMaxSteps: number;
+  readonly overdueRideAfterMs: number;
   readonly shutdownGraceMs: number;
   readonly db: { readonly file: string; readonly synchronous: 'FULL' | 'NORMAL' };
   /** FLEET_SHARDS, or the cores when unset (`explicit: false`: existing data then keeps its own count). */
@@ -213,6 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     streams: { perToken: raw.STREAMS_PER_TOKEN, perIp: raw.STREAMS_PER_IP },
     metrics: { token: raw.METRICS_TOKEN ?? null, listener: raw.METRICS_PORT === undefined ? null : { host: raw.METRICS_HOST, port: raw.METRICS_PORT } },
     traceMaxSteps: raw.TRACE_MAX_STEPS,
+    overdueRideAfterMs: raw.OVERDUE_RIDE_AFTER_MS,
     shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
     db: { file: raw.FLEET_DB, synchronous: raw.FLEET_DB_SYNC },
     shards: { count: raw.FLEET_SHARDS ?? availableParallelism(), explicit: raw.FLEET_SHARDS !== undefined },

@@ -270,5 +270,6 @@ function registerShardMetrics(metrics: Metrics, shards: ShardSupervisor): void {
     labelNames: ['shard', 'state'],
     read: () => perShard((stats) => Object.entries(stats.commands).map(([state, value]) => ({ labels: { state }, value }))),
   });
+  metrics.gauge<'shard'>({ name: 'fleet_rides_overdue', help: 'Rides still going more than OVERDUE_RIDE_AFTER_MS past their booked end (each is also logged once).', labelNames: ['shard'], collect: () => perShard((stats) => stats.overdueRides) });
   metrics.gauge<'shard'>({ name: 'fleet_shard_heap_used_bytes', help: 'Heap in use by the shard\'s thread.', labelNames: ['shard'], collect: () => perShard((stats) => stats.memory.heapUsedBytes) });
 }

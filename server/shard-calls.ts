@@ -66,6 +66,8 @@ export interface ShardStats {
   readonly memory: { readonly heapUsedBytes: number };
   /** Device commands by the states they reached since the shard started (actors/vehicle/command-history.ts). */
   readonly commands: Readonly<Record<CommandState, number>>;
+  /** Rides still ACTIVE more than OVERDUE_RIDE_AFTER_MS past their booked end (persistence/overdue-rides.ts). */
+  readonly overdueRides: number;
 }
 
 /** The main thread's end of one of the fleet's shards. */

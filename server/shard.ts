@@ -32,6 +32,7 @@ type FleetShardHandlers = ShardHandlers<ShardCall, ShardStats, ShardEvent>;
 import type { ShardCall, ShardEvent, ShardRead, ShardStats } from './shard-calls.js';
 import { LiveBookingCounter } from '../persistence/live-bookings.js';
 import { BookingReadModel } from '../persistence/booking-read-model.js';
+import { OverdueRides } from '../persistence/overdue-rides.js';
 import type { Logger } from '../runtime/ground/logger.js';
 import { deriveCommandKey, signCommand } from '../actors/contract/command-signature.js';
 import { housekeepRejectedBookings } from '../persistence/rejected-bookings.js';
@@ -198,6 +199,17 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     let stopFollowing: (() => void) | null = null;
     closers.push(() => stopFollowing?.());
 
+    const overdue = new OverdueRides(db);
+    const overdueLog = logger.child({ component: 'overdue-rides' });
+    /** Counted with the stats each second; each ride that becomes overdue is logged once, for operators. */
+    const overdueRides = (): number => {
+      const { count, newlyOverdue } = overdue.check(clock.now(), config.overdueRideAfterMs);
+      for (const ride of newlyOverdue) {
+        overdueLog.warn({ ...ride, minutesPastBookedEnd: Math.floor((clock.now() - ride.dueBackAt) / 60_000) }, 'ride far past its booked end');
+      }
+      return count;
+    };
+
     const stats = (): ShardStats => {
       const actors = directory.stats();
       const journalStats = journal.stats();
@@ -215,6 +227,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
           : null,
         memory: { heapUsedBytes: process.memoryUsage().heapUsed },
         commands: commandOutcomes.counts(),
+        overdueRides: overdueRides(),
       };
     };
 

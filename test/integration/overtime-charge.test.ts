@@ -66,3 +66,30 @@ describe('a ride that outruns its booking', { timeout: 30_000 }, () => {
     expect(JSON.parse(capturedEvent[0]!.data)).toMatchObject({ amount: 65, owed: 110 });
   });
 });
+
+describe('a ride far past its booked end', { timeout: 30_000 }, () => {
+  it('is flagged to operators: fleet_rides_overdue counts it from OVERDUE_RIDE_AFTER_MS past its booked end until it ends', async () => {
+    const clock = testClock();
+    const t = await startTestFleet({ OVERDUE_RIDE_AFTER_MS: String(5 * MINUTE) }, { clock, gateway: new SimulatedPaymentGateway({ latencyMs: 0 }) });
+    expect((await t.registerVehicle('ot-bike-3', 'bike')).statusCode).toBe(201);
+    const device = await VirtualVehicle.start({ id: 'ot-bike-3', url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion, credentials: t.credentials('ot-bike-3') });
+    running.push({ fleet: t, device });
+    await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/ot-bike-3', as: 'ops', role: 'operator' })).json<{ online: boolean | null }>().online === true, { what: 'ot-bike-3 online' });
+    const booking = (await t.book('alice', 'ot-bike-3', { durationMinutes: 1 })).json<Booking>();
+    expect((await t.request({ method: 'POST', url: `/bookings/${booking.id}/unlock` })).statusCode).toBe(200);
+    const overdue = async () => (await t.fleet.shardStats())[0]!.overdueRides;
+    // Booked 1 minute: 5 minutes past it is not yet "far past"; 7 minutes is.
+    clock.advance(5 * MINUTE);
+    expect(await overdue()).toBe(0);
+    clock.advance(2 * MINUTE);
+    expect(await overdue()).toBe(1);
+    const scraped = await waitFor(async () => {
+      const text = (await t.request({ method: 'GET', url: '/metrics', as: 'ops', role: 'operator' })).body;
+      return text.includes('fleet_rides_overdue{shard="0"} 1') ? text : null;
+    }, { what: 'the overdue ride in /metrics' });
+    expect(scraped).toContain('fleet_rides_overdue');
+    expect((await t.request({ method: 'POST', url: `/bookings/${booking.id}/end` })).statusCode).toBe(200);
+    expect(await overdue()).toBe(0);
+  });
+});
+

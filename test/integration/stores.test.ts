@@ -181,19 +181,36 @@ describe('TraceStore', () => {
     store.close();
   });
 
-  it('lists the distinct traces that reached an actor, oldest first, up to the limit', () => {
+  it('lists the distinct traces that reached an actor in the order they began: every one that changed its state, then the most recent others up to the limit', () => {
     const { db } = freshDb();
     const store = new TraceStore(db);
+    const unchanged = { stateBefore: { status: 'CONFIRMED' }, stateAfter: { status: 'CONFIRMED' } };
     store.record(step('t-a', 'booking/b-1'));
     store.record(step('t-b', 'booking/b-2'));
-    store.record(step('t-c', 'booking/b-1'));
+    store.record(step('t-c', 'booking/b-1', unchanged));
     store.record(step('t-a', 'booking/b-1', { messageType: 'VehicleReserved' }));
     store.record(step('t-d', 'vehicle/v-1', { fromActor: 'booking/b-1' }));
-    store.record(step('t-e', 'booking/b-1'));
+    store.record(step('t-e', 'booking/b-1', unchanged));
+    store.record(step('t-f', 'booking/b-1', unchanged));
 
-    expect(store.traceIdsForActor('booking/b-1', 10)).toEqual(['t-a', 't-c', 't-e']);
-    expect(store.traceIdsForActor('booking/b-1', 2)).toEqual(['t-a', 't-c']);
+    expect(store.traceIdsForActor('booking/b-1', 10)).toEqual(['t-a', 't-c', 't-e', 't-f']);
+    // t-a changed the booking: always kept; of the others, the most recent.
+    expect(store.traceIdsForActor('booking/b-1', 2)).toEqual(['t-a', 't-f']);
+    expect(store.traceIdsForActor('booking/b-1', 1)).toEqual(['t-a']);
     expect(store.traceIdsForActor('booking/b-404', 10)).toEqual([]);
+    store.close();
+  });
+
+  it('records at most maxStepsPerTrace steps of one trace id, also across flushes; other traces are unaffected', () => {
+    const { db } = freshDb();
+    const store = new TraceStore(db, { maxStepsPerTrace: 3 });
+    for (let i = 0; i < 5; i += 1) store.record(step('t-reused', 'booking/b-1'));
+    store.flush();
+    for (let i = 0; i < 5; i += 1) store.record(step('t-reused', 'booking/b-1'));
+    store.record(step('t-other', 'booking/b-1'));
+    expect(store.byTraceId('t-reused')).toHaveLength(3);
+    expect(store.byTraceId('t-other')).toHaveLength(1);
+    expect(store.dropped).toBe(7);
     store.close();
   });
 

@@ -87,6 +87,13 @@ export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProbl
     title: 'Unlock timed out',
     detail: (r) => `Vehicle ${r.vehicleId} did not confirm the unlock within ${r.timeoutMs} ms; the booking stays confirmed, retry the unlock.`,
   },
+  UnlockOutcomeUnknown: {
+    slug: 'unlock-outcome-unknown',
+    status: 409,
+    title: 'The vehicle may be open',
+    detail: (r) =>
+      `Vehicle ${r.vehicleId} has not answered the unlock of booking ${r.bookingId}, so it may be open: the booking cannot be cancelled free of charge. Retry the unlock; if the vehicle opened, the ride is billed; if it never answers, the booking expires without a charge.`,
+  },
   LockTimedOut: {
     slug: 'lock-timed-out',
     status: 504,

@@ -143,7 +143,11 @@ export function bookingBehaviour(deps: BookingActorDeps) {
       const vehicleId = ctx.state.vehicleId!;
       if (ctx.state.status === 'CONFIRMED') {
         const opened = await askActor<Unlocked>(ctx, vehicle(ctx.state), { type: 'UnlockVehicle', bookingId }, deviceAskMs);
-        if (!opened.ok) return opened;
+        if (!opened.ok) {
+          // No answer in time is not "closed": the car may open late. Recorded, so a cancel cannot end it free.
+          if (opened.rejection.type === 'UnlockTimedOut' || opened.rejection.type === 'ActorUnavailable') await run(ctx, { type: 'RecordUnlockUnanswered', at: now() });
+          return opened;
+        }
         await run(ctx, { type: 'RecordUnlocked', unlockedAt: opened.value.unlockedAt, at: now() });
       }
       return accept({ bookingId, vehicleId, unlockedAt: ctx.state.unlockedAt! });

@@ -36,6 +36,8 @@ export type BookingCommand =
   | { readonly type: 'RecordReturned'; readonly lockedAt: number; readonly at: number }
   | { readonly type: 'RecordCompleted'; readonly charge: Money; readonly endedAt: number }
   | { readonly type: 'Cancel'; readonly caller: Caller; readonly at: number }
+  /** The vehicle did not answer an unlock in time: it may open later (a late UNLOCKED). */
+  | { readonly type: 'RecordUnlockUnanswered'; readonly at: number }
   | { readonly type: 'Expire'; readonly at: number }
   | { readonly type: 'RecordCompensated'; readonly at: number };
 
@@ -53,6 +55,8 @@ export type BookingEvent =
   | { readonly type: 'BookingExpired'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly previousStatus: BookingStatus; readonly at: number }
   | { readonly type: 'BookingCompleted'; readonly bookingId: string; readonly customerId: string; readonly vehicleId: string; readonly charge: Money; readonly unlockedAt: number; readonly endedAt: number }
   | { readonly type: 'BookingCompensated'; readonly bookingId: string; readonly at: number }
+  /** An unlock went unanswered: until the vehicle's answer arrives, the car may be open, and a cancel is refused. */
+  | { readonly type: 'BookingUnlockUnanswered'; readonly bookingId: string; readonly vehicleId: string; readonly at: number }
   /** The vehicle reported open after the booking had ended (a late UNLOCKED): the booking must lock it. */
   | { readonly type: 'VehicleOpenedAfterEnd'; readonly bookingId: string; readonly vehicleId: string; readonly unlockedAt: number; readonly at: number }
   /** needsCompensation: the release and void still to do after the lock (they keep the timer due). */
@@ -81,6 +85,8 @@ export interface BookingState {
   readonly needsCompensation: boolean;
   /** The vehicle opened after the booking ended and must be locked before anything else. */
   readonly mustLock: boolean;
+  /** An unlock went unanswered and nothing since says the car is open (ACTIVE) or not: no free cancel. */
+  readonly unlockUnanswered: boolean;
 }
 
 export const initialBookingState: BookingState = {
@@ -100,6 +106,7 @@ export const initialBookingState: BookingState = {
   rejection: null,
   needsCompensation: false,
   mustLock: false,
+  unlockUnanswered: false,
 };
 
 export const isFinal = (status: BookingState['status']): boolean =>
@@ -199,6 +206,8 @@ export function decide(bookingId: string, command: BookingCommand, state: Bookin
       if (denied) return refuse(denied);
       if (state.status === 'CANCELLED') return emit();
       if (state.status !== 'CONFIRMED') return refuse({ type: 'InvalidBookingState', bookingId, status: state.status, expected: ['CONFIRMED'] });
+      // The car may stand open (a late UNLOCKED turns the booking into a billed ride): no cancel into "no charge".
+      if (state.unlockUnanswered) return refuse({ type: 'UnlockOutcomeUnknown', bookingId, vehicleId });
       return emit({ type: 'BookingCancelled', bookingId, customerId: state.customerId!, vehicleId, cancelledBy: command.caller.id, at: command.at });
     }
     case 'Expire': {
@@ -206,6 +215,9 @@ export function decide(bookingId: string, command: BookingCommand, state: Bookin
       if (!open || state.expiresAt === null || command.at < state.expiresAt) return emit();
       return emit({ type: 'BookingExpired', bookingId, customerId: state.customerId!, vehicleId, previousStatus: state.status as BookingStatus, at: command.at });
     }
+    case 'RecordUnlockUnanswered':
+      if (state.status !== 'CONFIRMED' || state.unlockUnanswered) return emit();
+      return emit({ type: 'BookingUnlockUnanswered', bookingId, vehicleId, at: command.at });
     case 'RecordCompensated':
       if (!state.needsCompensation) return emit();
       return emit({ type: 'BookingCompensated', bookingId, at: command.at });
@@ -252,6 +264,8 @@ export function evolve(state: BookingState, event: BookingEvent): BookingState {
       return { ...state, mustLock: true };
     case 'VehicleRelocked':
       return { ...state, mustLock: false };
+    case 'BookingUnlockUnanswered':
+      return { ...state, unlockUnanswered: true };
     default:
       return unreachable(event);
   }
@@ -287,6 +301,7 @@ export function wakeAtAfter(event: BookingEvent): number | null | undefined {
     case 'BookingCompensated':
       return null;
     case 'BookingVehicleReserved':
+    case 'BookingUnlockUnanswered':
       return undefined; // unchanged
     default:
       return unreachable(event);

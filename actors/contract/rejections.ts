@@ -11,6 +11,8 @@ export type Rejection =
   | { readonly type: 'VehicleNotReservedForBooking'; readonly vehicleId: string; readonly bookingId: string }
   | { readonly type: 'VehicleRejectedCommand'; readonly vehicleId: string; readonly command: 'UNLOCK' | 'LOCK'; readonly reason: string }
   | { readonly type: 'UnlockTimedOut'; readonly vehicleId: string; readonly commandId: string; readonly timeoutMs: number }
+  /** A cancel refused while an unlock of this booking is unanswered: the vehicle may be open (issue 19). */
+  | { readonly type: 'UnlockOutcomeUnknown'; readonly bookingId: string; readonly vehicleId: string }
   | { readonly type: 'LockTimedOut'; readonly vehicleId: string; readonly commandId: string; readonly timeoutMs: number }
   /** capture_failed: the processor failed a capture; the booking's timer tries it again. */
   | { readonly type: 'PaymentDeclined'; readonly authorizationId: string; readonly reason: 'card_declined' | 'gateway_timeout' | 'invalid_payment_method' | 'capture_failed' }

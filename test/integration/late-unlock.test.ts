@@ -33,10 +33,7 @@ const events = (t: TestFleet, key: string): string[] =>
   t.rows<{ event_type: string }>('SELECT event_type FROM journal WHERE persistence_key = ? ORDER BY sequence_number', key).map((row) => row.event_type);
 const count = (t: TestFleet, key: string, type: string): number => events(t, key).filter((event) => event === type).length;
 
-describe.each([
-  { ending: 'expired' as const, status: 'EXPIRED' },
-  { ending: 'cancelled' as const, status: 'CANCELLED' },
-])('an UNLOCKED that arrives after the booking $ending', { timeout: 30_000 }, ({ ending, status }) => {
+describe.each([{ ending: 'expired' as const, status: 'EXPIRED' }])('an UNLOCKED that arrives after the booking $ending', { timeout: 30_000 }, ({ ending, status }) => {
   it('makes the booking lock the vehicle, so the car does not stand open', async () => {
     const clock = testClock();
     const t = await startTestFleet({ UNLOCK_TIMEOUT_MS: '300' }, { clock });
@@ -56,8 +53,7 @@ describe.each([
     const command = await unlockCommand;
     expect(command.type).toBe('UNLOCK');
 
-    if (ending === 'expired') clock.advanceTo(Date.parse(booking.expiresAt));
-    else expect((await t.request({ method: 'POST', url: `/bookings/${booking.id}/cancel` })).statusCode).toBe(200);
+    clock.advanceTo(Date.parse(booking.expiresAt));
     await waitFor(() => count(t, `booking/${booking.id}`, 'BookingCompensated') === 1, { what: `the ${ending} booking's compensation` });
     expect((await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json<{ status: string }>().status).toBe('AVAILABLE');
 
@@ -80,6 +76,39 @@ describe.each([
     // And the vehicle can be booked and unlocked by the next customer.
     const next = await t.book('bob', vehicleId);
     expect(next.statusCode, next.body).toBe(201);
+  });
+});
+
+describe('a cancel while the unlock is unanswered (issue 19: the free ride through a timed-out unlock)', { timeout: 30_000 }, () => {
+  it('is refused with unlock-outcome-unknown; the late UNLOCKED makes the booking a ride, locked and billed at its end', async () => {
+    const clock = testClock();
+    const t = await startTestFleet({ UNLOCK_TIMEOUT_MS: '300' }, { clock });
+    const vehicleId = 'late-cancel';
+    expect((await t.registerVehicle(vehicleId)).statusCode).toBe(201);
+    const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: t.config.mqtt.protocolVersion, credentials: t.credentials(vehicleId), behaviour: { mode: 'silent' } });
+    running.push({ fleet: t, device });
+    await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json<{ online: boolean | null }>().online === true, { what: `${vehicleId} online` });
+    const booking = (await t.book('alice', vehicleId)).json<Booking>();
+    const unlockCommand = device.nextCommand();
+    expect((await t.request({ method: 'POST', url: `/bookings/${booking.id}/unlock` })).statusCode).toBe(504);
+    const command = await unlockCommand;
+
+    const cancel = await t.request({ method: 'POST', url: `/bookings/${booking.id}/cancel` });
+    expect(cancel.statusCode, cancel.body).toBe(409);
+    expect(cancel.json()).toMatchObject({ type: 'https://fleetactors.dev/problems/unlock-outcome-unknown', vehicleId });
+    // Nothing was released or voided: the booking still holds the car and the authorization.
+    expect((await t.request({ method: 'GET', url: `/bookings/${booking.id}` })).json<Booking>().status).toBe('CONFIRMED');
+    expect(count(t, `booking/${booking.id}`, 'BookingCancelled')).toBe(0);
+
+    // The car opened after all: the booking is a ride, and its end locks and charges it.
+    device.setBehaviour({ mode: 'answer' });
+    await device.publishRaw('replies', JSON.stringify({ commandId: command.commandId, type: 'UNLOCKED', at: new Date().toISOString() }));
+    await waitFor(async () => (await t.request({ method: 'GET', url: `/bookings/${booking.id}` })).json<Booking>().status === 'ACTIVE', { what: 'the late UNLOCKED to start the ride' });
+    const ended = await t.request({ method: 'POST', url: `/bookings/${booking.id}/end` });
+    expect(ended.statusCode, ended.body).toBe(200);
+    expect(ended.json()).toMatchObject({ status: 'COMPLETED', charge: { amount: expect.any(Number) } });
+    expect(ended.json<{ charge: { amount: number } }>().charge.amount).toBeGreaterThan(0);
+    expect(device.locked).toBe(true);
   });
 });
 

@@ -249,6 +249,16 @@ describe('Cancel', () => {
     expect(state).toMatchObject({ status: 'CANCELLED', needsCompensation: true });
   });
 
+  it('is refused while an unlock is unanswered (the car may be open); a late UNLOCKED then makes it a billed ride (issue 19)', () => {
+    const unanswered: BookingEvent = { type: 'BookingUnlockUnanswered', bookingId: B, vehicleId: 'v-1', at: T0 + 70_000 };
+    spec.given(atConfirmed).when({ type: 'RecordUnlockUnanswered', at: T0 + 70_000 }).then([unanswered]);
+    spec.given([...atConfirmed, unanswered]).when({ type: 'RecordUnlockUnanswered', at: T0 + 80_000 }).thenNothing();
+    spec.given([...atConfirmed, unanswered]).when(cancel(customer)).thenRejects({ type: 'UnlockOutcomeUnknown', bookingId: B, vehicleId: 'v-1' });
+    spec.given([...atConfirmed, unanswered]).when(cancel(operator)).thenRejects({ type: 'UnlockOutcomeUnknown', bookingId: B, vehicleId: 'v-1' });
+    const state = spec.given([...atConfirmed, unanswered]).when(recordUnlocked).then([activated]);
+    expect(state.status).toBe('ACTIVE');
+  });
+
   it('an operator cancels any customer’s CONFIRMED booking, and is named as the canceller', () => {
     spec.given(atConfirmed).when(cancel(operator)).then([cancelled(operator)]);
   });
@@ -343,6 +353,7 @@ describe('evolve', () => {
       rejection: null,
       needsCompensation: false,
       mustLock: false,
+      unlockUnanswered: false,
     });
   });
 

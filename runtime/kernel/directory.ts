@@ -76,6 +76,8 @@ export interface ActorBehaviour<State, Command extends Message, Event extends Me
   onStopped?(state: State): void;
   /** A JSON-friendly view of the state for traces (defaults to the state itself). */
   describe?(state: State): unknown;
+  /** How the state is stored in a snapshot and read back (defaults to the state itself, as JSON). */
+  readonly snapshot?: { encode(state: State): unknown; decode(data: unknown): State };
 }
 
 export type BehaviourFactory = (id: string) => ActorBehaviour<unknown, Message, Message>;
@@ -345,6 +347,9 @@ export class ActorDirectory {
     const ref = spawnPersistent(this.options.system.ref, handler as unknown as Parameters<typeof spawnPersistent>[1], name, name.replace('/', '.'), {
       shutdownAfter: this.options.passivateAfterMs,
       snapshotEvery: this.options.snapshotEvery,
+      // nact's own hooks; undefined keeps its identity.
+      snapshotEncoder: behaviour.snapshot?.encode,
+      snapshotDecoder: behaviour.snapshot?.decode,
       afterStop: (state: unknown) => {
         this.passivationCount += 1;
         // Only forget the activation if it is still the one we know: a new one may exist already.

@@ -73,38 +73,37 @@ export function toBookingRecord(state: BookingState): BookingRecord {
 
 /**
  * A record (a snapshot's data) back as the state: each status takes the fields it holds. Written by
- * this module's `toBookingRecord`, or by a build before the union; the two agree field by field.
+ * this module's `toBookingRecord`, or by a build before the union; the two agree field by field. A
+ * record without a field its status must hold is corrupt: recovery fails on it rather than guess.
  */
 export function fromBookingRecord(data: unknown): BookingState {
   const record = data as BookingRecord;
   if (record.status === 'NEW') return { status: 'NEW' };
-  const request = requestOf(record);
+  const held = <Key extends keyof BookingRecord>(key: Key): NonNullable<BookingRecord[Key]> => {
+    const value = record[key];
+    if (value === null || value === undefined) throw new Error(`a ${record.status} booking snapshot without ${key}`);
+    return value;
+  };
+  const request = { bookingId: held('bookingId'), customerId: held('customerId'), vehicleId: held('vehicleId'), paymentMethod: held('paymentMethod'), durationMinutes: record.durationMinutes, createdAt: held('createdAt'), expiresAt: held('expiresAt') };
   const settling = { needsCompensation: record.needsCompensation, mustLock: record.mustLock };
-  const vehicleType = record.vehicleType as VehicleType;
-  const authorization = record.authorization as Authorization;
-  const unlockedAt = record.unlockedAt as number;
   switch (record.status) {
     case 'REQUESTED':
       return { status: 'REQUESTED', ...request };
     case 'VEHICLE_RESERVED':
-      return { status: 'VEHICLE_RESERVED', ...request, vehicleType };
+      return { status: 'VEHICLE_RESERVED', ...request, vehicleType: held('vehicleType') };
     case 'CONFIRMED':
-      return { status: 'CONFIRMED', ...request, vehicleType, authorization };
+      return { status: 'CONFIRMED', ...request, vehicleType: held('vehicleType'), authorization: held('authorization') };
     case 'ACTIVE':
-      return { status: 'ACTIVE', ...request, vehicleType, authorization, unlockedAt, endedAt: record.endedAt };
-    case 'COMPLETED':
-      return { status: 'COMPLETED', ...request, vehicleType, authorization, unlockedAt, endedAt: record.endedAt as number, charge: record.charge as Money, mustLock: record.mustLock };
+      return { status: 'ACTIVE', ...request, vehicleType: held('vehicleType'), authorization: held('authorization'), unlockedAt: held('unlockedAt'), endedAt: record.endedAt ?? null };
+    case 'COMPLETED': {
+      const trip = { vehicleType: held('vehicleType'), authorization: held('authorization'), unlockedAt: held('unlockedAt') };
+      return { status: 'COMPLETED', ...request, ...trip, endedAt: held('endedAt'), charge: held('charge'), mustLock: record.mustLock };
+    }
     case 'REJECTED':
-      return { status: 'REJECTED', ...request, vehicleType: record.vehicleType, rejection: record.rejection as Rejection, ...settling };
+      return { status: 'REJECTED', ...request, vehicleType: record.vehicleType ?? null, rejection: held('rejection'), ...settling };
     case 'CANCELLED':
-      return { status: 'CANCELLED', ...request, vehicleType, authorization, ...settling };
+      return { status: 'CANCELLED', ...request, vehicleType: held('vehicleType'), authorization: held('authorization'), ...settling };
     case 'EXPIRED':
-      return { status: 'EXPIRED', ...request, vehicleType: record.vehicleType, authorization: record.authorization, ...settling };
+      return { status: 'EXPIRED', ...request, vehicleType: record.vehicleType ?? null, authorization: record.authorization ?? null, ...settling };
   }
-}
-
-/** The request's fields, set in every record past NEW. */
-function requestOf(record: BookingRecord) {
-  const { bookingId, customerId, vehicleId, paymentMethod, durationMinutes, createdAt, expiresAt } = record as { [Key in keyof BookingRecord]: NonNullable<BookingRecord[Key]> };
-  return { bookingId, customerId, vehicleId, paymentMethod, durationMinutes, createdAt, expiresAt };
 }

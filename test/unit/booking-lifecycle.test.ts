@@ -130,6 +130,11 @@ describe('the booking record (traces, snapshots)', () => {
     expect(evolve(state, completed)).toMatchObject({ status: 'COMPLETED', endedAt: T0 + 1_260_000 });
   });
 
+  it('refuses a record without a field its status must hold (a corrupt snapshot), rather than guess', () => {
+    const confirmedRecord = toBookingRecord(HISTORIES[0]!.slice(0, 3).reduce(evolve, initialBookingState));
+    expect(() => fromBookingRecord({ ...confirmedRecord, authorization: null })).toThrow('a CONFIRMED booking snapshot without authorization');
+  });
+
   it('reads a legacy REJECTED snapshot of a booking whose vehicle was reserved, with its compensation still due', () => {
     const legacy = { ...toBookingRecord(HISTORIES[7]!.slice(0, 3).reduce(evolve, initialBookingState)) };
     expect(legacy).toMatchObject({ status: 'REJECTED', vehicleType: 'car', authorization: null, needsCompensation: true });

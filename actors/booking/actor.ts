@@ -50,7 +50,8 @@ export function bookingBehaviour(deps: BookingActorDeps) {
       evolve,
       // Traces and snapshots keep the booking's flat record (record.ts).
       describe: toBookingRecord,
-      snapshot: { encode: toBookingRecord, decode: fromBookingRecord },
+      toSnapshot: toBookingRecord,
+      fromSnapshot: fromBookingRecord,
       handle: (ctx, message) => carryOut(ctx, { type: 'Received', message, at: now() }),
     };
   };

@@ -118,12 +118,10 @@ describe('ActorDirectory (virtual actors on nact)', () => {
     const encoded = (directory: ActorDirectory) =>
       directory.register('encoded', () => ({
         ...counter({ activated: 0, stopped: 0 }),
-        snapshot: {
-          encode: (state: CounterState) => ({ sum: state.total, amounts: state.seen }),
-          decode: (data: unknown) => {
-            const { sum, amounts } = data as { sum: number; amounts: number[] };
-            return { total: sum, seen: amounts };
-          },
+        toSnapshot: (state: CounterState) => ({ sum: state.total, amounts: state.seen }),
+        fromSnapshot: (data: unknown) => {
+          const { sum, amounts } = data as { sum: number; amounts: number[] };
+          return { total: sum, seen: amounts };
         },
       }));
     const startEncoded = () => {

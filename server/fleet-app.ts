@@ -85,6 +85,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     closers.push(() => registry.close());
     // FLEET_CLUSTER=kafka: this process runs only the shards it owns and forwards the rest (docs/cluster.md).
     const node = fleetNode(config, shardCount);
+    await node.prepare(logger);
     if (registry.convertedFromSingleFile) logger.warn({ db: config.db.file, shardFile: registry.shardFiles[0] }, 'single-file database opened as a one-shard fleet (its journal moved to the shard file)');
 
     // Device logins, ACLs and command signatures (docs/mqtt-security.md): checked here, on the main

@@ -1,6 +1,6 @@
 import { ShardUnavailableError } from '../../runtime/kernel/shard-link.js';
 import type { ShardLinks } from '../fleet-service.js';
-import type { FleetShardCaller, ShardEvent } from '../shard-calls.js';
+import type { FleetShardCaller, ShardCall, ShardEvent } from '../shard-calls.js';
 import type { ShardSupervisor } from '../shard-supervisor.js';
 import type { OwnerMap } from './owner-map.js';
 import { RemoteShardLink } from './remote-shard-link.js';
@@ -34,7 +34,7 @@ export class ClusterShardLinks implements ShardLinks {
 export class UnownedShardLink implements FleetShardCaller {
   constructor(readonly shard: number) {}
 
-  call<T>(): Promise<T> {
+  call<T>(_call: ShardCall, _deadlineMs: number): Promise<T> {
     return Promise.reject(new ShardUnavailableError(this.shard, 'no node owns it at the moment'));
   }
 

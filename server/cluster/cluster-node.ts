@@ -7,6 +7,8 @@ import type { ClusterViewSource } from './cluster-view.js';
 import { nodeToken } from './node-credential.js';
 import { clusterRoute, nodeRoutes } from './node-routes.js';
 import { fixedOwnerMap, type OwnerMap } from './owner-map.js';
+import { agreeOnShardCount } from './shard-count.js';
+import type { Logger } from '../../runtime/ground/logger.js';
 
 /**
  * What fleet-app needs to know about the cluster, in one place: which shards this process runs, how
@@ -31,6 +33,8 @@ export interface FleetNode {
   installRoutes(app: FastifyInstance, local: ShardSupervisor, url: () => string | null): void;
   /** /health: the shards this node serves. */
   describe(): string;
+  /** Before any shard starts: a cluster node checks FLEET_SHARDS against the cluster's (throws ConfigError). */
+  prepare(logger: Logger): Promise<void>;
 }
 
 /** In single-process mode, the one node's id in GET /cluster. */
@@ -57,6 +61,11 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
       const view = (): ClusterViewSource => ({ self: cluster.node, owners, localLinks: () => local.links, token });
       app.register(nodeRoutes, { token, nodeId: cluster.node.id, shardCount, local });
       app.register(clusterRoute, { jwtSecret: config.auth.jwtSecret, view });
+    },
+    prepare: async (logger) => {
+      if (config.kafka.mode !== 'kafka') throw new Error('cluster mode without KAFKA_BROKERS: server/config.ts refuses it');
+      const { brokers, clientId, replicationFactor } = config.kafka;
+      await agreeOnShardCount({ cluster, brokers, clientId, replicationFactor, shardCount, logger });
     },
     describe: () => `node ${cluster.node.id} of cluster ${cluster.name} serves shards ${[...own].join(', ') || 'none'} of ${shardCount}`,
   };
@@ -90,5 +99,6 @@ function singleNode(config: FleetConfig, shardCount: number): FleetNode {
       app.register(clusterRoute, { jwtSecret: config.auth.jwtSecret, view });
     },
     describe: () => `single process: serves all ${shardCount} shards`,
+    prepare: async () => {},
   };
 }

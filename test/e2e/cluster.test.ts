@@ -8,6 +8,7 @@ import { shardOfBooking, shardOfVehicle } from '../../runtime/kernel/placement.j
 import { nodeToken } from '../../server/cluster/node-credential.js';
 import { checkConsecutivePorts, freePort, removeClusterHome, startCluster, stopCluster, type ClusterState } from '../../scripts/cluster-lib.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { runServerToExit } from '../helpers/server-process.js';
 import { LIMITS_OFF } from '../helpers/limits-off.js';
 
 /**
@@ -160,6 +161,26 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () =
     const openApi = (await (await call(owner.url, '/openapi.json')).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(openApi.paths).filter((path) => path.startsWith('/internal'))).toEqual([]);
     expect(Object.keys(openApi.paths)).toContain('/cluster');
+  });
+
+  it('refuses, by name, a node started with another FLEET_SHARDS than the cluster has', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'fleet-cluster-n4-'));
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const started = await runServerToExit({
+      FLEET_CLUSTER: 'kafka',
+      FLEET_CLUSTER_NAME: cluster.name,
+      FLEET_NODE_ID: 'n4',
+      FLEET_ADVERTISED_URL: url,
+      FLEET_CLUSTER_NODES: [...cluster.nodes.map((each) => `${each.id}=${each.url}`), `n4=${url}`].join(','),
+      FLEET_SHARDS: '4',
+      FLEET_DB: join(dataDir, 'fleet.db'),
+      FLEET_JWT_SECRET: cluster.jwtSecret,
+      KAFKA_BROKERS: cluster.kafka,
+      MQTT_URL: cluster.mqtt,
+    });
+    removeClusterHome(dataDir);
+    expect(started.code, started.stderr).toBe(2);
+    expect(started.stderr).toContain(`Invalid configuration: FLEET_SHARDS is 4, but cluster ${cluster.name} has ${SHARDS} shards`);
   });
 
   // Last: it takes a node away.

@@ -2,6 +2,7 @@ import { ShardCallError, ShardUnavailableError } from '../../runtime/kernel/shar
 import type { ClusterNode } from '../config.js';
 import type { FleetShardCaller, ShardCall, ShardEvent } from '../shard-calls.js';
 import { nodeAuthorization } from './node-credential.js';
+import { RemoteEventFollower } from './remote-events.js';
 import { shardCallPath, type ShardCallAnswer, type ShardCallRequest } from './wire.js';
 
 /** The owner gets the caller's deadline; the caller waits this much longer for the answer to travel back. */
@@ -20,14 +21,26 @@ export interface RemoteShardLinkOptions {
  * reached, or that does not serve the shard, fails the call with ShardUnavailableError at once (the
  * API's 503 shard-unavailable); nothing waits past the deadline.
  *
- * Live events (GET /events?follow) come from this node's own shards only in this slice: onEvents and
- * onUp never fire for a remote shard (docs/cluster.md, "What remains").
+ * Live events (GET /events as a stream): while followed, the link polls the owner's journal
+ * (server/cluster/remote-events.ts) and pushes what is new, as a worker pushes its commits.
  */
 export class RemoteShardLink implements FleetShardCaller {
   readonly shard: number;
+  private readonly eventListeners = new Set<(events: readonly ShardEvent[]) => void>();
+  private readonly upListeners = new Set<() => void>();
+  private readonly follower: RemoteEventFollower;
 
   constructor(private readonly options: RemoteShardLinkOptions) {
     this.shard = options.shard;
+    this.follower = new RemoteEventFollower(
+      (call, deadlineMs) => this.call(call, deadlineMs),
+      (events) => {
+        for (const listener of this.eventListeners) listener(events);
+      },
+      () => {
+        for (const listener of this.upListeners) listener();
+      },
+    );
   }
 
   get owner(): ClusterNode {
@@ -61,13 +74,18 @@ export class RemoteShardLink implements FleetShardCaller {
     throw new ShardCallError(`shard ${this.shard} on ${owner.id}: ${answer.reason}`);
   }
 
-  onEvents(_listener: (events: readonly ShardEvent[]) => void): () => void {
-    return () => {};
+  onEvents(listener: (events: readonly ShardEvent[]) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
   }
 
-  onUp(_listener: () => void): () => void {
-    return () => {};
+  /** Fired when live following starts (and the streams should re-read from their cursors). */
+  onUp(listener: () => void): () => void {
+    this.upListeners.add(listener);
+    return () => this.upListeners.delete(listener);
   }
 
-  followEvents(_on: boolean): void {}
+  followEvents(on: boolean): void {
+    this.follower.follow(on);
+  }
 }

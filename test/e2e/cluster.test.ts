@@ -9,6 +9,9 @@ import { nodeToken } from '../../server/cluster/node-credential.js';
 import { checkConsecutivePorts, freePort, removeClusterHome, startCluster, stopCluster, type ClusterState } from '../../scripts/cluster-lib.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
 import { runServerToExit } from '../helpers/server-process.js';
+import { waitFor } from '../helpers/wait.js';
+import type { DeviceCredentials } from '../../actors/contract/views.js';
+import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
 import { LIMITS_OFF } from '../helpers/limits-off.js';
 
 /**
@@ -105,6 +108,50 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () =
     expect(events.status).toBe(200);
     const page = (await events.json()) as { items: Array<{ type: string; key: string }> };
     expect(page.items).toContainEqual(expect.objectContaining({ type: 'booking.created', key: booking.id }));
+  });
+
+  it('unlocks, through n1, a vehicle on n2\'s shard whose device logged in with the credentials n3 issued (dynamic security)', async () => {
+    const vehicleId = vehicleOwnedBy('n2', 'v-unlock');
+    const registered = await call(node('n3').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'car', location: { lat: 52.52, lon: 13.405 } } });
+    expect(registered.status).toBe(201);
+    const { credentials } = (await registered.json()) as { credentials: DeviceCredentials };
+    const device = await VirtualVehicle.start({ id: vehicleId, url: cluster.mqtt, protocolVersion: 5, credentials });
+    try {
+      await waitFor(async () => ((await (await call(node('n1').url, `/vehicles/${vehicleId}`, { as: 'ops', role: 'operator' })).json()) as { online?: boolean }).online === true, { what: `${vehicleId} online`, timeoutMs: 15_000, intervalMs: 100 });
+      const booked = await call(node('n3').url, '/bookings', { method: 'POST', as: 'dave', body: { vehicleId } });
+      expect(booked.status).toBe(201);
+      const { id: bookingId } = (await booked.json()) as { id: string };
+      const unlocked = await call(node('n1').url, '/unlock', { method: 'POST', as: 'dave', body: { bookingId } });
+      expect(unlocked.status, await unlocked.clone().text()).toBe(200);
+      expect(await unlocked.json()).toMatchObject({ bookingId, vehicleId, status: 'SUCCESS' });
+      expect(device.received.map((command) => [command.type, command.bookingId])).toEqual([['UNLOCK', bookingId]]);
+    } finally {
+      await device.stop();
+    }
+  });
+
+  it('streams, live on n1, the events of a booking made on n2\'s shard', async () => {
+    const abort = new AbortController();
+    const stream = await fetch(`${node('n1').url}/events`, { headers: { authorization: `Bearer ${token('ops', 'operator')}`, accept: 'text/event-stream' }, signal: abort.signal });
+    expect(stream.status).toBe(200);
+    let received = '';
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream.body!) received += decoder.decode(chunk as Uint8Array, { stream: true });
+    })().catch(() => {});
+    try {
+      // The backlog first (earlier tests' bookings), then live.
+      await waitFor(() => received.includes('booking.created'), { what: 'the backlog', timeoutMs: 15_000, intervalMs: 50 });
+      const vehicleId = vehicleOwnedBy('n2', 'v-live');
+      expect((await call(node('n2').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'bike', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+      const booked = await call(node('n3').url, '/bookings', { method: 'POST', as: 'erin', body: { vehicleId } });
+      expect(booked.status).toBe(201);
+      const { id: bookingId } = (await booked.json()) as { id: string };
+      await waitFor(() => received.includes(`"key":"${bookingId}"`), { what: `booking.created of ${bookingId} on n1's stream`, timeoutMs: 15_000, intervalMs: 50 });
+    } finally {
+      abort.abort();
+      await reading;
+    }
   });
 
   it('answers GET /cluster on every node with the same owners, all serving', async () => {

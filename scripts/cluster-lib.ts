@@ -138,7 +138,16 @@ async function kafkaPorts(): Promise<{ port: number; controllerPort: number }> {
   return { port: await freePort(), controllerPort: await freePort() };
 }
 
-async function script(file: string, args: readonly string[], env: Record<string, string>): Promise<string> {
+/** Runs one of the project's broker scripts. `shown`: its stdout goes to ours (Kafka's first start fetches jars for minutes). */
+async function script(file: string, args: readonly string[], env: Record<string, string>, shown = false): Promise<string> {
+  if (shown) {
+    const child = spawn(process.execPath, [file, ...args], { env: { ...process.env, ...env }, cwd: repoRoot, stdio: ['ignore', 'inherit', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((done) => child.once('close', done));
+    if (code !== 0) throw new Error(`${basename(file)} ${args.join(' ')} failed: ${stderr.trim() || `exit ${code}`}`);
+    return '';
+  }
   try {
     const { stdout } = await run(process.execPath, [file, ...args], { env: { ...process.env, ...env }, cwd: repoRoot });
     return stdout;
@@ -199,7 +208,7 @@ export async function startCluster(options: StartOptions): Promise<ClusterState>
   save();
   try {
     log(`kafka: starting on ${state.kafka}`);
-    await script(KAFKA_SCRIPT, ['start'], kafkaEnv(home, kafka));
+    await script(KAFKA_SCRIPT, ['start'], kafkaEnv(home, kafka), options.log !== undefined);
     log(`mosquitto: starting on ${state.mqtt} (dynamic security)`);
     await script(MOSQUITTO_SCRIPT, ['start'], mosquittoEnv(home, mqttPort));
     const credentials = JSON.parse(readFileSync(join(home, 'mosquitto', 'credentials.json'), 'utf8')) as { server: { username: string; password: string } };

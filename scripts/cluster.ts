@@ -56,7 +56,8 @@ async function main(argv: readonly string[]): Promise<number> {
         ...(values.nodes !== undefined && { nodes: whole('nodes', values.nodes)! }),
         ...(values.shards !== undefined && { shards: whole('shards', values.shards)! }),
         ...(values.port !== undefined && { port: whole('port', values.port)! }),
-        log: say,
+        // --json: stdout carries the JSON document only.
+        ...(!values.json && { log: say }),
         ...(process.env.KAFKA_LIB && { kafkaLib: process.env.KAFKA_LIB }),
       });
       if (values.json) console.log(JSON.stringify(summaryOf(state)));

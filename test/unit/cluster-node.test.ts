@@ -1,10 +1,12 @@
 import { createServer } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../../server/config.js';
 import { UnownedShardLink } from '../../server/cluster/cluster-links.js';
 import { carriesNodeToken, nodeAuthorization, nodeToken } from '../../server/cluster/node-credential.js';
 import { fixedOwnerMap } from '../../server/cluster/owner-map.js';
 import { RemoteShardLink } from '../../server/cluster/remote-shard-link.js';
+import { RemoteEventFollower } from '../../server/cluster/remote-events.js';
+import type { ShardCall, ShardEvent } from '../../server/shard-calls.js';
 import { ShardUnavailableError } from '../../runtime/kernel/shard-link.js';
 
 const SECRET = 'a-secret-of-the-cluster-at-least-16';
@@ -121,5 +123,46 @@ describe('links to shards this node does not run', () => {
     const failure = await link.call({ op: 'stats' }, 600_000).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(ShardUnavailableError);
     expect((failure as ShardUnavailableError).reason).toMatch(/its owner b .* cannot be reached/);
+  });
+});
+
+describe('live events of a remote shard (RemoteEventFollower)', () => {
+  const event = (position: number) => ({ shard: 1, position, type: 'booking.created', key: `bk_s1_${position}`, time: position, data: {} }) as unknown as ShardEvent;
+
+  it('starts at the shard\'s position, asks the streams to re-read, then pushes only what is new, and retries from the same position after a failure', async () => {
+    const journal = [event(3), event(5), event(8)];
+    let position = 5;
+    let failNext = false;
+    const calls: string[] = [];
+    const call = async <T,>(shardCall: ShardCall): Promise<T> => {
+      calls.push(shardCall.op === 'read' && shardCall.read.read === 'events' ? `read after ${shardCall.read.after}` : shardCall.op);
+      if (failNext) {
+        failNext = false;
+        throw new ShardUnavailableError(1, 'owner down');
+      }
+      if (shardCall.op === 'stats') return { journal: { position } } as T;
+      const after = shardCall.op === 'read' && shardCall.read.read === 'events' ? shardCall.read.after : -1;
+      const events = journal.filter((each) => each.position > after && each.position <= position);
+      return { events, scannedTo: events.at(-1)?.position ?? after } as T;
+    };
+    const pushed: number[] = [];
+    let resyncs = 0;
+    const follower = new RemoteEventFollower(call, (events) => pushed.push(...events.map((each) => each.position)), () => (resyncs += 1), 3_600_000);
+    const tick = () => (follower as unknown as { tick(): Promise<void> }).tick();
+
+    follower.follow(true);
+    await vi.waitFor(() => expect(resyncs).toBe(1));
+    expect(pushed).toEqual([]);
+
+    position = 8;
+    failNext = true;
+    await tick();
+    expect(pushed).toEqual([]);
+    await tick();
+    expect(pushed).toEqual([8]);
+    await tick();
+    expect(pushed).toEqual([8]);
+    expect(calls).toEqual(['stats', 'read after 5', 'read after 5', 'read after 8']);
+    follower.follow(false);
   });
 });

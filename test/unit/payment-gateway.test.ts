@@ -6,7 +6,7 @@ const instant = () => new SimulatedPaymentGateway({ latencyMs: 0 });
 
 describe('SimulatedPaymentGateway authorize', () => {
   it('names the CONTRACT test tokens', () => {
-    expect(TEST_TOKENS).toEqual({ authorizes: 'tok_visa', declines: 'tok_chargeDeclined', neverAnswers: 'tok_timeout' });
+    expect(TEST_TOKENS).toEqual({ authorizes: 'tok_visa', declines: 'tok_chargeDeclined', neverAnswers: 'tok_timeout', noIncrement: 'tok_noIncrement' });
   });
 
   it('authorizes tok_visa with a reference', async () => {

@@ -176,7 +176,7 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () =
 
   it('names on /health the shards each node serves', async () => {
     for (const [index, each] of cluster.nodes.entries()) {
-      const health = (await (await call(each.url, '/health')).json()) as { status: string; checks: Record<string, { ok: boolean; detail?: string }> };
+      const health = (await (await call(each.url, '/health', { as: 'ops', role: 'operator' })).json()) as { status: string; checks: Record<string, { ok: boolean; detail?: string }> };
       expect(health.status).toBe('ok');
       const own = Array.from({ length: SHARDS }, (_, shard) => shard).filter((shard) => shard % 3 === index);
       expect(Object.keys(health.checks).filter((name) => /^shard-\d+$/.test(name))).toEqual(own.map((shard) => `shard-${shard}`));
@@ -272,7 +272,7 @@ describe('GET /cluster in single-process mode (FLEET_CLUSTER unset)', () => {
       { shard: 1, owner: 'single', state: 'serving' },
     ]);
     // /health stays as it was: no cluster check in single-process mode.
-    const health = await t.request({ method: 'GET', url: '/health' });
+    const health = await t.request({ method: 'GET', url: '/health', as: 'ops', role: 'operator' });
     expect(Object.keys(health.json<{ checks: Record<string, unknown> }>().checks)).not.toContain('cluster');
   });
 });

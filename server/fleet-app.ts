@@ -5,6 +5,7 @@ import type { PaymentGateway } from '../actors/payment/gateway.js';
 import { buildApp } from '../api/app.js';
 import type { HealthCheck, HealthReport } from '../api/ports.js';
 import { IdempotencyStore } from '../persistence/idempotency-store.js';
+import { ShardedIdempotency } from './idempotency-claims.js';
 import type { Db } from '../persistence/sqlite.js';
 import type { Clock } from '../runtime/ground/clock.js';
 import { closerStack, type Closer } from '../runtime/ground/closers.js';
@@ -127,8 +128,11 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     const devices = createDeviceAccess({ security: deviceSecurity, provisioner, mqtt: control });
     await seedDemoCredentials({ security: deviceSecurity, provisioner, config, logger }, demoVehicleIds(config.seedVehicles));
 
-    const idempotency = new IdempotencyStore(registry.db);
-    closers.push(housekeepIdempotency({ idempotency, logger }));
+    // Claims and stored answers of Idempotency-Keys live on the shards (claim actors, in the group
+    // commit): no disk on this thread per request. The registry's table only ages out what an older
+    // version stored there.
+    closers.push(housekeepIdempotency({ idempotency: new IdempotencyStore(registry.db), logger }));
+    const idempotency = new ShardedIdempotency(shards, config.timing.askTimeoutMs);
     const metrics = options.metrics ?? createMetrics();
     registerShardMetrics(metrics, shards);
     const events = new ShardedEvents(shards);

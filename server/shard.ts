@@ -39,6 +39,8 @@ import { deviceSecretFrom } from '../actors/contract/device-secrets.js';
 import type { UnsignedDeviceCommand } from '../actors/contract/device-protocol.js';
 import { toShardEvents, traceSteps, bookingTraceSteps, vehicleCommands, watchCommandOutcomes } from './shard-reads.js';
 import { registerInBulk } from './seed.js';
+import { claimBehaviour, IDEMPOTENCY } from '../actors/idempotency/actor.js';
+import { housekeepIdempotencyClaims } from '../persistence/idempotency-claims-purge.js';
 import { TelemetryPipeline } from '../adapters/telemetry/pipeline.js';
 
 /**
@@ -170,6 +172,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       }),
     );
     directory.register(PAYMENT, paymentBehaviour({ gateway, timeoutMs: config.timing.paymentTimeoutMs, now: () => clock.now() }));
+    // Idempotency-Key claims, placed by a hash of (customer, key): written in this shard's group commit.
+    directory.register(IDEMPOTENCY, claimBehaviour({ now: () => clock.now() }));
 
     const timers = new BookingTimers(db, directory, logger.child({ component: 'booking-timers' }), clock);
     const stopTimerFeed = journal.onCommit((rows) => timers.onCommit(rows));
@@ -192,6 +196,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     if (relay) closers.push(() => relay.stop());
     closers.push(housekeepTraces({ traces, retentionMs: config.traceRetentionMs, logger }));
     closers.push(housekeepRejectedBookings({ db, isActive: (address) => directory.isActive(address), logger }));
+    closers.push(housekeepIdempotencyClaims({ db, isActive: (address) => directory.isActive(address), logger }));
 
     let stopFollowing: (() => void) | null = null;
     closers.push(() => stopFollowing?.());

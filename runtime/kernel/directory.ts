@@ -242,6 +242,9 @@ export class ActorDirectory {
     // Set once spawnPersistent returned; messages are only handled after that (nact recovers in a setImmediate).
     // eslint-disable-next-line prefer-const
     let self: Activation;
+    // One per activation, not per message: an actor that keeps it (a device subscription) keeps this
+    // scope alive, not the first message's whole context (its nact context, envelope and closures).
+    const tellSelf = (command: Message, from: string, origin: TraceContext): void => this.tell(address, command, from, origin);
 
     const handler = async (state: unknown, message: unknown, nactContext: { recovering?: boolean; persist: (...args: unknown[]) => Promise<void> }) => {
       const current = state === undefined ? behaviour.initialState : state;
@@ -288,7 +291,7 @@ export class ActorDirectory {
           return { resolve: (value: unknown) => dispatch(replyTo, value) };
         },
         tell: (target, command) => this.tell(target, command, name, trace),
-        tellSelf: (command, from, origin) => this.tell(address, command, from, origin),
+        tellSelf,
         ask: (target, command, timeoutMs) => this.ask(target, command, name, trace, timeoutMs),
       };
 

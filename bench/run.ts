@@ -48,7 +48,7 @@ const only = new Set(values.only.split(',').map((name) => name.trim()));
 for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`unknown scenario ${name}; known: ${SCENARIOS.join(', ')}`);
 const COLD_S = 3;
 
-const configSource = readFileSync(join(root, 'runtime', 'config.ts'), 'utf8');
+const configSource = readFileSync(join(root, 'server', 'config.ts'), 'utf8');
 /** Whether the server reads these yet (they are passed and recorded either way). */
 const serverSupports = { FLEET_SHARDS: configSource.includes('FLEET_SHARDS'), TRACE_SAMPLE: configSource.includes('TRACE_SAMPLE') };
 

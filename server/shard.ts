@@ -298,7 +298,14 @@ const tagsForEvent = (event: Message): string[] => (isPublicEventType(event.type
  * authorization. Their activation reads no journal; a retried create finds out (NotNewAfterAll).
  */
 const createsItsActor = (kind: string, command: Message): boolean =>
-  (kind === BOOKING && command.type === 'CreateBooking') || (kind === PAYMENT && command.type === 'Authorize');
+  (kind === BOOKING && command.type === 'CreateBooking') || (kind === PAYMENT && command.type === 'Authorize') || claimsAFreshKey(kind, command);
+
+/**
+ * An Idempotency-Key's first request is by far the common one: its claim skips the journal read. A key
+ * already used is found out by the journal (its KeyClaimed collides with the stored one, NotNewAfterAll)
+ * and answered by an activation that reads it, because ClaimKey on a free key persists before it answers.
+ */
+const claimsAFreshKey = (kind: string, command: Message): boolean => kind === IDEMPOTENCY && command.type === 'ClaimKey';
 
 function commandSigner(config: FleetConfig): (vehicleId: string, command: UnsignedDeviceCommand) => string {
   const deviceSecret = deviceSecretFrom(config.mqttSecurity.deviceSecret ?? undefined, config.auth.jwtSecret);

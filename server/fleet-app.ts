@@ -140,7 +140,8 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     // commit): no disk on this thread per request. The registry's table only ages out what an older
     // version stored there.
     closers.push(housekeepIdempotency({ idempotency: new IdempotencyStore(registry.db), logger }));
-    const idempotency = new ShardedIdempotency(shards, config.timing.askTimeoutMs);
+    // Through `links`: in a cluster a claim placed on another node's shard is asked there.
+    const idempotency = new ShardedIdempotency(links, config.timing.askTimeoutMs);
     const metrics = options.metrics ?? createMetrics();
     registerShardMetrics(metrics, shards);
     const events = new ShardedEvents(links);

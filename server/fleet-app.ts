@@ -166,7 +166,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
         return local;
       },
       shardStats: () =>
-        Promise.all(shards.links.map((link) => link.call<ShardStats>({ op: 'stats' }, 5000).catch(() => null))),
+        Promise.all(shards.links.map((link) => link.call({ op: 'stats' }, 5000).catch(() => null))),
       close,
     };
   } catch (error) {
@@ -193,7 +193,7 @@ async function seed(shards: ShardSupervisor, config: FleetConfig, logger: Logger
   const perShard = Array.from({ length: shards.count }, () => [] as ReturnType<typeof demoFleet>);
   for (const vehicle of demoFleet(config.seedVehicles)) perShard[shardOfVehicle(vehicle.id, shards.count)]!.push(vehicle);
   const started = Date.now();
-  const results = await Promise.all(perShard.map((vehicles, shard) => shards.link(shard).call<{ registered: number }>({ op: 'seed', vehicles }, 300_000)));
+  const results = await Promise.all(perShard.map((vehicles, shard) => shards.link(shard).call({ op: 'seed', vehicles }, 300_000)));
   const registered = results.reduce((sum, result) => sum + result.registered, 0);
   if (registered > 0) logger.info({ registered, ms: Date.now() - started }, 'demo fleet seeded');
 }

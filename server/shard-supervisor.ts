@@ -1,7 +1,7 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { serveShard, type ShardServer } from '../runtime/kernel/shard-host.js';
 import { ShardLink } from '../runtime/kernel/shard-link.js';
-import type { FleetShardLink, ShardCall, ShardEvent, ShardStats } from './shard-calls.js';
+import type { FleetExchange, FleetShardLink, ShardEvent, ShardStats } from './shard-calls.js';
 import type { Logger } from '../runtime/ground/logger.js';
 import { startShard, type LocalShardOptions, type RunningShard, type ShardInit } from './shard.js';
 
@@ -57,7 +57,7 @@ export class ShardSupervisor {
   private closing = false;
 
   private constructor(private readonly options: ShardSupervisorOptions) {
-    this.slots = options.inits.map((init) => ({ init, link: new ShardLink<ShardCall, ShardStats, ShardEvent>(init.shard), worker: null, inline: null, restarts: 0, consecutiveFailures: 0, upSince: null, restartTimer: null }));
+    this.slots = options.inits.map((init) => ({ init, link: new ShardLink<FleetExchange, ShardStats, ShardEvent>(init.shard), worker: null, inline: null, restarts: 0, consecutiveFailures: 0, upSince: null, restartTimer: null }));
   }
 
   /** Resolves once every shard is up; rejects (stopping the others) when one cannot start. */

@@ -2,6 +2,7 @@ import { isStorageFull } from '../persistence/storage-full.js';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { PaymentGateway } from '../actors/payment/gateway.js';
+import type { DeviceAccess } from '../actors/contract/views.js';
 import { buildApp } from '../api/app.js';
 import type { HealthCheck, HealthReport } from '../api/ports.js';
 import { IdempotencyStore } from '../persistence/idempotency-store.js';
@@ -22,7 +23,7 @@ import { createMetrics, type Metrics } from '../runtime/ground/metrics.js';
 import { MqttConnection } from '../adapters/mqtt/connection.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../adapters/mqtt/embedded-broker.js';
 import { createDeviceAccess, createDeviceSecurity, createProvisioner, seedDemoCredentials, type DeviceSecurity } from './device-security.js';
-import { openRegistry } from './registry.js';
+import { openRegistry, type Registry } from './registry.js';
 import { demoFleet, demoVehicleIds } from './seed.js';
 import type { RunningShard, ShardInit } from './shard.js';
 import { ShardSupervisor, type ShardRuntime } from './shard-supervisor.js';
@@ -79,7 +80,6 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     const lock = lockDataFolder(config.db.file);
     if (lock) closers.push(() => lock.release());
     const registry = openRegistry(config.db.file, config.shards, config.db.synchronous);
-    const shardCount = registry.shardCount;
     closers.push(() => registry.close());
     if (registry.convertedFromSingleFile) logger.warn({ db: config.db.file, shardFile: registry.shardFiles[0] }, 'single-file database opened as a one-shard fleet (its journal moved to the shard file)');
 
@@ -89,69 +89,13 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     const { url: mqttUrl, broker } = await startBroker(config, deviceSecurity, logger, closers);
     // Without MQTT_CLIENT_ID, one id per process: two servers on one broker must not take over each
     // other's sessions. Each shard has its own connection, named after the shard.
-    const clientIdPrefix = config.mqtt.clientId ?? `fleetactors-${randomUUID().slice(0, 8)}`;
-    const mqttLogin = deviceSecurity.serverLogin;
-    const inits: ShardInit[] = registry.shardFiles.map((dbFile, shard) => ({
-      shard,
-      shardCount,
-      config,
-      dbFile,
-      mqttUrl,
-      mqttClientId: `${clientIdPrefix}-s${shard}`,
-      mqttLogin,
-      kafkaTopicPrefix: options.kafkaTopicPrefix ?? '',
-    }));
-    const shards = await ShardSupervisor.start({
-      inits,
-      runtime: options.shardRuntime ?? 'worker',
-      logger,
-      local: { ...(options.gateway && { gateway: options.gateway }), ...(options.clock && { clock: options.clock }) },
-    });
-    closers.push(() => shards.close());
-
+    const mqtt: MainMqtt = { url: mqttUrl, clientIdPrefix: config.mqtt.clientId ?? `fleetactors-${randomUUID().slice(0, 8)}`, login: deviceSecurity.serverLogin };
+    const shards = await startShards(config, options, registry, mqtt, closers);
     if (config.seedVehicles > 0) await seed(shards, config, logger);
-
-    // The main thread's own MQTT session: provisioning on Mosquitto's dynamic security, and presence
-    // an operator clears. The vehicles' topics are the shards' business.
-    const control = await MqttConnection.connect({
-      url: mqttUrl,
-      protocolVersion: config.mqtt.protocolVersion,
-      clientId: `${clientIdPrefix}-main`,
-      username: mqttLogin.username,
-      password: mqttLogin.password,
-      logger,
-      persistentSession: false,
-    });
-    closers.push(() => control.close());
-    const provisioner = createProvisioner(config, { mqtt: control, broker, logger });
-    const devices = createDeviceAccess({ security: deviceSecurity, provisioner, mqtt: control });
-    await seedDemoCredentials({ security: deviceSecurity, provisioner, config, logger }, demoVehicleIds(config.seedVehicles));
-
-    const idempotency = new IdempotencyStore(registry.db);
-    closers.push(housekeepIdempotency({ idempotency, logger }));
-    const metrics = options.metrics ?? createMetrics();
-    registerShardMetrics(metrics, shards);
-    const events = new ShardedEvents(shards);
-    closers.push(() => events.close());
-    const app = buildApp({
-      isStorageFull,
-      fleet: new ShardedFleetService(shards, config.timing, config.maxActiveBookingsPerCustomer),
-      devices,
-      config,
-      logger,
-      idempotency,
-      metrics,
-      health: () => healthOf(shards, mqttUrl, config.kafka.mode === 'kafka'),
-      events,
-      traces: new ShardedTraces(shards),
-      vehicleCommands: new ShardedVehicleCommands(shards),
-    });
-    closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
-    let url: string | null = null;
-    if (options.listen ?? true) url = await listenOn({ port: 'PORT', host: 'HOST' }, config.http.host, config.http.port, () => app.listen({ host: config.http.host, port: config.http.port }));
-    else await app.ready();
+    const devices = await startDeviceAccess(config, { security: deviceSecurity, broker, mqtt, logger }, closers);
+    const { app, url } = await startHttp(config, options, { registry, shards, devices, mqttUrl }, closers);
     if (url) lock?.announce(url);
-    logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: shardCount, kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
+    logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: shards.count, kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
 
     return {
       app,
@@ -165,14 +109,105 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
         if (!local) throw new Error('the shards run in worker threads: their parts are not reachable from here');
         return local;
       },
-      shardStats: () =>
-        Promise.all(shards.links.map((link) => link.call({ op: 'stats' }, 5000).catch(() => null))),
+      shardStats: () => Promise.all(shards.links.map((link) => link.call({ op: 'stats' }, 5000).catch(() => null))),
       close,
     };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+/** How the main thread and its shards reach the broker. */
+interface MainMqtt {
+  readonly url: string;
+  readonly clientIdPrefix: string;
+  readonly login: { readonly username: string; readonly password: string };
+}
+
+/** One shard per file of the registry, each with its own MQTT client id, supervised. */
+async function startShards(config: FleetConfig, options: FleetOptions, registry: Registry, mqtt: MainMqtt, closers: Closer[]): Promise<ShardSupervisor> {
+  const inits: ShardInit[] = registry.shardFiles.map((dbFile, shard) => ({
+    shard,
+    shardCount: registry.shardCount,
+    config,
+    dbFile,
+    mqttUrl: mqtt.url,
+    mqttClientId: `${mqtt.clientIdPrefix}-s${shard}`,
+    mqttLogin: mqtt.login,
+    kafkaTopicPrefix: options.kafkaTopicPrefix ?? '',
+  }));
+  const shards = await ShardSupervisor.start({
+    inits,
+    runtime: options.shardRuntime ?? 'worker',
+    logger: options.logger,
+    local: { ...(options.gateway && { gateway: options.gateway }), ...(options.clock && { clock: options.clock }) },
+  });
+  closers.push(() => shards.close());
+  return shards;
+}
+
+/**
+ * The main thread's own MQTT session: provisioning on Mosquitto's dynamic security, and presence
+ * an operator clears. The vehicles' topics are the shards' business.
+ */
+async function startDeviceAccess(
+  config: FleetConfig,
+  parts: { security: DeviceSecurity; broker: EmbeddedBroker | null; mqtt: MainMqtt; logger: Logger },
+  closers: Closer[],
+): Promise<DeviceAccess> {
+  const { security, broker, mqtt, logger } = parts;
+  const control = await MqttConnection.connect({
+    url: mqtt.url,
+    protocolVersion: config.mqtt.protocolVersion,
+    clientId: `${mqtt.clientIdPrefix}-main`,
+    username: mqtt.login.username,
+    password: mqtt.login.password,
+    logger,
+    persistentSession: false,
+  });
+  closers.push(() => control.close());
+  const provisioner = createProvisioner(config, { mqtt: control, broker, logger });
+  const devices = createDeviceAccess({ security, provisioner, mqtt: control });
+  await seedDemoCredentials({ security, provisioner, config, logger }, demoVehicleIds(config.seedVehicles));
+  return devices;
+}
+
+/** HTTP in front of the router to the shards; listening unless the caller injects requests (tests). */
+async function startHttp(
+  config: FleetConfig,
+  options: FleetOptions,
+  parts: { registry: Registry; shards: ShardSupervisor; devices: DeviceAccess; mqttUrl: string },
+  closers: Closer[],
+): Promise<{ app: FastifyInstance; url: string | null }> {
+  const { logger } = options;
+  const { registry, shards, devices, mqttUrl } = parts;
+  const idempotency = new IdempotencyStore(registry.db);
+  closers.push(housekeepIdempotency({ idempotency, logger }));
+  const metrics = options.metrics ?? createMetrics();
+  registerShardMetrics(metrics, shards);
+  const events = new ShardedEvents(shards);
+  closers.push(() => events.close());
+  const app = buildApp({
+    isStorageFull,
+    fleet: new ShardedFleetService(shards, config.timing, config.maxActiveBookingsPerCustomer),
+    devices,
+    config,
+    logger,
+    idempotency,
+    metrics,
+    health: () => healthOf(shards, mqttUrl, config.kafka.mode === 'kafka'),
+    events,
+    traces: new ShardedTraces(shards),
+    vehicleCommands: new ShardedVehicleCommands(shards),
+  });
+  closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
+  if (!(options.listen ?? true)) {
+    await app.ready();
+    return { app, url: null };
+  }
+  const url = await listenOn({ port: 'PORT', host: 'HOST' }, config.http.host, config.http.port, () => app.listen({ host: config.http.host, port: config.http.port }));
+  return { app, url };
 }
 
 async function startBroker(

@@ -25,12 +25,18 @@ export interface ShardExchange {
 /** Every call of an exchange union. */
 export type CallOf<E extends ShardExchange> = E['call'];
 
-/** The answers of the exchanges whose call `C` is (never for none). */
-type Matching<E extends ShardExchange, C> = E extends { readonly call: infer K; readonly answer: infer A } ? ([C] extends [K] ? A : never) : never;
+/** The answers of the exchanges whose call `C` is, for each call of a union `C` (never for none). */
+type Matching<E extends ShardExchange, C> = C extends unknown
+  ? E extends { readonly call: infer K; readonly answer: infer A }
+    ? [C] extends [K]
+      ? A
+      : never
+    : never
+  : never;
 
 /**
- * What call `C` answers. A call that fits no single exchange (one whose fields are themselves a
- * union, say) answers `unknown`, never `never`: the caller then has to look before it uses it.
+ * What call `C` answers; for a union of calls, the union of their answers. Should a call fit no
+ * exchange, it answers `unknown`, never `never`: the caller then has to look before it uses it.
  */
 export type AnswerOf<E extends ShardExchange, C extends CallOf<E>> = [Matching<E, C>] extends [never] ? unknown : Matching<E, C>;
 

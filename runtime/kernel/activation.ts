@@ -60,6 +60,8 @@ export function spawnActivation(host: ActivationHost, address: ActorAddress, beh
   const ref = spawnPersistent(host.system.ref, handler as unknown as Parameters<typeof spawnPersistent>[1], name, name.replace('/', '.'), {
     shutdownAfter: host.passivateAfterMs,
     snapshotEvery: host.snapshotEvery,
+    snapshotEncoder: behaviour.toSnapshot,
+    snapshotDecoder: behaviour.fromSnapshot,
     afterStop: (state: unknown) => {
       host.passivated(self);
       try {

@@ -56,6 +56,12 @@ export interface ActorBehaviour<State, Command extends Message, Event extends Me
   onStopped?(state: State): void;
   /** A JSON-friendly view of the state for traces (defaults to the state itself). */
   describe?(state: State): unknown;
+  /**
+   * What a snapshot stores of the state, and the state a stored one stands for (both default to the
+   * state itself): a behaviour whose state changed shape keeps reading the snapshots already on disk.
+   */
+  readonly toSnapshot?: (state: State) => unknown;
+  readonly fromSnapshot?: (data: unknown) => State;
 }
 
 export type AnyBehaviour = ActorBehaviour<unknown, Message, Message>;

@@ -41,9 +41,10 @@ export class ShardedIdempotency implements IdempotencyPort {
     const shard = shardOfClaim(id, this.shards.count);
     let answer: Outcome<T>;
     try {
-      answer = await this.shards
+      // An ask's answer is the actor's reply, whatever its type: the claim actor replies Outcome<T>.
+      answer = (await this.shards
         .link(shard)
-        .call<Outcome<T>>({ op: 'ask', target: { kind: IDEMPOTENCY, id }, message, from: 'http', trace, timeoutMs: this.askTimeoutMs }, this.askTimeoutMs + DEADLINE_MARGIN_MS);
+        .call({ op: 'ask', target: { kind: IDEMPOTENCY, id }, message, from: 'http', trace, timeoutMs: this.askTimeoutMs }, this.askTimeoutMs + DEADLINE_MARGIN_MS)) as Outcome<T>;
     } catch (error) {
       if (error instanceof ShardUnavailableError) throw new Refused({ type: 'ShardUnavailable', shard: error.shard, reason: error.reason });
       throw error;

@@ -1,6 +1,7 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { OneLinePerRequest } from './request-log.js';
 import {
   createJsonSchemaTransformObject,
   serializerCompiler,
@@ -76,7 +77,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     genReqId: newRequestId,
     childLoggerFactory: requestLogger,
     requestIdHeader: false,
-    logController: new LogController({ disableRequestLogging: isUnlogged }),
+    logController: new OneLinePerRequest(isUnlogged),
     bodyLimit: deps.config.http.bodyLimitBytes,
     routerOptions: { ignoreTrailingSlash: true },
     ...frameworkErrorOptions,

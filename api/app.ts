@@ -66,6 +66,10 @@ export interface AppDeps {
 const UNLOGGED_ROUTES: ReadonlySet<string> = new Set(['/health', '/metrics', '/traces/:id/view']);
 const isUnlogged = (request: FastifyRequest): boolean => UNLOGGED_ROUTES.has(request.routeOptions.url ?? '');
 
+/** The bearer scheme's description in the OpenAPI document (Swagger UI's Authorize dialog). */
+export const BEARER_TOKEN_HELP =
+  'A token from `npm run -s token -- --sub alice --role customer` (booking, unlock, end) or `--role operator` (registering vehicles, /events, /traces), run in a shell with the server\'s FLEET_JWT_SECRET (or none, for a server on the dev secret). Paste the token alone, without "Bearer".';
+
 /**
  * The HTTP API (docs/contract.md, "HTTP"). Returns an app that is not listening: main.ts calls `listen`,
  * tests call `inject`. Public routes (health, metrics, OpenAPI, docs) sit outside the authenticated
@@ -108,7 +112,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         version: '0.1.0',
         description: `Book and unlock shared vehicles. Errors are ${PROBLEM_CONTENT_TYPE} (RFC 9457) with stable type URIs.`,
       },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            // Shown in Swagger UI's Authorize dialog: where a newcomer gets the value to paste.
+            description: BEARER_TOKEN_HELP,
+          },
+        },
+      },
       security: [{ bearerAuth: [] }],
     },
     transform: openApiTransform(),

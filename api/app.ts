@@ -17,7 +17,7 @@ import type { DeviceAccess, FleetService } from '../actors/contract/views.js';
 import { IdempotencyGuard } from './idempotency.js';
 import { installJsonBodyParser } from './json-body.js';
 import { openApiTransform } from './openapi.js';
-import type { EventsPort, HealthReport, IdempotencyPort, TracesPort, VehicleCommandsPort } from './ports.js';
+import type { CustomerBookingsPort, EventsPort, HealthReport, IdempotencyPort, TracesPort, VehicleCommandsPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
 import { rateLimits, type RateLimits } from './rate-limits.js';
 import { installRequestContext, newRequestId, requestLogger } from './request-context.js';
@@ -55,6 +55,8 @@ export interface AppDeps {
   readonly traces?: TracesPort;
   /** GET /vehicles/:id/commands is served only when given. */
   readonly vehicleCommands?: VehicleCommandsPort;
+  /** GET /bookings; absent in tests that do not list bookings. */
+  readonly customerBookings?: CustomerBookingsPort;
 }
 
 /**
@@ -138,7 +140,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     installAuth(authenticated as unknown as FastifyInstance, deps.config.auth.jwtSecret);
     authenticated.addHook('onRequest', authenticated.limitPerCustomer);
     await authenticated.register(vehicleRoutes, { prefix: '/vehicles', fleet: deps.fleet, devices: deps.devices, ...(deps.vehicleCommands && { commands: deps.vehicleCommands }) });
-    await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency });
+    await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency, ...(deps.customerBookings && { list: deps.customerBookings }) });
     await authenticated.register(unlockRoutes, { prefix: '/unlock', fleet: deps.fleet });
     if (deps.events) await authenticated.register(eventRoutes, { prefix: '/events', events: deps.events });
     if (deps.traces) await authenticated.register(traceRoutes, { prefix: '/traces', traces: deps.traces, linkSecret: deps.config.auth.jwtSecret });

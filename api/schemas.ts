@@ -86,6 +86,28 @@ export const BookingSchema = z
   })
   .register(openApiComponents, { id: 'Booking' });
 
+export const BookingSummarySchema = z
+  .object({
+    id: IdSchema,
+    vehicleId: IdSchema,
+    status: BookingStatusSchema,
+    createdAt: Timestamp,
+    expiresAt: Timestamp.nullable(),
+    updatedAt: Timestamp,
+  })
+  .register(openApiComponents, { id: 'BookingSummary' });
+
+export const BookingPageSchema = z.object({
+  items: z.array(BookingSummarySchema),
+  next: z.string().nullable().describe('pass as ?cursor= for the next (older) page; null on the last page'),
+});
+
+export const ListBookingsQuerySchema = z.strictObject({
+  status: BookingStatusSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20).describe('newest first; default 20, at most 100'),
+  cursor: z.string().min(1).max(200).optional().describe("the previous page's next"),
+});
+
 export const UnlockSchema = z
   .object({ bookingId: IdSchema, vehicleId: IdSchema, status: z.literal('SUCCESS'), unlockedAt: Timestamp })
   .register(openApiComponents, { id: 'Unlock' });

@@ -10,7 +10,7 @@ import type { Clock } from '../runtime/ground/clock.js';
 import { closerStack, type Closer } from '../runtime/ground/closers.js';
 import type { FleetConfig } from './config.js';
 import { lockDataFolder } from '../persistence/data-folder-lock.js';
-import { ShardedEvents, ShardedTraces, ShardedVehicleCommands } from './fleet-reads.js';
+import { ShardedCustomerBookings, ShardedEvents, ShardedTraces, ShardedVehicleCommands } from './fleet-reads.js';
 import { ShardedFleetService } from './fleet-service.js';
 import { housekeepIdempotency } from './housekeeping.js';
 import { drainOnClose } from './http-drain.js';
@@ -145,6 +145,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
       events,
       traces: new ShardedTraces(shards),
       vehicleCommands: new ShardedVehicleCommands(shards),
+      customerBookings: new ShardedCustomerBookings(shards),
     });
     closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
     let url: string | null = null;

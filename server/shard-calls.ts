@@ -1,4 +1,5 @@
 import type { PublicEvent } from '../api/ports.js';
+import type { CustomerBookingsQuery } from '../persistence/customer-bookings.js';
 import type { TraceJournalQuery } from '../actors/contract/trace-views.js';
 import type { ActorAddress, Message } from '../runtime/kernel/directory.js';
 import type { CommandState } from '../actors/vehicle/command-history.js';
@@ -34,7 +35,9 @@ export type ShardRead =
   /** The journal events of traced steps and the actors' sequence numbers at given times (the trace viewer). */
   | { readonly read: 'trace-journal'; readonly query: TraceJournalQuery }
   /** A customer's bookings that are not finished, but for one (persistence/live-bookings.ts). */
-  | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string };
+  | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string }
+  /** A page of a customer's bookings on this shard, newest first (persistence/customer-bookings.ts). */
+  | { readonly read: 'customer-bookings'; readonly query: CustomerBookingsQuery };
 
 export interface SeedVehicle {
   readonly id: string;

@@ -31,6 +31,7 @@ import type { ShardHandlers } from '../runtime/kernel/shard-host.js';
 type FleetShardHandlers = ShardHandlers<ShardCall, ShardStats, ShardEvent>;
 import type { ShardCall, ShardEvent, ShardRead, ShardStats } from './shard-calls.js';
 import { LiveBookingCounter } from '../persistence/live-bookings.js';
+import { CustomerBookings } from '../persistence/customer-bookings.js';
 import type { Logger } from '../runtime/ground/logger.js';
 import { deriveCommandKey, signCommand } from '../actors/contract/command-signature.js';
 import { housekeepRejectedBookings } from '../persistence/rejected-bookings.js';
@@ -148,6 +149,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
         // so signing needs nothing from another thread.
         device: new MqttDeviceLink(mqtt, logger.child({ component: 'device-link' }), commandSigner(config)),
         conditionsOf: (id) => vehicles.conditionsOf(id),
+        everSeen: (id) => vehicles.everSeen(id),
         notifyUnlocked: (ctx, bookingId, unlockedAt) => {
           const message: BookingMessage = { type: 'VehicleWasUnlocked', unlockedAt };
           ctx.tell({ kind: BOOKING, id: bookingId }, message);
@@ -217,6 +219,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     };
 
     const liveBookings = new LiveBookingCounter(db);
+    const customerBookings = new CustomerBookings(db);
     const read = (request: ShardRead): unknown => {
       switch (request.read) {
         case 'vehicle':
@@ -238,6 +241,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
           return traceJournal.read(request.query);
         case 'live-bookings':
           return liveBookings.liveBookings(request.customerId, request.exceptBookingId);
+        case 'customer-bookings':
+          return customerBookings.page(request.query);
       }
     };
 

@@ -28,7 +28,7 @@ export type VehicleCommand =
   | { readonly type: 'RegisterVehicle'; readonly vehicleId: string; readonly vehicleType: VehicleType; readonly model: string | null; readonly location: Location; readonly at: number }
   | { readonly type: 'ReserveVehicle'; readonly vehicleId: string; readonly bookingId: string; readonly conditions: DeviceConditions; readonly at: number }
   | { readonly type: 'ReleaseVehicle'; readonly vehicleId: string; readonly bookingId: string; readonly reason: string; readonly at: number }
-  | { readonly type: 'RequestDeviceCommand'; readonly vehicleId: string; readonly command: DeviceCommandKind; readonly bookingId: string; readonly commandId: string; readonly online: boolean | null; readonly at: number; readonly expiresAt: number }
+  | { readonly type: 'RequestDeviceCommand'; readonly vehicleId: string; readonly command: DeviceCommandKind; readonly bookingId: string; readonly commandId: string; readonly online: boolean | null; readonly neverSeen: boolean; readonly at: number; readonly expiresAt: number }
   | { readonly type: 'RecordDeviceReply'; readonly vehicleId: string; readonly commandId: string; readonly reply: 'UNLOCKED' | 'LOCKED' | 'REJECTED'; readonly reason: string | null; readonly at: number }
   | { readonly type: 'RecordCommandFailure'; readonly vehicleId: string; readonly commandId: string; readonly reason: 'timeout' | 'offline'; readonly at: number };
 
@@ -103,7 +103,7 @@ export function decide(command: VehicleCommand, state: VehicleState): Decision<V
       const { bookingId, conditions, at } = command;
       if (state.bookingId === bookingId) return emit(); // a retried reserve of the same booking
       if (state.status !== 'AVAILABLE') return refuse({ type: 'VehicleUnavailable', vehicleId, status: state.status });
-      if (conditions.online === false) return refuse({ type: 'VehicleOffline', vehicleId });
+      if (conditions.online === false) return refuse({ type: 'VehicleOffline', vehicleId, presence: 'offline' });
       if (conditions.battery !== null && conditions.battery < MIN_BOOKABLE_BATTERY) {
         return refuse({ type: 'VehicleLowBattery', vehicleId, battery: conditions.battery });
       }
@@ -146,7 +146,12 @@ function decideDeviceCommand(command: Extract<VehicleCommand, { type: 'RequestDe
   }
   // One command on the wire per vehicle: a concurrent request for the same booking waits for it.
   if (state.inFlight && state.inFlight.bookingId === bookingId && state.inFlight.command === command.command) return emit();
-  if (command.online === false) return refuse({ type: 'VehicleOffline', vehicleId });
+  if (command.online === false) return refuse({ type: 'VehicleOffline', vehicleId, presence: 'offline' });
+  // Bookable without presence (fleets without it work), but a command needs someone to hear it: a
+  // vehicle no device ever spoke for, and that never confirmed a command, is answered now, not in 5 s.
+  if (command.online === null && command.neverSeen && !state.recentCommands.some((issued) => issued.confirmedAt !== null)) {
+    return refuse({ type: 'VehicleOffline', vehicleId, presence: 'never-seen' });
+  }
   return emit(
     command.command === 'UNLOCK'
       ? { type: 'UnlockRequested', vehicleId, bookingId, commandId, at, expiresAt }

@@ -36,6 +36,8 @@ export interface ApiSettings {
   readonly http: { readonly bodyLimitBytes: number };
   readonly rateLimits: RateLimits;
   readonly auth: { readonly jwtSecret: string };
+  /** Where public events go; absent: the journal only (GET /events). */
+  readonly kafka?: { readonly mode: 'kafka' | 'local' };
 }
 
 export interface AppDeps {
@@ -146,7 +148,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (deps.traces) await authenticated.register(traceRoutes, { prefix: '/traces', traces: deps.traces, linkSecret: deps.config.auth.jwtSecret });
   });
   // Outside the bearer scope: the viewer accepts an operator token or a viewer link (api/viewer/access.ts).
-  if (deps.traces) app.register(viewerRoutes, { prefix: '/traces', traces: deps.traces, secret: deps.config.auth.jwtSecret });
+  if (deps.traces) app.register(viewerRoutes, { prefix: '/traces', traces: deps.traces, secret: deps.config.auth.jwtSecret, kafka: deps.config.kafka?.mode === 'kafka' });
 
   return base;
 }

@@ -7,7 +7,6 @@
 import type { TraceJournalQuery, TracedEvent } from '../../actors/contract/trace-views.js';
 import {
   describeStateChange,
-  deviceLabel,
   focusOnBooking,
   formatDuration,
   orderSteps,

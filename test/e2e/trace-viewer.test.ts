@@ -183,11 +183,14 @@ describe('trace viewer page', () => {
     // No lane for Kafka, which this fleet does not have; every lane fits in the pane beside the detail.
     const heads = await page.locator('#diagram .head').evaluateAll((nodes) => nodes.map((node) => node.getAttribute('data-participant')));
     expect(heads).not.toContain('kafka');
-    const fit = await page.evaluate(() => ({ pane: document.getElementById('diagram-pane')!.clientWidth, svg: Number(document.getElementById('diagram')!.getAttribute('width')) }));
+    const fit = (await page.evaluate("({ pane: document.getElementById('diagram-pane').clientWidth, svg: Number(document.getElementById('diagram').getAttribute('width')) })")) as { pane: number; svg: number };
     expect(fit.svg).toBeLessThanOrEqual(fit.pane);
     // Column headers on one line each (no `bef/ore`).
     await page.keyboard.press('ArrowRight');
-    const headers = await page.locator('#changes th').evaluateAll((nodes) => nodes.map((node) => ({ text: node.textContent, wraps: node.scrollWidth > node.clientWidth || node.getClientRects().length !== 1 || (node as HTMLElement).offsetHeight > 2 * parseFloat(getComputedStyle(node).lineHeight) })));
+    // A header wraps when its box is taller than one line of its text (offsetHeight vs line-height, padding aside).
+    const headers = await page.evaluate(
+      "[...document.querySelectorAll('#changes th')].map((node) => ({ text: node.textContent, wraps: node.scrollWidth > node.clientWidth || node.offsetHeight > 1.8 * parseFloat(getComputedStyle(node).lineHeight) }))",
+    );
     expect(headers).toEqual([{ text: 'field', wraps: false }, { text: 'before', wraps: false }, { text: 'after', wraps: false }]);
 
     // Times relative and readable on the axis; absolute in the step's detail and on hover.

@@ -47,7 +47,7 @@ describe('the README walkthrough', () => {
       // Terminal 1: FLEET_SEED=20 npm start (here from the sources, as npm run dev).
       server = await startServer({ ...env, FLEET_SEED: '20', FLEET_SHARDS: '2' });
       // Terminal 2: npm run sim -- vehicle demo-0001
-      vehicle = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'simulator/cli.ts'), 'vehicle', 'demo-0001'], { cwd: ROOT, env, stdio: 'ignore' });
+      vehicle = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'scripts/sim.ts'), 'vehicle', 'demo-0001'], { cwd: ROOT, env, stdio: 'ignore' });
       const token = signToken({ sub: 'walkthrough-check', role: 'operator', ttlSeconds: 600 }, DEV_JWT_SECRET);
       await waitFor(
         async () => {

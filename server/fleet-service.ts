@@ -18,7 +18,7 @@ import { LiveBookingLimit } from '../persistence/live-bookings.js';
 import type { TraceContext } from '../runtime/ground/trace-context.js';
 import { bookingIdOnShard, shardOfBooking, shardOfVehicle } from '../runtime/kernel/placement.js';
 import { ShardUnavailableError } from '../runtime/kernel/shard-link.js';
-import type { FleetShardLink, ShardRead } from './shard-calls.js';
+import type { FleetShardCaller, ShardRead } from './shard-calls.js';
 
 /** What the fleet service needs of the shards: the supervisor's links, one per shard. */
 /** A fleet-wide read whose shard is down or silent is refused as 503 shard-unavailable (the API answers a Refused's rejection). */
@@ -29,7 +29,7 @@ export function refuseUnavailable(error: unknown): never {
 
 export interface ShardLinks {
   readonly count: number;
-  link(shard: number): FleetShardLink;
+  link(shard: number): FleetShardCaller;
 }
 
 /** The main thread waits a little longer than the shard's own deadline, so the shard's answer (a rejection) wins. */
@@ -161,22 +161,22 @@ export class ShardedFleetService implements FleetService {
 /** `bk_<hex>` as the API derives it (from the Idempotency-Key, or at random) → `bk_s<shard>_<hex>`. */
 export const placeBookingId = (unplaced: string, shard: number): string => bookingIdOnShard(shard, unplaced.replace(/^bk_/, ''));
 
-const iso = (epochMs: number | null): string | null => (epochMs === null ? null : new Date(epochMs).toISOString());
+const iso = (epochMs: number): string => new Date(epochMs).toISOString();
 
 export function toBookingView(state: BookingState): BookingView {
   if (state.status === 'NEW') throw new Error('a booking that was never requested has no view');
   return {
-    id: state.bookingId!,
+    id: state.bookingId,
     status: state.status,
-    vehicleId: state.vehicleId!,
-    customerId: state.customerId!,
+    vehicleId: state.vehicleId,
+    customerId: state.customerId,
     durationMinutes: state.durationMinutes,
-    authorization: state.authorization,
-    charge: state.charge,
-    createdAt: iso(state.createdAt)!,
-    expiresAt: iso(state.expiresAt)!,
-    unlockedAt: iso(state.unlockedAt),
-    endedAt: iso(state.endedAt),
-    rejectionReason: state.rejection?.type ?? null,
+    authorization: 'authorization' in state ? state.authorization : null,
+    charge: state.status === 'COMPLETED' ? state.charge : null,
+    createdAt: iso(state.createdAt),
+    expiresAt: iso(state.expiresAt),
+    unlockedAt: 'unlockedAt' in state ? iso(state.unlockedAt) : null,
+    endedAt: 'endedAt' in state && state.endedAt !== null ? iso(state.endedAt) : null,
+    rejectionReason: state.status === 'REJECTED' ? state.rejection.type : null,
   };
 }

@@ -18,7 +18,7 @@ function run(script: string, args: readonly string[]): Promise<Run> {
   const nodeArgs = script.endsWith('.mjs') ? [join(ROOT, script), ...args] : ['--import', 'tsx', join(ROOT, script), ...args];
   // Private homes: a command that wrongly went on would not touch a developer's brokers.
   const home = mkdtempSync(join(tmpdir(), 'cli-usage-'));
-  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', KAFKA_HOME: home, MOSQUITTO_HOME: home, FLEET_DB: join(home, 'fleet.db') };
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', KAFKA_HOME: home, MOSQUITTO_HOME: home, CLUSTER_HOME: home, FLEET_DB: join(home, 'fleet.db') };
   return new Promise((resolve) => {
     execFile(process.execPath, nodeArgs, { cwd: ROOT, env, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
@@ -43,6 +43,8 @@ const COMMANDS: ReadonlyArray<readonly [string, string, readonly string[], RegEx
   ['demo', 'scripts/demo.ts', ['--bogus'], /--bogus/],
   ['kafka', 'scripts/kafka.mjs', ['--bogus'], /"--bogus"/],
   ['kafka', 'scripts/kafka.mjs', ['start', '--bogus'], /"--bogus"/],
+  ['cluster', 'scripts/cluster.ts', ['--bogus'], /--bogus/],
+  ['cluster', 'scripts/cluster.ts', ['restart'], /"restart"/],
   ['mosquitto', 'scripts/mosquitto.mjs', ['restart'], /"restart"/],
   ['mosquitto', 'scripts/mosquitto.mjs', ['start', '--bogus'], /"--bogus"/],
 ];

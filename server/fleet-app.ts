@@ -12,7 +12,7 @@ import type { Clock } from '../runtime/ground/clock.js';
 import { closerStack, type Closer } from '../runtime/ground/closers.js';
 import type { FleetConfig } from './config.js';
 import { lockDataFolder } from '../persistence/data-folder-lock.js';
-import { ShardedEvents, ShardedTraces, ShardedVehicleCommands } from './fleet-reads.js';
+import { ShardedCustomerBookings, ShardedEvents, ShardedTraces, ShardedVehicleCommands } from './fleet-reads.js';
 import { ShardedFleetService } from './fleet-service.js';
 import { housekeepIdempotency } from './housekeeping.js';
 import { drainOnClose } from './http-drain.js';
@@ -217,6 +217,7 @@ async function startHttp(
     events,
     traces: new ShardedTraces(links),
     vehicleCommands: new ShardedVehicleCommands(links),
+    customerBookings: new ShardedCustomerBookings(links),
   });
   let url: string | null = null;
   node.installRoutes(app, shards, () => url);

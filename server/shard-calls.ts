@@ -2,6 +2,7 @@ import type { PublicEvent } from '../api/ports.js';
 import type { Outcome } from '../actors/contract/rejections.js';
 import type { TraceJournal, TraceJournalQuery } from '../actors/contract/trace-views.js';
 import type { VehicleFilter, VehicleView } from '../actors/contract/views.js';
+import type { CustomerBookingRow, CustomerBookingsQuery } from '../persistence/customer-bookings.js';
 import type { ActorAddress, Message } from '../runtime/kernel/directory.js';
 import type { CommandRecord, CommandState } from '../actors/vehicle/command-history.js';
 import type { TraceContext } from '../runtime/ground/trace-context.js';
@@ -65,7 +66,9 @@ export type ShardRead =
   /** The journal events of traced steps and the actors' sequence numbers at given times (the trace viewer). */
   | { readonly read: 'trace-journal'; readonly query: TraceJournalQuery }
   /** A customer's bookings that are not finished, but for one (persistence/live-bookings.ts). */
-  | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string };
+  | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string }
+  /** A page of a customer's bookings on this shard, newest first (persistence/customer-bookings.ts). */
+  | { readonly read: 'customer-bookings'; readonly query: CustomerBookingsQuery };
 
 export type ReadName = ShardRead['read'];
 
@@ -82,7 +85,9 @@ export interface ReadAnswers {
   readonly 'booking-traces': { traceIds: string[]; steps: StoredTraceStep[] } | null;
   readonly 'vehicle-commands': CommandRecord[] | null;
   readonly 'trace-journal': TraceJournal;
-  readonly 'live-bookings': number;
+  /** The ids of the customer's live bookings on this shard (the 409 active-booking-limit names them). */
+  readonly 'live-bookings': string[];
+  readonly 'customer-bookings': CustomerBookingRow[];
 }
 
 /** A page of a shard's public events. `scannedTo`: rows that are not events (a type no longer in the catalog) still move the cursor. */

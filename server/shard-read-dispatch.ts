@@ -1,4 +1,5 @@
 import type { SqliteJournalEngine } from '../persistence/journal-engine.js';
+import type { CustomerBookings } from '../persistence/customer-bookings.js';
 import type { LiveBookingCounter } from '../persistence/live-bookings.js';
 import type { Db } from '../persistence/sqlite.js';
 import type { TraceJournalReads } from '../persistence/trace-journal.js';
@@ -22,13 +23,14 @@ export interface ShardReadSources {
   readonly traces: TraceStore;
   readonly traceJournal: TraceJournalReads;
   readonly liveBookings: LiveBookingCounter;
+  readonly customerBookings: CustomerBookings;
 }
 
 type ReadRequests = { readonly [Name in ReadName]: ReadOf<Name> };
 
 export type ReadHandlers = { readonly [Name in ReadName]: (read: ReadRequests[Name]) => ReadAnswers[Name] };
 
-export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJournal, liveBookings }: ShardReadSources): ReadHandlers {
+export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJournal, liveBookings, customerBookings }: ShardReadSources): ReadHandlers {
   return {
     vehicle: (read) => vehicles.get(read.id) ?? null,
     vehicles: (read) => vehicles.list(read.filter),
@@ -42,6 +44,7 @@ export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJ
     'vehicle-commands': (read) => vehicleCommands(db, read.vehicleId, read.limit, Date.now()),
     'trace-journal': (read) => traceJournal.read(read.query),
     'live-bookings': (read) => liveBookings.liveBookings(read.customerId, read.exceptBookingId),
+    'customer-bookings': (read) => customerBookings.page(read.query),
   };
 }
 

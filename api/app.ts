@@ -1,6 +1,7 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { OneLinePerRequest } from './request-log.js';
 import {
   createJsonSchemaTransformObject,
   serializerCompiler,
@@ -17,7 +18,7 @@ import type { DeviceAccess, FleetService } from '../actors/contract/views.js';
 import { IdempotencyGuard } from './idempotency.js';
 import { installJsonBodyParser } from './json-body.js';
 import { openApiTransform } from './openapi.js';
-import type { EventsPort, HealthReport, IdempotencyPort, TracesPort, VehicleCommandsPort } from './ports.js';
+import type { CustomerBookingsPort, EventsPort, HealthReport, IdempotencyPort, TracesPort, VehicleCommandsPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
 import { rateLimits, type RateLimits } from './rate-limits.js';
 import { StreamLimits, type StreamCaps } from './stream-limits.js';
@@ -47,6 +48,8 @@ export interface ApiSettings {
   readonly auth: { readonly jwtSecret: string };
   /** GET /metrics accepts this bearer token besides an operator's JWT (null: operators only). */
   readonly metrics: { readonly token: string | null };
+  /** Where public events go; absent: the journal only (GET /events). */
+  readonly kafka?: { readonly mode: 'kafka' | 'local' };
 }
 
 export interface AppDeps {
@@ -66,6 +69,8 @@ export interface AppDeps {
   readonly traces?: TracesPort;
   /** GET /vehicles/:id/commands is served only when given. */
   readonly vehicleCommands?: VehicleCommandsPort;
+  /** GET /bookings; absent in tests that do not list bookings. */
+  readonly customerBookings?: CustomerBookingsPort;
 }
 
 /**
@@ -100,6 +105,9 @@ export function socketTimeouts(http: ApiSettings['http']): Pick<FastifyServerOpt
     http: { headersTimeout: http.requestTimeoutMs, connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(http.requestTimeoutMs / 10))) },
   };
 }
+/** The bearer scheme's description in the OpenAPI document (Swagger UI's Authorize dialog). */
+export const BEARER_TOKEN_HELP =
+  'A token from `npm run -s token -- --sub alice --role customer` (booking, unlock, end) or `--role operator` (registering vehicles, /events, /traces), run in a shell with the server\'s FLEET_JWT_SECRET (or none, for a server on the dev secret). Paste the token alone, without "Bearer".';
 
 /**
  * The HTTP API (docs/contract.md, "HTTP"). Returns an app that is not listening: main.ts calls `listen`,
@@ -112,7 +120,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     genReqId: newRequestId,
     childLoggerFactory: requestLogger,
     requestIdHeader: false,
-    logController: new LogController({ disableRequestLogging: isUnlogged }),
+    logController: new OneLinePerRequest(isUnlogged),
     bodyLimit: deps.config.http.bodyLimitBytes,
     ...socketTimeouts(deps.config.http),
     routerOptions: { ignoreTrailingSlash: true },
@@ -144,7 +152,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         version: '0.1.0',
         description: `Book and unlock shared vehicles. Errors are ${PROBLEM_CONTENT_TYPE} (RFC 9457) with stable type URIs.`,
       },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            // Shown in Swagger UI's Authorize dialog: where a newcomer gets the value to paste.
+            description: BEARER_TOKEN_HELP,
+          },
+        },
+      },
       security: [{ bearerAuth: [] }],
     },
     transform: openApiTransform(),
@@ -162,13 +180,13 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     installAuth(authenticated as unknown as FastifyInstance, deps.config.auth.jwtSecret);
     authenticated.addHook('onRequest', authenticated.limitPerCustomer);
     await authenticated.register(vehicleRoutes, { prefix: '/vehicles', fleet: deps.fleet, devices: deps.devices, ...(deps.vehicleCommands && { commands: deps.vehicleCommands }) });
-    await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency });
+    await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency, ...(deps.customerBookings && { list: deps.customerBookings }) });
     await authenticated.register(unlockRoutes, { prefix: '/unlock', fleet: deps.fleet });
     if (deps.events) await authenticated.register(eventRoutes, { prefix: '/events', events: deps.events, streamLimits });
     if (deps.traces) await authenticated.register(traceRoutes, { prefix: '/traces', traces: deps.traces, linkSecret: deps.config.auth.jwtSecret, publicBaseUrl: () => deps.config.http.publicBaseUrl ?? listeningUrl(base) });
   });
   // Outside the bearer scope: the viewer accepts an operator token or a viewer link (api/viewer/access.ts).
-  if (deps.traces) app.register(viewerRoutes, { prefix: '/traces', traces: deps.traces, secret: deps.config.auth.jwtSecret, streamLimits });
+  if (deps.traces) app.register(viewerRoutes, { prefix: '/traces', traces: deps.traces, secret: deps.config.auth.jwtSecret, kafka: deps.config.kafka?.mode === 'kafka', streamLimits });
 
   return base;
 }

@@ -13,18 +13,29 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { exitBadArgument, parseCommandLine } from '../runtime/ground/command-line.js';
 import { startMosquitto } from '../test/helpers/mosquitto.js';
 import { runJournalBench } from './journal.js';
 import type { LoadConfig, LoadResult, PhaseResult, VehiclePick, Workload } from './load-worker.js';
 import { runLoad, spawnHelper } from './processes.js';
 import { runRelayBench } from './relay.js';
+import { sampleCpu } from './proc-cpu.js';
 import { spawnBenchServer, startBenchServer, type BenchServer } from './server.js';
 
 const SCENARIOS = ['http-ceiling', 'book', 'book-slow-gateway', 'hot-vehicle', 'unlock', 'relay', 'journal', 'fleet-scale', 'trace-cost'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run bench [-- --only a,b] [--out FILE] [--duration-s 10] [--warmup-s 2] [--connections 50]
+                 [--shards 1,2,3] [--book-vehicles N] [--unlock-vehicles N] [--fleet-size N]
+
+  --only LIST   scenarios, comma-separated (default all): ${SCENARIOS.join(', ')}
+  --out FILE    the JSON result (default bench/results/<date>.json)
+
+  Builds and starts the server, the load, the reference servers and the devices as their own processes;
+  a full run takes many minutes and wants an otherwise idle machine (bench/RESULTS.md).`;
+
+const { values } = parseCommandLine('bench', USAGE, {
+  strict: true,
   options: {
     only: { type: 'string', default: SCENARIOS.join(',') },
     out: { type: 'string' },
@@ -35,6 +46,7 @@ const { values } = parseArgs({
     'book-vehicles': { type: 'string', default: '40000' },
     'unlock-vehicles': { type: 'string', default: '1000' },
     'fleet-size': { type: 'string', default: '100000' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -44,10 +56,14 @@ const connections = Number(values.connections);
 const shardCounts = values.shards.split(',').map(Number);
 const bookVehicles = Number(values['book-vehicles']);
 const only = new Set(values.only.split(',').map((name) => name.trim()));
-for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`unknown scenario ${name}; known: ${SCENARIOS.join(', ')}`);
+for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) exitBadArgument('bench', `unknown scenario ${JSON.stringify(name)} in --only (known: ${SCENARIOS.join(', ')})`);
+for (const [name, value] of [['duration-s', durationS], ['warmup-s', warmupS], ['connections', connections], ['book-vehicles', bookVehicles]] as const) {
+  if (!Number.isFinite(value) || value < 0) exitBadArgument('bench', `--${name} must be a number ≥ 0 (got ${JSON.stringify(values[name])})`);
+}
+if (shardCounts.some((count) => !Number.isInteger(count) || count < 1)) exitBadArgument('bench', `--shards must be shard counts like 1,2,3 (got ${JSON.stringify(values.shards)})`);
 const COLD_S = 3;
 
-const configSource = readFileSync(join(root, 'runtime', 'config.ts'), 'utf8');
+const configSource = readFileSync(join(root, 'server', 'config.ts'), 'utf8');
 /** Whether the server reads these yet (they are passed and recorded either way). */
 const serverSupports = { FLEET_SHARDS: configSource.includes('FLEET_SHARDS'), TRACE_SAMPLE: configSource.includes('TRACE_SAMPLE') };
 
@@ -89,15 +105,26 @@ function stepSummary(p: PhaseResult, step: string) {
 // ---- the reference
 
 let ceiling: number | null = null;
+/** CPU ms the bare route's process spends per request (same run): the unit of the CPU-per-booking ratio. */
+let bareCpuMsPerRequest: number | null = null;
+
+/** The server's CPU (utime + stime from /proc) over one phase, per `count` (requests, confirmed bookings). */
+const cpuPer = (cpu: { between(from: number, to: number): number | null }, p: PhaseResult, count: number): number | null => {
+  const ms = cpu.between(p.startedAtMs, p.endedAtMs);
+  return ms === null || count === 0 ? null : round(ms / count, 4);
+};
 
 async function httpCeiling() {
   const echo = spawnHelper<{ port: number }>('echo-server.ts', {});
   try {
     const { port } = await echo.ready;
+    const cpu = sampleCpu(echo.child.pid!);
     const load = await runLoad({ url: `http://127.0.0.1:${port}`, connections, phases: timed(), workload: { kind: 'echo' } });
+    cpu.stop();
     const m = phase(load, 'measured');
     ceiling = m.requestsPerSecond;
-    return { connections, requestsPerSecond: m.requestsPerSecond, latencyMs: m.autocannon.latencyMs, errors: m.autocannon.errors, non2xx: m.autocannon.non2xx, raw: load };
+    bareCpuMsPerRequest = cpuPer(cpu, m, m.requests);
+    return { connections, requestsPerSecond: m.requestsPerSecond, cpuMsPerRequest: bareCpuMsPerRequest, latencyMs: m.autocannon.latencyMs, errors: m.autocannon.errors, non2xx: m.autocannon.non2xx, raw: load };
   } finally {
     await echo.stop();
   }
@@ -142,8 +169,14 @@ async function fleetCopy(vehicles: number, shards: number): Promise<{ file: stri
 
 interface BookFigures {
   readonly env: Record<string, string>;
+  /** Every booking with its own Idempotency-Key. */
+  readonly keyed: boolean;
   readonly startupMs: number;
   readonly confirmedPerSecond: number;
+  /** The server process's CPU (all threads, /proc) in the measured phase ÷ its confirmed bookings. */
+  readonly cpuMsPerConfirmedBooking: number | null;
+  /** That ÷ the bare route's CPU per request, measured in the same run. */
+  readonly cpuVsBareRequest: number | null;
   readonly latencyMs: PhaseResult['steps'][string]['latencyMs'] | null;
   readonly autocannonLatencyMs: Record<string, number>;
   readonly statuses: Record<string, number>;
@@ -155,20 +188,26 @@ interface BookFigures {
 }
 
 /** One server on a copy of the prepared fleet; the load starts the moment /health answers (cold), then warm-up, then the measurement. */
-async function bookRun(env: Record<string, string>): Promise<BookFigures> {
+async function bookRun(env: Record<string, string>, keyed: boolean): Promise<BookFigures> {
   const fleet = await fleetCopy(bookVehicles, Number(env.FLEET_SHARDS ?? shardCounts[0]));
   const fullEnv = { FLEET_DB: fleet.file, FLEET_DB_SYNC: 'FULL', PAYMENT_LATENCY_MS: '0', ...env };
   const server = await spawnBenchServer(fullEnv);
   try {
-    const workload: Workload = { kind: 'book', vehicles: { ...FLEET, count: bookVehicles, mode: 'sequential' }, customers: bookVehicles };
+    const workload: Workload = { kind: 'book', vehicles: { ...FLEET, count: bookVehicles, mode: 'sequential' }, customers: bookVehicles, idempotencyKey: keyed };
+    const cpu = sampleCpu(server.pid);
     const [load, startupMs] = await Promise.all([runLoad({ url: server.url, connections, waitForHealth: true, phases: timed([{ name: 'cold', durationS: COLD_S }]), workload }), server.healthy]);
+    cpu.stop();
     const m = phase(load, 'measured');
+    const cpuMsPerConfirmedBooking = cpuPer(cpu, m, m.confirmed);
     const cold = phase(load, 'cold');
     const booked = load.phases.reduce((sum, p) => sum + (p.steps.book?.count ?? 0), 0);
     return {
       env,
+      keyed,
       startupMs,
       confirmedPerSecond: m.confirmedPerSecond,
+      cpuMsPerConfirmedBooking,
+      cpuVsBareRequest: cpuMsPerConfirmedBooking !== null && bareCpuMsPerRequest ? ratio(cpuMsPerConfirmedBooking, bareCpuMsPerRequest) : null,
       latencyMs: m.steps.book?.latencyMs ?? null,
       autocannonLatencyMs: m.autocannon.latencyMs,
       statuses: m.steps.book?.statuses ?? {},
@@ -192,14 +231,18 @@ const strip = (figures: BookFigures) => {
 async function book() {
   const runs: Record<string, BookFigures> = {};
   for (const shards of shardCounts) {
-    log(`book at FLEET_SHARDS=${shards}`);
-    runs[`shards${shards}`] = await bookRun({ FLEET_SHARDS: String(shards) });
+    // Keyed first (what clients send), the unkeyed figure beside it.
+    log(`book at FLEET_SHARDS=${shards}, every booking with an Idempotency-Key`);
+    runs[`shards${shards}`] = await bookRun({ FLEET_SHARDS: String(shards) }, true);
+    log(`book at FLEET_SHARDS=${shards}, without Idempotency-Key`);
+    runs[`shards${shards}-unkeyed`] = await bookRun({ FLEET_SHARDS: String(shards) }, false);
   }
   const first = runs[`shards${shardCounts[0]}`]!;
   for (const [label, run] of Object.entries(runs)) {
     const vsCeiling = ceiling ? ratio(run.confirmedPerSecond, ceiling) : null;
     judge('book', `${label} confirmed/s ÷ http-ceiling`, vsCeiling, '≥ 0.2', vsCeiling === null ? null : vsCeiling >= 0.2);
     judge('book', `${label} p99 ms`, run.latencyMs?.p99 ?? null, '≤ 25', run.latencyMs ? run.latencyMs.p99 <= 25 : null);
+    judge('book', `${label} server CPU per confirmed booking ÷ bare request CPU`, run.cpuVsBareRequest, '≤ 10 (moonshot ≤ 5)', run.cpuVsBareRequest === null ? null : run.cpuVsBareRequest <= 10);
     const coldRatio = ratio(run.cold.confirmedPerSecond, run.confirmedPerSecond);
     judge('book', `${label} first ${COLD_S} s after ready ÷ steady`, coldRatio, '≈ 1 (as fast as the rest)', coldRatio === null ? null : coldRatio >= 0.9);
     if (run.vehiclesBooked > bookVehicles) log(`book ${label}: ${run.vehiclesBooked} bookings for ${bookVehicles} vehicles: later ones were refused (raise --book-vehicles)`);
@@ -414,7 +457,7 @@ async function traceCost() {
     ['off', '0'],
   ] as const) {
     log(`trace-cost: TRACE_SAMPLE=${sample}`);
-    runs[label] = await bookRun({ FLEET_SHARDS: String(shardCounts[0]), TRACE_SAMPLE: sample });
+    runs[label] = await bookRun({ FLEET_SHARDS: String(shardCounts[0]), TRACE_SAMPLE: sample }, false);
   }
   const onVsOff = ratio(runs.on!.confirmedPerSecond, runs.off!.confirmedPerSecond);
   judge('trace-cost', 'trace on ÷ off (confirmed/s)', onVsOff, '≥ 0.8', onVsOff === null ? null : onVsOff >= 0.8);

@@ -42,6 +42,7 @@ export class VehicleReadModel {
   private readonly total;
   private readonly known;
   private readonly visibleById;
+  private readonly seen;
   /** One prepared statement per filter combination (a dozen at most), not one per request. */
   private readonly listStatements = new Map<string, Statement<[Record<string, unknown>], VehicleRow>>();
 
@@ -51,6 +52,7 @@ export class VehicleReadModel {
     this.total = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM vehicles');
     this.known = db.prepare<[string], { found: number }>('SELECT 1 AS found FROM vehicles WHERE id = ?');
     this.visibleById = db.prepare<{ id: string; visibleTo: string }, VehicleRow>(`SELECT * FROM vehicles WHERE id = @id AND ${VISIBLE_TO_CUSTOMER}`);
+    this.seen = db.prepare<[string], { found: number }>('SELECT 1 AS found FROM vehicles WHERE id = ? AND (online IS NOT NULL OR last_seen_at IS NOT NULL)');
   }
 
   exists(id: string): boolean {
@@ -61,6 +63,15 @@ export class VehicleReadModel {
   get(id: string, visibleTo?: string): VehicleView | undefined {
     const row = visibleTo === undefined ? this.byId.get(id) : this.visibleById.get({ id, visibleTo });
     return row && toView(row);
+  }
+
+  /**
+   * Whether a device ever spoke for the vehicle: a presence on record (retained on the broker, so also
+   * from before this process) or a telemetry reading. An operator's cleared presence keeps the
+   * reading's time, so a vehicle seen once stays seen.
+   */
+  everSeen(id: string): boolean {
+    return this.seen.get(id) !== undefined;
   }
 
   conditionsOf(id: string): DeviceConditions {

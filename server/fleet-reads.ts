@@ -1,8 +1,10 @@
+import type { BookingStatus } from '../actors/contract/views.js';
 import type { EventCursor } from '../api/event-cursor.js';
-import type { EventPage, EventsPort, PublicEvent, TracesPort, TraceView, VehicleCommandsPort, VehicleCommandView } from '../api/ports.js';
+import type { BookingPage, BookingSummaryView, CustomerBookingsPort, EventPage, EventsPort, PublicEvent, TracesPort, TraceView, VehicleCommandsPort, VehicleCommandView } from '../api/ports.js';
+import type { BookingPosition, CustomerBookingRow, CustomerBookingsQuery } from '../persistence/customer-bookings.js';
 import { shardOfBooking, shardOfVehicle } from '../runtime/kernel/placement.js';
 import type { TraceJournal, TraceJournalQuery } from '../actors/contract/trace-views.js';
-import type { FleetShardCaller, ShardEvent } from './shard-calls.js';
+import type { FleetShardCaller } from './shard-calls.js';
 import { refuseUnavailable } from './fleet-service.js';
 import type { ShardLinks } from './fleet-service.js';
 import type { CommandRecord } from '../actors/vehicle/command-history.js';
@@ -39,7 +41,7 @@ export class ShardedEvents implements EventsPort {
   async read(cursor: EventCursor, limit: number): Promise<EventPage> {
     const scans = await Promise.all(
       this.links().map((link, shard) =>
-        link.call<{ events: ShardEvent[]; scannedTo: number }>({ op: 'read', read: { read: 'events', after: cursor[shard] ?? 0, limit } }, READ_DEADLINE_MS).catch(refuseUnavailable),
+        link.call({ op: 'read', read: { read: 'events', after: cursor[shard] ?? 0, limit } }, READ_DEADLINE_MS).catch(refuseUnavailable),
       ),
     );
     const pages = scans.map((scan) => scan.events);
@@ -96,8 +98,6 @@ const TRACE_ID = /^[0-9a-f]{32}$/;
 /** Traces followed per booking: creation, unlock, end, cancel, timers, retries. */
 const TRACES_PER_BOOKING = 50;
 
-type Steps = TraceView['steps'];
-
 /** GET /traces/:id — a booking's traces from its shard, or one trace id gathered from every shard. */
 export class ShardedTraces implements TracesPort {
   constructor(private readonly shardLinks: ShardLinks) {}
@@ -106,7 +106,7 @@ export class ShardedTraces implements TracesPort {
     if (TRACE_ID.test(bookingIdOrTraceId)) {
       const pages = await Promise.all(
         Array.from({ length: this.shardLinks.count }, (_, shard) =>
-          this.shardLinks.link(shard).call<Steps>({ op: 'read', read: { read: 'trace', traceId: bookingIdOrTraceId } }, READ_DEADLINE_MS).catch(refuseUnavailable),
+          this.shardLinks.link(shard).call({ op: 'read', read: { read: 'trace', traceId: bookingIdOrTraceId } }, READ_DEADLINE_MS).catch(refuseUnavailable),
         ),
       );
       const found = pages.filter((page) => page.length > 0);
@@ -118,14 +118,14 @@ export class ShardedTraces implements TracesPort {
     if (shard === null) return undefined;
     const found = await this.shardLinks
       .link(shard)
-      .call<{ traceIds: string[]; steps: Steps } | null>({ op: 'read', read: { read: 'booking-traces', bookingId: bookingIdOrTraceId, limit: TRACES_PER_BOOKING } }, READ_DEADLINE_MS).catch(refuseUnavailable);
+      .call({ op: 'read', read: { read: 'booking-traces', bookingId: bookingIdOrTraceId, limit: TRACES_PER_BOOKING } }, READ_DEADLINE_MS).catch(refuseUnavailable);
     return found ? { traceId: found.traceIds[0]!, steps: found.steps } : undefined;
   }
 
   /** Asks every shard: an actor lives on one, so its events and sequence numbers come from that one (the others answer none, 0). */
   async journal(query: TraceJournalQuery): Promise<TraceJournal> {
     const answers = await Promise.all(
-      Array.from({ length: this.shardLinks.count }, (_, shard) => this.shardLinks.link(shard).call<TraceJournal>({ op: 'read', read: { read: 'trace-journal', query } }, READ_DEADLINE_MS).catch(refuseUnavailable)),
+      Array.from({ length: this.shardLinks.count }, (_, shard) => this.shardLinks.link(shard).call({ op: 'read', read: { read: 'trace-journal', query } }, READ_DEADLINE_MS).catch(refuseUnavailable)),
     );
     return {
       events: answers.flatMap((answer) => answer.events),
@@ -140,7 +140,7 @@ export class ShardedVehicleCommands implements VehicleCommandsPort {
 
   async recent(vehicleId: string, limit: number): Promise<VehicleCommandView[] | undefined> {
     const shard = shardOfVehicle(vehicleId, this.shardLinks.count);
-    const records = await this.shardLinks.link(shard).call<CommandRecord[] | null>({ op: 'read', read: { read: 'vehicle-commands', vehicleId, limit } }, READ_DEADLINE_MS).catch(refuseUnavailable);
+    const records = await this.shardLinks.link(shard).call({ op: 'read', read: { read: 'vehicle-commands', vehicleId, limit } }, READ_DEADLINE_MS).catch(refuseUnavailable);
     return records?.map(toCommandView);
   }
 }
@@ -150,4 +150,56 @@ const iso = (epochMs: number): string => new Date(epochMs).toISOString();
 function toCommandView(record: CommandRecord): VehicleCommandView {
   const { commandId, command, state, bookingId, traceId, requestedAt, expiresAt, settledAt, roundTripMs, reason } = record;
   return { commandId, command, state, bookingId, traceId, requestedAt: iso(requestedAt), expiresAt: iso(expiresAt), settledAt: settledAt === null ? null : iso(settledAt), roundTripMs, reason: reason === null ? null : normalizeDeviceReason(reason) };
+}
+
+/**
+ * GET /bookings: a customer's bookings, newest first, from every shard's read model (a customer's
+ * bookings live with their vehicles, on any shard). Each shard answers one more than the page; the
+ * merge takes the newest `limit`, and the cursor is the last one's position (created_at, id), so the
+ * next page starts strictly after it on every shard.
+ */
+export class ShardedCustomerBookings implements CustomerBookingsPort {
+  constructor(private readonly shardLinks: ShardLinks) {}
+
+  async list(customerId: string, options: { readonly status: BookingStatus | null; readonly limit: number; readonly cursor: string | null }): Promise<BookingPage | undefined> {
+    const before = options.cursor === null ? null : decodeBookingCursor(options.cursor);
+    if (before === undefined) return undefined;
+    const query: CustomerBookingsQuery = { customerId, status: options.status, before, limit: options.limit + 1 };
+    const pages = await Promise.all(
+      Array.from({ length: this.shardLinks.count }, (_, shard) =>
+        this.shardLinks.link(shard).call({ op: 'read', read: { read: 'customer-bookings', query } }, READ_DEADLINE_MS).catch(refuseUnavailable),
+      ),
+    );
+    const newestFirst = pages.flat().sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    const page = newestFirst.slice(0, options.limit);
+    const last = page.at(-1);
+    return {
+      items: page.map(toSummaryView),
+      next: newestFirst.length > options.limit && last ? encodeBookingCursor({ createdAt: last.createdAt, id: last.id }) : null,
+    };
+  }
+}
+
+const toSummaryView = (row: CustomerBookingRow): BookingSummaryView => ({
+  id: row.id,
+  vehicleId: row.vehicleId,
+  status: row.status as BookingStatus,
+  createdAt: new Date(row.createdAt).toISOString(),
+  expiresAt: row.expiresAt === null ? null : new Date(row.expiresAt).toISOString(),
+  updatedAt: new Date(row.updatedAt).toISOString(),
+});
+
+export function encodeBookingCursor(position: BookingPosition): string {
+  return Buffer.from(JSON.stringify([position.createdAt, position.id])).toString('base64url');
+}
+
+/** undefined: not a cursor this server made. */
+export function decodeBookingCursor(cursor: string): BookingPosition | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && typeof value[1] === 'string') return { createdAt: value[0] as number, id: value[1] };
+  } catch {
+    // not JSON: falls through
+  }
+  return undefined;
 }

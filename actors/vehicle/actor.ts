@@ -29,10 +29,10 @@ export interface Unlocked { readonly unlockedAt: number }
 export interface Locked { readonly lockedAt: number }
 
 
-/** The vehicle's own MQTT topics: the actor subscribes while active (DESIGN: it owns them). */
+/** The vehicle's own MQTT conversation: the actor receives its device's messages while active (DESIGN: it owns them). */
 export interface DeviceLink {
   send(vehicleId: string, command: UnsignedDeviceCommand): Promise<void>;
-  /** Subscribes to the vehicle's replies and presence; the returned function unsubscribes. */
+  /** Makes this actor the recipient of its vehicle's replies and presence; the returned function stops it. How the wire carries them is the link's business. */
   watch(vehicleId: string, deliver: (message: Extract<VehicleMessage, { type: 'DeviceReplied' | 'DevicePresence' }>) => void): () => void;
 }
 
@@ -40,6 +40,8 @@ export interface VehicleActorDeps {
   readonly device: DeviceLink;
   /** Last known presence and battery from the telemetry read model, for vehicles this actor has not heard yet. */
   readonly conditionsOf: (vehicleId: string) => DeviceConditions;
+  /** Whether a device ever spoke for the vehicle: presence (also retained) or telemetry on record. */
+  readonly everSeen: (vehicleId: string) => boolean;
   /** Called when the vehicle opened for a booking, also late: the booking learns it is ACTIVE. */
   readonly notifyUnlocked: (ctx: ActorContext<VehicleState, VehicleEvent>, bookingId: string, at: number) => void;
   /** Called when the vehicle locked for a booking, also late: the booking completes the ride. */
@@ -109,7 +111,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
           case 'LockTimedOut': {
             const rejection: Rejection =
               event.reason === 'offline'
-                ? { type: 'VehicleOffline', vehicleId }
+                ? { type: 'VehicleOffline', vehicleId, presence: 'offline' }
                 : { type: event.type, vehicleId, commandId: event.commandId, timeoutMs: deps.unlockTimeoutMs };
             settle(event.commandId, reject(rejection));
             break;
@@ -139,6 +141,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
         bookingId,
         commandId: randomUUID(),
         online: conditions().online,
+        neverSeen: heardOnline === null && !deps.everSeen(vehicleId),
         at,
         expiresAt: at + deps.unlockTimeoutMs,
       });
@@ -189,9 +192,11 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
 
       onActivated(ctx) {
         const device = `device/${vehicleId}`;
+        // Only the activation's own tellSelf is kept, not this first message's context.
+        const tellSelf = ctx.tellSelf;
         unwatch = deps.device.watch(vehicleId, (message) => {
           const trace = (message.type === 'DeviceReplied' && commandTraces.get(message.commandId)) || rootContext();
-          ctx.tellSelf(message, device, trace);
+          tellSelf(message, device, trace);
         });
         // A command issued before a restart or passivation still gets its deadline.
         const pending = pendingCommand(ctx.state);

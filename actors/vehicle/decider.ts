@@ -28,7 +28,7 @@ export type VehicleCommand =
   | { readonly type: 'RegisterVehicle'; readonly vehicleId: string; readonly vehicleType: VehicleType; readonly model: string | null; readonly location: Location; readonly at: number }
   | { readonly type: 'ReserveVehicle'; readonly vehicleId: string; readonly bookingId: string; readonly conditions: DeviceConditions; readonly at: number }
   | { readonly type: 'ReleaseVehicle'; readonly vehicleId: string; readonly bookingId: string; readonly reason: string; readonly at: number }
-  | { readonly type: 'RequestDeviceCommand'; readonly vehicleId: string; readonly command: DeviceCommandType; readonly bookingId: string; readonly commandId: string; readonly online: boolean | null; readonly at: number; readonly expiresAt: number }
+  | { readonly type: 'RequestDeviceCommand'; readonly vehicleId: string; readonly command: DeviceCommandType; readonly bookingId: string; readonly commandId: string; readonly online: boolean | null; readonly neverSeen: boolean; readonly at: number; readonly expiresAt: number }
   | { readonly type: 'RecordDeviceReply'; readonly vehicleId: string; readonly commandId: string; readonly reply: DeviceReplyType; readonly reason: string | null; readonly at: number }
   | { readonly type: 'RecordCommandFailure'; readonly vehicleId: string; readonly commandId: string; readonly reason: 'timeout' | 'offline'; readonly at: number };
 
@@ -79,7 +79,7 @@ function decideReserve(command: CommandOf<'ReserveVehicle'>, state: RegisteredVe
   const { vehicleId, bookingId, conditions, at } = command;
   if (holderOf(state) === bookingId) return emit(); // a retried reserve of the same booking
   if (state.status !== 'AVAILABLE') return refuse({ type: 'VehicleUnavailable', vehicleId, status: state.status });
-  if (conditions.online === false) return refuse({ type: 'VehicleOffline', vehicleId });
+  if (conditions.online === false) return refuse({ type: 'VehicleOffline', vehicleId, presence: 'offline' });
   if (conditions.battery !== null && conditions.battery < MIN_BOOKABLE_BATTERY) {
     return refuse({ type: 'VehicleLowBattery', vehicleId, battery: conditions.battery });
   }
@@ -110,7 +110,12 @@ function decideDeviceCommand(command: CommandOf<'RequestDeviceCommand'>, state: 
   // One command on the wire per vehicle: a concurrent request for the same booking waits for it.
   const pending = pendingCommand(state);
   if (pending && pending.bookingId === bookingId && pending.command === command.command) return emit();
-  if (command.online === false) return refuse({ type: 'VehicleOffline', vehicleId });
+  if (command.online === false) return refuse({ type: 'VehicleOffline', vehicleId, presence: 'offline' });
+  // Bookable without presence (fleets without it work), but a command needs someone to hear it: a
+  // vehicle no device ever spoke for, and that never confirmed a command, is answered now, not in 5 s.
+  if (command.online === null && command.neverSeen && !recentCommandsOf(state).some((issued) => issued.confirmedAt !== null)) {
+    return refuse({ type: 'VehicleOffline', vehicleId, presence: 'never-seen' });
+  }
   return emit(
     command.command === 'UNLOCK'
       ? { type: 'UnlockRequested', vehicleId, bookingId, commandId, at, expiresAt }

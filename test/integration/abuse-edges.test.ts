@@ -71,7 +71,7 @@ describe('unknown booking ids', () => {
     const vehicle = await newVehicle();
     const bookingId = `bk_s0_${'a1'.repeat(12)}`;
     const link = t.fleet.shards.link(0);
-    const ask = (message: unknown) => link.call<{ ok: boolean }>({ op: 'ask', target: { kind: BOOKING, id: bookingId }, message: message as never, from: 'http', trace: rootContext(), timeoutMs: 5000 }, 10_000);
+    const ask = (message: unknown) => link.call({ op: 'ask', target: { kind: BOOKING, id: bookingId }, message: message as never, from: 'http', trace: rootContext(), timeoutMs: 5000 }, 10_000);
     // One after the other on the shard's port: the create's activation exists, its first event is not committed yet.
     const [created, read] = await Promise.all([
       ask({ type: 'CreateBooking', customerId: 'racer', vehicleId: vehicle, paymentMethod: 'tok_visa', durationMinutes: 30 }),

@@ -1,0 +1,89 @@
+import { BOOKING, bookingBehaviour, type BookingMessage } from '../actors/booking/actor.js';
+import { claimBehaviour, IDEMPOTENCY } from '../actors/idempotency/actor.js';
+import { deriveCommandKey, signCommand } from '../actors/contract/command-signature.js';
+import type { UnsignedDeviceCommand } from '../actors/contract/device-protocol.js';
+import { deviceSecretFrom } from '../actors/contract/device-secrets.js';
+import { isPublicEventType } from '../actors/contract/event-catalog.js';
+import type { PaymentGateway } from '../actors/payment/gateway.js';
+import { paymentBehaviour, PAYMENT } from '../actors/payment/actor.js';
+import { VEHICLE, vehicleBehaviour } from '../actors/vehicle/actor.js';
+import type { MqttConnection } from '../adapters/mqtt/connection.js';
+import { MqttDeviceLink } from '../adapters/mqtt/device-link.js';
+import type { VehicleReadModel } from '../persistence/vehicle-read-model.js';
+import type { Clock } from '../runtime/ground/clock.js';
+import type { Logger } from '../runtime/ground/logger.js';
+import type { ActorDirectory, Message } from '../runtime/kernel/directory.js';
+import { PUBLIC_TAG } from '../runtime/kernel/journal.js';
+import type { FleetConfig } from './config.js';
+
+/** A shard's actors: the vehicle, booking and payment behaviours, wired to what they need of the shard. */
+
+export interface ShardActorParts {
+  readonly config: FleetConfig;
+  readonly mqtt: MqttConnection;
+  readonly vehicles: VehicleReadModel;
+  readonly gateway: PaymentGateway;
+  /** Booking and payment time (a test's clock); vehicles keep the wall clock. */
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+export function registerShardActors(directory: ActorDirectory, { config, mqtt, vehicles, gateway, clock, logger }: ShardActorParts): void {
+  directory.register(
+    VEHICLE,
+    vehicleBehaviour({
+      // Every command carries a signature the vehicle checks; the keys derive from plain configuration,
+      // so signing needs nothing from another thread.
+      device: new MqttDeviceLink(mqtt, logger.child({ component: 'device-link' }), commandSigner(config)),
+      conditionsOf: (id) => vehicles.conditionsOf(id),
+      everSeen: (id) => vehicles.everSeen(id),
+      notifyUnlocked: (ctx, bookingId, unlockedAt) => {
+        const message: BookingMessage = { type: 'VehicleWasUnlocked', unlockedAt };
+        ctx.tell({ kind: BOOKING, id: bookingId }, message);
+      },
+      notifyLocked: (ctx, bookingId, lockedAt) => {
+        const message: BookingMessage = { type: 'VehicleWasLocked', lockedAt };
+        ctx.tell({ kind: BOOKING, id: bookingId }, message);
+      },
+      unlockTimeoutMs: config.timing.unlockTimeoutMs,
+    }),
+  );
+  directory.register(
+    BOOKING,
+    bookingBehaviour({
+      reservationWindowMs: config.timing.reservationWindowMs,
+      // Reserve + authorize each get an ask timeout; a saga still unconfirmed after both is abandoned.
+      confirmWithinMs: 2 * config.timing.askTimeoutMs + config.timing.paymentTimeoutMs,
+      unlockTimeoutMs: config.timing.unlockTimeoutMs,
+      now: () => clock.now(),
+    }),
+  );
+  directory.register(PAYMENT, paymentBehaviour({ gateway, timeoutMs: config.timing.paymentTimeoutMs, now: () => clock.now() }));
+  // Idempotency-Key claims, placed by a hash of (customer, key): written in this shard's group commit.
+  directory.register(IDEMPOTENCY, claimBehaviour({ now: () => clock.now() }));
+}
+
+/** Journal tags of an event: `public` for those that leave the process (Kafka, GET /events). */
+export const tagsForEvent = (event: Message): string[] => (isPublicEventType(event.type) ? [PUBLIC_TAG] : []);
+
+/**
+ * The commands that create their actor and persist before they answer: a new booking, its one payment
+ * authorization. Their activation reads no journal; a retried create finds out (NotNewAfterAll).
+ */
+/** A booking refused to someone who does not own it: kept out of that booking's traces (DirectoryOptions.untracedRefusal). */
+export const isStrangersRefusal = (outcome: unknown): boolean => (outcome as { rejection?: { type?: unknown } }).rejection?.type === 'BookingForbidden';
+
+export const createsItsActor = (kind: string, command: Message): boolean =>
+  (kind === BOOKING && command.type === 'CreateBooking') || (kind === PAYMENT && command.type === 'Authorize') || claimsAFreshKey(kind, command);
+
+/**
+ * An Idempotency-Key's first request is by far the common one: its claim skips the journal read. A key
+ * already used is found out by the journal (its KeyClaimed collides with the stored one, NotNewAfterAll)
+ * and answered by an activation that reads it, because ClaimKey on a free key persists before it answers.
+ */
+const claimsAFreshKey = (kind: string, command: Message): boolean => kind === IDEMPOTENCY && command.type === 'ClaimKey';
+
+function commandSigner(config: FleetConfig): (vehicleId: string, command: UnsignedDeviceCommand) => string {
+  const deviceSecret = deviceSecretFrom(config.mqttSecurity.deviceSecret ?? undefined, config.auth.jwtSecret);
+  return (vehicleId, command) => signCommand(deriveCommandKey(deviceSecret, vehicleId), vehicleId, command);
+}

@@ -94,6 +94,10 @@ export const migrations: readonly string[] = [
   `,
   /* 2: retention of traces deletes by time */
   `CREATE INDEX trace_steps_started ON trace_steps (started_at);`,
+  /* 3: the vehicle's public GBFS id, rotated after every trip (docs/gbfs.md, "Id rotation") */
+  `ALTER TABLE vehicles ADD COLUMN public_id TEXT;
+   UPDATE vehicles SET public_id = lower(hex(randomblob(16)));
+   CREATE INDEX vehicles_public_id ON vehicles (public_id);`,
 ];
 
 /**

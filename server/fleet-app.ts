@@ -26,6 +26,9 @@ import { openRegistry } from './registry.js';
 import { demoFleet, demoVehicleIds } from './seed.js';
 import type { RunningShard, ShardInit } from './shard.js';
 import { ShardSupervisor, type ShardRuntime } from './shard-supervisor.js';
+import { GbfsFeeds } from './gbfs/feeds.js';
+import { loadOperatingAreaFile } from './operating-area-file.js';
+import { OperatingAreaService } from './operating-area.js';
 
 export interface FleetOptions {
   readonly logger: Logger;
@@ -74,6 +77,9 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
 
   try {
     const started = Date.now();
+    // Configuration a file holds: checked before any data is touched (a bad zone file names itself, exit 2).
+    const operatingAreaFile = config.operatingArea.file;
+    const initialArea = operatingAreaFile ? loadOperatingAreaFile(operatingAreaFile) : null;
     // One process per FLEET_DB: locked before the registry or a shard file is opened (a refused server
     // touches no data), released last, after every shard has flushed and closed its file.
     const lock = lockDataFolder(config.db.file);
@@ -133,6 +139,15 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     registerShardMetrics(metrics, shards);
     const events = new ShardedEvents(shards);
     closers.push(() => events.close());
+    const operatingArea = new OperatingAreaService(operatingAreaFile, initialArea, shards, logger);
+    let url: string | null = null;
+    const gbfs = new GbfsFeeds({
+      shards,
+      config,
+      baseUrl: () => config.publicBaseUrl ?? url ?? `http://${config.http.host}:${config.http.port}`,
+      area: () => operatingArea.area(),
+      readTimeoutMs: config.timing.askTimeoutMs,
+    });
     const app = buildApp({
       isStorageFull,
       fleet: new ShardedFleetService(shards, config.timing, config.maxActiveBookingsPerCustomer),
@@ -145,9 +160,10 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
       events,
       traces: new ShardedTraces(shards),
       vehicleCommands: new ShardedVehicleCommands(shards),
+      gbfs,
+      operatingArea,
     });
     closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
-    let url: string | null = null;
     if (options.listen ?? true) url = await listenOn({ port: 'PORT', host: 'HOST' }, config.http.host, config.http.port, () => app.listen({ host: config.http.host, port: config.http.port }));
     else await app.ready();
     if (url) lock?.announce(url);

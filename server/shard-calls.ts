@@ -1,4 +1,5 @@
 import type { PublicEvent } from '../api/ports.js';
+import type { OperatingArea } from '../actors/contract/operating-area.js';
 import type { TraceJournalQuery } from '../actors/contract/trace-views.js';
 import type { ActorAddress, Message } from '../runtime/kernel/directory.js';
 import type { CommandState } from '../actors/vehicle/command-history.js';
@@ -20,6 +21,8 @@ export type ShardCall =
   /** Demo vehicles to register in bulk (FLEET_SEED). */
   | { readonly op: 'seed'; readonly vehicles: readonly SeedVehicle[] }
   | { readonly op: 'stats' }
+  /** The operating area replaced by an operator (PUT /operating-area; already saved to its file); null: none. */
+  | { readonly op: 'operating-area'; readonly area: OperatingArea | null }
   /** Stop accepting, finish what is queued, flush the journal, close. Answered once done. */
   | { readonly op: 'stop' };
 
@@ -34,7 +37,9 @@ export type ShardRead =
   /** The journal events of traced steps and the actors' sequence numbers at given times (the trace viewer). */
   | { readonly read: 'trace-journal'; readonly query: TraceJournalQuery }
   /** A customer's bookings that are not finished, but for one (persistence/live-bookings.ts). */
-  | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string };
+  | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string }
+  /** A page of the shard's vehicles for GBFS vehicle_status.json, after a public id, '' for the first (persistence/gbfs-vehicles.ts). */
+  | { readonly read: 'gbfs-vehicles'; readonly afterId: string; readonly limit: number };
 
 export interface SeedVehicle {
   readonly id: string;

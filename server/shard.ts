@@ -40,6 +40,9 @@ import type { UnsignedDeviceCommand } from '../actors/contract/device-protocol.j
 import { toShardEvents, traceSteps, bookingTraceSteps, vehicleCommands, watchCommandOutcomes } from './shard-reads.js';
 import { registerInBulk } from './seed.js';
 import { TelemetryPipeline } from '../adapters/telemetry/pipeline.js';
+import { GbfsVehicleReads } from '../persistence/gbfs-vehicles.js';
+import { loadOperatingAreaFile } from './operating-area-file.js';
+import type { OperatingArea } from '../actors/contract/operating-area.js';
 
 /**
  * Everything a shard starts from: plain data, so that it can be handed to a worker thread (or, one
@@ -138,6 +141,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     closers.push(() => mqtt.close());
     const ownVehicle = (vehicleId: string) => shardOfVehicle(vehicleId, shardCount) === shard;
     const vehicles = new VehicleReadModel(db);
+    // The file is the truth a restarted shard starts from; an operator's replacement arrives as a call.
+    let operatingArea: OperatingArea | null = config.operatingArea.file ? loadOperatingAreaFile(config.operatingArea.file) : null;
     const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger, accepts: ownVehicle });
     closers.push(() => telemetry.close());
 
@@ -157,6 +162,10 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
           ctx.tell({ kind: BOOKING, id: bookingId }, message);
         },
         unlockTimeoutMs: config.timing.unlockTimeoutMs,
+        areaCheck: (id) => {
+          const position = operatingArea && vehicles.positionOf(id);
+          return operatingArea && position ? { policy: { area: operatingArea, maxFixAgeMs: config.operatingArea.maxFixAgeMs }, position } : null;
+        },
       }),
     );
     directory.register(
@@ -217,6 +226,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     };
 
     const liveBookings = new LiveBookingCounter(db);
+    const gbfsVehicles = new GbfsVehicleReads(db);
     const read = (request: ShardRead): unknown => {
       switch (request.read) {
         case 'vehicle':
@@ -238,6 +248,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
           return traceJournal.read(request.query);
         case 'live-bookings':
           return liveBookings.liveBookings(request.customerId, request.exceptBookingId);
+        case 'gbfs-vehicles':
+          return gbfsVehicles.read(request.afterId, request.limit);
       }
     };
 
@@ -261,6 +273,9 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
             return registerInBulk(journal, vehicles, call.vehicles, logger);
           case 'stats':
             return stats();
+          case 'operating-area':
+            operatingArea = call.area;
+            return null;
           case 'stop':
             await close();
             return null;

@@ -159,7 +159,9 @@ export function bookingBehaviour(deps: BookingActorDeps) {
       if (denied) return reject(denied);
       if (ctx.state.status === 'COMPLETED') return accept(ctx.state);
       if (ctx.state.endedAt === null) {
-        const locked = await askActor<Locked>(ctx, vehicle(ctx.state), { type: 'LockVehicle', bookingId }, deviceAskMs);
+        // A customer's end must be allowed where the vehicle stands (the operating area); an operator may end anywhere.
+        const endOfTrip = caller.role === 'customer';
+        const locked = await askActor<Locked>(ctx, vehicle(ctx.state), { type: 'LockVehicle', bookingId, endOfTrip }, deviceAskMs);
         if (!locked.ok) return locked;
         await run(ctx, { type: 'RecordReturned', lockedAt: locked.value.lockedAt, at: now() });
       }

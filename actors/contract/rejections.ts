@@ -8,6 +8,12 @@ export type Rejection =
   | { readonly type: 'VehicleUnavailable'; readonly vehicleId: string; readonly status: string }
   | { readonly type: 'VehicleLowBattery'; readonly vehicleId: string; readonly battery: number }
   | { readonly type: 'VehicleOffline'; readonly vehicleId: string }
+  /** The operating area's rule at the vehicle's position forbids starting a ride there (ride_start_allowed false). */
+  | { readonly type: 'RideStartNotAllowed'; readonly vehicleId: string; readonly lat: number; readonly lon: number }
+  /** The operating area's rule at the vehicle's position forbids ending a ride there (ride_end_allowed false). */
+  | { readonly type: 'RideEndNotAllowed'; readonly vehicleId: string; readonly lat: number; readonly lon: number }
+  /** An end of trip inside an operating area needs a position fix no older than maxAgeMs; lastFixAt null: none since registration. */
+  | { readonly type: 'VehiclePositionUnknown'; readonly vehicleId: string; readonly lastFixAt: string | null; readonly maxAgeMs: number }
   | { readonly type: 'VehicleNotReservedForBooking'; readonly vehicleId: string; readonly bookingId: string }
   | { readonly type: 'VehicleRejectedCommand'; readonly vehicleId: string; readonly command: 'UNLOCK' | 'LOCK'; readonly reason: string }
   | { readonly type: 'UnlockTimedOut'; readonly vehicleId: string; readonly commandId: string; readonly timeoutMs: number }

@@ -7,6 +7,7 @@ import type { UnsignedDeviceCommand } from '../contract/device-protocol.js';
 import { accept, reject, type Outcome, type Rejection } from '../contract/rejections.js';
 import { type VehicleType } from '../contract/views.js';
 import { type Location } from '../contract/views.js';
+import type { AreaCheck } from './area-rules.js';
 import { confirmedCommand, decide, evolve, initialVehicleState, phaseOf, type DeviceCommandKind, type DeviceConditions, type VehicleCommand, type VehicleEvent, type VehicleState } from './decider.js';
 
 /** The vehicle actor's protocol: what other actors, the API and the MQTT router send it. */
@@ -15,7 +16,8 @@ export type VehicleMessage =
   | { readonly type: 'ReserveVehicle'; readonly bookingId: string }
   | { readonly type: 'ReleaseVehicle'; readonly bookingId: string; readonly reason: string }
   | { readonly type: 'UnlockVehicle'; readonly bookingId: string }
-  | { readonly type: 'LockVehicle'; readonly bookingId: string }
+  /** endOfTrip: a customer ends the ride, so the operating area must allow an end where the vehicle is (a relock, or an operator's end, is never refused for where it stands). */
+  | { readonly type: 'LockVehicle'; readonly bookingId: string; readonly endOfTrip?: boolean }
   | { readonly type: 'GetVehicle' }
   | { readonly type: 'DeviceReplied'; readonly commandId: string; readonly reply: 'UNLOCKED' | 'LOCKED' | 'REJECTED'; readonly reason: string | null; readonly at: number }
     /** online null: an operator cleared the vehicle's presence (DELETE /vehicles/:id/presence); back to the read model. */
@@ -43,6 +45,8 @@ export interface VehicleActorDeps {
   /** Called when the vehicle locked for a booking, also late: the booking completes the ride. */
   readonly notifyLocked: (ctx: ActorContext<VehicleState, VehicleEvent>, bookingId: string, at: number) => void;
   readonly unlockTimeoutMs: number;
+  /** The operating area in force and the vehicle's position (latest telemetry); null or absent: no area, no restriction. */
+  readonly areaCheck?: (vehicleId: string) => AreaCheck | null;
   readonly now?: () => number;
 }
 
@@ -128,8 +132,9 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
       }
     };
 
-    const requestDeviceCommand = async (ctx: ActorContext<VehicleState, VehicleEvent>, command: DeviceCommandKind, bookingId: string) => {
+    const requestDeviceCommand = async (ctx: ActorContext<VehicleState, VehicleEvent>, command: DeviceCommandKind, bookingId: string, endOfTrip = false) => {
       const at = now();
+      const areaCheck = endOfTrip ? deps.areaCheck?.(vehicleId) : null;
       const decision = await run(ctx, {
         type: 'RequestDeviceCommand',
         vehicleId,
@@ -139,6 +144,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
         online: conditions().online,
         at,
         expiresAt: at + deps.unlockTimeoutMs,
+        ...(areaCheck && { areaCheck }),
       });
       if (!decision.ok) return ctx.reply(reject(decision.rejection));
       const issued = decision.events[0];
@@ -208,7 +214,8 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
             return ctx.reply(decision.ok ? accept({ vehicleId }) : reject(decision.rejection));
           }
           case 'ReserveVehicle': {
-            const decision = await run(ctx, { type: 'ReserveVehicle', vehicleId, bookingId: message.bookingId, conditions: conditions(), at });
+            const areaCheck = deps.areaCheck?.(vehicleId);
+            const decision = await run(ctx, { type: 'ReserveVehicle', vehicleId, bookingId: message.bookingId, conditions: conditions(), at, ...(areaCheck && { areaCheck }) });
             return ctx.reply(decision.ok ? accept({ vehicleType: ctx.state.profile!.vehicleType }) : reject(decision.rejection));
           }
           case 'ReleaseVehicle': {
@@ -219,7 +226,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
           case 'UnlockVehicle':
             return requestDeviceCommand(ctx, 'UNLOCK', message.bookingId);
           case 'LockVehicle':
-            return requestDeviceCommand(ctx, 'LOCK', message.bookingId);
+            return requestDeviceCommand(ctx, 'LOCK', message.bookingId, message.endOfTrip === true);
           case 'DeviceReplied': {
             const decision = await run(ctx, { type: 'RecordDeviceReply', vehicleId, commandId: message.commandId, reply: message.reply, reason: message.reason, at: message.at });
             if (decision.ok && decision.events.length === 0) {

@@ -19,9 +19,10 @@ import { runJournalBench } from './journal.js';
 import type { LoadConfig, LoadResult, PhaseResult, VehiclePick, Workload } from './load-worker.js';
 import { runLoad, spawnHelper } from './processes.js';
 import { runRelayBench } from './relay.js';
+import { runGbfsBench } from './gbfs.js';
 import { spawnBenchServer, startBenchServer, type BenchServer } from './server.js';
 
-const SCENARIOS = ['http-ceiling', 'book', 'book-slow-gateway', 'hot-vehicle', 'unlock', 'relay', 'journal', 'fleet-scale', 'trace-cost'] as const;
+const SCENARIOS = ['http-ceiling', 'book', 'book-slow-gateway', 'hot-vehicle', 'unlock', 'relay', 'journal', 'fleet-scale', 'trace-cost', 'gbfs'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({
@@ -47,7 +48,7 @@ const only = new Set(values.only.split(',').map((name) => name.trim()));
 for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`unknown scenario ${name}; known: ${SCENARIOS.join(', ')}`);
 const COLD_S = 3;
 
-const configSource = readFileSync(join(root, 'runtime', 'config.ts'), 'utf8');
+const configSource = readFileSync(join(root, 'server', 'config.ts'), 'utf8');
 /** Whether the server reads these yet (they are passed and recorded either way). */
 const serverSupports = { FLEET_SHARDS: configSource.includes('FLEET_SHARDS'), TRACE_SAMPLE: configSource.includes('TRACE_SAMPLE') };
 
@@ -436,7 +437,18 @@ const RUNNERS: Record<Scenario, () => Promise<unknown>> = {
   journal,
   'fleet-scale': fleetScale,
   'trace-cost': traceCost,
+  gbfs,
 };
+
+// ---- gbfs: vehicle_status.json for the fleet, and its effect on book (bench/gbfs.ts)
+
+async function gbfs() {
+  const result = await runGbfsBench({ vehicles: Number(values['fleet-size']), shards: shardCounts[0]!, ttlSeconds: 5, durationS, warmupS, connections }, log);
+  judge('gbfs', `vehicle_status.json rebuild, ${result.published} vehicles, p50 (ms)`, result.rebuildMs.p50, '(reported)', null);
+  judge('gbfs', 'vehicle_status.json cached (gzip), p50 (ms)', result.cachedMs.gzip.p50, '(reported)', null);
+  judge('gbfs', 'book throughput while polling the feed ÷ alone', result.book.throughputRatio, '≥ 0.9', result.book.throughputRatio === null ? null : result.book.throughputRatio >= 0.9);
+  return result;
+}
 
 async function main(): Promise<void> {
   const startedAt = new Date().toISOString();

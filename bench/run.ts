@@ -443,7 +443,7 @@ const RUNNERS: Record<Scenario, () => Promise<unknown>> = {
 // ---- gbfs: vehicle_status.json for the fleet, and its effect on book (bench/gbfs.ts)
 
 async function gbfs() {
-  const result = await runGbfsBench({ vehicles: Number(values['fleet-size']), shards: shardCounts[0]!, ttlSeconds: 5, durationS, warmupS, connections }, log);
+  const result = await runGbfsBench({ vehicles: Number(values['fleet-size']), shards: shardCounts[0]!, ttlSeconds: 2, durationS, warmupS, connections }, log);
   judge('gbfs', `vehicle_status.json rebuild, ${result.published} vehicles, p50 (ms)`, result.rebuildMs.p50, '(reported)', null);
   judge('gbfs', 'vehicle_status.json cached (gzip), p50 (ms)', result.cachedMs.gzip.p50, '(reported)', null);
   judge('gbfs', 'book throughput while polling the feed ÷ alone', result.book.throughputRatio, '≥ 0.9', result.book.throughputRatio === null ? null : result.book.throughputRatio >= 0.9);

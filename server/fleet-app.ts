@@ -148,6 +148,8 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
       area: () => operatingArea.area(),
       readTimeoutMs: config.timing.askTimeoutMs,
     });
+    metrics.observedCounter({ name: 'fleet_gbfs_vehicle_status_rebuilds_total', help: 'Rebuilds of the GBFS vehicle_status.json snapshot (at most one per ttl).', read: () => gbfs.rebuildStats().count });
+    metrics.gauge({ name: 'fleet_gbfs_vehicle_status_rebuild_seconds', help: 'How long the last rebuild of vehicle_status.json took: every shard read in pages, merged, serialized and gzipped.', collect: () => gbfs.rebuildStats().lastMs / 1000 });
     const app = buildApp({
       isStorageFull,
       fleet: new ShardedFleetService(shards, config.timing, config.maxActiveBookingsPerCustomer),

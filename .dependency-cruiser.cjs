@@ -8,7 +8,7 @@ const only = (name, from, allowed, comment) => ({
   name,
   severity: 'error',
   comment,
-  from: { path: from, pathNot: '^simulator/(cli|scale-run)\\.ts$' },
+  from: { path: from },
   to: { path: PROJECT, pathNot: allowed },
 });
 

@@ -1,5 +1,6 @@
 import { type VehicleType } from '../actors/contract/views.js';
-import { decide, initialVehicleState } from '../actors/vehicle/decider.js';
+import { decide } from '../actors/vehicle/decider.js';
+import { initialVehicleState } from '../actors/vehicle/state.js';
 import { VEHICLE } from '../actors/vehicle/actor.js';
 import type { SqliteJournalEngine } from '../persistence/journal-engine.js';
 import type { VehicleReadModel } from '../persistence/vehicle-read-model.js';

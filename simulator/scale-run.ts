@@ -133,7 +133,7 @@ const sim = spawn(
     '--max-semi-space-size=4',
     '--import',
     'tsx',
-    'simulator/cli.ts',
+    'scripts/sim.ts',
     '--api',
     `http://127.0.0.1:${apiPort}`,
     '--mqtt-url',

@@ -1,6 +1,9 @@
 import { evolve as evolveBooking, initialBookingState, type BookingEvent, type BookingState } from '../actors/booking/decider.js';
 import { evolve as evolvePayment, initialPaymentState, type PaymentEvent, type PaymentState } from '../actors/payment/decider.js';
-import { evolve as evolveVehicle, initialVehicleState, type VehicleEvent, type VehicleState } from '../actors/vehicle/decider.js';
+import { toPaymentRecord } from '../actors/payment/record.js';
+import { evolve as evolveVehicle, type VehicleEvent } from '../actors/vehicle/decider.js';
+import { toVehicleRecord } from '../actors/vehicle/record.js';
+import { initialVehicleState, type VehicleState } from '../actors/vehicle/state.js';
 import type { ActorJournalEntry } from '../runtime/kernel/journal.js';
 import { shardOfAuthorization, shardOfBooking, shardOfVehicle } from '../runtime/kernel/placement.js';
 import { stateChanges, type FieldChange } from './trace-diagram.js';
@@ -19,12 +22,14 @@ export const isReplayKind = (kind: string): kind is ReplayKind => (REPLAY_KINDS 
 interface Fold<State, Event> {
   readonly initialState: State;
   readonly evolve: (state: State, event: Event) => State;
+  /** The state as a replay shows it (the flat record its snapshots store); the state itself when absent. */
+  readonly show?: (state: State) => unknown;
 }
 
 const FOLDS: { readonly vehicle: Fold<VehicleState, VehicleEvent>; readonly booking: Fold<BookingState, BookingEvent>; readonly payment: Fold<PaymentState, PaymentEvent> } = {
-  vehicle: { initialState: initialVehicleState, evolve: evolveVehicle },
+  vehicle: { initialState: initialVehicleState, evolve: evolveVehicle, show: toVehicleRecord },
   booking: { initialState: initialBookingState, evolve: evolveBooking },
-  payment: { initialState: initialPaymentState, evolve: evolvePayment },
+  payment: { initialState: initialPaymentState, evolve: evolvePayment, show: toPaymentRecord },
 };
 
 /** The journal's persistence key of an actor (`vehicle/v-1`), as the directory names it. */
@@ -52,7 +57,7 @@ export interface ReplayStep {
   readonly traceId: string | null;
   /** The delivery (trace step) that persisted it. */
   readonly spanId: string | null;
-  /** The state after this event. */
+  /** The state after this event, as shown (Fold.show). */
   readonly state: unknown;
   /** Leaf fields this event changed (arrays compared whole). */
   readonly changes: readonly FieldChange[];
@@ -62,7 +67,7 @@ export interface Replay {
   readonly kind: ReplayKind;
   readonly id: string;
   readonly steps: readonly ReplayStep[];
-  /** The state after the last step (the initial state when there was none). */
+  /** The state after the last step, as shown (the initial state when there was none). */
   readonly state: unknown;
 }
 
@@ -70,15 +75,18 @@ export interface Replay {
 export function replayActor(kind: ReplayKind, id: string, entries: readonly ActorJournalEntry[], untilSeq?: number): Replay {
   // The folds differ only in their types: the journal says which events belong to which actor.
   const fold = FOLDS[kind] as unknown as Fold<unknown, unknown>;
+  const show = fold.show ?? ((state: unknown) => state);
   let state = fold.initialState;
+  let shown = show(state);
   const steps: ReplayStep[] = [];
   for (const entry of entries) {
     if (untilSeq !== undefined && entry.sequenceNumber > untilSeq) break;
-    const next = fold.evolve(state, entry.data);
-    steps.push({ seq: entry.sequenceNumber, at: entry.createdAt, type: entry.eventType, event: entry.data, traceId: entry.traceId, spanId: entry.spanId, state: next, changes: stateChanges(state, next) });
-    state = next;
+    state = fold.evolve(state, entry.data);
+    const next = show(state);
+    steps.push({ seq: entry.sequenceNumber, at: entry.createdAt, type: entry.eventType, event: entry.data, traceId: entry.traceId, spanId: entry.spanId, state: next, changes: stateChanges(shown, next) });
+    shown = next;
   }
-  return { kind, id, steps, state };
+  return { kind, id, steps, state: shown };
 }
 
 /** `vehicle/v-1` (a trace step's `toActor`, a persistence key) → its kind and id; null for what is no replayable actor (`http`, `device/…`). */

@@ -21,6 +21,8 @@ export const deviceCommandSchema = z.object({
   sig: z.string().min(1).max(128),
 });
 export type DeviceCommand = z.infer<typeof deviceCommandSchema>;
+/** UNLOCK or LOCK: what the vehicle actor asks of a device. */
+export type DeviceCommandType = DeviceCommand['type'];
 /** What the vehicle actor issues; the device link signs it on the way out. */
 export type UnsignedDeviceCommand = Omit<DeviceCommand, 'sig'>;
 
@@ -31,6 +33,8 @@ export const deviceReplySchema = z.object({
   reason: z.string().max(500).optional(),
 });
 export type DeviceReply = z.infer<typeof deviceReplySchema>;
+/** UNLOCKED, LOCKED or REJECTED: how a device answers a command. */
+export type DeviceReplyType = DeviceReply['type'];
 
 export const telemetrySchema = z.object({
   lat: z.number().min(-90).max(90),

@@ -1,3 +1,5 @@
+import type { DeviceCommandType } from './device-protocol.js';
+
 /**
  * Every way a command can be refused, as values (STYLE.md: "Rejections are values").
  * api/problems.ts maps each `type` to one problem+json `type` URI and HTTP status, in one table.
@@ -15,11 +17,11 @@ export type Rejection =
   /** An end of trip inside an operating area needs a position fix no older than maxAgeMs; lastFixAt null: none since registration. */
   | { readonly type: 'VehiclePositionUnknown'; readonly vehicleId: string; readonly lastFixAt: string | null; readonly maxAgeMs: number }
   | { readonly type: 'VehicleNotReservedForBooking'; readonly vehicleId: string; readonly bookingId: string }
-  | { readonly type: 'VehicleRejectedCommand'; readonly vehicleId: string; readonly command: 'UNLOCK' | 'LOCK'; readonly reason: string }
+  | { readonly type: 'VehicleRejectedCommand'; readonly vehicleId: string; readonly command: DeviceCommandType; readonly reason: string }
   | { readonly type: 'UnlockTimedOut'; readonly vehicleId: string; readonly commandId: string; readonly timeoutMs: number }
   | { readonly type: 'LockTimedOut'; readonly vehicleId: string; readonly commandId: string; readonly timeoutMs: number }
   /** capture_failed: the processor failed a capture; the booking's timer tries it again. */
-  | { readonly type: 'PaymentDeclined'; readonly authorizationId: string; readonly reason: 'card_declined' | 'gateway_timeout' | 'invalid_payment_method' | 'capture_failed' }
+  | { readonly type: 'PaymentDeclined'; readonly authorizationId: string; readonly reason: DeclineReason | 'capture_failed' }
   | { readonly type: 'BookingNotFound'; readonly bookingId: string }
   | { readonly type: 'BookingForbidden'; readonly bookingId: string }
   | { readonly type: 'BookingAlreadyExists'; readonly bookingId: string }
@@ -35,6 +37,9 @@ export type Rejection =
   | { readonly type: 'BookingAborted'; readonly bookingId: string; readonly step: 'reserve' | 'authorize'; readonly actor: string };
 
 export type RejectionType = Rejection['type'];
+
+/** Why an authorization was declined (the payment actor records it; PaymentDeclined names it). */
+export type DeclineReason = 'card_declined' | 'gateway_timeout' | 'invalid_payment_method';
 
 /** "No answer in time": the command may still take effect where it was sent (it is not a refusal). */
 export const NO_ANSWER: ReadonlySet<RejectionType> = new Set(['ActorUnavailable', 'ShardUnavailable']);

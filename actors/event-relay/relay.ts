@@ -213,10 +213,11 @@ class Relay {
    */
   private async drain(): Promise<void> {
     const rows = this.journal.readAfter(this.checkpoint, this.batchSize, PUBLIC_TAG);
-    if (rows.length === 0) return;
+    const last = rows.at(-1);
+    if (!last) return;
     const records = this.toRecords(rows);
     if (records.length > 0) await this.producer.sendBatch(records);
-    const position = rows[rows.length - 1]!.position;
+    const position = last.position;
     // Only now: Kafka has every record up to `position`. Durable when set() returns.
     this.checkpoints.set(this.name, position);
     this.checkpoint = position;

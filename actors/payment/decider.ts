@@ -1,9 +1,7 @@
 import { emit, refuse, unreachable, type Decision } from '../shared/decision.js';
+import type { DeclineReason } from '../contract/rejections.js';
 
 /** Pure rules of one payment authorization: PENDING → AUTHORIZED | DECLINED → CAPTURED | VOIDED. */
-
-export type PaymentStatus = 'NEW' | 'PENDING' | 'AUTHORIZED' | 'DECLINED' | 'CAPTURED' | 'VOIDED';
-export type DeclineReason = 'card_declined' | 'gateway_timeout' | 'invalid_payment_method';
 
 export type PaymentCommand =
   | { readonly type: 'RequestAuthorization'; readonly authorizationId: string; readonly bookingId: string; readonly amount: number; readonly currency: string; readonly paymentMethod: string; readonly at: number }
@@ -18,27 +16,36 @@ export type PaymentEvent =
   | { readonly type: 'PaymentCaptured'; readonly authorizationId: string; readonly amount: number; readonly at: number }
   | { readonly type: 'AuthorizationVoided'; readonly authorizationId: string; readonly at: number };
 
-export interface PaymentState {
-  readonly status: PaymentStatus;
-  readonly bookingId: string | null;
+// ---- state: one variant per status, each with what exists in it ----------------------------------
+
+/** What the booking asked for: every authorization that was requested has it. */
+interface Requested {
+  readonly bookingId: string;
   readonly amount: number;
   readonly currency: string;
-  readonly paymentMethod: string | null;
-  readonly reference: string | null;
-  readonly declineReason: DeclineReason | null;
-  readonly capturedAmount: number | null;
+  readonly paymentMethod: string;
 }
 
-export const initialPaymentState: PaymentState = {
-  status: 'NEW',
-  bookingId: null,
-  amount: 0,
-  currency: 'EUR',
-  paymentMethod: null,
-  reference: null,
-  declineReason: null,
-  capturedAmount: null,
-};
+export interface NewPayment { readonly status: 'NEW' }
+export interface PendingPayment extends Requested { readonly status: 'PENDING' }
+export interface AuthorizedPayment extends Requested { readonly status: 'AUTHORIZED'; readonly reference: string }
+export interface DeclinedPayment extends Requested { readonly status: 'DECLINED'; readonly declineReason: DeclineReason }
+export interface CapturedPayment extends Requested { readonly status: 'CAPTURED'; readonly reference: string; readonly capturedAmount: number }
+export interface VoidedPayment extends Requested {
+  readonly status: 'VOIDED';
+  /** The gateway's, when it had authorized before the void (absent when voided while PENDING). */
+  readonly reference?: string;
+}
+
+export type PaymentState = NewPayment | PendingPayment | AuthorizedPayment | DeclinedPayment | CapturedPayment | VoidedPayment;
+export type PaymentStatus = PaymentState['status'];
+
+export const initialPaymentState: PaymentState = { status: 'NEW' };
+
+/** Why a capture is refused, or an authorization answered as declined: the decline's own reason, else card_declined. */
+export const declineReasonOf = (state: PaymentState): DeclineReason => (state.status === 'DECLINED' ? state.declineReason : 'card_declined');
+
+// ---- decide ------------------------------------------------------------------------------------
 
 export function decide(command: PaymentCommand, state: PaymentState): Decision<PaymentEvent> {
   const { authorizationId, at } = command;
@@ -57,7 +64,7 @@ export function decide(command: PaymentCommand, state: PaymentState): Decision<P
       );
     case 'RecordCapture':
       if (state.status === 'CAPTURED') return emit();
-      if (state.status !== 'AUTHORIZED') return refuse({ type: 'PaymentDeclined', authorizationId, reason: state.declineReason ?? 'card_declined' });
+      if (state.status !== 'AUTHORIZED') return refuse({ type: 'PaymentDeclined', authorizationId, reason: declineReasonOf(state) });
       return emit({ type: 'PaymentCaptured', authorizationId, amount: Math.min(command.amount, state.amount), at });
     case 'RecordVoid':
       if (state.status !== 'AUTHORIZED' && state.status !== 'PENDING') return emit();
@@ -67,19 +74,30 @@ export function decide(command: PaymentCommand, state: PaymentState): Decision<P
   }
 }
 
+// ---- evolve ------------------------------------------------------------------------------------
+
 export function evolve(state: PaymentState, event: PaymentEvent): PaymentState {
+  if (event.type === 'AuthorizationRequested') {
+    const { bookingId, amount, currency, paymentMethod } = event;
+    return { status: 'PENDING', bookingId, amount, currency, paymentMethod };
+  }
+  // The decider requests before anything else happens to an authorization.
+  if (state.status === 'NEW') return state;
   switch (event.type) {
-    case 'AuthorizationRequested':
-      return { ...state, status: 'PENDING', bookingId: event.bookingId, amount: event.amount, currency: event.currency, paymentMethod: event.paymentMethod };
     case 'PaymentAuthorized':
-      return { ...state, status: 'AUTHORIZED', reference: event.reference };
+      return { status: 'AUTHORIZED', ...requestOf(state), reference: event.reference };
     case 'PaymentDeclined':
-      return { ...state, status: 'DECLINED', declineReason: event.reason };
+      return { status: 'DECLINED', ...requestOf(state), declineReason: event.reason };
     case 'PaymentCaptured':
-      return { ...state, status: 'CAPTURED', capturedAmount: event.amount };
+      // Only an authorized payment is captured (decide); its reference stays for the records.
+      return state.status === 'AUTHORIZED' ? { ...state, status: 'CAPTURED', capturedAmount: event.amount } : state;
     case 'AuthorizationVoided':
-      return { ...state, status: 'VOIDED' };
+      return state.status === 'AUTHORIZED' ? { ...state, status: 'VOIDED' } : { status: 'VOIDED', ...requestOf(state) };
     default:
       return unreachable(event);
   }
+}
+
+function requestOf({ bookingId, amount, currency, paymentMethod }: Requested): Requested {
+  return { bookingId, amount, currency, paymentMethod };
 }

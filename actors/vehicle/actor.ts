@@ -3,12 +3,13 @@ import { persistDecided } from '../shared/persist-decided.js';
 import { type Decision } from '../shared/decision.js';
 import type { ActorBehaviour, ActorContext, PendingReply } from '../../runtime/kernel/directory.js';
 import { rootContext, type TraceContext } from '../../runtime/ground/trace-context.js';
-import type { UnsignedDeviceCommand } from '../contract/device-protocol.js';
+import type { DeviceCommandType, DeviceReplyType, UnsignedDeviceCommand } from '../contract/device-protocol.js';
 import { accept, reject, type Outcome, type Rejection } from '../contract/rejections.js';
-import { type VehicleType } from '../contract/views.js';
-import { type Location } from '../contract/views.js';
+import type { Location, VehicleType } from '../contract/views.js';
 import type { AreaCheck } from './area-rules.js';
-import { confirmedCommand, decide, evolve, initialVehicleState, phaseOf, type DeviceCommandKind, type DeviceConditions, type VehicleCommand, type VehicleEvent, type VehicleState } from './decider.js';
+import { decide, evolve, type DeviceConditions, type VehicleCommand, type VehicleEvent } from './decider.js';
+import { describeVehicle, fromVehicleRecord, toVehicleRecord, type VehicleRecord } from './record.js';
+import { confirmedCommand, initialVehicleState, pendingCommand, recentCommandsOf, rideTime, type VehicleState } from './state.js';
 
 /** The vehicle actor's protocol: what other actors, the API and the MQTT router send it. */
 export type VehicleMessage =
@@ -18,8 +19,9 @@ export type VehicleMessage =
   | { readonly type: 'UnlockVehicle'; readonly bookingId: string }
   /** endOfTrip: a customer ends the ride, so the operating area must allow an end where the vehicle is (a relock, or an operator's end, is never refused for where it stands). */
   | { readonly type: 'LockVehicle'; readonly bookingId: string; readonly endOfTrip?: boolean }
+  /** Answered with the state's flat record (record.ts), as replays and traces show it. */
   | { readonly type: 'GetVehicle' }
-  | { readonly type: 'DeviceReplied'; readonly commandId: string; readonly reply: 'UNLOCKED' | 'LOCKED' | 'REJECTED'; readonly reason: string | null; readonly at: number }
+  | { readonly type: 'DeviceReplied'; readonly commandId: string; readonly reply: DeviceReplyType; readonly reason: string | null; readonly at: number }
     /** online null: an operator cleared the vehicle's presence (DELETE /vehicles/:id/presence); back to the read model. */
   | { readonly type: 'DevicePresence'; readonly online: boolean | null; readonly at: number }
   | { readonly type: 'CommandDeadline'; readonly commandId: string };
@@ -100,7 +102,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
             // in flight when the answer to an earlier command came late: the car is open either way.
             const kind = event.type === 'VehicleUnlocked' ? 'UNLOCK' : 'LOCK';
             const answer = event.type === 'VehicleUnlocked' ? accept({ unlockedAt: event.at }) : accept({ lockedAt: event.at });
-            for (const issued of ctx.state.recentCommands) {
+            for (const issued of recentCommandsOf(ctx.state)) {
               if (issued.command === kind && issued.bookingId === event.bookingId) settle(issued.commandId, answer);
             }
             if (event.type === 'VehicleUnlocked') deps.notifyUnlocked(ctx, event.bookingId, event.at);
@@ -122,7 +124,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
           case 'VehicleReleased':
             // Released while a command of that booking was still waiting for the device: its callers
             // get an answer now, not at a deadline that no longer applies.
-            for (const issued of ctx.state.recentCommands) {
+            for (const issued of recentCommandsOf(ctx.state)) {
               if (issued.bookingId === event.bookingId) settle(issued.commandId, reject({ type: 'VehicleNotReservedForBooking', vehicleId, bookingId: event.bookingId }));
             }
             break;
@@ -132,7 +134,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
       }
     };
 
-    const requestDeviceCommand = async (ctx: ActorContext<VehicleState, VehicleEvent>, command: DeviceCommandKind, bookingId: string, endOfTrip = false) => {
+    const requestDeviceCommand = async (ctx: ActorContext<VehicleState, VehicleEvent>, command: DeviceCommandType, bookingId: string, endOfTrip = false) => {
       const at = now();
       const areaCheck = endOfTrip ? deps.areaCheck?.(vehicleId) : null;
       const decision = await run(ctx, {
@@ -151,16 +153,16 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
       if (!issued) {
         // Nothing new to send: either already done, or the same command is on the wire and we wait for it.
         const state = ctx.state;
-        if (state.inFlight && state.inFlight.bookingId === bookingId) return wait(ctx, state.inFlight.commandId);
-        const done = confirmedCommand(state, command, bookingId);
-        const doneAt = done?.confirmedAt ?? (command === 'UNLOCK' ? state.unlockedAt : state.lockedAt) ?? at;
+        const pending = pendingCommand(state);
+        if (pending && pending.bookingId === bookingId) return wait(ctx, pending.commandId);
+        const doneAt = confirmedCommand(state, command, bookingId)?.confirmedAt ?? rideTime(state, command) ?? at;
         return ctx.reply(command === 'UNLOCK' ? accept({ unlockedAt: doneAt }) : accept({ lockedAt: doneAt }));
       }
       if (issued.type !== 'UnlockRequested' && issued.type !== 'LockRequested') throw new Error(`unexpected ${issued.type}`);
       wait(ctx, issued.commandId);
       commandTraces.set(issued.commandId, ctx.trace);
       for (const commandId of commandTraces.keys()) {
-        if (!ctx.state.recentCommands.some((recent) => recent.commandId === commandId)) commandTraces.delete(commandId);
+        if (!recentCommandsOf(ctx.state).some((recent) => recent.commandId === commandId)) commandTraces.delete(commandId);
       }
       armDeadline(ctx, issued.commandId, issued.expiresAt);
       // Durable before it goes out: after a crash the journal knows the command and its deadline.
@@ -186,7 +188,10 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
     return {
       initialState: initialVehicleState,
       evolve,
-      describe: (state) => ({ phase: phaseOf(state), ...state }),
+      describe: describeVehicle,
+      // Snapshots keep the flat record: those written before the state was a union recover as they are.
+      toSnapshot: toVehicleRecord,
+      fromSnapshot: (data) => fromVehicleRecord(data as VehicleRecord),
 
       onActivated(ctx) {
         const device = `device/${vehicleId}`;
@@ -195,8 +200,8 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
           ctx.tellSelf(message, device, trace);
         });
         // A command issued before a restart or passivation still gets its deadline.
-        const inFlight = ctx.state.inFlight;
-        if (inFlight) armDeadline(ctx, inFlight.commandId, inFlight.expiresAt);
+        const pending = pendingCommand(ctx.state);
+        if (pending) armDeadline(ctx, pending.commandId, pending.expiresAt);
       },
 
       onStopped() {
@@ -208,7 +213,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
         const at = now();
         switch (message.type) {
           case 'GetVehicle':
-            return ctx.reply(ctx.state);
+            return ctx.reply(toVehicleRecord(ctx.state));
           case 'RegisterVehicle': {
             const decision = await run(ctx, { type: 'RegisterVehicle', vehicleId, vehicleType: message.vehicleType, model: message.model, location: message.location, at });
             return ctx.reply(decision.ok ? accept({ vehicleId }) : reject(decision.rejection));
@@ -216,7 +221,10 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
           case 'ReserveVehicle': {
             const areaCheck = deps.areaCheck?.(vehicleId);
             const decision = await run(ctx, { type: 'ReserveVehicle', vehicleId, bookingId: message.bookingId, conditions: conditions(), at, ...(areaCheck && { areaCheck }) });
-            return ctx.reply(decision.ok ? accept({ vehicleType: ctx.state.profile!.vehicleType }) : reject(decision.rejection));
+            if (!decision.ok) return ctx.reply(reject(decision.rejection));
+            // A reserve the decider accepted found the vehicle registered.
+            const state = ctx.state;
+            return ctx.reply(state.status === 'UNREGISTERED' ? reject({ type: 'VehicleNotFound', vehicleId }) : accept({ vehicleType: state.profile.vehicleType }));
           }
           case 'ReleaseVehicle': {
             const decision = await run(ctx, { type: 'ReleaseVehicle', vehicleId, bookingId: message.bookingId, reason: message.reason, at });
@@ -237,10 +245,10 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
           }
           case 'DevicePresence': {
             heardOnline = message.online;
-            const inFlight = ctx.state.inFlight;
+            const pending = pendingCommand(ctx.state);
             // An offline vehicle will not answer: fail the waiting caller now instead of at the deadline.
-            if (message.online === false && inFlight) {
-              const decision = await run(ctx, { type: 'RecordCommandFailure', vehicleId, commandId: inFlight.commandId, reason: 'offline', at });
+            if (message.online === false && pending) {
+              const decision = await run(ctx, { type: 'RecordCommandFailure', vehicleId, commandId: pending.commandId, reason: 'offline', at });
               if (decision.ok) react(ctx, decision.events);
             }
             return;

@@ -1,4 +1,5 @@
-import type { DeviceCommandKind, VehicleEvent } from './decider.js';
+import type { DeviceCommandType } from '../contract/device-protocol.js';
+import type { VehicleEvent } from './decider.js';
 
 /**
  * A vehicle's device commands as an IoT platform shows them, derived from the vehicle's journal
@@ -23,7 +24,7 @@ export type CommandState = (typeof COMMAND_STATES)[number];
 export interface CommandRecord {
   readonly commandId: string;
   readonly vehicleId: string;
-  readonly command: DeviceCommandKind;
+  readonly command: DeviceCommandType;
   readonly state: CommandState;
   /** Who asked: the booking the command was for, and the trace of the request that sent it. */
   readonly bookingId: string;
@@ -173,7 +174,11 @@ export class CommandOutcomeCounter {
       // Only a command that may still be answered needs remembering.
       if (record.state === 'SUCCEEDED' || record.state === 'REJECTED' || record.state === 'LATE_SUCCESS') this.book.delete(record.commandId);
     }
-    while (this.book.size > REMEMBERED) this.book.delete(this.book.keys().next().value!);
+    // A Map iterates in insertion order: the oldest commands go first.
+    for (const commandId of this.book.keys()) {
+      if (this.book.size <= REMEMBERED) break;
+      this.book.delete(commandId);
+    }
   }
 
   counts(): Record<CommandState, number> {

@@ -76,6 +76,12 @@ export interface ActorBehaviour<State, Command extends Message, Event extends Me
   onStopped?(state: State): void;
   /** A JSON-friendly view of the state for traces (defaults to the state itself). */
   describe?(state: State): unknown;
+  /**
+   * What a snapshot stores of the state, and the state a stored one stands for (both default to the
+   * state itself): a behaviour whose state changed shape keeps reading the snapshots already on disk.
+   */
+  readonly toSnapshot?: (state: State) => unknown;
+  readonly fromSnapshot?: (data: unknown) => State;
 }
 
 export type BehaviourFactory = (id: string) => ActorBehaviour<unknown, Message, Message>;
@@ -345,6 +351,8 @@ export class ActorDirectory {
     const ref = spawnPersistent(this.options.system.ref, handler as unknown as Parameters<typeof spawnPersistent>[1], name, name.replace('/', '.'), {
       shutdownAfter: this.options.passivateAfterMs,
       snapshotEvery: this.options.snapshotEvery,
+      snapshotEncoder: behaviour.toSnapshot,
+      snapshotDecoder: behaviour.fromSnapshot,
       afterStop: (state: unknown) => {
         this.passivationCount += 1;
         // Only forget the activation if it is still the one we know: a new one may exist already.

@@ -24,7 +24,7 @@ function runTool(script: string, args: readonly string[], env: Record<string, st
 
 describe('the tools read PORT, HOST and MQTT_PORT as npm start does', () => {
   it('npm run sim defaults to the API and embedded broker those variables place', async () => {
-    const run = await runTool('simulator/cli.ts', ['--help'], { PORT: '4100', HOST: 'localhost', MQTT_PORT: '1999' });
+    const run = await runTool('scripts/sim.ts', ['--help'], { PORT: '4100', HOST: 'localhost', MQTT_PORT: '1999' });
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('--api URL                 HTTP API (default http://localhost:4100)');
     expect(run.stdout).toContain('--mqtt-url URL            MQTT broker (default mqtt://127.0.0.1:1999)');

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { evolve, initialVehicleState, type VehicleEvent } from '../../actors/vehicle/decider.js';
+import { evolve, type VehicleEvent } from '../../actors/vehicle/decider.js';
+import { toVehicleRecord } from '../../actors/vehicle/record.js';
+import { initialVehicleState } from '../../actors/vehicle/state.js';
 import type { ActorJournalEntry } from '../../runtime/kernel/journal.js';
 import { actorOfName, renderReplay, replayActor, replayCommand, seqOfSpan, shardOfActor } from '../../traces/replay.js';
 
@@ -23,9 +25,9 @@ const entries: ActorJournalEntry[] = events.map((data, index) => ({
 }));
 
 describe('replayActor', () => {
-  it('ends in the state the actor recovers to: the same evolve over the same events', () => {
+  it('ends in the state the actor recovers to: the same evolve over the same events, shown as its record', () => {
     const replay = replayActor('vehicle', 'v-1', entries);
-    expect(replay.state).toEqual(events.reduce(evolve, initialVehicleState));
+    expect(replay.state).toEqual(toVehicleRecord(events.reduce(evolve, initialVehicleState)));
     expect(replay.steps.map((step) => [step.seq, step.type])).toEqual([
       [1, 'VehicleRegistered'],
       [2, 'VehicleReserved'],

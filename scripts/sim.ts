@@ -6,14 +6,14 @@ import { pino } from 'pino';
 import { signToken, type Role } from '../actors/contract/tokens.js';
 import type { VehicleType } from '../actors/contract/views.js';
 import { createLogger } from '../runtime/ground/logger.js';
-import { serverEnvOrExit } from '../scripts/server-env.js';
-import { ApiClient, isRecord, type TokenSource } from './api-client.js';
-import type { DeviceActivity } from './fleet.js';
-import { seededRandom } from './random.js';
-import { mixTotal, parseRideDistribution } from './arrivals.js';
-import { Dashboard } from './dashboard.js';
-import { reportTable } from './report.js';
-import { DEFAULT_SIMULATION, runSimulation, type SimulationSettings, type SimulationView, InvalidSimulation } from './simulation.js';
+import { serverEnvOrExit } from './server-env.js';
+import { ApiClient, isRecord, type TokenSource } from '../simulator/api-client.js';
+import type { DeviceActivity } from '../simulator/fleet.js';
+import { seededRandom } from '../simulator/random.js';
+import { mixTotal, parseRideDistribution } from '../simulator/arrivals.js';
+import { Dashboard } from '../simulator/dashboard.js';
+import { reportTable } from '../simulator/report.js';
+import { DEFAULT_SIMULATION, runSimulation, type SimulationSettings, type SimulationView, InvalidSimulation } from '../simulator/simulation.js';
 
 /**
  * `npm run sim -- [options]`: a load run against a running fleetactors, report as JSON on stdout.
@@ -268,7 +268,7 @@ async function runOneVehicle(id: string, values: Values): Promise<number> {
   if ((values.password === undefined) !== (values['command-key'] === undefined)) throw new UsageError('--password and --command-key go together');
   const given = values.password !== undefined && values['command-key'] !== undefined ? new Map([[id, { password: values.password, commandKey: values['command-key'] }]]) : undefined;
   // Loaded here only: the full `mqtt` client is for this one vehicle, not for the light devices of a load run.
-  const { startSimulatedFleet, watchDevice } = await import('./fleet.js');
+  const { startSimulatedFleet, watchDevice } = await import('../simulator/fleet.js');
   const fleet = await startSimulatedFleet({
     vehicles: 1,
     ids: [id],

@@ -114,8 +114,8 @@ export interface VehicleCommandsPort {
 
 /** One GBFS feed ready to send (server/gbfs/feeds.ts builds them; docs/gbfs.md). */
 export interface GbfsFeed {
-  /** The whole JSON document. */
-  readonly body: string;
+  /** The whole JSON document, encoded once (not per response). */
+  readonly body: Buffer;
   /** The same, gzip-compressed once per snapshot (for `Accept-Encoding: gzip`); null when not worth it. */
   readonly gzipped: Buffer | null;
   /** A strong validator over the feed's data: unchanged data keeps its ETag (and its last_updated) across rebuilds. */

@@ -38,7 +38,7 @@ export type ShardRead =
   | { readonly read: 'trace-journal'; readonly query: TraceJournalQuery }
   /** A customer's bookings that are not finished, but for one (persistence/live-bookings.ts). */
   | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string }
-  /** A page of the shard's vehicles for GBFS vehicle_status.json, after a public id, '' for the first (persistence/gbfs-vehicles.ts). */
+  /** A page of the shard's vehicles for GBFS vehicle_status.json as JSON, after a public id, '' for the first (server/gbfs/documents.ts `gbfsVehicleChunk`). */
   | { readonly read: 'gbfs-vehicles'; readonly afterId: string; readonly limit: number };
 
 export interface SeedVehicle {

@@ -41,6 +41,7 @@ import { toShardEvents, traceSteps, bookingTraceSteps, vehicleCommands, watchCom
 import { registerInBulk } from './seed.js';
 import { TelemetryPipeline } from '../adapters/telemetry/pipeline.js';
 import { GbfsVehicleReads } from '../persistence/gbfs-vehicles.js';
+import { gbfsVehicleChunk } from './gbfs/documents.js';
 import { loadOperatingAreaFile } from './operating-area-file.js';
 import type { OperatingArea } from '../actors/contract/operating-area.js';
 
@@ -249,7 +250,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
         case 'live-bookings':
           return liveBookings.liveBookings(request.customerId, request.exceptBookingId);
         case 'gbfs-vehicles':
-          return gbfsVehicles.read(request.afterId, request.limit);
+          return gbfsVehicleChunk(gbfsVehicles.read(request.afterId, request.limit));
       }
     };
 

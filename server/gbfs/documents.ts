@@ -2,7 +2,8 @@ import { MIN_BOOKABLE_BATTERY } from '../../actors/vehicle/decider.js';
 import { CURRENCY, tariffOf } from '../../actors/booking/pricing.js';
 import { UNRESTRICTED, type OperatingArea } from '../../actors/contract/operating-area.js';
 import type { VehicleType } from '../../actors/contract/views.js';
-import type { GbfsVehicleRow } from '../../persistence/gbfs-vehicles.js';
+import { createHash } from 'node:crypto';
+import type { GbfsVehiclePage, GbfsVehicleRow } from '../../persistence/gbfs-vehicles.js';
 import type { FleetConfig } from '../config.js';
 
 /**
@@ -117,3 +118,22 @@ export function gbfsVehicle(row: GbfsVehicleRow): Record<string, unknown> {
 }
 
 export { iso as rfc3339 };
+
+/** A page of vehicle_status.json as the shard answers it: JSON already, so the main thread only joins. */
+export interface GbfsVehicleChunk {
+  /** The page's vehicles as JSON array items without the brackets ('' for none). */
+  readonly json: string;
+  /** sha256 of `json`: the feed's ETag is a hash of the pages' hashes. */
+  readonly hash: string;
+  readonly next: string | null;
+}
+
+/**
+ * Runs on the shard's thread (the `gbfs-vehicles` read): the per-vehicle work — building and
+ * serializing each vehicle — is spread over the shards instead of the main thread, which serves HTTP
+ * for every shard. A string crosses the thread boundary as one copy.
+ */
+export function gbfsVehicleChunk(page: GbfsVehiclePage): GbfsVehicleChunk {
+  const json = page.rows.length === 0 ? '' : JSON.stringify(page.rows.map(gbfsVehicle)).slice(1, -1);
+  return { json, hash: createHash('sha256').update(json).digest('base64url'), next: page.next };
+}

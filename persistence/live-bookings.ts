@@ -1,4 +1,5 @@
 import type { Statement } from 'better-sqlite3';
+import { FINAL_STATUSES, sqlStatusList } from '../actors/booking/lifecycle.js';
 import { NO_ANSWER, reject, type Outcome } from '../actors/contract/rejections.js';
 import type { Db } from './sqlite.js';
 
@@ -16,9 +17,9 @@ import type { Db } from './sqlite.js';
  * booking, and a customer's concurrent bookings wait for each other (nobody else's do).
  */
 
-/** Not COMPLETED, CANCELLED, EXPIRED or REJECTED (also REQUESTED: a saga still running holds its vehicle). */
+/** Every booking not final is live (actors/booking/lifecycle.ts; also REQUESTED: a saga still running holds its vehicle). */
 const LIVE_BOOKINGS_SQL = `SELECT count(*) AS n FROM bookings
-  WHERE customer_id = ? AND id <> ? AND status NOT IN ('COMPLETED', 'CANCELLED', 'EXPIRED', 'REJECTED')`;
+  WHERE customer_id = ? AND id <> ? AND status NOT IN (${sqlStatusList(FINAL_STATUSES)})`;
 
 /** A shard's side: its own count, from its read model (index bookings_customer). */
 export class LiveBookingCounter {

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { BookingEvent } from '../actors/booking/decider.js';
-import { wakeAtAfter } from '../actors/booking/decider.js';
+import { statusAfter, wakeAtAfter, type BookingEvent } from '../actors/booking/decider.js';
 import type { VehicleEvent } from '../actors/vehicle/decider.js';
 import type { JournalRow, Projector } from '../runtime/kernel/journal.js';
 import type { Db } from './sqlite.js';
@@ -61,6 +60,7 @@ function bookingProjector(db: Db): Projector {
   return projecting(['booking/'], (row: JournalRow) => {
     if (!row.persistenceKey.startsWith('booking/')) return;
     const event = row.data as BookingEvent;
+    // Status and timer as the decider derives them from the event: the projector sees no state.
     const wakeAt = wakeAtAfter(event);
     const at = row.createdAt;
     if (event.type === 'BookingRequested') {
@@ -78,24 +78,3 @@ export const newPublicId = (): string => randomBytes(16).toString('hex');
 
 /** A projector that says which rows it reads (the journal writes the others without a savepoint). */
 const projecting = (keyPrefixes: readonly string[], project: (row: JournalRow) => void): Projector => Object.assign(project, { keyPrefixes });
-
-function statusAfter(event: BookingEvent): string | null {
-  switch (event.type) {
-    case 'BookingVehicleReserved':
-      return 'VEHICLE_RESERVED';
-    case 'BookingConfirmed':
-      return 'CONFIRMED';
-    case 'BookingRejected':
-      return 'REJECTED';
-    case 'BookingActivated':
-      return 'ACTIVE';
-    case 'BookingCancelled':
-      return 'CANCELLED';
-    case 'BookingExpired':
-      return 'EXPIRED';
-    case 'BookingCompleted':
-      return 'COMPLETED';
-    default:
-      return null;
-  }
-}

@@ -1,5 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import { BOOKING } from '../actors/booking/actor.js';
+import { PURGEABLE_STATUS } from '../actors/booking/lifecycle.js';
 import { authorizationIdFor, PAYMENT } from '../actors/payment/actor.js';
 import { IDEMPOTENCY_TTL_MS } from './idempotency-store.js';
 import type { Db } from './sqlite.js';
@@ -37,7 +38,8 @@ export interface RejectedBookingPurge {
 
 export function rejectedBookingPurge(db: Db, isActive: (address: ActorAddress) => boolean): RejectedBookingPurge {
   const candidates: Statement<[number, number], { id: string }> = db.prepare(
-    `SELECT id FROM bookings WHERE status = 'REJECTED' AND wake_at IS NULL AND updated_at < ? ORDER BY updated_at LIMIT ?`,
+    // Purgeable (actors/booking/lifecycle.ts) and compensated: no release or void left to retry.
+    `SELECT id FROM bookings WHERE status = '${PURGEABLE_STATUS}' AND wake_at IS NULL AND updated_at < ? ORDER BY updated_at LIMIT ?`,
   );
   const hasPublicRow: Statement<[string, string], { n: number }> = db.prepare(
     'SELECT count(*) AS n FROM journal WHERE persistence_key IN (?, ?) AND is_public = 1',

@@ -161,22 +161,22 @@ export class ShardedFleetService implements FleetService {
 /** `bk_<hex>` as the API derives it (from the Idempotency-Key, or at random) → `bk_s<shard>_<hex>`. */
 export const placeBookingId = (unplaced: string, shard: number): string => bookingIdOnShard(shard, unplaced.replace(/^bk_/, ''));
 
-const iso = (epochMs: number | null): string | null => (epochMs === null ? null : new Date(epochMs).toISOString());
+const iso = (epochMs: number): string => new Date(epochMs).toISOString();
 
 export function toBookingView(state: BookingState): BookingView {
   if (state.status === 'NEW') throw new Error('a booking that was never requested has no view');
   return {
-    id: state.bookingId!,
+    id: state.bookingId,
     status: state.status,
-    vehicleId: state.vehicleId!,
-    customerId: state.customerId!,
+    vehicleId: state.vehicleId,
+    customerId: state.customerId,
     durationMinutes: state.durationMinutes,
-    authorization: state.authorization,
-    charge: state.charge,
-    createdAt: iso(state.createdAt)!,
-    expiresAt: iso(state.expiresAt)!,
-    unlockedAt: iso(state.unlockedAt),
-    endedAt: iso(state.endedAt),
-    rejectionReason: state.rejection?.type ?? null,
+    authorization: 'authorization' in state ? state.authorization : null,
+    charge: state.status === 'COMPLETED' ? state.charge : null,
+    createdAt: iso(state.createdAt),
+    expiresAt: iso(state.expiresAt),
+    unlockedAt: 'unlockedAt' in state ? iso(state.unlockedAt) : null,
+    endedAt: 'endedAt' in state && state.endedAt !== null ? iso(state.endedAt) : null,
+    rejectionReason: state.status === 'REJECTED' ? state.rejection.type : null,
   };
 }

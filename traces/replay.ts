@@ -1,5 +1,6 @@
 import { evolve as evolveBooking, initialBookingState, type BookingEvent, type BookingState } from '../actors/booking/decider.js';
 import { evolve as evolvePayment, initialPaymentState, type PaymentEvent, type PaymentState } from '../actors/payment/decider.js';
+import { toBookingRecord } from '../actors/booking/record.js';
 import { toPaymentRecord } from '../actors/payment/record.js';
 import { evolve as evolveVehicle, type VehicleEvent } from '../actors/vehicle/decider.js';
 import { toVehicleRecord } from '../actors/vehicle/record.js';
@@ -28,7 +29,7 @@ interface Fold<State, Event> {
 
 const FOLDS: { readonly vehicle: Fold<VehicleState, VehicleEvent>; readonly booking: Fold<BookingState, BookingEvent>; readonly payment: Fold<PaymentState, PaymentEvent> } = {
   vehicle: { initialState: initialVehicleState, evolve: evolveVehicle, show: toVehicleRecord },
-  booking: { initialState: initialBookingState, evolve: evolveBooking },
+  booking: { initialState: initialBookingState, evolve: evolveBooking, show: toBookingRecord },
   payment: { initialState: initialPaymentState, evolve: evolvePayment, show: toPaymentRecord },
 };
 

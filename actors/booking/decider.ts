@@ -1,12 +1,12 @@
 import { emit, refuse, unreachable, type Decision } from '../shared/decision.js';
 import type { Rejection } from '../contract/rejections.js';
 import type { BookingStatus, Caller, Money, VehicleType } from '../contract/views.js';
-
+import { isFinal } from './lifecycle.js';
 
 /**
- * The booking saga's rules, pure (DESIGN: REQUESTED → VEHICLE_RESERVED → CONFIRMED → ACTIVE →
- * COMPLETED; REJECTED, CANCELLED, EXPIRED). The shell (actor.ts) talks to the vehicle and payment
- * actors and records their answers here as commands.
+ * The booking's rules, pure (DESIGN: REQUESTED → VEHICLE_RESERVED → CONFIRMED → ACTIVE →
+ * COMPLETED; REJECTED, CANCELLED, EXPIRED). The saga's workflow (workflow.ts) records what the
+ * vehicle and payment actors answered here as commands; the shell (actor.ts) persists the events.
  */
 
 export interface Authorization {
@@ -60,50 +60,106 @@ export type BookingEvent =
 
 // ---- state -------------------------------------------------------------------------------------
 
-export interface BookingState {
-  readonly status: BookingStatus | 'NEW';
-  readonly bookingId: string | null;
-  readonly customerId: string | null;
-  readonly vehicleId: string | null;
-  readonly vehicleType: VehicleType | null;
-  readonly paymentMethod: string | null;
+/** What the customer asked for; every booking past NEW has it. */
+interface BookingRequest {
+  readonly bookingId: string;
+  readonly customerId: string;
+  readonly vehicleId: string;
+  readonly paymentMethod: string;
   readonly durationMinutes: number;
-  readonly createdAt: number | null;
-  /** Deadline of the current step: confirmation while REQUESTED/VEHICLE_RESERVED, unlock while CONFIRMED. */
-  readonly expiresAt: number | null;
-  readonly authorization: Authorization | null;
-  readonly unlockedAt: number | null;
-  /** When the vehicle locked at the end of the trip; set while ACTIVE means the capture is still due. */
-  readonly endedAt: number | null;
-  readonly charge: Money | null;
-  readonly rejection: Rejection | null;
+  readonly createdAt: number;
+  /** Deadline of the current step: confirmation while REQUESTED/VEHICLE_RESERVED, unlock while CONFIRMED (kept after). */
+  readonly expiresAt: number;
+}
+
+interface VehicleHeld extends BookingRequest {
+  readonly vehicleType: VehicleType;
+}
+
+interface PaymentHeld extends VehicleHeld {
+  readonly authorization: Authorization;
+}
+
+interface TripStarted extends PaymentHeld {
+  readonly unlockedAt: number;
+}
+
+/** What an ended booking may still owe: a vehicle to lock, a vehicle to release and a hold to void. */
+interface Settling {
   /** The vehicle (and maybe an authorization) must still be released. */
   readonly needsCompensation: boolean;
-  /** The vehicle opened after the booking ended and must be locked before anything else. */
+  /** The vehicle opened after the booking ended (a late UNLOCKED) and must be locked before anything else. */
   readonly mustLock: boolean;
 }
 
-export const initialBookingState: BookingState = {
-  status: 'NEW',
-  bookingId: null,
-  customerId: null,
-  vehicleId: null,
-  vehicleType: null,
-  paymentMethod: null,
-  durationMinutes: 0,
-  createdAt: null,
-  expiresAt: null,
-  authorization: null,
-  unlockedAt: null,
-  endedAt: null,
-  charge: null,
-  rejection: null,
-  needsCompensation: false,
-  mustLock: false,
-};
+export interface NewBooking {
+  readonly status: 'NEW';
+}
+export interface RequestedBooking extends BookingRequest {
+  readonly status: 'REQUESTED';
+}
+export interface ReservedBooking extends VehicleHeld {
+  readonly status: 'VEHICLE_RESERVED';
+}
+export interface ConfirmedBooking extends PaymentHeld {
+  readonly status: 'CONFIRMED';
+}
+export interface ActiveBooking extends TripStarted {
+  readonly status: 'ACTIVE';
+  /** When the vehicle locked at the end of the trip; set while ACTIVE means the capture is still due. */
+  readonly endedAt: number | null;
+}
+export interface CompletedBooking extends TripStarted {
+  readonly status: 'COMPLETED';
+  readonly endedAt: number;
+  readonly charge: Money;
+  /** A late UNLOCKED after the end: the vehicle must be locked (nothing to release or void). */
+  readonly mustLock: boolean;
+}
+export interface RejectedBooking extends BookingRequest, Settling {
+  readonly status: 'REJECTED';
+  /** Known when the vehicle was reserved before the payment refused. */
+  readonly vehicleType: VehicleType | null;
+  readonly rejection: Rejection;
+}
+export interface CancelledBooking extends PaymentHeld, Settling {
+  readonly status: 'CANCELLED';
+}
+export interface ExpiredBooking extends BookingRequest, Settling {
+  readonly status: 'EXPIRED';
+  /** Known when it expired after the vehicle's reservation, and held when it expired CONFIRMED. */
+  readonly vehicleType: VehicleType | null;
+  readonly authorization: Authorization | null;
+}
 
-export const isFinal = (status: BookingState['status']): boolean =>
-  status === 'COMPLETED' || status === 'CANCELLED' || status === 'EXPIRED' || status === 'REJECTED';
+/** The booking by status: each holds only what exists in it. */
+export type BookingState =
+  | NewBooking
+  | RequestedBooking
+  | ReservedBooking
+  | ConfirmedBooking
+  | ActiveBooking
+  | CompletedBooking
+  | RejectedBooking
+  | CancelledBooking
+  | ExpiredBooking;
+
+export type EndedBooking = CompletedBooking | RejectedBooking | CancelledBooking | ExpiredBooking;
+/** The ended bookings that held a vehicle (or may have) and must give it back. */
+export type CompensableBooking = RejectedBooking | CancelledBooking | ExpiredBooking;
+
+export const initialBookingState: BookingState = { status: 'NEW' };
+
+export { isFinal };
+
+export const hasEnded = (state: BookingState): state is EndedBooking => isFinal(state.status);
+
+/** The ended booking whose vehicle stands open and must be locked first; null when none. */
+export const openAfterEnd = (state: BookingState): EndedBooking | null => (hasEnded(state) && state.mustLock ? state : null);
+
+/** The ended booking with a release (and maybe a void) still to do; null when none. */
+export const owingCompensation = (state: BookingState): CompensableBooking | null =>
+  (state.status === 'REJECTED' || state.status === 'CANCELLED' || state.status === 'EXPIRED') && state.needsCompensation ? state : null;
 
 /** Who may see and act on a booking: its customer, or any operator. */
 export function checkAccess(state: BookingState, bookingId: string, caller: Caller): Rejection | null {
@@ -112,146 +168,177 @@ export function checkAccess(state: BookingState, bookingId: string, caller: Call
   return null;
 }
 
+export const wrongState = (bookingId: string, status: BookingState['status'], expected: BookingStatus): Rejection => ({ type: 'InvalidBookingState', bookingId, status, expected: [expected] });
+
 /** Unlock is allowed for a CONFIRMED booking (ACTIVE: already open, answered from state). */
 export function checkUnlock(state: BookingState, bookingId: string, caller: Caller): Rejection | null {
   const denied = checkAccess(state, bookingId, caller);
   if (denied) return denied;
-  if (state.status !== 'CONFIRMED' && state.status !== 'ACTIVE') return { type: 'InvalidBookingState', bookingId, status: state.status, expected: ['CONFIRMED'] };
+  if (state.status !== 'CONFIRMED' && state.status !== 'ACTIVE') return wrongState(bookingId, state.status, 'CONFIRMED');
   return null;
 }
 
 export function checkEnd(state: BookingState, bookingId: string, caller: Caller): Rejection | null {
   const denied = checkAccess(state, bookingId, caller);
   if (denied) return denied;
-  if (state.status !== 'ACTIVE' && state.status !== 'COMPLETED') return { type: 'InvalidBookingState', bookingId, status: state.status, expected: ['ACTIVE'] };
+  if (state.status !== 'ACTIVE' && state.status !== 'COMPLETED') return wrongState(bookingId, state.status, 'ACTIVE');
   return null;
 }
 
 // ---- decide ------------------------------------------------------------------------------------
 
 export function decide(bookingId: string, command: BookingCommand, state: BookingState): Decision<BookingEvent> {
-  const vehicleId = state.vehicleId ?? '';
   switch (command.type) {
-    case 'RequestBooking': {
-      if (state.status === 'NEW') {
-        const { customerId, paymentMethod, durationMinutes, at, confirmBy } = command;
-        return emit({ type: 'BookingRequested', bookingId, customerId, vehicleId: command.vehicleId, paymentMethod, durationMinutes, at, confirmBy });
-      }
-      // The same request again (an Idempotency-Key retry) resumes or answers; anything else collides.
-      const same =
-        state.customerId === command.customerId &&
-        state.vehicleId === command.vehicleId &&
-        state.paymentMethod === command.paymentMethod &&
-        state.durationMinutes === command.durationMinutes;
-      return same ? emit() : refuse({ type: 'BookingAlreadyExists', bookingId });
-    }
+    case 'RequestBooking':
+      return requestBooking(bookingId, command, state);
     case 'RecordVehicleReserved':
       if (state.status !== 'REQUESTED') return emit();
-      return emit({ type: 'BookingVehicleReserved', bookingId, vehicleId, vehicleType: command.vehicleType, at: command.at });
+      return emit({ type: 'BookingVehicleReserved', bookingId, vehicleId: state.vehicleId, vehicleType: command.vehicleType, at: command.at });
     case 'RecordReservationRefused':
       if (state.status !== 'REQUESTED') return emit();
-      return emit({ type: 'BookingRejected', bookingId, vehicleId, rejection: command.rejection, needsCompensation: command.maybeReserved, at: command.at });
+      return emit({ type: 'BookingRejected', bookingId, vehicleId: state.vehicleId, rejection: command.rejection, needsCompensation: command.maybeReserved, at: command.at });
     case 'RecordAuthorized': {
       if (state.status !== 'VEHICLE_RESERVED') return emit();
-      const { authorization, at, unlockBy } = command;
-      return emit({
-        type: 'BookingConfirmed',
-        bookingId,
-        customerId: state.customerId!,
-        vehicleId,
-        vehicleType: state.vehicleType!,
-        durationMinutes: state.durationMinutes,
-        authorization,
-        at,
-        expiresAt: unlockBy,
-      });
+      const { customerId, vehicleId, vehicleType, durationMinutes } = state;
+      return emit({ type: 'BookingConfirmed', bookingId, customerId, vehicleId, vehicleType, durationMinutes, authorization: command.authorization, at: command.at, expiresAt: command.unlockBy });
     }
     case 'RecordPaymentDeclined':
       if (state.status !== 'VEHICLE_RESERVED') return emit();
-      return emit({ type: 'BookingRejected', bookingId, vehicleId, rejection: command.rejection, needsCompensation: true, at: command.at });
+      return emit({ type: 'BookingRejected', bookingId, vehicleId: state.vehicleId, rejection: command.rejection, needsCompensation: true, at: command.at });
     case 'RecordUnlocked':
-      // Also after an unlock that timed out for the caller: the car is open, so the trip has started.
-      if (state.status === 'CONFIRMED') return emit({ type: 'BookingActivated', bookingId, vehicleId, unlockedAt: command.unlockedAt });
-      // Too late: the booking ended (expired, cancelled) while the UNLOCKED was on its way. The car
-      // must not stand open, so the booking locks it.
-      if (isFinal(state.status) && !state.mustLock) return emit({ type: 'VehicleOpenedAfterEnd', bookingId, vehicleId, unlockedAt: command.unlockedAt, at: command.at });
-      return emit();
-    case 'RecordRelocked':
-      if (!state.mustLock) return emit();
-      return emit({ type: 'VehicleRelocked', bookingId, vehicleId, lockedAt: command.lockedAt, needsCompensation: state.needsCompensation, at: command.at });
+      return recordUnlocked(bookingId, command, state);
+    case 'RecordRelocked': {
+      const open = openAfterEnd(state);
+      if (!open) return emit();
+      return emit({ type: 'VehicleRelocked', bookingId, vehicleId: open.vehicleId, lockedAt: command.lockedAt, needsCompensation: owingCompensation(open) !== null, at: command.at });
+    }
     case 'RecordReturned':
       // Once: a retried end or capture charges from the first recorded lock time.
       if (state.status !== 'ACTIVE' || state.endedAt !== null) return emit();
-      return emit({ type: 'VehicleReturned', bookingId, vehicleId, lockedAt: command.lockedAt, at: command.at });
-    case 'RecordCompleted':
+      return emit({ type: 'VehicleReturned', bookingId, vehicleId: state.vehicleId, lockedAt: command.lockedAt, at: command.at });
+    case 'RecordCompleted': {
       if (state.status !== 'ACTIVE') return emit();
-      return emit({
-        type: 'BookingCompleted',
-        bookingId,
-        customerId: state.customerId!,
-        vehicleId,
-        charge: command.charge,
-        unlockedAt: state.unlockedAt!,
-        endedAt: command.endedAt,
-      });
-    case 'Cancel': {
-      const denied = checkAccess(state, bookingId, command.caller);
-      if (denied) return refuse(denied);
-      if (state.status === 'CANCELLED') return emit();
-      if (state.status !== 'CONFIRMED') return refuse({ type: 'InvalidBookingState', bookingId, status: state.status, expected: ['CONFIRMED'] });
-      return emit({ type: 'BookingCancelled', bookingId, customerId: state.customerId!, vehicleId, cancelledBy: command.caller.id, at: command.at });
+      const { customerId, vehicleId, unlockedAt } = state;
+      return emit({ type: 'BookingCompleted', bookingId, customerId, vehicleId, charge: command.charge, unlockedAt, endedAt: command.endedAt });
     }
-    case 'Expire': {
-      const open = state.status === 'REQUESTED' || state.status === 'VEHICLE_RESERVED' || state.status === 'CONFIRMED';
-      if (!open || state.expiresAt === null || command.at < state.expiresAt) return emit();
-      return emit({ type: 'BookingExpired', bookingId, customerId: state.customerId!, vehicleId, previousStatus: state.status as BookingStatus, at: command.at });
-    }
+    case 'Cancel':
+      return cancel(bookingId, command, state);
+    case 'Expire':
+      return expire(bookingId, command, state);
     case 'RecordCompensated':
-      if (!state.needsCompensation) return emit();
+      if (!owingCompensation(state)) return emit();
       return emit({ type: 'BookingCompensated', bookingId, at: command.at });
     default:
       return unreachable(command);
   }
 }
 
+type CommandOf<Type extends BookingCommand['type']> = Extract<BookingCommand, { type: Type }>;
+
+function requestBooking(bookingId: string, command: CommandOf<'RequestBooking'>, state: BookingState): Decision<BookingEvent> {
+  const { customerId, vehicleId, paymentMethod, durationMinutes, at, confirmBy } = command;
+  if (state.status === 'NEW') return emit({ type: 'BookingRequested', bookingId, customerId, vehicleId, paymentMethod, durationMinutes, at, confirmBy });
+  // The same request again (an Idempotency-Key retry) resumes or answers; anything else collides.
+  const same = state.customerId === customerId && state.vehicleId === vehicleId && state.paymentMethod === paymentMethod && state.durationMinutes === durationMinutes;
+  return same ? emit() : refuse({ type: 'BookingAlreadyExists', bookingId });
+}
+
+function recordUnlocked(bookingId: string, command: CommandOf<'RecordUnlocked'>, state: BookingState): Decision<BookingEvent> {
+  // Also after an unlock that timed out for the caller: the car is open, so the trip has started.
+  if (state.status === 'CONFIRMED') return emit({ type: 'BookingActivated', bookingId, vehicleId: state.vehicleId, unlockedAt: command.unlockedAt });
+  // Too late: the booking ended (expired, cancelled) while the UNLOCKED was on its way. The car
+  // must not stand open, so the booking locks it.
+  if (hasEnded(state) && !state.mustLock) return emit({ type: 'VehicleOpenedAfterEnd', bookingId, vehicleId: state.vehicleId, unlockedAt: command.unlockedAt, at: command.at });
+  return emit();
+}
+
+function cancel(bookingId: string, command: CommandOf<'Cancel'>, state: BookingState): Decision<BookingEvent> {
+  const denied = checkAccess(state, bookingId, command.caller);
+  if (denied) return refuse(denied);
+  if (state.status === 'CANCELLED') return emit();
+  if (state.status !== 'CONFIRMED') return refuse(wrongState(bookingId, state.status, 'CONFIRMED'));
+  return emit({ type: 'BookingCancelled', bookingId, customerId: state.customerId, vehicleId: state.vehicleId, cancelledBy: command.caller.id, at: command.at });
+}
+
+function expire(bookingId: string, command: CommandOf<'Expire'>, state: BookingState): Decision<BookingEvent> {
+  const open = state.status === 'REQUESTED' || state.status === 'VEHICLE_RESERVED' || state.status === 'CONFIRMED';
+  if (!open || command.at < state.expiresAt) return emit();
+  return emit({ type: 'BookingExpired', bookingId, customerId: state.customerId, vehicleId: state.vehicleId, previousStatus: state.status, at: command.at });
+}
+
 // ---- evolve ------------------------------------------------------------------------------------
 
+/**
+ * The state after `event`. Each event moves the one status `decide` emits it from; an event that does
+ * not fit the state it meets (none does in a journal this decider wrote) changes nothing.
+ */
 export function evolve(state: BookingState, event: BookingEvent): BookingState {
   switch (event.type) {
-    case 'BookingRequested':
-      return {
-        ...state,
-        status: 'REQUESTED',
-        bookingId: event.bookingId,
-        customerId: event.customerId,
-        vehicleId: event.vehicleId,
-        paymentMethod: event.paymentMethod,
-        durationMinutes: event.durationMinutes,
-        createdAt: event.at,
-        expiresAt: event.confirmBy,
-      };
+    case 'BookingRequested': {
+      const { bookingId, customerId, vehicleId, paymentMethod, durationMinutes, at, confirmBy } = event;
+      return { status: 'REQUESTED', bookingId, customerId, vehicleId, paymentMethod, durationMinutes, createdAt: at, expiresAt: confirmBy };
+    }
     case 'BookingVehicleReserved':
-      return { ...state, status: 'VEHICLE_RESERVED', vehicleType: event.vehicleType };
+      return state.status === 'REQUESTED' ? { ...state, status: 'VEHICLE_RESERVED', vehicleType: event.vehicleType } : state;
     case 'BookingConfirmed':
-      return { ...state, status: 'CONFIRMED', authorization: event.authorization, expiresAt: event.expiresAt };
+      return state.status === 'VEHICLE_RESERVED' ? { ...state, status: 'CONFIRMED', authorization: event.authorization, expiresAt: event.expiresAt } : state;
     case 'BookingRejected':
-      return { ...state, status: 'REJECTED', rejection: event.rejection, needsCompensation: event.needsCompensation };
+      if (state.status !== 'REQUESTED' && state.status !== 'VEHICLE_RESERVED') return state;
+      return { ...state, status: 'REJECTED', vehicleType: vehicleTypeOf(state), rejection: event.rejection, needsCompensation: event.needsCompensation, mustLock: false };
     case 'BookingActivated':
-      return { ...state, status: 'ACTIVE', unlockedAt: event.unlockedAt };
+      return state.status === 'CONFIRMED' ? { ...state, status: 'ACTIVE', unlockedAt: event.unlockedAt, endedAt: null } : state;
     case 'VehicleReturned':
-      return { ...state, endedAt: event.lockedAt };
+      return state.status === 'ACTIVE' ? { ...state, endedAt: event.lockedAt } : state;
     case 'BookingCancelled':
-      return { ...state, status: 'CANCELLED', needsCompensation: true };
+      return state.status === 'CONFIRMED' ? { ...state, status: 'CANCELLED', needsCompensation: true, mustLock: false } : state;
     case 'BookingExpired':
-      return { ...state, status: 'EXPIRED', needsCompensation: true };
+      if (state.status !== 'REQUESTED' && state.status !== 'VEHICLE_RESERVED' && state.status !== 'CONFIRMED') return state;
+      return { ...state, status: 'EXPIRED', vehicleType: vehicleTypeOf(state), authorization: state.status === 'CONFIRMED' ? state.authorization : null, needsCompensation: true, mustLock: false };
     case 'BookingCompleted':
-      return { ...state, status: 'COMPLETED', charge: event.charge, endedAt: event.endedAt };
-    case 'BookingCompensated':
-      return { ...state, needsCompensation: false };
+      return state.status === 'ACTIVE' ? { ...state, status: 'COMPLETED', charge: event.charge, endedAt: event.endedAt, mustLock: false } : state;
+    case 'BookingCompensated': {
+      const owing = owingCompensation(state);
+      return owing ? { ...owing, needsCompensation: false } : state;
+    }
     case 'VehicleOpenedAfterEnd':
-      return { ...state, mustLock: true };
+      return hasEnded(state) ? { ...state, mustLock: true } : state;
     case 'VehicleRelocked':
-      return { ...state, mustLock: false };
+      return hasEnded(state) ? { ...state, mustLock: false } : state;
+    default:
+      return unreachable(event);
+  }
+}
+
+const vehicleTypeOf = (state: RequestedBooking | ReservedBooking | ConfirmedBooking): VehicleType | null => (state.status === 'REQUESTED' ? null : state.vehicleType);
+
+/**
+ * The status `event` moves a booking to, derived from the event alone (null: unchanged) so that the
+ * read-model projector can keep it in the same transaction; the specs prove it agrees with `evolve`
+ * for every event in every state `decide` emits it from.
+ */
+export function statusAfter(event: BookingEvent): BookingStatus | null {
+  switch (event.type) {
+    case 'BookingRequested':
+      return 'REQUESTED';
+    case 'BookingVehicleReserved':
+      return 'VEHICLE_RESERVED';
+    case 'BookingConfirmed':
+      return 'CONFIRMED';
+    case 'BookingRejected':
+      return 'REJECTED';
+    case 'BookingActivated':
+      return 'ACTIVE';
+    case 'BookingCancelled':
+      return 'CANCELLED';
+    case 'BookingExpired':
+      return 'EXPIRED';
+    case 'BookingCompleted':
+      return 'COMPLETED';
+    case 'VehicleReturned':
+    case 'BookingCompensated':
+    case 'VehicleOpenedAfterEnd':
+    case 'VehicleRelocked':
+      return null;
     default:
       return unreachable(event);
   }

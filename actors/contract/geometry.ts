@@ -4,6 +4,10 @@
  */
 
 export type Position = readonly number[];
+
+/** A position's coordinates; a position with fewer than two (the schema refuses those) reads as NaN, which matches nothing. */
+const x = (position: Position | undefined): number => position?.[0] ?? Number.NaN;
+const y = (position: Position | undefined): number => position?.[1] ?? Number.NaN;
 export type Ring = readonly Position[];
 /** GeoJSON Polygon coordinates: the outer ring first, then holes. */
 export type PolygonRings = readonly Ring[];
@@ -12,8 +16,10 @@ export type PolygonRings = readonly Ring[];
 export function pointInRing(lon: number, lat: number, ring: Ring): boolean {
   let inside = false;
   for (let i = 0, j = ring.length - 1; i < ring.length; j = i, i += 1) {
-    const [xi, yi] = ring[i] as [number, number];
-    const [xj, yj] = ring[j] as [number, number];
+    const xi = x(ring[i]);
+    const yi = y(ring[i]);
+    const xj = x(ring[j]);
+    const yj = y(ring[j]);
     if (onSegment(lon, lat, xi, yi, xj, yj)) return true;
     if (yi > lat !== yj > lat && lon < ((xj - xi) * (lat - yi)) / (yj - yi) + xi) inside = !inside;
   }
@@ -34,9 +40,9 @@ export function pointInMultiPolygon(lon: number, lat: number, polygons: readonly
 /** What is wrong with a linear ring (RFC 7946 §3.1.6), or null: at least 4 positions, closed, not crossing itself. */
 export function ringProblem(ring: Ring): string | null {
   if (ring.length < 4) return `has ${ring.length} positions; a ring needs at least 4`;
-  const first = ring[0]!;
-  const last = ring[ring.length - 1]!;
-  if (first[0] !== last[0] || first[1] !== last[1]) return `is open: its last position [${last.join(', ')}] is not its first [${first.join(', ')}]`;
+  const first = ring[0] ?? [];
+  const last = ring[ring.length - 1] ?? [];
+  if (x(first) !== x(last) || y(first) !== y(last)) return `is open: its last position [${last.join(', ')}] is not its first [${first.join(', ')}]`;
   const crossing = selfIntersection(ring);
   if (crossing) return `intersects itself: edge ${crossing[0]} crosses edge ${crossing[1]}`;
   return null;
@@ -52,7 +58,7 @@ export function selfIntersection(ring: Ring): [number, number] | null {
     for (let b = a + 1; b < edges; b += 1) {
       // Neighbours share an endpoint by construction (the first and last edge too).
       if (b === a + 1 || (a === 0 && b === edges - 1)) continue;
-      if (segmentsTouch(ring[a]!, ring[a + 1]!, ring[b]!, ring[b + 1]!)) return [a, b];
+      if (segmentsTouch(ring[a] ?? [], ring[a + 1] ?? [], ring[b] ?? [], ring[b + 1] ?? [])) return [a, b];
     }
   }
   return null;
@@ -69,10 +75,10 @@ function segmentsTouch(p1: Position, p2: Position, q1: Position, q2: Position): 
   );
 }
 
-const orientation = (a: Position, b: Position, c: Position): number => (b[0]! - a[0]!) * (c[1]! - a[1]!) - (b[1]! - a[1]!) * (c[0]! - a[0]!);
+const orientation = (a: Position, b: Position, c: Position): number => (x(b) - x(a)) * (y(c) - y(a)) - (y(b) - y(a)) * (x(c) - x(a));
 
 const within = (a: Position, b: Position, p: Position): boolean =>
-  Math.min(a[0]!, b[0]!) <= p[0]! && p[0]! <= Math.max(a[0]!, b[0]!) && Math.min(a[1]!, b[1]!) <= p[1]! && p[1]! <= Math.max(a[1]!, b[1]!);
+  Math.min(x(a), x(b)) <= x(p) && x(p) <= Math.max(x(a), x(b)) && Math.min(y(a), y(b)) <= y(p) && y(p) <= Math.max(y(a), y(b));
 
 function onSegment(x: number, y: number, x1: number, y1: number, x2: number, y2: number): boolean {
   return (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1) === 0 && within([x1, y1], [x2, y2], [x, y]);
@@ -80,7 +86,7 @@ function onSegment(x: number, y: number, x1: number, y1: number, x2: number, y2:
 
 function onRingEdge(lon: number, lat: number, ring: Ring): boolean {
   for (let i = 0, j = ring.length - 1; i < ring.length; j = i, i += 1) {
-    if (onSegment(lon, lat, ring[i]![0]!, ring[i]![1]!, ring[j]![0]!, ring[j]![1]!)) return true;
+    if (onSegment(lon, lat, x(ring[i]), y(ring[i]), x(ring[j]), y(ring[j]))) return true;
   }
   return false;
 }

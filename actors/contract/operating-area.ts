@@ -69,7 +69,7 @@ export function parseOperatingArea(input: unknown): ParsedArea {
       if (polygon.length === 0) errors.push(`zone ${zoneIndex}, polygon ${polygonIndex}: has no ring`);
       polygon.forEach((ring, ringIndex) => {
         const where = `zone ${zoneIndex}${zoneName(feature)}, polygon ${polygonIndex}, ring ${ringIndex}`;
-        const bad = ring.find(([lon, lat]) => Math.abs(lon!) > 180 || Math.abs(lat!) > 90);
+        const bad = ring.find(([lon = Number.NaN, lat = Number.NaN]) => !(Math.abs(lon) <= 180 && Math.abs(lat) <= 90));
         if (bad) errors.push(`${where}: position [${bad.join(', ')}] is not [lon, lat] on earth`);
         const problem = ringProblem(ring);
         if (problem) errors.push(`${where} ${problem}`);

@@ -161,6 +161,27 @@ describe('graceful restart', () => {
     expect(statusOf(before, completed)).toBe('COMPLETED');
     const snapshots = (first.db.prepare("SELECT count(*) AS n FROM snapshots WHERE persistence_key = 'vehicle/r-cycled'").get() as { n: number }).n;
     expect(snapshots).toBe(1);
+    // A booking's snapshot stores its flat record (actors/booking/record.ts), as before its state became a union.
+    const bookingSnapshot = first.db.prepare('SELECT data FROM snapshots WHERE persistence_key = ?').get(`booking/${completed}`) as { data: string } | undefined;
+    expect(bookingSnapshot).toBeDefined();
+    expect(Object.keys(JSON.parse(bookingSnapshot?.data ?? '{}'))).toEqual([
+      'status',
+      'bookingId',
+      'customerId',
+      'vehicleId',
+      'vehicleType',
+      'paymentMethod',
+      'durationMinutes',
+      'createdAt',
+      'expiresAt',
+      'authorization',
+      'unlockedAt',
+      'endedAt',
+      'charge',
+      'rejection',
+      'needsCompensation',
+      'mustLock',
+    ]);
 
     live = await first.restart();
     const after = injected(live);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type BookingStatus, type Caller } from '../../actors/contract/views.js';
 import { CAPTURE_RETRY_MS, COMPENSATION_RETRY_MS, checkAccess, checkEnd, checkUnlock, decide, evolve, initialBookingState, isFinal, wakeAtAfter, type BookingCommand, type BookingEvent, type BookingState } from '../../actors/booking/decider.js';
 import type { Rejection } from '../../actors/contract/rejections.js';
+import { toBookingRecord, type BookingRecord } from '../../actors/booking/record.js';
 import { specification } from '../helpers/decider-spec.js';
 
 const B = 'b-1';
@@ -132,7 +133,7 @@ describe('RecordReservationRefused', () => {
 
   it('rejects with compensation when the vehicle did not answer (it may have reserved)', () => {
     const state = spec.given(atRequested).when(recordReservationRefused(noAnswer, true)).then([rejected(noAnswer, true)]);
-    expect(state.needsCompensation).toBe(true);
+    expect(state).toMatchObject({ status: 'REJECTED', needsCompensation: true });
   });
 
   it.each(except('REQUESTED'))('emits nothing when %s', (_status, given) => {
@@ -186,7 +187,10 @@ describe('RecordUnlocked after the end (a late UNLOCKED) and RecordRelocked', ()
 
   it('an EXPIRED booking stays EXPIRED and keeps its compensation due', () => {
     const state = spec.given([...atConfirmed, expired('CONFIRMED', UNLOCK_BY)]).when(lateUnlock).then([opened]);
-    expect(state).toMatchObject({ status: 'EXPIRED', needsCompensation: true, mustLock: true, unlockedAt: null });
+    expect(state).toMatchObject({ status: 'EXPIRED', needsCompensation: true, mustLock: true });
+    // The late UNLOCKED starts no trip: an EXPIRED booking has no unlock time (its record says null).
+    expect(state).not.toHaveProperty('unlockedAt');
+    expect(toBookingRecord(state)).toMatchObject({ unlockedAt: null });
   });
 
   it('a repeated late UNLOCKED while the lock is pending records nothing new', () => {
@@ -215,7 +219,10 @@ const recordReturned: BookingCommand = { type: 'RecordReturned', lockedAt: LOCKE
 describe('RecordReturned', () => {
   it('records the lock time of an ACTIVE booking before its capture; it stays ACTIVE until captured', () => {
     const state = spec.given(atActive).when(recordReturned).then([returned]);
-    expect(state).toMatchObject({ status: 'ACTIVE', endedAt: LOCKED_AT, charge: null });
+    expect(state).toMatchObject({ status: 'ACTIVE', endedAt: LOCKED_AT });
+    // No charge until captured: an ACTIVE booking has none (its record says null).
+    expect(state).not.toHaveProperty('charge');
+    expect(toBookingRecord(state)).toMatchObject({ charge: null });
   });
 
   it('keeps the first lock time: a retried end after a failed capture records nothing new', () => {
@@ -235,7 +242,10 @@ describe('RecordReturned', () => {
 describe('RecordCompleted', () => {
   it('completes an ACTIVE booking with the charge and the trip times', () => {
     const state = spec.given(atActive).when(recordCompleted).then([completed]);
-    expect(state).toMatchObject({ status: 'COMPLETED', charge, endedAt: T0 + 20 * 60_000, needsCompensation: false });
+    expect(state).toMatchObject({ status: 'COMPLETED', charge, endedAt: T0 + 20 * 60_000 });
+    // Nothing to compensate after a trip: a COMPLETED booking owes no release (its record says false).
+    expect(state).not.toHaveProperty('needsCompensation');
+    expect(toBookingRecord(state)).toMatchObject({ needsCompensation: false });
   });
 
   it.each(except('ACTIVE'))('emits nothing when %s', (_status, given) => {
@@ -305,7 +315,7 @@ describe('RecordCompensated', () => {
     ['REJECTED after a reservation that got no answer', [requested, rejected(noAnswer, true)]],
   ])('records the compensation of a booking %s', (_name, given) => {
     const state = spec.given(given).when(recordCompensated()).then([compensated()]);
-    expect(state.needsCompensation).toBe(false);
+    expect(state).toMatchObject({ needsCompensation: false });
   });
 
   it('emits nothing once compensated', () => {
@@ -340,6 +350,25 @@ describe('evolve', () => {
       unlockedAt: T0 + 60_000,
       endedAt: T0 + 20 * 60_000,
       charge,
+      mustLock: false,
+    });
+  });
+
+  it('shows the COMPLETED booking as the same flat record as ever (traces, snapshots)', () => {
+    expect(toBookingRecord(spec.given(atCompleted).state)).toEqual<BookingRecord>({
+      status: 'COMPLETED',
+      bookingId: B,
+      customerId: 'c-1',
+      vehicleId: 'v-1',
+      vehicleType: 'car',
+      paymentMethod: 'tok_visa',
+      durationMinutes: 30,
+      createdAt: T0,
+      expiresAt: UNLOCK_BY,
+      authorization,
+      unlockedAt: T0 + 60_000,
+      endedAt: T0 + 20 * 60_000,
+      charge,
       rejection: null,
       needsCompensation: false,
       mustLock: false,
@@ -347,7 +376,11 @@ describe('evolve', () => {
   });
 
   it('folds a declined payment and its compensation into a settled REJECTED booking', () => {
-    expect(spec.given([...atRejectedDeclined, compensated()]).state).toMatchObject({ status: 'REJECTED', rejection: declined, needsCompensation: false, authorization: null });
+    const state = spec.given([...atRejectedDeclined, compensated()]).state;
+    expect(state).toMatchObject({ status: 'REJECTED', rejection: declined, needsCompensation: false });
+    // A declined payment holds nothing: a REJECTED booking has no authorization (its record says null).
+    expect(state).not.toHaveProperty('authorization');
+    expect(toBookingRecord(state)).toMatchObject({ authorization: null });
   });
 });
 

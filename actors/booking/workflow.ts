@@ -1,0 +1,399 @@
+import { accept, reject, type Outcome, type Rejection } from '../contract/rejections.js';
+import type { Caller } from '../contract/views.js';
+import { authorizationIdFor, PAYMENT, type AuthorizationView, type Captured, type PaymentMessage } from '../payment/actor.js';
+import { unreachable } from '../shared/decision.js';
+import { VEHICLE, type Locked, type Reserved, type Unlocked, type VehicleMessage } from '../vehicle/actor.js';
+import type { ActorAddress } from '../../runtime/kernel/directory.js';
+import {
+  checkAccess,
+  checkEnd,
+  checkUnlock,
+  decide,
+  evolve,
+  hasEnded,
+  openAfterEnd,
+  owingCompensation,
+  wrongState,
+  type ActiveBooking,
+  type BookingCommand,
+  type BookingEvent,
+  type BookingState,
+} from './decider.js';
+import { authorizationAmount, tripCharge } from './pricing.js';
+
+/**
+ * The booking saga as a pure workflow (Emmett's workflow, Akka's behaviour per state): given the
+ * booking's state and what just happened — a message (from HTTP, the vehicle, the durable timer) or
+ * the answer to one of its own asks (a reply, or no answer in time) — `react` says what to do next,
+ * as data: the events to persist, then one step (ask an actor, reply, or nothing more). The shell
+ * (actor.ts) persists the events first and only then takes the step; an ask's answer comes back here
+ * with what the booking was waiting for. The booking's timer is no step of its own: it follows the
+ * events (decider.ts `wakeAtAfter`, kept by the projector in the same commit).
+ */
+
+export type BookingMessage =
+  | { readonly type: 'CreateBooking'; readonly customerId: string; readonly vehicleId: string; readonly paymentMethod: string; readonly durationMinutes: number }
+  | { readonly type: 'GetBooking'; readonly caller: Caller }
+  | { readonly type: 'UnlockBooking'; readonly caller: Caller }
+  | { readonly type: 'EndBooking'; readonly caller: Caller }
+  | { readonly type: 'CancelBooking'; readonly caller: Caller }
+  /** From the durable timer (persistence/booking-timers.ts): deadlines and compensation retries. */
+  | { readonly type: 'WakeUp' }
+  /** From the vehicle actor, also for an UNLOCKED that came after the caller's timeout. */
+  | { readonly type: 'VehicleWasUnlocked'; readonly unlockedAt: number }
+  /** From the vehicle actor, also for a LOCKED that came after the caller's timeout: the ride is over. */
+  | { readonly type: 'VehicleWasLocked'; readonly lockedAt: number };
+
+export interface UnlockResult {
+  readonly bookingId: string;
+  readonly vehicleId: string;
+  readonly unlockedAt: number;
+}
+
+export interface WorkflowConfig {
+  readonly bookingId: string;
+  /** How long a confirmed booking waits for its unlock (RESERVATION_WINDOW_MS). */
+  readonly reservationWindowMs: number;
+  /** How long the saga may take before an unconfirmed booking counts as abandoned. */
+  readonly confirmWithinMs: number;
+  /** The deadline of an ask that waits for the device (UNLOCK, LOCK). */
+  readonly deviceAskMs: number;
+}
+
+/**
+ * Who hears how it ended once a chain of asks (a compensation, a capture) is over: the creator (the
+ * saga's answer), the caller (the booking as it stands, or the step's refusal), or nobody (a tell from
+ * the vehicle or the timer: a reply there would be recorded in its trace as an answer nobody asked).
+ */
+export type Then = 'AnswerCreate' | 'AnswerCaller' | 'Silent';
+
+/** What the booking waits for while one of its asks is out. */
+export type Awaiting =
+  | { readonly step: 'Reserve' }
+  | { readonly step: 'Authorize'; readonly amount: number; readonly currency: string }
+  | { readonly step: 'Unlock' }
+  /** The end's LOCK. */
+  | { readonly step: 'Return' }
+  | { readonly step: 'Capture'; readonly endedAt: number; readonly then: Then }
+  /** The LOCK of a vehicle that opened after the booking ended. */
+  | { readonly step: 'Relock'; readonly then: Then }
+  | { readonly step: 'Release'; readonly then: Then }
+  | { readonly step: 'Void'; readonly released: Outcome<null>; readonly then: Then };
+
+/** What each awaited actor answers when it succeeds. */
+interface AnswerOf {
+  readonly Reserve: Reserved;
+  readonly Authorize: AuthorizationView;
+  readonly Unlock: Unlocked;
+  readonly Return: Locked;
+  readonly Capture: Captured;
+  readonly Relock: Locked;
+  readonly Release: null;
+  readonly Void: null;
+}
+
+/** The answer to an ask (a timeout or a crash there already turned into a rejection), `at` when it came. */
+export type Answered = {
+  [Step in Awaiting['step']]: Extract<Awaiting, { step: Step }> & { readonly type: 'Answered'; readonly outcome: Outcome<AnswerOf[Step]>; readonly at: number };
+}[Awaiting['step']];
+
+export type Happened = { readonly type: 'Received'; readonly message: BookingMessage; readonly at: number } | Answered;
+
+export type Step =
+  | { readonly type: 'Ask'; readonly to: ActorAddress; readonly message: VehicleMessage | PaymentMessage; readonly timeoutMs?: number; readonly awaiting: Awaiting }
+  | { readonly type: 'Reply'; readonly value: Outcome<unknown> }
+  | { readonly type: 'Done' };
+
+export interface Plan {
+  /** Persisted first, in one commit: the step below is taken only once they are durable. */
+  readonly events: readonly BookingEvent[];
+  /** For the log: a step that failed and that the booking's timer retries. */
+  readonly warning?: { readonly fields: Record<string, unknown>; readonly message: string };
+  readonly next: Step;
+}
+
+export function react(config: WorkflowConfig, state: BookingState, happened: Happened): Plan {
+  return happened.type === 'Received' ? received(config, state, happened.message, happened.at) : answered(config, state, happened);
+}
+
+// ---- messages ----------------------------------------------------------------------------------
+
+function received(config: WorkflowConfig, state: BookingState, message: BookingMessage, at: number): Plan {
+  const { bookingId } = config;
+  switch (message.type) {
+    case 'CreateBooking':
+      return create(config, state, message, at);
+    case 'GetBooking': {
+      const denied = checkAccess(state, bookingId, message.caller);
+      return reply(denied ? reject(denied) : accept(state));
+    }
+    case 'UnlockBooking':
+      return unlock(config, state, message.caller);
+    case 'EndBooking':
+      return end(config, state, message.caller);
+    case 'CancelBooking': {
+      // The decider checks who may cancel. A repeated cancel tries what compensation is left.
+      const cancelled = decide(bookingId, { type: 'Cancel', caller: message.caller, at }, state);
+      if (!cancelled.ok) return reply(reject(cancelled.rejection));
+      return after(cancelled.events, compensate(config, cancelled.events.reduce(evolve, state), 'AnswerCaller'));
+    }
+    case 'VehicleWasUnlocked': {
+      const unlocked = record(config, state, { type: 'RecordUnlocked', unlockedAt: message.unlockedAt, at });
+      return after(unlocked.events, openAfterEnd(unlocked.state) ? compensate(config, unlocked.state, 'Silent') : done());
+    }
+    case 'VehicleWasLocked':
+      return locked(config, state, message.lockedAt, at);
+    case 'WakeUp': {
+      if (state.status === 'ACTIVE' && state.endedAt !== null) return capture(config, state, 'Silent');
+      const expired = record(config, state, { type: 'Expire', at });
+      return after(expired.events, hasEnded(expired.state) ? compensate(config, expired.state, 'Silent') : done());
+    }
+    default: {
+      const unknown: never = message;
+      return { events: [], warning: { fields: { message: unknown }, message: 'unknown booking message dropped' }, next: { type: 'Done' } };
+    }
+  }
+}
+
+function create(config: WorkflowConfig, state: BookingState, message: Extract<BookingMessage, { type: 'CreateBooking' }>, at: number): Plan {
+  const { customerId, vehicleId, paymentMethod, durationMinutes } = message;
+  const command: BookingCommand = { type: 'RequestBooking', bookingId: config.bookingId, customerId, vehicleId, paymentMethod, durationMinutes, at, confirmBy: at + config.confirmWithinMs };
+  const requested = decide(config.bookingId, command, state);
+  if (!requested.ok) return reply(reject(requested.rejection));
+  return after(requested.events, advance(config, requested.events.reduce(evolve, state)));
+}
+
+/** Drives the saga forward from wherever it stands (also after a crash, on a retried create), or answers it. */
+function advance(config: WorkflowConfig, state: BookingState): Plan {
+  const { bookingId } = config;
+  if (state.status === 'REQUESTED') return ask(vehicleOf(state), { type: 'ReserveVehicle', bookingId }, { step: 'Reserve' });
+  if (state.status === 'VEHICLE_RESERVED') {
+    const { amount, currency } = authorizationAmount(state.vehicleType, state.durationMinutes);
+    return ask(paymentOf(config), { type: 'Authorize', bookingId, amount, currency, paymentMethod: state.paymentMethod }, { step: 'Authorize', amount, currency });
+  }
+  return reply(createAnswer(bookingId, state));
+}
+
+/** What a create answers once its saga stopped. */
+export function createAnswer(bookingId: string, state: BookingState): Outcome<BookingState> {
+  if (state.status === 'REJECTED') return reject(state.rejection);
+  // A saga abandoned at its confirmation deadline (a crash cut it short, then the timer expired it)
+  // never made the booking: a retried create must not answer 201 with an EXPIRED booking, which a
+  // client would take for a success (CONTRACT: 201 is a CONFIRMED booking). A 409 is final, so the
+  // idempotency store keeps it for the key.
+  if (state.status === 'EXPIRED' && state.authorization === null) return reject(wrongState(bookingId, state.status, 'REQUESTED'));
+  return accept(state);
+}
+
+function unlock(config: WorkflowConfig, state: BookingState, caller: Caller): Plan {
+  const { bookingId } = config;
+  const denied = checkUnlock(state, bookingId, caller);
+  if (denied) return reply(reject(denied));
+  switch (state.status) {
+    case 'CONFIRMED':
+      return ask(vehicleOf(state), { type: 'UnlockVehicle', bookingId }, { step: 'Unlock' }, config.deviceAskMs);
+    case 'ACTIVE':
+      return reply(accept(unlockResult(state)));
+    default:
+      return reply(reject(wrongState(bookingId, state.status, 'CONFIRMED'))); // checkUnlock lets no other status through
+  }
+}
+
+const unlockResult = (state: ActiveBooking): UnlockResult => ({ bookingId: state.bookingId, vehicleId: state.vehicleId, unlockedAt: state.unlockedAt });
+
+/**
+ * Ends the trip: lock, record the return (the lock time) in its own event, then capture. A capture
+ * that fails leaves the booking ACTIVE with its return recorded and due, so the booking timer (and
+ * a retried end) captures again, charging from the recorded lock time.
+ */
+function end(config: WorkflowConfig, state: BookingState, caller: Caller): Plan {
+  const { bookingId } = config;
+  const denied = checkEnd(state, bookingId, caller);
+  if (denied) return reply(reject(denied));
+  switch (state.status) {
+    case 'COMPLETED':
+      return reply(accept(state));
+    case 'ACTIVE':
+      // A customer's end must be allowed where the vehicle stands (the operating area); an operator may end anywhere.
+      if (state.endedAt === null) return ask(vehicleOf(state), { type: 'LockVehicle', bookingId, endOfTrip: caller.role === 'customer' }, { step: 'Return' }, config.deviceAskMs);
+      return capture(config, state, 'AnswerCaller');
+    default:
+      return reply(reject(wrongState(bookingId, state.status, 'ACTIVE'))); // checkEnd lets no other status through
+  }
+}
+
+function locked(config: WorkflowConfig, state: BookingState, lockedAt: number, at: number): Plan {
+  // The LOCK of a booking that ended while its car stood open answered after its asker gave up: the
+  // car is locked, which the next relock could no longer learn once the vehicle forgot that command.
+  if (openAfterEnd(state)) {
+    const relocked = record(config, state, { type: 'RecordRelocked', lockedAt, at });
+    return after(relocked.events, compensate(config, relocked.state, 'Silent'));
+  }
+  // A LOCKED that came after the end's caller gave up (504): the vehicle is free again, so the ride
+  // ends here instead of waiting for a repeated end (found by the chaos harness). In the normal flow
+  // the end has completed the booking before this message is handled. A return already recorded (the
+  // end's own lock) is left to the end and to the capture retry.
+  if (state.status !== 'ACTIVE' || state.endedAt !== null) return done();
+  const returned = record(config, state, { type: 'RecordReturned', lockedAt, at });
+  return after(returned.events, capture(config, returned.state, 'Silent'));
+}
+
+// ---- answers -----------------------------------------------------------------------------------
+
+function answered(config: WorkflowConfig, state: BookingState, answer: Answered): Plan {
+  switch (answer.step) {
+    case 'Reserve':
+      return reserved(config, state, answer);
+    case 'Authorize':
+      return authorized(config, state, answer);
+    case 'Unlock': {
+      if (!answer.outcome.ok) return reply(answer.outcome);
+      const opened = record(config, state, { type: 'RecordUnlocked', unlockedAt: answer.outcome.value.unlockedAt, at: answer.at });
+      // ACTIVE now: the ask went out for a CONFIRMED booking, and nothing else ran in between.
+      const answerNow = opened.state.status === 'ACTIVE' ? accept(unlockResult(opened.state)) : reject(wrongState(config.bookingId, opened.state.status, 'CONFIRMED'));
+      return after(opened.events, reply(answerNow));
+    }
+    case 'Return': {
+      if (!answer.outcome.ok) return reply(answer.outcome);
+      const returned = record(config, state, { type: 'RecordReturned', lockedAt: answer.outcome.value.lockedAt, at: answer.at });
+      return after(returned.events, capture(config, returned.state, 'AnswerCaller'));
+    }
+    case 'Capture':
+      return captured(config, state, answer);
+    case 'Relock':
+      return relocked(config, state, answer);
+    case 'Release':
+      return released(config, state, answer);
+    case 'Void':
+      return voided(config, state, answer);
+    default:
+      return unreachable(answer);
+  }
+}
+
+type AnswerTo<Step extends Awaiting['step']> = Extract<Answered, { step: Step }>;
+
+function reserved(config: WorkflowConfig, state: BookingState, answer: AnswerTo<'Reserve'>): Plan {
+  const { outcome, at } = answer;
+  if (outcome.ok) {
+    const reservedNow = record(config, state, { type: 'RecordVehicleReserved', vehicleType: outcome.value.vehicleType, at });
+    return after(reservedNow.events, advance(config, reservedNow.state));
+  }
+  // No answer does not mean no reservation: release to be sure.
+  const maybeReserved = outcome.rejection.type === 'ActorUnavailable';
+  const rejection = finalRejection(config.bookingId, outcome.rejection, 'reserve');
+  const refused = record(config, state, { type: 'RecordReservationRefused', rejection, maybeReserved, at });
+  return after(refused.events, maybeReserved ? compensate(config, refused.state, 'AnswerCreate') : advance(config, refused.state));
+}
+
+function authorized(config: WorkflowConfig, state: BookingState, answer: AnswerTo<'Authorize'>): Plan {
+  const { outcome, at, amount, currency } = answer;
+  if (outcome.ok) {
+    const authorization = { id: outcome.value.authorizationId, amount, currency };
+    const confirmed = record(config, state, { type: 'RecordAuthorized', authorization, at, unlockBy: at + config.reservationWindowMs });
+    return after(confirmed.events, advance(config, confirmed.state));
+  }
+  const declined = record(config, state, { type: 'RecordPaymentDeclined', rejection: finalRejection(config.bookingId, outcome.rejection, 'authorize'), at });
+  return after(declined.events, compensate(config, declined.state, 'AnswerCreate'));
+}
+
+/** A step whose actor did not answer ends the saga for good: the booking says so, not "try again". */
+const finalRejection = (bookingId: string, rejection: Rejection, step: 'reserve' | 'authorize'): Rejection =>
+  rejection.type === 'ActorUnavailable' || rejection.type === 'StorageFull' ? { type: 'BookingAborted', bookingId, step, actor: rejection.actor } : rejection;
+
+/** Captures the trip of a returned booking (ACTIVE, its lock time recorded). */
+function capture(config: WorkflowConfig, state: BookingState, then: Then): Plan {
+  if (state.status !== 'ACTIVE' || state.endedAt === null) return finish(config, state, then); // nothing to capture
+  const charge = tripCharge(state.vehicleType, state.unlockedAt, state.endedAt, state.authorization.amount);
+  return ask(paymentOf(config), { type: 'Capture', amount: charge.amount }, { step: 'Capture', endedAt: state.endedAt, then });
+}
+
+function captured(config: WorkflowConfig, state: BookingState, answer: AnswerTo<'Capture'>): Plan {
+  const { outcome, then } = answer;
+  if (!outcome.ok) {
+    const warning = { fields: { rejection: outcome.rejection }, message: 'capture failed; the booking timer retries it' };
+    return { events: [], warning, next: then === 'Silent' ? { type: 'Done' } : { type: 'Reply', value: outcome } };
+  }
+  const completed = record(config, state, { type: 'RecordCompleted', charge: outcome.value, endedAt: answer.endedAt });
+  return after(completed.events, finish(config, completed.state, then));
+}
+
+// ---- compensation ------------------------------------------------------------------------------
+
+/** Releases the vehicle and voids the authorization; on failure the booking's timer tries again. */
+function compensate(config: WorkflowConfig, state: BookingState, then: Then): Plan {
+  // A vehicle that opened after the end is locked first: an open car is never handed back.
+  const open = openAfterEnd(state);
+  if (open) return ask(vehicleOf(open), { type: 'LockVehicle', bookingId: config.bookingId }, { step: 'Relock', then }, config.deviceAskMs);
+  return release(config, state, then);
+}
+
+function release(config: WorkflowConfig, state: BookingState, then: Then): Plan {
+  const owing = owingCompensation(state);
+  if (!owing) return finish(config, state, then);
+  return ask(vehicleOf(owing), { type: 'ReleaseVehicle', bookingId: config.bookingId, reason: owing.status.toLowerCase() }, { step: 'Release', then });
+}
+
+function relocked(config: WorkflowConfig, state: BookingState, answer: AnswerTo<'Relock'>): Plan {
+  const { outcome, then } = answer;
+  if (!outcome.ok) {
+    const warning = { fields: { rejection: outcome.rejection }, message: 'vehicle opened after the booking ended and could not be locked; the booking timer retries' };
+    return { ...finish(config, state, then), warning };
+  }
+  const relockedNow = record(config, state, { type: 'RecordRelocked', lockedAt: outcome.value.lockedAt, at: answer.at });
+  return after(relockedNow.events, release(config, relockedNow.state, then));
+}
+
+function released(config: WorkflowConfig, state: BookingState, answer: AnswerTo<'Release'>): Plan {
+  const { outcome, then, at } = answer;
+  const voidNext = ask(paymentOf(config), { type: 'Void' }, { step: 'Void', released: outcome, then });
+  if (outcome.ok || outcome.rejection.type !== 'VehicleUnavailable' || outcome.rejection.status !== 'IN_USE' || openAfterEnd(state)) return voidNext;
+  // The vehicle is open under this booking and refuses to be handed back: its UNLOCKED reached the
+  // vehicle but never the booking (a crash between the two). Learn it now, lock, then compensate.
+  const opened = record(config, state, { type: 'RecordUnlocked', unlockedAt: at, at });
+  return after(opened.events, openAfterEnd(opened.state) ? compensate(config, opened.state, then) : voidNext);
+}
+
+function voided(config: WorkflowConfig, state: BookingState, answer: AnswerTo<'Void'>): Plan {
+  const { outcome, released: releasedOutcome, then, at } = answer;
+  if (!releasedOutcome.ok || !outcome.ok) {
+    const warning = { fields: { released: releasedOutcome, voided: outcome }, message: 'compensation incomplete; the booking timer retries it' };
+    return { ...finish(config, state, then), warning };
+  }
+  const compensated = record(config, state, { type: 'RecordCompensated', at });
+  return after(compensated.events, finish(config, compensated.state, then));
+}
+
+/** The end of a chain of asks: who hears how it went. */
+function finish(config: WorkflowConfig, state: BookingState, then: Then): Plan {
+  switch (then) {
+    case 'AnswerCreate':
+      return advance(config, state);
+    case 'AnswerCaller':
+      return reply(accept(state));
+    case 'Silent':
+      return done();
+    default:
+      return unreachable(then);
+  }
+}
+
+// ---- plans -------------------------------------------------------------------------------------
+
+/** A recorded fact through the decider: its events (none when it changes nothing) and the state after them. */
+function record(config: WorkflowConfig, state: BookingState, command: BookingCommand): { readonly events: readonly BookingEvent[]; readonly state: BookingState } {
+  const decision = decide(config.bookingId, command, state);
+  const events = decision.ok ? decision.events : [];
+  return { events, state: events.reduce(evolve, state) };
+}
+
+const after = (events: readonly BookingEvent[], plan: Plan): Plan => (events.length === 0 ? plan : { ...plan, events: [...events, ...plan.events] });
+const reply = (value: Outcome<unknown>): Plan => ({ events: [], next: { type: 'Reply', value } });
+const done = (): Plan => ({ events: [], next: { type: 'Done' } });
+
+function ask(to: ActorAddress, message: VehicleMessage | PaymentMessage, awaiting: Awaiting, timeoutMs?: number): Plan {
+  return { events: [], next: timeoutMs === undefined ? { type: 'Ask', to, message, awaiting } : { type: 'Ask', to, message, timeoutMs, awaiting } };
+}
+
+const vehicleOf = (state: Exclude<BookingState, { status: 'NEW' }>): ActorAddress => ({ kind: VEHICLE, id: state.vehicleId });
+const paymentOf = (config: WorkflowConfig): ActorAddress => ({ kind: PAYMENT, id: authorizationIdFor(config.bookingId) });

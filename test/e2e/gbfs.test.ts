@@ -101,6 +101,9 @@ describe('GBFS 3.0 feeds and the operating area (server process)', () => {
     expect(discovery.data.feeds.map((feed) => feed.url)).toEqual(FEEDS.map((feed) => `https://fleet.example.org/gbfs/${feed}.json`));
     const vehicles = await vehicleStatus();
     expect(vehicles.length).toBe(31);
+    const openApi = (await (await api('/openapi.json')).json()) as { paths: Record<string, Record<string, { security?: unknown[] }>> };
+    expect(openApi.paths['/gbfs/{feed}']?.get?.security).toEqual([]);
+    expect(openApi.paths['/operating-area']?.put).toBeDefined();
   }, 60_000);
 
   it('an unchanged feed answers 304 to If-None-Match and If-Modified-Since; a changed one 200 with a new ETag', async () => {

@@ -243,11 +243,15 @@ function fieldsOf(rejection: Rejection): Record<string, unknown> {
  * schemas (which only document problems) never run on it and a problem can always be sent.
  */
 export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  // A shard restarts or changes owner within seconds: say when to come back, at once (never a hang).
+  if (problem.type === SHARD_UNAVAILABLE_TYPE) reply.header('retry-after', '1');
   return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(problem));
 }
 
 export const sendRejection = (request: FastifyRequest, reply: FastifyReply, rejection: Rejection): FastifyReply =>
   sendProblem(reply, rejectionProblem(rejection, originOf(request)));
+
+const SHARD_UNAVAILABLE_TYPE = problemTypeUri(REJECTION_PROBLEMS.ShardUnavailable.slug);
 
 /** `instance` is the path the client called (RFC 9457 §3.1.5, a URI reference). */
 export const originOf = (request: FastifyRequest): ProblemOrigin =>

@@ -28,6 +28,12 @@ export interface RateLimits {
 
 /** Served to load balancers and Prometheus: never limited. */
 const UNLIMITED_PATHS = new Set(['/health', '/metrics']);
+/**
+ * Cluster nodes forwarding to each other (server/cluster/node-routes.ts): the request was counted where
+ * it entered the cluster, and a node's address carries every client's forwarded calls. Those routes
+ * refuse anything without the node credential themselves.
+ */
+const isNodeToNode = (path: string): boolean => path.startsWith('/internal/');
 const WINDOW_MS = 1000;
 /** Keys remembered per limiter (LRU): an evicted key starts a fresh window, so this only needs to exceed the active clients. */
 const KEYS_KEPT = 100_000;
@@ -97,7 +103,10 @@ export const rateLimits = fp<{ limits: RateLimits }>(
     const perIp = limits.perIp > 0 ? app.createRateLimit({ max: limits.perIp, timeWindow: WINDOW_MS }) : null;
     const perCustomer = limits.perCustomer > 0 ? app.createRateLimit({ max: limits.perCustomer, timeWindow: WINDOW_MS, keyGenerator: (request) => request.caller.id }) : null;
     const ipHook = limitHook(perIp, 'from this address');
-    app.addHook('onRequest', async (request, reply) => (UNLIMITED_PATHS.has(request.url.split('?', 1)[0]!) ? undefined : ipHook(request, reply)));
+    app.addHook('onRequest', async (request, reply) => {
+      const path = request.url.split('?', 1)[0]!;
+      return UNLIMITED_PATHS.has(path) || isNodeToNode(path) ? undefined : ipHook(request, reply);
+    });
     const customerHook = limitHook(perCustomer, 'for this customer');
     // Operators are staff tools (bulk registrations): the per-address limit still bounds them.
     app.decorate('limitPerCustomer', async (request: FastifyRequest, reply: FastifyReply) => (request.caller.role === 'customer' ? customerHook(request, reply) : undefined));

@@ -10,6 +10,10 @@ import type { LogFormat } from '../runtime/ground/logger.js';
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveMs = z.coerce.number().int().positive();
 
+/** Node and cluster ids: they end up in Kafka topic names, MQTT client ids and file names. */
+const safeId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$/, 'expected 1-48 letters, digits, . _ - (starting with a letter or digit)');
+const httpUrl = z.string().url().regex(/^https?:\/\//, 'expected an http:// URL').transform((url) => url.replace(/\/+$/, ''));
+
 const brokerList = z
   .string()
   .trim()
@@ -90,6 +94,22 @@ export const configSchema = z.object({
   OPERATING_AREA_MAX_FIX_AGE_MS: positiveMs.default(120_000),
   /** `on`: SIGUSR2 crashes one shard worker (round robin), for the chaos harness (server/chaos-hooks.ts). */
   FLEET_CHAOS_HOOKS: z.enum(['off', 'on']).default('off'),
+  /** `kafka`: this process is one node of a fleet on several machines (docs/cluster.md); unset: the single process. */
+  FLEET_CLUSTER: z.enum(['kafka']).optional(),
+  /** Names the cluster's Kafka topics and MQTT sessions: two clusters on one Kafka or broker never meet. */
+  FLEET_CLUSTER_NAME: safeId.default('fleet'),
+  /** This node's stable id (unique in the cluster, the same across restarts). */
+  FLEET_NODE_ID: safeId.optional(),
+  /** How the other nodes reach this one (http://host:port). */
+  FLEET_ADVERTISED_URL: httpUrl.optional(),
+  /** Every node of the cluster, `id=url,…`, in the same order on every node: shard s is owned by node s mod N. */
+  FLEET_CLUSTER_NODES: z
+    .string()
+    .trim()
+    .min(1)
+    .transform((value) => value.split(',').map((entry) => entry.trim()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^[A-Za-z0-9._-]{1,64}=https?:\/\/\S+$/, 'expected id=http://host:port entries separated by commas')).min(1))
+    .optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -153,6 +173,21 @@ export interface FleetConfig {
   };
   /** FLEET_OPERATING_AREA (read and checked at start-up: server/operating-area-file.ts); file null: no area. */
   readonly operatingArea: { readonly file: string | null; readonly maxFixAgeMs: number };
+  /** FLEET_CLUSTER=kafka: this node of a fleet on several machines; null: the single process (docs/cluster.md). */
+  readonly cluster: ClusterConfig | null;
+}
+
+export interface ClusterNode {
+  readonly id: string;
+  /** Where the other nodes reach it, without a trailing slash. */
+  readonly url: string;
+}
+
+export interface ClusterConfig {
+  readonly name: string;
+  readonly node: ClusterNode;
+  /** Every node, this one included, in FLEET_CLUSTER_NODES order: the fixed owner map derives from it. */
+  readonly nodes: readonly ClusterNode[];
 }
 
 
@@ -195,6 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     // The development secret is public: anyone could mint an operator token for a reachable server.
     throw new ConfigError('FLEET_JWT_SECRET', `must be set to listen on HOST ${raw.HOST}: the development secret is public and is only allowed on a loopback address`);
   }
+  const cluster = clusterOf(raw);
   return {
     http: { host: raw.HOST, port: raw.PORT, bodyLimitBytes: raw.BODY_LIMIT_BYTES },
     shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
@@ -246,7 +282,35 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
       openingHours: raw.GBFS_OPENING_HOURS,
     },
     operatingArea: { file: raw.FLEET_OPERATING_AREA ?? null, maxFixAgeMs: raw.OPERATING_AREA_MAX_FIX_AGE_MS },
+    cluster,
   };
+}
+
+/** FLEET_CLUSTER=kafka and what it requires; null when unset (the single process, as before). */
+function clusterOf(raw: RawConfig): ClusterConfig | null {
+  if (raw.FLEET_CLUSTER === undefined) return null;
+  const required = (variable: keyof RawConfig, why: string): void => {
+    if (raw[variable] === undefined) throw new ConfigError(variable, `must be set with FLEET_CLUSTER=kafka: ${why}`);
+  };
+  required('KAFKA_BROKERS', 'the cluster\'s shared log and public events live in Kafka');
+  if (raw.MQTT_URL === undefined) {
+    throw new ConfigError('MQTT_URL', 'must be set with FLEET_CLUSTER=kafka: the embedded MQTT broker lives inside one process, and every node must reach the same broker (start one with `npm run mosquitto -- start`)');
+  }
+  required('FLEET_NODE_ID', 'each node needs a stable id, unique in the cluster');
+  required('FLEET_ADVERTISED_URL', 'the other nodes forward calls for this node\'s shards to it');
+  required('FLEET_SHARDS', 'the shard count is fixed with the cluster and must be the same on every node');
+  required('FLEET_CLUSTER_NODES', 'every node must know every node (id=url,...) to find a shard\'s owner');
+  const node: ClusterNode = { id: raw.FLEET_NODE_ID!, url: raw.FLEET_ADVERTISED_URL! };
+  const nodes = raw.FLEET_CLUSTER_NODES!.map((entry): ClusterNode => {
+    const at = entry.indexOf('=');
+    return { id: entry.slice(0, at), url: entry.slice(at + 1).replace(/\/+$/, '') };
+  });
+  const ids = new Set(nodes.map((each) => each.id));
+  if (ids.size !== nodes.length) throw new ConfigError('FLEET_CLUSTER_NODES', `names a node twice (got ${JSON.stringify(raw.FLEET_CLUSTER_NODES)})`);
+  const self = nodes.find((each) => each.id === node.id);
+  if (!self) throw new ConfigError('FLEET_CLUSTER_NODES', `does not list this node's FLEET_NODE_ID ${node.id}`);
+  if (self.url !== node.url) throw new ConfigError('FLEET_ADVERTISED_URL', `is ${node.url}, but FLEET_CLUSTER_NODES lists ${self.url} for node ${node.id}`);
+  return { name: raw.FLEET_CLUSTER_NAME, node, nodes };
 }
 
 function isTimeZone(zone: string): boolean {

@@ -29,6 +29,8 @@ import { ShardSupervisor, type ShardRuntime } from './shard-supervisor.js';
 import { GbfsFeeds } from './gbfs/feeds.js';
 import { loadOperatingAreaFile } from './operating-area-file.js';
 import { OperatingAreaService } from './operating-area.js';
+import { fleetNode } from './cluster/cluster-node.js';
+import type { ShardLinks } from './fleet-service.js';
 
 export interface FleetOptions {
   readonly logger: Logger;
@@ -87,6 +89,9 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     const registry = openRegistry(config.db.file, config.shards, config.db.synchronous);
     const shardCount = registry.shardCount;
     closers.push(() => registry.close());
+    // FLEET_CLUSTER=kafka: this process runs only the shards it owns and forwards the rest (docs/cluster.md).
+    const node = fleetNode(config, shardCount);
+    await node.prepare(logger);
     if (registry.convertedFromSingleFile) logger.warn({ db: config.db.file, shardFile: registry.shardFiles[0] }, 'single-file database opened as a one-shard fleet (its journal moved to the shard file)');
 
     // Device logins, ACLs and command signatures (docs/mqtt-security.md): checked here, on the main
@@ -95,9 +100,10 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     const { url: mqttUrl, broker } = await startBroker(config, deviceSecurity, logger, closers);
     // Without MQTT_CLIENT_ID, one id per process: two servers on one broker must not take over each
     // other's sessions. Each shard has its own connection, named after the shard.
-    const clientIdPrefix = config.mqtt.clientId ?? `fleetactors-${randomUUID().slice(0, 8)}`;
+    // In a cluster a shard's session is named after the cluster: the same on whichever node owns it.
+    const clientIdPrefix = config.mqtt.clientId ?? node.mqttClientIdPrefix ?? `fleetactors-${randomUUID().slice(0, 8)}`;
     const mqttLogin = deviceSecurity.serverLogin;
-    const inits: ShardInit[] = registry.shardFiles.map((dbFile, shard) => ({
+    const allInits: ShardInit[] = registry.shardFiles.map((dbFile, shard) => ({
       shard,
       shardCount,
       config,
@@ -105,8 +111,9 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
       mqttUrl,
       mqttClientId: `${clientIdPrefix}-s${shard}`,
       mqttLogin,
-      kafkaTopicPrefix: options.kafkaTopicPrefix ?? '',
+      kafkaTopicPrefix: options.kafkaTopicPrefix ?? node.kafkaTopicPrefix ?? '',
     }));
+    const inits = allInits.filter((init) => node.owns(init.shard));
     const shards = await ShardSupervisor.start({
       inits,
       runtime: options.shardRuntime ?? 'worker',
@@ -114,15 +121,16 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
       local: { ...(options.gateway && { gateway: options.gateway }), ...(options.clock && { clock: options.clock }) },
     });
     closers.push(() => shards.close());
+    const links = node.links(shards);
 
-    if (config.seedVehicles > 0) await seed(shards, config, logger);
+    if (config.seedVehicles > 0) await seed(links, (shard) => node.owns(shard), config, logger);
 
     // The main thread's own MQTT session: provisioning on Mosquitto's dynamic security, and presence
     // an operator clears. The vehicles' topics are the shards' business.
     const control = await MqttConnection.connect({
       url: mqttUrl,
       protocolVersion: config.mqtt.protocolVersion,
-      clientId: `${clientIdPrefix}-main`,
+      clientId: node.controlClientId(clientIdPrefix),
       username: mqttLogin.username,
       password: mqttLogin.password,
       logger,
@@ -137,12 +145,12 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     closers.push(housekeepIdempotency({ idempotency, logger }));
     const metrics = options.metrics ?? createMetrics();
     registerShardMetrics(metrics, shards);
-    const events = new ShardedEvents(shards);
+    const events = new ShardedEvents(links);
     closers.push(() => events.close());
-    const operatingArea = new OperatingAreaService(operatingAreaFile, initialArea, shards, logger);
+    const operatingArea = new OperatingAreaService(operatingAreaFile, initialArea, links, logger);
     let url: string | null = null;
     const gbfs = new GbfsFeeds({
-      shards,
+      shards: links,
       config,
       baseUrl: () => config.publicBaseUrl ?? url ?? `http://${config.http.host}:${config.http.port}`,
       area: () => operatingArea.area(),
@@ -152,24 +160,28 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     metrics.gauge({ name: 'fleet_gbfs_vehicle_status_rebuild_seconds', help: 'How long the last rebuild of vehicle_status.json took: every shard read in pages, merged, serialized and gzipped.', collect: () => gbfs.rebuildStats().lastMs / 1000 });
     const app = buildApp({
       isStorageFull,
-      fleet: new ShardedFleetService(shards, config.timing, config.maxActiveBookingsPerCustomer),
+      fleet: new ShardedFleetService(links, config.timing, config.maxActiveBookingsPerCustomer),
       devices,
       config,
       logger,
       idempotency,
       metrics,
-      health: () => healthOf(shards, mqttUrl, config.kafka.mode === 'kafka'),
+      health: () => {
+        const report = healthOf(shards, mqttUrl, config.kafka.mode === 'kafka');
+        return node.clustered ? { checks: { ...report.checks, cluster: { ok: true, detail: node.describe() } } } : report;
+      },
       events,
-      traces: new ShardedTraces(shards),
-      vehicleCommands: new ShardedVehicleCommands(shards),
+      traces: new ShardedTraces(links),
+      vehicleCommands: new ShardedVehicleCommands(links),
       gbfs,
       operatingArea,
     });
+    node.installRoutes(app, shards, () => url);
     closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
     if (options.listen ?? true) url = await listenOn({ port: 'PORT', host: 'HOST' }, config.http.host, config.http.port, () => app.listen({ host: config.http.host, port: config.http.port }));
     else await app.ready();
     if (url) lock?.announce(url);
-    logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: shardCount, kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
+    logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: shardCount, ...(node.clustered && { node: node.self.id, ownShards: inits.map((init) => init.shard) }), kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
 
     return {
       app,
@@ -207,11 +219,12 @@ async function startBroker(
 }
 
 /** FLEET_SEED demo vehicles, each registered in bulk on its own shard: start-up stays seconds at 100,000. */
-async function seed(shards: ShardSupervisor, config: FleetConfig, logger: Logger): Promise<void> {
+async function seed(shards: ShardLinks, isLocal: (shard: number) => boolean, config: FleetConfig, logger: Logger): Promise<void> {
   const perShard = Array.from({ length: shards.count }, () => [] as ReturnType<typeof demoFleet>);
   for (const vehicle of demoFleet(config.seedVehicles)) perShard[shardOfVehicle(vehicle.id, shards.count)]!.push(vehicle);
   const started = Date.now();
-  const results = await Promise.all(perShard.map((vehicles, shard) => shards.link(shard).call<{ registered: number }>({ op: 'seed', vehicles }, 300_000)));
+  // In a cluster each node seeds the shards it owns (every node is started with the same FLEET_SEED).
+  const results = await Promise.all(perShard.map((vehicles, shard) => (isLocal(shard) ? shards.link(shard).call<{ registered: number }>({ op: 'seed', vehicles }, 300_000) : { registered: 0 })));
   const registered = results.reduce((sum, result) => sum + result.registered, 0);
   if (registered > 0) logger.info({ registered, ms: Date.now() - started }, 'demo fleet seeded');
 }

@@ -2,7 +2,7 @@ import type { EventCursor } from '../api/event-cursor.js';
 import type { EventPage, EventsPort, PublicEvent, TracesPort, TraceView, VehicleCommandsPort, VehicleCommandView } from '../api/ports.js';
 import { shardOfBooking, shardOfVehicle } from '../runtime/kernel/placement.js';
 import type { TraceJournal, TraceJournalQuery } from '../actors/contract/trace-views.js';
-import type { FleetShardLink, ShardEvent } from './shard-calls.js';
+import type { FleetShardCaller, ShardEvent } from './shard-calls.js';
 import { refuseUnavailable } from './fleet-service.js';
 import type { ShardLinks } from './fleet-service.js';
 import type { CommandRecord } from '../actors/vehicle/command-history.js';
@@ -86,7 +86,7 @@ export class ShardedEvents implements EventsPort {
     for (const listener of this.listeners) listener(events);
   }
 
-  private links(): FleetShardLink[] {
+  private links(): FleetShardCaller[] {
     return Array.from({ length: this.shardLinks.count }, (_, shard) => this.shardLinks.link(shard));
   }
 }

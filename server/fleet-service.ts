@@ -18,7 +18,7 @@ import { LiveBookingLimit } from '../persistence/live-bookings.js';
 import type { TraceContext } from '../runtime/ground/trace-context.js';
 import { bookingIdOnShard, shardOfBooking, shardOfVehicle } from '../runtime/kernel/placement.js';
 import { ShardUnavailableError } from '../runtime/kernel/shard-link.js';
-import type { FleetShardLink, ShardRead } from './shard-calls.js';
+import type { FleetShardCaller, ShardRead } from './shard-calls.js';
 
 /** What the fleet service needs of the shards: the supervisor's links, one per shard. */
 /** A fleet-wide read whose shard is down or silent is refused as 503 shard-unavailable (the API answers a Refused's rejection). */
@@ -29,7 +29,7 @@ export function refuseUnavailable(error: unknown): never {
 
 export interface ShardLinks {
   readonly count: number;
-  link(shard: number): FleetShardLink;
+  link(shard: number): FleetShardCaller;
 }
 
 /** The main thread waits a little longer than the shard's own deadline, so the shard's answer (a rejection) wins. */

@@ -74,3 +74,9 @@ export interface ShardStats {
 
 /** The main thread's end of one of the fleet's shards. */
 export type FleetShardLink = ShardLink<ShardCall, ShardStats, ShardEvent>;
+
+/**
+ * What the router needs of a shard's link: a worker's own link here, or, in cluster mode, a link to
+ * the node that owns the shard (server/cluster/remote-shard-link.ts) carrying the same calls.
+ */
+export type FleetShardCaller = Pick<FleetShardLink, 'shard' | 'call' | 'onEvents' | 'onUp' | 'followEvents'>;

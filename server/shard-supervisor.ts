@@ -54,10 +54,13 @@ interface Slot {
 
 export class ShardSupervisor {
   private readonly slots: Slot[];
+  /** By shard number: in cluster mode a node supervises only the shards it owns (server/cluster/). */
+  private readonly byShard: ReadonlyMap<number, Slot>;
   private closing = false;
 
   private constructor(private readonly options: ShardSupervisorOptions) {
     this.slots = options.inits.map((init) => ({ init, link: new ShardLink<ShardCall, ShardStats, ShardEvent>(init.shard), worker: null, inline: null, restarts: 0, consecutiveFailures: 0, upSince: null, restartTimer: null }));
+    this.byShard = new Map(this.slots.map((slot) => [slot.init.shard, slot]));
   }
 
   /** Resolves once every shard is up; rejects (stopping the others) when one cannot start. */
@@ -81,16 +84,21 @@ export class ShardSupervisor {
   }
 
   link(shard: number): FleetShardLink {
-    return this.slots[shard]!.link;
+    return this.byShard.get(shard)!.link;
+  }
+
+  /** Whether this process runs the shard (always, but in cluster mode for a shard another node owns). */
+  has(shard: number): boolean {
+    return this.byShard.has(shard);
   }
 
   /** The parts of an inline shard (tests); null for a worker shard. */
   local(shard: number): RunningShard | null {
-    return this.slots[shard]?.inline?.running ?? null;
+    return this.byShard.get(shard)?.inline?.running ?? null;
   }
 
   restarts(shard: number): number {
-    return this.slots[shard]!.restarts;
+    return this.byShard.get(shard)!.restarts;
   }
 
   /**
@@ -98,7 +106,7 @@ export class ShardSupervisor {
    * only what was committed survives. The supervisor starts it again.
    */
   async crash(shard: number): Promise<void> {
-    const worker = this.slots[shard]?.worker;
+    const worker = this.byShard.get(shard)?.worker;
     if (!worker) throw new Error(`shard ${shard} is not a worker shard`);
     await worker.terminate();
   }

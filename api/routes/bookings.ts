@@ -3,7 +3,7 @@ import { NO_ANSWER, type RejectionType } from '../../actors/contract/rejections.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { BookingView, FleetService, UnlockView } from '../../actors/contract/views.js';
 import { bookingIdFor, requestHash, type Execution, type HttpResponse, type IdempotencyGuard } from '../idempotency.js';
-import { PROBLEM_CONTENT_TYPE, httpProblem, originOf, rejectionProblem, sendProblem, sendRejection } from '../problems.js';
+import { httpProblem, originOf, rejectionProblem, sendProblem, sendRejection, type Problem } from '../problems.js';
 import { BookingParamsSchema, BookingSchema, CreateBookingBodySchema, CreateBookingHeadersSchema, UnlockSchema, problemResponses } from '../schemas.js';
 
 export interface BookingRoutesOptions {
@@ -172,9 +172,8 @@ export async function unlock(fleet: FleetService, bookingId: string, request: Fa
 
 /** A response as first sent or as replayed from the idempotency store (problems carry their own type). */
 function sendResponse(reply: FastifyReply, response: HttpResponse): FastifyReply {
-  if (response.statusCode >= 400) {
-    return reply.code(response.statusCode).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(response.body));
-  }
+  // A stored or fresh problem goes out like every other (sendProblem: Retry-After on shard-unavailable).
+  if (response.statusCode >= 400) return sendProblem(reply, response.body as Problem);
   // The stored body is the BookingView the first request answered; the route's response schema still
   // checks it on the way out.
   const booking = response.body as BookingView;

@@ -1,0 +1,91 @@
+import { ShardCallError, ShardUnavailableError } from '../../runtime/kernel/shard-link.js';
+import type { ClusterNode } from '../config.js';
+import type { FleetShardCaller, ShardCall, ShardEvent } from '../shard-calls.js';
+import { nodeAuthorization } from './node-credential.js';
+import { RemoteEventFollower } from './remote-events.js';
+import { shardCallPath, type ShardCallAnswer, type ShardCallRequest } from './wire.js';
+
+/** The owner gets the caller's deadline; the caller waits this much longer for the answer to travel back. */
+const NETWORK_MARGIN_MS = 1000;
+
+export interface RemoteShardLinkOptions {
+  readonly shard: number;
+  readonly owner: ClusterNode;
+  readonly token: string;
+  readonly shardCount: number;
+}
+
+/**
+ * A shard that another node owns, behind the same interface as a worker's link: a call is posted to
+ * the owner's internal route and answered as the owner's own link answered it. An owner that cannot be
+ * reached, or that does not serve the shard, fails the call with ShardUnavailableError at once (the
+ * API's 503 shard-unavailable); nothing waits past the deadline.
+ *
+ * Live events (GET /events as a stream): while followed, the link polls the owner's journal
+ * (server/cluster/remote-events.ts) and pushes what is new, as a worker pushes its commits.
+ */
+export class RemoteShardLink implements FleetShardCaller {
+  readonly shard: number;
+  private readonly eventListeners = new Set<(events: readonly ShardEvent[]) => void>();
+  private readonly upListeners = new Set<() => void>();
+  private readonly follower: RemoteEventFollower;
+
+  constructor(private readonly options: RemoteShardLinkOptions) {
+    this.shard = options.shard;
+    this.follower = new RemoteEventFollower(
+      (call, deadlineMs) => this.call(call, deadlineMs),
+      (events) => {
+        for (const listener of this.eventListeners) listener(events);
+      },
+      () => {
+        for (const listener of this.upListeners) listener();
+      },
+    );
+  }
+
+  get owner(): ClusterNode {
+    return this.options.owner;
+  }
+
+  async call<T>(call: ShardCall, deadlineMs: number): Promise<T> {
+    const { owner, token, shardCount } = this.options;
+    const request: ShardCallRequest = { call, deadlineMs, shards: shardCount };
+    let response: Response;
+    try {
+      response = await fetch(`${owner.url}${shardCallPath(this.shard)}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: nodeAuthorization(token) },
+        body: JSON.stringify(request),
+        signal: AbortSignal.timeout(deadlineMs + NETWORK_MARGIN_MS),
+      });
+    } catch (error) {
+      const timedOut = error instanceof DOMException && error.name === 'TimeoutError';
+      throw new ShardUnavailableError(this.shard, timedOut ? `no answer from its owner ${owner.id} within ${deadlineMs} ms` : `its owner ${owner.id} (${owner.url}) cannot be reached`);
+    }
+    let answer: ShardCallAnswer;
+    try {
+      answer = (await response.json()) as ShardCallAnswer;
+    } catch {
+      throw new ShardUnavailableError(this.shard, `its owner ${owner.id} answered ${response.status} without a shard answer`);
+    }
+    if (response.status !== 200) throw new ShardCallError(`shard ${this.shard}: its owner ${owner.id} refused the call (${response.status}: ${'reason' in answer ? answer.reason : JSON.stringify(answer)})`);
+    if (answer.ok) return answer.value as T;
+    if (answer.failure === 'unavailable') throw new ShardUnavailableError(this.shard, `${answer.reason} (on ${owner.id})`);
+    throw new ShardCallError(`shard ${this.shard} on ${owner.id}: ${answer.reason}`);
+  }
+
+  onEvents(listener: (events: readonly ShardEvent[]) => void): () => void {
+    this.eventListeners.add(listener);
+    return () => this.eventListeners.delete(listener);
+  }
+
+  /** Fired when live following starts (and the streams should re-read from their cursors). */
+  onUp(listener: () => void): () => void {
+    this.upListeners.add(listener);
+    return () => this.upListeners.delete(listener);
+  }
+
+  followEvents(on: boolean): void {
+    this.follower.follow(on);
+  }
+}

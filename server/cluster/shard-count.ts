@@ -1,0 +1,38 @@
+import { createKafkaClient } from '../../adapters/kafka/client.js';
+import { ensureTopics } from '../../adapters/kafka/admin.js';
+import type { Logger } from '../../runtime/ground/logger.js';
+import { ConfigError, type ClusterConfig } from '../config.js';
+
+/** The cluster's shard topic: one partition per shard. Later slices place shards with a consumer group over it. */
+export const shardsTopic = (clusterName: string): string => `${clusterName}.shards`;
+
+export interface ShardCountCheck {
+  readonly cluster: ClusterConfig;
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly replicationFactor: number;
+  readonly shardCount: number;
+  readonly logger: Logger;
+}
+
+/**
+ * FLEET_SHARDS is fixed with the cluster: the first node creates `<cluster>.shards` with one partition
+ * per shard, and every node after it must have the same count, or it would place bookings and vehicles
+ * on other shards than its peers. A node with another count is refused by name before it starts a shard.
+ */
+export async function agreeOnShardCount(check: ShardCountCheck): Promise<void> {
+  const topic = shardsTopic(check.cluster.name);
+  const kafka = createKafkaClient({ brokers: check.brokers, clientId: `${check.clientId}-${check.cluster.node.id}`, logger: check.logger });
+  await ensureTopics(kafka, [topic], check.shardCount, check.replicationFactor);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
+    const partitions = metadata.topics[0]?.partitions.length ?? 0;
+    if (partitions !== check.shardCount) {
+      throw new ConfigError('FLEET_SHARDS', `is ${check.shardCount}, but cluster ${check.cluster.name} has ${partitions} shards (the partitions of Kafka topic ${topic}): every node must run with the cluster's count`);
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}

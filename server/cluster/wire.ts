@@ -1,0 +1,36 @@
+import type { ShardCall } from '../shard-calls.js';
+
+/**
+ * What nodes send each other over HTTP (server/cluster/node-routes.ts): the same plain-data shard call
+ * the worker threads get (server/shard-calls.ts), as JSON. Internal: never in the OpenAPI document.
+ */
+export const SHARD_CALL_PATH = '/internal/shards/:shard/call';
+export const LOCAL_SHARDS_PATH = '/internal/shards';
+export const shardCallPath = (shard: number): string => `/internal/shards/${shard}/call`;
+
+export interface ShardCallRequest {
+  readonly call: ShardCall;
+  /** How long the owner's own link may wait for its shard. */
+  readonly deadlineMs: number;
+  /** The caller's shard count: a node of a cluster with another count is refused by name. */
+  readonly shards: number;
+}
+
+/** `unavailable`: the shard is not served there (down, restarting, or not owned): the caller answers 503. */
+export type ShardCallAnswer =
+  | { readonly ok: true; readonly value?: unknown }
+  | { readonly ok: false; readonly failure: 'unavailable' | 'error'; readonly reason: string };
+
+export type ShardState = 'restoring' | 'serving' | 'fenced' | 'unowned';
+
+export interface LocalShardReport {
+  readonly shard: number;
+  readonly state: ShardState;
+  /** The shard's journal position (its SQLite journal in this slice); null while it is not up. */
+  readonly offset: number | null;
+}
+
+export interface LocalShardsAnswer {
+  readonly node: string;
+  readonly shards: readonly LocalShardReport[];
+}

@@ -1,0 +1,278 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signToken } from '../../actors/contract/tokens.js';
+import { shardOfBooking, shardOfVehicle } from '../../runtime/kernel/placement.js';
+import { nodeToken } from '../../server/cluster/node-credential.js';
+import { checkConsecutivePorts, freePort, removeClusterHome, startCluster, stopCluster, type ClusterState } from '../../scripts/cluster-lib.js';
+import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { runServerToExit } from '../helpers/server-process.js';
+import { waitFor } from '../helpers/wait.js';
+import type { DeviceCredentials } from '../../actors/contract/views.js';
+import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
+import { LIMITS_OFF } from '../helpers/limits-off.js';
+
+/**
+ * One cluster on this box through the cluster script's library (what `npm run cluster -- start` runs):
+ * its own Kafka and Mosquitto (dynamic security) and three node processes, each owning the shards
+ * s mod 3 = its index (docs/cluster.md). Started once for the file: ~20 s on 2 cores.
+ */
+const SHARDS = 6;
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+/** The jars the test broker of `npm test` fetched (scripts/test.mjs): the cluster's Kafka does not fetch them again. */
+const kafkaLib = process.env.KAFKA_LIB ?? join(process.env.KAFKA_TEST_HOME ?? join(repoRoot, '.kafka', 'test'), 'lib');
+
+interface ClusterDoc {
+  node: { id: string; url: string };
+  nodes: Array<{ id: string; url: string }>;
+  shards: Array<{ shard: number; owner: string | null; epoch: number; state: string; offset: number | null }>;
+}
+
+async function consecutiveFreePorts(count: number): Promise<number> {
+  for (let attempt = 0; ; attempt += 1) {
+    const first = await freePort();
+    try {
+      await checkConsecutivePorts(first, count);
+      return first;
+    } catch (error) {
+      if (attempt > 20) throw error;
+    }
+  }
+}
+
+describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () => {
+  let home: string;
+  let cluster: ClusterState;
+  const token = (sub: string, role: 'customer' | 'operator') => signToken({ sub, role, ttlSeconds: 600 }, cluster.jwtSecret);
+  const node = (id: string) => cluster.nodes.find((each) => each.id === id)!;
+  /** The node that owns a shard under the fixed map: node (shard mod 3), in FLEET_CLUSTER_NODES order. */
+  const ownerOf = (shard: number) => cluster.nodes[shard % cluster.nodes.length]!;
+  /** A vehicle id whose shard `owner` owns. */
+  const vehicleOwnedBy = (owner: string, label: string): string => {
+    for (let n = 0; ; n += 1) {
+      const id = `${label}-${n}`;
+      if (ownerOf(shardOfVehicle(id, SHARDS)).id === owner) return id;
+    }
+  };
+  const call = (url: string, path: string, options: { method?: string; as?: string; role?: 'customer' | 'operator'; body?: unknown; headers?: Record<string, string> } = {}) =>
+    fetch(`${url}${path}`, {
+      method: options.method ?? 'GET',
+      headers: {
+        ...(options.as && { authorization: `Bearer ${token(options.as, options.role ?? 'customer')}` }),
+        ...(options.body !== undefined && { 'content-type': 'application/json' }),
+        ...options.headers,
+      },
+      ...(options.body !== undefined && { body: JSON.stringify(options.body) }),
+    });
+
+  beforeAll(async () => {
+    home = mkdtempSync(join(tmpdir(), 'fleet-cluster-'));
+    cluster = await startCluster({ home, nodes: 3, shards: SHARDS, port: await consecutiveFreePorts(3), env: { ...LIMITS_OFF, LOG_LEVEL: 'warn' }, kafkaLib });
+  }, 180_000);
+
+  afterAll(async () => {
+    if (home) {
+      await stopCluster(home);
+      removeClusterHome(home);
+    }
+  }, 120_000);
+
+  it('books on node n1 a vehicle whose shard n2 owns (201), and n1, n2 and n3 all read the booking', async () => {
+    const vehicleId = vehicleOwnedBy('n2', 'v-forwarded');
+    const registered = await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'scooter', location: { lat: 52.52, lon: 13.405 } } });
+    expect(registered.status, await registered.clone().text()).toBe(201);
+
+    const booked = await call(node('n1').url, '/bookings', { method: 'POST', as: 'alice', body: { vehicleId } });
+    const booking = (await booked.json()) as { id: string; status: string; vehicleId: string };
+    expect(booked.status, JSON.stringify(booking)).toBe(201);
+    expect(booking).toMatchObject({ status: 'CONFIRMED', vehicleId });
+    // The booking lives on the vehicle's shard, which n1 does not own: n1 forwarded it.
+    expect(ownerOf(shardOfBooking(booking.id, SHARDS)!).id).toBe('n2');
+
+    for (const reader of cluster.nodes) {
+      const read = await call(reader.url, `/bookings/${booking.id}`, { as: 'alice' });
+      expect(read.status, reader.id).toBe(200);
+      expect(await read.json(), reader.id).toMatchObject({ id: booking.id, status: 'CONFIRMED', vehicleId, customerId: 'alice' });
+      const vehicle = await call(reader.url, `/vehicles/${vehicleId}`, { as: 'ops', role: 'operator' });
+      expect(vehicle.status, reader.id).toBe(200);
+    }
+
+    // A second booking of the held vehicle, through the third node, meets the one hold on n2's shard.
+    const again = await call(node('n3').url, '/bookings', { method: 'POST', as: 'bob', body: { vehicleId } });
+    expect(again.status).toBe(409);
+
+    // Fleet-wide reads fan out to every owner: n3 pages the booking's event out of n2's shard.
+    const events = await call(node('n3').url, '/events?limit=100', { as: 'ops', role: 'operator' });
+    expect(events.status).toBe(200);
+    const page = (await events.json()) as { items: Array<{ type: string; key: string }> };
+    expect(page.items).toContainEqual(expect.objectContaining({ type: 'booking.created', key: booking.id }));
+  });
+
+  it('unlocks, through n1, a vehicle on n2\'s shard whose device logged in with the credentials n3 issued (dynamic security)', async () => {
+    const vehicleId = vehicleOwnedBy('n2', 'v-unlock');
+    const registered = await call(node('n3').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'car', location: { lat: 52.52, lon: 13.405 } } });
+    expect(registered.status).toBe(201);
+    const { credentials } = (await registered.json()) as { credentials: DeviceCredentials };
+    const device = await VirtualVehicle.start({ id: vehicleId, url: cluster.mqtt, protocolVersion: 5, credentials });
+    try {
+      await waitFor(async () => ((await (await call(node('n1').url, `/vehicles/${vehicleId}`, { as: 'ops', role: 'operator' })).json()) as { online?: boolean }).online === true, { what: `${vehicleId} online`, timeoutMs: 15_000, intervalMs: 100 });
+      const booked = await call(node('n3').url, '/bookings', { method: 'POST', as: 'dave', body: { vehicleId } });
+      expect(booked.status).toBe(201);
+      const { id: bookingId } = (await booked.json()) as { id: string };
+      const unlocked = await call(node('n1').url, '/unlock', { method: 'POST', as: 'dave', body: { bookingId } });
+      expect(unlocked.status, await unlocked.clone().text()).toBe(200);
+      expect(await unlocked.json()).toMatchObject({ bookingId, vehicleId, status: 'SUCCESS' });
+      expect(device.received.map((command) => [command.type, command.bookingId])).toEqual([['UNLOCK', bookingId]]);
+    } finally {
+      await device.stop();
+    }
+  });
+
+  it('streams, live on n1, the events of a booking made on n2\'s shard', async () => {
+    const abort = new AbortController();
+    const stream = await fetch(`${node('n1').url}/events`, { headers: { authorization: `Bearer ${token('ops', 'operator')}`, accept: 'text/event-stream' }, signal: abort.signal });
+    expect(stream.status).toBe(200);
+    let received = '';
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream.body!) received += decoder.decode(chunk as Uint8Array, { stream: true });
+    })().catch(() => {});
+    try {
+      // The backlog first (earlier tests' bookings), then live.
+      await waitFor(() => received.includes('booking.created'), { what: 'the backlog', timeoutMs: 15_000, intervalMs: 50 });
+      const vehicleId = vehicleOwnedBy('n2', 'v-live');
+      expect((await call(node('n2').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'bike', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+      const booked = await call(node('n3').url, '/bookings', { method: 'POST', as: 'erin', body: { vehicleId } });
+      expect(booked.status).toBe(201);
+      const { id: bookingId } = (await booked.json()) as { id: string };
+      await waitFor(() => received.includes(`"key":"${bookingId}"`), { what: `booking.created of ${bookingId} on n1's stream`, timeoutMs: 15_000, intervalMs: 50 });
+    } finally {
+      abort.abort();
+      await reading;
+    }
+  });
+
+  it('answers GET /cluster on every node with the same owners, all serving', async () => {
+    const docs = await Promise.all(
+      cluster.nodes.map(async (each) => {
+        const response = await call(each.url, '/cluster', { as: 'ops', role: 'operator' });
+        expect(response.status, each.id).toBe(200);
+        return (await response.json()) as ClusterDoc;
+      }),
+    );
+    const expectedNodes = cluster.nodes.map(({ id, url }) => ({ id, url }));
+    const expectedShards = Array.from({ length: SHARDS }, (_, shard) => ({ shard, owner: ownerOf(shard).id, epoch: 0, state: 'serving' }));
+    for (const [index, doc] of docs.entries()) {
+      expect(doc.node).toEqual(expectedNodes[index]);
+      expect(doc.nodes).toEqual(expectedNodes);
+      expect(doc.shards.map(({ shard, owner, epoch, state }) => ({ shard, owner, epoch, state }))).toEqual(expectedShards);
+    }
+    // Operators only.
+    expect((await call(node('n1').url, '/cluster', { as: 'alice' })).status).toBe(403);
+    expect((await call(node('n1').url, '/cluster')).status).toBe(401);
+  });
+
+  it('names on /health the shards each node serves', async () => {
+    for (const [index, each] of cluster.nodes.entries()) {
+      const health = (await (await call(each.url, '/health')).json()) as { status: string; checks: Record<string, { ok: boolean; detail?: string }> };
+      expect(health.status).toBe('ok');
+      const own = Array.from({ length: SHARDS }, (_, shard) => shard).filter((shard) => shard % 3 === index);
+      expect(Object.keys(health.checks).filter((name) => /^shard-\d+$/.test(name))).toEqual(own.map((shard) => `shard-${shard}`));
+      expect(health.checks.cluster?.detail).toContain(`serves shards ${own.join(', ')} of ${SHARDS}`);
+    }
+  });
+
+  it('refuses a shard call on the internal route without the node credential, and keeps the route out of OpenAPI', async () => {
+    const owner = ownerOf(0);
+    const envelope = { call: { op: 'read', read: { read: 'vehicle', id: 'nobody' } }, deadlineMs: 5000, shards: SHARDS };
+    const attempt = (authorization?: string) => call(owner.url, '/internal/shards/0/call', { method: 'POST', body: envelope, ...(authorization && { headers: { authorization } }) });
+
+    const bare = await attempt();
+    expect(bare.status).toBe(401);
+    expect(bare.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect((await attempt(`Bearer ${token('ops', 'operator')}`)).status).toBe(401);
+    expect((await attempt(`Node ${nodeToken(cluster.jwtSecret, 'another-cluster')}`)).status).toBe(401);
+    expect((await call(owner.url, '/internal/shards')).status).toBe(401);
+
+    // The same envelope with the credential is answered: the refusals above were the credential's.
+    const credential = `Node ${nodeToken(cluster.jwtSecret, cluster.name)}`;
+    const answered = await attempt(credential);
+    expect(answered.status).toBe(200);
+    expect(await answered.json()).toEqual({ ok: true, value: null });
+    // What only the owning node itself may ask is refused even from a node.
+    const stop = await call(owner.url, '/internal/shards/0/call', { method: 'POST', body: { ...envelope, call: { op: 'stop' } }, headers: { authorization: credential } });
+    expect(stop.status).toBe(400);
+
+    const openApi = (await (await call(owner.url, '/openapi.json')).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(openApi.paths).filter((path) => path.startsWith('/internal'))).toEqual([]);
+    expect(Object.keys(openApi.paths)).toContain('/cluster');
+  });
+
+  it('refuses, by name, a node started with another FLEET_SHARDS than the cluster has', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'fleet-cluster-n4-'));
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const started = await runServerToExit({
+      FLEET_CLUSTER: 'kafka',
+      FLEET_CLUSTER_NAME: cluster.name,
+      FLEET_NODE_ID: 'n4',
+      FLEET_ADVERTISED_URL: url,
+      FLEET_CLUSTER_NODES: [...cluster.nodes.map((each) => `${each.id}=${each.url}`), `n4=${url}`].join(','),
+      FLEET_SHARDS: '4',
+      FLEET_DB: join(dataDir, 'fleet.db'),
+      FLEET_JWT_SECRET: cluster.jwtSecret,
+      KAFKA_BROKERS: cluster.kafka,
+      MQTT_URL: cluster.mqtt,
+    });
+    removeClusterHome(dataDir);
+    expect(started.code, started.stderr).toBe(2);
+    expect(started.stderr).toContain(`Invalid configuration: FLEET_SHARDS is 4, but cluster ${cluster.name} has ${SHARDS} shards`);
+  });
+
+  // Last: it takes a node away.
+  it('answers 503 shard-unavailable with Retry-After at once for a shard whose owner is gone, and shows its shards unowned', async () => {
+    const vehicleId = vehicleOwnedBy('n3', 'v-orphan');
+    const registered = await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'scooter', location: { lat: 52.52, lon: 13.405 } } });
+    expect(registered.status).toBe(201);
+
+    process.kill(node('n3').pid, 'SIGKILL');
+    await expect.poll(() => call(node('n3').url, '/health').then(() => 'up', () => 'down')).toBe('down');
+
+    const booked = await call(node('n1').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId } });
+    expect(booked.status).toBe(503);
+    expect(booked.headers.get('retry-after')).toBe('1');
+    expect(await booked.json()).toMatchObject({ type: expect.stringMatching(/\/shard-unavailable$/), shard: shardOfVehicle(vehicleId, SHARDS) });
+
+    const doc = (await (await call(node('n2').url, '/cluster', { as: 'ops', role: 'operator' })).json()) as ClusterDoc;
+    for (const shard of doc.shards) expect(shard.state, `shard ${shard.shard}`).toBe(shard.owner === 'n3' ? 'unowned' : 'serving');
+
+    // The rest of the fleet keeps serving.
+    const elsewhere = vehicleOwnedBy('n1', 'v-alive');
+    expect((await call(node('n2').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: elsewhere, type: 'bike', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+    expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId: elsewhere } })).status).toBe(201);
+  });
+});
+
+describe('GET /cluster in single-process mode (FLEET_CLUSTER unset)', () => {
+  let t: TestFleet;
+  beforeAll(async () => {
+    t = await startTestFleet({ FLEET_SHARDS: '2' });
+  });
+  afterAll(async () => t?.close());
+
+  it('describes a one-node cluster that owns and serves every shard', async () => {
+    const response = await t.request({ method: 'GET', url: '/cluster', as: 'ops', role: 'operator' });
+    expect(response.statusCode, response.body).toBe(200);
+    const doc = response.json<ClusterDoc>();
+    expect(doc.node.id).toBe('single');
+    expect(doc.nodes).toEqual([doc.node]);
+    expect(doc.shards.map(({ shard, owner, state }) => ({ shard, owner, state }))).toEqual([
+      { shard: 0, owner: 'single', state: 'serving' },
+      { shard: 1, owner: 'single', state: 'serving' },
+    ]);
+    // /health stays as it was: no cluster check in single-process mode.
+    const health = await t.request({ method: 'GET', url: '/health' });
+    expect(Object.keys(health.json<{ checks: Record<string, unknown> }>().checks)).not.toContain('cluster');
+  });
+});

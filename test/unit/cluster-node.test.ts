@@ -1,0 +1,168 @@
+import { createServer } from 'node:net';
+import { describe, expect, it, vi } from 'vitest';
+import { ConfigError, loadConfig } from '../../server/config.js';
+import { UnownedShardLink } from '../../server/cluster/cluster-links.js';
+import { carriesNodeToken, nodeAuthorization, nodeToken } from '../../server/cluster/node-credential.js';
+import { fixedOwnerMap } from '../../server/cluster/owner-map.js';
+import { RemoteShardLink } from '../../server/cluster/remote-shard-link.js';
+import { RemoteEventFollower } from '../../server/cluster/remote-events.js';
+import type { ShardCall, ShardEvent } from '../../server/shard-calls.js';
+import { ShardUnavailableError } from '../../runtime/kernel/shard-link.js';
+
+const SECRET = 'a-secret-of-the-cluster-at-least-16';
+const clusterEnv = {
+  FLEET_CLUSTER: 'kafka',
+  KAFKA_BROKERS: '127.0.0.1:19092',
+  MQTT_URL: 'mqtt://127.0.0.1:18830',
+  FLEET_NODE_ID: 'n2',
+  FLEET_ADVERTISED_URL: 'http://127.0.0.1:4001/',
+  FLEET_SHARDS: '6',
+  FLEET_CLUSTER_NODES: 'n1=http://127.0.0.1:4000,n2=http://127.0.0.1:4001,n3=http://127.0.0.1:4002',
+  FLEET_JWT_SECRET: SECRET,
+};
+const without = (variable: keyof typeof clusterEnv) => Object.fromEntries(Object.entries(clusterEnv).filter(([name]) => name !== variable));
+
+describe('cluster configuration (FLEET_CLUSTER=kafka)', () => {
+  it('is off unless FLEET_CLUSTER is set: the single process as before', () => {
+    expect(loadConfig({}).cluster).toBeNull();
+    expect(loadConfig({ FLEET_NODE_ID: 'n1' }).cluster).toBeNull();
+  });
+
+  it('reads the node, every node in order, and the cluster name', () => {
+    const config = loadConfig({ ...clusterEnv, FLEET_CLUSTER_NAME: 'blue' });
+    expect(config.cluster).toEqual({
+      name: 'blue',
+      node: { id: 'n2', url: 'http://127.0.0.1:4001' },
+      nodes: [
+        { id: 'n1', url: 'http://127.0.0.1:4000' },
+        { id: 'n2', url: 'http://127.0.0.1:4001' },
+        { id: 'n3', url: 'http://127.0.0.1:4002' },
+      ],
+    });
+    expect(loadConfig(clusterEnv).cluster?.name).toBe('fleet');
+  });
+
+  it.each(['KAFKA_BROKERS', 'FLEET_NODE_ID', 'FLEET_ADVERTISED_URL', 'FLEET_SHARDS', 'FLEET_CLUSTER_NODES'] as const)('requires %s, by name', (variable) => {
+    expect(() => loadConfig(without(variable))).toThrowError(new RegExp(`^Invalid configuration: ${variable} must be set with FLEET_CLUSTER=kafka`));
+  });
+
+  it('refuses the embedded MQTT broker with one clear message', () => {
+    expect(() => loadConfig(without('MQTT_URL'))).toThrowError(/^Invalid configuration: MQTT_URL must be set with FLEET_CLUSTER=kafka: the embedded MQTT broker lives inside one process/);
+  });
+
+  it.each([
+    ['FLEET_CLUSTER', 'zookeeper'],
+    ['FLEET_NODE_ID', 'a/b'],
+    ['FLEET_NODE_ID', '-n1'],
+    ['FLEET_ADVERTISED_URL', 'mqtt://127.0.0.1:1'],
+    ['FLEET_CLUSTER_NODES', 'n1,n2'],
+    ['FLEET_CLUSTER_NAME', 'two words'],
+  ])('names the bad variable %s=%s', (variable, value) => {
+    expect(() => loadConfig({ ...clusterEnv, [variable]: value })).toThrowError(ConfigError);
+    expect(() => loadConfig({ ...clusterEnv, [variable]: value })).toThrowError(new RegExp(`^Invalid configuration: ${variable} `));
+  });
+
+  it('refuses a node list that does not name this node, names one twice, or gives it another URL', () => {
+    expect(() => loadConfig({ ...clusterEnv, FLEET_NODE_ID: 'n9' })).toThrowError(/FLEET_CLUSTER_NODES does not list this node's FLEET_NODE_ID n9/);
+    expect(() => loadConfig({ ...clusterEnv, FLEET_CLUSTER_NODES: `${clusterEnv.FLEET_CLUSTER_NODES},n1=http://127.0.0.1:4005` })).toThrowError(/FLEET_CLUSTER_NODES names a node twice/);
+    expect(() => loadConfig({ ...clusterEnv, FLEET_ADVERTISED_URL: 'http://127.0.0.1:4999' })).toThrowError(/FLEET_ADVERTISED_URL is http:\/\/127.0.0.1:4999, but FLEET_CLUSTER_NODES lists http:\/\/127.0.0.1:4001/);
+  });
+});
+
+describe('the fixed owner map', () => {
+  const nodes = [
+    { id: 'a', url: 'http://a' },
+    { id: 'b', url: 'http://b' },
+    { id: 'c', url: 'http://c' },
+  ];
+
+  it('gives shard s to node s mod N, and every shard exactly one owner', () => {
+    const owners = fixedOwnerMap(nodes, 7);
+    expect(Array.from({ length: 7 }, (_, shard) => owners.ownerOf(shard)?.id)).toEqual(['a', 'b', 'c', 'a', 'b', 'c', 'a']);
+    expect([owners.shardsOf('a'), owners.shardsOf('b'), owners.shardsOf('c')]).toEqual([[0, 3, 6], [1, 4], [2, 5]]);
+    expect(owners.ownerOf(7)).toBeNull();
+    expect(owners.ownerOf(-1)).toBeNull();
+  });
+
+  it('leaves a node without shards when there are more nodes than shards', () => {
+    expect(fixedOwnerMap(nodes, 2).shardsOf('c')).toEqual([]);
+  });
+});
+
+describe('the node credential', () => {
+  it('is the same on every node of a cluster and differs between clusters and secrets', () => {
+    expect(nodeToken(SECRET, 'blue')).toBe(nodeToken(SECRET, 'blue'));
+    expect(nodeToken(SECRET, 'blue')).not.toBe(nodeToken(SECRET, 'green'));
+    expect(nodeToken(SECRET, 'blue')).not.toBe(nodeToken(`${SECRET}x`, 'blue'));
+  });
+
+  it('is accepted only as `Node <token>` with exactly the token', () => {
+    const token = nodeToken(SECRET, 'blue');
+    expect(carriesNodeToken(nodeAuthorization(token), token)).toBe(true);
+    expect(carriesNodeToken(undefined, token)).toBe(false);
+    expect(carriesNodeToken(`Bearer ${token}`, token)).toBe(false);
+    expect(carriesNodeToken(`Node ${token.slice(0, -1)}`, token)).toBe(false);
+    expect(carriesNodeToken(`Node ${nodeToken(SECRET, 'green')}`, token)).toBe(false);
+  });
+});
+
+describe('links to shards this node does not run', () => {
+  it('refuses a call for a shard with no owner at once', async () => {
+    await expect(new UnownedShardLink(4).call({ op: 'stats' }, 60_000)).rejects.toThrowError(ShardUnavailableError);
+  });
+
+  it('fails a call with ShardUnavailable when the owner cannot be reached, not at the deadline', async () => {
+    const closedPort = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+    });
+    const link = new RemoteShardLink({ shard: 1, owner: { id: 'b', url: `http://127.0.0.1:${closedPort}` }, token: 'x', shardCount: 3 });
+    // A deadline far beyond the test's own timeout: only an immediate failure passes.
+    const failure = await link.call({ op: 'stats' }, 600_000).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ShardUnavailableError);
+    expect((failure as ShardUnavailableError).reason).toMatch(/its owner b .* cannot be reached/);
+  });
+});
+
+describe('live events of a remote shard (RemoteEventFollower)', () => {
+  const event = (position: number) => ({ shard: 1, position, type: 'booking.created', key: `bk_s1_${position}`, time: position, data: {} }) as unknown as ShardEvent;
+
+  it('starts at the shard\'s position, asks the streams to re-read, then pushes only what is new, and retries from the same position after a failure', async () => {
+    const journal = [event(3), event(5), event(8)];
+    let position = 5;
+    let failNext = false;
+    const calls: string[] = [];
+    const call = async <T,>(shardCall: ShardCall): Promise<T> => {
+      calls.push(shardCall.op === 'read' && shardCall.read.read === 'events' ? `read after ${shardCall.read.after}` : shardCall.op);
+      if (failNext) {
+        failNext = false;
+        throw new ShardUnavailableError(1, 'owner down');
+      }
+      if (shardCall.op === 'stats') return { journal: { position } } as T;
+      const after = shardCall.op === 'read' && shardCall.read.read === 'events' ? shardCall.read.after : -1;
+      const events = journal.filter((each) => each.position > after && each.position <= position);
+      return { events, scannedTo: events.at(-1)?.position ?? after } as T;
+    };
+    const pushed: number[] = [];
+    let resyncs = 0;
+    const follower = new RemoteEventFollower(call, (events) => pushed.push(...events.map((each) => each.position)), () => (resyncs += 1), 3_600_000);
+    const tick = () => (follower as unknown as { tick(): Promise<void> }).tick();
+
+    follower.follow(true);
+    await vi.waitFor(() => expect(resyncs).toBe(1));
+    expect(pushed).toEqual([]);
+
+    position = 8;
+    failNext = true;
+    await tick();
+    expect(pushed).toEqual([]);
+    await tick();
+    expect(pushed).toEqual([8]);
+    await tick();
+    expect(pushed).toEqual([8]);
+    expect(calls).toEqual(['stats', 'read after 5', 'read after 5', 'read after 8']);
+    follower.follow(false);
+  });
+});

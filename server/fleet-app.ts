@@ -2,6 +2,7 @@ import { isStorageFull } from '../persistence/storage-full.js';
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { PaymentGateway } from '../actors/payment/gateway.js';
+import type { DeviceAccess } from '../actors/contract/views.js';
 import { buildApp } from '../api/app.js';
 import type { HealthCheck, HealthReport } from '../api/ports.js';
 import { IdempotencyStore } from '../persistence/idempotency-store.js';
@@ -22,14 +23,15 @@ import { createMetrics, type Metrics } from '../runtime/ground/metrics.js';
 import { MqttConnection } from '../adapters/mqtt/connection.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../adapters/mqtt/embedded-broker.js';
 import { createDeviceAccess, createDeviceSecurity, createProvisioner, seedDemoCredentials, type DeviceSecurity } from './device-security.js';
-import { openRegistry } from './registry.js';
+import { openRegistry, type Registry } from './registry.js';
 import { demoFleet, demoVehicleIds } from './seed.js';
 import type { RunningShard, ShardInit } from './shard.js';
 import { ShardSupervisor, type ShardRuntime } from './shard-supervisor.js';
 import { GbfsFeeds } from './gbfs/feeds.js';
 import { loadOperatingAreaFile } from './operating-area-file.js';
 import { OperatingAreaService } from './operating-area.js';
-import { fleetNode } from './cluster/cluster-node.js';
+import type { OperatingArea } from '../actors/contract/operating-area.js';
+import { fleetNode, type FleetNode } from './cluster/cluster-node.js';
 import type { ShardLinks } from './fleet-service.js';
 
 export interface FleetOptions {
@@ -80,17 +82,15 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
   try {
     const started = Date.now();
     // Configuration a file holds: checked before any data is touched (a bad zone file names itself, exit 2).
-    const operatingAreaFile = config.operatingArea.file;
-    const initialArea = operatingAreaFile ? loadOperatingAreaFile(operatingAreaFile) : null;
+    const initialArea = config.operatingArea.file ? loadOperatingAreaFile(config.operatingArea.file) : null;
     // One process per FLEET_DB: locked before the registry or a shard file is opened (a refused server
     // touches no data), released last, after every shard has flushed and closed its file.
     const lock = lockDataFolder(config.db.file);
     if (lock) closers.push(() => lock.release());
     const registry = openRegistry(config.db.file, config.shards, config.db.synchronous);
-    const shardCount = registry.shardCount;
     closers.push(() => registry.close());
     // FLEET_CLUSTER=kafka: this process runs only the shards it owns and forwards the rest (docs/cluster.md).
-    const node = fleetNode(config, shardCount);
+    const node = fleetNode(config, registry.shardCount);
     await node.prepare(logger);
     if (registry.convertedFromSingleFile) logger.warn({ db: config.db.file, shardFile: registry.shardFiles[0] }, 'single-file database opened as a one-shard fleet (its journal moved to the shard file)');
 
@@ -99,89 +99,17 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     const deviceSecurity = createDeviceSecurity({ db: registry.db, config, logger });
     const { url: mqttUrl, broker } = await startBroker(config, deviceSecurity, logger, closers);
     // Without MQTT_CLIENT_ID, one id per process: two servers on one broker must not take over each
-    // other's sessions. Each shard has its own connection, named after the shard.
-    // In a cluster a shard's session is named after the cluster: the same on whichever node owns it.
-    const clientIdPrefix = config.mqtt.clientId ?? node.mqttClientIdPrefix ?? `fleetactors-${randomUUID().slice(0, 8)}`;
-    const mqttLogin = deviceSecurity.serverLogin;
-    const allInits: ShardInit[] = registry.shardFiles.map((dbFile, shard) => ({
-      shard,
-      shardCount,
-      config,
-      dbFile,
-      mqttUrl,
-      mqttClientId: `${clientIdPrefix}-s${shard}`,
-      mqttLogin,
-      kafkaTopicPrefix: options.kafkaTopicPrefix ?? node.kafkaTopicPrefix ?? '',
-    }));
-    const inits = allInits.filter((init) => node.owns(init.shard));
-    const shards = await ShardSupervisor.start({
-      inits,
-      runtime: options.shardRuntime ?? 'worker',
-      logger,
-      local: { ...(options.gateway && { gateway: options.gateway }), ...(options.clock && { clock: options.clock }) },
-    });
-    closers.push(() => shards.close());
+    // other's sessions. Each shard has its own connection, named after the shard. In a cluster a shard's
+    // session is named after the cluster: the same on whichever node owns it.
+    const mqtt: MainMqtt = { url: mqttUrl, clientIdPrefix: config.mqtt.clientId ?? node.mqttClientIdPrefix ?? `fleetactors-${randomUUID().slice(0, 8)}`, login: deviceSecurity.serverLogin };
+    const shards = await startShards(config, options, { registry, node, mqtt }, closers);
     const links = node.links(shards);
-
     if (config.seedVehicles > 0) await seed(links, (shard) => node.owns(shard), config, logger);
-
-    // The main thread's own MQTT session: provisioning on Mosquitto's dynamic security, and presence
-    // an operator clears. The vehicles' topics are the shards' business.
-    const control = await MqttConnection.connect({
-      url: mqttUrl,
-      protocolVersion: config.mqtt.protocolVersion,
-      clientId: node.controlClientId(clientIdPrefix),
-      username: mqttLogin.username,
-      password: mqttLogin.password,
-      logger,
-      persistentSession: false,
-    });
-    closers.push(() => control.close());
-    const provisioner = createProvisioner(config, { mqtt: control, broker, logger });
-    const devices = createDeviceAccess({ security: deviceSecurity, provisioner, mqtt: control });
-    await seedDemoCredentials({ security: deviceSecurity, provisioner, config, logger }, demoVehicleIds(config.seedVehicles));
-
-    const idempotency = new IdempotencyStore(registry.db);
-    closers.push(housekeepIdempotency({ idempotency, logger }));
-    const metrics = options.metrics ?? createMetrics();
-    registerShardMetrics(metrics, shards);
-    const events = new ShardedEvents(links);
-    closers.push(() => events.close());
-    const operatingArea = new OperatingAreaService(operatingAreaFile, initialArea, links, logger);
-    let url: string | null = null;
-    const gbfs = new GbfsFeeds({
-      shards: links,
-      config,
-      baseUrl: () => config.publicBaseUrl ?? url ?? `http://${config.http.host}:${config.http.port}`,
-      area: () => operatingArea.area(),
-      readTimeoutMs: config.timing.askTimeoutMs,
-    });
-    metrics.observedCounter({ name: 'fleet_gbfs_vehicle_status_rebuilds_total', help: 'Rebuilds of the GBFS vehicle_status.json snapshot (at most one per ttl).', read: () => gbfs.rebuildStats().count });
-    metrics.gauge({ name: 'fleet_gbfs_vehicle_status_rebuild_seconds', help: 'How long the last rebuild of vehicle_status.json took: every shard read in pages, merged, serialized and gzipped.', collect: () => gbfs.rebuildStats().lastMs / 1000 });
-    const app = buildApp({
-      isStorageFull,
-      fleet: new ShardedFleetService(links, config.timing, config.maxActiveBookingsPerCustomer),
-      devices,
-      config,
-      logger,
-      idempotency,
-      metrics,
-      health: () => {
-        const report = healthOf(shards, mqttUrl, config.kafka.mode === 'kafka');
-        return node.clustered ? { checks: { ...report.checks, cluster: { ok: true, detail: node.describe() } } } : report;
-      },
-      events,
-      traces: new ShardedTraces(links),
-      vehicleCommands: new ShardedVehicleCommands(links),
-      gbfs,
-      operatingArea,
-    });
-    node.installRoutes(app, shards, () => url);
-    closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
-    if (options.listen ?? true) url = await listenOn({ port: 'PORT', host: 'HOST' }, config.http.host, config.http.port, () => app.listen({ host: config.http.host, port: config.http.port }));
-    else await app.ready();
+    const devices = await startDeviceAccess(config, { security: deviceSecurity, broker, mqtt, node, logger }, closers);
+    const { app, url } = await startHttp(config, options, { registry, shards, links, node, devices, mqttUrl, initialArea }, closers);
     if (url) lock?.announce(url);
-    logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: shardCount, ...(node.clustered && { node: node.self.id, ownShards: inits.map((init) => init.shard) }), kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
+    const ownShards = node.clustered ? { node: node.self.id, ownShards: shards.links.map((link) => link.shard) } : {};
+    logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: registry.shardCount, ...ownShards, kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
 
     return {
       app,
@@ -195,14 +123,125 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
         if (!local) throw new Error('the shards run in worker threads: their parts are not reachable from here');
         return local;
       },
-      shardStats: () =>
-        Promise.all(shards.links.map((link) => link.call<ShardStats>({ op: 'stats' }, 5000).catch(() => null))),
+      shardStats: () => Promise.all(shards.links.map((link) => link.call({ op: 'stats' }, 5000).catch(() => null))),
       close,
     };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+/** How the main thread and its shards reach the broker. */
+interface MainMqtt {
+  readonly url: string;
+  readonly clientIdPrefix: string;
+  readonly login: { readonly username: string; readonly password: string };
+}
+
+/** One shard per file of the registry (in a cluster, those this node owns), each with its own MQTT client id, supervised. */
+async function startShards(config: FleetConfig, options: FleetOptions, parts: { registry: Registry; node: FleetNode; mqtt: MainMqtt }, closers: Closer[]): Promise<ShardSupervisor> {
+  const { registry, node, mqtt } = parts;
+  const allInits: ShardInit[] = registry.shardFiles.map((dbFile, shard) => ({
+    shard,
+    shardCount: registry.shardCount,
+    config,
+    dbFile,
+    mqttUrl: mqtt.url,
+    mqttClientId: `${mqtt.clientIdPrefix}-s${shard}`,
+    mqttLogin: mqtt.login,
+    kafkaTopicPrefix: options.kafkaTopicPrefix ?? node.kafkaTopicPrefix ?? '',
+  }));
+  const inits = allInits.filter((init) => node.owns(init.shard));
+  const shards = await ShardSupervisor.start({
+    inits,
+    runtime: options.shardRuntime ?? 'worker',
+    logger: options.logger,
+    local: { ...(options.gateway && { gateway: options.gateway }), ...(options.clock && { clock: options.clock }) },
+  });
+  closers.push(() => shards.close());
+  return shards;
+}
+
+/**
+ * The main thread's own MQTT session: provisioning on Mosquitto's dynamic security, and presence
+ * an operator clears. The vehicles' topics are the shards' business.
+ */
+async function startDeviceAccess(
+  config: FleetConfig,
+  parts: { security: DeviceSecurity; broker: EmbeddedBroker | null; mqtt: MainMqtt; node: FleetNode; logger: Logger },
+  closers: Closer[],
+): Promise<DeviceAccess> {
+  const { security, broker, mqtt, node, logger } = parts;
+  const control = await MqttConnection.connect({
+    url: mqtt.url,
+    protocolVersion: config.mqtt.protocolVersion,
+    clientId: node.controlClientId(mqtt.clientIdPrefix),
+    username: mqtt.login.username,
+    password: mqtt.login.password,
+    logger,
+    persistentSession: false,
+  });
+  closers.push(() => control.close());
+  const provisioner = createProvisioner(config, { mqtt: control, broker, logger });
+  const devices = createDeviceAccess({ security, provisioner, mqtt: control });
+  await seedDemoCredentials({ security, provisioner, config, logger }, demoVehicleIds(config.seedVehicles));
+  return devices;
+}
+
+/** HTTP in front of the router to the shards; listening unless the caller injects requests (tests). */
+async function startHttp(
+  config: FleetConfig,
+  options: FleetOptions,
+  parts: { registry: Registry; shards: ShardSupervisor; links: ShardLinks; node: FleetNode; devices: DeviceAccess; mqttUrl: string; initialArea: OperatingArea | null },
+  closers: Closer[],
+): Promise<{ app: FastifyInstance; url: string | null }> {
+  const { logger } = options;
+  const { registry, shards, links, node, devices, mqttUrl, initialArea } = parts;
+  const idempotency = new IdempotencyStore(registry.db);
+  closers.push(housekeepIdempotency({ idempotency, logger }));
+  const metrics = options.metrics ?? createMetrics();
+  registerShardMetrics(metrics, shards);
+  const events = new ShardedEvents(links);
+  closers.push(() => events.close());
+  // The open-data feeds and the operating area (docs/gbfs.md).
+  let url: string | null = null;
+  const operatingArea = new OperatingAreaService(config.operatingArea.file, initialArea, links, logger);
+  const gbfs = new GbfsFeeds({
+    shards: links,
+    config,
+    baseUrl: () => config.publicBaseUrl ?? url ?? `http://${config.http.host}:${config.http.port}`,
+    area: () => operatingArea.area(),
+    readTimeoutMs: config.timing.askTimeoutMs,
+  });
+  metrics.observedCounter({ name: 'fleet_gbfs_vehicle_status_rebuilds_total', help: 'Rebuilds of the GBFS vehicle_status.json snapshot (at most one per ttl).', read: () => gbfs.rebuildStats().count });
+  metrics.gauge({ name: 'fleet_gbfs_vehicle_status_rebuild_seconds', help: 'How long the last rebuild of vehicle_status.json took: every shard read in pages, merged, serialized and gzipped.', collect: () => gbfs.rebuildStats().lastMs / 1000 });
+  const app = buildApp({
+    isStorageFull,
+    fleet: new ShardedFleetService(links, config.timing, config.maxActiveBookingsPerCustomer),
+    devices,
+    config,
+    logger,
+    idempotency,
+    metrics,
+    health: () => {
+      const report = healthOf(shards, mqttUrl, config.kafka.mode === 'kafka');
+      return node.clustered ? { checks: { ...report.checks, cluster: { ok: true, detail: node.describe() } } } : report;
+    },
+    events,
+    traces: new ShardedTraces(links),
+    vehicleCommands: new ShardedVehicleCommands(links),
+    gbfs,
+    operatingArea,
+  });
+  node.installRoutes(app, shards, () => url);
+  closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
+  if (!(options.listen ?? true)) {
+    await app.ready();
+    return { app, url: null };
+  }
+  url = await listenOn({ port: 'PORT', host: 'HOST' }, config.http.host, config.http.port, () => app.listen({ host: config.http.host, port: config.http.port }));
+  return { app, url };
 }
 
 async function startBroker(
@@ -224,7 +263,7 @@ async function seed(shards: ShardLinks, isLocal: (shard: number) => boolean, con
   for (const vehicle of demoFleet(config.seedVehicles)) perShard[shardOfVehicle(vehicle.id, shards.count)]!.push(vehicle);
   const started = Date.now();
   // In a cluster each node seeds the shards it owns (every node is started with the same FLEET_SEED).
-  const results = await Promise.all(perShard.map((vehicles, shard) => (isLocal(shard) ? shards.link(shard).call<{ registered: number }>({ op: 'seed', vehicles }, 300_000) : { registered: 0 })));
+  const results = await Promise.all(perShard.map((vehicles, shard) => (isLocal(shard) ? shards.link(shard).call({ op: 'seed', vehicles }, 300_000) : { registered: 0 })));
   const registered = results.reduce((sum, result) => sum + result.registered, 0);
   if (registered > 0) logger.info({ registered, ms: Date.now() - started }, 'demo fleet seeded');
 }

@@ -2,7 +2,7 @@ import type { EventCursor } from '../api/event-cursor.js';
 import type { EventPage, EventsPort, PublicEvent, TracesPort, TraceView, VehicleCommandsPort, VehicleCommandView } from '../api/ports.js';
 import { shardOfBooking, shardOfVehicle } from '../runtime/kernel/placement.js';
 import type { TraceJournal, TraceJournalQuery } from '../actors/contract/trace-views.js';
-import type { FleetShardCaller, ShardEvent } from './shard-calls.js';
+import type { FleetShardCaller } from './shard-calls.js';
 import { refuseUnavailable } from './fleet-service.js';
 import type { ShardLinks } from './fleet-service.js';
 import type { CommandRecord } from '../actors/vehicle/command-history.js';
@@ -38,7 +38,7 @@ export class ShardedEvents implements EventsPort {
   async read(cursor: EventCursor, limit: number): Promise<EventPage> {
     const scans = await Promise.all(
       this.links().map((link, shard) =>
-        link.call<{ events: ShardEvent[]; scannedTo: number }>({ op: 'read', read: { read: 'events', after: cursor[shard] ?? 0, limit } }, READ_DEADLINE_MS).catch(refuseUnavailable),
+        link.call({ op: 'read', read: { read: 'events', after: cursor[shard] ?? 0, limit } }, READ_DEADLINE_MS).catch(refuseUnavailable),
       ),
     );
     const pages = scans.map((scan) => scan.events);
@@ -95,8 +95,6 @@ const TRACE_ID = /^[0-9a-f]{32}$/;
 /** Traces followed per booking: creation, unlock, end, cancel, timers, retries. */
 const TRACES_PER_BOOKING = 50;
 
-type Steps = TraceView['steps'];
-
 /** GET /traces/:id — a booking's traces from its shard, or one trace id gathered from every shard. */
 export class ShardedTraces implements TracesPort {
   constructor(private readonly shardLinks: ShardLinks) {}
@@ -105,7 +103,7 @@ export class ShardedTraces implements TracesPort {
     if (TRACE_ID.test(bookingIdOrTraceId)) {
       const pages = await Promise.all(
         Array.from({ length: this.shardLinks.count }, (_, shard) =>
-          this.shardLinks.link(shard).call<Steps>({ op: 'read', read: { read: 'trace', traceId: bookingIdOrTraceId } }, READ_DEADLINE_MS).catch(refuseUnavailable),
+          this.shardLinks.link(shard).call({ op: 'read', read: { read: 'trace', traceId: bookingIdOrTraceId } }, READ_DEADLINE_MS).catch(refuseUnavailable),
         ),
       );
       const found = pages.filter((page) => page.length > 0);
@@ -117,14 +115,14 @@ export class ShardedTraces implements TracesPort {
     if (shard === null) return undefined;
     const found = await this.shardLinks
       .link(shard)
-      .call<{ traceIds: string[]; steps: Steps } | null>({ op: 'read', read: { read: 'booking-traces', bookingId: bookingIdOrTraceId, limit: TRACES_PER_BOOKING } }, READ_DEADLINE_MS).catch(refuseUnavailable);
+      .call({ op: 'read', read: { read: 'booking-traces', bookingId: bookingIdOrTraceId, limit: TRACES_PER_BOOKING } }, READ_DEADLINE_MS).catch(refuseUnavailable);
     return found ? { traceId: found.traceIds[0]!, steps: found.steps } : undefined;
   }
 
   /** Asks every shard: an actor lives on one, so its events and sequence numbers come from that one (the others answer none, 0). */
   async journal(query: TraceJournalQuery): Promise<TraceJournal> {
     const answers = await Promise.all(
-      Array.from({ length: this.shardLinks.count }, (_, shard) => this.shardLinks.link(shard).call<TraceJournal>({ op: 'read', read: { read: 'trace-journal', query } }, READ_DEADLINE_MS).catch(refuseUnavailable)),
+      Array.from({ length: this.shardLinks.count }, (_, shard) => this.shardLinks.link(shard).call({ op: 'read', read: { read: 'trace-journal', query } }, READ_DEADLINE_MS).catch(refuseUnavailable)),
     );
     return {
       events: answers.flatMap((answer) => answer.events),
@@ -139,7 +137,7 @@ export class ShardedVehicleCommands implements VehicleCommandsPort {
 
   async recent(vehicleId: string, limit: number): Promise<VehicleCommandView[] | undefined> {
     const shard = shardOfVehicle(vehicleId, this.shardLinks.count);
-    const records = await this.shardLinks.link(shard).call<CommandRecord[] | null>({ op: 'read', read: { read: 'vehicle-commands', vehicleId, limit } }, READ_DEADLINE_MS).catch(refuseUnavailable);
+    const records = await this.shardLinks.link(shard).call({ op: 'read', read: { read: 'vehicle-commands', vehicleId, limit } }, READ_DEADLINE_MS).catch(refuseUnavailable);
     return records?.map(toCommandView);
   }
 }

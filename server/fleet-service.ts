@@ -18,7 +18,7 @@ import { LiveBookingLimit } from '../persistence/live-bookings.js';
 import type { TraceContext } from '../runtime/ground/trace-context.js';
 import { bookingIdOnShard, shardOfBooking, shardOfVehicle } from '../runtime/kernel/placement.js';
 import { ShardUnavailableError } from '../runtime/kernel/shard-link.js';
-import type { FleetShardCaller, ShardRead } from './shard-calls.js';
+import { readCall, type FleetShardCaller, type ReadAnswer, type ShardRead } from './shard-calls.js';
 
 /** What the fleet service needs of the shards: the supervisor's links, one per shard. */
 /** A fleet-wide read whose shard is down or silent is refused as 503 shard-unavailable (the API answers a Refused's rejection). */
@@ -62,18 +62,18 @@ export class ShardedFleetService implements FleetService {
     const registered = await this.ask<unknown>(shard, { kind: VEHICLE, id: input.id }, message, trace);
     if (!registered.ok) return registered;
     // The projector wrote the read model in the same transaction as the event, so it is there now.
-    const vehicle = await this.read<VehicleView | null>(shard, { read: 'vehicle', id: input.id });
+    const vehicle = await this.read(shard, { read: 'vehicle', id: input.id });
     return vehicle ? { ok: true, value: vehicle } : reject({ type: 'VehicleNotFound', vehicleId: input.id });
   }
 
   async getVehicle(id: string): Promise<VehicleView | undefined> {
-    return (await this.read<VehicleView | null>(shardOfVehicle(id, this.shards.count), { read: 'vehicle', id })) ?? undefined;
+    return (await this.read(shardOfVehicle(id, this.shards.count), { read: 'vehicle', id })) ?? undefined;
   }
 
   /** Every shard's matches, merged in the order one shard gives them (by id, or by distance with `near`). */
   async listVehicles(filter: VehicleFilter): Promise<VehicleView[]> {
     const pages = await Promise.all(
-      Array.from({ length: this.shards.count }, (_, shard) => this.read<VehicleView[]>(shard, { read: 'vehicles', filter: { ...filter } })),
+      Array.from({ length: this.shards.count }, (_, shard) => this.read(shard, { read: 'vehicles', filter: { ...filter } })),
     );
     const all = pages.flat();
     if (pages.length === 1) return all;
@@ -105,7 +105,7 @@ export class ShardedFleetService implements FleetService {
   /** Every shard's count of the customer's live bookings (besides the one being requested). */
   private async countLiveBookings(customerId: string, exceptBookingId: string): Promise<number> {
     const counts = await Promise.all(
-      Array.from({ length: this.shards.count }, (_, shard) => this.read<number>(shard, { read: 'live-bookings', customerId, exceptBookingId })),
+      Array.from({ length: this.shards.count }, (_, shard) => this.read(shard, { read: 'live-bookings', customerId, exceptBookingId })),
     );
     return counts.reduce((sum, count) => sum + count, 0);
   }
@@ -143,9 +143,11 @@ export class ShardedFleetService implements FleetService {
     return answer.ok ? { ok: true, value: toBookingView(answer.value) } : answer;
   }
 
+  /** `T`: what the actor answers `message` with (an actor's reply is not typed by message: this is where it is named). */
   private async ask<T>(shard: number, target: ActorAddress, message: BookingMessage | VehicleMessage, trace: TraceContext, timeoutMs = this.timing.askTimeoutMs): Promise<Outcome<T>> {
     try {
-      return await this.shards.link(shard).call<Outcome<T>>({ op: 'ask', target, message, from: 'http', trace, timeoutMs }, timeoutMs + DEADLINE_MARGIN_MS);
+      const answer = await this.shards.link(shard).call({ op: 'ask', target, message, from: 'http', trace, timeoutMs }, timeoutMs + DEADLINE_MARGIN_MS);
+      return answer as Outcome<T>;
     } catch (error) {
       if (error instanceof ShardUnavailableError) return reject({ type: 'ShardUnavailable', shard: error.shard, reason: error.reason });
       throw error;
@@ -153,8 +155,8 @@ export class ShardedFleetService implements FleetService {
   }
 
   /** A down shard is refused (Refused: the API answers 503 shard-unavailable). */
-  private read<T>(shard: number, read: ShardRead): Promise<T> {
-    return this.shards.link(shard).call<T>({ op: 'read', read }, this.timing.askTimeoutMs).catch(refuseUnavailable);
+  private read<R extends ShardRead>(shard: number, read: R): Promise<ReadAnswer<R>> {
+    return this.shards.link(shard).call(readCall(read), this.timing.askTimeoutMs).catch(refuseUnavailable);
   }
 }
 

@@ -1,10 +1,15 @@
 import type { PublicEvent } from '../api/ports.js';
+import type { Outcome } from '../actors/contract/rejections.js';
 import type { OperatingArea } from '../actors/contract/operating-area.js';
-import type { TraceJournalQuery } from '../actors/contract/trace-views.js';
+import type { GbfsVehicleChunk } from './gbfs/documents.js';
+import type { TraceJournal, TraceJournalQuery } from '../actors/contract/trace-views.js';
+import type { VehicleFilter, VehicleView } from '../actors/contract/views.js';
 import type { ActorAddress, Message } from '../runtime/kernel/directory.js';
-import type { CommandState } from '../actors/vehicle/command-history.js';
+import type { CommandRecord, CommandState } from '../actors/vehicle/command-history.js';
 import type { TraceContext } from '../runtime/ground/trace-context.js';
 import type { ShardLink } from '../runtime/kernel/shard-link.js';
+import type { AnswerOf, CallOf } from '../runtime/kernel/shard-protocol.js';
+import type { StoredTraceStep } from '../runtime/kernel/trace-step.js';
 
 /**
  * The fleet's calls to a shard and what a shard reports (the kernel's shard protocol carries them as
@@ -12,23 +17,50 @@ import type { ShardLink } from '../runtime/kernel/shard-link.js';
  * identity, rejections as values.
  */
 
-/** A request to a shard. `op` names it; the answer's shape is `ShardAnswers[op]`. */
-export type ShardCall =
-  /** Deliver a command to one actor of the shard and wait for its reply (an Outcome). */
-  | { readonly op: 'ask'; readonly target: ActorAddress; readonly message: Message; readonly from: string; readonly trace: TraceContext; readonly timeoutMs?: number }
+/**
+ * The fleet's calls and their answers, one exchange each (the kernel's `ShardExchange`,
+ * runtime/kernel/shard-protocol.ts): `link.call({ op: 'read', read: { read: 'events', after, limit } })` answers an
+ * `EventScan` with no cast, and the shard's dispatch (server/shard-call-dispatch.ts,
+ * server/shard-read-dispatch.ts) must answer each call with its type.
+ */
+export type FleetExchange =
+  /** Deliver a command to one actor of the shard and wait for its reply: an Outcome (a rejection when it did not answer). */
+  | { readonly call: AskCall; readonly answer: Outcome<unknown> }
   /** A read of the shard's read models, events or traces. */
-  | { readonly op: 'read'; readonly read: ShardRead }
+  | ReadExchange
   /** Demo vehicles to register in bulk (FLEET_SEED). */
-  | { readonly op: 'seed'; readonly vehicles: readonly SeedVehicle[] }
-  | { readonly op: 'stats' }
+  | { readonly call: { readonly op: 'seed'; readonly vehicles: readonly SeedVehicle[] }; readonly answer: { readonly registered: number } }
+  | { readonly call: { readonly op: 'stats' }; readonly answer: ShardStats }
   /** The operating area replaced by an operator (PUT /operating-area; already saved to its file); null: none. */
-  | { readonly op: 'operating-area'; readonly area: OperatingArea | null }
+  | { readonly call: { readonly op: 'operating-area'; readonly area: OperatingArea | null }; readonly answer: null }
   /** Stop accepting, finish what is queued, flush the journal, close. Answered once done. */
-  | { readonly op: 'stop' };
+  | { readonly call: { readonly op: 'stop' }; readonly answer: null };
+
+/** A request to a shard. `op` names it; its answer is `ShardAnswer<call>`. */
+export type ShardCall = CallOf<FleetExchange>;
+
+/** What `call` answers. */
+export type ShardAnswer<Call extends ShardCall> = AnswerOf<FleetExchange, Call>;
+
+/** The call that reads `R`, and its answer (for a caller generic in the read). */
+export type ReadCall<R extends ShardRead> = R extends ShardRead ? { readonly op: 'read'; readonly read: R } : never;
+export type ReadAnswer<R extends ShardRead> = ShardAnswer<ReadCall<R>>;
+
+/** The call for `read`. (TypeScript cannot see that the object is the distributive ReadCall<R> while R is open.) */
+export const readCall = <R extends ShardRead>(read: R): ReadCall<R> => ({ op: 'read', read }) as ReadCall<R>;
+
+export interface AskCall {
+  readonly op: 'ask';
+  readonly target: ActorAddress;
+  readonly message: Message;
+  readonly from: string;
+  readonly trace: TraceContext;
+  readonly timeoutMs?: number;
+}
 
 export type ShardRead =
   | { readonly read: 'vehicle'; readonly id: string }
-  | { readonly read: 'vehicles'; readonly filter: Readonly<Record<string, unknown>> }
+  | { readonly read: 'vehicles'; readonly filter: VehicleFilter }
   | { readonly read: 'events'; readonly after: number; readonly limit: number }
   | { readonly read: 'trace'; readonly traceId: string }
   | { readonly read: 'booking-traces'; readonly bookingId: string; readonly limit: number }
@@ -40,6 +72,34 @@ export type ShardRead =
   | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string }
   /** A page of the shard's vehicles for GBFS vehicle_status.json as JSON, after a public id, '' for the first (server/gbfs/documents.ts `gbfsVehicleChunk`). */
   | { readonly read: 'gbfs-vehicles'; readonly afterId: string; readonly limit: number };
+
+export type ReadName = ShardRead['read'];
+
+/** The read named `Name`. */
+export type ReadOf<Name extends ReadName> = Extract<ShardRead, { readonly read: Name }>;
+
+/** What each read answers. */
+export interface ReadAnswers {
+  readonly vehicle: VehicleView | null;
+  readonly vehicles: VehicleView[];
+  readonly events: EventScan;
+  readonly trace: StoredTraceStep[];
+  /** Null when no trace touched the booking. */
+  readonly 'booking-traces': { traceIds: string[]; steps: StoredTraceStep[] } | null;
+  readonly 'vehicle-commands': CommandRecord[] | null;
+  readonly 'trace-journal': TraceJournal;
+  readonly 'live-bookings': number;
+  readonly 'gbfs-vehicles': GbfsVehicleChunk;
+}
+
+/** A page of a shard's public events. `scannedTo`: rows that are not events (a type no longer in the catalog) still move the cursor. */
+export interface EventScan {
+  readonly events: ShardEvent[];
+  readonly scannedTo: number;
+}
+
+/** One exchange per read, so that each read's answer is its own. */
+type ReadExchange = { [Name in ReadName]: { readonly call: { readonly op: 'read'; readonly read: ReadOf<Name> }; readonly answer: ReadAnswers[Name] } }[ReadName];
 
 export interface SeedVehicle {
   readonly id: string;
@@ -73,7 +133,7 @@ export interface ShardStats {
 }
 
 /** The main thread's end of one of the fleet's shards. */
-export type FleetShardLink = ShardLink<ShardCall, ShardStats, ShardEvent>;
+export type FleetShardLink = ShardLink<FleetExchange, ShardStats, ShardEvent>;
 
 /**
  * What the router needs of a shard's link: a worker's own link here, or, in cluster mode, a link to

@@ -1,7 +1,7 @@
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { serveShard, type ShardServer } from '../runtime/kernel/shard-host.js';
 import { ShardLink } from '../runtime/kernel/shard-link.js';
-import type { FleetShardLink, ShardCall, ShardEvent, ShardStats } from './shard-calls.js';
+import type { FleetExchange, FleetShardLink, ShardEvent, ShardStats } from './shard-calls.js';
 import type { Logger } from '../runtime/ground/logger.js';
 import { startShard, type LocalShardOptions, type RunningShard, type ShardInit } from './shard.js';
 
@@ -59,7 +59,7 @@ export class ShardSupervisor {
   private closing = false;
 
   private constructor(private readonly options: ShardSupervisorOptions) {
-    this.slots = options.inits.map((init) => ({ init, link: new ShardLink<ShardCall, ShardStats, ShardEvent>(init.shard), worker: null, inline: null, restarts: 0, consecutiveFailures: 0, upSince: null, restartTimer: null }));
+    this.slots = options.inits.map((init) => ({ init, link: new ShardLink<FleetExchange, ShardStats, ShardEvent>(init.shard), worker: null, inline: null, restarts: 0, consecutiveFailures: 0, upSince: null, restartTimer: null }));
     this.byShard = new Map(this.slots.map((slot) => [slot.init.shard, slot]));
   }
 
@@ -117,28 +117,34 @@ export class ShardSupervisor {
     await Promise.all(this.slots.map((slot) => this.stop(slot)));
   }
 
-  private async launch(slot: Slot): Promise<void> {
+  private launch(slot: Slot): Promise<void> {
+    return this.options.runtime === 'inline' ? this.launchInline(slot) : this.launchWorker(slot);
+  }
+
+  /** In this thread, over a MessageChannel: the same protocol, the same code (tests). */
+  private async launchInline(slot: Slot): Promise<void> {
+    const { link, init } = slot;
+    const { port1, port2 } = new MessageChannel();
+    link.attach(port1);
+    const ready = link.ready();
+    const running = await startShard(init, { ...this.options.local, logger: this.options.logger });
+    const server = serveShard(port2, running.handlers, this.options.logger.child({ shard: init.shard }));
+    slot.inline = {
+      running,
+      server,
+      close: () => {
+        server.close();
+        port1.close();
+        port2.close();
+      },
+    };
+    server.announceReady();
+    await ready;
+  }
+
+  private async launchWorker(slot: Slot): Promise<void> {
     const { link, init } = slot;
     const log = this.options.logger.child({ shard: init.shard });
-    if (this.options.runtime === 'inline') {
-      const { port1, port2 } = new MessageChannel();
-      link.attach(port1);
-      const ready = link.ready();
-      const running = await startShard(init, { ...this.options.local, logger: this.options.logger });
-      const server = serveShard(port2, running.handlers, log);
-      slot.inline = {
-        running,
-        server,
-        close: () => {
-          server.close();
-          port1.close();
-          port2.close();
-        },
-      };
-      server.announceReady();
-      await ready;
-      return;
-    }
     const worker = new Worker(WORKER.entry, { eval: WORKER.eval, workerData: init, name: `shard-${init.shard}` });
     slot.worker = worker;
     link.attach(worker);
@@ -149,24 +155,7 @@ export class ShardSupervisor {
       const upSince = slot.upSince;
       slot.upSince = null;
       link.detach(`worker exited with code ${code}`);
-      if (this.closing) return;
-      // A shard that was up a while starts its backoff again; one that dies right after start-up backs off further.
-      const upFor = upSince === null ? 0 : Date.now() - upSince;
-      slot.consecutiveFailures = upFor >= STABLE_AFTER_MS ? 1 : slot.consecutiveFailures + 1;
-      const delay = Math.min(RESTART_BACKOFF_MS.max, RESTART_BACKOFF_MS.initial * 2 ** Math.min(slot.consecutiveFailures - 1, 10));
-      log.error({ code, restartInMs: delay }, 'shard worker exited; restarting it from its journal');
-      slot.restartTimer = setTimeout(() => {
-        slot.restartTimer = null;
-        slot.restarts += 1;
-        this.launch(slot).then(
-          () => log.info({ restarts: slot.restarts }, 'shard worker restarted'),
-          (error: unknown) => {
-            // A start that hangs or fails ends its worker, whose exit schedules the next try.
-            log.error({ err: error }, 'shard worker restart failed; trying again');
-            void slot.worker?.terminate();
-          },
-        );
-      }, delay);
+      if (!this.closing) this.restartLater(slot, code, upSince, log);
     });
     const timeoutMs = this.options.startTimeoutMs ?? 120_000;
     let timer: NodeJS.Timeout | undefined;
@@ -181,6 +170,27 @@ export class ShardSupervisor {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** A worker that exited is started again from its journal, after a backoff that grows while it keeps dying. */
+  private restartLater(slot: Slot, code: number, upSince: number | null, log: Logger): void {
+    // A shard that was up a while starts its backoff again; one that dies right after start-up backs off further.
+    const upFor = upSince === null ? 0 : Date.now() - upSince;
+    slot.consecutiveFailures = upFor >= STABLE_AFTER_MS ? 1 : slot.consecutiveFailures + 1;
+    const delay = Math.min(RESTART_BACKOFF_MS.max, RESTART_BACKOFF_MS.initial * 2 ** Math.min(slot.consecutiveFailures - 1, 10));
+    log.error({ code, restartInMs: delay }, 'shard worker exited; restarting it from its journal');
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = null;
+      slot.restarts += 1;
+      this.launch(slot).then(
+        () => log.info({ restarts: slot.restarts }, 'shard worker restarted'),
+        (error: unknown) => {
+          // A start that hangs or fails ends its worker, whose exit schedules the next try.
+          log.error({ err: error }, 'shard worker restart failed; trying again');
+          void slot.worker?.terminate();
+        },
+      );
+    }, delay);
   }
 
   private async stop(slot: Slot): Promise<void> {

@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { serveShard } from '../runtime/kernel/shard-host.js';
 import type { FromShard } from '../runtime/kernel/shard-protocol.js';
-import type { ShardCall, ShardEvent, ShardStats } from './shard-calls.js';
+import type { FleetExchange, ShardEvent, ShardStats } from './shard-calls.js';
 import { createLogger } from '../runtime/ground/logger.js';
 import { startShard, type ShardInit } from './shard.js';
 
@@ -17,7 +17,7 @@ const logger = createLogger(init.config.logLevel, undefined, init.config.logForm
 
 try {
   const shard = await startShard(init, { logger });
-  const server = serveShard<ShardCall, ShardStats, ShardEvent>(
+  const server = serveShard<FleetExchange, ShardStats, ShardEvent>(
     port,
     {
       ...shard.handlers,

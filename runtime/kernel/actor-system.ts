@@ -3,7 +3,7 @@ import type { PersistedEvent, PersistedSnapshot } from './journal.js';
 import type { Logger } from '../ground/logger.js';
 
 /**
- * The nact adapter: the only module (with runtime/kernel/directory.ts) that imports nact: nact 7.6 is unmaintained, so the
+ * The nact adapter: with the directory and its rooms (directory.ts, activation.ts, delivery.ts, recovery.ts), the only code that imports nact: nact 7.6 is unmaintained, so the
  * rest of the code depends on these few functions, not on it.
  */
 export interface ActorSystem {

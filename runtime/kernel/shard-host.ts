@@ -1,13 +1,14 @@
 import type { Logger } from '../ground/logger.js';
-import type { FromShard, ShardCallShape, ShardPort, ToShard } from './shard-protocol.js';
+import type { CallOf, FromShard, ShardExchange, ShardPort, ToShard } from './shard-protocol.js';
 
 /**
  * The shard's end of the boundary: answers calls from the main thread, pushes its stats every second
  * and, while the main thread follows GET /events live, its public events as they commit. What a call
  * does is the composition root's business (server/shard.ts); this only speaks the protocol.
  */
-export interface ShardHandlers<Call extends ShardCallShape, Stats, Event> {
-  call(call: Call): Promise<unknown>;
+export interface ShardHandlers<Exchange extends ShardExchange, Stats, Event> {
+  /** Answers any call of the exchange (its own answer: server/shard-call-dispatch.ts keeps each to its type). */
+  call(call: CallOf<Exchange>): Promise<Exchange['answer']>;
   stats(): Stats;
   /** Listener while followed, null when no longer. */
   followEvents(listener: ((events: readonly Event[]) => void) | null): void;
@@ -22,10 +23,10 @@ export interface ShardServer {
 
 const STATS_EVERY_MS = 1000;
 
-export function serveShard<Call extends ShardCallShape, Stats, Event>(port: ShardPort, handlers: ShardHandlers<Call, Stats, Event>, logger: Logger): ShardServer {
+export function serveShard<Exchange extends ShardExchange, Stats, Event>(port: ShardPort, handlers: ShardHandlers<Exchange, Stats, Event>, logger: Logger): ShardServer {
   const send = (message: FromShard<Stats, Event>) => port.postMessage(message);
   const onMessage = (raw: unknown) => {
-    const message = raw as ToShard<Call>;
+    const message = raw as ToShard<CallOf<Exchange>>;
     switch (message.t) {
       case 'call':
         handlers.call(message.call).then(

@@ -1,4 +1,4 @@
-import type { FromShard, ShardCallShape, ShardPort, ToShard } from './shard-protocol.js';
+import type { AnswerOf, CallOf, FromShard, ShardExchange, ShardPort, ToShard } from './shard-protocol.js';
 
 /** The shard is down (its worker died and is being restarted) or did not answer: the request gets a 503 at once. */
 export class ShardUnavailableError extends Error {
@@ -29,7 +29,7 @@ export type ShardState = 'starting' | 'up' | 'down';
  * that nothing hangs, and the shard's state. When the shard goes down every pending call fails with
  * ShardUnavailableError, and so does every new call until the shard is up again.
  */
-export class ShardLink<Call extends ShardCallShape, Stats, Event> {
+export class ShardLink<Exchange extends ShardExchange, Stats, Event> {
   private port: ShardPort | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -78,17 +78,18 @@ export class ShardLink<Call extends ShardCallShape, Stats, Event> {
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
-  call<T>(call: Call, deadlineMs: number): Promise<T> {
+  /** The answer's type follows from the call (ShardExchange): what the shard sends is trusted to be it. */
+  call<C extends CallOf<Exchange>>(call: C, deadlineMs: number): Promise<AnswerOf<Exchange, C>> {
     const port = this.port;
     if (this.state !== 'up' || port === null) return Promise.reject(new ShardUnavailableError(this.shard, this.downReason));
     const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<AnswerOf<Exchange, C>>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
         reject(new ShardUnavailableError(this.shard, `no answer to ${call.op} within ${deadlineMs} ms`));
       }, deadlineMs);
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, timer });
-      const message: ToShard<Call> = { t: 'call', id, call };
+      const message: ToShard<CallOf<Exchange>> = { t: 'call', id, call };
       try {
         port.postMessage(message);
       } catch (error) {
@@ -113,7 +114,7 @@ export class ShardLink<Call extends ShardCallShape, Stats, Event> {
   followEvents(on: boolean): void {
     this.following = on;
     if (this.port === null) return;
-    const message: ToShard<Call> = { t: 'follow-events', on };
+    const message: ToShard<CallOf<Exchange>> = { t: 'follow-events', on };
     this.port.postMessage(message);
   }
 

@@ -3,14 +3,42 @@
  * only, no closures, no class identity, rejections as values. Today it travels over a MessagePort
  * between the main thread and a worker (or a MessageChannel inside one thread, in tests); nothing in
  * it assumes shared memory, so the same messages could cross a socket to a shard in another process.
- * The kernel knows the envelope only: what a call asks (`Call`), what a shard reports (`Stats`) and
- * the events it pushes (`Event`) are the composition root's (server/shard-calls.ts).
+ * The kernel knows the envelope only: what a call asks and answers (`ShardExchange`), what a shard
+ * reports (`Stats`) and the events it pushes (`Event`) are the composition root's (server/shard-calls.ts).
  */
 
 /** A request to a shard: `op` names it. */
 export interface ShardCallShape {
   readonly op: string;
 }
+
+/**
+ * One kind of call and what it answers. A shard's calls are a union of these (server/shard-calls.ts):
+ * the link types each answer from the call it was given, so a caller never casts, and the shard's
+ * handler must answer what the union says.
+ */
+export interface ShardExchange {
+  readonly call: ShardCallShape;
+  readonly answer: unknown;
+}
+
+/** Every call of an exchange union. */
+export type CallOf<E extends ShardExchange> = E['call'];
+
+/** The answers of the exchanges whose call `C` is, for each call of a union `C` (never for none). */
+type Matching<E extends ShardExchange, C> = C extends unknown
+  ? E extends { readonly call: infer K; readonly answer: infer A }
+    ? [C] extends [K]
+      ? A
+      : never
+    : never
+  : never;
+
+/**
+ * What call `C` answers; for a union of calls, the union of their answers. Should a call fit no
+ * exchange, it answers `unknown`, never `never`: the caller then has to look before it uses it.
+ */
+export type AnswerOf<E extends ShardExchange, C extends CallOf<E>> = [Matching<E, C>] extends [never] ? unknown : Matching<E, C>;
 
 /** Main thread → shard. */
 export type ToShard<Call extends ShardCallShape> =

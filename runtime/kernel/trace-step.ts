@@ -1,7 +1,10 @@
 /** What the directory records of every delivery (a trace step); the trace store keeps them, the trace tools draw them. */
 
-/** One delivery of a message to an actor (a row of trace_steps). */
-export interface TraceStep {
+/**
+ * One delivery of a message to an actor (a row of trace_steps). A type, not an interface, so that it
+ * is a plain record to those who read it as one (the API's TraceView).
+ */
+export type TraceStep = {
   readonly traceId: string;
   readonly spanId: string;
   readonly parentSpanId: string | null;
@@ -21,9 +24,9 @@ export interface TraceStep {
   /** Epoch milliseconds. */
   readonly startedAt: number;
   readonly durationUs: number;
-}
+};
 
-export interface StoredTraceStep extends TraceStep {
+export type StoredTraceStep = TraceStep & {
   /** Insertion order across the whole store. */
   readonly id: number;
-}
+};

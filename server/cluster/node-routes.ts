@@ -64,7 +64,7 @@ export async function nodeRoutes(app: FastifyInstance, options: NodeRoutesOption
       answer = { ok: false, failure: 'unavailable', reason: `node ${nodeId} does not own it` };
     } else {
       try {
-        answer = { ok: true, value: await local.link(shard).call<unknown>(call as unknown as ShardCall, deadlineMs) };
+        answer = { ok: true, value: await local.link(shard).call(call as unknown as ShardCall, deadlineMs) };
       } catch (error) {
         answer = error instanceof ShardUnavailableError ? { ok: false, failure: 'unavailable', reason: error.reason } : { ok: false, failure: 'error', reason: error instanceof Error ? error.message : String(error) };
       }

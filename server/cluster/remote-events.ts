@@ -1,11 +1,11 @@
-import type { ShardCall, ShardEvent, ShardStats } from '../shard-calls.js';
+import type { FleetShardCaller, ShardEvent } from '../shard-calls.js';
 
 /** How often a node asks an owner for a followed shard's new events (the live latency of GET /events across nodes). */
 export const REMOTE_EVENTS_POLL_MS = 500;
 const PAGE = 500;
 const DEADLINE_MS = 5000;
 
-type Call = <T>(call: ShardCall, deadlineMs: number) => Promise<T>;
+type Call = FleetShardCaller['call'];
 
 /**
  * Live events of a shard another node owns, while someone on this node follows GET /events: a poll of
@@ -43,13 +43,13 @@ export class RemoteEventFollower {
     this.polling = true;
     try {
       if (this.last === null) {
-        const stats = await this.call<ShardStats>({ op: 'stats' }, DEADLINE_MS);
+        const stats = await this.call({ op: 'stats' }, DEADLINE_MS);
         this.last = stats.journal.position;
         this.resync();
         return;
       }
       for (;;) {
-        const page = await this.call<{ events: ShardEvent[]; scannedTo: number }>({ op: 'read', read: { read: 'events', after: this.last, limit: PAGE } }, DEADLINE_MS);
+        const page = await this.call({ op: 'read', read: { read: 'events', after: this.last, limit: PAGE } }, DEADLINE_MS);
         if (this.timer === null) return;
         this.last = Math.max(this.last ?? 0, page.scannedTo);
         if (page.events.length > 0) this.push(page.events);

@@ -1,6 +1,7 @@
 import { ShardCallError, ShardUnavailableError } from '../../runtime/kernel/shard-link.js';
 import type { ClusterNode } from '../config.js';
-import type { FleetShardCaller, ShardCall, ShardEvent } from '../shard-calls.js';
+import type { AnswerOf } from '../../runtime/kernel/shard-protocol.js';
+import type { FleetExchange, FleetShardCaller, ShardCall, ShardEvent } from '../shard-calls.js';
 import { nodeAuthorization } from './node-credential.js';
 import { RemoteEventFollower } from './remote-events.js';
 import { shardCallPath, type ShardCallAnswer, type ShardCallRequest } from './wire.js';
@@ -47,7 +48,7 @@ export class RemoteShardLink implements FleetShardCaller {
     return this.options.owner;
   }
 
-  async call<T>(call: ShardCall, deadlineMs: number): Promise<T> {
+  async call<C extends ShardCall>(call: C, deadlineMs: number): Promise<AnswerOf<FleetExchange, C>> {
     const { owner, token, shardCount } = this.options;
     const request: ShardCallRequest = { call, deadlineMs, shards: shardCount };
     let response: Response;
@@ -69,7 +70,8 @@ export class RemoteShardLink implements FleetShardCaller {
       throw new ShardUnavailableError(this.shard, `its owner ${owner.id} answered ${response.status} without a shard answer`);
     }
     if (response.status !== 200) throw new ShardCallError(`shard ${this.shard}: its owner ${owner.id} refused the call (${response.status}: ${'reason' in answer ? answer.reason : JSON.stringify(answer)})`);
-    if (answer.ok) return answer.value as T;
+    // The owner answered the same exchange its worker would: the wire carries it as JSON, typed by the call.
+    if (answer.ok) return answer.value as AnswerOf<FleetExchange, C>;
     if (answer.failure === 'unavailable') throw new ShardUnavailableError(this.shard, `${answer.reason} (on ${owner.id})`);
     throw new ShardCallError(`shard ${this.shard} on ${owner.id}: ${answer.reason}`);
   }

@@ -6,6 +6,7 @@ import type { GbfsFeed, GbfsPort } from '../../api/ports.js';
 import type { FleetConfig } from '../config.js';
 import type { ShardLinks } from '../fleet-service.js';
 import { refuseUnavailable } from '../fleet-service.js';
+import { readCall } from '../shard-calls.js';
 import { FEED_NAMES, GBFS_VERSION, gbfsDiscovery, geofencingZones, rfc3339, systemInformation, systemPricingPlans, vehicleTypes, type FeedName, type GbfsVehicleChunk } from './documents.js';
 
 const gzipAsync = promisify(gzip);
@@ -127,7 +128,7 @@ export class GbfsFeeds implements GbfsPort {
     for (;;) {
       const chunk = await this.deps.shards
         .link(shard)
-        .call<GbfsVehicleChunk>({ op: 'read', read: { read: 'gbfs-vehicles', afterId: after, limit: VEHICLE_PAGE_SIZE } }, this.deps.readTimeoutMs)
+        .call(readCall({ read: 'gbfs-vehicles', afterId: after, limit: VEHICLE_PAGE_SIZE }), this.deps.readTimeoutMs)
         .catch(refuseUnavailable);
       chunks.push(chunk);
       if (chunk.next === null) return chunks;

@@ -1,0 +1,138 @@
+import { dispatch, type Ref } from 'nact';
+import type { Logger } from '../ground/logger.js';
+import type { TraceContext } from '../ground/trace-context.js';
+import { ActorFailed, PersistenceFailure } from './actor-errors.js';
+import type { ActorAddress, ActorContext, AnyBehaviour, Message } from './behaviour.js';
+import type { DeliveryObserver } from './delivery-trace.js';
+import type { Envelope } from './envelope.js';
+import type { FreshProof } from './fresh-proof.js';
+import type { EventMeta } from './journal.js';
+
+/**
+ * One message handled by one activation: the context its handler works in, the handler run, and what
+ * the asker hears when the handler throws. The directory's sends and the trace observer are given.
+ */
+
+/** What travels in an actor's nact mailbox. */
+export interface Delivery {
+  readonly envelope: Envelope;
+  readonly replyTo: Ref<unknown> | null;
+}
+
+export const isDelivery = (message: unknown): message is Delivery =>
+  typeof message === 'object' && message !== null && 'envelope' in message && 'replyTo' in message;
+
+/** nact's `persist` on a persistent actor's context (its typings leave it out). */
+export type NactPersist = (event: Message, tags: string[], meta: EventMeta) => Promise<void>;
+
+/** What a delivery needs of its directory. */
+export interface DeliveryHost {
+  tell(target: ActorAddress, command: Message, from: string, parent: TraceContext): void;
+  ask<T>(target: ActorAddress, command: Message, from: string, parent: TraceContext, timeoutMs?: number): Promise<T>;
+  readonly tagsFor: (event: Message) => string[];
+  readonly isStorageFull: (error: unknown) => boolean;
+  readonly observer: DeliveryObserver | null;
+}
+
+/** One activation as its deliveries see it (activation.ts makes it). */
+export interface ActivatedActor {
+  readonly address: ActorAddress;
+  readonly name: string;
+  readonly behaviour: AnyBehaviour;
+  readonly proof: FreshProof;
+  /** Whether `onActivated` ran. */
+  activated: boolean;
+  /** The actor's logger, made on first use. */
+  logger(): Logger;
+  /** The state as traces show it. */
+  readonly describe: (state: unknown) => unknown;
+}
+
+/** What the handler of one message did: its latest state and its reply. */
+interface Run {
+  live: unknown;
+  replied: unknown;
+}
+
+/** Handles one message; resolves to the state after it (nact keeps it as the actor's state). */
+export async function deliver(host: DeliveryHost, actor: ActivatedActor, current: unknown, delivery: Delivery, persist: NactPersist): Promise<unknown> {
+  const { envelope, replyTo } = delivery;
+  const run: Run = { live: current, replied: undefined };
+  const context = messageContext(host, actor, run, delivery, persist);
+  const { observer } = host;
+  const watch = observer?.started(envelope, actor.describe, current);
+  let outcome: unknown;
+  let failed = false;
+  let handedOn = false;
+  try {
+    actor.proof.admit(actor.name, envelope.type);
+    if (!actor.activated) {
+      actor.activated = true;
+      await actor.behaviour.onActivated?.(context);
+    }
+    await actor.behaviour.handle(context, envelope.payload);
+    outcome = run.replied;
+  } catch (error) {
+    const notNew = actor.proof.refutedBy(error, actor.name, envelope.type);
+    if (notNew) {
+      // Nothing was answered or done, and onCrash (recovery.ts) hands the message, with those queued
+      // behind it, to an activation that reads the journal.
+      handedOn = true;
+      throw notNew;
+    }
+    // A command handler that throws has a bug or lost its journal: the state it persisted so far is
+    // kept, the asker hears at once that it failed (no wait for its timeout), the log says why.
+    outcome = { error: error instanceof Error ? error.message : String(error) };
+    failed = true;
+    context.logger.error({ err: error }, 'command handler failed');
+    if (replyTo && run.replied === undefined) dispatch(replyTo, new ActorFailed(actor.name, envelope.type, host.isStorageFull(error)));
+    if (error instanceof PersistenceFailure) throw error;
+  } finally {
+    if (observer && !handedOn) observer.finished(watch, { actor: actor.name, outcome, state: run.live, failed });
+  }
+  return run.live;
+}
+
+/** The context a handler gets for one message: its state, its trace, and what it may do. */
+function messageContext(host: DeliveryHost, actor: ActivatedActor, run: Run, { envelope, replyTo }: Delivery, nactPersist: NactPersist): ActorContext<unknown, Message> {
+  const { address, name, behaviour } = actor;
+  const trace: TraceContext = { traceId: envelope.traceId, spanId: envelope.spanId };
+  const meta: EventMeta = { traceId: envelope.traceId, spanId: envelope.spanId };
+  let messageLogger: Logger | undefined;
+  return {
+    id: address.id,
+    name,
+    get state() {
+      return run.live;
+    },
+    envelope,
+    trace,
+    // Made on first use: most messages log nothing, and a pino child per message showed in profiles.
+    get logger() {
+      messageLogger ??= actor.logger().child({ traceId: envelope.traceId, message: envelope.type });
+      return messageLogger;
+    },
+    async persist(...events) {
+      // Issued in one turn, so the journal commits them in one transaction.
+      try {
+        await Promise.all(events.map((event) => nactPersist(event, host.tagsFor(event), meta)));
+      } catch (cause) {
+        throw new PersistenceFailure(`${name} could not persist ${events.map((event) => event.type).join(', ')}`, { cause });
+      }
+      actor.proof.proven();
+      for (const event of events) run.live = behaviour.evolve(run.live, event);
+      return run.live;
+    },
+    reply(value) {
+      run.replied = value;
+      if (replyTo) dispatch(replyTo, value);
+    },
+    deferReply() {
+      if (!replyTo) return null;
+      return { resolve: (value: unknown) => dispatch(replyTo, value) };
+    },
+    tell: (target, command) => host.tell(target, command, name, trace),
+    tellSelf: (command, from, origin) => host.tell(address, command, from, origin),
+    ask: (target, command, timeoutMs) => host.ask(target, command, name, trace, timeoutMs),
+  };
+}

@@ -1,0 +1,84 @@
+import { BOOKING, bookingBehaviour, type BookingMessage } from '../actors/booking/actor.js';
+import type { OperatingArea } from '../actors/contract/operating-area.js';
+import { deriveCommandKey, signCommand } from '../actors/contract/command-signature.js';
+import type { UnsignedDeviceCommand } from '../actors/contract/device-protocol.js';
+import { deviceSecretFrom } from '../actors/contract/device-secrets.js';
+import { isPublicEventType } from '../actors/contract/event-catalog.js';
+import type { PaymentGateway } from '../actors/payment/gateway.js';
+import { paymentBehaviour, PAYMENT } from '../actors/payment/actor.js';
+import { VEHICLE, vehicleBehaviour } from '../actors/vehicle/actor.js';
+import type { MqttConnection } from '../adapters/mqtt/connection.js';
+import { MqttDeviceLink } from '../adapters/mqtt/device-link.js';
+import type { VehicleReadModel } from '../persistence/vehicle-read-model.js';
+import type { Clock } from '../runtime/ground/clock.js';
+import type { Logger } from '../runtime/ground/logger.js';
+import type { ActorDirectory, Message } from '../runtime/kernel/directory.js';
+import { PUBLIC_TAG } from '../runtime/kernel/journal.js';
+import type { FleetConfig } from './config.js';
+
+/** A shard's actors: the vehicle, booking and payment behaviours, wired to what they need of the shard. */
+
+export interface ShardActorParts {
+  readonly config: FleetConfig;
+  readonly mqtt: MqttConnection;
+  readonly vehicles: VehicleReadModel;
+  readonly gateway: PaymentGateway;
+  /** Booking and payment time (a test's clock); vehicles keep the wall clock. */
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** The operating area in force on this shard (server/shard.ts holds it; an operator may replace it); null: none. */
+  readonly operatingArea?: () => OperatingArea | null;
+}
+
+export function registerShardActors(directory: ActorDirectory, { config, mqtt, vehicles, gateway, clock, logger, operatingArea }: ShardActorParts): void {
+  directory.register(
+    VEHICLE,
+    vehicleBehaviour({
+      // Every command carries a signature the vehicle checks; the keys derive from plain configuration,
+      // so signing needs nothing from another thread.
+      device: new MqttDeviceLink(mqtt, logger.child({ component: 'device-link' }), commandSigner(config)),
+      conditionsOf: (id) => vehicles.conditionsOf(id),
+      notifyUnlocked: (ctx, bookingId, unlockedAt) => {
+        const message: BookingMessage = { type: 'VehicleWasUnlocked', unlockedAt };
+        ctx.tell({ kind: BOOKING, id: bookingId }, message);
+      },
+      notifyLocked: (ctx, bookingId, lockedAt) => {
+        const message: BookingMessage = { type: 'VehicleWasLocked', lockedAt };
+        ctx.tell({ kind: BOOKING, id: bookingId }, message);
+      },
+      unlockTimeoutMs: config.timing.unlockTimeoutMs,
+      // Where rides may start and end (docs/gbfs.md): the area in force and the vehicle's latest position.
+      areaCheck: (id) => {
+        const area = operatingArea?.() ?? null;
+        const position = area && vehicles.positionOf(id);
+        return area && position ? { policy: { area, maxFixAgeMs: config.operatingArea.maxFixAgeMs }, position } : null;
+      },
+    }),
+  );
+  directory.register(
+    BOOKING,
+    bookingBehaviour({
+      reservationWindowMs: config.timing.reservationWindowMs,
+      // Reserve + authorize each get an ask timeout; a saga still unconfirmed after both is abandoned.
+      confirmWithinMs: 2 * config.timing.askTimeoutMs + config.timing.paymentTimeoutMs,
+      unlockTimeoutMs: config.timing.unlockTimeoutMs,
+      now: () => clock.now(),
+    }),
+  );
+  directory.register(PAYMENT, paymentBehaviour({ gateway, timeoutMs: config.timing.paymentTimeoutMs, now: () => clock.now() }));
+}
+
+/** Journal tags of an event: `public` for those that leave the process (Kafka, GET /events). */
+export const tagsForEvent = (event: Message): string[] => (isPublicEventType(event.type) ? [PUBLIC_TAG] : []);
+
+/**
+ * The commands that create their actor and persist before they answer: a new booking, its one payment
+ * authorization. Their activation reads no journal; a retried create finds out (NotNewAfterAll).
+ */
+export const createsItsActor = (kind: string, command: Message): boolean =>
+  (kind === BOOKING && command.type === 'CreateBooking') || (kind === PAYMENT && command.type === 'Authorize');
+
+function commandSigner(config: FleetConfig): (vehicleId: string, command: UnsignedDeviceCommand) => string {
+  const deviceSecret = deviceSecretFrom(config.mqttSecurity.deviceSecret ?? undefined, config.auth.jwtSecret);
+  return (vehicleId, command) => signCommand(deriveCommandKey(deviceSecret, vehicleId), vehicleId, command);
+}

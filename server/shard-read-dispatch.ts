@@ -1,0 +1,58 @@
+import type { SqliteJournalEngine } from '../persistence/journal-engine.js';
+import type { LiveBookingCounter } from '../persistence/live-bookings.js';
+import type { GbfsVehicleReads } from '../persistence/gbfs-vehicles.js';
+import { gbfsVehicleChunk } from './gbfs/documents.js';
+import type { Db } from '../persistence/sqlite.js';
+import type { TraceJournalReads } from '../persistence/trace-journal.js';
+import type { TraceStore } from '../persistence/trace-store.js';
+import type { VehicleReadModel } from '../persistence/vehicle-read-model.js';
+import { PUBLIC_TAG } from '../runtime/kernel/journal.js';
+import type { ReadAnswers, ReadName, ReadOf, ShardRead } from './shard-calls.js';
+import { bookingTraceSteps, toShardEvents, traceSteps, vehicleCommands } from './shard-reads.js';
+
+/**
+ * A shard's answers to the `read` call (server/shard-calls.ts, ShardRead): one handler per read,
+ * each typed with its own answer, so the compiler holds every read to what its callers expect.
+ */
+
+/** What a shard reads from: its journal, read models and traces. */
+export interface ShardReadSources {
+  readonly shard: number;
+  readonly db: Db;
+  readonly journal: SqliteJournalEngine;
+  readonly vehicles: VehicleReadModel;
+  readonly traces: TraceStore;
+  readonly traceJournal: TraceJournalReads;
+  readonly liveBookings: LiveBookingCounter;
+  readonly gbfsVehicles: GbfsVehicleReads;
+}
+
+type ReadRequests = { readonly [Name in ReadName]: ReadOf<Name> };
+
+export type ReadHandlers = { readonly [Name in ReadName]: (read: ReadRequests[Name]) => ReadAnswers[Name] };
+
+export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJournal, liveBookings, gbfsVehicles }: ShardReadSources): ReadHandlers {
+  return {
+    vehicle: (read) => vehicles.get(read.id) ?? null,
+    vehicles: (read) => vehicles.list(read.filter),
+    events: (read) => {
+      const rows = journal.readAfter(read.after, read.limit, PUBLIC_TAG);
+      // `scannedTo`: rows that are not events (a type no longer in the catalog) still move the cursor.
+      return { events: toShardEvents(shard, rows), scannedTo: rows.at(-1)?.position ?? read.after };
+    },
+    trace: (read) => traceSteps(traces, read.traceId),
+    'booking-traces': (read) => bookingTraceSteps(traces, read.bookingId, read.limit),
+    'vehicle-commands': (read) => vehicleCommands(db, read.vehicleId, read.limit, Date.now()),
+    'trace-journal': (read) => traceJournal.read(read.query),
+    'live-bookings': (read) => liveBookings.liveBookings(read.customerId, read.exceptBookingId),
+    'gbfs-vehicles': (read) => gbfsVehicleChunk(gbfsVehicles.read(read.afterId, read.limit)),
+  };
+}
+
+/** Hands a read to its handler. */
+export const dispatchRead = (handlers: ReadHandlers, read: ShardRead): ReadAnswers[ReadName] => readWith(handlers, read.read, read);
+
+// `name` and `read` apart, so that TypeScript sees that the handler and the read belong together.
+function readWith<Name extends ReadName>(handlers: ReadHandlers, name: Name, read: ReadRequests[Name]): ReadAnswers[Name] {
+  return handlers[name](read);
+}

@@ -1,6 +1,7 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import Fastify, { LogController, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { OneLinePerRequest } from './request-log.js';
 import {
   createJsonSchemaTransformObject,
   serializerCompiler,
@@ -16,7 +17,7 @@ import type { DeviceAccess, FleetService } from '../actors/contract/views.js';
 import { IdempotencyGuard } from './idempotency.js';
 import { installJsonBodyParser } from './json-body.js';
 import { openApiTransform } from './openapi.js';
-import type { EventsPort, GbfsPort, HealthReport, IdempotencyPort, OperatingAreaPort, TracesPort, VehicleCommandsPort } from './ports.js';
+import type { CustomerBookingsPort, EventsPort, GbfsPort, HealthReport, IdempotencyPort, OperatingAreaPort, TracesPort, VehicleCommandsPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
 import { rateLimits, type RateLimits } from './rate-limits.js';
 import { installRequestContext, newRequestId, requestLogger } from './request-context.js';
@@ -37,6 +38,8 @@ export interface ApiSettings {
   readonly http: { readonly bodyLimitBytes: number };
   readonly rateLimits: RateLimits;
   readonly auth: { readonly jwtSecret: string };
+  /** Where public events go; absent: the journal only (GET /events). */
+  readonly kafka?: { readonly mode: 'kafka' | 'local' };
 }
 
 export interface AppDeps {
@@ -60,6 +63,8 @@ export interface AppDeps {
   readonly gbfs?: GbfsPort;
   /** PUT /operating-area is served only when given. */
   readonly operatingArea?: OperatingAreaPort;
+  /** GET /bookings; absent in tests that do not list bookings. */
+  readonly customerBookings?: CustomerBookingsPort;
 }
 
 /**
@@ -70,6 +75,10 @@ export interface AppDeps {
  */
 const UNLOGGED_ROUTES: ReadonlySet<string> = new Set(['/health', '/metrics', '/traces/:id/view']);
 const isUnlogged = (request: FastifyRequest): boolean => UNLOGGED_ROUTES.has(request.routeOptions.url ?? '');
+
+/** The bearer scheme's description in the OpenAPI document (Swagger UI's Authorize dialog). */
+export const BEARER_TOKEN_HELP =
+  'A token from `npm run -s token -- --sub alice --role customer` (booking, unlock, end) or `--role operator` (registering vehicles, /events, /traces), run in a shell with the server\'s FLEET_JWT_SECRET (or none, for a server on the dev secret). Paste the token alone, without "Bearer".';
 
 /**
  * The HTTP API (docs/contract.md, "HTTP"). Returns an app that is not listening: main.ts calls `listen`,
@@ -82,7 +91,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     genReqId: newRequestId,
     childLoggerFactory: requestLogger,
     requestIdHeader: false,
-    logController: new LogController({ disableRequestLogging: isUnlogged }),
+    logController: new OneLinePerRequest(isUnlogged),
     bodyLimit: deps.config.http.bodyLimitBytes,
     routerOptions: { ignoreTrailingSlash: true },
     ...frameworkErrorOptions,
@@ -113,7 +122,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
         version: '0.1.0',
         description: `Book and unlock shared vehicles. Errors are ${PROBLEM_CONTENT_TYPE} (RFC 9457) with stable type URIs.`,
       },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      components: {
+        securitySchemes: {
+          bearerAuth: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            // Shown in Swagger UI's Authorize dialog: where a newcomer gets the value to paste.
+            description: BEARER_TOKEN_HELP,
+          },
+        },
+      },
       security: [{ bearerAuth: [] }],
     },
     transform: openApiTransform(),
@@ -131,14 +150,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     installAuth(authenticated as unknown as FastifyInstance, deps.config.auth.jwtSecret);
     authenticated.addHook('onRequest', authenticated.limitPerCustomer);
     await authenticated.register(vehicleRoutes, { prefix: '/vehicles', fleet: deps.fleet, devices: deps.devices, ...(deps.vehicleCommands && { commands: deps.vehicleCommands }) });
-    await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency });
+    await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency, ...(deps.customerBookings && { list: deps.customerBookings }) });
     await authenticated.register(unlockRoutes, { prefix: '/unlock', fleet: deps.fleet });
     if (deps.operatingArea) await authenticated.register(operatingAreaRoutes, { prefix: '/operating-area', area: deps.operatingArea });
     if (deps.events) await authenticated.register(eventRoutes, { prefix: '/events', events: deps.events });
     if (deps.traces) await authenticated.register(traceRoutes, { prefix: '/traces', traces: deps.traces, linkSecret: deps.config.auth.jwtSecret });
   });
   // Outside the bearer scope: the viewer accepts an operator token or a viewer link (api/viewer/access.ts).
-  if (deps.traces) app.register(viewerRoutes, { prefix: '/traces', traces: deps.traces, secret: deps.config.auth.jwtSecret });
+  if (deps.traces) app.register(viewerRoutes, { prefix: '/traces', traces: deps.traces, secret: deps.config.auth.jwtSecret, kafka: deps.config.kafka?.mode === 'kafka' });
 
   return base;
 }

@@ -51,7 +51,7 @@ export function createTokenVerifier(secret: string): (token: string) => TokenChe
       payload = verify(token);
     } catch (error) {
       if (error instanceof TokenError) {
-        return { ok: false, reason: error.code === TokenError.codes.expired ? 'the token has expired' : 'the token is not valid' };
+        return { ok: false, reason: reasonOf(error) };
       }
       throw error;
     }
@@ -65,6 +65,22 @@ export function createTokenVerifier(secret: string): (token: string) => TokenChe
   };
 }
 
+/** How to make a token that this server accepts: the one remedy a 401 should name. */
+export const HOW_TO_GET_A_TOKEN = 'make one with `npm run -s token -- --sub <you> --role customer` (or --role operator), in a shell with the server\'s FLEET_JWT_SECRET';
+
+/** What went wrong with a token, in words that point at the likely cause. */
+function reasonOf(error: TokenError): string {
+  switch (error.code) {
+    case TokenError.codes.expired:
+      return 'the token has expired; make a new one with `npm run -s token`';
+    case TokenError.codes.invalidSignature:
+      // The usual cause in practice: the token was made in a shell whose secret is not the server's.
+      return "its signature does not match this server's secret: it was probably signed with another FLEET_JWT_SECRET (npm run token signs with the FLEET_JWT_SECRET of its shell, or the dev secret when unset)";
+    default:
+      return 'the token is not valid';
+  }
+}
+
 const BEARER = /^Bearer[ ]+(\S+)[ ]*$/i;
 
 /**
@@ -76,7 +92,7 @@ export function installAuth(scope: FastifyInstance, secret: string): void {
   scope.decorateRequest('caller', null as unknown as Caller);
   scope.addHook('onRequest', async (request, reply) => {
     const header = request.headers.authorization;
-    if (header === undefined) return unauthorized(request, reply, 'Send an Authorization: Bearer <token> header.', null);
+    if (header === undefined) return unauthorized(request, reply, `Send an Authorization: Bearer <token> header; ${HOW_TO_GET_A_TOKEN}.`, null);
     const match = BEARER.exec(header);
     if (!match) return unauthorized(request, reply, 'The Authorization header must be "Bearer <token>".', 'invalid_request');
     const check = verify(match[1]!);

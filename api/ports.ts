@@ -1,3 +1,4 @@
+import type { BookingStatus } from '../actors/contract/views.js';
 import type { TraceJournal, TraceJournalQuery } from '../actors/contract/trace-views.js';
 import type { EventCursor } from './event-cursor.js';
 
@@ -105,6 +106,28 @@ export interface VehicleCommandView {
   readonly settledAt: string | null;
   readonly roundTripMs: number | null;
   readonly reason: string | null;
+}
+
+/** One booking in a customer's list (GET /bookings): the read model's row; GET /bookings/:id has the rest. */
+export interface BookingSummaryView {
+  readonly id: string;
+  readonly vehicleId: string;
+  readonly status: BookingStatus;
+  /** ISO 8601. */
+  readonly createdAt: string;
+  readonly expiresAt: string | null;
+  readonly updatedAt: string;
+}
+
+/** A page of a customer's bookings, newest first; `next` continues it (null: the last page). */
+export interface BookingPage {
+  readonly items: BookingSummaryView[];
+  readonly next: string | null;
+}
+
+export interface CustomerBookingsPort {
+  /** `cursor`: a previous page's `next` (opaque); undefined when it is not one. */
+  list(customerId: string, options: { readonly status: BookingStatus | null; readonly limit: number; readonly cursor: string | null }): Promise<BookingPage | undefined>;
 }
 
 export interface VehicleCommandsPort {

@@ -64,7 +64,11 @@ export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProbl
     slug: 'vehicle-offline',
     status: 503,
     title: 'Vehicle offline',
-    detail: (r) => `Vehicle ${r.vehicleId} is offline and cannot take commands.`,
+    detail: (r) =>
+      r.presence === 'never-seen'
+        ? `Vehicle ${r.vehicleId} has never been online: no device has connected for it, so nothing would hear the command. Bring its device up; for a virtual vehicle: npm run sim -- vehicle ${r.vehicleId} (in its own terminal).`
+        : `Vehicle ${r.vehicleId} is offline and cannot take commands. When its device is back online, try again; for a virtual vehicle: npm run sim -- vehicle ${r.vehicleId}.`,
+    extensions: (r) => ({ vehicleId: r.vehicleId, presence: r.presence }),
   },
   RideStartNotAllowed: {
     slug: 'ride-start-not-allowed',
@@ -137,8 +141,9 @@ export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProbl
     slug: 'active-booking-limit',
     status: 409,
     title: 'Too many live bookings',
-    detail: (r) => `You already hold ${r.limit === 1 ? 'a live booking' : `${r.limit} live bookings`}; end or cancel one before booking again.`,
-    extensions: (r) => ({ limit: r.limit }),
+    detail: (r) =>
+      `You already hold ${r.limit === 1 ? 'a live booking' : `${r.limit} live bookings`} (${r.liveBookingIds.join(', ')}); end or cancel ${r.liveBookingIds.length === 1 ? 'it' : 'one'} before booking again. GET /bookings lists your bookings.`,
+    extensions: (r) => ({ limit: r.limit, liveBookingIds: r.liveBookingIds }),
   },
   InvalidBookingState: {
     slug: 'invalid-booking-state',

@@ -10,6 +10,20 @@ import { PROBLEM_CONTENT_TYPE } from './problems.js';
 /** Named schemas become `components.schemas` in the OpenAPI document. */
 export const openApiComponents = z.registry<{ id?: string; description?: string; [key: string]: unknown }>();
 
+/**
+ * Examples for the OpenAPI document, so that Swagger UI's "Try it out" starts from a request that works
+ * on `FLEET_SEED=20 npm start` instead of values generated from the patterns (`"uz-NCsgPLDELnmFr"`).
+ */
+export const EXAMPLE_VEHICLE_ID = 'demo-0001';
+
+/** A copy of `schema` with an OpenAPI `example` (metadata in the document's registry; zod's `.meta()` goes elsewhere). */
+function withExample<T extends z.ZodType>(schema: T, example: unknown): T {
+  const copy = schema.clone();
+  openApiComponents.add(copy, { ...openApiComponents.get(schema), example });
+  return copy;
+}
+export const EXAMPLE_BOOKING_ID = 'bk_s0_01JZ3Q8M2X7K9V4T6R1N5B0C8D';
+
 export const IdSchema = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1–64 characters from A-Z a-z 0-9 . _ -');
 
 export const VehicleTypeSchema = z.enum(['car', 'scooter', 'bike']);
@@ -72,6 +86,28 @@ export const BookingSchema = z
   })
   .register(openApiComponents, { id: 'Booking' });
 
+export const BookingSummarySchema = z
+  .object({
+    id: IdSchema,
+    vehicleId: IdSchema,
+    status: BookingStatusSchema,
+    createdAt: Timestamp,
+    expiresAt: Timestamp.nullable(),
+    updatedAt: Timestamp,
+  })
+  .register(openApiComponents, { id: 'BookingSummary' });
+
+export const BookingPageSchema = z.object({
+  items: z.array(BookingSummarySchema),
+  next: z.string().nullable().describe('pass as ?cursor= for the next (older) page; null on the last page'),
+});
+
+export const ListBookingsQuerySchema = z.strictObject({
+  status: BookingStatusSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20).describe('newest first; default 20, at most 100'),
+  cursor: z.string().min(1).max(200).optional().describe("the previous page's next"),
+});
+
 export const UnlockSchema = z
   .object({ bookingId: IdSchema, vehicleId: IdSchema, status: z.literal('SUCCESS'), unlockedAt: Timestamp })
   .register(openApiComponents, { id: 'Unlock' });
@@ -91,12 +127,15 @@ export const ProblemSchema = z
 
 // ---- requests
 
-export const RegisterVehicleBodySchema = z.strictObject({
-  id: IdSchema.optional().describe('generated (veh_…) when absent'),
-  type: VehicleTypeSchema,
-  model: z.string().min(1).max(128).optional(),
-  location: LocationSchema,
-});
+export const RegisterVehicleBodySchema = withExample(
+  z.strictObject({
+    id: IdSchema.optional().describe('generated (veh_…) when absent'),
+    type: VehicleTypeSchema,
+    model: z.string().min(1).max(128).optional(),
+    location: LocationSchema,
+  }),
+  { id: 'scooter-0042', type: 'scooter', model: 'Niu KQi3', location: { lat: 52.5219, lon: 13.4132 } },
+);
 
 const DEFAULT_LIST_LIMIT = 100;
 export const DEFAULT_RADIUS_M = 1000;
@@ -126,11 +165,14 @@ export const BookingParamsSchema = z.strictObject({ id: IdSchema });
 export const DEFAULT_PAYMENT_METHOD = 'tok_visa';
 export const DEFAULT_DURATION_MINUTES = 30;
 
-export const CreateBookingBodySchema = z.strictObject({
-  vehicleId: IdSchema,
-  paymentMethod: z.string().min(1).max(128).default(DEFAULT_PAYMENT_METHOD).describe('payment token; test tokens: tok_visa, tok_chargeDeclined, tok_timeout'),
-  durationMinutes: z.number().int().min(1).max(1440).default(DEFAULT_DURATION_MINUTES),
-});
+export const CreateBookingBodySchema = withExample(
+  z.strictObject({
+    vehicleId: withExample(IdSchema, EXAMPLE_VEHICLE_ID),
+    paymentMethod: withExample(z.string().min(1).max(128).default(DEFAULT_PAYMENT_METHOD).describe('payment token; test tokens: tok_visa, tok_chargeDeclined, tok_timeout'), DEFAULT_PAYMENT_METHOD),
+    durationMinutes: withExample(z.number().int().min(1).max(1440).default(DEFAULT_DURATION_MINUTES), DEFAULT_DURATION_MINUTES),
+  }),
+  { vehicleId: EXAMPLE_VEHICLE_ID, paymentMethod: DEFAULT_PAYMENT_METHOD, durationMinutes: DEFAULT_DURATION_MINUTES },
+);
 
 /** Printable ASCII, as the Idempotency-Key draft and Stripe allow; 255 keeps a stored key bounded. */
 export const IdempotencyKeySchema = z.string().regex(/^[\x20-\x7E]{1,255}$/, 'expected 1–255 printable ASCII characters');
@@ -138,7 +180,7 @@ export const IdempotencyKeySchema = z.string().regex(/^[\x20-\x7E]{1,255}$/, 'ex
 // Loose: every other header passes untouched (fastify validates the whole header object).
 export const CreateBookingHeadersSchema = z.looseObject({ 'idempotency-key': IdempotencyKeySchema.optional() });
 
-export const UnlockBodySchema = z.strictObject({ bookingId: IdSchema });
+export const UnlockBodySchema = withExample(z.strictObject({ bookingId: withExample(IdSchema, EXAMPLE_BOOKING_ID) }), { bookingId: EXAMPLE_BOOKING_ID });
 
 export const VehicleCommandsQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20).describe('newest first; default 20, at most 100'),

@@ -13,7 +13,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { exitBadArgument, parseCommandLine } from '../runtime/ground/command-line.js';
 import { startMosquitto } from '../test/helpers/mosquitto.js';
 import { runJournalBench } from './journal.js';
 import type { LoadConfig, LoadResult, PhaseResult, VehiclePick, Workload } from './load-worker.js';
@@ -25,7 +25,17 @@ import { spawnBenchServer, startBenchServer, type BenchServer } from './server.j
 const SCENARIOS = ['http-ceiling', 'book', 'book-slow-gateway', 'hot-vehicle', 'unlock', 'relay', 'journal', 'fleet-scale', 'trace-cost', 'gbfs'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run bench [-- --only a,b] [--out FILE] [--duration-s 10] [--warmup-s 2] [--connections 50]
+                 [--shards 1,2,3] [--book-vehicles N] [--unlock-vehicles N] [--fleet-size N]
+
+  --only LIST   scenarios, comma-separated (default all): ${SCENARIOS.join(', ')}
+  --out FILE    the JSON result (default bench/results/<date>.json)
+
+  Builds and starts the server, the load, the reference servers and the devices as their own processes;
+  a full run takes many minutes and wants an otherwise idle machine (bench/RESULTS.md).`;
+
+const { values } = parseCommandLine('bench', USAGE, {
+  strict: true,
   options: {
     only: { type: 'string', default: SCENARIOS.join(',') },
     out: { type: 'string' },
@@ -36,6 +46,7 @@ const { values } = parseArgs({
     'book-vehicles': { type: 'string', default: '40000' },
     'unlock-vehicles': { type: 'string', default: '1000' },
     'fleet-size': { type: 'string', default: '100000' },
+    help: { type: 'boolean', short: 'h' },
   },
 });
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -45,7 +56,11 @@ const connections = Number(values.connections);
 const shardCounts = values.shards.split(',').map(Number);
 const bookVehicles = Number(values['book-vehicles']);
 const only = new Set(values.only.split(',').map((name) => name.trim()));
-for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`unknown scenario ${name}; known: ${SCENARIOS.join(', ')}`);
+for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) exitBadArgument('bench', `unknown scenario ${JSON.stringify(name)} in --only (known: ${SCENARIOS.join(', ')})`);
+for (const [name, value] of [['duration-s', durationS], ['warmup-s', warmupS], ['connections', connections], ['book-vehicles', bookVehicles]] as const) {
+  if (!Number.isFinite(value) || value < 0) exitBadArgument('bench', `--${name} must be a number ≥ 0 (got ${JSON.stringify(values[name])})`);
+}
+if (shardCounts.some((count) => !Number.isInteger(count) || count < 1)) exitBadArgument('bench', `--shards must be shard counts like 1,2,3 (got ${JSON.stringify(values.shards)})`);
 const COLD_S = 3;
 
 const configSource = readFileSync(join(root, 'server', 'config.ts'), 'utf8');

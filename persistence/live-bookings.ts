@@ -18,25 +18,32 @@ import type { Db } from './sqlite.js';
  */
 
 /** Every booking not final is live (actors/booking/lifecycle.ts; also REQUESTED: a saga still running holds its vehicle). */
-const LIVE_BOOKINGS_SQL = `SELECT count(*) AS n FROM bookings
-  WHERE customer_id = ? AND id <> ? AND status NOT IN (${sqlStatusList(FINAL_STATUSES)})`;
+const LIVE_BOOKINGS_SQL = `SELECT id FROM bookings
+  WHERE customer_id = ? AND id <> ? AND status NOT IN (${sqlStatusList(FINAL_STATUSES)})
+  ORDER BY created_at DESC, id DESC LIMIT ?`;
 
-/** A shard's side: its own count, from its read model (index bookings_customer). */
+/**
+ * Ids named at most: enough to count up to any sensible MAX_ACTIVE_BOOKINGS_PER_CUSTOMER and to name the
+ * bookings in the 409 (a customer who lost a booking id finds it there, or in GET /bookings).
+ */
+export const LIVE_BOOKING_IDS_NAMED = 100;
+
+/** A shard's side: its own live bookings of a customer, newest first, from its read model (index bookings_customer). */
 export class LiveBookingCounter {
-  private readonly count: Statement<[string, string], { n: number }>;
+  private readonly live: Statement<[string, string, number], { id: string }>;
 
   constructor(db: Db) {
-    this.count = db.prepare(LIVE_BOOKINGS_SQL);
+    this.live = db.prepare(LIVE_BOOKINGS_SQL);
   }
 
   /** `exceptBookingId`: the booking being (re)requested, so that its own retry does not count against it. */
-  liveBookings(customerId: string, exceptBookingId: string): number {
-    return this.count.get(customerId, exceptBookingId)?.n ?? 0;
+  liveBookings(customerId: string, exceptBookingId: string): string[] {
+    return this.live.all(customerId, exceptBookingId, LIVE_BOOKING_IDS_NAMED).map((row) => row.id);
   }
 }
 
-/** The whole fleet's count for a customer; throws when a shard cannot answer. */
-export type CountLiveBookings = (customerId: string, exceptBookingId: string) => Promise<number>;
+/** The ids of a customer's live bookings on every shard; throws when a shard cannot answer. */
+export type LiveBookingIds = (customerId: string, exceptBookingId: string) => Promise<readonly string[]>;
 
 /** The main thread's side: one booking request per customer at a time, refused past the limit. */
 export class LiveBookingLimit {
@@ -52,18 +59,18 @@ export class LiveBookingLimit {
   /** `max` 0: no limit, and nothing is counted or queued. */
   constructor(
     private readonly max: number,
-    private readonly countLive: CountLiveBookings,
+    private readonly liveIds: LiveBookingIds,
     private readonly unsettledHoldMs = 60_000,
     private readonly now: () => number = Date.now,
   ) {}
 
-  private unsettledOf(customerId: string, exceptBookingId: string): number {
+  private unsettledOf(customerId: string, exceptBookingId: string): string[] {
     const held = this.unsettled.get(customerId);
-    if (!held) return 0;
+    if (!held) return [];
     const now = this.now();
     for (const [id, until] of held) if (until <= now) held.delete(id);
     if (held.size === 0) this.unsettled.delete(customerId);
-    return [...held.keys()].filter((id) => id !== exceptBookingId).length;
+    return [...held.keys()].filter((id) => id !== exceptBookingId);
   }
 
   /**
@@ -74,8 +81,8 @@ export class LiveBookingLimit {
     if (this.max === 0) return book();
     const previous = this.queues.get(customerId) ?? Promise.resolve();
     const turn = previous.then(async (): Promise<Outcome<T>> => {
-      const live = (await this.countLive(customerId, bookingId)) + this.unsettledOf(customerId, bookingId);
-      if (live >= this.max) return reject({ type: 'ActiveBookingLimitReached', customerId, limit: this.max });
+      const live = [...new Set([...(await this.liveIds(customerId, bookingId)), ...this.unsettledOf(customerId, bookingId)])];
+      if (live.length >= this.max) return reject({ type: 'ActiveBookingLimitReached', customerId, limit: this.max, liveBookingIds: live });
       const outcome = await book();
       // No answer in time: the booking may still be made on its shard after this turn ended.
       if (!outcome.ok && NO_ANSWER.has(outcome.rejection.type)) {

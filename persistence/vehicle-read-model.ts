@@ -36,6 +36,7 @@ export class VehicleReadModel {
   private readonly position;
   private readonly total;
   private readonly known;
+  private readonly seen;
   /** One prepared statement per filter combination (a dozen at most), not one per request. */
   private readonly listStatements = new Map<string, Statement<[Record<string, unknown>], VehicleRow>>();
 
@@ -45,6 +46,7 @@ export class VehicleReadModel {
     this.position = db.prepare<[string], { lat: number; lon: number; last_seen_at: number | null }>('SELECT lat, lon, last_seen_at FROM vehicles WHERE id = ?');
     this.total = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM vehicles');
     this.known = db.prepare<[string], { found: number }>('SELECT 1 AS found FROM vehicles WHERE id = ?');
+    this.seen = db.prepare<[string], { found: number }>('SELECT 1 AS found FROM vehicles WHERE id = ? AND (online IS NOT NULL OR last_seen_at IS NOT NULL)');
   }
 
   exists(id: string): boolean {
@@ -54,6 +56,15 @@ export class VehicleReadModel {
   get(id: string): VehicleView | undefined {
     const row = this.byId.get(id);
     return row && toView(row);
+  }
+
+  /**
+   * Whether a device ever spoke for the vehicle: a presence on record (retained on the broker, so also
+   * from before this process) or a telemetry reading. An operator's cleared presence keeps the
+   * reading's time, so a vehicle seen once stays seen.
+   */
+  everSeen(id: string): boolean {
+    return this.seen.get(id) !== undefined;
   }
 
   conditionsOf(id: string): DeviceConditions {

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { BAD_ARGUMENTS, badArgumentLine, parseCommandLine } from '../runtime/ground/command-line.js';
 import { ClusterUsageError, DEFAULTS, clusterStatus, startCluster, stopCluster, summaryOf } from './cluster-lib.js';
 
 /**
@@ -27,24 +27,12 @@ function whole(name: string, value: string | undefined): number | undefined {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: { nodes: { type: 'string' }, shards: { type: 'string' }, port: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    });
-  } catch (error) {
-    // parseArgs names the argument in its first sentence; the rest is advice about `--`.
-    console.error(`cluster: ${(error as Error).message.split(/\.\s/)[0]} (npm run cluster -- --help)`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(usage);
-    return 0;
-  }
+  const { values, positionals } = parseCommandLine('cluster', usage, {
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: { nodes: { type: 'string' }, shards: { type: 'string' }, port: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
   const home = resolve(process.env.CLUSTER_HOME ?? join(repoRoot, '.cluster'));
   const [command, ...extra] = positionals;
   if (extra.length > 0) throw new ClusterUsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
@@ -91,16 +79,17 @@ async function main(argv: readonly string[]): Promise<number> {
       return nodes.every((node) => node.running) ? 0 : 3;
     }
     case undefined:
-      throw new ClusterUsageError('name a command: start, stop or status (npm run cluster -- --help)');
+      throw new ClusterUsageError('name a command: start, stop or status');
     default:
-      throw new ClusterUsageError(`unknown command ${JSON.stringify(command)}: start, stop or status (npm run cluster -- --help)`);
+      throw new ClusterUsageError(`unknown command ${JSON.stringify(command)}: start, stop or status`);
   }
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    console.error(`cluster: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(error instanceof ClusterUsageError ? 2 : 1);
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(error instanceof ClusterUsageError ? badArgumentLine('cluster', message) : `cluster: ${message}`);
+    process.exit(error instanceof ClusterUsageError ? BAD_ARGUMENTS : 1);
   },
 );

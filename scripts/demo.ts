@@ -7,6 +7,7 @@ import { MAX_LINK_TTL_MINUTES } from '../api/viewer/access.js';
 import { loadConfig } from '../server/config.js';
 import { startFleet, type RunningFleet } from '../server/fleet-app.js';
 import { createLogger } from '../runtime/ground/logger.js';
+import { parseCommandLine } from '../runtime/ground/command-line.js';
 import { addressVariables } from './server-env.js';
 import { focusOnBooking, renderSequenceDiagram, type TraceStepView } from '../traces/trace-diagram.js';
 import { VirtualVehicle } from '../simulator/virtual-vehicle.js';
@@ -67,6 +68,14 @@ async function call(api: string, method: 'GET' | 'POST', path: string, caller: C
   });
   const text = await response.text();
   return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+/**
+ * `npm run trace` for this demo's server: it listens on a free port, not the 3000 the command defaults
+ * to, so the line names it (and the secret is the one this shell already has).
+ */
+function traceCommand(bookingId: string, api: string): string {
+  return `npm run trace -- ${bookingId} --api ${api}`;
 }
 
 function expect(answer: Answer, status: number, what: string): void {
@@ -138,7 +147,7 @@ async function demo(fleet: RunningFleet, secret: string, databaseFile: string): 
     heading('What happened inside: the booking\'s trace, one arrow per message between actors');
     const trace = await call(api, 'GET', `/traces/${bookingId}`, operator);
     expect(trace, 200, 'reading the trace');
-    console.log(indent(dim(`(the same as: npm run trace -- ${bookingId}   — add --step to walk through it with the state at each step)`)));
+    console.log(indent(dim(`(the same as: ${traceCommand(bookingId, api)}   — add --step to walk through it with the state at each step)`)));
     console.log(`\n${indent(renderSequenceDiagram(focusOnBooking(trace.body.steps as TraceStepView[], bookingId)), '  ')}`);
 
     heading('The public events (what Kafka consumers get; GET /events without Kafka)');
@@ -160,7 +169,7 @@ async function demo(fleet: RunningFleet, secret: string, databaseFile: string): 
     // The longest a link may live: the demo's server is there only while the demo runs anyway.
     const link = await call(api, 'POST', `/traces/${bookingId}/view-link?ttlMinutes=${MAX_LINK_TTL_MINUTES}`, operator);
     expect(link, 200, 'asking for a viewer link');
-    console.log(indent(dim(`(the same as: npm run trace -- ${bookingId} --open)`)));
+    console.log(indent(dim(`(the same as: ${traceCommand(bookingId, api)} --open)`)));
     return String(link.body.url);
   } finally {
     await device.stop();
@@ -171,10 +180,17 @@ async function demo(fleet: RunningFleet, secret: string, databaseFile: string): 
  * A newcomer who runs the demo in a terminal expects the printed link to open, so the server stays
  * until Ctrl-C. Without a terminal (CI, a pipe) nobody can open it: the demo ends as before.
  */
-function keepServing(): boolean {
-  if (process.argv.includes('--no-wait')) return false;
-  return process.argv.includes('--wait') || process.stdout.isTTY === true;
+function keepServing(options: { readonly wait?: boolean; readonly 'no-wait'?: boolean }): boolean {
+  if (options['no-wait']) return false;
+  return options.wait === true || process.stdout.isTTY === true;
 }
+
+const USAGE = `usage: npm run demo [-- --wait | --no-wait]
+
+  One booking end to end (register, vehicle online, book, unlock, end, trace, events) on a throwaway
+  database and free ports (PORT, HOST, MQTT_PORT and FLEET_JWT_SECRET are honoured when set).
+  --wait        keep the server up for the viewer link until Ctrl-C (the default in a terminal)
+  --no-wait     stop everything at the end (the default without a terminal)`;
 
 function ctrlC(): Promise<void> {
   return new Promise((resolve) => {
@@ -184,6 +200,7 @@ function ctrlC(): Promise<void> {
 }
 
 async function main(): Promise<number> {
+  const { values: options } = parseCommandLine('demo', USAGE, { options: { wait: { type: 'boolean' }, 'no-wait': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true });
   const folder = mkdtempSync(join(tmpdir(), 'fleetactors-demo-'));
   const databaseFile = join(folder, 'fleet.db');
   const guard = setTimeout(() => {
@@ -210,7 +227,7 @@ async function main(): Promise<number> {
     fleet = await startFleet(config, { logger, listen: true });
     const link = await demo(fleet, config.auth.jwtSecret, databaseFile);
     clearTimeout(guard);
-    if (keepServing()) {
+    if (keepServing(options)) {
       console.log(indent(`Open this link to step through the booking (← → keys):\n\n   ${bold(link)}\n`));
       console.log(indent(`The server keeps running for it; the link works for ${MAX_LINK_TTL_MINUTES} minutes. ${bold('Ctrl-C')} stops everything and removes the temporary database.`));
       await ctrlC();

@@ -313,12 +313,24 @@ function dataSize(dir) {
   return bytes < 1024 * 1024 ? `${Math.ceil(bytes / 1024)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
+const USAGE = `usage: npm run kafka -- start|stop|status [--fresh]
+
+  start     a single-node Apache Kafka (KRaft) in the background on 127.0.0.1:$KAFKA_PORT (default 19092);
+            the first start fetches its jars with Maven (Java 17+)
+  stop      stops it
+  status    whether it runs, and its data size
+  --fresh   (with start) wipes its data first`;
+
 async function main(argv) {
-  const [command, ...flags] = argv;
-  const unknown = flags.filter((flag) => flag !== '--fresh');
-  if (unknown.length > 0 || !['start', 'stop', 'status'].includes(command ?? '')) {
-    throw new UsageError('usage: node scripts/kafka.mjs start|stop|status [--fresh]');
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(USAGE);
+    return 0;
   }
+  const [command, ...flags] = argv;
+  if (command === undefined) throw new UsageError('start, stop or status is missing');
+  if (!['start', 'stop', 'status'].includes(command)) throw new UsageError(`unknown command ${JSON.stringify(command)} (start, stop or status)`);
+  const unknown = flags.find((flag) => flag !== '--fresh' || command !== 'start');
+  if (unknown !== undefined) throw new UsageError(`unknown argument ${JSON.stringify(unknown)}`);
   const s = settings(process.env);
   if (command === 'start') await start(s, { fresh: flags.includes('--fresh') });
   else if (command === 'stop') await stop(s);
@@ -329,7 +341,8 @@ async function main(argv) {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error) => {
-    console.error(`kafka: ${error instanceof Error ? error.message : String(error)}`);
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(error instanceof UsageError ? `kafka: ${message}; npm run kafka -- --help shows the usage` : `kafka: ${message}`);
     process.exit(error instanceof UsageError ? 2 : 1);
   },
 );

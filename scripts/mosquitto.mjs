@@ -127,9 +127,20 @@ async function stop(s) {
   console.log('mosquitto stopped');
 }
 
+const USAGE = `usage: npm run mosquitto -- start|stop|status
+
+  start     a Mosquitto for development in the background (needs the mosquitto binary)
+  stop      stops it
+  status    whether it runs, and the variables that point the server at it`;
+
 async function main() {
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) return console.log(USAGE);
+  const command = args[0];
+  if (command === undefined) throw new UsageError('start, stop or status is missing');
+  if (!['start', 'stop', 'status'].includes(command)) throw new UsageError(`unknown command ${JSON.stringify(command)} (start, stop or status)`);
+  if (args.length > 1) throw new UsageError(`unknown argument ${JSON.stringify(args[1])}`);
   const s = settings(process.env);
-  const command = process.argv[2];
   if (command === 'start') return start(s);
   if (command === 'stop') return stop(s);
   if (command === 'status') {
@@ -138,10 +149,9 @@ async function main() {
     else console.log('mosquitto is not running');
     return;
   }
-  throw new UsageError('usage: npm run mosquitto -- start|stop|status');
 }
 
 main().catch((error) => {
-  console.error(`mosquitto: ${error.message}`);
+  console.error(error instanceof UsageError ? `mosquitto: ${error.message}; npm run mosquitto -- --help shows the usage` : `mosquitto: ${error.message}`);
   process.exit(error instanceof UsageError ? 2 : 1);
 });

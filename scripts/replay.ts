@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { exitBadArgument, parseCommandLine } from '../runtime/ground/command-line.js';
 import { ConfigError, loadConfig } from '../server/config.js';
 import { isReplayKind, renderReplay, REPLAY_KINDS } from '../traces/replay.js';
 import { replayFromFleetDb, ReplaySourceError } from '../server/replay-source.js';
@@ -17,31 +17,19 @@ const USAGE = `usage: npm run replay -- ${REPLAY_KINDS.join('|')} <id> [--until 
   Reads the journal of the shard that holds the actor, beside FLEET_DB (default ./data/fleet.db).`;
 
 function main(): number {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      options: { until: { type: 'string' }, full: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const { values, positionals } = parseCommandLine('replay', USAGE, {
+    options: { until: { type: 'string' }, full: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
   const [kind, id] = positionals;
-  if (positionals.length !== 2 || !kind || !id || !isReplayKind(kind)) {
-    console.error(USAGE);
-    return 2;
-  }
+  if (kind === undefined) exitBadArgument('replay', `the actor kind is missing (${REPLAY_KINDS.join(', ')})`);
+  if (!isReplayKind(kind)) exitBadArgument('replay', `unknown actor kind ${JSON.stringify(kind)} (${REPLAY_KINDS.join(', ')})`);
+  if (id === undefined) exitBadArgument('replay', `the ${kind} id is missing`);
+  if (positionals.length > 2) exitBadArgument('replay', `unexpected argument ${JSON.stringify(positionals[2])}`);
   const until = values.until === undefined ? undefined : Number(values.until);
   if (until !== undefined && (!Number.isInteger(until) || until < 1)) {
-    console.error(`--until must be a sequence number (1, 2, …), not ${values.until}`);
-    return 2;
+    exitBadArgument('replay', `--until must be a sequence number (1, 2, …), not ${JSON.stringify(values.until)}`);
   }
   try {
     const config = loadConfig(process.env);

@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
+import type { parseArgs } from 'node:util';
+import { BAD_ARGUMENTS, badArgumentLine, parseCommandLine, UsageError } from '../runtime/ground/command-line.js';
 import { pino } from 'pino';
 import { signToken, type Role } from '../actors/contract/tokens.js';
 import type { VehicleType } from '../actors/contract/views.js';
@@ -83,7 +84,6 @@ Exit code: 0 when every invariant held, 1 when one broke (double booking, an unl
 an UNLOCK for another vehicle's booking, a 5xx outside the contract, a journey that did not end in a
 contract answer) or the run could not start, 2 for bad arguments.`;
 
-class UsageError extends Error {}
 
 const OPTIONS = {
   api: { type: 'string' },
@@ -311,18 +311,7 @@ async function runOneVehicle(id: string, values: Values): Promise<number> {
 }
 
 async function main(): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const { values, positionals } = parseCommandLine('sim', USAGE, { options: OPTIONS, allowPositionals: true, strict: true });
   try {
     if (positionals[0] === 'vehicle') {
       if (positionals.length !== 2) throw new UsageError('vehicle mode takes exactly one vehicle id: npm run sim -- vehicle <id>');
@@ -332,8 +321,8 @@ async function main(): Promise<number> {
     return await runLoad(values);
   } catch (error) {
     if (error instanceof UsageError || error instanceof InvalidSimulation) {
-      console.error(`${error.message}\n\n${USAGE}`);
-      return 2;
+      console.error(badArgumentLine('sim', error.message));
+      return BAD_ARGUMENTS;
     }
     console.error(`sim: ${error instanceof Error ? error.message : String(error)}`);
     return 1;

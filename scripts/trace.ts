@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { parseArgs } from 'node:util';
+import { exitBadArgument, parseCommandLine } from '../runtime/ground/command-line.js';
 import { z } from 'zod';
 import { signToken } from '../actors/contract/tokens.js';
 import { serverEnvOrExit } from './server-env.js';
@@ -131,26 +131,13 @@ async function openViewer(api: string, id: string, token: string): Promise<numbe
 
 async function main(): Promise<number> {
   const server = serverEnvOrExit();
-  let parsed;
-  try {
-    parsed = parseArgs({
-      options: { api: { type: 'string', default: server.apiUrl }, token: { type: 'string' }, step: { type: 'boolean' }, all: { type: 'boolean' }, json: { type: 'boolean' }, open: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  if (positionals.length !== 1) {
-    console.error(USAGE);
-    return 2;
-  }
+  const { values, positionals } = parseCommandLine('trace', USAGE, {
+    options: { api: { type: 'string', default: server.apiUrl }, token: { type: 'string' }, step: { type: 'boolean' }, all: { type: 'boolean' }, json: { type: 'boolean' }, open: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length === 0) exitBadArgument('trace', 'the booking id (bk_…) or trace id is missing');
+  if (positionals.length > 1) exitBadArgument('trace', `one id at a time: unexpected argument ${JSON.stringify(positionals[1])}`);
   const id = positionals[0]!;
   const token = values.token ?? signToken({ sub: 'trace-viewer', role: 'operator', ttlSeconds: 300 }, server.jwtSecret);
   if (values.open) return openViewer(values.api, id, token);

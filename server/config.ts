@@ -212,7 +212,8 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
   const parsed = configSchema.safeParse(present);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    throw new ConfigError(String(issue.path[0] ?? 'environment'), `${issue.message} (got ${JSON.stringify(present[String(issue.path[0])])})`);
+    const variable = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(variable, `${issue.message} (got ${shown(variable, present[variable])})`);
   }
   const raw = parsed.data;
   if (raw.PASSIVATE_AFTER_MS < 2 * raw.UNLOCK_TIMEOUT_MS) {
@@ -320,6 +321,14 @@ function isTimeZone(zone: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Secrets are never echoed, not even a bad one: logs and terminals are read by others. */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['FLEET_JWT_SECRET', 'FLEET_DEVICE_SECRET', 'MQTT_PASSWORD']);
+
+function shown(variable: string, value: string | undefined): string {
+  if (SECRET_VARIABLES.has(variable) && value !== undefined) return `a value of ${value.length} character${value.length === 1 ? '' : 's'}, not shown`;
+  return JSON.stringify(value);
 }
 
 /** 127.0.0.0/8, ::1 and `localhost`: where nobody else can reach the server. */

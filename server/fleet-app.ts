@@ -11,7 +11,7 @@ import type { Clock } from '../runtime/ground/clock.js';
 import { closerStack, type Closer } from '../runtime/ground/closers.js';
 import type { FleetConfig } from './config.js';
 import { lockDataFolder } from '../persistence/data-folder-lock.js';
-import { ShardedEvents, ShardedTraces, ShardedVehicleCommands } from './fleet-reads.js';
+import { ShardedCustomerBookings, ShardedEvents, ShardedTraces, ShardedVehicleCommands } from './fleet-reads.js';
 import { ShardedFleetService } from './fleet-service.js';
 import { housekeepIdempotency } from './housekeeping.js';
 import { drainOnClose } from './http-drain.js';
@@ -233,6 +233,7 @@ async function startHttp(
     vehicleCommands: new ShardedVehicleCommands(links),
     gbfs,
     operatingArea,
+    customerBookings: new ShardedCustomerBookings(links),
   });
   node.installRoutes(app, shards, () => url);
   closers.push(drainOnClose(app, config.shutdownGraceMs, logger));

@@ -1,5 +1,7 @@
+import type { BookingStatus } from '../actors/contract/views.js';
 import type { EventCursor } from '../api/event-cursor.js';
-import type { EventPage, EventsPort, PublicEvent, TracesPort, TraceView, VehicleCommandsPort, VehicleCommandView } from '../api/ports.js';
+import type { BookingPage, BookingSummaryView, CustomerBookingsPort, EventPage, EventsPort, PublicEvent, TracesPort, TraceView, VehicleCommandsPort, VehicleCommandView } from '../api/ports.js';
+import type { BookingPosition, CustomerBookingRow, CustomerBookingsQuery } from '../persistence/customer-bookings.js';
 import { shardOfBooking, shardOfVehicle } from '../runtime/kernel/placement.js';
 import type { TraceJournal, TraceJournalQuery } from '../actors/contract/trace-views.js';
 import type { FleetShardCaller } from './shard-calls.js';
@@ -147,4 +149,56 @@ const iso = (epochMs: number): string => new Date(epochMs).toISOString();
 function toCommandView(record: CommandRecord): VehicleCommandView {
   const { commandId, command, state, bookingId, traceId, requestedAt, expiresAt, settledAt, roundTripMs, reason } = record;
   return { commandId, command, state, bookingId, traceId, requestedAt: iso(requestedAt), expiresAt: iso(expiresAt), settledAt: settledAt === null ? null : iso(settledAt), roundTripMs, reason };
+}
+
+/**
+ * GET /bookings: a customer's bookings, newest first, from every shard's read model (a customer's
+ * bookings live with their vehicles, on any shard). Each shard answers one more than the page; the
+ * merge takes the newest `limit`, and the cursor is the last one's position (created_at, id), so the
+ * next page starts strictly after it on every shard.
+ */
+export class ShardedCustomerBookings implements CustomerBookingsPort {
+  constructor(private readonly shardLinks: ShardLinks) {}
+
+  async list(customerId: string, options: { readonly status: BookingStatus | null; readonly limit: number; readonly cursor: string | null }): Promise<BookingPage | undefined> {
+    const before = options.cursor === null ? null : decodeBookingCursor(options.cursor);
+    if (before === undefined) return undefined;
+    const query: CustomerBookingsQuery = { customerId, status: options.status, before, limit: options.limit + 1 };
+    const pages = await Promise.all(
+      Array.from({ length: this.shardLinks.count }, (_, shard) =>
+        this.shardLinks.link(shard).call({ op: 'read', read: { read: 'customer-bookings', query } }, READ_DEADLINE_MS).catch(refuseUnavailable),
+      ),
+    );
+    const newestFirst = pages.flat().sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    const page = newestFirst.slice(0, options.limit);
+    const last = page.at(-1);
+    return {
+      items: page.map(toSummaryView),
+      next: newestFirst.length > options.limit && last ? encodeBookingCursor({ createdAt: last.createdAt, id: last.id }) : null,
+    };
+  }
+}
+
+const toSummaryView = (row: CustomerBookingRow): BookingSummaryView => ({
+  id: row.id,
+  vehicleId: row.vehicleId,
+  status: row.status as BookingStatus,
+  createdAt: new Date(row.createdAt).toISOString(),
+  expiresAt: row.expiresAt === null ? null : new Date(row.expiresAt).toISOString(),
+  updatedAt: new Date(row.updatedAt).toISOString(),
+});
+
+export function encodeBookingCursor(position: BookingPosition): string {
+  return Buffer.from(JSON.stringify([position.createdAt, position.id])).toString('base64url');
+}
+
+/** undefined: not a cursor this server made. */
+export function decodeBookingCursor(cursor: string): BookingPosition | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && typeof value[1] === 'string') return { createdAt: value[0] as number, id: value[1] };
+  } catch {
+    // not JSON: falls through
+  }
+  return undefined;
 }

@@ -53,7 +53,7 @@ export class ShardedFleetService implements FleetService {
     // each an ask, plus the gateway's own timeout; the booking actor's confirmWithinMs) has passed, with
     // one more ask of margin.
     const unsettledHoldMs = 3 * timing.askTimeoutMs + (timing.paymentTimeoutMs ?? timing.askTimeoutMs);
-    this.liveBookingLimit = new LiveBookingLimit(maxActiveBookingsPerCustomer, (customerId, exceptBookingId) => this.countLiveBookings(customerId, exceptBookingId), unsettledHoldMs);
+    this.liveBookingLimit = new LiveBookingLimit(maxActiveBookingsPerCustomer, (customerId, exceptBookingId) => this.liveBookingIds(customerId, exceptBookingId), unsettledHoldMs);
   }
 
   async registerVehicle(input: RegisterVehicleInput, trace: TraceContext): Promise<Outcome<VehicleView>> {
@@ -102,12 +102,12 @@ export class ShardedFleetService implements FleetService {
     }
   }
 
-  /** Every shard's count of the customer's live bookings (besides the one being requested). */
-  private async countLiveBookings(customerId: string, exceptBookingId: string): Promise<number> {
-    const counts = await Promise.all(
+  /** Every shard's live bookings of the customer (besides the one being requested). */
+  private async liveBookingIds(customerId: string, exceptBookingId: string): Promise<string[]> {
+    const ids = await Promise.all(
       Array.from({ length: this.shards.count }, (_, shard) => this.read(shard, { read: 'live-bookings', customerId, exceptBookingId })),
     );
-    return counts.reduce((sum, count) => sum + count, 0);
+    return ids.flat();
   }
 
   getBooking(bookingId: string, caller: Caller, trace: TraceContext): Promise<Outcome<BookingView>> {

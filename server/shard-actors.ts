@@ -38,6 +38,7 @@ export function registerShardActors(directory: ActorDirectory, { config, mqtt, v
       // so signing needs nothing from another thread.
       device: new MqttDeviceLink(mqtt, logger.child({ component: 'device-link' }), commandSigner(config)),
       conditionsOf: (id) => vehicles.conditionsOf(id),
+      everSeen: (id) => vehicles.everSeen(id),
       notifyUnlocked: (ctx, bookingId, unlockedAt) => {
         const message: BookingMessage = { type: 'VehicleWasUnlocked', unlockedAt };
         ctx.tell({ kind: BOOKING, id: bookingId }, message);

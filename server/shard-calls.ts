@@ -4,6 +4,7 @@ import type { OperatingArea } from '../actors/contract/operating-area.js';
 import type { GbfsVehicleChunk } from './gbfs/documents.js';
 import type { TraceJournal, TraceJournalQuery } from '../actors/contract/trace-views.js';
 import type { VehicleFilter, VehicleView } from '../actors/contract/views.js';
+import type { CustomerBookingRow, CustomerBookingsQuery } from '../persistence/customer-bookings.js';
 import type { ActorAddress, Message } from '../runtime/kernel/directory.js';
 import type { CommandRecord, CommandState } from '../actors/vehicle/command-history.js';
 import type { TraceContext } from '../runtime/ground/trace-context.js';
@@ -70,6 +71,9 @@ export type ShardRead =
   | { readonly read: 'trace-journal'; readonly query: TraceJournalQuery }
   /** A customer's bookings that are not finished, but for one (persistence/live-bookings.ts). */
   | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string }
+  /** A page of a customer's bookings on this shard, newest first (persistence/customer-bookings.ts). */
+  | { readonly read: 'customer-bookings'; readonly query: CustomerBookingsQuery }
+
   /** A page of the shard's vehicles for GBFS vehicle_status.json as JSON, after a public id, '' for the first (server/gbfs/documents.ts `gbfsVehicleChunk`). */
   | { readonly read: 'gbfs-vehicles'; readonly afterId: string; readonly limit: number };
 
@@ -88,7 +92,9 @@ export interface ReadAnswers {
   readonly 'booking-traces': { traceIds: string[]; steps: StoredTraceStep[] } | null;
   readonly 'vehicle-commands': CommandRecord[] | null;
   readonly 'trace-journal': TraceJournal;
-  readonly 'live-bookings': number;
+  /** The ids of the customer's live bookings on this shard (the 409 active-booking-limit names them). */
+  readonly 'live-bookings': string[];
+  readonly 'customer-bookings': CustomerBookingRow[];
   readonly 'gbfs-vehicles': GbfsVehicleChunk;
 }
 

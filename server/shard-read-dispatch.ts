@@ -1,4 +1,5 @@
 import type { SqliteJournalEngine } from '../persistence/journal-engine.js';
+import type { CustomerBookings } from '../persistence/customer-bookings.js';
 import type { LiveBookingCounter } from '../persistence/live-bookings.js';
 import type { GbfsVehicleReads } from '../persistence/gbfs-vehicles.js';
 import { gbfsVehicleChunk } from './gbfs/documents.js';
@@ -25,13 +26,14 @@ export interface ShardReadSources {
   readonly traceJournal: TraceJournalReads;
   readonly liveBookings: LiveBookingCounter;
   readonly gbfsVehicles: GbfsVehicleReads;
+  readonly customerBookings: CustomerBookings;
 }
 
 type ReadRequests = { readonly [Name in ReadName]: ReadOf<Name> };
 
 export type ReadHandlers = { readonly [Name in ReadName]: (read: ReadRequests[Name]) => ReadAnswers[Name] };
 
-export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJournal, liveBookings, gbfsVehicles }: ShardReadSources): ReadHandlers {
+export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJournal, liveBookings, customerBookings, gbfsVehicles }: ShardReadSources): ReadHandlers {
   return {
     vehicle: (read) => vehicles.get(read.id) ?? null,
     vehicles: (read) => vehicles.list(read.filter),
@@ -46,6 +48,7 @@ export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJ
     'trace-journal': (read) => traceJournal.read(read.query),
     'live-bookings': (read) => liveBookings.liveBookings(read.customerId, read.exceptBookingId),
     'gbfs-vehicles': (read) => gbfsVehicleChunk(gbfsVehicles.read(read.afterId, read.limit)),
+    'customer-bookings': (read) => customerBookings.page(read.query),
   };
 }
 

@@ -21,6 +21,7 @@ import { shardOfVehicle } from '../runtime/kernel/placement.js';
 import type { ShardHandlers } from '../runtime/kernel/shard-host.js';
 import type { FleetExchange, ShardEvent, ShardStats } from './shard-calls.js';
 import { LiveBookingCounter } from '../persistence/live-bookings.js';
+import { CustomerBookings } from '../persistence/customer-bookings.js';
 import type { Logger } from '../runtime/ground/logger.js';
 import { housekeepRejectedBookings } from '../persistence/rejected-bookings.js';
 import { MqttConnection } from '../adapters/mqtt/connection.js';
@@ -115,7 +116,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       memory: { heapUsedBytes: process.memoryUsage().heapUsed },
       commands: commandOutcomes.counts(),
     });
-    const reads = shardReadHandlers({ shard, db, journal, vehicles, traces: storage.traces, traceJournal: storage.traceJournal, liveBookings: new LiveBookingCounter(db), gbfsVehicles: new GbfsVehicleReads(db) });
+    const reads = shardReadHandlers({ shard, db, journal, vehicles, traces: storage.traces, traceJournal: storage.traceJournal, liveBookings: new LiveBookingCounter(db), customerBookings: new CustomerBookings(db), gbfsVehicles: new GbfsVehicleReads(db) });
     const calls = shardCallHandlers({ directory, ownsVehicle, reads, seed: (seed) => registerInBulk(journal, vehicles, seed, logger), stats, replaceOperatingArea: (area) => (operatingArea = area), stop: close });
     const handlers: FleetShardHandlers = { call: (call) => dispatchCall(calls, call), stats, followEvents: eventFollower(shard, journal, closers) };
     logger.debug({ db: init.dbFile, mqtt: init.mqttUrl }, 'shard started');

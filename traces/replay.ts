@@ -118,15 +118,19 @@ export interface RenderReplayOptions {
 /**
  * The replay as text, one block per event:
  *
- *     #3  2026-12-04T18:40:00.123Z  UnlockRequested  {"bookingId":"bk_…","commandId":"…",…}
+ *     #3  +2.10 s  2026-12-04T18:40:00.123Z  UnlockRequested  {"bookingId":"bk_…","at":"2026-12-04T18:40:00.123Z",…}
  *         inFlight: null → {"commandId":"…",…}
+ *
+ * Each event's time relative to the first (readable), then absolute; times inside events and states
+ * (`at`, `…At`: epoch milliseconds in the journal) are shown as ISO 8601.
  */
 export function renderReplay(replay: Replay, options: RenderReplayOptions = {}): string {
   const lines: string[] = [`${replay.kind}/${replay.id}: ${replay.steps.length} event${replay.steps.length === 1 ? '' : 's'}`];
+  const first = replay.steps[0]?.at ?? 0;
   for (const step of replay.steps) {
-    lines.push('', `#${step.seq}  ${new Date(step.at).toISOString()}  ${step.type}  ${JSON.stringify(payloadOf(step.event))}`);
+    lines.push('', `#${step.seq}  ${formatSince(step.at - first)}  ${new Date(step.at).toISOString()}  ${step.type}  ${json(payloadOf(step.event))}`);
     if (options.full) {
-      lines.push(...JSON.stringify(step.state, null, 2).split('\n').map((line) => `    ${line}`));
+      lines.push(...JSON.stringify(step.state, readableTimes, 2).split('\n').map((line) => `    ${line}`));
     } else if (step.changes.length === 0) {
       lines.push('    (no field changed)');
     } else {
@@ -143,4 +147,18 @@ function payloadOf(event: unknown): unknown {
   return rest;
 }
 
-const json = (value: unknown): string => (value === undefined ? '(absent)' : JSON.stringify(value));
+const json = (value: unknown): string => (value === undefined ? '(absent)' : JSON.stringify(value, readableTimes));
+
+/** Epoch milliseconds (from 2001 on) under a time-like key, as ISO 8601. */
+function readableTimes(key: string, value: unknown): unknown {
+  return (key === 'at' || key.endsWith('At')) && typeof value === 'number' && value > 1e12 ? new Date(value).toISOString() : value;
+}
+
+/** `+12 ms`, `+1.24 s`, `+2 min 05 s`: how long after the first event. */
+export function formatSince(ms: number): string {
+  if (ms < 1000) return `+${Math.round(ms)} ms`;
+  if (ms < 60_000) return `+${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 3600) return `+${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s`;
+  return `+${Math.floor(seconds / 3600)} h ${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')} min`;
+}

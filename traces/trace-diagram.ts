@@ -74,10 +74,13 @@ export function focusOnBooking<S extends TraceStepView>(steps: readonly S[], boo
   return steps.filter((step) => kept.has(step));
 }
 
-interface Arrow {
+/** One arrow of the diagram, on the one time axis both the CLI and the browser viewer draw. */
+export interface Arrow {
   readonly from: string;
   readonly to: string;
   readonly label: string;
+  /** Over MQTT (a command to the device, or the device's answer or presence) or between actors. */
+  readonly channel: 'actor' | 'mqtt';
   /** Right-margin annotation: step number, state change, duration. */
   readonly note: string;
   /** Microseconds since epoch, for ordering. */
@@ -170,9 +173,24 @@ export function layoutSequenceDiagram(steps: readonly TraceStepView[], options: 
   return { lines, stepOfLine };
 }
 
-function arrowsOf(ordered: readonly TraceStepView[], replies: boolean): Arrow[] {
+export interface TimelineOptions {
+  readonly replies?: boolean;
+  /** The device's column for a vehicle actor; default `device` (or `device/<id>` when several vehicles take part). */
+  readonly deviceOf?: (vehicle: string) => string;
+}
+
+/**
+ * The arrows in the order things happened, on one time axis: each message when it arrived, its MQTT
+ * command when its handler ended, its reply when it was sent (never before the replies of the children it
+ * waited for). The CLI diagram and the browser viewer (api/viewer/model.ts) both draw this order.
+ */
+export function timelineArrows(ordered: readonly TraceStepView[], options: TimelineOptions = {}): Arrow[] {
+  return arrowsOf(ordered, options.replies ?? true, options.deviceOf);
+}
+
+function arrowsOf(ordered: readonly TraceStepView[], replies: boolean, deviceNaming?: (vehicle: string) => string): Arrow[] {
   const vehicles = new Set(ordered.flatMap((step) => [step.fromActor, step.toActor]).filter((actor) => actor.startsWith('vehicle/')));
-  const deviceOf = (vehicle: string): string => (vehicles.size > 1 ? `device/${vehicle.slice('vehicle/'.length)}` : 'device');
+  const deviceOf = deviceNaming ?? ((vehicle: string): string => (vehicles.size > 1 ? `device/${vehicle.slice('vehicle/'.length)}` : 'device'));
   const bySpan = new Map(ordered.map((step) => [step.spanId, step]));
   const arrows: Arrow[] = [];
   let seq = 0;
@@ -200,6 +218,7 @@ function arrowsOf(ordered: readonly TraceStepView[], replies: boolean): Arrow[] 
       from,
       to: step.toActor,
       label: fromDevice ? deviceLabel(step) : step.messageType,
+      channel: fromDevice ? 'mqtt' : 'actor',
       note,
       atUs: startUs(step),
       kind: 'send',
@@ -213,6 +232,7 @@ function arrowsOf(ordered: readonly TraceStepView[], replies: boolean): Arrow[] 
         from: step.toActor,
         to: deviceOf(step.toActor),
         label: `MQTT ${command}`,
+        channel: 'mqtt',
         note: '',
         atUs: startUs(step) + step.durationUs,
         kind: 'send',
@@ -226,6 +246,7 @@ function arrowsOf(ordered: readonly TraceStepView[], replies: boolean): Arrow[] 
         from: step.toActor,
         to: step.fromActor,
         label: `{ ${outcomeLabel(step.outcome)} }`,
+        channel: 'actor',
         note: '',
         atUs: replyAt[stepIndex]!,
         kind: 'reply',

@@ -9,7 +9,11 @@ export type Rejection =
   | { readonly type: 'VehicleAlreadyRegistered'; readonly vehicleId: string }
   | { readonly type: 'VehicleUnavailable'; readonly vehicleId: string; readonly status: string }
   | { readonly type: 'VehicleLowBattery'; readonly vehicleId: string; readonly battery: number }
-  | { readonly type: 'VehicleOffline'; readonly vehicleId: string }
+  /**
+   * offline: its device's last word was going offline (presence false); never-seen: no device ever
+   * connected for it (no presence, no telemetry, no answer), so a command would only wait for nobody.
+   */
+  | { readonly type: 'VehicleOffline'; readonly vehicleId: string; readonly presence: 'offline' | 'never-seen' }
   /** The operating area's rule at the vehicle's position forbids starting a ride there (ride_start_allowed false). */
   | { readonly type: 'RideStartNotAllowed'; readonly vehicleId: string; readonly lat: number; readonly lon: number }
   /** The operating area's rule at the vehicle's position forbids ending a ride there (ride_end_allowed false). */
@@ -26,7 +30,7 @@ export type Rejection =
   | { readonly type: 'BookingForbidden'; readonly bookingId: string }
   | { readonly type: 'BookingAlreadyExists'; readonly bookingId: string }
   /** MAX_ACTIVE_BOOKINGS_PER_CUSTOMER (persistence/live-bookings.ts): decided before the booking saga starts. */
-  | { readonly type: 'ActiveBookingLimitReached'; readonly customerId: string; readonly limit: number }
+  | { readonly type: 'ActiveBookingLimitReached'; readonly customerId: string; readonly limit: number; readonly liveBookingIds: readonly string[] }
   | { readonly type: 'InvalidBookingState'; readonly bookingId: string; readonly status: string; readonly expected: readonly string[] }
   | { readonly type: 'ActorUnavailable'; readonly actor: string; readonly timeoutMs: number }
   /** The actor's journal could not be written because its disk is full (SQLITE_FULL): nothing of it was committed. */

@@ -42,6 +42,8 @@ export interface VehicleActorDeps {
   readonly device: DeviceLink;
   /** Last known presence and battery from the telemetry read model, for vehicles this actor has not heard yet. */
   readonly conditionsOf: (vehicleId: string) => DeviceConditions;
+  /** Whether a device ever spoke for the vehicle: presence (also retained) or telemetry on record. */
+  readonly everSeen: (vehicleId: string) => boolean;
   /** Called when the vehicle opened for a booking, also late: the booking learns it is ACTIVE. */
   readonly notifyUnlocked: (ctx: ActorContext<VehicleState, VehicleEvent>, bookingId: string, at: number) => void;
   /** Called when the vehicle locked for a booking, also late: the booking completes the ride. */
@@ -113,7 +115,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
           case 'LockTimedOut': {
             const rejection: Rejection =
               event.reason === 'offline'
-                ? { type: 'VehicleOffline', vehicleId }
+                ? { type: 'VehicleOffline', vehicleId, presence: 'offline' }
                 : { type: event.type, vehicleId, commandId: event.commandId, timeoutMs: deps.unlockTimeoutMs };
             settle(event.commandId, reject(rejection));
             break;
@@ -144,6 +146,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
         bookingId,
         commandId: randomUUID(),
         online: conditions().online,
+        neverSeen: heardOnline === null && !deps.everSeen(vehicleId),
         at,
         expiresAt: at + deps.unlockTimeoutMs,
         ...(areaCheck && { areaCheck }),

@@ -31,7 +31,7 @@ export type VehicleCommand =
   | { readonly type: 'ReserveVehicle'; readonly vehicleId: string; readonly bookingId: string; readonly conditions: DeviceConditions; readonly at: number; readonly areaCheck?: AreaCheck }
   | { readonly type: 'ReleaseVehicle'; readonly vehicleId: string; readonly bookingId: string; readonly reason: string; readonly at: number }
   /** areaCheck: a LOCK that ends a customer's trip while an operating area is in force (the end must be allowed where the vehicle is). */
-  | { readonly type: 'RequestDeviceCommand'; readonly vehicleId: string; readonly command: DeviceCommandType; readonly bookingId: string; readonly commandId: string; readonly online: boolean | null; readonly at: number; readonly expiresAt: number; readonly areaCheck?: AreaCheck }
+  | { readonly type: 'RequestDeviceCommand'; readonly vehicleId: string; readonly command: DeviceCommandType; readonly bookingId: string; readonly commandId: string; readonly online: boolean | null; readonly neverSeen: boolean; readonly at: number; readonly expiresAt: number; readonly areaCheck?: AreaCheck }
   | { readonly type: 'RecordDeviceReply'; readonly vehicleId: string; readonly commandId: string; readonly reply: DeviceReplyType; readonly reason: string | null; readonly at: number }
   | { readonly type: 'RecordCommandFailure'; readonly vehicleId: string; readonly commandId: string; readonly reason: 'timeout' | 'offline'; readonly at: number };
 
@@ -82,7 +82,7 @@ function decideReserve(command: CommandOf<'ReserveVehicle'>, state: RegisteredVe
   const { vehicleId, bookingId, conditions, at } = command;
   if (holderOf(state) === bookingId) return emit(); // a retried reserve of the same booking
   if (state.status !== 'AVAILABLE') return refuse({ type: 'VehicleUnavailable', vehicleId, status: state.status });
-  if (conditions.online === false) return refuse({ type: 'VehicleOffline', vehicleId });
+  if (conditions.online === false) return refuse({ type: 'VehicleOffline', vehicleId, presence: 'offline' });
   const outside = command.areaCheck && startRefusal(vehicleId, state.profile.vehicleType, command.areaCheck, at);
   if (outside) return refuse(outside);
   if (conditions.battery !== null && conditions.battery < MIN_BOOKABLE_BATTERY) {
@@ -115,7 +115,12 @@ function decideDeviceCommand(command: CommandOf<'RequestDeviceCommand'>, state: 
   // One command on the wire per vehicle: a concurrent request for the same booking waits for it.
   const pending = pendingCommand(state);
   if (pending && pending.bookingId === bookingId && pending.command === command.command) return emit();
-  if (command.online === false) return refuse({ type: 'VehicleOffline', vehicleId });
+  if (command.online === false) return refuse({ type: 'VehicleOffline', vehicleId, presence: 'offline' });
+  // Bookable without presence (fleets without it work), but a command needs someone to hear it: a
+  // vehicle no device ever spoke for, and that never confirmed a command, is answered now, not in 5 s.
+  if (command.online === null && command.neverSeen && !recentCommandsOf(state).some((issued) => issued.confirmedAt !== null)) {
+    return refuse({ type: 'VehicleOffline', vehicleId, presence: 'never-seen' });
+  }
   // Checked only when a new LOCK would go out: a retried end of a trip already locked is answered above.
   const cannotEnd = command.command === 'LOCK' && command.areaCheck && endRefusal(vehicleId, state.profile.vehicleType, command.areaCheck, at);
   if (cannotEnd) return refuse(cannotEnd);

@@ -4,11 +4,14 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { BookingView, FleetService, UnlockView } from '../../actors/contract/views.js';
 import { bookingIdFor, requestHash, type Execution, type HttpResponse, type IdempotencyGuard } from '../idempotency.js';
 import { httpProblem, originOf, rejectionProblem, sendProblem, sendRejection, type Problem } from '../problems.js';
-import { BookingParamsSchema, BookingSchema, CreateBookingBodySchema, CreateBookingHeadersSchema, UnlockSchema, problemResponses } from '../schemas.js';
+import { BookingPageSchema, BookingParamsSchema, BookingSchema, CreateBookingBodySchema, CreateBookingHeadersSchema, ListBookingsQuerySchema, UnlockSchema, problemResponses } from '../schemas.js';
+import type { CustomerBookingsPort } from '../ports.js';
 
 export interface BookingRoutesOptions {
   readonly fleet: FleetService;
   readonly idempotency: IdempotencyGuard;
+  /** GET /bookings: the caller's own bookings. */
+  readonly list?: CustomerBookingsPort;
 }
 
 const TAGS = ['bookings'];
@@ -33,7 +36,30 @@ export const UNLOCK_PROBLEMS = {
 const NOT_FINAL: ReadonlySet<RejectionType> = new Set([...NO_ANSWER, 'StorageFull', 'ActiveBookingLimitReached']);
 
 /** /bookings: the booking saga's HTTP face. Ownership is checked by FleetService with the caller. */
-export const bookingRoutes: FastifyPluginAsyncZod<BookingRoutesOptions> = async (app, { fleet, idempotency }) => {
+export const bookingRoutes: FastifyPluginAsyncZod<BookingRoutesOptions> = async (app, { fleet, idempotency, list }) => {
+  if (list) {
+    app.get(
+      '',
+      {
+        config: { roles: ['customer'] },
+        schema: {
+          tags: TAGS,
+          summary: "The caller's own bookings, newest first, a page at a time (customers)",
+          querystring: ListBookingsQuerySchema,
+          response: { 200: BookingPageSchema, ...problemResponses({ 400: 'Invalid query or cursor', 401: 'Not signed in', 403: 'Not a customer' }) },
+        },
+      },
+      async (request, reply) => {
+        const { status, limit, cursor } = request.query;
+        const page = await list.list(request.caller.id, { status: status ?? null, limit, cursor: cursor ?? null });
+        if (page === undefined) {
+          return sendProblem(reply, httpProblem('validation', 'cursor is not one this server made: pass the `next` of a previous page, or leave it out for the newest bookings.', originOf(request)));
+        }
+        return page;
+      },
+    );
+  }
+
   app.post(
     '',
     {

@@ -7,14 +7,13 @@
 import type { TraceJournalQuery, TracedEvent } from '../../actors/contract/trace-views.js';
 import {
   describeStateChange,
-  deviceLabel,
   focusOnBooking,
   formatDuration,
-  issuedCommand,
   orderSteps,
   outcomeLabel,
   shortName,
   stateChanges,
+  timelineArrows,
   type FieldChange,
   type TraceStepView,
 } from '../../traces/trace-diagram.js';
@@ -83,8 +82,15 @@ export interface ViewerModel {
   readonly participants: readonly ViewerParticipant[];
   readonly arrows: readonly ViewerArrow[];
   readonly steps: readonly ViewerStep[];
+  /** Where public events go: `kafka` (KAFKA_BROKERS set) or `journal` (kept for GET /events). */
+  readonly publicEvents: 'kafka' | 'journal';
   /** Steps of the same traces that concern other bookings or the vehicle's set-up (left out for a booking id). */
   readonly hidden: number;
+}
+
+export interface ViewerModelOptions {
+  /** KAFKA_BROKERS is set: public events are drawn going to a Kafka lane (otherwise no such lane). */
+  readonly kafka: boolean;
 }
 
 const TRACE_ID = /^[0-9a-f]{32}$/;
@@ -121,6 +127,7 @@ export function buildViewerModel(
   id: string,
   selection: { kind: 'booking' | 'trace'; steps: readonly TraceStepView[]; hidden: number },
   journal: { events: readonly TracedEvent[]; seqAt: readonly number[] } = { events: [], seqAt: [] },
+  options: ViewerModelOptions = { kafka: false },
 ): ViewerModel {
   const ordered = selection.steps;
   const eventsBySpan = new Map<string, TracedEvent[]>();
@@ -164,7 +171,7 @@ export function buildViewerModel(
     };
   });
 
-  const arrows = arrowsOf(ordered, steps);
+  const arrows = arrowsOf(ordered, steps, options.kafka);
   const names: string[] = [];
   for (const arrow of arrows) for (const name of [arrow.from, arrow.to]) if (!names.includes(name)) names.push(name);
   // Columns in the saga's order whatever came first: callers, booking, vehicle, its device, payment, Kafka.
@@ -176,6 +183,7 @@ export function buildViewerModel(
     participants: names.map((name) => ({ name, label: labelOf(name) })),
     arrows,
     steps,
+    publicEvents: options.kafka ? 'kafka' : 'journal',
     hidden: selection.hidden,
   };
 }
@@ -200,34 +208,35 @@ function replayOf(step: TraceStepView, own: readonly TracedEvent[], seqAt: numbe
 }
 
 /**
- * Arrows in the order they happened. A step's children that started before it ended (the
- * clock has millisecond precision, so within the millisecond it ended) are drawn between its message and
- * its reply; its MQTT command and its Kafka events go out just before its reply.
+ * Arrows in the order they happened: traces/trace-diagram.ts's timeline, the one the CLI draws (a
+ * step's reply after everything it waited for, e.g. UnlockBooking's `ok` after `MQTT UNLOCKED`). With
+ * Kafka configured, a step's public events go out to the Kafka lane just before its reply (they were
+ * committed with the step; the relay publishes them); without Kafka there is no such lane: the events
+ * stay in the journal (GET /events) and the step's detail lists them.
  */
-function arrowsOf(ordered: readonly TraceStepView[], steps: readonly ViewerStep[]): ViewerArrow[] {
+function arrowsOf(ordered: readonly TraceStepView[], steps: readonly ViewerStep[], kafka: boolean): ViewerArrow[] {
   const arrows: ViewerArrow[] = [];
-  const open: number[] = [];
-  const close = (index: number): void => {
+  const published = new Set<number>();
+  const publish = (index: number): void => {
+    if (!kafka || published.has(index)) return;
+    published.add(index);
     const step = steps[index]!;
-    const command = issuedCommand(ordered[index]!);
-    if (command) arrows.push({ from: step.to, to: deviceOf(step.to), label: `MQTT ${command}`, kind: 'mqtt', step: index });
     for (const event of step.events) if (event.topic) arrows.push({ from: step.to, to: KAFKA, label: `Kafka ${event.topic}`, kind: 'kafka', step: index });
-    if (step.outcomeLabel !== null && !step.viaMqtt && step.from !== step.to) {
-      arrows.push({ from: step.to, to: step.from, label: step.outcomeLabel, kind: 'reply', step: index });
-    }
   };
-  ordered.forEach((step, index) => {
-    while (open.length > 0) {
-      const parent = ordered[open.at(-1)!]!;
-      const inside = step.parentSpanId === parent.spanId && step.startedAt <= endMs(parent);
-      if (inside) break;
-      close(open.pop()!);
+  const timeline = timelineArrows(ordered, { deviceOf });
+  const lastOfStep = new Map<number, number>();
+  timeline.forEach((arrow, position) => lastOfStep.set(arrow.step, position));
+  timeline.forEach((arrow, position) => {
+    const step = steps[arrow.step]!;
+    if (arrow.kind === 'reply') {
+      publish(arrow.step);
+      arrows.push({ from: arrow.from, to: arrow.to, label: step.outcomeLabel ?? arrow.label, kind: 'reply', step: arrow.step });
+      return;
     }
-    const view = steps[index]!;
-    arrows.push({ from: view.from, to: view.to, label: view.viaMqtt ? deviceLabel(step) : step.messageType, kind: view.viaMqtt ? 'mqtt' : 'send', step: index });
-    open.push(index);
+    arrows.push({ from: arrow.from, to: arrow.to, label: arrow.label, kind: arrow.channel === 'mqtt' ? 'mqtt' : 'send', step: arrow.step });
+    // A step without a reply (told, or a device message) publishes after its last arrow.
+    if (lastOfStep.get(arrow.step) === position) publish(arrow.step);
   });
-  while (open.length > 0) close(open.pop()!);
   return arrows;
 }
 

@@ -70,7 +70,7 @@ header .muted { color: #9ca3af; }
 #auth { margin: 24px 16px; padding: 16px; background: #fff; border: 1px solid var(--line); border-radius: 6px; }
 main { display: flex; height: calc(100vh - 42px); }
 #diagram-pane { flex: 1; overflow: auto; background: #fff; border-right: 1px solid var(--line); }
-#detail { width: 440px; overflow: auto; padding: 12px 16px; }
+#detail { width: clamp(340px, 30vw, 440px); flex: none; overflow: auto; padding: 12px 16px; }
 nav { display: flex; gap: 6px; align-items: center; position: sticky; top: -12px; background: #f9fafb; padding: 8px 0; }
 nav #position { flex: 1; text-align: center; font-weight: 600; }
 button { font: inherit; padding: 3px 10px; border: 1px solid var(--line); border-radius: 4px; background: #fff; cursor: pointer; }
@@ -80,7 +80,8 @@ h3 { margin: 16px 0 4px; font-size: 13px; text-transform: uppercase; letter-spac
 h4 { margin: 6px 0 2px; font-size: 12px; color: var(--muted); }
 pre { margin: 0; padding: 8px; background: #fff; border: 1px solid var(--line); border-radius: 4px; font-size: 12px; max-height: 260px; overflow: auto; white-space: pre-wrap; word-break: break-all; }
 table { border-collapse: collapse; width: 100%; font-size: 12px; background: #fff; }
-th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; vertical-align: top; word-break: break-all; }
+th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+th { word-break: normal; white-space: nowrap; }
 td.path { width: 110px; word-break: normal; overflow-wrap: anywhere; font-weight: 600; }
 td.before { color: #b91c1c; } td.after { color: #15803d; }
 ol#events { padding-left: 20px; margin: 0; } ol#events li { margin-bottom: 4px; }
@@ -252,14 +253,32 @@ const SCRIPT = `
     return node;
   }
 
-  var COL = 150, GUTTER = 110, HEAD = 56, ROW = 34;
+  var GUTTER = 96, RIGHT = 16, HEAD = 56, ROW = 34;
+  // Lanes share the pane's width (110-160 px each): six lanes fit beside the detail at 1280 px.
+  function columnWidth() {
+    var pane = $('diagram-pane').clientWidth || 900;
+    return Math.max(110, Math.min(160, Math.floor((pane - GUTTER - RIGHT) / Math.max(1, model.participants.length))));
+  }
+
+  // Relative times people read: +12 ms, +1.24 s, +2 min 05 s (absolute ones on hover and in the detail).
+  function since(ms) {
+    if (ms < 1000) return '+' + Math.round(ms) + ' ms';
+    if (ms < 60000) return '+' + (ms / 1000).toFixed(ms < 10000 ? 2 : 1) + ' s';
+    var seconds = Math.round(ms / 1000);
+    return '+' + Math.floor(seconds / 60) + ' min ' + String(seconds % 60).padStart(2, '0') + ' s';
+  }
+  function clock(epochMs) {
+    var date = new Date(epochMs);
+    return date.toLocaleTimeString([], { hour12: false }) + '.' + String(date.getMilliseconds()).padStart(3, '0');
+  }
 
   function drawDiagram() {
     var svg = $('diagram');
     while (svg.firstChild) svg.removeChild(svg.firstChild);
+    var COL = columnWidth();
     var column = {};
     model.participants.forEach(function (participant, index) { column[participant.name] = GUTTER + COL / 2 + index * COL; });
-    var width = GUTTER + model.participants.length * COL + 40;
+    var width = GUTTER + model.participants.length * COL + RIGHT;
     var height = HEAD + (model.arrows.length + 1) * ROW + 20;
     svg.setAttribute('width', width);
     svg.setAttribute('height', height);
@@ -301,9 +320,10 @@ const SCRIPT = `
       // The time axis: when the step's message arrived (from the first step) and how long its handler took.
       if (span[arrow.step].first === index) {
         var axis = el('g', { class: 'time' });
-        axis.appendChild(el('text', { x: 8, y: y - 4 }, '+' + step.offsetMs + ' ms'));
+        axis.appendChild(el('title', {}, clock(step.startedAt) + ' (' + new Date(step.startedAt).toISOString() + ')'));
+        axis.appendChild(el('text', { x: 8, y: y - 4 }, since(step.offsetMs)));
         axis.appendChild(el('rect', { class: 'duration', x: 8, y: y + 1, height: 4, width: Math.max(2, 60 * Math.log10(1 + step.durationUs) / Math.log10(1 + maxUs)) }));
-        axis.appendChild(el('text', { x: 72, y: y + 6 }, step.duration));
+        axis.appendChild(el('text', { x: 8 + 62, y: y + 6 }, step.duration));
         group.appendChild(axis);
       }
       var x1 = column[arrow.from], x2 = column[arrow.to];
@@ -344,7 +364,7 @@ const SCRIPT = `
     if (!step) return;
     $('step-title').textContent = (current + 1) + '. ' + step.messageType;
     $('step-route').textContent = step.from + '  →  ' + step.to;
-    $('step-time').textContent = '+' + step.offsetMs + ' ms (' + new Date(step.startedAt).toISOString() + '), took ' + step.duration + ' · trace ' + step.traceId + ' span ' + step.spanId;
+    $('step-time').textContent = since(step.offsetMs) + ' after the first step, at ' + clock(step.startedAt) + ' (' + new Date(step.startedAt).toISOString() + '); took ' + step.duration + ' · trace ' + step.traceId + ' span ' + step.spanId;
     $('state-change').textContent = step.stateChange ? '— ' + step.stateChange : '';
     var body = document.querySelector('#changes tbody');
     clear(body);
@@ -382,7 +402,8 @@ const SCRIPT = `
       var item = document.createElement('li');
       var details = document.createElement('details');
       var summary = document.createElement('summary');
-      summary.textContent = event.key + ' #' + event.sequenceNumber + ' ' + event.eventType + (event.topic ? '  → Kafka ' + event.topic : '');
+      var published = !event.topic ? '' : model.publicEvents === 'kafka' ? '  → Kafka ' + event.topic : '  → public event ' + event.topic + ' (GET /events; no Kafka configured)';
+      summary.textContent = event.key + ' #' + event.sequenceNumber + ' ' + event.eventType + published;
       var data = document.createElement('pre');
       data.textContent = pretty(event.data);
       details.appendChild(summary);

@@ -16,6 +16,8 @@ export interface ViewerRoutesOptions {
   readonly traces: TracesPort;
   /** The API's JWT secret: it checks operator tokens and viewer links alike. */
   readonly secret: string;
+  /** KAFKA_BROKERS is set: the viewer draws a Kafka lane (otherwise public events stay in the journal). */
+  readonly kafka?: boolean;
   /** How often a live view reads the trace again (default 1 s). */
   readonly pollMs?: number;
   readonly heartbeatMs?: number;
@@ -31,7 +33,7 @@ const REALM = 'fleetactors';
  * accept two tokens: an operator's, or a viewer link's that is scoped to this id (api/viewer/access.ts).
  * The page itself holds no data, so it is public.
  */
-export const viewerRoutes: FastifyPluginAsyncZod<ViewerRoutesOptions> = async (app, { traces, secret, pollMs = 1000, heartbeatMs = 15_000 }) => {
+export const viewerRoutes: FastifyPluginAsyncZod<ViewerRoutesOptions> = async (app, { traces, secret, kafka = false, pollMs = 1000, heartbeatMs = 15_000 }) => {
   const operator = createTokenVerifier(secret);
   const link = createViewerLinkVerifier(secret);
   const streams = new Set<() => void>();
@@ -68,7 +70,7 @@ export const viewerRoutes: FastifyPluginAsyncZod<ViewerRoutesOptions> = async (a
     // The steps come from our own trace store in the shape traces/trace-diagram.ts reads.
     const selection = selectSteps(id, trace.steps as unknown as TraceStepView[]);
     const journal = traces.journal ? await traces.journal(journalQueryFor(selection.steps)) : undefined;
-    return buildViewerModel(id, selection, journal);
+    return buildViewerModel(id, selection, journal, { kafka });
   };
 
   app.get(

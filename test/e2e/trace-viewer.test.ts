@@ -67,11 +67,12 @@ describe('trace viewer page', () => {
   it('draws every participant and step of a booking, and steps with buttons and arrow keys', async () => {
     const model = await modelOf(bookingId);
     const total = model.steps.length;
-    // Booked and unlocked: the API, the booking, the vehicle, the payment, the device over MQTT, Kafka.
-    expect(model.participants.map((participant) => participant.name)).toEqual(
-      expect.arrayContaining(['http', `booking/${bookingId}`, `vehicle/${VEHICLE}`, `payment/auth_${bookingId}`, `device/${VEHICLE}`, 'kafka']),
-    );
-    expect(model.arrows.map((arrow) => arrow.label)).toEqual(expect.arrayContaining(['MQTT UNLOCK', 'MQTT UNLOCKED', 'Kafka booking.created', 'Kafka vehicle.unlocked']));
+    // Booked and unlocked: the API, the booking, the vehicle, the payment, the device over MQTT; no
+    // Kafka lane, since this fleet has no Kafka (the public events stay in the journal).
+    expect(model.participants.map((participant) => participant.name).sort()).toEqual(['http', `booking/${bookingId}`, `vehicle/${VEHICLE}`, `payment/auth_${bookingId}`, `device/${VEHICLE}`].sort());
+    expect(model.publicEvents).toBe('journal');
+    expect(model.arrows.map((arrow) => arrow.label)).toEqual(expect.arrayContaining(['MQTT UNLOCK', 'MQTT UNLOCKED']));
+    expect(model.arrows.some((arrow) => arrow.kind === 'kafka')).toBe(false);
 
     const { page, errors } = await openFromLink(bookingId);
     await page.locator('#position').filter({ hasText: `step 1 / ${total}` }).waitFor();
@@ -116,7 +117,7 @@ describe('trace viewer page', () => {
     expect(changed.length).toBeGreaterThan(0);
     expect(changed).toEqual(model.steps[unlockedAt]!.changes.map((change) => change.path));
     expect(await page.locator('#events').textContent()).toContain('VehicleUnlocked');
-    expect(await page.locator('#events').textContent()).toContain('Kafka vehicle.unlocked');
+    expect(await page.locator('#events').textContent()).toContain('public event vehicle.unlocked (GET /events; no Kafka configured)');
     expect(await page.locator('#replay').textContent()).toMatch(new RegExp(`^npm run replay -- vehicle ${VEHICLE} --until \\d+$`));
 
     if (process.env.TRACE_VIEWER_SCREENSHOT) await page.screenshot({ path: process.env.TRACE_VIEWER_SCREENSHOT, fullPage: false });
@@ -143,8 +144,64 @@ describe('trace viewer page', () => {
       const shown = /^step 1 \/ (\d+)$/.exec((await page.locator('#position').textContent()) ?? '');
       return shown !== null && Number(shown[1]) >= after.steps.length;
     }, { what: 'the page to show the new steps' });
-    expect(await page.locator('#diagram').textContent()).toContain('Kafka booking.completed');
+    expect(await page.locator('#diagram').textContent()).toContain('COMPLETED');
     expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('at 1280 px, after the whole ride: arrows in the order things happened, relative times, nothing cut or wrapped', async () => {
+    const model = await modelOf(bookingId);
+    expect(model.steps.some((step) => step.events.some((event) => event.eventType === 'BookingCompleted'))).toBe(true);
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const linked = await t.request({ method: 'POST', url: `/traces/${bookingId}/view-link`, as: 'ops', role: 'operator' });
+    await page.goto(api + (linked.json() as { path: string }).path);
+    await page.locator('#position').filter({ hasText: `step 1 / ${model.steps.length}` }).waitFor();
+
+    // The arrows as drawn, top to bottom, with the message of the step each belongs to.
+    const drawn = await page.locator('#diagram .arrow').evaluateAll((nodes) =>
+      nodes.map((node) => ({ kind: node.getAttribute('class')!.replace('arrow ', '').replace(' current', ''), step: Number(node.getAttribute('data-step')), label: node.querySelector(':scope > text')?.textContent ?? '', y: Number(node.querySelector('line, path')?.getAttribute('y1') ?? node.querySelector('path')?.getAttribute('d')?.split(' ')[1]) })),
+    );
+    const ys = drawn.map((arrow) => arrow.y);
+    expect(ys).toEqual([...ys].sort((a, b) => a - b));
+    const row = (test: (arrow: (typeof drawn)[number]) => boolean, what: string) => {
+      const index = drawn.findIndex(test);
+      expect(index, what).toBeGreaterThanOrEqual(0);
+      return index;
+    };
+    const messageOf = (arrow: (typeof drawn)[number]) => model.steps[arrow.step]!.messageType;
+    const unlockOk = row((arrow) => arrow.kind === 'reply' && messageOf(arrow) === 'UnlockBooking', 'the reply to UnlockBooking');
+    expect(drawn[unlockOk]!.label).toBe('ok');
+    expect(unlockOk).toBeGreaterThan(row((arrow) => arrow.label === 'MQTT UNLOCKED', 'MQTT UNLOCKED'));
+    const completed = row((arrow) => arrow.kind === 'reply' && messageOf(arrow) === 'EndBooking', 'the reply to EndBooking');
+    expect(drawn[completed]!.label).toBe('COMPLETED');
+    const locked = row((arrow) => arrow.label === 'MQTT LOCKED', 'MQTT LOCKED');
+    const capture = row((arrow) => arrow.label === 'Capture', 'Capture');
+    expect(completed).toBeGreaterThan(locked);
+    expect(completed).toBeGreaterThan(capture);
+    expect(capture).toBeGreaterThan(locked);
+
+    // No lane for Kafka, which this fleet does not have; every lane fits in the pane beside the detail.
+    const heads = await page.locator('#diagram .head').evaluateAll((nodes) => nodes.map((node) => node.getAttribute('data-participant')));
+    expect(heads).not.toContain('kafka');
+    const fit = (await page.evaluate("({ pane: document.getElementById('diagram-pane').clientWidth, svg: Number(document.getElementById('diagram').getAttribute('width')) })")) as { pane: number; svg: number };
+    expect(fit.svg).toBeLessThanOrEqual(fit.pane);
+    // Column headers on one line each (no `bef/ore`).
+    await page.keyboard.press('ArrowRight');
+    // A header wraps when its box is taller than one line of its text (offsetHeight vs line-height, padding aside).
+    const headers = await page.evaluate(
+      "[...document.querySelectorAll('#changes th')].map((node) => ({ text: node.textContent, wraps: node.scrollWidth > node.clientWidth || node.offsetHeight > 1.8 * parseFloat(getComputedStyle(node).lineHeight) }))",
+    );
+    expect(headers).toEqual([{ text: 'field', wraps: false }, { text: 'before', wraps: false }, { text: 'after', wraps: false }]);
+
+    // Times relative and readable on the axis; absolute in the step's detail and on hover.
+    const axis = await page.locator('#diagram .time > text:first-of-type').allTextContents();
+    expect(axis.length).toBe(model.steps.length);
+    for (const label of axis) expect(label).toMatch(/^\+(\d+ ms|\d+\.\d+ s|\d+ min \d\d s)$/);
+    expect(await page.locator('#diagram .time > title').first().textContent()).toMatch(/\d\d:\d\d:\d\d\.\d{3} \(\d{4}-\d\d-\d\dT/);
+    expect(await page.locator('#step-time').textContent()).toMatch(/^\+\S+ (ms|s) after the first step, at \d\d:\d\d:\d\d\.\d{3} \(\d{4}-\d\d-\d\dT[\d:.]+Z\)/);
+    expect(await page.locator('#diagram').textContent()).not.toMatch(/\d{13}/);
+
+    if (process.env.TRACE_VIEWER_SCREENSHOT) await page.screenshot({ path: process.env.TRACE_VIEWER_SCREENSHOT.replace(/(\.png)?$/, '-1280.png'), fullPage: false });
     await page.close();
   });
 
@@ -206,7 +263,7 @@ describe('trace viewer data from shards on worker threads', () => {
     expect(confirming?.to).toBe(`booking/${bookingId}`);
     expect(confirming?.events.find((event) => event.eventType === 'BookingConfirmed')?.topic).toBe('booking.created');
     expect(confirming?.replay?.command).toMatch(new RegExp(`^npm run replay -- booking ${bookingId} --until [1-9]\\d*$`));
-    expect(model.participants.map((participant) => participant.name)).toEqual(['http', `booking/${bookingId}`, 'vehicle/viewer-worker-1', `payment/auth_${bookingId}`, 'kafka']);
+    expect(model.participants.map((participant) => participant.name)).toEqual(['http', `booking/${bookingId}`, 'vehicle/viewer-worker-1', `payment/auth_${bookingId}`]);
 
     // A trace id shows that one request's trace whole.
     const byTrace = await t.request({ method: 'GET', url: `/traces/${confirming!.traceId}/view/data`, as: 'ops', role: 'operator' });

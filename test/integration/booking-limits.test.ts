@@ -43,6 +43,12 @@ describe('at most MAX_ACTIVE_BOOKINGS_PER_CUSTOMER live bookings per customer', 
     const created = answers.filter((answer) => answer.statusCode === 201);
     expect(created).toHaveLength(1);
     for (const answer of answers.filter((each) => each.statusCode !== 201)) expectLimit(answer);
+    // Each refusal names the live booking: the way back to an id the customer lost.
+    const liveId = created[0]!.json<{ id: string }>().id;
+    for (const answer of answers.filter((each) => each.statusCode !== 201)) {
+      expect(answer.json().liveBookingIds).toEqual([liveId]);
+      expect(answer.json().detail).toContain(liveId);
+    }
     expect(journalRowsOf('burst')).toBe(1);
     // Everybody else books as before, concurrently.
     const others = await Promise.all((await newVehicles(6)).map((vehicleId, index) => t.book(`other-${index}`, vehicleId)));

@@ -42,6 +42,8 @@ describe('vehicle snapshots', () => {
       vehicleBehaviour({
         device,
         conditionsOf: () => ({ online: null, battery: null }),
+        // A device plays the vehicle here (it answers, though it never reports presence).
+        everSeen: () => true,
         notifyUnlocked: (_ctx, bookingId, at) => unlocked(bookingId, at),
         notifyLocked: () => {},
         unlockTimeoutMs: 5_000,

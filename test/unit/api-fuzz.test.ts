@@ -151,7 +151,7 @@ const REFUSALS: { readonly [M in 'registerVehicle' | 'createBooking' | 'getBooki
     { type: 'VehicleLowBattery', vehicleId: 'veh-1', battery: 4 },
     { type: 'PaymentDeclined', authorizationId: 'auth_1', reason: 'card_declined' },
     { type: 'BookingAlreadyExists', bookingId: 'bk_1' },
-    { type: 'ActiveBookingLimitReached', customerId: 'fuzz-customer', limit: 1 },
+    { type: 'ActiveBookingLimitReached', customerId: 'fuzz-customer', limit: 1, liveBookingIds: ['bk_s0_fuzz'] },
   ],
   getBooking: [notFound, forbidden],
   unlock: [notFound, forbidden, wrongState, { type: 'VehicleRejectedCommand', vehicleId: 'veh-1', command: 'UNLOCK', reason: 'kickstand down' }],

@@ -63,3 +63,24 @@ describe('/openapi.json', () => {
     expect(page.json()).toEqual({ items: [], next: '0' });
   });
 });
+
+describe('Swagger UI starts from requests that work', () => {
+  it('every request body has an example that its own schema accepts; the booking names a seeded vehicle and 30 minutes', async () => {
+    const document = (await openApi()) as unknown as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { example?: unknown } }> } }>> };
+    const { CreateBookingBodySchema, RegisterVehicleBodySchema, UnlockBodySchema } = await import('../../api/schemas.js');
+    const example = (path: string) => document.paths[path]!.post!.requestBody!.content['application/json']!.schema.example;
+    expect(example('/bookings')).toEqual({ vehicleId: 'demo-0001', paymentMethod: 'tok_visa', durationMinutes: 30 });
+    expect(CreateBookingBodySchema.safeParse(example('/bookings')).success).toBe(true);
+    expect(UnlockBodySchema.safeParse(example('/unlock')).success).toBe(true);
+    expect(RegisterVehicleBodySchema.safeParse(example('/vehicles')).success).toBe(true);
+    const { demoVehicleIds } = await import('../../server/seed.js');
+    expect(demoVehicleIds(20)).toContain('demo-0001');
+  });
+
+  it('the Authorize dialog says where a token comes from', async () => {
+    app = buildApp(testDeps({}));
+    const document = (await app.inject({ url: '/openapi.json' })).json() as { components: { securitySchemes: { bearerAuth: { description?: string } } } };
+    expect(document.components.securitySchemes.bearerAuth.description).toMatch(/npm run -s token -- --sub \S+ --role customer/);
+    expect(document.components.securitySchemes.bearerAuth.description).toContain('FLEET_JWT_SECRET');
+  });
+});

@@ -38,7 +38,7 @@ describe('GET /openapi.json', () => {
     expect(doc.paths['/vehicles/{id}/presence'].delete.responses['202']).toBeDefined();
     expect(doc.components.schemas.DeviceCredentials.required).toEqual(['username', 'password', 'commandKey']);
     expect(doc.paths['/vehicles'].get).toBeDefined();
-    expect(doc.components.securitySchemes.bearerAuth).toEqual({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+    expect(doc.components.securitySchemes.bearerAuth).toEqual({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: expect.stringContaining('npm run -s token') });
     expect(doc.security).toEqual([{ bearerAuth: [] }]);
     expect(doc.paths['/health'].get.security).toEqual([]);
     expect(doc.components.schemas.Problem.properties).toHaveProperty('type');

@@ -37,6 +37,21 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ [variable]: value })).toThrowError(new RegExp(`^Invalid configuration: ${variable} `));
   });
 
+  it.each(['FLEET_JWT_SECRET', 'FLEET_DEVICE_SECRET', 'MQTT_PASSWORD'])('never echoes a bad %s, only its length', (variable) => {
+    const secret = variable === 'MQTT_PASSWORD' ? 'x'.repeat(300) : 'short-secret';
+    const error = (() => {
+      try {
+        loadConfig({ [variable]: secret, ...(variable === 'MQTT_PASSWORD' ? { MQTT_USERNAME: 'fleet' } : {}) });
+      } catch (thrown) {
+        return thrown as Error;
+      }
+      throw new Error('accepted');
+    })();
+    expect(error.message).toMatch(new RegExp(`^Invalid configuration: ${variable} `));
+    expect(error.message).not.toContain(secret.slice(0, 8));
+    expect(error.message).toContain(`${secret.length} characters, not shown`);
+  });
+
   it('refuses a passivation shorter than the unlock wait', () => {
     expect(() => loadConfig({ UNLOCK_TIMEOUT_MS: '60000', PASSIVATE_AFTER_MS: '60000' })).toThrowError(/PASSIVATE_AFTER_MS/);
   });

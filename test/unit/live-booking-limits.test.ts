@@ -7,7 +7,7 @@ import { deferred } from '../helpers/stub-fleet.js';
 
 function fleetOfCounts() {
   const live = new Map<string, Set<string>>();
-  const count = async (customerId: string, except: string) => [...(live.get(customerId) ?? [])].filter((id) => id !== except).length;
+  const count = async (customerId: string, except: string) => [...(live.get(customerId) ?? [])].filter((id) => id !== except);
   const book = (customerId: string, bookingId: string) => async (): Promise<Outcome<string>> => {
     // A turn of the event loop, as a shard round trip would take.
     await new Promise((resolve) => setImmediate(resolve));
@@ -23,7 +23,9 @@ describe('LiveBookingLimit', () => {
     const limit = new LiveBookingLimit(2, count);
     const answers = await Promise.all(Array.from({ length: 12 }, (_, index) => limit.admit('alice', `bk_${index}`, book('alice', `bk_${index}`))));
     expect(answers.filter((answer) => answer.ok)).toHaveLength(2);
-    expect(answers.filter((answer) => !answer.ok).map((answer) => !answer.ok && answer.rejection)).toEqual(Array(10).fill({ type: 'ActiveBookingLimitReached', customerId: 'alice', limit: 2 }));
+    const winners = answers.flatMap((answer) => (answer.ok ? [answer.value] : []));
+    // The refusal names the live bookings, so that a customer who lost the id finds it.
+    expect(answers.filter((answer) => !answer.ok).map((answer) => !answer.ok && answer.rejection)).toEqual(Array(10).fill({ type: 'ActiveBookingLimitReached', customerId: 'alice', limit: 2, liveBookingIds: expect.arrayContaining(winners) }));
     expect(limit.busyCustomers).toBe(0);
   });
 
@@ -33,7 +35,7 @@ describe('LiveBookingLimit', () => {
     const limit = new LiveBookingLimit(1, count, 45_000, () => now);
     const timedOut = await limit.admit('alice', 'bk_slow', async () => reject({ type: 'ActorUnavailable', actor: 'booking/bk_slow', timeoutMs: 15_000 }));
     expect(timedOut.ok).toBe(false);
-    expect(await limit.admit('alice', 'bk_next', book('alice', 'bk_next'))).toEqual(reject({ type: 'ActiveBookingLimitReached', customerId: 'alice', limit: 1 }));
+    expect(await limit.admit('alice', 'bk_next', book('alice', 'bk_next'))).toEqual(reject({ type: 'ActiveBookingLimitReached', customerId: 'alice', limit: 1, liveBookingIds: ['bk_slow'] }));
     // Its own retry is not counted against it.
     expect(await limit.admit('alice', 'bk_slow', book('alice', 'bk_slow'))).toEqual(accept('bk_slow'));
     // One that never reached its shard stops counting when the hold ends.
@@ -69,7 +71,7 @@ describe('LiveBookingLimit', () => {
     const limit = new LiveBookingLimit(1, async () => {
       calls += 1;
       if (calls === 1) throw new Error('shard 1 is down');
-      return 0;
+      return [];
     });
     const first = limit.admit('dave', 'bk_1', async () => accept('bk_1'));
     const second = limit.admit('dave', 'bk_2', async () => accept('bk_2'));
@@ -82,7 +84,7 @@ describe('LiveBookingLimit', () => {
     let counted = 0;
     const limit = new LiveBookingLimit(0, async () => {
       counted += 1;
-      return 99;
+      return ['bk_0'];
     });
     expect(await limit.admit('erin', 'bk_1', async () => accept('bk_1'))).toEqual(accept('bk_1'));
     expect(counted).toBe(0);

@@ -70,18 +70,33 @@ describe('request logging', () => {
     app = appLoggingTo(lines, { traces: { find: async () => undefined } });
     expect((await app.inject({ url: '/traces/bk_1/view?access=link-token-never-logged' })).statusCode).toBe(200);
     expect((await app.inject({ url: '/traces/bk_1', headers: asOperator() })).statusCode).toBe(404);
-    expect(lines.some((line) => line.msg === 'incoming request')).toBe(true);
+    expect(lines.some((line) => line.route === '/traces/:id')).toBe(true);
     expect(JSON.stringify(lines)).not.toContain('link-token-never-logged');
   });
 
-  it('still logs every other request at info, with its trace id', async () => {
+  it('logs every other request in one info line (method, route, status, duration to 0.1 ms), with its trace id', async () => {
     const lines: Array<Record<string, unknown>> = [];
     app = appLoggingTo(lines);
     expect((await app.inject({ url: '/vehicles/veh-1', headers: asOperator() })).statusCode).toBe(200);
     expect((await app.inject({ url: '/no-such-route' })).statusCode).toBe(404);
-    const messages = lines.map((line) => line.msg);
-    expect(messages.filter((msg) => msg === 'incoming request')).toHaveLength(2);
-    expect(messages.filter((msg) => msg === 'request completed')).toHaveLength(2);
-    expect(lines.find((line) => line.msg === 'request completed')).toMatchObject({ level: 30, traceId: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({ level: 30, method: 'GET', route: '/vehicles/:id', status: 200, traceId: expect.stringMatching(/^[0-9a-f]{32}$/) });
+    expect(lines[0]!.msg).toMatch(/^GET \/vehicles\/:id 200 \d+\.\d ms$/);
+    expect(lines[1]).toMatchObject({ level: 30, method: 'GET', route: 'unmatched', status: 404 });
+    for (const line of lines) expect(String(line.durationMs)).toMatch(/^\d+(\.\d)?$/);
+    expect(lines.some((line) => line.responseTime !== undefined || line.msg === 'incoming request')).toBe(false);
+  });
+
+  it('keeps the incoming request at debug', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    app = buildApp(testDeps({ logger: createLogger('debug', sink) }));
+    await app.inject({ url: '/vehicles/veh-1', headers: asOperator() });
+    expect(lines.find((line) => line.msg === 'incoming request')).toMatchObject({ level: 20 });
   });
 });

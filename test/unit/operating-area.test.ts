@@ -125,7 +125,7 @@ describe('the vehicle decider with an operating area', () => {
   const at = T0 + 600_000;
   const areaCheck = (position: { lat: number; lon: number }, fixAt: number | null = at - 1_000): AreaCheck => ({ policy: { area: area(), maxFixAgeMs: 120_000 }, position: { ...position, fixAt } });
   const reserve = (position: { lat: number; lon: number }): VehicleCommand => ({ type: 'ReserveVehicle', vehicleId: V, bookingId: 'b', conditions: { online: true, battery: 80 }, at, areaCheck: areaCheck(position, null) });
-  const lock = (check?: AreaCheck): VehicleCommand => ({ type: 'RequestDeviceCommand', vehicleId: V, command: 'LOCK', bookingId: 'b', commandId: 'l', online: true, at, expiresAt: at + 5_000, ...(check && { areaCheck: check }) });
+  const lock = (check?: AreaCheck): VehicleCommand => ({ type: 'RequestDeviceCommand', vehicleId: V, command: 'LOCK', bookingId: 'b', commandId: 'l', online: true, neverSeen: false, at, expiresAt: at + 5_000, ...(check && { areaCheck: check }) });
 
   it('refuses a reservation outside the area and records nothing', () => {
     spec.given([registered]).when(reserve(OUTSIDE)).thenRejects({ type: 'RideStartNotAllowed', vehicleId: V, ...OUTSIDE });

@@ -52,10 +52,10 @@ describe('replayActor', () => {
       [
         'vehicle/v-1: 2 events',
         '',
-        '#1  2026-12-04T18:00:00.000Z  VehicleRegistered  {"vehicleId":"v-1","vehicleType":"scooter","model":null,"location":{"lat":52.52,"lon":13.405},"at":1796407200000}',
-        '    profile: null → {"vehicleType":"scooter","model":null,"registeredAt":1796407200000,"location":{"lat":52.52,"lon":13.405}}',
+        '#1  +0 ms  2026-12-04T18:00:00.000Z  VehicleRegistered  {"vehicleId":"v-1","vehicleType":"scooter","model":null,"location":{"lat":52.52,"lon":13.405},"at":"2026-12-04T18:00:00.000Z"}',
+        '    profile: null → {"vehicleType":"scooter","model":null,"registeredAt":"2026-12-04T18:00:00.000Z","location":{"lat":52.52,"lon":13.405}}',
         '',
-        `#2  2026-12-04T18:00:01.000Z  VehicleReserved  {"vehicleId":"v-1","bookingId":"${B}","at":1796407201000}`,
+        `#2  +1.00 s  2026-12-04T18:00:01.000Z  VehicleReserved  {"vehicleId":"v-1","bookingId":"${B}","at":"2026-12-04T18:00:01.000Z"}`,
         '    status: "AVAILABLE" → "RESERVED"',
         `    bookingId: null → "${B}"`,
       ].join('\n'),
@@ -63,7 +63,14 @@ describe('replayActor', () => {
     const full = renderReplay(replay, { full: true });
     expect(full).toContain('    {\n      "profile": {');
     expect(full).toContain('      "recentCommands": []');
+    expect(full).toContain('"registeredAt": "2026-12-04T18:00:00.000Z"');
+    expect(full).not.toMatch(/17964072\d{5}/);
   });
+});
+
+it('says how long after the first event, readably', async () => {
+  const { formatSince } = await import('../../traces/replay.js');
+  expect([0, 12.4, 999, 1000, 12_345, 125_000, 3_725_000].map(formatSince)).toEqual(['+0 ms', '+12 ms', '+999 ms', '+1.00 s', '+12.3 s', '+2 min 05 s', '+1 h 02 min']);
 });
 
 describe('helpers a trace viewer links with', () => {

@@ -62,7 +62,7 @@ describe('typed answers across the shard boundary', () => {
   it('the fleet\'s map types its reads and ops', () => {
     expectTypeOf<ShardAnswer<{ op: 'read'; read: { read: 'events'; after: number; limit: number } }>>().toEqualTypeOf<EventScan>();
     expectTypeOf<ShardAnswer<{ op: 'read'; read: { read: 'vehicle'; id: string } }>>().toEqualTypeOf<VehicleView | null>();
-    expectTypeOf<ShardAnswer<{ op: 'read'; read: { read: 'live-bookings'; customerId: string; exceptBookingId: string } }>>().toEqualTypeOf<number>();
+    expectTypeOf<ShardAnswer<{ op: 'read'; read: { read: 'live-bookings'; customerId: string; exceptBookingId: string } }>>().toEqualTypeOf<string[]>();
     expectTypeOf<ShardAnswer<{ op: 'stats' }>>().toEqualTypeOf<ShardStats>();
     expectTypeOf<ShardAnswer<{ op: 'stop' }>>().toEqualTypeOf<null>();
     expectTypeOf<AnswerOf<FleetExchange, { op: 'ask'; target: { kind: string; id: string }; message: { type: 'X' }; from: string; trace: { traceId: string; spanId: string } }>>().toEqualTypeOf<Outcome<unknown>>();

@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { buildViewerModel, journalQueryFor, selectSteps } from '../../api/viewer/model.js';
 import type { TracedEvent } from '../../actors/contract/trace-views.js';
-import type { TraceStepView } from '../../traces/trace-diagram.js';
+import { focusOnBooking, orderSteps, timelineArrows, type TraceStepView } from '../../traces/trace-diagram.js';
 
 const T = 'a'.repeat(32);
 const BOOKING = 'booking/bk_s0_1';
@@ -29,7 +31,7 @@ const steps: TraceStepView[] = [
 describe('trace viewer model', () => {
   const selection = selectSteps('bk_s0_1', steps);
   const journal = { events: [event(VEHICLE, 7, 'VehicleUnlocked', 's3', 'vehicle.unlocked'), event(VEHICLE, 6, 'VehicleUnlockRequested', 's2')], seqAt: [3, 9, 9] };
-  const model = buildViewerModel('bk_s0_1', selection, journal);
+  const model = buildViewerModel('bk_s0_1', selection, journal, { kafka: true });
 
   it('draws asks, replies, the MQTT hops and the Kafka hop in the order they happened', () => {
     expect(model.arrows.map((arrow) => `${arrow.kind} ${arrow.from} → ${arrow.to}: ${arrow.label}`)).toEqual([
@@ -42,6 +44,15 @@ describe('trace viewer model', () => {
       `kafka ${VEHICLE} → kafka: Kafka vehicle.unlocked`,
     ]);
     expect(model.participants.map((participant) => participant.name)).toEqual(['http', BOOKING, VEHICLE, 'device/v-1', 'kafka']);
+    expect(model.publicEvents).toBe('kafka');
+  });
+
+  it('without Kafka configured: no Kafka lane and no Kafka arrow (the events stay with their step)', () => {
+    const local = buildViewerModel('bk_s0_1', selection, journal);
+    expect(local.publicEvents).toBe('journal');
+    expect(local.participants.map((participant) => participant.name)).toEqual(['http', BOOKING, VEHICLE, 'device/v-1']);
+    expect(local.arrows.some((arrow) => arrow.kind === 'kafka')).toBe(false);
+    expect(local.steps[2]!.events.map((e) => e.topic)).toEqual(['vehicle.unlocked']);
   });
 
   it('gives each step its changed fields, its own journal events, and the replay command up to its last event', () => {
@@ -72,5 +83,31 @@ describe('trace viewer model', () => {
         { key: VEHICLE, at: 1101 },
       ],
     });
+  });
+});
+
+describe('the viewer draws the order the CLI draws, on a real booking (test/golden/booking-trace.json)', () => {
+  const fixture = JSON.parse(readFileSync(fileURLToPath(new URL('../golden/booking-trace.json', import.meta.url)), 'utf8')) as { bookingId: string; steps: TraceStepView[] };
+  const model = buildViewerModel(fixture.bookingId, selectSteps(fixture.bookingId, fixture.steps));
+  const labels = model.arrows.map((arrow) => `${arrow.kind} ${arrow.label}`);
+  const at = (label: string) => {
+    const index = labels.indexOf(label);
+    expect(index, label).toBeGreaterThanOrEqual(0);
+    return index;
+  };
+
+  it("a step's reply comes after everything that happened before it", () => {
+    // UnlockBooking answers ok only once the device said UNLOCKED.
+    const unlockReply = model.arrows.findIndex((arrow) => arrow.kind === 'reply' && model.steps[arrow.step]!.messageType === 'UnlockBooking');
+    expect(unlockReply).toBeGreaterThan(at('mqtt MQTT UNLOCKED'));
+    // COMPLETED after the lock and the capture; the capture starts after the lock.
+    expect(at('reply COMPLETED')).toBeGreaterThan(at('mqtt MQTT LOCKED'));
+    expect(at('reply COMPLETED')).toBeGreaterThan(at('send Capture'));
+    expect(at('send Capture')).toBeGreaterThan(at('mqtt MQTT LOCKED'));
+  });
+
+  it('is the CLI diagram\'s sequence of arrows, label for label', () => {
+    const cli = timelineArrows(orderSteps(focusOnBooking(fixture.steps, fixture.bookingId)), { deviceOf: (vehicle) => `device/${vehicle.slice('vehicle/'.length)}` });
+    expect(model.arrows.map((arrow) => [arrow.from, arrow.to, arrow.step])).toEqual(cli.map((arrow) => [arrow.from, arrow.to, arrow.step]));
   });
 });

@@ -47,13 +47,14 @@ const lockedAfter = (b: string): VehicleEvent[] => [...inUseBy(b), lockRequested
 const register: VehicleCommand = { type: 'RegisterVehicle', vehicleId: V, vehicleType: 'car', model: 'Zoe', location, at: T0 };
 const reserve = (bookingId: string, conditions: DeviceConditions = unknownPresence, at = T0 + 1_000): VehicleCommand => ({ type: 'ReserveVehicle', vehicleId: V, bookingId, conditions, at });
 const release = (bookingId: string, reason = 'cancelled', at = T0 + 2_000): VehicleCommand => ({ type: 'ReleaseVehicle', vehicleId: V, bookingId, reason, at });
-const requestUnlock = (bookingId: string, commandId: string, online: boolean | null = null, at = T0 + 3_000): VehicleCommand => ({
+const requestUnlock = (bookingId: string, commandId: string, online: boolean | null = null, at = T0 + 3_000, neverSeen = false): VehicleCommand => ({
   type: 'RequestDeviceCommand',
   vehicleId: V,
   command: 'UNLOCK',
   bookingId,
   commandId,
   online,
+  neverSeen,
   at,
   expiresAt: at + TIMEOUT,
 });
@@ -64,6 +65,7 @@ const requestLock = (bookingId: string, commandId: string, online: boolean | nul
   bookingId,
   commandId,
   online,
+  neverSeen: false,
   at,
   expiresAt: at + TIMEOUT,
 });
@@ -120,7 +122,7 @@ describe('ReserveVehicle', () => {
   });
 
   it('refuses a vehicle whose last presence said offline', () => {
-    spec.given([registered]).when(reserve('b-1', { online: false, battery: 90 })).thenRejects({ type: 'VehicleOffline', vehicleId: V });
+    spec.given([registered]).when(reserve('b-1', { online: false, battery: 90 })).thenRejects({ type: 'VehicleOffline', vehicleId: V, presence: 'offline' });
   });
 
   it('refuses a vehicle another booking holds, naming its status', () => {
@@ -141,7 +143,7 @@ describe('ReserveVehicle', () => {
     });
 
     it('an offline vehicle is offline even with a flat battery', () => {
-      spec.given([registered]).when(reserve('b-1', { online: false, battery: 2 })).thenRejects({ type: 'VehicleOffline', vehicleId: V });
+      spec.given([registered]).when(reserve('b-1', { online: false, battery: 2 })).thenRejects({ type: 'VehicleOffline', vehicleId: V, presence: 'offline' });
     });
 
     it('a vehicle with unknown presence and a flat battery is low on battery', () => {
@@ -197,7 +199,20 @@ describe('RequestDeviceCommand UNLOCK', () => {
   });
 
   it('fails fast on a vehicle known to be offline', () => {
-    spec.given(reservedByB1).when(requestUnlock('b-1', 'u-1', false)).thenRejects({ type: 'VehicleOffline', vehicleId: V });
+    spec.given(reservedByB1).when(requestUnlock('b-1', 'u-1', false)).thenRejects({ type: 'VehicleOffline', vehicleId: V, presence: 'offline' });
+  });
+
+  it('fails fast on a vehicle no device ever spoke for (no presence, no telemetry, never confirmed a command)', () => {
+    spec.given(reservedByB1).when(requestUnlock('b-1', 'u-1', null, T0 + 3_000, true)).thenRejects({ type: 'VehicleOffline', vehicleId: V, presence: 'never-seen' });
+  });
+
+  it('still sends to a vehicle seen before whose presence is unknown now (it may answer: 504 if not)', () => {
+    spec.given(reservedByB1).when(requestUnlock('b-1', 'u-1', null, T0 + 3_000, false)).then([unlockRequested('b-1', 'u-1')]);
+    spec.given(reservedByB1).when(requestUnlock('b-1', 'u-1', true, T0 + 3_000, true)).then([unlockRequested('b-1', 'u-1')]);
+    // Its device confirmed a command once (a reply leaves no presence or telemetry behind).
+    const answeredOnce = [registered, reserved('b-0'), unlockRequested('b-0', 'u-0'), unlocked('b-0', 'u-0')];
+    const again = [...answeredOnce, lockRequested('b-0', 'l-0'), locked('b-0', 'l-0'), reserved('b-1')];
+    spec.given(again).when(requestUnlock('b-1', 'u-1', null, T0 + 90_000, true)).then([unlockRequested('b-1', 'u-1', T0 + 90_000)]);
   });
 
   it('refuses a booking that does not hold the vehicle, before looking at presence', () => {
@@ -234,7 +249,7 @@ describe('RequestDeviceCommand LOCK', () => {
   });
 
   it('fails fast on a vehicle known to be offline', () => {
-    spec.given(inUseBy('b-1')).when(requestLock('b-1', 'l-1', false)).thenRejects({ type: 'VehicleOffline', vehicleId: V });
+    spec.given(inUseBy('b-1')).when(requestLock('b-1', 'l-1', false)).thenRejects({ type: 'VehicleOffline', vehicleId: V, presence: 'offline' });
   });
 
   it('refuses a LOCK before the vehicle was opened, or from another booking', () => {
@@ -470,7 +485,7 @@ function toCommand(step: Step, index: number, state: VehicleState, issued: reado
     case 'release':
       return release(who(step.bookingId), 'property', at);
     case 'request':
-      return { type: 'RequestDeviceCommand', vehicleId: V, command: step.command, bookingId: who(step.bookingId), commandId: `cmd-${index}`, online: step.online, at, expiresAt: at + TIMEOUT };
+      return { type: 'RequestDeviceCommand', vehicleId: V, command: step.command, bookingId: who(step.bookingId), commandId: `cmd-${index}`, online: step.online, neverSeen: false, at, expiresAt: at + TIMEOUT };
     case 'reply':
       return reply(target(step.target, step.known), step.reply, at, step.reply === 'REJECTED' ? 'property' : null);
     case 'failure':

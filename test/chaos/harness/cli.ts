@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { exitBadArgument, parseCommandLine } from '../../../runtime/ground/command-line.js';
 import { renderReport } from './report.js';
 import { DEFAULT_OPTIONS, runChaos } from './run.js';
 
@@ -10,13 +10,12 @@ function positive(name: string, value: string | undefined, fallback: number): nu
   if (value === undefined) return fallback;
   const number = Number(value);
   if (!Number.isInteger(number) || number < 1) {
-    console.error(`--${name} must be a positive whole number (got ${JSON.stringify(value)})\n${USAGE}`);
-    process.exit(2);
+    exitBadArgument('chaos', `--${name} must be a positive whole number (got ${JSON.stringify(value)})`);
   }
   return number;
 }
 
-const { values } = parseArgs({
+const { values } = parseCommandLine('chaos', USAGE, {
   options: {
     kills: { type: 'string' },
     seconds: { type: 'string' },
@@ -25,15 +24,11 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
+  strict: true,
 });
-if (values.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
 const shards = positive('shards', values.shards, DEFAULT_OPTIONS.shards);
 if (shards < 2 || shards > 3) {
-  console.error(`--shards must be 2 or 3 (got ${shards})\n${USAGE}`);
-  process.exit(2);
+  exitBadArgument('chaos', `--shards must be 2 or 3 (got ${shards})`);
 }
 
 const report = await runChaos({

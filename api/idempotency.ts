@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type { IdempotencyPort } from './ports.js';
+import type { IdempotencyPort, StoredResponse } from './ports.js';
 
 export type { IdempotencyPort, StoredResponse } from './ports.js';
 
@@ -41,24 +41,33 @@ export class IdempotencyGuard {
   constructor(private readonly store: IdempotencyPort) {}
 
   async run(customerId: string, key: string, requestHash: string, execute: () => Promise<Execution>): Promise<IdempotentResult> {
-    const stored = this.store.find(customerId, key);
-    if (stored && stored.requestHash !== requestHash) return { kind: 'reused' };
-    if (stored && stored.statusCode !== null) return { kind: 'replayed', response: { statusCode: stored.statusCode, body: stored.body } };
-    // find → add happens without an await in between, so two requests cannot both pass.
     const slot = `${customerId}\n${key}`;
-    if (this.inFlight.has(slot)) return { kind: 'in-use' };
+    if (this.inFlight.has(slot)) {
+      // Another request with this key runs: it may have just answered (replay), or hold another body (422).
+      const stored = await this.store.peek(customerId, key);
+      return answerFromStored(stored, requestHash) ?? { kind: 'in-use' };
+    }
+    // has → add happens without an await in between, so two requests cannot both pass.
     this.inFlight.add(slot);
     try {
       // Claimed but unanswered (the process died, or the answer was not final): run again; the
       // key-derived booking id reaches the same booking, which answers from what it already did.
-      if (!stored) this.store.claim(customerId, key, requestHash);
+      const stored = await this.store.claim(customerId, key, requestHash);
+      const answered = answerFromStored(stored, requestHash);
+      if (answered) return answered;
       const { response, final } = await execute();
-      if (final) this.store.save(customerId, key, requestHash, response.statusCode, response.body);
+      if (final) await this.store.save(customerId, key, requestHash, response.statusCode, response.body);
       return { kind: 'executed', response };
     } finally {
       this.inFlight.delete(slot);
     }
   }
+}
+
+function answerFromStored(stored: StoredResponse | undefined, requestHash: string): IdempotentResult | undefined {
+  if (stored && stored.requestHash !== requestHash) return { kind: 'reused' };
+  if (stored && stored.statusCode !== null) return { kind: 'replayed', response: { statusCode: stored.statusCode, body: stored.body } };
+  return undefined;
 }
 
 /** The hash that tells "same request" from "another body": sha256 of canonical JSON (keys sorted). */

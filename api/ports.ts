@@ -16,14 +16,20 @@ export interface StoredResponse {
 }
 
 /**
- * Responses to `POST /bookings` with an `Idempotency-Key`, scoped per customer. The store keeps them
- * 24 h (its `purge` is the runtime's business); persistence/idempotency-store.ts is the SQLite one.
+ * Responses to `POST /bookings` with an `Idempotency-Key`, scoped per customer, kept 24 h. Asynchronous:
+ * the claims live in the shards' journals (server/idempotency-claims.ts), never on the main thread's disk.
+ * A store that cannot answer throws an error carrying its rejection (503), as every port does.
  */
 export interface IdempotencyPort {
-  find(customerId: string, key: string): StoredResponse | undefined;
-  /** The key's request hash, recorded before the request runs, so that another body is refused even before it answered. */
-  claim(customerId: string, key: string, requestHash: string): void;
-  save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): void;
+  /** What the key holds, without claiming it (a second request while the first still runs). */
+  peek(customerId: string, key: string): Promise<StoredResponse | undefined>;
+  /**
+   * Records the key's request hash before the request runs, unless the key already holds something,
+   * which is answered instead (durable when the promise resolves): another body is refused even before
+   * the first answered. Undefined: claimed now.
+   */
+  claim(customerId: string, key: string, requestHash: string): Promise<StoredResponse | undefined>;
+  save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): Promise<void>;
 }
 
 export interface HealthCheck {

@@ -22,11 +22,13 @@ import { createLogger } from '../runtime/ground/logger.js';
 import { freePort } from '../test/helpers/free-port.js';
 import { startBenchServer } from './server.js';
 
-const { vehicles } = JSON.parse(process.argv[2] ?? '{}') as { vehicles: number };
+/** `heapOnly`: only the heap figures (a quick before/after of the actors' memory). */
+const { vehicles, heapOnly = false } = JSON.parse(process.argv[2] ?? '{}') as { vehicles: number; heapOnly?: boolean };
 const logger = createLogger('error');
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with --expose-gc');
 const note = (message: string) => console.error(`fleet-scale: ${message}`);
+const HEAP_NOTE = 'embedded aedes broker in the same process, one shard inline: the heap holds the actors, the MQTT client and the broker';
 
 async function heapAfterGc(): Promise<number> {
   for (let i = 0; i < 4; i += 1) {
@@ -119,6 +121,22 @@ async function main(): Promise<void> {
     const heapPassive = await heapAfterGc();
     const activeAfterRestart = fleet.local.directory.stats().active;
     await fleet.close();
+    const per = (bytes: number) => Math.round(bytes / vehicles);
+    const heap = {
+      emptyFleetMiB: Math.round(heapEmpty / 2 ** 20),
+      activeActors: active,
+      withActiveActorsMiB: Math.round(heapActive / 2 ** 20),
+      afterRestartMiB: Math.round(heapPassive / 2 ** 20),
+      activeAfterRestart,
+      perActiveVehicleBytes: per(heapActive - heapEmpty),
+      perPassivatedVehicleBytes: per(heapPassive - heapEmpty),
+      perActorOverheadBytes: per(heapActive - heapPassive),
+      note: HEAP_NOTE,
+    };
+    if (heapOnly) {
+      process.stdout.write(`${JSON.stringify({ vehicles, registerSeconds: Math.round(registerSeconds * 10) / 10, heap })}\n`);
+      return;
+    }
 
     note('start-up to ready (server process), empty journal and full journal, twice each');
     const emptyRuns = [await startupMs(null), await startupMs(file)];
@@ -130,21 +148,10 @@ async function main(): Promise<void> {
     const withSnapshotMs = await recovery(dir, '50', 10_000);
     const withoutSnapshotMs = await recovery(dir, '1000000000', 10_000);
 
-    const per = (bytes: number) => Math.round(bytes / vehicles);
     const out = {
       vehicles,
       registerSeconds: Math.round(registerSeconds * 10) / 10,
-      heap: {
-        emptyFleetMiB: Math.round(heapEmpty / 2 ** 20),
-        activeActors: active,
-        withActiveActorsMiB: Math.round(heapActive / 2 ** 20),
-        afterRestartMiB: Math.round(heapPassive / 2 ** 20),
-        activeAfterRestart,
-        perActiveVehicleBytes: per(heapActive - heapEmpty),
-        perPassivatedVehicleBytes: per(heapPassive - heapEmpty),
-        perActorOverheadBytes: per(heapActive - heapPassive),
-        note: 'embedded aedes broker in the same process: an active vehicle actor holds two MQTT subscriptions (client and broker side)',
-      },
+      heap,
       startup: { emptyJournalMs: empty, fullJournalMs: full, ratio: empty > 0 ? Math.round((full / empty) * 100) / 100 : null, runs: { empty: [emptyRuns[0], fullRuns[0]], full: [emptyRuns[1], fullRuns[1]] } },
       recovery: { events: 10_000, withSnapshotMs, withoutSnapshotMs, ratio: withSnapshotMs > 0 ? Math.round((withoutSnapshotMs / withSnapshotMs) * 10) / 10 : null },
     };

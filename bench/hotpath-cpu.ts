@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/hotpath-cpu.ts [--vehicles 6000] [--warmup 1000] [--bookings 4000] [--repeat 3]`:
+ * `npx tsx bench/hotpath-cpu.ts [--vehicles 6000] [--warmup 1000] [--bookings 4000] [--repeat 3] [--keyed]`:
  * CPU time per confirmed booking, thread by thread, of the built server under the `book` load.
  *
  * Throughput on a shared machine moves with everyone else's load; the CPU a booking costs the server
@@ -29,6 +29,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '1000' },
     bookings: { type: 'string', default: '4000' },
     repeat: { type: 'string', default: '3' },
+    /** Every booking with its own Idempotency-Key (as clients send them). */
+    keyed: { type: 'boolean', default: false },
     shards: { type: 'string', default: '1' },
     /** Another checkout (built, e.g. `git archive <commit>` + `npm run build`): its server runs in turn with this one, ABAB. */
     compare: { type: 'string' },
@@ -118,7 +120,7 @@ try {
     try {
       const startupMs = await server.healthy;
       const book = (first: number, amount: number) =>
-        runLoad({ url: server.url, connections: 50, phases: [{ name: 'book', amount }], workload: { kind: 'book', vehicles: { ...FLEET, first, count: amount, mode: 'sequential' }, customers: amount } });
+        runLoad({ url: server.url, connections: 50, phases: [{ name: 'book', amount }], workload: { kind: 'book', vehicles: { ...FLEET, first, count: amount, mode: 'sequential' }, customers: amount, idempotencyKey: values.keyed } });
       const coldBefore = threadCpu(server.pid);
       const coldLoad = await book(1, cold);
       const coldCpu = cpuOf(coldBefore, threadCpu(server.pid), server.pid, coldLoad.phases[0]!.confirmed);

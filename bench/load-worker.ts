@@ -33,7 +33,7 @@ export type Workload =
   /** POST /vehicles for prefix+1 … prefix+count (set-up, not measured for a figure). */
   | { readonly kind: 'register'; readonly vehicles: VehiclePick }
   /** POST /bookings {vehicleId}; with `cancel`, each confirmed booking is cancelled right after (POST /bookings/:id/cancel). */
-  | { readonly kind: 'book'; readonly vehicles: VehiclePick; readonly customers: number; readonly cancel?: boolean }
+  | { readonly kind: 'book'; readonly vehicles: VehiclePick; readonly customers: number; readonly cancel?: boolean; readonly idempotencyKey?: boolean }
   /** book → unlock → end per loop; the unlock step is the one that counts. */
   | { readonly kind: 'ride'; readonly vehicles: VehiclePick; readonly customers: number };
 
@@ -64,6 +64,9 @@ export interface StepFigures {
 export interface PhaseResult {
   readonly name: string;
   readonly seconds: number;
+  /** Epoch ms at the phase's start and end: the server's CPU is cut there (bench/proc-cpu.ts). */
+  readonly startedAtMs: number;
+  readonly endedAtMs: number;
   readonly requests: number;
   readonly requestsPerSecond: number;
   /** Autocannon's own figures (its HDR histogram), all requests of the phase. */
@@ -218,6 +221,10 @@ function requestsFor(workload: Workload, recorder: () => Recorder, random: () =>
     case 'ride': {
       const vehicle = vehiclePicker(workload.vehicles, random);
       const token = tokenPool(workload.customers, 'customer');
+      // A fresh Idempotency-Key per booking, as the README, the simulator and every careful client send.
+      const keyed = workload.kind === 'book' && workload.idempotencyKey === true;
+      const keyPrefix = `bench-${process.pid}-${Date.now()}-`;
+      let keys = 0;
       const book: AutocannonRequest = {
         method: 'POST',
         path: '/bookings',
@@ -225,7 +232,9 @@ function requestsFor(workload: Workload, recorder: () => Recorder, random: () =>
           start(context);
           context.token = token();
           delete context.bookingId;
-          return { ...req, headers: { ...json, authorization: `Bearer ${context.token}` }, body: JSON.stringify({ vehicleId: vehicle() }) };
+          const headers: Record<string, string> = { ...json, authorization: `Bearer ${context.token}` };
+          if (keyed) headers['idempotency-key'] = `${keyPrefix}${(keys += 1)}`;
+          return { ...req, headers, body: JSON.stringify({ vehicleId: vehicle() }) };
         },
         onResponse: (status, body, context: Context) => {
           const rec = recorder();
@@ -287,6 +296,7 @@ async function main(): Promise<void> {
   for (const phase of config.phases) {
     current = new Recorder();
     const started = now();
+    const startedAtMs = Date.now();
     const result = await autocannon({
       url: config.url,
       connections: config.connections,
@@ -305,6 +315,8 @@ async function main(): Promise<void> {
     phases.push({
       name: phase.name,
       seconds: Math.round(seconds * 1000) / 1000,
+      startedAtMs,
+      endedAtMs: Date.now(),
       requests: result.requests.total,
       requestsPerSecond: Math.round(result.requests.total / seconds),
       autocannon: { latencyMs, errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx, statusCodes },

@@ -20,6 +20,7 @@ import type { LoadConfig, LoadResult, PhaseResult, VehiclePick, Workload } from 
 import { runLoad, spawnHelper } from './processes.js';
 import { runRelayBench } from './relay.js';
 import { runGbfsBench } from './gbfs.js';
+import { sampleCpu } from './proc-cpu.js';
 import { spawnBenchServer, startBenchServer, type BenchServer } from './server.js';
 
 const SCENARIOS = ['http-ceiling', 'book', 'book-slow-gateway', 'hot-vehicle', 'unlock', 'relay', 'journal', 'fleet-scale', 'trace-cost', 'gbfs'] as const;
@@ -105,15 +106,26 @@ function stepSummary(p: PhaseResult, step: string) {
 // ---- the reference
 
 let ceiling: number | null = null;
+/** CPU ms the bare route's process spends per request (same run): the unit of the CPU-per-booking ratio. */
+let bareCpuMsPerRequest: number | null = null;
+
+/** The server's CPU (utime + stime from /proc) over one phase, per `count` (requests, confirmed bookings). */
+const cpuPer = (cpu: { between(from: number, to: number): number | null }, p: PhaseResult, count: number): number | null => {
+  const ms = cpu.between(p.startedAtMs, p.endedAtMs);
+  return ms === null || count === 0 ? null : round(ms / count, 4);
+};
 
 async function httpCeiling() {
   const echo = spawnHelper<{ port: number }>('echo-server.ts', {});
   try {
     const { port } = await echo.ready;
+    const cpu = sampleCpu(echo.child.pid!);
     const load = await runLoad({ url: `http://127.0.0.1:${port}`, connections, phases: timed(), workload: { kind: 'echo' } });
+    cpu.stop();
     const m = phase(load, 'measured');
     ceiling = m.requestsPerSecond;
-    return { connections, requestsPerSecond: m.requestsPerSecond, latencyMs: m.autocannon.latencyMs, errors: m.autocannon.errors, non2xx: m.autocannon.non2xx, raw: load };
+    bareCpuMsPerRequest = cpuPer(cpu, m, m.requests);
+    return { connections, requestsPerSecond: m.requestsPerSecond, cpuMsPerRequest: bareCpuMsPerRequest, latencyMs: m.autocannon.latencyMs, errors: m.autocannon.errors, non2xx: m.autocannon.non2xx, raw: load };
   } finally {
     await echo.stop();
   }
@@ -158,8 +170,14 @@ async function fleetCopy(vehicles: number, shards: number): Promise<{ file: stri
 
 interface BookFigures {
   readonly env: Record<string, string>;
+  /** Every booking with its own Idempotency-Key. */
+  readonly keyed: boolean;
   readonly startupMs: number;
   readonly confirmedPerSecond: number;
+  /** The server process's CPU (all threads, /proc) in the measured phase ÷ its confirmed bookings. */
+  readonly cpuMsPerConfirmedBooking: number | null;
+  /** That ÷ the bare route's CPU per request, measured in the same run. */
+  readonly cpuVsBareRequest: number | null;
   readonly latencyMs: PhaseResult['steps'][string]['latencyMs'] | null;
   readonly autocannonLatencyMs: Record<string, number>;
   readonly statuses: Record<string, number>;
@@ -171,20 +189,26 @@ interface BookFigures {
 }
 
 /** One server on a copy of the prepared fleet; the load starts the moment /health answers (cold), then warm-up, then the measurement. */
-async function bookRun(env: Record<string, string>): Promise<BookFigures> {
+async function bookRun(env: Record<string, string>, keyed: boolean): Promise<BookFigures> {
   const fleet = await fleetCopy(bookVehicles, Number(env.FLEET_SHARDS ?? shardCounts[0]));
   const fullEnv = { FLEET_DB: fleet.file, FLEET_DB_SYNC: 'FULL', PAYMENT_LATENCY_MS: '0', ...env };
   const server = await spawnBenchServer(fullEnv);
   try {
-    const workload: Workload = { kind: 'book', vehicles: { ...FLEET, count: bookVehicles, mode: 'sequential' }, customers: bookVehicles };
+    const workload: Workload = { kind: 'book', vehicles: { ...FLEET, count: bookVehicles, mode: 'sequential' }, customers: bookVehicles, idempotencyKey: keyed };
+    const cpu = sampleCpu(server.pid);
     const [load, startupMs] = await Promise.all([runLoad({ url: server.url, connections, waitForHealth: true, phases: timed([{ name: 'cold', durationS: COLD_S }]), workload }), server.healthy]);
+    cpu.stop();
     const m = phase(load, 'measured');
+    const cpuMsPerConfirmedBooking = cpuPer(cpu, m, m.confirmed);
     const cold = phase(load, 'cold');
     const booked = load.phases.reduce((sum, p) => sum + (p.steps.book?.count ?? 0), 0);
     return {
       env,
+      keyed,
       startupMs,
       confirmedPerSecond: m.confirmedPerSecond,
+      cpuMsPerConfirmedBooking,
+      cpuVsBareRequest: cpuMsPerConfirmedBooking !== null && bareCpuMsPerRequest ? ratio(cpuMsPerConfirmedBooking, bareCpuMsPerRequest) : null,
       latencyMs: m.steps.book?.latencyMs ?? null,
       autocannonLatencyMs: m.autocannon.latencyMs,
       statuses: m.steps.book?.statuses ?? {},
@@ -208,14 +232,18 @@ const strip = (figures: BookFigures) => {
 async function book() {
   const runs: Record<string, BookFigures> = {};
   for (const shards of shardCounts) {
-    log(`book at FLEET_SHARDS=${shards}`);
-    runs[`shards${shards}`] = await bookRun({ FLEET_SHARDS: String(shards) });
+    // Keyed first (what clients send), the unkeyed figure beside it.
+    log(`book at FLEET_SHARDS=${shards}, every booking with an Idempotency-Key`);
+    runs[`shards${shards}`] = await bookRun({ FLEET_SHARDS: String(shards) }, true);
+    log(`book at FLEET_SHARDS=${shards}, without Idempotency-Key`);
+    runs[`shards${shards}-unkeyed`] = await bookRun({ FLEET_SHARDS: String(shards) }, false);
   }
   const first = runs[`shards${shardCounts[0]}`]!;
   for (const [label, run] of Object.entries(runs)) {
     const vsCeiling = ceiling ? ratio(run.confirmedPerSecond, ceiling) : null;
     judge('book', `${label} confirmed/s ÷ http-ceiling`, vsCeiling, '≥ 0.2', vsCeiling === null ? null : vsCeiling >= 0.2);
     judge('book', `${label} p99 ms`, run.latencyMs?.p99 ?? null, '≤ 25', run.latencyMs ? run.latencyMs.p99 <= 25 : null);
+    judge('book', `${label} server CPU per confirmed booking ÷ bare request CPU`, run.cpuVsBareRequest, '≤ 10 (moonshot ≤ 5)', run.cpuVsBareRequest === null ? null : run.cpuVsBareRequest <= 10);
     const coldRatio = ratio(run.cold.confirmedPerSecond, run.confirmedPerSecond);
     judge('book', `${label} first ${COLD_S} s after ready ÷ steady`, coldRatio, '≈ 1 (as fast as the rest)', coldRatio === null ? null : coldRatio >= 0.9);
     if (run.vehiclesBooked > bookVehicles) log(`book ${label}: ${run.vehiclesBooked} bookings for ${bookVehicles} vehicles: later ones were refused (raise --book-vehicles)`);
@@ -430,7 +458,7 @@ async function traceCost() {
     ['off', '0'],
   ] as const) {
     log(`trace-cost: TRACE_SAMPLE=${sample}`);
-    runs[label] = await bookRun({ FLEET_SHARDS: String(shardCounts[0]), TRACE_SAMPLE: sample });
+    runs[label] = await bookRun({ FLEET_SHARDS: String(shardCounts[0]), TRACE_SAMPLE: sample }, false);
   }
   const onVsOff = ratio(runs.on!.confirmedPerSecond, runs.off!.confirmedPerSecond);
   judge('trace-cost', 'trace on ÷ off (confirmed/s)', onVsOff, '≥ 0.8', onVsOff === null ? null : onVsOff >= 0.8);

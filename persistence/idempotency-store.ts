@@ -1,8 +1,9 @@
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './sqlite.js';
 
-/** Stored responses are replayed for 24 h (docs/contract.md, Idempotency-Key). */
-export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
+/** Stored responses are replayed for 24 h (docs/contract.md, Idempotency-Key): the claim actors' rule. */
+export { IDEMPOTENCY_TTL_MS } from '../actors/idempotency/decider.js';
+import { IDEMPOTENCY_TTL_MS } from '../actors/idempotency/decider.js';
 
 export interface StoredResponse {
   /** Hash of the first request's body: the same key with another body is a 422. */
@@ -33,6 +34,10 @@ interface IdempotencyRecord {
  * restarts: the key's first request may have gone to another shard, or died before it answered.
  * Requests still running are the API's business (it answers 409 for them). It lives in the main
  * thread's registry database, beside no journal.
+ *
+ * No request path uses it any more: claims and answers are claim actors in the shards' journals
+ * (actors/idempotency/, server/idempotency-claims.ts), off the main thread's disk. What an earlier
+ * version stored in the registry is only aged out by the housekeeping (server/housekeeping.ts).
  */
 export class IdempotencyStore {
   private readonly now: () => number;

@@ -6,6 +6,7 @@ import type { DeviceAccess } from '../actors/contract/views.js';
 import { buildApp } from '../api/app.js';
 import type { HealthCheck, HealthReport } from '../api/ports.js';
 import { IdempotencyStore } from '../persistence/idempotency-store.js';
+import { ShardedIdempotency } from './idempotency-claims.js';
 import type { Db } from '../persistence/sqlite.js';
 import type { Clock } from '../runtime/ground/clock.js';
 import { closerStack, type Closer } from '../runtime/ground/closers.js';
@@ -198,8 +199,11 @@ async function startHttp(
 ): Promise<{ app: FastifyInstance; url: string | null }> {
   const { logger } = options;
   const { registry, shards, links, node, devices, mqttUrl, initialArea } = parts;
-  const idempotency = new IdempotencyStore(registry.db);
-  closers.push(housekeepIdempotency({ idempotency, logger }));
+  // Claims and stored answers of Idempotency-Keys live on the shards (claim actors, in the group
+  // commit): no disk on this thread per request. The registry's table only ages out what an older
+  // version stored there. Through `links`: in a cluster a claim on another node's shard is asked there.
+  closers.push(housekeepIdempotency({ idempotency: new IdempotencyStore(registry.db), logger }));
+  const idempotency = new ShardedIdempotency(links, config.timing.askTimeoutMs);
   const metrics = options.metrics ?? createMetrics();
   registerShardMetrics(metrics, shards);
   const events = new ShardedEvents(links);

@@ -1,5 +1,6 @@
 import { BOOKING, bookingBehaviour, type BookingMessage } from '../actors/booking/actor.js';
 import type { OperatingArea } from '../actors/contract/operating-area.js';
+import { claimBehaviour, IDEMPOTENCY } from '../actors/idempotency/actor.js';
 import { deriveCommandKey, signCommand } from '../actors/contract/command-signature.js';
 import type { UnsignedDeviceCommand } from '../actors/contract/device-protocol.js';
 import { deviceSecretFrom } from '../actors/contract/device-secrets.js';
@@ -67,6 +68,8 @@ export function registerShardActors(directory: ActorDirectory, { config, mqtt, v
     }),
   );
   directory.register(PAYMENT, paymentBehaviour({ gateway, timeoutMs: config.timing.paymentTimeoutMs, now: () => clock.now() }));
+  // Idempotency-Key claims, placed by a hash of (customer, key): written in this shard's group commit.
+  directory.register(IDEMPOTENCY, claimBehaviour({ now: () => clock.now() }));
 }
 
 /** Journal tags of an event: `public` for those that leave the process (Kafka, GET /events). */
@@ -77,7 +80,14 @@ export const tagsForEvent = (event: Message): string[] => (isPublicEventType(eve
  * authorization. Their activation reads no journal; a retried create finds out (NotNewAfterAll).
  */
 export const createsItsActor = (kind: string, command: Message): boolean =>
-  (kind === BOOKING && command.type === 'CreateBooking') || (kind === PAYMENT && command.type === 'Authorize');
+  (kind === BOOKING && command.type === 'CreateBooking') || (kind === PAYMENT && command.type === 'Authorize') || claimsAFreshKey(kind, command);
+
+/**
+ * An Idempotency-Key's first request is by far the common one: its claim skips the journal read. A key
+ * already used is found out by the journal (its KeyClaimed collides with the stored one, NotNewAfterAll)
+ * and answered by an activation that reads it, because ClaimKey on a free key persists before it answers.
+ */
+const claimsAFreshKey = (kind: string, command: Message): boolean => kind === IDEMPOTENCY && command.type === 'ClaimKey';
 
 function commandSigner(config: FleetConfig): (vehicleId: string, command: UnsignedDeviceCommand) => string {
   const deviceSecret = deviceSecretFrom(config.mqttSecurity.deviceSecret ?? undefined, config.auth.jwtSecret);

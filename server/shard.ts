@@ -24,6 +24,7 @@ import { LiveBookingCounter } from '../persistence/live-bookings.js';
 import { CustomerBookings } from '../persistence/customer-bookings.js';
 import type { Logger } from '../runtime/ground/logger.js';
 import { housekeepRejectedBookings } from '../persistence/rejected-bookings.js';
+import { housekeepIdempotencyClaims } from '../persistence/idempotency-claims-purge.js';
 import { MqttConnection } from '../adapters/mqtt/connection.js';
 import { toShardEvents, watchCommandOutcomes } from './shard-reads.js';
 import { registerInBulk } from './seed.js';
@@ -221,6 +222,7 @@ function startBackgroundWork(init: ShardInit, { storage, system, directory, cloc
   if (relay) closers.push(() => relay.stop());
   closers.push(housekeepTraces({ traces, retentionMs: config.traceRetentionMs, logger }));
   closers.push(housekeepRejectedBookings({ db, isActive: (address) => directory.isActive(address), logger }));
+  closers.push(housekeepIdempotencyClaims({ db, isActive: (address) => directory.isActive(address), logger }));
   return { timers, commandOutcomes, relay };
 }
 

@@ -35,6 +35,8 @@ export const statusTopic = (vehicleId: string): string => vehicleTopic(vehicleId
 /** Filters over the whole fleet, for the telemetry pipeline (one subscription, not one per vehicle). */
 export const ALL_TELEMETRY = `${PREFIX}+/telemetry`;
 export const ALL_STATUS = `${PREFIX}+/status`;
+/** Every vehicle's replies: one subscription per shard, routed in memory to the vehicle actors that are active (adapters/mqtt/device-link.ts). */
+export const ALL_REPLIES = `${PREFIX}+/replies`;
 
 export interface VehicleTopic {
   readonly vehicleId: string;

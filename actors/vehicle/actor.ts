@@ -31,10 +31,10 @@ export interface Unlocked { readonly unlockedAt: number }
 export interface Locked { readonly lockedAt: number }
 
 
-/** The vehicle's own MQTT topics: the actor subscribes while active (DESIGN: it owns them). */
+/** The vehicle's own MQTT conversation: the actor receives its device's messages while active (DESIGN: it owns them). */
 export interface DeviceLink {
   send(vehicleId: string, command: UnsignedDeviceCommand): Promise<void>;
-  /** Subscribes to the vehicle's replies and presence; the returned function unsubscribes. */
+  /** Makes this actor the recipient of its vehicle's replies and presence; the returned function stops it. How the wire carries them is the link's business. */
   watch(vehicleId: string, deliver: (message: Extract<VehicleMessage, { type: 'DeviceReplied' | 'DevicePresence' }>) => void): () => void;
 }
 
@@ -198,9 +198,11 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
 
       onActivated(ctx) {
         const device = `device/${vehicleId}`;
+        // Only the activation's own tellSelf is kept, not this first message's context.
+        const tellSelf = ctx.tellSelf;
         unwatch = deps.device.watch(vehicleId, (message) => {
           const trace = (message.type === 'DeviceReplied' && commandTraces.get(message.commandId)) || rootContext();
-          ctx.tellSelf(message, device, trace);
+          tellSelf(message, device, trace);
         });
         // A command issued before a restart or passivation still gets its deadline.
         const pending = pendingCommand(ctx.state);

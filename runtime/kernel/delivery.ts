@@ -46,6 +46,11 @@ export interface ActivatedActor {
   logger(): Logger;
   /** The state as traces show it. */
   readonly describe: (state: unknown) => unknown;
+  /**
+   * Made once per activation, not per message: an actor that keeps it (a device subscription) keeps
+   * only this, not the first message's whole context (its nact context, envelope and closures).
+   */
+  tellSelf?: ActorContext<unknown, Message>['tellSelf'];
 }
 
 /** What the handler of one message did: its latest state and its reply. */
@@ -132,7 +137,12 @@ function messageContext(host: DeliveryHost, actor: ActivatedActor, run: Run, { e
       return { resolve: (value: unknown) => dispatch(replyTo, value) };
     },
     tell: (target, command) => host.tell(target, command, name, trace),
-    tellSelf: (command, from, origin) => host.tell(address, command, from, origin),
+    tellSelf: (actor.tellSelf ??= selfTeller(host, address)),
     ask: (target, command, timeoutMs) => host.ask(target, command, name, trace, timeoutMs),
   };
+}
+
+/** In its own scope, so that it closes over the host and the address only. */
+function selfTeller(host: DeliveryHost, address: ActorAddress): ActorContext<unknown, Message>['tellSelf'] {
+  return (command, from, origin) => host.tell(address, command, from, origin);
 }

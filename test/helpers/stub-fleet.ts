@@ -98,7 +98,7 @@ export function stubFleet(overrides: Partial<FleetService> = {}): StubFleet {
   return { fleet, calls, callsTo: (method) => calls.filter((call) => call.method === method).map((call) => call.args) };
 }
 
-/** The in-memory IdempotencyPort (the SQLite one adds expiry after 24 h). */
+/** The in-memory IdempotencyPort (the claim actors on the shards add expiry after 24 h). `find` reads it synchronously (tests). */
 export class MemoryIdempotencyStore implements IdempotencyPort {
   readonly entries = new Map<string, StoredResponse>();
 
@@ -106,11 +106,19 @@ export class MemoryIdempotencyStore implements IdempotencyPort {
     return this.entries.get(`${customerId}\n${key}`);
   }
 
-  claim(customerId: string, key: string, requestHash: string): void {
-    this.entries.set(`${customerId}\n${key}`, { requestHash, statusCode: null, body: null });
+  async peek(customerId: string, key: string): Promise<StoredResponse | undefined> {
+    return this.find(customerId, key);
   }
 
-  save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): void {
+  async claim(customerId: string, key: string, requestHash: string): Promise<StoredResponse | undefined> {
+    const stored = this.find(customerId, key);
+    if (stored) return stored;
+    this.entries.set(`${customerId}\n${key}`, { requestHash, statusCode: null, body: null });
+    return undefined;
+  }
+
+  /** Stored before it returns (the body of an async function runs up to its first await), so a test can seed with it. */
+  async save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): Promise<void> {
     this.entries.set(`${customerId}\n${key}`, { requestHash, statusCode, body });
   }
 }

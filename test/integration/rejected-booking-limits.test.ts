@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejectedBookingPurge } from '../../persistence/rejected-bookings.js';
+import { claimKeyOf, claimPurge } from '../../persistence/idempotency-claims-purge.js';
 import { keyedBookingId, startTestFleet, type TestFleet } from '../helpers/fleet.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -65,7 +66,16 @@ describe('rejected bookings leave the journal after their idempotency window', (
     expect(holderView.json()).toMatchObject({ status: 'CONFIRMED' });
     // The key's stored response is gone after 24 h too: the same request then books afresh (before the
     // purge, the booking actor would have answered its old REJECTED state).
-    t.fleet.registry.prepare('DELETE FROM idempotency_keys WHERE customer_id = ?').run('loser');
+    // (The claims are in the shard's journal: purged with a cut-off past them, once out of memory.)
+    const claims = claimPurge(t.fleet.local.db, (address) => t.fleet.local.directory.isActive(address));
+    await waitFor(() => {
+      claims.purge(Date.now() + 1);
+      return rowsOf(claimKeyOf('loser', refusedKeys[0]!)) === 0;
+    }, {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+      what: 'the claim of the first refused key purged',
+    });
     expect((await t.request({ method: 'POST', url: `/bookings/${holderId}/cancel`, as: 'holder' })).statusCode).toBe(200);
     const rebooked = await t.book('loser', 'purge-taken', {}, { 'idempotency-key': refusedKeys[0]! });
     expect(rebooked.statusCode, rebooked.body).toBe(201);

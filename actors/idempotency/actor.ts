@@ -1,0 +1,82 @@
+import { createHash } from 'node:crypto';
+import type { ActorBehaviour } from '../../runtime/kernel/directory.js';
+import { accept, type Outcome } from '../contract/rejections.js';
+import { persistDecided } from '../shared/persist-decided.js';
+import { decide, evolve, initialClaimState, liveClaim, type ClaimEvent, type ClaimState } from './decider.js';
+
+export const IDEMPOTENCY = 'idempotency';
+
+/**
+ * One actor per (customer, Idempotency-Key): its id is a hash of both, so a key is scoped to its
+ * customer, any text fits, and the id places it on a shard (server/idempotency-claims.ts) without a
+ * lookup. Domain-separated from the key-derived booking id (api/idempotency.ts), which hashes the same pair.
+ */
+export const claimIdFor = (customerId: string, key: string): string =>
+  `idem_${createHash('sha256').update(`idempotency\n${customerId}\n${key}`).digest('hex').slice(0, 32)}`;
+
+export type ClaimMessage =
+  /** Claims a free key for this body; answers what the key held before (null: claimed now). */
+  | { readonly type: 'ClaimKey'; readonly requestHash: string }
+  /** The final answer of the request that claimed the key (errors included). */
+  | { readonly type: 'StoreAnswer'; readonly requestHash: string; readonly statusCode: number; readonly body: unknown }
+  /** What the key holds, without claiming it (a second request while the first runs). */
+  | { readonly type: 'ReadClaim' };
+
+/** What a key holds, as the HTTP edge reads it (api/ports.ts StoredResponse). */
+export interface ClaimView {
+  readonly requestHash: string;
+  /** Null: claimed, no final answer. */
+  readonly statusCode: number | null;
+  readonly body: unknown;
+}
+
+export interface ClaimActorDeps {
+  /** Epoch ms (the shard's clock: tests move it). */
+  readonly now: () => number;
+  readonly ttlMs?: number;
+}
+
+const viewOf = (state: ClaimState): ClaimView | null => {
+  switch (state.status) {
+    case 'FREE':
+      return null;
+    case 'CLAIMED':
+      return { requestHash: state.requestHash, statusCode: null, body: null };
+    case 'ANSWERED':
+      return { requestHash: state.requestHash, statusCode: state.statusCode, body: state.body };
+  }
+};
+
+/**
+ * The shell: every claim and stored answer is an event in the shard's journal, so it shares the
+ * shard's group commit (no fsync of its own) and is durable before the edge acts on it.
+ */
+export function claimBehaviour(deps: ClaimActorDeps) {
+  return (): ActorBehaviour<ClaimState, ClaimMessage, ClaimEvent> => ({
+    initialState: initialClaimState,
+    evolve,
+    async handle(ctx, message) {
+      const now = deps.now();
+      switch (message.type) {
+        case 'ReadClaim': {
+          const answer: Outcome<ClaimView | null> = accept(viewOf(liveClaim(ctx.state, now, deps.ttlMs)));
+          return ctx.reply(answer);
+        }
+        case 'ClaimKey': {
+          const before = viewOf(liveClaim(ctx.state, now, deps.ttlMs));
+          await persistDecided(ctx, decide({ type: 'Claim', requestHash: message.requestHash, at: now }, ctx.state, deps.ttlMs));
+          return ctx.reply(accept(before));
+        }
+        case 'StoreAnswer': {
+          const { requestHash, statusCode, body } = message;
+          await persistDecided(ctx, decide({ type: 'StoreAnswer', requestHash, statusCode, body, at: now }, ctx.state, deps.ttlMs));
+          return ctx.reply(accept(null));
+        }
+        default: {
+          const unknown: never = message;
+          ctx.logger.warn({ message: unknown }, 'unknown idempotency message dropped');
+        }
+      }
+    },
+  });
+}

@@ -1,0 +1,55 @@
+import { claimIdFor, IDEMPOTENCY, type ClaimMessage, type ClaimView } from '../actors/idempotency/actor.js';
+import { Refused, type Outcome } from '../actors/contract/rejections.js';
+import type { IdempotencyPort, StoredResponse } from '../api/ports.js';
+import { rootContext, type TraceContext } from '../runtime/ground/trace-context.js';
+import { stableHash } from '../runtime/kernel/placement.js';
+import { ShardUnavailableError } from '../runtime/kernel/shard-link.js';
+import type { ShardLinks } from './fleet-service.js';
+
+/** The main thread waits a little longer than the shard's own deadline, so the shard's answer (a rejection) wins. */
+const DEADLINE_MARGIN_MS = 2000;
+
+/** A claim's shard: a stable hash of its id (which hashes customer and key), like a vehicle's. */
+export const shardOfClaim = (claimId: string, shardCount: number): number => stableHash(claimId) % shardCount;
+
+/**
+ * The HTTP edge's IdempotencyPort, served by claim actors on the shards (actors/idempotency/): each
+ * claim and stored answer is written in its shard's group commit, so the main thread does no disk I/O
+ * for a keyed booking, and a claim moves with its shard when shards move. A shard that is down, silent
+ * or out of disk throws Refused with that rejection (503, and nothing stored: the client retries).
+ */
+export class ShardedIdempotency implements IdempotencyPort {
+  constructor(
+    private readonly shards: ShardLinks,
+    private readonly askTimeoutMs: number,
+  ) {}
+
+  async peek(customerId: string, key: string): Promise<StoredResponse | undefined> {
+    return (await this.ask<ClaimView | null>(customerId, key, { type: 'ReadClaim' })) ?? undefined;
+  }
+
+  async claim(customerId: string, key: string, requestHash: string): Promise<StoredResponse | undefined> {
+    return (await this.ask<ClaimView | null>(customerId, key, { type: 'ClaimKey', requestHash })) ?? undefined;
+  }
+
+  async save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): Promise<void> {
+    await this.ask<null>(customerId, key, { type: 'StoreAnswer', requestHash, statusCode, body });
+  }
+
+  private async ask<T>(customerId: string, key: string, message: ClaimMessage, trace: TraceContext = rootContext()): Promise<T> {
+    const id = claimIdFor(customerId, key);
+    const shard = shardOfClaim(id, this.shards.count);
+    let answer: Outcome<T>;
+    try {
+      // An ask's answer is the actor's reply, whatever its type: the claim actor replies Outcome<T>.
+      answer = (await this.shards
+        .link(shard)
+        .call({ op: 'ask', target: { kind: IDEMPOTENCY, id }, message, from: 'http', trace, timeoutMs: this.askTimeoutMs }, this.askTimeoutMs + DEADLINE_MARGIN_MS)) as Outcome<T>;
+    } catch (error) {
+      if (error instanceof ShardUnavailableError) throw new Refused({ type: 'ShardUnavailable', shard: error.shard, reason: error.reason });
+      throw error;
+    }
+    if (!answer.ok) throw new Refused(answer.rejection);
+    return answer.value;
+  }
+}

@@ -18,7 +18,7 @@ import type { DeviceAccess, FleetService } from '../actors/contract/views.js';
 import { IdempotencyGuard } from './idempotency.js';
 import { installJsonBodyParser } from './json-body.js';
 import { openApiTransform } from './openapi.js';
-import type { CustomerBookingsPort, EventsPort, HealthReport, IdempotencyPort, TracesPort, VehicleCommandsPort } from './ports.js';
+import type { CustomerBookingsPort, EventsPort, GbfsPort, HealthReport, IdempotencyPort, OperatingAreaPort, TracesPort, VehicleCommandsPort } from './ports.js';
 import { PROBLEM_CONTENT_TYPE } from './problems.js';
 import { rateLimits, type RateLimits } from './rate-limits.js';
 import { StreamLimits, type StreamCaps } from './stream-limits.js';
@@ -26,6 +26,8 @@ import { installRequestContext, newRequestId, requestLogger } from './request-co
 import { asyncApiRoutes } from './routes/asyncapi.js';
 import { bookingRoutes } from './routes/bookings.js';
 import { eventRoutes } from './routes/events.js';
+import { gbfsRoutes } from './routes/gbfs.js';
+import { operatingAreaRoutes } from './routes/operating-area.js';
 import { opsRoutes } from './routes/ops.js';
 import { traceRoutes } from './routes/traces.js';
 import { unlockRoutes } from './routes/unlock.js';
@@ -69,6 +71,10 @@ export interface AppDeps {
   readonly traces?: TracesPort;
   /** GET /vehicles/:id/commands is served only when given. */
   readonly vehicleCommands?: VehicleCommandsPort;
+  /** The public GBFS feeds under /gbfs/ are served only when given. */
+  readonly gbfs?: GbfsPort;
+  /** PUT /operating-area is served only when given. */
+  readonly operatingArea?: OperatingAreaPort;
   /** GET /bookings; absent in tests that do not list bookings. */
   readonly customerBookings?: CustomerBookingsPort;
 }
@@ -172,6 +178,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.register(opsRoutes, { health: deps.health, metrics: deps.metrics, access: operationalAccess(deps.config.auth.jwtSecret, deps.config.metrics.token) });
   app.register(asyncApiRoutes);
+  // Public like /health: journey planners poll GBFS without an account (docs/gbfs.md).
+  if (deps.gbfs) app.register(gbfsRoutes, { prefix: '/gbfs', gbfs: deps.gbfs });
 
   const idempotency = new IdempotencyGuard(deps.idempotency);
   // One count for both kinds of live stream: a token or an address holds so many, whichever kind.
@@ -182,6 +190,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     await authenticated.register(vehicleRoutes, { prefix: '/vehicles', fleet: deps.fleet, devices: deps.devices, ...(deps.vehicleCommands && { commands: deps.vehicleCommands }) });
     await authenticated.register(bookingRoutes, { prefix: '/bookings', fleet: deps.fleet, idempotency, ...(deps.customerBookings && { list: deps.customerBookings }) });
     await authenticated.register(unlockRoutes, { prefix: '/unlock', fleet: deps.fleet });
+    if (deps.operatingArea) await authenticated.register(operatingAreaRoutes, { prefix: '/operating-area', area: deps.operatingArea });
     if (deps.events) await authenticated.register(eventRoutes, { prefix: '/events', events: deps.events, streamLimits });
     if (deps.traces) await authenticated.register(traceRoutes, { prefix: '/traces', traces: deps.traces, linkSecret: deps.config.auth.jwtSecret, publicBaseUrl: () => deps.config.http.publicBaseUrl ?? listeningUrl(base) });
   });

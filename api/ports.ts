@@ -140,3 +140,32 @@ export interface VehicleCommandsPort {
   /** The vehicle's recent commands, newest first; undefined when the vehicle has no journal (no such vehicle). */
   recent(vehicleId: string, limit: number): Promise<VehicleCommandView[] | undefined>;
 }
+
+/** One GBFS feed ready to send (server/gbfs/feeds.ts builds them; docs/gbfs.md). */
+export interface GbfsFeed {
+  /** The whole JSON document, encoded once (not per response). */
+  readonly body: Buffer;
+  /** The same, gzip-compressed once per snapshot (for `Accept-Encoding: gzip`); null when not worth it. */
+  readonly gzipped: Buffer | null;
+  /** A strong validator over the feed's data: unchanged data keeps its ETag (and its last_updated) across rebuilds. */
+  readonly etag: string;
+  /** The feed's `last_updated`, epoch ms (whole seconds). */
+  readonly lastModified: number;
+  readonly ttlSeconds: number;
+}
+
+/** The public GBFS 3.0 feeds; `name` is the file name without `.json`. Null: no such feed. */
+export interface GbfsPort {
+  feed(name: string): Promise<GbfsFeed | null>;
+}
+
+/** The operating area's replacement (PUT /operating-area). */
+export type AreaReplacement =
+  | { readonly ok: true; readonly zones: number }
+  | { readonly ok: false; readonly reason: 'invalid'; readonly errors: readonly string[] }
+  /** FLEET_OPERATING_AREA is unset: there is no file to replace. */
+  | { readonly ok: false; readonly reason: 'not-configured' };
+
+export interface OperatingAreaPort {
+  replace(document: unknown): Promise<AreaReplacement>;
+}

@@ -71,6 +71,25 @@ export const REJECTION_PROBLEMS: { readonly [K in RejectionType]: RejectionProbl
         : `Vehicle ${r.vehicleId} is offline and cannot take commands. When its device is back online, try again; for a virtual vehicle: npm run sim -- vehicle ${r.vehicleId}.`,
     extensions: (r) => ({ vehicleId: r.vehicleId, presence: r.presence }),
   },
+  RideStartNotAllowed: {
+    slug: 'ride-start-not-allowed',
+    status: 409,
+    title: 'Vehicle outside the operating area',
+    detail: (r) => `Vehicle ${r.vehicleId} stands at ${r.lat}, ${r.lon}, where the operating area does not allow a ride to start (GET /gbfs/geofencing_zones.json).`,
+  },
+  RideEndNotAllowed: {
+    slug: 'ride-end-not-allowed',
+    status: 409,
+    title: 'A trip cannot end here',
+    detail: (r) => `Vehicle ${r.vehicleId} is at ${r.lat}, ${r.lon}, where the operating area does not allow a ride to end; park inside the area and end again (GET /gbfs/geofencing_zones.json). The trip goes on.`,
+  },
+  VehiclePositionUnknown: {
+    slug: 'vehicle-position-unknown',
+    status: 409,
+    title: 'Vehicle position unknown',
+    detail: (r) =>
+      `Vehicle ${r.vehicleId} has not reported a position in the last ${Math.round(r.maxAgeMs / 1000)} s (last: ${r.lastFixAt ?? 'never'}), so the end of the trip cannot be checked against the operating area; retry once it reports, or ask an operator to end it. The trip goes on.`,
+  },
   VehicleNotReservedForBooking: {
     slug: 'vehicle-not-reserved-for-booking',
     status: 409,
@@ -176,11 +195,15 @@ export const HTTP_PROBLEMS = {
   // MAX_BODY_DEPTH (api/json-depth.ts); checked before the body is parsed.
   'body-too-deep': { slug: 'body-too-deep', status: 400, title: 'Body nested too deeply' },
   'bad-request': { slug: 'bad-request', status: 400, title: 'Bad request' },
+  // PUT /operating-area: a document that is not a valid GBFS geofencing_zones `data` (with `errors`).
+  'invalid-operating-area': { slug: 'invalid-operating-area', status: 400, title: 'Operating area is not valid' },
   unauthorized: { slug: 'unauthorized', status: 401, title: 'Authentication required' },
   forbidden: { slug: 'forbidden', status: 403, title: 'Not allowed for this role' },
   'not-found': { slug: 'not-found', status: 404, title: 'No such resource' },
   'method-not-allowed': { slug: 'method-not-allowed', status: 405, title: 'Method not allowed' },
   'idempotency-key-in-use': { slug: 'idempotency-key-in-use', status: 409, title: 'Idempotency key in use' },
+  // PUT /operating-area without FLEET_OPERATING_AREA: no file to replace.
+  'operating-area-not-configured': { slug: 'operating-area-not-configured', status: 409, title: 'No operating area file configured' },
   'body-too-large': { slug: 'body-too-large', status: 413, title: 'Body too large' },
   'uri-too-long': { slug: 'uri-too-long', status: 414, title: 'URI too long' },
   'unsupported-media-type': { slug: 'unsupported-media-type', status: 415, title: 'Unsupported media type' },

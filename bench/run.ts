@@ -19,10 +19,11 @@ import { runJournalBench } from './journal.js';
 import type { LoadConfig, LoadResult, PhaseResult, VehiclePick, Workload } from './load-worker.js';
 import { runLoad, spawnHelper } from './processes.js';
 import { runRelayBench } from './relay.js';
+import { runGbfsBench } from './gbfs.js';
 import { sampleCpu } from './proc-cpu.js';
 import { spawnBenchServer, startBenchServer, type BenchServer } from './server.js';
 
-const SCENARIOS = ['http-ceiling', 'book', 'book-slow-gateway', 'hot-vehicle', 'unlock', 'relay', 'journal', 'fleet-scale', 'trace-cost'] as const;
+const SCENARIOS = ['http-ceiling', 'book', 'book-slow-gateway', 'hot-vehicle', 'unlock', 'relay', 'journal', 'fleet-scale', 'trace-cost', 'gbfs'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const USAGE = `usage: npm run bench [-- --only a,b] [--out FILE] [--duration-s 10] [--warmup-s 2] [--connections 50]
@@ -479,7 +480,18 @@ const RUNNERS: Record<Scenario, () => Promise<unknown>> = {
   journal,
   'fleet-scale': fleetScale,
   'trace-cost': traceCost,
+  gbfs,
 };
+
+// ---- gbfs: vehicle_status.json for the fleet, and its effect on book (bench/gbfs.ts)
+
+async function gbfs() {
+  const result = await runGbfsBench({ vehicles: Number(values['fleet-size']), shards: shardCounts[0]!, ttlSeconds: 2, durationS, warmupS, connections }, log);
+  judge('gbfs', `vehicle_status.json rebuild, ${result.published} vehicles, p50 (ms)`, result.rebuildMs.p50, '(reported)', null);
+  judge('gbfs', 'vehicle_status.json cached (gzip), p50 (ms)', result.cachedMs.gzip.p50, '(reported)', null);
+  judge('gbfs', 'book throughput while polling the feed ÷ alone', result.book.throughputRatio, '≥ 0.9', result.book.throughputRatio === null ? null : result.book.throughputRatio >= 0.9);
+  return result;
+}
 
 async function main(): Promise<void> {
   const startedAt = new Date().toISOString();

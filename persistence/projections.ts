@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { statusAfter, wakeAtAfter, type BookingEvent } from '../actors/booking/decider.js';
 import type { VehicleEvent } from '../actors/vehicle/decider.js';
 import type { JournalRow, Projector } from '../runtime/kernel/journal.js';
@@ -14,18 +15,21 @@ export function createProjectors(db: Db): Projector[] {
 
 function vehicleProjector(db: Db): Projector {
   const register = db.prepare(
-    `INSERT INTO vehicles (id, type, model, status, booking_id, lat, lon, registered_at, updated_at)
-     VALUES (@id, @type, @model, 'AVAILABLE', NULL, @lat, @lon, @at, @at)
+    `INSERT INTO vehicles (id, type, model, status, booking_id, lat, lon, registered_at, updated_at, public_id)
+     VALUES (@id, @type, @model, 'AVAILABLE', NULL, @lat, @lon, @at, @at, @publicId)
      ON CONFLICT (id) DO NOTHING`,
   );
   const setStatus = db.prepare(`UPDATE vehicles SET status = @status, booking_id = @bookingId, updated_at = @at WHERE id = @id`);
+  // GBFS: "vehicle_id … MUST be rotated to a random string after each trip" — so no one can follow a
+  // vehicle (and its rider) across the public feed. Released without a trip (cancelled, expired) rotates too.
+  const freeWithNewPublicId = db.prepare(`UPDATE vehicles SET status = 'AVAILABLE', booking_id = NULL, updated_at = @at, public_id = @publicId WHERE id = @id`);
   return projecting(['vehicle/'], (row: JournalRow) => {
     if (!row.persistenceKey.startsWith('vehicle/')) return;
     const event = row.data as VehicleEvent;
     const id = event.vehicleId;
     switch (event.type) {
       case 'VehicleRegistered':
-        register.run({ id, type: event.vehicleType, model: event.model, lat: event.location.lat, lon: event.location.lon, at: event.at });
+        register.run({ id, type: event.vehicleType, model: event.model, lat: event.location.lat, lon: event.location.lon, at: event.at, publicId: newPublicId() });
         return;
       case 'VehicleReserved':
         setStatus.run({ id, status: 'RESERVED', bookingId: event.bookingId, at: event.at });
@@ -35,7 +39,7 @@ function vehicleProjector(db: Db): Projector {
         return;
       case 'VehicleReleased':
       case 'VehicleLocked':
-        setStatus.run({ id, status: 'AVAILABLE', bookingId: null, at: event.at });
+        freeWithNewPublicId.run({ id, at: event.at, publicId: newPublicId() });
         return;
       default:
         return; // command bookkeeping: no visible change
@@ -73,6 +77,9 @@ function bookingProjector(db: Db): Projector {
     else update.run(params);
   });
 }
+
+/** 128 random bits as hex: never derived from the internal id, so it says nothing about the vehicle. */
+export const newPublicId = (): string => randomBytes(16).toString('hex');
 
 /** A projector that says which rows it reads (the journal writes the others without a savepoint). */
 const projecting = (keyPrefixes: readonly string[], project: (row: JournalRow) => void): Projector => Object.assign(project, { keyPrefixes });

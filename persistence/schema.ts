@@ -100,6 +100,10 @@ export const migrations: readonly string[] = [
   ALTER TABLE bookings ADD COLUMN due_back_at INTEGER;
   CREATE INDEX bookings_due_back ON bookings (due_back_at) WHERE due_back_at IS NOT NULL;
   `,
+  /* 4: the vehicle's public GBFS id, rotated after every trip (docs/gbfs.md, "Id rotation") */
+  `ALTER TABLE vehicles ADD COLUMN public_id TEXT;
+   UPDATE vehicles SET public_id = lower(hex(randomblob(16)));
+   CREATE INDEX vehicles_public_id ON vehicles (public_id);`,
 ];
 
 /**

@@ -1,5 +1,6 @@
 import type { Location, VehicleFilter, VehicleStatus, VehicleType, VehicleView } from '../actors/contract/views.js';
 import type { DeviceConditions } from '../actors/vehicle/decider.js';
+import type { PositionFix } from '../actors/vehicle/area-rules.js';
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './sqlite.js';
 
@@ -39,6 +40,7 @@ const VISIBLE_TO_CUSTOMER = `((status = 'AVAILABLE' AND (online IS NULL OR onlin
 export class VehicleReadModel {
   private readonly byId;
   private readonly conditions;
+  private readonly position;
   private readonly total;
   private readonly known;
   private readonly visibleById;
@@ -49,6 +51,7 @@ export class VehicleReadModel {
   constructor(private readonly db: Db) {
     this.byId = db.prepare<[string], VehicleRow>('SELECT * FROM vehicles WHERE id = ?');
     this.conditions = db.prepare<[string], Pick<VehicleRow, 'online' | 'battery'>>('SELECT online, battery FROM vehicles WHERE id = ?');
+    this.position = db.prepare<[string], { lat: number; lon: number; last_seen_at: number | null }>('SELECT lat, lon, last_seen_at FROM vehicles WHERE id = ?');
     this.total = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM vehicles');
     this.known = db.prepare<[string], { found: number }>('SELECT 1 AS found FROM vehicles WHERE id = ?');
     this.visibleById = db.prepare<{ id: string; visibleTo: string }, VehicleRow>(`SELECT * FROM vehicles WHERE id = @id AND ${VISIBLE_TO_CUSTOMER}`);
@@ -77,6 +80,12 @@ export class VehicleReadModel {
   conditionsOf(id: string): DeviceConditions {
     const row = this.conditions.get(id);
     return { online: row?.online === null || row?.online === undefined ? null : row.online === 1, battery: row?.battery ?? null };
+  }
+
+  /** The latest telemetry fix, or the registered position before any (fixAt null); null for an unknown vehicle. */
+  positionOf(id: string): PositionFix | null {
+    const row = this.position.get(id);
+    return row ? { lat: row.lat, lon: row.lon, fixAt: row.last_seen_at } : null;
   }
 
   list(filter: VehicleFilter): VehicleView[] {

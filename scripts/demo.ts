@@ -157,6 +157,14 @@ async function demo(fleet: RunningFleet, secret: string, databaseFile: string): 
       console.log(indent(`#${String(event.position).padEnd(4)} ${String(event.type).padEnd(18)} key=${String(event.key).padEnd(30)} ${String(event.time)}`));
     }
 
+    heading('Open data: the fleet as GBFS 3.0 (public, what journey planners read)');
+    const discovery = await call(api, 'GET', '/gbfs/gbfs.json', operator);
+    expect(discovery, 200, 'reading the GBFS auto-discovery');
+    const status = await call(api, 'GET', '/gbfs/vehicle_status.json', operator, undefined, false);
+    expect(status, 200, 'reading GBFS vehicle_status.json');
+    const listed = (status.body.data as { vehicles: unknown[] }).vehicles.length;
+    console.log(indent(`feeds: ${bold(`${api}/gbfs/gbfs.json`)}   (${(discovery.body.data as { feeds: unknown[] }).feeds.length} feeds; vehicle_status.json lists ${listed} vehicle(s), each under a random id that changes after every trip — docs/gbfs.md)`));
+
     heading('Step through it in the browser');
     // The longest a link may live: the demo's server is there only while the demo runs anyway.
     const link = await call(api, 'POST', `/traces/${bookingId}/view-link?ttlMinutes=${MAX_LINK_TTL_MINUTES}`, operator);

@@ -98,6 +98,19 @@ export const configSchema = z.object({
   METRICS_HOST: z.string().min(1).default('127.0.0.1'),
   /** On SIGTERM/SIGINT: how long requests in flight may take to finish before their connections are cut. */
   SHUTDOWN_GRACE_MS: positiveMs.default(20_000),
+  /** GBFS feeds (docs/gbfs.md): `ttl` of every feed; vehicle_status is rebuilt at most this often. */
+  GBFS_TTL_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
+  GBFS_SYSTEM_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'expected 1-64 letters, digits, . _ -').default('fleetactors'),
+  GBFS_SYSTEM_NAME: z.string().min(1).max(200).default('fleetactors'),
+  GBFS_LANGUAGE: z.string().regex(/^[a-z]{2,3}(-[A-Z]{2})?$/, 'expected an IETF BCP 47 language code such as en or de-DE').default('en'),
+  GBFS_TIMEZONE: z.string().refine(isTimeZone, 'expected an IANA time zone such as Europe/Berlin').default('Europe/Berlin'),
+  GBFS_FEED_CONTACT_EMAIL: z.email().default('gbfs@fleetactors.dev'),
+  /** OSM opening_hours syntax. */
+  GBFS_OPENING_HOURS: z.string().min(1).default('24/7'),
+  /** A GBFS geofencing_zones document (docs/gbfs.md): where rides may start and end. Unset: no restriction. */
+  FLEET_OPERATING_AREA: z.string().min(1).optional(),
+  /** An end of trip inside an operating area is judged on a position fix at most this old. */
+  OPERATING_AREA_MAX_FIX_AGE_MS: positiveMs.default(120_000),
   /** `on`: SIGUSR2 crashes one shard worker (round robin), for the chaos harness (server/chaos-hooks.ts). */
   FLEET_CHAOS_HOOKS: z.enum(['off', 'on']).default('off'),
   /** `kafka`: this process is one node of a fleet on several machines (docs/cluster.md); unset: the single process. */
@@ -181,6 +194,17 @@ export interface FleetConfig {
   readonly maxActiveBookingsPerCustomer: number;
   /** FLEET_CHAOS_HOOKS: off unless a chaos run asks for it. */
   readonly chaosHooks: boolean;
+  readonly gbfs: {
+    readonly ttlSeconds: number;
+    readonly systemId: string;
+    readonly name: string;
+    readonly language: string;
+    readonly timezone: string;
+    readonly feedContactEmail: string;
+    readonly openingHours: string;
+  };
+  /** FLEET_OPERATING_AREA (read and checked at start-up: server/operating-area-file.ts); file null: no area. */
+  readonly operatingArea: { readonly file: string | null; readonly maxFixAgeMs: number };
   /** FLEET_CLUSTER=kafka: this node of a fleet on several machines; null: the single process (docs/cluster.md). */
   readonly cluster: ClusterConfig | null;
 }
@@ -292,6 +316,16 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     rateLimits: { perCustomer: raw.RATE_LIMIT_PER_CUSTOMER, perIp: raw.RATE_LIMIT_PER_IP },
     maxActiveBookingsPerCustomer: raw.MAX_ACTIVE_BOOKINGS_PER_CUSTOMER,
     chaosHooks: raw.FLEET_CHAOS_HOOKS === 'on',
+    gbfs: {
+      ttlSeconds: raw.GBFS_TTL_SECONDS,
+      systemId: raw.GBFS_SYSTEM_ID,
+      name: raw.GBFS_SYSTEM_NAME,
+      language: raw.GBFS_LANGUAGE,
+      timezone: raw.GBFS_TIMEZONE,
+      feedContactEmail: raw.GBFS_FEED_CONTACT_EMAIL,
+      openingHours: raw.GBFS_OPENING_HOURS,
+    },
+    operatingArea: { file: raw.FLEET_OPERATING_AREA ?? null, maxFixAgeMs: raw.OPERATING_AREA_MAX_FIX_AGE_MS },
     cluster,
   };
 }
@@ -321,6 +355,15 @@ function clusterOf(raw: RawConfig): ClusterConfig | null {
   if (!self) throw new ConfigError('FLEET_CLUSTER_NODES', `does not list this node's FLEET_NODE_ID ${node.id}`);
   if (self.url !== node.url) throw new ConfigError('FLEET_ADVERTISED_URL', `is ${node.url}, but FLEET_CLUSTER_NODES lists ${self.url} for node ${node.id}`);
   return { name: raw.FLEET_CLUSTER_NAME, node, nodes };
+}
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return zone.includes('/') || zone === 'UTC';
+  } catch {
+    return false;
+  }
 }
 
 /** Secrets are never echoed, not even a bad one: logs and terminals are read by others. */

@@ -29,6 +29,10 @@ import { openRegistry, type Registry } from './registry.js';
 import { demoFleet, demoVehicleIds } from './seed.js';
 import type { RunningShard, ShardInit } from './shard.js';
 import { ShardSupervisor, type ShardRuntime } from './shard-supervisor.js';
+import { GbfsFeeds } from './gbfs/feeds.js';
+import { loadOperatingAreaFile } from './operating-area-file.js';
+import { OperatingAreaService } from './operating-area.js';
+import type { OperatingArea } from '../actors/contract/operating-area.js';
 import { fleetNode, type FleetNode } from './cluster/cluster-node.js';
 import type { ShardLinks } from './fleet-service.js';
 
@@ -79,6 +83,8 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
 
   try {
     const started = Date.now();
+    // Configuration a file holds: checked before any data is touched (a bad zone file names itself, exit 2).
+    const initialArea = config.operatingArea.file ? loadOperatingAreaFile(config.operatingArea.file) : null;
     // One process per FLEET_DB: locked before the registry or a shard file is opened (a refused server
     // touches no data), released last, after every shard has flushed and closed its file.
     const lock = lockDataFolder(config.db.file);
@@ -102,7 +108,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     const links = node.links(shards);
     if (config.seedVehicles > 0) await seed(links, (shard) => node.owns(shard), config, logger);
     const devices = await startDeviceAccess(config, { security: deviceSecurity, broker, mqtt, node, logger }, closers);
-    const { app, url } = await startHttp(config, options, { registry, shards, links, node, devices, mqttUrl }, closers);
+    const { app, url } = await startHttp(config, options, { registry, shards, links, node, devices, mqttUrl, initialArea }, closers);
     if (url) lock?.announce(url);
     const ownShards = node.clustered ? { node: node.self.id, ownShards: shards.links.map((link) => link.shard) } : {};
     logger.info({ url, mqtt: mqttUrl, db: config.db.file, shards: registry.shardCount, ...ownShards, kafka: config.kafka.mode, startupMs: Date.now() - started }, 'fleetactors ready');
@@ -189,11 +195,11 @@ async function startDeviceAccess(
 async function startHttp(
   config: FleetConfig,
   options: FleetOptions,
-  parts: { registry: Registry; shards: ShardSupervisor; links: ShardLinks; node: FleetNode; devices: DeviceAccess; mqttUrl: string },
+  parts: { registry: Registry; shards: ShardSupervisor; links: ShardLinks; node: FleetNode; devices: DeviceAccess; mqttUrl: string; initialArea: OperatingArea | null },
   closers: Closer[],
 ): Promise<{ app: FastifyInstance; url: string | null }> {
   const { logger } = options;
-  const { registry, shards, links, node, devices, mqttUrl } = parts;
+  const { registry, shards, links, node, devices, mqttUrl, initialArea } = parts;
   // Claims and stored answers of Idempotency-Keys live on the shards (claim actors, in the group
   // commit): no disk on this thread per request. The registry's table only ages out what an older
   // version stored there. Through `links`: in a cluster a claim on another node's shard is asked there.
@@ -203,6 +209,18 @@ async function startHttp(
   registerShardMetrics(metrics, shards);
   const events = new ShardedEvents(links);
   closers.push(() => events.close());
+  // The open-data feeds and the operating area (docs/gbfs.md).
+  let url: string | null = null;
+  const operatingArea = new OperatingAreaService(config.operatingArea.file, initialArea, links, logger);
+  const gbfs = new GbfsFeeds({
+    shards: links,
+    config,
+    baseUrl: () => config.http.publicBaseUrl ?? url ?? `http://${config.http.host}:${config.http.port}`,
+    area: () => operatingArea.area(),
+    readTimeoutMs: config.timing.askTimeoutMs,
+  });
+  metrics.observedCounter({ name: 'fleet_gbfs_vehicle_status_rebuilds_total', help: 'Rebuilds of the GBFS vehicle_status.json snapshot (at most one per ttl).', read: () => gbfs.rebuildStats().count });
+  metrics.gauge({ name: 'fleet_gbfs_vehicle_status_rebuild_seconds', help: 'How long the last rebuild of vehicle_status.json took: every shard read in pages, merged, serialized and gzipped.', collect: () => gbfs.rebuildStats().lastMs / 1000 });
   const app = buildApp({
     isStorageFull,
     fleet: new ShardedFleetService(links, config.timing, config.maxActiveBookingsPerCustomer),
@@ -218,6 +236,8 @@ async function startHttp(
     events,
     traces: new ShardedTraces(links),
     vehicleCommands: new ShardedVehicleCommands(links),
+    gbfs,
+    operatingArea,
     customerBookings: new ShardedCustomerBookings(links),
   });
   const metricsListener = config.metrics.listener;
@@ -228,7 +248,6 @@ async function startHttp(
     const metricsUrl = await listenOn({ port: 'METRICS_PORT', host: 'METRICS_HOST' }, metricsListener.host, metricsListener.port, () => opsApp.listen({ host: metricsListener.host, port: metricsListener.port }));
     logger.info({ url: metricsUrl }, 'metrics listener ready');
   }
-  let url: string | null = null;
   node.installRoutes(app, shards, () => url);
   closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
   if (!(options.listen ?? true)) {

@@ -1,4 +1,5 @@
 import { BOOKING, bookingBehaviour, type BookingMessage } from '../actors/booking/actor.js';
+import type { OperatingArea } from '../actors/contract/operating-area.js';
 import { claimBehaviour, IDEMPOTENCY } from '../actors/idempotency/actor.js';
 import { deriveCommandKey, signCommand } from '../actors/contract/command-signature.js';
 import type { UnsignedDeviceCommand } from '../actors/contract/device-protocol.js';
@@ -26,9 +27,11 @@ export interface ShardActorParts {
   /** Booking and payment time (a test's clock); vehicles keep the wall clock. */
   readonly clock: Clock;
   readonly logger: Logger;
+  /** The operating area in force on this shard (server/shard.ts holds it; an operator may replace it); null: none. */
+  readonly operatingArea?: () => OperatingArea | null;
 }
 
-export function registerShardActors(directory: ActorDirectory, { config, mqtt, vehicles, gateway, clock, logger }: ShardActorParts): void {
+export function registerShardActors(directory: ActorDirectory, { config, mqtt, vehicles, gateway, clock, logger, operatingArea }: ShardActorParts): void {
   directory.register(
     VEHICLE,
     vehicleBehaviour({
@@ -46,6 +49,12 @@ export function registerShardActors(directory: ActorDirectory, { config, mqtt, v
         ctx.tell({ kind: BOOKING, id: bookingId }, message);
       },
       unlockTimeoutMs: config.timing.unlockTimeoutMs,
+      // Where rides may start and end (docs/gbfs.md): the area in force and the vehicle's latest position.
+      areaCheck: (id) => {
+        const area = operatingArea?.() ?? null;
+        const position = area && vehicles.positionOf(id);
+        return area && position ? { policy: { area, maxFixAgeMs: config.operatingArea.maxFixAgeMs }, position } : null;
+      },
     }),
   );
   directory.register(

@@ -1,5 +1,6 @@
 import { reject, type Outcome } from '../actors/contract/rejections.js';
 import { noAnswer } from '../actors/shared/no-answer.js';
+import type { OperatingArea } from '../actors/contract/operating-area.js';
 import { VEHICLE } from '../actors/vehicle/actor.js';
 import type { ActorDirectory } from '../runtime/kernel/directory.js';
 import type { AskCall, FleetExchange, SeedVehicle, ShardCall, ShardStats } from './shard-calls.js';
@@ -20,6 +21,8 @@ export interface ShardCallTargets {
   readonly reads: ReadHandlers;
   seed(vehicles: readonly SeedVehicle[]): Promise<{ registered: number }>;
   stats(): ShardStats;
+  /** An operator replaced the operating area (PUT /operating-area). */
+  replaceOperatingArea(area: OperatingArea | null): void;
   stop(): Promise<void>;
 }
 
@@ -36,6 +39,10 @@ export function shardCallHandlers(targets: ShardCallTargets): CallHandlers {
     read: async (call) => dispatchRead(targets.reads, call.read),
     seed: (call) => targets.seed(call.vehicles),
     stats: async () => targets.stats(),
+    'operating-area': async (call) => {
+      targets.replaceOperatingArea(call.area);
+      return null;
+    },
     stop: async () => {
       await targets.stop();
       return null;

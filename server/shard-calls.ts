@@ -1,5 +1,7 @@
 import type { PublicEvent } from '../api/ports.js';
 import type { Outcome } from '../actors/contract/rejections.js';
+import type { OperatingArea } from '../actors/contract/operating-area.js';
+import type { GbfsVehicleChunk } from './gbfs/documents.js';
 import type { TraceJournal, TraceJournalQuery } from '../actors/contract/trace-views.js';
 import type { VehicleFilter, VehicleView } from '../actors/contract/views.js';
 import type { CustomerBookingRow, CustomerBookingsQuery } from '../persistence/customer-bookings.js';
@@ -30,6 +32,8 @@ export type FleetExchange =
   /** Demo vehicles to register in bulk (FLEET_SEED). */
   | { readonly call: { readonly op: 'seed'; readonly vehicles: readonly SeedVehicle[] }; readonly answer: { readonly registered: number } }
   | { readonly call: { readonly op: 'stats' }; readonly answer: ShardStats }
+  /** The operating area replaced by an operator (PUT /operating-area; already saved to its file); null: none. */
+  | { readonly call: { readonly op: 'operating-area'; readonly area: OperatingArea | null }; readonly answer: null }
   /** Stop accepting, finish what is queued, flush the journal, close. Answered once done. */
   | { readonly call: { readonly op: 'stop' }; readonly answer: null };
 
@@ -69,7 +73,10 @@ export type ShardRead =
   /** A customer's bookings that are not finished, but for one (persistence/live-bookings.ts). */
   | { readonly read: 'live-bookings'; readonly customerId: string; readonly exceptBookingId: string }
   /** A page of a customer's bookings on this shard, newest first (persistence/customer-bookings.ts). */
-  | { readonly read: 'customer-bookings'; readonly query: CustomerBookingsQuery };
+  | { readonly read: 'customer-bookings'; readonly query: CustomerBookingsQuery }
+
+  /** A page of the shard's vehicles for GBFS vehicle_status.json as JSON, after a public id, '' for the first (server/gbfs/documents.ts `gbfsVehicleChunk`). */
+  | { readonly read: 'gbfs-vehicles'; readonly afterId: string; readonly limit: number };
 
 export type ReadName = ShardRead['read'];
 
@@ -89,6 +96,7 @@ export interface ReadAnswers {
   /** The ids of the customer's live bookings on this shard (the 409 active-booking-limit names them). */
   readonly 'live-bookings': string[];
   readonly 'customer-bookings': CustomerBookingRow[];
+  readonly 'gbfs-vehicles': GbfsVehicleChunk;
 }
 
 /** A page of a shard's public events. `scannedTo`: rows that are not events (a type no longer in the catalog) still move the cursor. */

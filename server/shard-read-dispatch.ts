@@ -1,6 +1,8 @@
 import type { SqliteJournalEngine } from '../persistence/journal-engine.js';
 import type { CustomerBookings } from '../persistence/customer-bookings.js';
 import type { LiveBookingCounter } from '../persistence/live-bookings.js';
+import type { GbfsVehicleReads } from '../persistence/gbfs-vehicles.js';
+import { gbfsVehicleChunk } from './gbfs/documents.js';
 import type { Db } from '../persistence/sqlite.js';
 import type { TraceJournalReads } from '../persistence/trace-journal.js';
 import type { TraceStore } from '../persistence/trace-store.js';
@@ -23,6 +25,7 @@ export interface ShardReadSources {
   readonly traces: TraceStore;
   readonly traceJournal: TraceJournalReads;
   readonly liveBookings: LiveBookingCounter;
+  readonly gbfsVehicles: GbfsVehicleReads;
   readonly customerBookings: CustomerBookings;
 }
 
@@ -30,7 +33,7 @@ type ReadRequests = { readonly [Name in ReadName]: ReadOf<Name> };
 
 export type ReadHandlers = { readonly [Name in ReadName]: (read: ReadRequests[Name]) => ReadAnswers[Name] };
 
-export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJournal, liveBookings, customerBookings }: ShardReadSources): ReadHandlers {
+export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJournal, liveBookings, customerBookings, gbfsVehicles }: ShardReadSources): ReadHandlers {
   return {
     vehicle: (read) => vehicles.get(read.id, read.visibleTo) ?? null,
     vehicles: (read) => vehicles.list(read.filter),
@@ -44,6 +47,7 @@ export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJ
     'vehicle-commands': (read) => vehicleCommands(db, read.vehicleId, read.limit, Date.now()),
     'trace-journal': (read) => traceJournal.read(read.query),
     'live-bookings': (read) => liveBookings.liveBookings(read.customerId, read.exceptBookingId),
+    'gbfs-vehicles': (read) => gbfsVehicleChunk(gbfsVehicles.read(read.afterId, read.limit)),
     'customer-bookings': (read) => customerBookings.page(read.query),
   };
 }

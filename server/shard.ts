@@ -29,6 +29,9 @@ import { MqttConnection } from '../adapters/mqtt/connection.js';
 import { toShardEvents, watchCommandOutcomes } from './shard-reads.js';
 import { registerInBulk } from './seed.js';
 import { TelemetryPipeline } from '../adapters/telemetry/pipeline.js';
+import { GbfsVehicleReads } from '../persistence/gbfs-vehicles.js';
+import { loadOperatingAreaFile } from './operating-area-file.js';
+import type { OperatingArea } from '../actors/contract/operating-area.js';
 import { createsItsActor, isStrangersRefusal, registerShardActors, tagsForEvent } from './shard-actors.js';
 import { BookingReadModel } from '../persistence/booking-read-model.js';
 import { OverdueRides } from '../persistence/overdue-rides.js';
@@ -100,9 +103,11 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     const mqtt = await connectMqtt(init, logger, closers);
     const ownsVehicle = (vehicleId: string) => shardOfVehicle(vehicleId, shardCount) === shard;
     const vehicles = new VehicleReadModel(db);
+    // The file is the truth a restarted shard starts from; an operator's replacement arrives as a call.
+    let operatingArea: OperatingArea | null = config.operatingArea.file ? loadOperatingAreaFile(config.operatingArea.file) : null;
     const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger, accepts: ownsVehicle });
     closers.push(() => telemetry.close());
-    registerShardActors(directory, { config, mqtt, vehicles, gateway, clock, logger });
+    registerShardActors(directory, { config, mqtt, vehicles, gateway, clock, logger, operatingArea: () => operatingArea });
     const { timers, commandOutcomes, relay } = startBackgroundWork(init, { storage, system, directory, clock, logger }, closers);
 
     const overdueRides = overdueRideCheck(db, clock, config.overdueRideAfterMs, logger);
@@ -127,8 +132,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       commands: commandOutcomes.counts(),
       overdueRides: overdueRides(),
     });
-    const reads = shardReadHandlers({ shard, db, journal, vehicles, traces: storage.traces, traceJournal: storage.traceJournal, liveBookings: new LiveBookingCounter(db), customerBookings: new CustomerBookings(db) });
-    const calls = shardCallHandlers({ directory, ownsVehicle, isUnknownBooking, reads, seed: (seed) => registerInBulk(journal, vehicles, seed, logger), stats, stop: close });
+    const reads = shardReadHandlers({ shard, db, journal, vehicles, traces: storage.traces, traceJournal: storage.traceJournal, liveBookings: new LiveBookingCounter(db), customerBookings: new CustomerBookings(db), gbfsVehicles: new GbfsVehicleReads(db) });
+    const calls = shardCallHandlers({ directory, ownsVehicle, isUnknownBooking, reads, seed: (seed) => registerInBulk(journal, vehicles, seed, logger), stats, replaceOperatingArea: (area) => (operatingArea = area), stop: close });
     const handlers: FleetShardHandlers = { call: (call) => dispatchCall(calls, call), stats, followEvents: eventFollower(shard, journal, closers) };
     logger.debug({ db: init.dbFile, mqtt: init.mqttUrl }, 'shard started');
     return { shard, handlers, db, journal, directory, gateway, telemetry, mqtt, relay, close };

@@ -62,6 +62,10 @@ export interface JourneyRun {
 /** Answers the contract allows a customer to get (docs/contract.md, "HTTP"); anything else is an error. */
 const CONTRACT_STATUS = new Set([402, 409, 503, 504]);
 const METRES_PER_DEGREE = 111_320;
+/** Ends the operating area refuses (the trip goes on): the rider tries again after riding on a little. */
+const AREA_REFUSALS = ['ride-end-not-allowed', 'vehicle-position-unknown'];
+const END_ATTEMPTS_IN_AREA = 5;
+const AREA_RETRY_MS = 2_000;
 
 type Answer = { readonly ok: true; readonly result: ApiResult } | { readonly ok: false; readonly outcome: string };
 
@@ -153,6 +157,13 @@ export function startJourneys(settings: JourneySettings, deps: JourneyDeps): Jou
     // One retry: a lock that timed out leaves the ride ACTIVE, and a customer tries again before leaving.
     let answer = await call('end', 'POST', `/bookings/${encodeURIComponent(bookingId)}/end`, tokens(customer, 'customer'));
     if (!answer.ok && answer.outcome.startsWith('failed:end:lock-timed-out')) answer = await call('end', 'POST', `/bookings/${encodeURIComponent(bookingId)}/end`, tokens(customer, 'customer'));
+    // The operating area refused the end where the vehicle stands, or has no fresh fix of it (docs/gbfs.md):
+    // the trip goes on, so the rider rides on and tries again, as a person would, before giving up.
+    const refusedForWhere = (refused: Answer) => !refused.ok && AREA_REFUSALS.some((slug) => refused.outcome === `failed:end:${slug}`);
+    for (let attempt = 0; attempt < END_ATTEMPTS_IN_AREA && refusedForWhere(answer); attempt += 1) {
+      await pause(AREA_RETRY_MS, stopping.signal);
+      answer = await call('end', 'POST', `/bookings/${encodeURIComponent(bookingId)}/end`, tokens(customer, 'customer'));
+    }
     return answer;
   };
 

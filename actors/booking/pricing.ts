@@ -14,6 +14,9 @@ export const TARIFFS: Readonly<Record<VehicleType, { readonly unlockFee: number;
 };
 export const CURRENCY = 'EUR';
 
+/** The tariff a booking of this type is charged with: also what GBFS system_pricing_plans.json publishes. */
+export const tariffOf = (vehicleType: VehicleType): { readonly unlockFee: number; readonly perMinute: number } => TARIFFS[vehicleType];
+
 export function authorizationAmount(vehicleType: VehicleType, durationMinutes: number): Money {
   const tariff = TARIFFS[vehicleType];
   return { amount: tariff.unlockFee + tariff.perMinute * durationMinutes, currency: CURRENCY };

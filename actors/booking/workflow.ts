@@ -214,7 +214,8 @@ function end(config: WorkflowConfig, state: BookingState, caller: Caller): Plan 
     case 'COMPLETED':
       return reply(accept(state));
     case 'ACTIVE':
-      if (state.endedAt === null) return ask(vehicleOf(state), { type: 'LockVehicle', bookingId }, { step: 'Return' }, config.deviceAskMs);
+      // A customer's end must be allowed where the vehicle stands (the operating area); an operator may end anywhere.
+      if (state.endedAt === null) return ask(vehicleOf(state), { type: 'LockVehicle', bookingId, endOfTrip: caller.role === 'customer' }, { step: 'Return' }, config.deviceAskMs);
       return capture(config, state, 'AnswerCaller');
     default:
       return reply(reject(wrongState(bookingId, state.status, 'ACTIVE'))); // checkEnd lets no other status through

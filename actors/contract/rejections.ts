@@ -14,6 +14,12 @@ export type Rejection =
    * connected for it (no presence, no telemetry, no answer), so a command would only wait for nobody.
    */
   | { readonly type: 'VehicleOffline'; readonly vehicleId: string; readonly presence: 'offline' | 'never-seen' }
+  /** The operating area's rule at the vehicle's position forbids starting a ride there (ride_start_allowed false). */
+  | { readonly type: 'RideStartNotAllowed'; readonly vehicleId: string; readonly lat: number; readonly lon: number }
+  /** The operating area's rule at the vehicle's position forbids ending a ride there (ride_end_allowed false). */
+  | { readonly type: 'RideEndNotAllowed'; readonly vehicleId: string; readonly lat: number; readonly lon: number }
+  /** An end of trip inside an operating area needs a position fix no older than maxAgeMs; lastFixAt null: none since registration. */
+  | { readonly type: 'VehiclePositionUnknown'; readonly vehicleId: string; readonly lastFixAt: string | null; readonly maxAgeMs: number }
   | { readonly type: 'VehicleNotReservedForBooking'; readonly vehicleId: string; readonly bookingId: string }
   | { readonly type: 'VehicleRejectedCommand'; readonly vehicleId: string; readonly command: DeviceCommandType; readonly reason: string }
   | { readonly type: 'UnlockTimedOut'; readonly vehicleId: string; readonly commandId: string; readonly timeoutMs: number }

@@ -6,6 +6,7 @@ import { rootContext, type TraceContext } from '../../runtime/ground/trace-conte
 import type { DeviceCommandType, DeviceReplyType, UnsignedDeviceCommand } from '../contract/device-protocol.js';
 import { accept, reject, type Outcome, type Rejection } from '../contract/rejections.js';
 import type { Location, VehicleType } from '../contract/views.js';
+import type { AreaCheck } from './area-rules.js';
 import { decide, evolve, type DeviceConditions, type VehicleCommand, type VehicleEvent } from './decider.js';
 import { describeVehicle, fromVehicleRecord, toVehicleRecord, type VehicleRecord } from './record.js';
 import { confirmedCommand, initialVehicleState, pendingCommand, recentCommandsOf, rideTime, type VehicleState } from './state.js';
@@ -16,7 +17,8 @@ export type VehicleMessage =
   | { readonly type: 'ReserveVehicle'; readonly bookingId: string }
   | { readonly type: 'ReleaseVehicle'; readonly bookingId: string; readonly reason: string }
   | { readonly type: 'UnlockVehicle'; readonly bookingId: string }
-  | { readonly type: 'LockVehicle'; readonly bookingId: string }
+  /** endOfTrip: a customer ends the ride, so the operating area must allow an end where the vehicle is (a relock, or an operator's end, is never refused for where it stands). */
+  | { readonly type: 'LockVehicle'; readonly bookingId: string; readonly endOfTrip?: boolean }
   /** Answered with the state's flat record (record.ts), as replays and traces show it. */
   | { readonly type: 'GetVehicle' }
   | { readonly type: 'DeviceReplied'; readonly commandId: string; readonly reply: DeviceReplyType; readonly reason: string | null; readonly at: number }
@@ -47,6 +49,8 @@ export interface VehicleActorDeps {
   /** Called when the vehicle locked for a booking, also late: the booking completes the ride. */
   readonly notifyLocked: (ctx: ActorContext<VehicleState, VehicleEvent>, bookingId: string, at: number) => void;
   readonly unlockTimeoutMs: number;
+  /** The operating area in force and the vehicle's position (latest telemetry); null or absent: no area, no restriction. */
+  readonly areaCheck?: (vehicleId: string) => AreaCheck | null;
   readonly now?: () => number;
 }
 
@@ -132,8 +136,9 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
       }
     };
 
-    const requestDeviceCommand = async (ctx: ActorContext<VehicleState, VehicleEvent>, command: DeviceCommandType, bookingId: string) => {
+    const requestDeviceCommand = async (ctx: ActorContext<VehicleState, VehicleEvent>, command: DeviceCommandType, bookingId: string, endOfTrip = false) => {
       const at = now();
+      const areaCheck = endOfTrip ? deps.areaCheck?.(vehicleId) : null;
       const decision = await run(ctx, {
         type: 'RequestDeviceCommand',
         vehicleId,
@@ -144,6 +149,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
         neverSeen: heardOnline === null && !deps.everSeen(vehicleId),
         at,
         expiresAt: at + deps.unlockTimeoutMs,
+        ...(areaCheck && { areaCheck }),
       });
       if (!decision.ok) return ctx.reply(reject(decision.rejection));
       const issued = decision.events[0];
@@ -218,7 +224,8 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
             return ctx.reply(decision.ok ? accept({ vehicleId }) : reject(decision.rejection));
           }
           case 'ReserveVehicle': {
-            const decision = await run(ctx, { type: 'ReserveVehicle', vehicleId, bookingId: message.bookingId, conditions: conditions(), at });
+            const areaCheck = deps.areaCheck?.(vehicleId);
+            const decision = await run(ctx, { type: 'ReserveVehicle', vehicleId, bookingId: message.bookingId, conditions: conditions(), at, ...(areaCheck && { areaCheck }) });
             if (!decision.ok) return ctx.reply(reject(decision.rejection));
             // A reserve the decider accepted found the vehicle registered.
             const state = ctx.state;
@@ -232,7 +239,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
           case 'UnlockVehicle':
             return requestDeviceCommand(ctx, 'UNLOCK', message.bookingId);
           case 'LockVehicle':
-            return requestDeviceCommand(ctx, 'LOCK', message.bookingId);
+            return requestDeviceCommand(ctx, 'LOCK', message.bookingId, message.endOfTrip === true);
           case 'DeviceReplied': {
             const decision = await run(ctx, { type: 'RecordDeviceReply', vehicleId, commandId: message.commandId, reply: message.reply, reason: message.reason, at: message.at });
             if (decision.ok && decision.events.length === 0) {

@@ -1,6 +1,7 @@
 import { emit, refuse, unreachable, type Decision } from '../shared/decision.js';
 import type { DeviceCommandType, DeviceReplyType } from '../contract/device-protocol.js';
 import type { Location, VehicleType } from '../contract/views.js';
+import { endRefusal, startRefusal, type AreaCheck } from './area-rules.js';
 import { confirmedCommand, holderOf, pendingCommand, recentCommandsOf, type InUseVehicle, type IssuedCommand, type RegisteredVehicle, type ReservedVehicle, type VehicleState } from './state.js';
 
 
@@ -26,9 +27,11 @@ const REMEMBERED_COMMANDS = 8;
 
 export type VehicleCommand =
   | { readonly type: 'RegisterVehicle'; readonly vehicleId: string; readonly vehicleType: VehicleType; readonly model: string | null; readonly location: Location; readonly at: number }
-  | { readonly type: 'ReserveVehicle'; readonly vehicleId: string; readonly bookingId: string; readonly conditions: DeviceConditions; readonly at: number }
+  /** areaCheck: set when an operating area is in force (a ride may not start everywhere). */
+  | { readonly type: 'ReserveVehicle'; readonly vehicleId: string; readonly bookingId: string; readonly conditions: DeviceConditions; readonly at: number; readonly areaCheck?: AreaCheck }
   | { readonly type: 'ReleaseVehicle'; readonly vehicleId: string; readonly bookingId: string; readonly reason: string; readonly at: number }
-  | { readonly type: 'RequestDeviceCommand'; readonly vehicleId: string; readonly command: DeviceCommandType; readonly bookingId: string; readonly commandId: string; readonly online: boolean | null; readonly neverSeen: boolean; readonly at: number; readonly expiresAt: number }
+  /** areaCheck: a LOCK that ends a customer's trip while an operating area is in force (the end must be allowed where the vehicle is). */
+  | { readonly type: 'RequestDeviceCommand'; readonly vehicleId: string; readonly command: DeviceCommandType; readonly bookingId: string; readonly commandId: string; readonly online: boolean | null; readonly neverSeen: boolean; readonly at: number; readonly expiresAt: number; readonly areaCheck?: AreaCheck }
   | { readonly type: 'RecordDeviceReply'; readonly vehicleId: string; readonly commandId: string; readonly reply: DeviceReplyType; readonly reason: string | null; readonly at: number }
   | { readonly type: 'RecordCommandFailure'; readonly vehicleId: string; readonly commandId: string; readonly reason: 'timeout' | 'offline'; readonly at: number };
 
@@ -80,6 +83,8 @@ function decideReserve(command: CommandOf<'ReserveVehicle'>, state: RegisteredVe
   if (holderOf(state) === bookingId) return emit(); // a retried reserve of the same booking
   if (state.status !== 'AVAILABLE') return refuse({ type: 'VehicleUnavailable', vehicleId, status: state.status });
   if (conditions.online === false) return refuse({ type: 'VehicleOffline', vehicleId, presence: 'offline' });
+  const outside = command.areaCheck && startRefusal(vehicleId, state.profile.vehicleType, command.areaCheck, at);
+  if (outside) return refuse(outside);
   if (conditions.battery !== null && conditions.battery < MIN_BOOKABLE_BATTERY) {
     return refuse({ type: 'VehicleLowBattery', vehicleId, battery: conditions.battery });
   }
@@ -116,6 +121,9 @@ function decideDeviceCommand(command: CommandOf<'RequestDeviceCommand'>, state: 
   if (command.online === null && command.neverSeen && !recentCommandsOf(state).some((issued) => issued.confirmedAt !== null)) {
     return refuse({ type: 'VehicleOffline', vehicleId, presence: 'never-seen' });
   }
+  // Checked only when a new LOCK would go out: a retried end of a trip already locked is answered above.
+  const cannotEnd = command.command === 'LOCK' && command.areaCheck && endRefusal(vehicleId, state.profile.vehicleType, command.areaCheck, at);
+  if (cannotEnd) return refuse(cannotEnd);
   return emit(
     command.command === 'UNLOCK'
       ? { type: 'UnlockRequested', vehicleId, bookingId, commandId, at, expiresAt }

@@ -115,7 +115,9 @@ const done: Step = { type: 'Done' };
 const reserve = askVehicle({ type: 'ReserveVehicle', bookingId: B }, { step: 'Reserve' });
 const authorize = askPayment({ type: 'Authorize', bookingId: B, amount: 1270, currency: 'EUR', paymentMethod: 'tok_visa' }, { step: 'Authorize', amount: 1270, currency: 'EUR' });
 const unlockVehicle = askVehicle({ type: 'UnlockVehicle', bookingId: B }, { step: 'Unlock' }, config.deviceAskMs);
-const lockForReturn = askVehicle({ type: 'LockVehicle', bookingId: B }, { step: 'Return' }, config.deviceAskMs);
+/** A customer's end asks the vehicle to check the operating area; an operator's does not (docs/gbfs.md). */
+const lockForReturn = askVehicle({ type: 'LockVehicle', bookingId: B, endOfTrip: true }, { step: 'Return' }, config.deviceAskMs);
+const lockForOperatorsReturn = askVehicle({ type: 'LockVehicle', bookingId: B, endOfTrip: false }, { step: 'Return' }, config.deviceAskMs);
 const capture = (then: 'AnswerCaller' | 'Silent', endedAt = LOCKED_AT) => askPayment({ type: 'Capture', amount: charge.amount }, { step: 'Capture', endedAt, then });
 const relock = (then: 'AnswerCreate' | 'AnswerCaller' | 'Silent') => askVehicle({ type: 'LockVehicle', bookingId: B }, { step: 'Relock', then }, config.deviceAskMs);
 const release = (reason: string, then: 'AnswerCreate' | 'AnswerCaller' | 'Silent') => askVehicle({ type: 'ReleaseVehicle', bookingId: B, reason }, { step: 'Release', then });
@@ -240,6 +242,10 @@ describe('EndBooking and the capture', () => {
     const capturing = locking.when(answer(accept({ lockedAt: LOCKED_AT }), LOCKED_AT + 50)).then([returned()], capture('AnswerCaller'));
     const completedState = given(atCompleted).state;
     capturing.when(answer(accept(charge), LOCKED_AT + 80)).then([completed()], replyWith(accept(completedState)));
+  });
+
+  it('an operator\'s end locks without the operating area\'s check (support ends a stranded rider\'s trip)', () => {
+    given(atActive).when(end(operator)).then([], lockForOperatorsReturn);
   });
 
   it('a vehicle that does not lock answers its refusal; the trip goes on', () => {

@@ -1,0 +1,58 @@
+import type { Rejection } from '../contract/rejections.js';
+import { ruleAt, type OperatingArea } from '../contract/operating-area.js';
+import type { VehicleType } from '../contract/views.js';
+
+/**
+ * Where a ride may start and end (docs/gbfs.md, "The operating area"), pure. The position is the
+ * vehicle's latest telemetry fix; before its first fix, the position it was registered at.
+ */
+
+export interface PositionFix {
+  readonly lat: number;
+  readonly lon: number;
+  /** When the device reported it; null: no telemetry yet, the registered position. */
+  readonly fixAt: number | null;
+}
+
+export interface AreaPolicy {
+  readonly area: OperatingArea;
+  /** An end of trip is judged only on a fix at most this old (OPERATING_AREA_MAX_FIX_AGE_MS). */
+  readonly maxFixAgeMs: number;
+}
+
+/** What the shell hands the decider for a check: the policy in force and the vehicle's position. */
+export interface AreaCheck {
+  readonly policy: AreaPolicy;
+  readonly position: PositionFix;
+}
+
+/**
+ * A reservation (the start of a ride) is judged at the last known position whatever its age: a
+ * parked, locked vehicle does not move, and before any telemetry it stands where it was registered.
+ */
+export function startRefusal(vehicleId: string, vehicleType: VehicleType, check: AreaCheck, at: number): Rejection | null {
+  const { lat, lon } = check.position;
+  return ruleAt(check.policy.area, lon, lat, vehicleType, at).ride_start_allowed ? null : { type: 'RideStartNotAllowed', vehicleId, lat, lon };
+}
+
+/**
+ * An end of trip is judged at a fresh fix: the vehicle has been moving, so an old fix (or only the
+ * registered position) says nothing about where it stands now. Without one the end is refused as
+ * VehiclePositionUnknown — unless the area lets this type end a ride everywhere, which needs no fix.
+ */
+export function endRefusal(vehicleId: string, vehicleType: VehicleType, check: AreaCheck, at: number): Rejection | null {
+  const { area, maxFixAgeMs } = check.policy;
+  if (endAllowedEverywhere(area, vehicleType)) return null;
+  const { lat, lon, fixAt } = check.position;
+  if (fixAt === null || at - fixAt > maxFixAgeMs) {
+    return { type: 'VehiclePositionUnknown', vehicleId, lastFixAt: fixAt === null ? null : new Date(fixAt).toISOString(), maxAgeMs: maxFixAgeMs };
+  }
+  return ruleAt(area, lon, lat, vehicleType, at).ride_end_allowed ? null : { type: 'RideEndNotAllowed', vehicleId, lat, lon };
+}
+
+/** No rule that applies to the type forbids an end, in any zone or globally. */
+export function endAllowedEverywhere(area: OperatingArea, vehicleType: VehicleType): boolean {
+  const forbids = (rule: { readonly vehicle_type_ids?: readonly string[] | undefined; readonly ride_end_allowed: boolean }) =>
+    !rule.ride_end_allowed && (!rule.vehicle_type_ids || rule.vehicle_type_ids.includes(vehicleType));
+  return !area.global_rules.some(forbids) && !area.geofencing_zones.features.some((feature) => feature.properties.rules?.some(forbids));
+}

@@ -80,7 +80,7 @@ h3 { margin: 16px 0 4px; font-size: 13px; text-transform: uppercase; letter-spac
 h4 { margin: 6px 0 2px; font-size: 12px; color: var(--muted); }
 pre { margin: 0; padding: 8px; background: #fff; border: 1px solid var(--line); border-radius: 4px; font-size: 12px; max-height: 260px; overflow: auto; white-space: pre-wrap; word-break: break-all; }
 table { border-collapse: collapse; width: 100%; font-size: 12px; background: #fff; }
-th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+th, td { border: 1px solid var(--line); padding: 3px 6px; text-align: left; vertical-align: top; overflow-wrap: break-word; }
 th { word-break: normal; white-space: nowrap; }
 td.path { width: 110px; word-break: normal; overflow-wrap: anywhere; font-weight: 600; }
 td.before { color: #b91c1c; } td.after { color: #15803d; }

@@ -57,7 +57,7 @@ describe('GBFS 3.0 feeds and the operating area (server process)', () => {
   async function report(device: VirtualVehicle, where: { lat: number; lon: number }) {
     const sent = await device.publishTelemetry({ ...where, battery: 80, speedKmh: 0 });
     await waitFor(async () => {
-      const vehicle = (await (await api(`/vehicles/${device.id}`, { headers: asCustomer() })).json()) as { lastSeenAt: string | null; location: { lat: number } };
+      const vehicle = (await (await api(`/vehicles/${device.id}`, { headers: asOperator() })).json()) as { lastSeenAt: string | null; location: { lat: number } };
       return vehicle.lastSeenAt === sent.at && vehicle.location.lat === where.lat;
     }, { what: `${device.id} at ${where.lat},${where.lon}` });
   }

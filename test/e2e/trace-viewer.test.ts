@@ -192,6 +192,19 @@ describe('trace viewer page', () => {
       "[...document.querySelectorAll('#changes th')].map((node) => ({ text: node.textContent, wraps: node.scrollWidth > node.clientWidth || node.offsetHeight > 1.8 * parseFloat(getComputedStyle(node).lineHeight) }))",
     );
     expect(headers).toEqual([{ text: 'field', wraps: false }, { text: 'before', wraps: false }, { text: 'after', wraps: false }]);
+    // Short values (a status such as AVAILABLE) are never broken inside a word: walk the steps and look at every changed cell.
+    const brokenWords: string[] = [];
+    for (let step = 0; step < model.steps.length; step += 1) {
+      const broken = (await page.evaluate(
+        // The text's own line boxes (a Range's client rects), not the cell's height: a row is as tall as its tallest cell.
+        "[...document.querySelectorAll('#changes td.before, #changes td.after')].filter((node) => { const text = node.textContent ?? ''; const range = document.createRange(); range.selectNodeContents(node); return /^\\S{1,16}$/.test(text) && new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size > 1; }).map((node) => node.textContent)",
+      )) as string[];
+      brokenWords.push(...broken);
+      await page.keyboard.press('ArrowRight');
+    }
+    expect(brokenWords).toEqual([]);
+    for (let step = 0; step < model.steps.length; step += 1) await page.keyboard.press('ArrowLeft');
+    await page.keyboard.press('ArrowRight');
 
     // Times relative and readable on the axis; absolute in the step's detail and on hover.
     const axis = await page.locator('#diagram .time > text:first-of-type').allTextContents();

@@ -32,7 +32,7 @@ async function bookAndUnlock(vehicleId: string): Promise<{ status: number; probl
 async function online(vehicleId: string, mode: 'answer' | 'silent' = 'answer'): Promise<VirtualVehicle> {
   const device = await VirtualVehicle.start({ id: vehicleId, url: t.fleet.mqttUrl, protocolVersion: 4, credentials: t.credentials(vehicleId), behaviour: { mode } });
   devices.push(device);
-  await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}` })).json().online === true, { what: `${vehicleId} online` });
+  await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${vehicleId}`, as: 'ops', role: 'operator' })).json().online === true, { what: `${vehicleId} online` });
   return device;
 }
 
@@ -53,7 +53,7 @@ describe('POST /unlock and the vehicle\'s presence', () => {
     const booked = await t.book('customer-gone-1', 'gone-1');
     expect(booked.statusCode, booked.body).toBe(201);
     await device.goOffline();
-    await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/gone-1' })).json().online === false, { what: 'gone-1 offline' });
+    await waitFor(async () => (await t.request({ method: 'GET', url: '/vehicles/gone-1', as: 'ops', role: 'operator' })).json().online === false, { what: 'gone-1 offline' });
     const unlocked = await t.request({ method: 'POST', url: '/unlock', as: 'customer-gone-1', body: { bookingId: booked.json<{ id: string }>().id } });
     expect(unlocked.statusCode).toBe(503);
     expect(unlocked.json()).toMatchObject({ type: 'https://fleetactors.dev/problems/vehicle-offline', presence: 'offline' });

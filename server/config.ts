@@ -248,32 +248,10 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     throw new ConfigError(variable, `${issue.message} (got ${shown(variable, present[variable])})`);
   }
   const raw = parsed.data;
-  if (raw.PASSIVATE_AFTER_MS < 2 * raw.UNLOCK_TIMEOUT_MS) {
-    // A vehicle actor waiting for UNLOCKED must still be alive when the answer or the timeout comes.
-    throw new ConfigError('PASSIVATE_AFTER_MS', `must be at least twice UNLOCK_TIMEOUT_MS (${raw.UNLOCK_TIMEOUT_MS})`);
-  }
-  if ((raw.MQTT_USERNAME === undefined) !== (raw.MQTT_PASSWORD === undefined)) {
-    const missing = raw.MQTT_USERNAME === undefined ? 'MQTT_USERNAME' : 'MQTT_PASSWORD';
-    throw new ConfigError(missing, 'must be set together with ' + (missing === 'MQTT_USERNAME' ? 'MQTT_PASSWORD' : 'MQTT_USERNAME'));
-  }
-  if (raw.MQTT_PROVISIONING === 'dynsec' && (!raw.MQTT_URL || raw.MQTT_USERNAME === undefined)) {
-    throw new ConfigError('MQTT_PROVISIONING', 'dynsec needs MQTT_URL, MQTT_USERNAME and MQTT_PASSWORD of a Mosquitto with the dynamic-security plugin');
-  }
-  if (raw.FLEET_JWT_SECRET === undefined && !isLoopback(raw.HOST)) {
-    // The development secret is public: anyone could mint an operator token for a reachable server.
-    throw new ConfigError('FLEET_JWT_SECRET', `must be set to listen on HOST ${raw.HOST}: the development secret is public and is only allowed on a loopback address`);
-  }
+  checkTogether(raw);
   const cluster = clusterOf(raw);
   return {
-    http: {
-      host: raw.HOST,
-      port: raw.PORT,
-      bodyLimitBytes: raw.BODY_LIMIT_BYTES,
-      publicBaseUrl: raw.PUBLIC_BASE_URL === undefined ? null : raw.PUBLIC_BASE_URL.replace(/\/+$/, ''),
-      requestTimeoutMs: raw.HTTP_REQUEST_TIMEOUT_MS,
-      idleTimeoutMs: raw.HTTP_IDLE_TIMEOUT_MS,
-      keepAliveTimeoutMs: raw.HTTP_KEEP_ALIVE_TIMEOUT_MS,
-    },
+    http: httpOf(raw),
     streams: { perToken: raw.STREAMS_PER_TOKEN, perIp: raw.STREAMS_PER_IP },
     metrics: { token: raw.METRICS_TOKEN ?? null, listener: raw.METRICS_PORT === undefined ? null : { host: raw.METRICS_HOST, port: raw.METRICS_PORT } },
     traceMaxSteps: raw.TRACE_MAX_STEPS,
@@ -281,23 +259,9 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     shutdownGraceMs: raw.SHUTDOWN_GRACE_MS,
     db: { file: raw.FLEET_DB, synchronous: raw.FLEET_DB_SYNC },
     shards: { count: raw.FLEET_SHARDS ?? availableParallelism(), explicit: raw.FLEET_SHARDS !== undefined },
-    mqtt: raw.MQTT_URL
-      ? { mode: 'external', url: raw.MQTT_URL, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 5, clientId: raw.MQTT_CLIENT_ID ?? null }
-      : { mode: 'embedded', port: raw.MQTT_PORT, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 4, clientId: raw.MQTT_CLIENT_ID ?? null },
-    mqttSecurity: {
-      serverLogin: raw.MQTT_USERNAME !== undefined && raw.MQTT_PASSWORD !== undefined ? { username: raw.MQTT_USERNAME, password: raw.MQTT_PASSWORD } : null,
-      provisioning: raw.MQTT_PROVISIONING,
-      deviceSecret: raw.FLEET_DEVICE_SECRET ?? null,
-    },
-    kafka: raw.KAFKA_BROKERS
-      ? {
-          mode: 'kafka',
-          brokers: raw.KAFKA_BROKERS,
-          clientId: raw.KAFKA_CLIENT_ID,
-          partitions: raw.KAFKA_TOPIC_PARTITIONS,
-          replicationFactor: raw.KAFKA_REPLICATION_FACTOR,
-        }
-      : { mode: 'local' },
+    mqtt: mqttOf(raw),
+    mqttSecurity: mqttSecurityOf(raw),
+    kafka: kafkaOf(raw),
     auth: { jwtSecret: raw.FLEET_JWT_SECRET ?? DEV_JWT_SECRET, usingDevSecret: raw.FLEET_JWT_SECRET === undefined },
     timing: {
       unlockTimeoutMs: raw.UNLOCK_TIMEOUT_MS,
@@ -316,17 +280,78 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     rateLimits: { perCustomer: raw.RATE_LIMIT_PER_CUSTOMER, perIp: raw.RATE_LIMIT_PER_IP },
     maxActiveBookingsPerCustomer: raw.MAX_ACTIVE_BOOKINGS_PER_CUSTOMER,
     chaosHooks: raw.FLEET_CHAOS_HOOKS === 'on',
-    gbfs: {
-      ttlSeconds: raw.GBFS_TTL_SECONDS,
-      systemId: raw.GBFS_SYSTEM_ID,
-      name: raw.GBFS_SYSTEM_NAME,
-      language: raw.GBFS_LANGUAGE,
-      timezone: raw.GBFS_TIMEZONE,
-      feedContactEmail: raw.GBFS_FEED_CONTACT_EMAIL,
-      openingHours: raw.GBFS_OPENING_HOURS,
-    },
+    gbfs: gbfsOf(raw),
     operatingArea: { file: raw.FLEET_OPERATING_AREA ?? null, maxFixAgeMs: raw.OPERATING_AREA_MAX_FIX_AGE_MS },
     cluster,
+  };
+}
+
+/** Settings that only make sense together, checked once every variable parsed on its own. */
+function checkTogether(raw: RawConfig): void {
+  if (raw.PASSIVATE_AFTER_MS < 2 * raw.UNLOCK_TIMEOUT_MS) {
+    // A vehicle actor waiting for UNLOCKED must still be alive when the answer or the timeout comes.
+    throw new ConfigError('PASSIVATE_AFTER_MS', `must be at least twice UNLOCK_TIMEOUT_MS (${raw.UNLOCK_TIMEOUT_MS})`);
+  }
+  if ((raw.MQTT_USERNAME === undefined) !== (raw.MQTT_PASSWORD === undefined)) {
+    const missing = raw.MQTT_USERNAME === undefined ? 'MQTT_USERNAME' : 'MQTT_PASSWORD';
+    throw new ConfigError(missing, 'must be set together with ' + (missing === 'MQTT_USERNAME' ? 'MQTT_PASSWORD' : 'MQTT_USERNAME'));
+  }
+  if (raw.MQTT_PROVISIONING === 'dynsec' && (!raw.MQTT_URL || raw.MQTT_USERNAME === undefined)) {
+    throw new ConfigError('MQTT_PROVISIONING', 'dynsec needs MQTT_URL, MQTT_USERNAME and MQTT_PASSWORD of a Mosquitto with the dynamic-security plugin');
+  }
+  if (raw.FLEET_JWT_SECRET === undefined && !isLoopback(raw.HOST)) {
+    // The development secret is public: anyone could mint an operator token for a reachable server.
+    throw new ConfigError('FLEET_JWT_SECRET', `must be set to listen on HOST ${raw.HOST}: the development secret is public and is only allowed on a loopback address`);
+  }
+}
+
+function httpOf(raw: RawConfig): FleetConfig['http'] {
+  return {
+    host: raw.HOST,
+    port: raw.PORT,
+    bodyLimitBytes: raw.BODY_LIMIT_BYTES,
+    publicBaseUrl: raw.PUBLIC_BASE_URL === undefined ? null : raw.PUBLIC_BASE_URL.replace(/\/+$/, ''),
+    requestTimeoutMs: raw.HTTP_REQUEST_TIMEOUT_MS,
+    idleTimeoutMs: raw.HTTP_IDLE_TIMEOUT_MS,
+    keepAliveTimeoutMs: raw.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+  };
+}
+
+function mqttOf(raw: RawConfig): FleetConfig['mqtt'] {
+  return raw.MQTT_URL
+    ? { mode: 'external', url: raw.MQTT_URL, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 5, clientId: raw.MQTT_CLIENT_ID ?? null }
+    : { mode: 'embedded', port: raw.MQTT_PORT, protocolVersion: raw.MQTT_PROTOCOL_VERSION ?? 4, clientId: raw.MQTT_CLIENT_ID ?? null };
+}
+
+function mqttSecurityOf(raw: RawConfig): FleetConfig['mqttSecurity'] {
+  return {
+    serverLogin: raw.MQTT_USERNAME !== undefined && raw.MQTT_PASSWORD !== undefined ? { username: raw.MQTT_USERNAME, password: raw.MQTT_PASSWORD } : null,
+    provisioning: raw.MQTT_PROVISIONING,
+    deviceSecret: raw.FLEET_DEVICE_SECRET ?? null,
+  };
+}
+
+function kafkaOf(raw: RawConfig): FleetConfig['kafka'] {
+  return raw.KAFKA_BROKERS
+    ? {
+        mode: 'kafka',
+        brokers: raw.KAFKA_BROKERS,
+        clientId: raw.KAFKA_CLIENT_ID,
+        partitions: raw.KAFKA_TOPIC_PARTITIONS,
+        replicationFactor: raw.KAFKA_REPLICATION_FACTOR,
+      }
+    : { mode: 'local' };
+}
+
+function gbfsOf(raw: RawConfig): FleetConfig['gbfs'] {
+  return {
+    ttlSeconds: raw.GBFS_TTL_SECONDS,
+    systemId: raw.GBFS_SYSTEM_ID,
+    name: raw.GBFS_SYSTEM_NAME,
+    language: raw.GBFS_LANGUAGE,
+    timezone: raw.GBFS_TIMEZONE,
+    feedContactEmail: raw.GBFS_FEED_CONTACT_EMAIL,
+    openingHours: raw.GBFS_OPENING_HOURS,
   };
 }
 

@@ -145,11 +145,12 @@ describe('live streams are capped per token and per address', () => {
 describe('GET /events as a stream', () => {
   it('ends with `event: expired` when the token that opened it expires', async () => {
     const port = await listening(buildApp(testDeps({ events: new QuietEvents() })));
-    const shortLived = tokenFor('ops-1', 'operator', { ttlSeconds: 1 });
+    // Two seconds: a JWT's exp is in whole seconds, so a one-second token signed late in a second may be expired on arrival.
+    const shortLived = tokenFor('ops-1', 'operator', { ttlSeconds: 2 });
     const live = stream(port, '/events', shortLived);
     await answered(live);
     expect(live.status).toBe(200);
-    await waitFor(() => live.ended, { what: 'the stream to end with its token', timeoutMs: 5000 });
+    await waitFor(() => live.ended, { what: 'the stream to end with its token', timeoutMs: 8000 });
     expect(live.text).toContain('event: expired');
   });
 });

@@ -7,7 +7,7 @@ import type { Db } from './sqlite.js';
 /**
  * Read models kept by the journal engine inside its group-commit transaction: never ahead of, never
  * behind the events they derive from. Telemetry columns (position, battery, presence) are written by
- * runtime/telemetry, not here.
+ * adapters/telemetry, not here.
  */
 export function createProjectors(db: Db): Projector[] {
   return [vehicleProjector(db), bookingProjector(db)];

@@ -1,6 +1,6 @@
 import { BOOKING, type BookingMessage, type UnlockResult } from '../actors/booking/actor.js';
 import type { BookingState } from '../actors/booking/decider.js';
-import { Refused, reject, type Outcome } from '../actors/contract/rejections.js';
+import { Refused, reject, type Outcome, type Rejection } from '../actors/contract/rejections.js';
 import { VEHICLE, type VehicleMessage } from '../actors/vehicle/actor.js';
 import type {
   BookingView,
@@ -20,13 +20,18 @@ import { bookingIdOnShard, shardOfBooking, shardOfVehicle } from '../runtime/ker
 import { ShardUnavailableError } from '../runtime/kernel/shard-link.js';
 import { readCall, type FleetShardCaller, type ReadAnswer, type ShardRead } from './shard-calls.js';
 
-/** What the fleet service needs of the shards: the supervisor's links, one per shard. */
-/** A fleet-wide read whose shard is down or silent is refused as 503 shard-unavailable (the API answers a Refused's rejection). */
-export function refuseUnavailable(error: unknown): never {
-  if (error instanceof ShardUnavailableError) throw new Refused({ type: 'ShardUnavailable', shard: error.shard, reason: error.reason });
-  throw error;
+/** A shard that is down or did not answer, as the rejection the API answers (503 shard-unavailable); null for any other error. */
+export function shardUnavailable(error: unknown): Rejection | null {
+  return error instanceof ShardUnavailableError ? { type: 'ShardUnavailable', shard: error.shard, reason: error.reason } : null;
 }
 
+/** Where a port cannot return an Outcome (a fleet-wide read): a down shard is thrown as Refused, anything else as it is. */
+export function refuseUnavailable(error: unknown): never {
+  const rejection = shardUnavailable(error);
+  throw rejection ? new Refused(rejection) : error;
+}
+
+/** What the fleet service needs of the shards: the supervisor's links, one per shard. */
 export interface ShardLinks {
   readonly count: number;
   link(shard: number): FleetShardCaller;
@@ -97,7 +102,8 @@ export class ShardedFleetService implements FleetService {
       return await this.liveBookingLimit.admit(customerId, bookingId, () => this.bookingCommand(bookingId, message, trace));
     } catch (error) {
       // A shard that cannot be counted might hold a live booking of this customer: refuse rather than guess.
-      if (error instanceof ShardUnavailableError) return reject({ type: 'ShardUnavailable', shard: error.shard, reason: error.reason });
+      const rejection = shardUnavailable(error);
+      if (rejection) return reject(rejection);
       throw error;
     }
   }
@@ -149,7 +155,8 @@ export class ShardedFleetService implements FleetService {
       const answer = await this.shards.link(shard).call({ op: 'ask', target, message, from: 'http', trace, timeoutMs }, timeoutMs + DEADLINE_MARGIN_MS);
       return answer as Outcome<T>;
     } catch (error) {
-      if (error instanceof ShardUnavailableError) return reject({ type: 'ShardUnavailable', shard: error.shard, reason: error.reason });
+      const rejection = shardUnavailable(error);
+      if (rejection) return reject(rejection);
       throw error;
     }
   }

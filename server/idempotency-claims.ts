@@ -3,8 +3,7 @@ import { Refused, type Outcome } from '../actors/contract/rejections.js';
 import type { IdempotencyPort, StoredResponse } from '../api/ports.js';
 import { rootContext, type TraceContext } from '../runtime/ground/trace-context.js';
 import { stableHash } from '../runtime/kernel/placement.js';
-import { ShardUnavailableError } from '../runtime/kernel/shard-link.js';
-import type { ShardLinks } from './fleet-service.js';
+import { refuseUnavailable, type ShardLinks } from './fleet-service.js';
 
 /** The main thread waits a little longer than the shard's own deadline, so the shard's answer (a rejection) wins. */
 const DEADLINE_MARGIN_MS = 2000;
@@ -46,8 +45,7 @@ export class ShardedIdempotency implements IdempotencyPort {
         .link(shard)
         .call({ op: 'ask', target: { kind: IDEMPOTENCY, id }, message, from: 'http', trace, timeoutMs: this.askTimeoutMs }, this.askTimeoutMs + DEADLINE_MARGIN_MS)) as Outcome<T>;
     } catch (error) {
-      if (error instanceof ShardUnavailableError) throw new Refused({ type: 'ShardUnavailable', shard: error.shard, reason: error.reason });
-      throw error;
+      refuseUnavailable(error);
     }
     if (!answer.ok) throw new Refused(answer.rejection);
     return answer.value;

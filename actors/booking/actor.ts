@@ -18,6 +18,12 @@ export interface BookingActorDeps {
 
 export const BOOKING = 'booking';
 
+/**
+ * A confirmed booking whose UNLOCK went unanswered keeps its hold and vehicle past its deadline for
+ * this many device asks, locking the car to learn whether it opened (workflow.ts `releaseFirst`).
+ */
+const UNLOCK_SETTLE_ASKS = 3;
+
 type Ctx = ActorContext<BookingState, BookingEvent>;
 
 /**
@@ -31,7 +37,7 @@ export function bookingBehaviour(deps: BookingActorDeps) {
   const deviceAskMs = deps.unlockTimeoutMs + 2_000;
 
   return (bookingId: string): ActorBehaviour<BookingState, BookingMessage, BookingEvent> => {
-    const config: WorkflowConfig = { bookingId, reservationWindowMs: deps.reservationWindowMs, confirmWithinMs: deps.confirmWithinMs, deviceAskMs };
+    const config: WorkflowConfig = { bookingId, reservationWindowMs: deps.reservationWindowMs, confirmWithinMs: deps.confirmWithinMs, deviceAskMs, unlockSettleMs: UNLOCK_SETTLE_ASKS * deviceAskMs };
 
     const carryOut = async (ctx: Ctx, happened: Happened): Promise<void> => {
       for (let plan: Plan = react(config, ctx.state, happened); ; ) {

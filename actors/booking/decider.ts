@@ -255,6 +255,8 @@ function requestBooking(bookingId: string, command: CommandOf<'RequestBooking'>,
 function recordUnlocked(bookingId: string, command: CommandOf<'RecordUnlocked'>, state: BookingState): Decision<BookingEvent> {
   // Also after an unlock that timed out for the caller: the car is open, so the trip has started.
   if (state.status === 'CONFIRMED') return emit({ type: 'BookingActivated', bookingId, vehicleId: state.vehicleId, unlockedAt: command.unlockedAt });
+  // The opening of a ride this booking completed (told after the LOCK that settled it was answered).
+  if (state.status === 'COMPLETED' && command.unlockedAt === state.unlockedAt) return emit();
   // Too late: the booking ended (expired, cancelled) while the UNLOCKED was on its way. The car
   // must not stand open, so the booking locks it.
   if (hasEnded(state) && !state.mustLock) return emit({ type: 'VehicleOpenedAfterEnd', bookingId, vehicleId: state.vehicleId, unlockedAt: command.unlockedAt, at: command.at });

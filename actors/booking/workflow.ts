@@ -16,6 +16,7 @@ import {
   wrongState,
   type ActiveBooking,
   type BookingCommand,
+  type ConfirmedBooking,
   type BookingEvent,
   type BookingState,
 } from './decider.js';
@@ -58,6 +59,12 @@ export interface WorkflowConfig {
   readonly confirmWithinMs: number;
   /** The deadline of an ask that waits for the device (UNLOCK, LOCK). */
   readonly deviceAskMs: number;
+  /**
+   * How long past its deadline a confirmed booking whose UNLOCK went unanswered keeps its hold and its
+   * vehicle while it tries to learn whether the car opened (a LOCK settles it); after that it expires
+   * and hands the vehicle back all the same, so a dead device holds nothing for ever.
+   */
+  readonly unlockSettleMs: number;
 }
 
 /**
@@ -66,6 +73,9 @@ export interface WorkflowConfig {
  * the vehicle or the timer: a reply there would be recorded in its trace as an answer nobody asked).
  */
 export type Then = 'AnswerCreate' | 'AnswerCaller' | 'Silent';
+
+/** How a confirmed booking is to end once its vehicle is handed back: at its deadline, or by a cancel. */
+export type Ending = { readonly type: 'Expire' } | { readonly type: 'Cancel'; readonly caller: Caller };
 
 /** What the booking waits for while one of its asks is out. */
 export type Awaiting =
@@ -78,7 +88,13 @@ export type Awaiting =
   /** The LOCK of a vehicle that opened after the booking ended. */
   | { readonly step: 'Relock'; readonly then: Then }
   | { readonly step: 'Release'; readonly then: Then }
-  | { readonly step: 'Void'; readonly released: Outcome<null>; readonly then: Then };
+  | { readonly step: 'Void'; readonly released: Outcome<null>; readonly then: Then }
+  /** A confirmed booking ends only once its vehicle is handed back: the vehicle knows if it may be open. */
+  | { readonly step: 'ReleaseFirst'; readonly ending: Ending; readonly then: Then }
+  /** The vehicle refused the hand-back because it stands open under this booking: when did it open? */
+  | { readonly step: 'FoundOpen'; readonly then: Then }
+  /** The LOCK that settles an unanswered UNLOCK before the booking expires. */
+  | { readonly step: 'Secure' };
 
 /** What each awaited actor answers when it succeeds. */
 interface AnswerOf {
@@ -90,6 +106,9 @@ interface AnswerOf {
   readonly Relock: Locked;
   readonly Release: null;
   readonly Void: null;
+  readonly ReleaseFirst: null;
+  readonly FoundOpen: Unlocked;
+  readonly Secure: Locked;
 }
 
 /** The answer to an ask (a timeout or a crash there already turned into a rejection), `at` when it came. */
@@ -135,6 +154,7 @@ function received(config: WorkflowConfig, state: BookingState, message: BookingM
       // The decider checks who may cancel. A repeated cancel tries what compensation is left.
       const cancelled = decide(bookingId, { type: 'Cancel', caller: message.caller, at }, state);
       if (!cancelled.ok) return reply(reject(cancelled.rejection));
+      if (state.status === 'CONFIRMED') return releaseFirst(config, state, { type: 'Cancel', caller: message.caller }, 'AnswerCaller', at);
       return after(cancelled.events, compensate(config, cancelled.events.reduce(evolve, state), 'AnswerCaller'));
     }
     case 'VehicleWasUnlocked': {
@@ -145,6 +165,7 @@ function received(config: WorkflowConfig, state: BookingState, message: BookingM
       return locked(config, state, message.lockedAt, at);
     case 'WakeUp': {
       if (state.status === 'ACTIVE' && state.endedAt !== null) return capture(config, state, 'Silent');
+      if (state.status === 'CONFIRMED') return at >= state.expiresAt ? releaseFirst(config, state, { type: 'Expire' }, 'Silent', at) : done();
       const expired = record(config, state, { type: 'Expire', at });
       return after(expired.events, hasEnded(expired.state) ? compensate(config, expired.state, 'Silent') : done());
     }
@@ -272,6 +293,12 @@ function answered(config: WorkflowConfig, state: BookingState, answer: Answered)
       return released(config, state, answer);
     case 'Void':
       return voided(config, state, answer);
+    case 'ReleaseFirst':
+      return releasedFirst(config, state, answer);
+    case 'FoundOpen':
+      return foundOpen(config, state, answer);
+    case 'Secure':
+      return secured(config, state, answer);
     default:
       return unreachable(answer);
   }
@@ -322,6 +349,79 @@ function captured(config: WorkflowConfig, state: BookingState, answer: AnswerTo<
   }
   const completed = record(config, state, { type: 'RecordCompleted', charge: outcome.value, endedAt: answer.endedAt });
   return after(completed.events, finish(config, completed.state, then));
+}
+
+// ---- ending a confirmed booking -----------------------------------------------------------------
+
+/**
+ * A confirmed booking ends (expires, or is cancelled) only once its vehicle is handed back: the
+ * vehicle is the one that knows whether the car may be open (an UNLOCK it sent went unanswered, or it
+ * opened and the booking never heard, a crash between the two). Ending first and releasing after
+ * voided the hold of a car that then opened: a free ride (issue 19, found by the chaos run).
+ */
+function releaseFirst(config: WorkflowConfig, state: ConfirmedBooking, ending: Ending, then: Then, at: number): Plan {
+  // Past the settle window the booking stops waiting for a device that does not answer.
+  const force = ending.type === 'Expire' && at >= state.expiresAt + config.unlockSettleMs;
+  const reason = ending.type === 'Expire' ? 'expired' : 'cancelled';
+  return ask(vehicleOf(state), { type: 'ReleaseVehicle', bookingId: config.bookingId, reason, ...(force && { force }) }, { step: 'ReleaseFirst', ending, then });
+}
+
+function releasedFirst(config: WorkflowConfig, state: BookingState, answer: AnswerTo<'ReleaseFirst'>): Plan {
+  const { outcome, ending, then, at } = answer;
+  if (state.status !== 'CONFIRMED') return finish(config, state, then);
+  if (outcome.ok) return endConfirmed(config, state, ending, then, at);
+  const { rejection } = outcome;
+  switch (rejection.type) {
+    case 'VehicleUnavailable':
+      // Open under this booking, and the booking never heard: the trip has started (ask when).
+      if (rejection.status === 'IN_USE') return ask(vehicleOf(state), { type: 'UnlockVehicle', bookingId: config.bookingId }, { step: 'FoundOpen', then }, config.deviceAskMs);
+      return endConfirmed(config, state, ending, then, at);
+    case 'UnlockOutcomeUnknown': {
+      // The car may be open: no cancel into "no charge"; an expiry first locks it, which settles it.
+      const unanswered = record(config, state, { type: 'RecordUnlockUnanswered', at });
+      const next = ending.type === 'Cancel' ? reply(outcome) : ask(vehicleOf(state), { type: 'LockVehicle', bookingId: config.bookingId }, { step: 'Secure' }, config.deviceAskMs);
+      return after(unanswered.events, next);
+    }
+    case 'ActorUnavailable':
+    case 'StorageFull':
+    case 'ShardUnavailable': {
+      // Nothing known about the vehicle: the booking stays as it is (an expiry is tried again by its timer).
+      if (ending.type === 'Cancel') return reply(outcome);
+      return { events: [], warning: { fields: { rejection }, message: 'expiry waits: the vehicle did not answer the hand-back; the booking timer retries' }, next: { type: 'Done' } };
+    }
+    default:
+      // Any other refusal says the vehicle is not held by this booking: nothing left to hand back.
+      return endConfirmed(config, state, ending, then, at);
+  }
+}
+
+function endConfirmed(config: WorkflowConfig, state: ConfirmedBooking, ending: Ending, then: Then, at: number): Plan {
+  const ended = ending.type === 'Cancel' ? decide(config.bookingId, { type: 'Cancel', caller: ending.caller, at }, state) : decide(config.bookingId, { type: 'Expire', at }, state);
+  if (!ended.ok) return then === 'Silent' ? done() : reply(reject(ended.rejection));
+  return after(ended.events, compensate(config, ended.events.reduce(evolve, state), then));
+}
+
+function foundOpen(config: WorkflowConfig, state: BookingState, answer: AnswerTo<'FoundOpen'>): Plan {
+  const { outcome, then, at } = answer;
+  if (!outcome.ok) return then === 'Silent' ? done() : reply(outcome);
+  const opened = record(config, state, { type: 'RecordUnlocked', unlockedAt: outcome.value.unlockedAt, at });
+  // A cancel learns that the ride is on: it is ended, not cancelled.
+  const refusal = then === 'Silent' ? done() : reply(reject(wrongState(config.bookingId, opened.state.status, 'CONFIRMED')));
+  return after(opened.events, refusal);
+}
+
+/** The LOCK that settled an unanswered UNLOCK: if the car had opened meanwhile, that was the ride, billed; else the booking expires. */
+function secured(config: WorkflowConfig, state: BookingState, answer: AnswerTo<'Secure'>): Plan {
+  const { outcome, at } = answer;
+  if (state.status !== 'CONFIRMED') return done();
+  if (!outcome.ok) {
+    return { events: [], warning: { fields: { rejection: outcome.rejection }, message: 'the LOCK that settles an unanswered unlock failed; the booking timer retries' }, next: { type: 'Done' } };
+  }
+  const { lockedAt, openedAt } = outcome.value;
+  if (openedAt === undefined) return releaseFirst(config, state, { type: 'Expire' }, 'Silent', Math.max(at, state.expiresAt + config.unlockSettleMs));
+  const opened = record(config, state, { type: 'RecordUnlocked', unlockedAt: openedAt, at });
+  const returned = record(config, opened.state, { type: 'RecordReturned', lockedAt, at });
+  return after([...opened.events, ...returned.events], capture(config, returned.state, 'Silent'));
 }
 
 // ---- compensation ------------------------------------------------------------------------------

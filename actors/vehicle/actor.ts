@@ -15,7 +15,8 @@ import { confirmedCommand, initialVehicleState, pendingCommand, recentCommandsOf
 export type VehicleMessage =
   | { readonly type: 'RegisterVehicle'; readonly vehicleType: VehicleType; readonly model: string | null; readonly location: Location }
   | { readonly type: 'ReserveVehicle'; readonly bookingId: string }
-  | { readonly type: 'ReleaseVehicle'; readonly bookingId: string; readonly reason: string }
+  /** force: also while an UNLOCK of the booking is unanswered (the booking gave up waiting for the device). */
+  | { readonly type: 'ReleaseVehicle'; readonly bookingId: string; readonly reason: string; readonly force?: boolean }
   | { readonly type: 'UnlockVehicle'; readonly bookingId: string }
   /** endOfTrip: a customer ends the ride, so the operating area must allow an end where the vehicle is (a relock, or an operator's end, is never refused for where it stands). */
   | { readonly type: 'LockVehicle'; readonly bookingId: string; readonly endOfTrip?: boolean }
@@ -28,7 +29,11 @@ export type VehicleMessage =
 
 export interface Reserved { readonly vehicleType: VehicleType }
 export interface Unlocked { readonly unlockedAt: number }
-export interface Locked { readonly lockedAt: number }
+export interface Locked {
+  readonly lockedAt: number;
+  /** When the ride this LOCK ended had opened; absent when the car was shut already (a LOCK that settled an unanswered UNLOCK). */
+  readonly openedAt?: number;
+}
 
 
 /** The vehicle's own MQTT conversation: the actor receives its device's messages while active (DESIGN: it owns them). */
@@ -99,16 +104,17 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
       for (const event of events) {
         switch (event.type) {
           case 'VehicleUnlocked':
-          case 'VehicleLocked': {
+          case 'VehicleLocked':
+          case 'VehicleSecured': {
             // Every caller of this booking's UNLOCK (or LOCK) is answered, also those of a retry still
             // in flight when the answer to an earlier command came late: the car is open either way.
             const kind = event.type === 'VehicleUnlocked' ? 'UNLOCK' : 'LOCK';
-            const answer = event.type === 'VehicleUnlocked' ? accept({ unlockedAt: event.at }) : accept({ lockedAt: event.at });
+            const answer = event.type === 'VehicleUnlocked' ? accept({ unlockedAt: event.at }) : accept(lockedAnswer(ctx.state, event));
             for (const issued of recentCommandsOf(ctx.state)) {
               if (issued.command === kind && issued.bookingId === event.bookingId) settle(issued.commandId, answer);
             }
             if (event.type === 'VehicleUnlocked') deps.notifyUnlocked(ctx, event.bookingId, event.at);
-            else deps.notifyLocked(ctx, event.bookingId, event.at);
+            else if (event.type === 'VehicleLocked') deps.notifyLocked(ctx, event.bookingId, event.at);
             break;
           }
           case 'UnlockTimedOut':
@@ -232,7 +238,7 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
             return ctx.reply(state.status === 'UNREGISTERED' ? reject({ type: 'VehicleNotFound', vehicleId }) : accept({ vehicleType: state.profile.vehicleType }));
           }
           case 'ReleaseVehicle': {
-            const decision = await run(ctx, { type: 'ReleaseVehicle', vehicleId, bookingId: message.bookingId, reason: message.reason, at });
+            const decision = await run(ctx, { type: 'ReleaseVehicle', vehicleId, bookingId: message.bookingId, reason: message.reason, at, force: message.force === true });
             if (decision.ok) react(ctx, decision.events);
             return ctx.reply(decision.ok ? accept(null) : reject(decision.rejection));
           }
@@ -271,4 +277,10 @@ export function vehicleBehaviour(deps: VehicleActorDeps) {
       },
     };
   };
+}
+
+/** What a LOCK answers: when, and for a ride it ended, when that ride opened (the vehicle's record of it). */
+function lockedAnswer(state: VehicleState, event: Extract<VehicleEvent, { type: 'VehicleLocked' | 'VehicleSecured' }>): Locked {
+  const openedAt = event.type === 'VehicleLocked' ? rideTime(state, 'UNLOCK') : undefined;
+  return openedAt === undefined ? { lockedAt: event.at } : { lockedAt: event.at, openedAt };
 }

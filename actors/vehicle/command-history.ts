@@ -54,6 +54,7 @@ export const COMMAND_EVENT_TYPES: ReadonlySet<string> = new Set<VehicleEvent['ty
   'LockRequested',
   'VehicleUnlocked',
   'VehicleLocked',
+  'VehicleSecured',
   'UnlockTimedOut',
   'LockTimedOut',
   'DeviceRejectedCommand',
@@ -98,6 +99,7 @@ export function applyCommandEvent(book: CommandBook, entry: CommandJournalEntry)
     }
     case 'VehicleUnlocked':
     case 'VehicleLocked':
+    case 'VehicleSecured':
       return settle(event.commandId, (record) => {
         if (record.state === 'SENT') return { ...record, state: 'SUCCEEDED', settledAt: at, roundTripMs: at - record.requestedAt };
         if (record.state === 'TIMED_OUT' || record.state === 'EXPIRED') return { ...record, state: 'LATE_SUCCESS', settledAt: at, roundTripMs: at - record.requestedAt };

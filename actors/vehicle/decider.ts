@@ -2,7 +2,7 @@ import { emit, refuse, unreachable, type Decision } from '../shared/decision.js'
 import type { DeviceCommandType, DeviceReplyType } from '../contract/device-protocol.js';
 import type { Location, VehicleType } from '../contract/views.js';
 import { endRefusal, startRefusal, type AreaCheck } from './area-rules.js';
-import { confirmedCommand, holderOf, pendingCommand, recentCommandsOf, type InUseVehicle, type IssuedCommand, type RegisteredVehicle, type ReservedVehicle, type VehicleState } from './state.js';
+import { confirmedCommand, holderOf, pendingCommand, recentCommandsOf, settledByLock, unsettledUnlock, type InUseVehicle, type IssuedCommand, type RegisteredVehicle, type ReservedVehicle, type VehicleState } from './state.js';
 
 
 /**
@@ -29,7 +29,8 @@ export type VehicleCommand =
   | { readonly type: 'RegisterVehicle'; readonly vehicleId: string; readonly vehicleType: VehicleType; readonly model: string | null; readonly location: Location; readonly at: number }
   /** areaCheck: set when an operating area is in force (a ride may not start everywhere). */
   | { readonly type: 'ReserveVehicle'; readonly vehicleId: string; readonly bookingId: string; readonly conditions: DeviceConditions; readonly at: number; readonly areaCheck?: AreaCheck }
-  | { readonly type: 'ReleaseVehicle'; readonly vehicleId: string; readonly bookingId: string; readonly reason: string; readonly at: number }
+  /** force: hand the vehicle back even while an UNLOCK of the booking is unanswered (the booking gave up waiting for the device). */
+  | { readonly type: 'ReleaseVehicle'; readonly vehicleId: string; readonly bookingId: string; readonly reason: string; readonly at: number; readonly force?: boolean }
   /** areaCheck: a LOCK that ends a customer's trip while an operating area is in force (the end must be allowed where the vehicle is). */
   | { readonly type: 'RequestDeviceCommand'; readonly vehicleId: string; readonly command: DeviceCommandType; readonly bookingId: string; readonly commandId: string; readonly online: boolean | null; readonly neverSeen: boolean; readonly at: number; readonly expiresAt: number; readonly areaCheck?: AreaCheck }
   | { readonly type: 'RecordDeviceReply'; readonly vehicleId: string; readonly commandId: string; readonly reply: DeviceReplyType; readonly reason: string | null; readonly at: number }
@@ -46,6 +47,8 @@ export type VehicleEvent =
   | { readonly type: 'UnlockTimedOut'; readonly vehicleId: string; readonly bookingId: string; readonly commandId: string; readonly reason: 'timeout' | 'offline'; readonly at: number }
   | { readonly type: 'LockRequested'; readonly vehicleId: string; readonly bookingId: string; readonly commandId: string; readonly at: number; readonly expiresAt: number }
   | { readonly type: 'VehicleLocked'; readonly vehicleId: string; readonly bookingId: string; readonly commandId: string; readonly at: number }
+  /** The device confirmed the LOCK sent to a reserved vehicle whose UNLOCK went unanswered: shut, still reserved. */
+  | { readonly type: 'VehicleSecured'; readonly vehicleId: string; readonly bookingId: string; readonly commandId: string; readonly at: number }
   | { readonly type: 'LockTimedOut'; readonly vehicleId: string; readonly bookingId: string; readonly commandId: string; readonly reason: 'timeout' | 'offline'; readonly at: number }
   | { readonly type: 'DeviceRejectedCommand'; readonly vehicleId: string; readonly bookingId: string; readonly commandId: string; readonly command: DeviceCommandType; readonly reason: string; readonly at: number };
 
@@ -98,6 +101,9 @@ function decideRelease(command: CommandOf<'ReleaseVehicle'>, state: RegisteredVe
   // An open car is not handed back: it opened after its booking ended (a late UNLOCKED), and that
   // booking locks it first (LOCK frees it); its compensation is retried meanwhile.
   if (state.status === 'IN_USE') return refuse({ type: 'VehicleUnavailable', vehicleId, status: state.status });
+  // An UNLOCK of this booking went unanswered: the car may be open. Handed back only once a LOCK
+  // settled it (the booking sends one), or when the booking gave up waiting for the device (force).
+  if (!command.force && unsettledUnlock(state, bookingId)) return refuse({ type: 'UnlockOutcomeUnknown', bookingId, vehicleId });
   return emit({ type: 'VehicleReleased', vehicleId, bookingId, reason, at });
 }
 
@@ -107,10 +113,15 @@ function decideDeviceCommand(command: CommandOf<'RequestDeviceCommand'>, state: 
   if (command.command === 'UNLOCK') {
     if (holdsVehicle && state.status === 'IN_USE') return emit(); // already open: answered from state
     if (!holdsVehicle || state.status !== 'RESERVED') return refuse({ type: 'VehicleNotReservedForBooking', vehicleId, bookingId });
+    // A LOCK is settling an unanswered UNLOCK: whether the car is open is known once it answers.
+    if (state.securing) return refuse({ type: 'UnlockOutcomeUnknown', bookingId, vehicleId });
   } else {
     // Already locked and released (maybe reserved by someone else since): a retried end.
     if (!holdsVehicle && confirmedCommand(state, 'LOCK', bookingId)) return emit();
-    if (!holdsVehicle || state.status !== 'IN_USE') return refuse({ type: 'VehicleNotReservedForBooking', vehicleId, bookingId });
+    // A reserved car is locked only to settle an UNLOCK that went unanswered (it may have opened), and
+    // only once that UNLOCK is off the wire: one command per vehicle.
+    const securing = holdsVehicle && state.status === 'RESERVED' && unsettledUnlock(state, bookingId) !== undefined && state.unlocking === undefined;
+    if (!holdsVehicle || (state.status !== 'IN_USE' && !securing)) return refuse({ type: 'VehicleNotReservedForBooking', vehicleId, bookingId });
   }
   // One command on the wire per vehicle: a concurrent request for the same booking waits for it.
   const pending = pendingCommand(state);
@@ -146,10 +157,14 @@ function decideReply(command: CommandOf<'RecordDeviceReply'>, state: RegisteredV
       // and locks it. Not over another booking's reservation, and never twice for one command.
       const openedAfterRelease = state.status === 'AVAILABLE' && issued.confirmedAt === null;
       if (!(heldForIt && state.status === 'RESERVED') && !openedAfterRelease) return emit();
+      // A LOCK of the booking sent after this UNLOCK and confirmed: the car is shut, the answer is stale.
+      if (settledByLock(recentCommandsOf(state), issued)) return emit();
       return emit({ type: 'VehicleUnlocked', vehicleId, bookingId, commandId, at });
     }
     case 'LOCKED':
-      if (issued.command !== 'LOCK' || !heldForIt || state.status !== 'IN_USE') return emit();
+      if (issued.command !== 'LOCK' || !heldForIt || issued.confirmedAt !== null) return emit();
+      if (state.status === 'RESERVED') return emit({ type: 'VehicleSecured', vehicleId, bookingId, commandId, at });
+      if (state.status !== 'IN_USE') return emit();
       return emit({ type: 'VehicleLocked', vehicleId, bookingId, commandId, at });
     case 'REJECTED':
       if (pendingCommand(state)?.commandId !== commandId) return emit();
@@ -196,10 +211,13 @@ export function evolve(state: VehicleState, event: VehicleEvent): VehicleState {
       const lastRide = state.status === 'IN_USE' ? { lastRide: { unlockedAt: state.unlockedAt, lockedAt: event.at } } : {};
       return { status: 'AVAILABLE', profile, recentCommands: confirm(recentCommands, event.commandId, event.at), ...lastRide };
     }
+    case 'VehicleSecured':
+      return withoutPending({ ...state, recentCommands: confirm(recentCommands, event.commandId, event.at) });
     case 'UnlockTimedOut':
     case 'LockTimedOut':
-    case 'DeviceRejectedCommand':
       return withoutPending(state);
+    case 'DeviceRejectedCommand':
+      return withoutPending({ ...state, recentCommands: recentCommands.map((issued) => (issued.commandId === event.commandId ? { ...issued, refusedAt: event.at } : issued)) });
     default:
       return unreachable(event);
   }
@@ -217,7 +235,7 @@ const issuedBy = (event: Extract<VehicleEvent, { type: 'UnlockRequested' | 'Lock
 /** Remembers the command; it waits for the device as the reserved vehicle's UNLOCK or the open one's LOCK (the only ones the decider sends). */
 function withRequested(state: RegisteredVehicle, issued: IssuedCommand): RegisteredVehicle {
   const recentCommands = [...state.recentCommands, issued].slice(-REMEMBERED_COMMANDS);
-  if (state.status === 'RESERVED' && issued.command === 'UNLOCK') return { ...state, recentCommands, unlocking: issued };
+  if (state.status === 'RESERVED') return issued.command === 'UNLOCK' ? { ...state, recentCommands, unlocking: issued } : { ...state, recentCommands, securing: issued };
   if (state.status === 'IN_USE' && issued.command === 'LOCK') return { ...state, recentCommands, locking: issued };
   return { ...state, recentCommands };
 }
@@ -225,7 +243,7 @@ function withRequested(state: RegisteredVehicle, issued: IssuedCommand): Registe
 /** The command that waited for the device failed or was refused: the vehicle stays as it was, waiting for nothing. */
 function withoutPending(state: RegisteredVehicle): RegisteredVehicle {
   if (state.status === 'RESERVED') {
-    const { unlocking: _failed, ...reserved }: ReservedVehicle = state;
+    const { unlocking: _failed, securing: _settled, ...reserved }: ReservedVehicle = state;
     return reserved;
   }
   if (state.status === 'IN_USE') {

@@ -46,7 +46,7 @@ export function fromVehicleRecord(record: VehicleRecord): VehicleState {
       return { status: 'AVAILABLE', profile, recentCommands, ...(unlockedAt !== null && lockedAt !== null && { lastRide: { unlockedAt, lockedAt } }) };
     case 'RESERVED':
       if (bookingId === null) break;
-      return { status: 'RESERVED', profile, recentCommands, bookingId, ...(inFlight?.command === 'UNLOCK' && { unlocking: inFlight }) };
+      return { status: 'RESERVED', profile, recentCommands, bookingId, ...(inFlight && (inFlight.command === 'UNLOCK' ? { unlocking: inFlight } : { securing: inFlight })) };
     case 'IN_USE':
       if (bookingId === null || unlockedAt === null) break;
       return { status: 'IN_USE', profile, recentCommands, bookingId, unlockedAt, ...(inFlight?.command === 'LOCK' && { locking: inFlight }) };

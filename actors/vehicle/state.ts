@@ -24,6 +24,8 @@ export interface IssuedCommand {
   readonly expiresAt: number;
   /** When the device confirmed it (UNLOCKED / LOCKED applied); null while unanswered or failed. */
   readonly confirmedAt: number | null;
+  /** When the device refused it (REJECTED): answered, not applied. Absent in records written before. */
+  readonly refusedAt?: number;
 }
 
 /** What every registered vehicle has. */
@@ -48,6 +50,11 @@ export interface ReservedVehicle extends Registered {
   readonly bookingId: string;
   /** The booking's UNLOCK, while it waits for the device's answer. */
   readonly unlocking?: IssuedCommand;
+  /**
+   * A LOCK sent to the reserved vehicle because an UNLOCK of its booking went unanswered (the car may
+   * have opened): its LOCKED settles that unlock, so the booking can end without a free ride.
+   */
+  readonly securing?: IssuedCommand;
 }
 
 export interface InUseVehicle extends Registered {
@@ -67,7 +74,8 @@ export const initialVehicleState: VehicleState = { status: 'UNREGISTERED' };
 
 /** The step a developer sees in a trace: AVAILABLE, RESERVED, UNLOCKING, IN_USE, LOCKING, … */
 export function phaseOf(state: VehicleState): string {
-  if (pendingCommand(state)) return state.status === 'RESERVED' ? 'UNLOCKING' : 'LOCKING';
+  const pending = pendingCommand(state);
+  if (pending) return pending.command === 'UNLOCK' ? 'UNLOCKING' : 'LOCKING';
   return state.status;
 }
 
@@ -78,7 +86,7 @@ export function holderOf(state: VehicleState): string | undefined {
 
 /** The UNLOCK or LOCK waiting for the device's answer (at most one per vehicle). */
 export function pendingCommand(state: VehicleState): IssuedCommand | undefined {
-  if (state.status === 'RESERVED') return state.unlocking;
+  if (state.status === 'RESERVED') return state.unlocking ?? state.securing;
   if (state.status === 'IN_USE') return state.locking;
   return undefined;
 }
@@ -98,3 +106,20 @@ export function rideTime(state: VehicleState, command: DeviceCommandType): numbe
   if (state.status === 'AVAILABLE' && state.lastRide) return command === 'UNLOCK' ? state.lastRide.unlockedAt : state.lastRide.lockedAt;
   return undefined;
 }
+
+/**
+ * The booking's UNLOCK whose outcome nobody knows: sent, neither applied nor refused by the device,
+ * and not followed by a LOCK the device confirmed. While it exists the car may be open (a late
+ * UNLOCKED), so the vehicle is not handed back without first being locked (decider.ts).
+ */
+export function unsettledUnlock(state: VehicleState, bookingId: string): IssuedCommand | undefined {
+  const commands = recentCommandsOf(state).filter((issued) => issued.bookingId === bookingId);
+  return commands.find(
+    (issued) =>
+      issued.command === 'UNLOCK' && issued.confirmedAt === null && issued.refusedAt === undefined && !settledByLock(commands, issued),
+  );
+}
+
+/** A LOCK of the same booking, sent after `unlock` and confirmed by the device: the car is shut since. */
+export const settledByLock = (commands: readonly IssuedCommand[], unlock: IssuedCommand): boolean =>
+  commands.some((issued) => issued.command === 'LOCK' && issued.bookingId === unlock.bookingId && issued.issuedAt >= unlock.issuedAt && issued.confirmedAt !== null);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { evolve, initialBookingState, type BookingEvent, type BookingState } from '../../actors/booking/decider.js';
-import { react, type Answered, type Awaiting, type BookingMessage, type Happened, type Plan, type Step, type WorkflowConfig } from '../../actors/booking/workflow.js';
+import { react, type Answered, type Awaiting, type BookingMessage, type Ending, type Happened, type Plan, type Step, type WorkflowConfig } from '../../actors/booking/workflow.js';
 import { accept, reject, type Outcome, type Rejection } from '../../actors/contract/rejections.js';
 import type { Caller } from '../../actors/contract/views.js';
 import type { PaymentMessage } from '../../actors/payment/actor.js';
@@ -14,7 +14,7 @@ import type { VehicleMessage } from '../../actors/vehicle/actor.js';
  */
 
 const B = 'b-1';
-const config: WorkflowConfig = { bookingId: B, reservationWindowMs: 15 * 60_000, confirmWithinMs: 30_000, deviceAskMs: 7_000 };
+const config: WorkflowConfig = { bookingId: B, reservationWindowMs: 15 * 60_000, confirmWithinMs: 30_000, deviceAskMs: 7_000, unlockSettleMs: 21_000 };
 
 interface Stage {
   readonly state: BookingState;
@@ -122,6 +122,12 @@ const capture = (then: 'AnswerCaller' | 'Silent', endedAt = LOCKED_AT) => askPay
 const relock = (then: 'AnswerCreate' | 'AnswerCaller' | 'Silent') => askVehicle({ type: 'LockVehicle', bookingId: B }, { step: 'Relock', then }, config.deviceAskMs);
 const release = (reason: string, then: 'AnswerCreate' | 'AnswerCaller' | 'Silent') => askVehicle({ type: 'ReleaseVehicle', bookingId: B, reason }, { step: 'Release', then });
 const voidHold = (released: Outcome<null>, then: 'AnswerCreate' | 'AnswerCaller' | 'Silent') => askPayment({ type: 'Void' }, { step: 'Void', released, then });
+/** A confirmed booking ends only once its vehicle is handed back (workflow.ts `releaseFirst`). */
+const releaseFirst = (ending: Ending, then: 'AnswerCaller' | 'Silent', force = false) =>
+  askVehicle({ type: 'ReleaseVehicle', bookingId: B, reason: ending.type === 'Expire' ? 'expired' : 'cancelled', ...(force && { force }) }, { step: 'ReleaseFirst', ending, then });
+const secureLock = askVehicle({ type: 'LockVehicle', bookingId: B }, { step: 'Secure' }, config.deviceAskMs);
+const unlockOutcomeUnknown: Rejection = { type: 'UnlockOutcomeUnknown', bookingId: B, vehicleId: 'v-1' };
+const unlockUnanswered = (at: number): BookingEvent => ({ type: 'BookingUnlockUnanswered', bookingId: B, vehicleId: 'v-1', at });
 const compensationIncomplete = (released: Outcome<null>, voided: Outcome<null>) => ({ fields: { released, voided }, message: 'compensation incomplete; the booking timer retries it' });
 
 // ---- specifications -----------------------------------------------------------------------------
@@ -273,11 +279,30 @@ describe('EndBooking and the capture', () => {
 describe('CancelBooking and the compensation', () => {
   const cancel = (caller: Caller = customer, at = T0 + 120_000) => received({ type: 'CancelBooking', caller }, at);
 
-  it('cancels, releases the vehicle, voids the hold, records the compensation, then answers', () => {
-    const releasing = given(atConfirmed).when(cancel()).then([cancelled()], release('cancelled', 'AnswerCaller'));
+  it('cancels once the vehicle is handed back, voids the hold, records the compensation, then answers', () => {
+    const handingBack = given(atConfirmed).when(cancel()).then([], releaseFirst({ type: 'Cancel', caller: customer }, 'AnswerCaller'));
+    const releasing = handingBack.when(answer(accept(null), T0 + 120_000)).then([cancelled()], release('cancelled', 'AnswerCaller'));
     const voiding = releasing.when(answer(accept(null), T0 + 120_100)).then([], voidHold(accept(null), 'AnswerCaller'));
     const settled = given([...atCancelled, compensated(T0 + 120_200)]).state;
     voiding.when(answer(accept(null), T0 + 120_200)).then([compensated(T0 + 120_200)], replyWith(accept(settled)));
+  });
+
+  it('refuses while the vehicle says an UNLOCK of the booking is unanswered, and remembers it: the car may be open (issue 19)', () => {
+    const handingBack = given(atConfirmed).when(cancel()).then([], releaseFirst({ type: 'Cancel', caller: customer }, 'AnswerCaller'));
+    handingBack.when(answer(reject(unlockOutcomeUnknown), T0 + 120_050)).then([unlockUnanswered(T0 + 120_050)], replyWith(reject(unlockOutcomeUnknown)));
+  });
+
+  it('learns that the car is open under the booking (a crash lost the UNLOCKED): the ride is on, the cancel refused', () => {
+    const handingBack = given(atConfirmed).when(cancel()).then([], releaseFirst({ type: 'Cancel', caller: customer }, 'AnswerCaller'));
+    const asking = handingBack.when(answer(reject(inUse), T0 + 120_050)).then([], askVehicle({ type: 'UnlockVehicle', bookingId: B }, { step: 'FoundOpen', then: 'AnswerCaller' }, config.deviceAskMs));
+    asking
+      .when(answer(accept({ unlockedAt: UNLOCKED_AT }), T0 + 120_100))
+      .then([activated], replyWith(reject({ type: 'InvalidBookingState', bookingId: B, status: 'ACTIVE', expected: ['CONFIRMED'] })));
+  });
+
+  it('answers a vehicle that does not answer with that, and changes nothing', () => {
+    const handingBack = given(atConfirmed).when(cancel()).then([], releaseFirst({ type: 'Cancel', caller: customer }, 'AnswerCaller'));
+    handingBack.when(answer(reject(vehicleNoAnswer), T0 + 127_000)).then([], replyWith(reject(vehicleNoAnswer)));
   });
 
   it('refuses a booking that is not CONFIRMED, and asks nothing', () => {
@@ -322,7 +347,41 @@ describe('WakeUp: deadlines, compensation and capture retries', () => {
     const releasing = given(atReserved).when(wakeUp(CONFIRM_BY)).then([expired('VEHICLE_RESERVED', CONFIRM_BY)], release('expired', 'Silent'));
     const voiding = releasing.when(answer(accept(null), CONFIRM_BY + 100)).then([], voidHold(accept(null), 'Silent'));
     voiding.when(answer(accept(null), CONFIRM_BY + 200)).then([compensated(CONFIRM_BY + 200)], done);
-    given(atConfirmed).when(wakeUp(UNLOCK_BY)).then([expired('CONFIRMED', UNLOCK_BY)], release('expired', 'Silent'));
+    const handingBack = given(atConfirmed).when(wakeUp(UNLOCK_BY)).then([], releaseFirst({ type: 'Expire' }, 'Silent'));
+    handingBack.when(answer(accept(null), UNLOCK_BY + 50)).then([expired('CONFIRMED', UNLOCK_BY + 50)], release('expired', 'Silent'));
+  });
+
+  describe('a confirmed booking whose UNLOCK went unanswered keeps its hold until a LOCK settles it (issue 19: no free ride)', () => {
+    const handingBack = () => given(atConfirmed).when(wakeUp(UNLOCK_BY)).then([], releaseFirst({ type: 'Expire' }, 'Silent'));
+
+    it('locks the car; shut all along: then it expires as usual', () => {
+      const securing = handingBack().when(answer(reject(unlockOutcomeUnknown), UNLOCK_BY + 50)).then([unlockUnanswered(UNLOCK_BY + 50)], secureLock);
+      const settled = securing.when(answer(accept({ lockedAt: UNLOCK_BY + 900 }), UNLOCK_BY + 1_000)).then([], releaseFirst({ type: 'Expire' }, 'Silent', true));
+      settled.when(answer(accept(null), UNLOCK_BY + 1_100)).then([expired('CONFIRMED', UNLOCK_BY + 1_100)], release('expired', 'Silent'));
+    });
+
+    it('the car had opened before the LOCK: that was the ride, captured from the hold for the time it stood open', () => {
+      const securing = handingBack().when(answer(reject(unlockOutcomeUnknown), UNLOCK_BY + 50)).then([unlockUnanswered(UNLOCK_BY + 50)], secureLock);
+      const openedAt = UNLOCK_BY + 400;
+      const lockedAt = UNLOCK_BY + 900;
+      const rideCharge = 139; // 1 € + 1 started minute at 0.39 €
+      securing
+        .when(answer(accept({ lockedAt, openedAt }), UNLOCK_BY + 1_000))
+        .then(
+          [{ type: 'BookingActivated', bookingId: B, vehicleId: 'v-1', unlockedAt: openedAt }, returned(lockedAt, UNLOCK_BY + 1_000)],
+          askPayment({ type: 'Capture', amount: rideCharge }, { step: 'Capture', endedAt: lockedAt, then: 'Silent' }),
+        );
+    });
+
+    it('a LOCK that fails leaves it CONFIRMED for the timer to try again; past the settle window the vehicle is handed back all the same', () => {
+      const securing = handingBack().when(answer(reject(unlockOutcomeUnknown), UNLOCK_BY + 50)).then([unlockUnanswered(UNLOCK_BY + 50)], secureLock);
+      securing.when(answer(reject(deviceTimeout), UNLOCK_BY + 7_000)).then([], done, { fields: { rejection: deviceTimeout }, message: 'the LOCK that settles an unanswered unlock failed; the booking timer retries' });
+      given([...atConfirmed, unlockUnanswered(UNLOCK_BY + 50)]).when(wakeUp(UNLOCK_BY + config.unlockSettleMs)).then([], releaseFirst({ type: 'Expire' }, 'Silent', true));
+    });
+
+    it('a vehicle that does not answer the hand-back leaves the booking as it is, for the timer', () => {
+      handingBack().when(answer(reject(vehicleNoAnswer), UNLOCK_BY + 50)).then([], done, { fields: { rejection: vehicleNoAnswer }, message: 'expiry waits: the vehicle did not answer the hand-back; the booking timer retries' });
+    });
   });
 
   it('does nothing before the deadline, nor for an ACTIVE trip not yet returned', () => {

@@ -165,8 +165,21 @@ describe('ReleaseVehicle', () => {
     expect(pendingCommand(state)).toBeUndefined();
   });
 
-  it('releases while an UNLOCK is in flight, and forgets the in-flight command', () => {
-    const state = spec.given([registered, reserved('b-1'), unlockRequested('b-1', 'u-1')]).when(release('b-1')).then([released('b-1')]);
+  it('refuses to hand back a vehicle whose UNLOCK is in flight or went unanswered: the car may be open (issue 19)', () => {
+    const unlockOut = [registered, reserved('b-1'), unlockRequested('b-1', 'u-1')];
+    spec.given(unlockOut).when(release('b-1')).thenRejects({ type: 'UnlockOutcomeUnknown', bookingId: 'b-1', vehicleId: V });
+    spec.given([...unlockOut, unlockTimedOut('b-1', 'u-1')]).when(release('b-1')).thenRejects({ type: 'UnlockOutcomeUnknown', bookingId: 'b-1', vehicleId: V });
+  });
+
+  it('hands it back once the device refused the UNLOCK, or once a LOCK it confirmed settled it', () => {
+    const unanswered = [registered, reserved('b-1'), unlockRequested('b-1', 'u-1'), unlockTimedOut('b-1', 'u-1')];
+    spec.given([registered, reserved('b-1'), unlockRequested('b-1', 'u-1'), deviceRejected('b-1', 'u-1', 'UNLOCK', 'door_blocked')]).when(release('b-1')).then([released('b-1')]);
+    const securedNow: VehicleEvent = { type: 'VehicleSecured', vehicleId: V, bookingId: 'b-1', commandId: 'l-1', at: T0 + 61_000 };
+    spec.given([...unanswered, lockRequested('b-1', 'l-1'), securedNow]).when(release('b-1', 'expired', T0 + 62_000)).then([released('b-1', 'expired', T0 + 62_000)]);
+  });
+
+  it('releases while an UNLOCK is in flight when the booking gave up waiting (force), and forgets the in-flight command', () => {
+    const state = spec.given([registered, reserved('b-1'), unlockRequested('b-1', 'u-1')]).when({ type: 'ReleaseVehicle', vehicleId: V, bookingId: 'b-1', reason: 'cancelled', at: T0 + 2_000, force: true }).then([released('b-1')]);
     expect(pendingCommand(state)).toBeUndefined();
     expect(phaseOf(state)).toBe('AVAILABLE');
   });
@@ -274,6 +287,36 @@ describe('RequestDeviceCommand LOCK', () => {
 
   it('still refuses a LOCK from a booking that never locked this vehicle', () => {
     spec.given(lockedAfter('b-1')).when(requestLock('b-2', 'l-2')).thenRejects({ type: 'VehicleNotReservedForBooking', vehicleId: V, bookingId: 'b-2' });
+  });
+
+  describe('securing: a LOCK that settles an UNLOCK nobody answered (issue 19)', () => {
+    const unanswered = [registered, reserved('b-1'), unlockRequested('b-1', 'u-1'), unlockTimedOut('b-1', 'u-1')];
+    const secured = (at = T0 + 61_000): VehicleEvent => ({ type: 'VehicleSecured', vehicleId: V, bookingId: 'b-1', commandId: 'l-1', at });
+
+    it('sends a LOCK to the reserved car, which waits for it as LOCKING', () => {
+      const state = spec.given(unanswered).when(requestLock('b-1', 'l-1')).then([lockRequested('b-1', 'l-1')]);
+      expect(phaseOf(state)).toBe('LOCKING');
+      expect(state.status).toBe('RESERVED');
+    });
+
+    it('not while the UNLOCK is still on the wire, and a new UNLOCK waits for the LOCK to answer', () => {
+      spec.given([registered, reserved('b-1'), unlockRequested('b-1', 'u-1')]).when(requestLock('b-1', 'l-1')).thenRejects({ type: 'VehicleNotReservedForBooking', vehicleId: V, bookingId: 'b-1' });
+      spec.given([...unanswered, lockRequested('b-1', 'l-1')]).when(requestUnlock('b-1', 'u-2', null, T0 + 60_500)).thenRejects({ type: 'UnlockOutcomeUnknown', bookingId: 'b-1', vehicleId: V });
+    });
+
+    it('LOCKED: the car is shut and still reserved; the late UNLOCKED of the settled command is stale', () => {
+      const state = spec.given([...unanswered, lockRequested('b-1', 'l-1')]).when(reply('l-1', 'LOCKED', T0 + 61_000)).then([secured()]);
+      expect(state.status).toBe('RESERVED');
+      expect(pendingCommand(state)).toBeUndefined();
+      spec.given([...unanswered, lockRequested('b-1', 'l-1'), secured()]).when(reply('u-1', 'UNLOCKED', T0 + 62_000)).thenNothing();
+      spec.given([...unanswered, lockRequested('b-1', 'l-1'), secured()]).when(reply('l-1', 'LOCKED', T0 + 62_000)).thenNothing();
+    });
+
+    it('the UNLOCKED that comes before the LOCKED opens the car, and that LOCKED ends the ride', () => {
+      const opened = spec.given([...unanswered, lockRequested('b-1', 'l-1')]).when(reply('u-1', 'UNLOCKED', T0 + 60_500)).then([unlocked('b-1', 'u-1', T0 + 60_500)]);
+      expect(opened.status).toBe('IN_USE');
+      spec.given([...unanswered, lockRequested('b-1', 'l-1'), unlocked('b-1', 'u-1', T0 + 60_500)]).when(reply('l-1', 'LOCKED', T0 + 61_000)).then([locked('b-1', 'l-1')]);
+    });
   });
 
   // The rule's own comment: "already locked and released: a retried end". Whether another customer
@@ -534,7 +577,7 @@ describe('property: random commands from several bookings', () => {
     );
     // The generator must reach whole trips, late answers and failures, or the property proves little.
     expect([...seen].sort()).toEqual(
-      ['DeviceRejectedCommand', 'LockRequested', 'LockTimedOut', 'UnlockRequested', 'UnlockTimedOut', 'VehicleLocked', 'VehicleReleased', 'VehicleReserved', 'VehicleUnlocked'].sort(),
+      ['DeviceRejectedCommand', 'LockRequested', 'LockTimedOut', 'UnlockRequested', 'UnlockTimedOut', 'VehicleLocked', 'VehicleReleased', 'VehicleReserved', 'VehicleSecured', 'VehicleUnlocked'].sort(),
     );
   });
 

@@ -120,7 +120,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
      */
     const isUnknownBooking = (target: ActorAddress, message: Message): boolean =>
       target.kind === BOOKING && !createsItsActor(target.kind, message) && !directory.isActive(target) && !bookingIds.exists(target.id);
-    const stats = (): ShardStats => ({
+    const readStats = (): ShardStats => ({
       shard,
       actors: actorStats(directory),
       journal: journalStats(journal),
@@ -132,6 +132,14 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       commands: commandOutcomes.counts(),
       overdueRides: overdueRides(),
     });
+    // The host's stats timer runs until the port is let go, which is after a stop closed the journal:
+    // from the stop on, the last figures stand (pushed last, so the first closer to run).
+    let lastStats: ShardStats | null = null;
+    let stopping = false;
+    closers.push(() => {
+      stopping = true;
+    });
+    const stats = (): ShardStats => (stopping && lastStats ? lastStats : (lastStats = readStats()));
     const reads = shardReadHandlers({ shard, db, journal, vehicles, traces: storage.traces, traceJournal: storage.traceJournal, liveBookings: new LiveBookingCounter(db), customerBookings: new CustomerBookings(db), gbfsVehicles: new GbfsVehicleReads(db) });
     const calls = shardCallHandlers({ directory, ownsVehicle, isUnknownBooking, reads, seed: (seed) => registerInBulk(journal, vehicles, seed, logger), stats, replaceOperatingArea: (area) => (operatingArea = area), stop: close });
     const handlers: FleetShardHandlers = { call: (call) => dispatchCall(calls, call), stats, followEvents: eventFollower(shard, journal, closers) };

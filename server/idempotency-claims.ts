@@ -2,14 +2,12 @@ import { claimIdFor, IDEMPOTENCY, type ClaimMessage, type ClaimView } from '../a
 import { Refused, type Outcome } from '../actors/contract/rejections.js';
 import type { IdempotencyPort, StoredResponse } from '../api/ports.js';
 import { rootContext, type TraceContext } from '../runtime/ground/trace-context.js';
-import { stableHash } from '../runtime/kernel/placement.js';
+import { shardOfClaim } from '../runtime/kernel/placement.js';
 import { refuseUnavailable, type ShardLinks } from './fleet-service.js';
 
 /** The main thread waits a little longer than the shard's own deadline, so the shard's answer (a rejection) wins. */
 const DEADLINE_MARGIN_MS = 2000;
 
-/** A claim's shard: a stable hash of its id (which hashes customer and key), like a vehicle's. */
-export const shardOfClaim = (claimId: string, shardCount: number): number => stableHash(claimId) % shardCount;
 
 /**
  * The HTTP edge's IdempotencyPort, served by claim actors on the shards (actors/idempotency/): each

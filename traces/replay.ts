@@ -1,3 +1,4 @@
+import { evolve as evolveClaim, initialClaimState, type ClaimEvent, type ClaimState } from '../actors/idempotency/decider.js';
 import { evolve as evolveBooking, initialBookingState, type BookingEvent, type BookingState } from '../actors/booking/decider.js';
 import { evolve as evolvePayment, initialPaymentState, type PaymentEvent, type PaymentState } from '../actors/payment/decider.js';
 import { toBookingRecord } from '../actors/booking/record.js';
@@ -6,7 +7,7 @@ import { evolve as evolveVehicle, type VehicleEvent } from '../actors/vehicle/de
 import { toVehicleRecord } from '../actors/vehicle/record.js';
 import { initialVehicleState, type VehicleState } from '../actors/vehicle/state.js';
 import type { ActorJournalEntry } from '../runtime/kernel/journal.js';
-import { shardOfAuthorization, shardOfBooking, shardOfVehicle } from '../runtime/kernel/placement.js';
+import { shardOfAuthorization, shardOfBooking, shardOfClaim, shardOfVehicle } from '../runtime/kernel/placement.js';
 import { stateChanges, type FieldChange } from './trace-diagram.js';
 
 /**
@@ -15,7 +16,7 @@ import { stateChanges, type FieldChange } from './trace-diagram.js';
  * the caller's job (scripts/replay.ts from a shard file, or an HTTP read through the shard protocol).
  */
 
-export const REPLAY_KINDS = ['vehicle', 'booking', 'payment'] as const;
+export const REPLAY_KINDS = ['vehicle', 'booking', 'payment', 'idempotency'] as const;
 export type ReplayKind = (typeof REPLAY_KINDS)[number];
 
 export const isReplayKind = (kind: string): kind is ReplayKind => (REPLAY_KINDS as readonly string[]).includes(kind);
@@ -27,10 +28,17 @@ interface Fold<State, Event> {
   readonly show?: (state: State) => unknown;
 }
 
-const FOLDS: { readonly vehicle: Fold<VehicleState, VehicleEvent>; readonly booking: Fold<BookingState, BookingEvent>; readonly payment: Fold<PaymentState, PaymentEvent> } = {
+const FOLDS: {
+  readonly vehicle: Fold<VehicleState, VehicleEvent>;
+  readonly booking: Fold<BookingState, BookingEvent>;
+  readonly payment: Fold<PaymentState, PaymentEvent>;
+  readonly idempotency: Fold<ClaimState, ClaimEvent>;
+} = {
   vehicle: { initialState: initialVehicleState, evolve: evolveVehicle, show: toVehicleRecord },
   booking: { initialState: initialBookingState, evolve: evolveBooking, show: toBookingRecord },
   payment: { initialState: initialPaymentState, evolve: evolvePayment, show: toPaymentRecord },
+  // An Idempotency-Key claim (actors/idempotency/): its id is `idem_…`, as its journal key shows.
+  idempotency: { initialState: initialClaimState, evolve: evolveClaim },
 };
 
 /** The journal's persistence key of an actor (`vehicle/v-1`), as the directory names it. */
@@ -45,6 +53,8 @@ export function shardOfActor(kind: ReplayKind, id: string, shardCount: number): 
       return shardOfBooking(id, shardCount);
     case 'payment':
       return shardOfAuthorization(id, shardCount);
+    case 'idempotency':
+      return shardOfClaim(id, shardCount);
   }
 }
 

@@ -35,3 +35,6 @@ export function shardOfBooking(bookingId: string, shardCount: number): number | 
 export function shardOfAuthorization(authorizationId: string, shardCount: number): number | null {
   return authorizationId.startsWith('auth_') ? shardOfBooking(authorizationId.slice('auth_'.length), shardCount) : null;
 }
+
+/** An Idempotency-Key claim's shard: a stable hash of its id (which hashes customer and key), like a vehicle's. */
+export const shardOfClaim = (claimId: string, shardCount: number): number => stableHash(claimId) % shardCount;

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PaymentGateway } from '../../actors/payment/gateway.js';
 import { claimKeyOf, claimPurge } from '../../persistence/idempotency-claims-purge.js';
-import { shardOfClaim } from '../../server/idempotency-claims.js';
+import { shardOfClaim } from '../../runtime/kernel/placement.js';
 import { claimIdFor } from '../../actors/idempotency/actor.js';
 import { deferred, type Deferred } from '../helpers/stub-fleet.js';
 import { keyedBookingId, startTestFleet, type TestFleet } from '../helpers/fleet.js';

@@ -73,6 +73,23 @@ it('says how long after the first event, readably', async () => {
   expect([0, 12.4, 999, 1000, 12_345, 125_000, 3_725_000].map(formatSince)).toEqual(['+0 ms', '+12 ms', '+999 ms', '+1.00 s', '+12.3 s', '+2 min 05 s', '+1 h 02 min']);
 });
 
+describe('an Idempotency-Key claim replays like any actor', () => {
+  it('folds its KeyClaimed and AnswerStored into the claim the key holds, and names its shard', async () => {
+    const { claimIdFor } = await import('../../actors/idempotency/actor.js');
+    const { shardOfClaim } = await import('../../runtime/kernel/placement.js');
+    const id = claimIdFor('alice', 'key-1');
+    const claimEntries: ActorJournalEntry[] = [
+      { sequenceNumber: 1, eventType: 'KeyClaimed', data: { type: 'KeyClaimed', requestHash: 'h1', at: T }, traceId: null, spanId: null, createdAt: T },
+      { sequenceNumber: 2, eventType: 'AnswerStored', data: { type: 'AnswerStored', requestHash: 'h1', statusCode: 201, body: { id: B }, at: T + 40 }, traceId: null, spanId: null, createdAt: T + 40 },
+    ];
+    const replay = replayActor('idempotency', id, claimEntries);
+    expect(replay.state).toEqual({ status: 'ANSWERED', requestHash: 'h1', statusCode: 201, body: { id: B }, at: T + 40 });
+    expect(replayActor('idempotency', id, claimEntries, 1).state).toEqual({ status: 'CLAIMED', requestHash: 'h1', at: T });
+    expect(actorOfName(`idempotency/${id}`)).toEqual({ kind: 'idempotency', id });
+    expect(shardOfActor('idempotency', id, 3)).toBe(shardOfClaim(id, 3));
+  });
+});
+
 describe('helpers a trace viewer links with', () => {
   it('finds the actor of a trace participant and the shard that holds it', () => {
     expect(actorOfName('vehicle/v-1')).toEqual({ kind: 'vehicle', id: 'v-1' });

@@ -387,7 +387,7 @@ function releasedFirst(config: WorkflowConfig, state: BookingState, answer: Answ
     case 'ShardUnavailable': {
       // Nothing known about the vehicle: the booking stays as it is (an expiry is tried again by its timer).
       if (ending.type === 'Cancel') return reply(outcome);
-      return { events: [], warning: { fields: { rejection }, message: 'expiry waits: the vehicle did not answer the hand-back; the booking timer retries' }, next: { type: 'Done' } };
+      return retryLater({ rejection }, 'expiry waits: the vehicle did not answer the hand-back; the booking timer retries');
     }
     default:
       // Any other refusal says the vehicle is not held by this booking: nothing left to hand back.
@@ -415,7 +415,7 @@ function secured(config: WorkflowConfig, state: BookingState, answer: AnswerTo<'
   const { outcome, at } = answer;
   if (state.status !== 'CONFIRMED') return done();
   if (!outcome.ok) {
-    return { events: [], warning: { fields: { rejection: outcome.rejection }, message: 'the LOCK that settles an unanswered unlock failed; the booking timer retries' }, next: { type: 'Done' } };
+    return retryLater({ rejection: outcome.rejection }, 'the LOCK that settles an unanswered unlock failed; the booking timer retries');
   }
   const { lockedAt, openedAt } = outcome.value;
   if (openedAt === undefined) return releaseFirst(config, state, { type: 'Expire' }, 'Silent', Math.max(at, state.expiresAt + config.unlockSettleMs));
@@ -496,6 +496,8 @@ function record(config: WorkflowConfig, state: BookingState, command: BookingCom
 const after = (events: readonly BookingEvent[], plan: Plan): Plan => (events.length === 0 ? plan : { ...plan, events: [...events, ...plan.events] });
 const reply = (value: Outcome<unknown>): Plan => ({ events: [], next: { type: 'Reply', value } });
 const done = (): Plan => ({ events: [], next: { type: 'Done' } });
+/** Nothing recorded, nothing more now: the booking's timer wakes it again while it is still due. */
+const retryLater = (fields: Record<string, unknown>, message: string): Plan => ({ events: [], warning: { fields, message }, next: { type: 'Done' } });
 
 function ask(to: ActorAddress, message: VehicleMessage | PaymentMessage, awaiting: Awaiting, timeoutMs?: number): Plan {
   return { events: [], next: timeoutMs === undefined ? { type: 'Ask', to, message, awaiting } : { type: 'Ask', to, message, timeoutMs, awaiting } };

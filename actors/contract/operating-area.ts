@@ -94,6 +94,13 @@ export function ruleAt(area: OperatingArea, lon: number, lat: number, vehicleTyp
   return area.global_rules.find((candidate) => appliesTo(candidate, vehicleTypeId)) ?? UNRESTRICTED;
 }
 
+/** No rule that applies to the type forbids an end, in any zone or globally. */
+export function endAllowedEverywhere(area: OperatingArea, vehicleType: string): boolean {
+  const forbids = (rule: { readonly vehicle_type_ids?: readonly string[] | undefined; readonly ride_end_allowed: boolean }) =>
+    !rule.ride_end_allowed && (!rule.vehicle_type_ids || rule.vehicle_type_ids.includes(vehicleType));
+  return !area.global_rules.some(forbids) && !area.geofencing_zones.features.some((feature) => feature.properties.rules?.some(forbids));
+}
+
 const appliesTo = (candidate: ZoneRule, vehicleTypeId: string): boolean => !candidate.vehicle_type_ids || candidate.vehicle_type_ids.includes(vehicleTypeId);
 
 /** A zone with `start`/`end` applies only between them. */

@@ -1,5 +1,5 @@
 import type { Rejection } from '../contract/rejections.js';
-import { ruleAt, type OperatingArea } from '../contract/operating-area.js';
+import { endAllowedEverywhere, ruleAt, type OperatingArea } from '../contract/operating-area.js';
 import type { VehicleType } from '../contract/views.js';
 
 /**
@@ -48,11 +48,4 @@ export function endRefusal(vehicleId: string, vehicleType: VehicleType, check: A
     return { type: 'VehiclePositionUnknown', vehicleId, lastFixAt: fixAt === null ? null : new Date(fixAt).toISOString(), maxAgeMs: maxFixAgeMs };
   }
   return ruleAt(area, lon, lat, vehicleType, at).ride_end_allowed ? null : { type: 'RideEndNotAllowed', vehicleId, lat, lon };
-}
-
-/** No rule that applies to the type forbids an end, in any zone or globally. */
-export function endAllowedEverywhere(area: OperatingArea, vehicleType: VehicleType): boolean {
-  const forbids = (rule: { readonly vehicle_type_ids?: readonly string[] | undefined; readonly ride_end_allowed: boolean }) =>
-    !rule.ride_end_allowed && (!rule.vehicle_type_ids || rule.vehicle_type_ids.includes(vehicleType));
-  return !area.global_rules.some(forbids) && !area.geofencing_zones.features.some((feature) => feature.properties.rules?.some(forbids));
 }

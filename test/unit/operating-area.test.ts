@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { pointInMultiPolygon, pointInRing, ringProblem, selfIntersection } from '../../actors/contract/geometry.js';
-import { parseOperatingArea, ruleAt, type OperatingArea } from '../../actors/contract/operating-area.js';
-import { endAllowedEverywhere, endRefusal, startRefusal, type AreaCheck } from '../../actors/vehicle/area-rules.js';
+import { endAllowedEverywhere, parseOperatingArea, ruleAt, type OperatingArea } from '../../actors/contract/operating-area.js';
+import { endRefusal, startRefusal, type AreaCheck } from '../../actors/vehicle/area-rules.js';
 import { decide, evolve, type VehicleCommand, type VehicleEvent } from '../../actors/vehicle/decider.js';
 import { initialVehicleState } from '../../actors/vehicle/state.js';
 import { specification } from '../helpers/decider-spec.js';

@@ -344,6 +344,12 @@ function registerShardMetrics(metrics: Metrics, shards: ShardSupervisor): void {
     labelNames: ['shard', 'state'],
     read: () => perShard((stats) => Object.entries(stats.commands).map(([state, value]) => ({ labels: { state }, value }))),
   });
+  metrics.observedCounter<'shard' | 'kind'>({
+    name: 'fleet_operating_area_violations_total',
+    help: 'Operating-area violations during rides (docs/gbfs.md, "During a ride"), one per episode: ride-through-not-allowed or speed-limit-exceeded.',
+    labelNames: ['shard', 'kind'],
+    read: () => perShard<'kind'>((stats) => Object.entries(stats.areaViolations).map(([kind, value]) => ({ labels: { kind }, value }))),
+  });
   metrics.gauge<'shard'>({ name: 'fleet_rides_overdue', help: 'Rides still going more than OVERDUE_RIDE_AFTER_MS past their booked end (each is also logged once).', labelNames: ['shard'], collect: () => perShard((stats) => stats.overdueRides) });
   metrics.gauge<'shard'>({ name: 'fleet_shard_heap_used_bytes', help: 'Heap in use by the shard\'s thread.', labelNames: ['shard'], collect: () => perShard((stats) => stats.memory.heapUsedBytes) });
 }

@@ -1,7 +1,8 @@
 import { parseOperatingArea, type OperatingArea } from '../actors/contract/operating-area.js';
-import type { AreaReplacement, OperatingAreaPort } from '../api/ports.js';
+import type { AreaReplacement, AreaViolationFilter, AreaViolationView, OperatingAreaPort } from '../api/ports.js';
+import type { AreaViolationRow } from '../persistence/area-violations.js';
 import type { Logger } from '../runtime/ground/logger.js';
-import type { ShardLinks } from './fleet-service.js';
+import { refuseUnavailable, type ShardLinks } from './fleet-service.js';
 import { saveOperatingAreaFile } from './operating-area-file.js';
 
 /**
@@ -36,4 +37,28 @@ export class OperatingAreaService implements OperatingAreaPort {
     this.logger.info({ file: this.file, zones }, 'operating area replaced');
     return { ok: true, zones };
   }
+
+  /** Each shard's newest `limit`, merged: the newest `limit` of the fleet. A shard that is down fails the read (503). */
+  async violations(filter: AreaViolationFilter): Promise<AreaViolationView[]> {
+    const pages = await Promise.all(
+      Array.from({ length: this.shards.count }, (_, shard) =>
+        this.shards
+          .link(shard)
+          .call({ op: 'read', read: { read: 'area-violations', query: filter } }, VIOLATIONS_DEADLINE_MS)
+          .then((rows) => rows.map((row) => toView(shard, row)), refuseUnavailable),
+      ),
+    );
+    return pages
+      .flat()
+      .sort((a, b) => b.startedAtMs - a.startedAtMs || (a.view.id < b.view.id ? 1 : -1))
+      .slice(0, filter.limit)
+      .map((entry) => entry.view);
+  }
+}
+
+const VIOLATIONS_DEADLINE_MS = 15_000;
+
+function toView(shard: number, row: AreaViolationRow): { startedAtMs: number; view: AreaViolationView } {
+  const { id, lat, lon, startedAt, lastAt, ...rest } = row;
+  return { startedAtMs: startedAt, view: { ...rest, id: `s${shard}-${id}`, location: { lat, lon }, startedAt: new Date(startedAt).toISOString(), lastAt: new Date(lastAt).toISOString() } };
 }

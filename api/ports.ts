@@ -161,7 +161,8 @@ export interface GbfsPort {
 
 /** The operating area's replacement (PUT /operating-area). */
 export type AreaReplacement =
-  | { readonly ok: true; readonly zones: number }
+  /** `notReached`: nodes of a cluster that did not take it (down): they keep their area until the PUT is repeated. */
+  | { readonly ok: true; readonly zones: number; readonly notReached?: readonly string[] }
   | { readonly ok: false; readonly reason: 'invalid'; readonly errors: readonly string[] }
   /** FLEET_OPERATING_AREA is unset: there is no file to replace. */
   | { readonly ok: false; readonly reason: 'not-configured' };

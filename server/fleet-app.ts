@@ -211,7 +211,7 @@ async function startHttp(
   closers.push(() => events.close());
   // The open-data feeds and the operating area (docs/gbfs.md).
   let url: string | null = null;
-  const operatingArea = new OperatingAreaService(config.operatingArea.file, initialArea, links, logger);
+  const operatingArea = new OperatingAreaService({ file: config.operatingArea.file, initial: initialArea, shards: links, own: shards, peers: node.areaPeers(logger), logger });
   const gbfs = new GbfsFeeds({
     shards: links,
     config,
@@ -248,7 +248,7 @@ async function startHttp(
     const metricsUrl = await listenOn({ port: 'METRICS_PORT', host: 'METRICS_HOST' }, metricsListener.host, metricsListener.port, () => opsApp.listen({ host: metricsListener.host, port: metricsListener.port }));
     logger.info({ url: metricsUrl }, 'metrics listener ready');
   }
-  node.installRoutes(app, shards, () => url);
+  node.installRoutes(app, shards, () => url, operatingArea);
   closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
   if (!(options.listen ?? true)) {
     await app.ready();

@@ -24,14 +24,17 @@ export const operatingAreaRoutes: FastifyPluginAsyncZod<OperatingAreaRoutesOptio
           'Checked (shape, closed rings that do not cross themselves, positions on earth), saved to the FLEET_OPERATING_AREA file (durably), then in force on every shard and in /gbfs/geofencing_zones.json. 400 `invalid-operating-area` lists what is wrong; 409 `operating-area-not-configured` without FLEET_OPERATING_AREA.',
         body: z.record(z.string(), z.unknown()).meta({ description: 'GBFS 3.0 geofencing_zones data: {geofencing_zones: {type: "FeatureCollection", features: [...]}, global_rules: [...]}' }),
         response: {
-          200: z.object({ zones: z.number().int() }),
+          200: z.object({
+            zones: z.number().int(),
+            notReached: z.array(z.string()).optional().describe('cluster mode: nodes that did not take it (down); they keep their area until the PUT is repeated'),
+          }),
           ...problemResponses({ 400: 'Not a valid operating area', 401: 'Not signed in', 403: 'Not an operator', 409: 'FLEET_OPERATING_AREA is not set' }),
         },
       },
     },
     async (request, reply) => {
       const replaced = await area.replace(request.body);
-      if (replaced.ok) return { zones: replaced.zones };
+      if (replaced.ok) return { zones: replaced.zones, ...(replaced.notReached && { notReached: [...replaced.notReached] }) };
       if (replaced.reason === 'not-configured') {
         return sendProblem(reply, httpProblem('operating-area-not-configured', 'Start the server with FLEET_OPERATING_AREA naming the file the operating area is kept in.', originOf(request)));
       }

@@ -81,6 +81,8 @@ const PLACE_POLL_MS = 100;
 const PLACE_RESEND_MS = 1_000;
 const RIDE_END_NOT_ALLOWED = 'failed:end:ride-end-not-allowed';
 
+type OutsideTry = 'refused' | 'ended' | 'not-refused';
+
 interface FoundVehicle {
   readonly id: string;
   readonly type: VehicleType | null;
@@ -217,11 +219,11 @@ export function startJourneys(settings: JourneySettings, deps: JourneyDeps): Jou
   };
 
   /**
-   * The `outside` journey: ride to where the type may not end a ride and try to end there. True when
-   * it was refused as it must be (the ride goes on), false when there was no try or another answer; an
-   * accepted end is an invariant violation and the ride is over.
+   * The `outside` journey: ride to where the type may not end a ride and try to end there. `refused`:
+   * as it must be (the ride goes on); `not-refused`: no try, or another answer (the ride goes on too);
+   * `ended`: the end was accepted, an invariant violation, and the ride is over.
    */
-  const tryEndOutside = async (customer: string, vehicleId: string, type: VehicleType, bookingId: string): Promise<'refused' | 'ended' | 'not-refused'> => {
+  const tryEndOutside = async (customer: string, vehicleId: string, type: VehicleType, bookingId: string): Promise<OutsideTry> => {
     const place = settings.places?.outside(type, random) ?? null;
     if (place === null) {
       area.notPlaced.add(`no place where a ${type} may not end`);
@@ -265,7 +267,7 @@ export function startJourneys(settings: JourneySettings, deps: JourneyDeps): Jou
     // `outside` kind, first tries one where it may not); elsewhere wherever the vehicle stands.
     const { places } = settings;
     const type = vehicle.type;
-    let triedOutside: Awaited<ReturnType<typeof tryEndOutside>> | null = null;
+    let triedOutside: OutsideTry | null = null;
     if (kind === 'outside' && (places === null || type === null || !places.restricts(type))) area.notPlaced.add('no area forbids an end to this type');
     if (places !== null && type !== null && places.restricts(type)) {
       if (kind === 'outside') {

@@ -161,11 +161,37 @@ export interface GbfsPort {
 
 /** The operating area's replacement (PUT /operating-area). */
 export type AreaReplacement =
-  | { readonly ok: true; readonly zones: number }
+  /** `notReached`: nodes of a cluster that did not take it (down): they keep their area until the PUT is repeated. */
+  | { readonly ok: true; readonly zones: number; readonly notReached?: readonly string[] }
   | { readonly ok: false; readonly reason: 'invalid'; readonly errors: readonly string[] }
   /** FLEET_OPERATING_AREA is unset: there is no file to replace. */
   | { readonly ok: false; readonly reason: 'not-configured' };
 
 export interface OperatingAreaPort {
   replace(document: unknown): Promise<AreaReplacement>;
+  /** Operating-area violations during rides from every shard, newest first (docs/gbfs.md, "During a ride"). */
+  violations(filter: AreaViolationFilter): Promise<AreaViolationView[]>;
+}
+
+export interface AreaViolationFilter {
+  readonly limit: number;
+  /** Epoch ms; null: from the beginning. */
+  readonly since: number | null;
+  readonly vehicleId: string | null;
+  readonly bookingId: string | null;
+}
+
+export interface AreaViolationView {
+  readonly id: string;
+  readonly kind: 'ride-through-not-allowed' | 'speed-limit-exceeded';
+  readonly vehicleId: string;
+  readonly vehicleType: string;
+  readonly bookingId: string | null;
+  readonly zone: string;
+  readonly limitKph: number | null;
+  readonly location: { readonly lat: number; readonly lon: number };
+  readonly maxSpeedKmh: number;
+  readonly readings: number;
+  readonly startedAt: string;
+  readonly lastAt: string;
 }

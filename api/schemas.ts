@@ -210,6 +210,30 @@ export const VehicleCommandsSchema = z.object({ vehicleId: IdSchema, items: z.ar
 
 export const ItemsSchema = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
 
+export const AreaViolationsQuerySchema = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(1000).default(100).describe('newest first; default 100, at most 1000'),
+  since: z.iso.datetime({ offset: true }).optional().describe('only violations that began at or after this instant'),
+  vehicleId: IdSchema.optional(),
+  bookingId: IdSchema.optional(),
+});
+
+export const AreaViolationSchema = z
+  .object({
+    id: z.string().describe('unique across shards'),
+    kind: z.enum(['ride-through-not-allowed', 'speed-limit-exceeded']),
+    vehicleId: z.string(),
+    vehicleType: z.string(),
+    bookingId: z.string().nullable().describe('the ride it happened on'),
+    zone: z.string().describe("the zone's first name, `zone <index>`, or `global rules`"),
+    limitKph: z.number().nullable().describe("the zone's maximum_speed_kph (speed-limit-exceeded); null otherwise"),
+    location: LocationSchema.describe('where it began'),
+    maxSpeedKmh: z.number().describe('the highest speed reported while it lasted'),
+    readings: z.number().int().describe('consecutive telemetry readings of the ride that broke the rule'),
+    startedAt: Timestamp.describe("the first such reading's time (the device's)"),
+    lastAt: Timestamp.describe('the last such reading so far'),
+  })
+  .register(openApiComponents, { id: 'AreaViolation' });
+
 // ---- responses shared by routes
 
 type ProblemResponse = { readonly description: string; readonly content: { readonly [PROBLEM_CONTENT_TYPE]: { readonly schema: typeof ProblemSchema } } };

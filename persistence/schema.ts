@@ -104,6 +104,27 @@ export const migrations: readonly string[] = [
   `ALTER TABLE vehicles ADD COLUMN public_id TEXT;
    UPDATE vehicles SET public_id = lower(hex(randomblob(16)));
    CREATE INDEX vehicles_public_id ON vehicles (public_id);`,
+  /* 5: what riders did against the operating area during their rides (persistence/area-violations.ts) */
+  `
+  CREATE TABLE area_violations (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    vehicle_id    TEXT    NOT NULL,
+    vehicle_type  TEXT    NOT NULL,
+    booking_id    TEXT,
+    kind          TEXT    NOT NULL,
+    zone          TEXT    NOT NULL,
+    limit_kph     REAL,
+    lat           REAL    NOT NULL,
+    lon           REAL    NOT NULL,
+    max_speed_kmh REAL    NOT NULL,
+    readings      INTEGER NOT NULL,
+    started_at    INTEGER NOT NULL,
+    last_at       INTEGER NOT NULL,
+    open          INTEGER NOT NULL
+  );
+  CREATE INDEX area_violations_open ON area_violations (vehicle_id) WHERE open = 1;
+  CREATE INDEX area_violations_started ON area_violations (started_at);
+  `,
 ];
 
 /**

@@ -61,6 +61,10 @@ customers:
   --retry-ratio R           share that send their booking twice with one Idempotency-Key (default 0)
   --race-ratio R            share where --race-size customers book one vehicle at once (default 0)
   --race-size N             (default ${d.raceSize})
+  --outside-ratio R         share whose rider rides out of the operating area, tries to end there (must
+                            get 409 ride-end-not-allowed), rides back in and ends (default 0). Where the
+                            server's area (/gbfs/geofencing_zones.json) restricts ends, every rider ends
+                            at a place where the vehicle's type may; counted under "operating area"
   --radius-m M              devices and customers within M of Alexanderplatz (default ${d.radiusM})
   --search-m M              a customer looks for a vehicle within M (default ${d.searchRadiusM})
   --drain-s S               after the end, how long running journeys get to finish (default ${d.drainMs / 1000})
@@ -82,7 +86,7 @@ vehicle mode:
 Tokens are signed with FLEET_JWT_SECRET, or the dev secret as the server does without it.
 Exit code: 0 when every invariant held, 1 when one broke (double booking, an unlock never delivered,
 an UNLOCK for another vehicle's booking, a 5xx outside the contract, a journey that did not end in a
-contract answer) or the run could not start, 2 for bad arguments.`;
+contract answer, a ride ended where the operating area forbids it) or the run could not start, 2 for bad arguments.`;
 
 
 const OPTIONS = {
@@ -115,6 +119,7 @@ const OPTIONS = {
   'retry-ratio': { type: 'string' },
   'race-ratio': { type: 'string' },
   'race-size': { type: 'string' },
+  'outside-ratio': { type: 'string' },
   'radius-m': { type: 'string' },
   'search-m': { type: 'string' },
   'drain-s': { type: 'string' },
@@ -182,7 +187,7 @@ function settingsFrom(values: Values): SimulationSettings {
     customers: numberOption(values, 'customers', d.customers, isCount, 'a whole number ≥ 0'),
     durationMs: numberOption(values, 'duration-s', d.durationMs / 1000, isPositive, 'seconds > 0') * 1000,
     ride,
-    journeyMix: { cancel: ratio('cancel-ratio', d.journeyMix.cancel), retry: ratio('retry-ratio'), race: ratio('race-ratio') },
+    journeyMix: { cancel: ratio('cancel-ratio', d.journeyMix.cancel), retry: ratio('retry-ratio'), race: ratio('race-ratio'), outside: ratio('outside-ratio') },
     raceSize: numberOption(values, 'race-size', d.raceSize, (value) => Number.isInteger(value) && value >= 2, 'a whole number ≥ 2'),
     radiusM: numberOption(values, 'radius-m', d.radiusM, isPositive, 'metres > 0'),
     searchRadiusM: numberOption(values, 'search-m', d.searchRadiusM, (value) => value > 0 && value <= 100_000, 'metres 1…100000'),
@@ -190,7 +195,7 @@ function settingsFrom(values: Values): SimulationSettings {
     seed: numberOption(values, 'seed', d.seed, Number.isInteger, 'an integer'),
   };
   if (mixTotal(settings.deviceMix) > 1) throw new UsageError('the device ratios (--silent-ratio … --reject-ratio) add up to more than 1');
-  if (mixTotal(settings.journeyMix) > 1) throw new UsageError('--cancel-ratio, --retry-ratio and --race-ratio add up to more than 1');
+  if (mixTotal(settings.journeyMix) > 1) throw new UsageError('--cancel-ratio, --retry-ratio, --race-ratio and --outside-ratio add up to more than 1');
   return settings;
 }
 

@@ -211,7 +211,7 @@ async function startHttp(
   closers.push(() => events.close());
   // The open-data feeds and the operating area (docs/gbfs.md).
   let url: string | null = null;
-  const operatingArea = new OperatingAreaService(config.operatingArea.file, initialArea, links, logger);
+  const operatingArea = new OperatingAreaService({ file: config.operatingArea.file, initial: initialArea, shards: links, own: shards, peers: node.areaPeers(logger), logger });
   const gbfs = new GbfsFeeds({
     shards: links,
     config,
@@ -248,7 +248,7 @@ async function startHttp(
     const metricsUrl = await listenOn({ port: 'METRICS_PORT', host: 'METRICS_HOST' }, metricsListener.host, metricsListener.port, () => opsApp.listen({ host: metricsListener.host, port: metricsListener.port }));
     logger.info({ url: metricsUrl }, 'metrics listener ready');
   }
-  node.installRoutes(app, shards, () => url);
+  node.installRoutes(app, shards, () => url, operatingArea);
   closers.push(drainOnClose(app, config.shutdownGraceMs, logger));
   if (!(options.listen ?? true)) {
     await app.ready();
@@ -343,6 +343,12 @@ function registerShardMetrics(metrics: Metrics, shards: ShardSupervisor): void {
     help: 'Device commands (UNLOCK, LOCK) by the state they reached: SENT for every command issued, then SUCCEEDED, REJECTED, TIMED_OUT, EXPIRED or LATE_SUCCESS.',
     labelNames: ['shard', 'state'],
     read: () => perShard((stats) => Object.entries(stats.commands).map(([state, value]) => ({ labels: { state }, value }))),
+  });
+  metrics.observedCounter<'shard' | 'kind'>({
+    name: 'fleet_operating_area_violations_total',
+    help: 'Operating-area violations during rides (docs/gbfs.md, "During a ride"), one per episode: ride-through-not-allowed or speed-limit-exceeded.',
+    labelNames: ['shard', 'kind'],
+    read: () => perShard<'kind'>((stats) => Object.entries(stats.areaViolations).map(([kind, value]) => ({ labels: { kind }, value }))),
   });
   metrics.gauge<'shard'>({ name: 'fleet_rides_overdue', help: 'Rides still going more than OVERDUE_RIDE_AFTER_MS past their booked end (each is also logged once).', labelNames: ['shard'], collect: () => perShard((stats) => stats.overdueRides) });
   metrics.gauge<'shard'>({ name: 'fleet_shard_heap_used_bytes', help: 'Heap in use by the shard\'s thread.', labelNames: ['shard'], collect: () => perShard((stats) => stats.memory.heapUsedBytes) });

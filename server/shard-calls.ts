@@ -5,6 +5,7 @@ import type { GbfsVehicleChunk } from './gbfs/documents.js';
 import type { TraceJournal, TraceJournalQuery } from '../actors/contract/trace-views.js';
 import type { VehicleFilter, VehicleView } from '../actors/contract/views.js';
 import type { CustomerBookingRow, CustomerBookingsQuery } from '../persistence/customer-bookings.js';
+import type { AreaViolationQuery, AreaViolationRow, ViolationCounts } from '../persistence/area-violations.js';
 import type { ActorAddress, Message } from '../runtime/kernel/directory.js';
 import type { CommandRecord, CommandState } from '../actors/vehicle/command-history.js';
 import type { TraceContext } from '../runtime/ground/trace-context.js';
@@ -75,6 +76,8 @@ export type ShardRead =
   /** A page of a customer's bookings on this shard, newest first (persistence/customer-bookings.ts). */
   | { readonly read: 'customer-bookings'; readonly query: CustomerBookingsQuery }
 
+  /** The shard's operating-area violations during rides, newest first (persistence/area-violations.ts). */
+  | { readonly read: 'area-violations'; readonly query: AreaViolationQuery }
   /** A page of the shard's vehicles for GBFS vehicle_status.json as JSON, after a public id, '' for the first (server/gbfs/documents.ts `gbfsVehicleChunk`). */
   | { readonly read: 'gbfs-vehicles'; readonly afterId: string; readonly limit: number };
 
@@ -97,6 +100,7 @@ export interface ReadAnswers {
   readonly 'live-bookings': string[];
   readonly 'customer-bookings': CustomerBookingRow[];
   readonly 'gbfs-vehicles': GbfsVehicleChunk;
+  readonly 'area-violations': AreaViolationRow[];
 }
 
 /** A page of a shard's public events. `scannedTo`: rows that are not events (a type no longer in the catalog) still move the cursor. */
@@ -139,6 +143,8 @@ export interface ShardStats {
   readonly commands: Readonly<Record<CommandState, number>>;
   /** Rides still ACTIVE more than OVERDUE_RIDE_AFTER_MS past their booked end (persistence/overdue-rides.ts). */
   readonly overdueRides: number;
+  /** Operating-area violations recorded during rides since the shard started, by kind (persistence/area-violations.ts). */
+  readonly areaViolations: ViolationCounts;
 }
 
 /** The main thread's end of one of the fleet's shards. */

@@ -2,6 +2,7 @@ import type { SqliteJournalEngine } from '../persistence/journal-engine.js';
 import type { CustomerBookings } from '../persistence/customer-bookings.js';
 import type { LiveBookingCounter } from '../persistence/live-bookings.js';
 import type { GbfsVehicleReads } from '../persistence/gbfs-vehicles.js';
+import type { AreaViolationReads } from '../persistence/area-violations.js';
 import { gbfsVehicleChunk } from './gbfs/documents.js';
 import type { Db } from '../persistence/sqlite.js';
 import type { TraceJournalReads } from '../persistence/trace-journal.js';
@@ -27,13 +28,14 @@ export interface ShardReadSources {
   readonly liveBookings: LiveBookingCounter;
   readonly gbfsVehicles: GbfsVehicleReads;
   readonly customerBookings: CustomerBookings;
+  readonly areaViolations: AreaViolationReads;
 }
 
 type ReadRequests = { readonly [Name in ReadName]: ReadOf<Name> };
 
 export type ReadHandlers = { readonly [Name in ReadName]: (read: ReadRequests[Name]) => ReadAnswers[Name] };
 
-export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJournal, liveBookings, customerBookings, gbfsVehicles }: ShardReadSources): ReadHandlers {
+export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJournal, liveBookings, customerBookings, gbfsVehicles, areaViolations }: ShardReadSources): ReadHandlers {
   return {
     vehicle: (read) => vehicles.get(read.id, read.visibleTo) ?? null,
     vehicles: (read) => vehicles.list(read.filter),
@@ -49,6 +51,7 @@ export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJ
     'live-bookings': (read) => liveBookings.liveBookings(read.customerId, read.exceptBookingId),
     'gbfs-vehicles': (read) => gbfsVehicleChunk(gbfsVehicles.read(read.afterId, read.limit)),
     'customer-bookings': (read) => customerBookings.page(read.query),
+    'area-violations': (read) => areaViolations.list(read.query),
   };
 }
 

@@ -29,6 +29,7 @@ import { MqttConnection } from '../adapters/mqtt/connection.js';
 import { toShardEvents, watchCommandOutcomes } from './shard-reads.js';
 import { registerInBulk } from './seed.js';
 import { TelemetryPipeline } from '../adapters/telemetry/pipeline.js';
+import { AreaViolationReads, AreaViolationRecorder } from '../persistence/area-violations.js';
 import { GbfsVehicleReads } from '../persistence/gbfs-vehicles.js';
 import { loadOperatingAreaFile } from './operating-area-file.js';
 import type { OperatingArea } from '../actors/contract/operating-area.js';
@@ -105,7 +106,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     const vehicles = new VehicleReadModel(db);
     // The file is the truth a restarted shard starts from; an operator's replacement arrives as a call.
     let operatingArea: OperatingArea | null = config.operatingArea.file ? loadOperatingAreaFile(config.operatingArea.file) : null;
-    const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger, accepts: ownsVehicle });
+    const violations = new AreaViolationRecorder(db, () => operatingArea);
+    const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger, accepts: ownsVehicle, violations });
     closers.push(() => telemetry.close());
     registerShardActors(directory, { config, mqtt, vehicles, gateway, clock, logger, operatingArea: () => operatingArea });
     const { timers, commandOutcomes, relay } = startBackgroundWork(init, { storage, system, directory, clock, logger }, closers);
@@ -131,6 +133,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       memory: { heapUsedBytes: process.memoryUsage().heapUsed },
       commands: commandOutcomes.counts(),
       overdueRides: overdueRides(),
+      areaViolations: violations.stats(),
     });
     // The host's stats timer runs until the port is let go, which is after a stop closed the journal:
     // from the stop on, the last figures stand (pushed last, so the first closer to run).
@@ -140,7 +143,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       stopping = true;
     });
     const stats = (): ShardStats => (stopping && lastStats ? lastStats : (lastStats = readStats()));
-    const reads = shardReadHandlers({ shard, db, journal, vehicles, traces: storage.traces, traceJournal: storage.traceJournal, liveBookings: new LiveBookingCounter(db), customerBookings: new CustomerBookings(db), gbfsVehicles: new GbfsVehicleReads(db) });
+    const reads = shardReadHandlers({ shard, db, journal, vehicles, traces: storage.traces, traceJournal: storage.traceJournal, liveBookings: new LiveBookingCounter(db), customerBookings: new CustomerBookings(db), gbfsVehicles: new GbfsVehicleReads(db), areaViolations: new AreaViolationReads(db) });
     const calls = shardCallHandlers({ directory, ownsVehicle, isUnknownBooking, reads, seed: (seed) => registerInBulk(journal, vehicles, seed, logger), stats, replaceOperatingArea: (area) => (operatingArea = area), stop: close });
     const handlers: FleetShardHandlers = { call: (call) => dispatchCall(calls, call), stats, followEvents: eventFollower(shard, journal, closers) };
     logger.debug({ db: init.dbFile, mqtt: init.mqttUrl }, 'shard started');

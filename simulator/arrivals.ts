@@ -47,13 +47,17 @@ export function parseRideDistribution(text: string): RideDistribution {
  * - `retry`: a ride whose booking request is sent twice with the same Idempotency-Key (a client that
  *   did not trust its first answer); both answers must be the same booking.
  * - `race`: several customers book the same vehicle at the same instant; at most one may win.
+ * - `outside`: a ride whose rider first rides out of the operating area (to a place where the vehicle's
+ *   type may not end a ride) and tries to end there, which must be refused (409 ride-end-not-allowed);
+ *   then rides back inside and ends. Only where the server's area forbids ends somewhere.
  */
-export type JourneyKind = 'ride' | 'cancel' | 'retry' | 'race';
+export type JourneyKind = 'ride' | 'cancel' | 'retry' | 'race' | 'outside';
 
 export interface JourneyMix {
   readonly cancel: number;
   readonly retry: number;
   readonly race: number;
+  readonly outside: number;
 }
 
 /** Shares are of all journeys; what they leave over is plain rides. */
@@ -62,6 +66,7 @@ export function pickJourneyKind(mix: JourneyMix, random: Random): JourneyKind {
   if (draw < mix.cancel) return 'cancel';
   if (draw < mix.cancel + mix.retry) return 'retry';
   if (draw < mix.cancel + mix.retry + mix.race) return 'race';
+  if (draw < mix.cancel + mix.retry + mix.race + mix.outside) return 'outside';
   return 'ride';
 }
 

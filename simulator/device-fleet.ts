@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { DevicePool, type DevicePoolSettings, type DevicePoolSink, type DevicePoolStats, type DeviceSpec } from './device-pool.js';
-import type { DeviceWorkerInit, DeviceWorkerMessage } from './device-worker.js';
+import type { DeviceWorkerInit, DeviceWorkerMessage, DeviceWorkerRequest } from './device-worker.js';
 
 export interface DeviceFleetOptions {
   readonly specs: readonly DeviceSpec[];
@@ -19,8 +19,12 @@ export interface DeviceFleetStats extends DevicePoolStats {
   readonly heapUsed: number;
 }
 
+/** Moves a device: a rider rode it to this place (DevicePool.rideTo). Unknown ids are ignored. */
+export type RideTo = (vehicleId: string, place: { readonly lat: number; readonly lon: number }) => void;
+
 export interface DeviceFleet {
   stats(): DeviceFleetStats;
+  readonly rideTo: RideTo;
   /** Every device says goodbye; resolves with the last counters once every thread reported them. */
   stop(): Promise<DeviceFleetStats>;
 }
@@ -76,7 +80,7 @@ export function startDeviceFleet(options: DeviceFleetOptions): DeviceFleet {
     pool.start();
     const stats = (): DeviceFleetStats => ({ ...pool.stats(), threads: 0, heapUsed: process.memoryUsage().heapUsed });
     let stopping: Promise<DeviceFleetStats> | null = null;
-    return { stats, stop: () => (stopping ??= pool.stop().then(stats)) };
+    return { stats, rideTo: (vehicleId, place) => void pool.rideTo(vehicleId, place), stop: () => (stopping ??= pool.stop().then(stats)) };
   }
 
   const threads = Math.min(options.workers, Math.max(1, options.specs.length));
@@ -97,6 +101,14 @@ export function startDeviceFleet(options: DeviceFleetOptions): DeviceFleet {
     });
     return worker;
   });
+  const threadOf = new Map<string, Worker>();
+  shares.forEach((specs, index) => {
+    for (const spec of specs) threadOf.set(spec.id, workers[index]!);
+  });
+  const rideTo: RideTo = (vehicleId, place) => {
+    const request: DeviceWorkerRequest = { type: 'ride-to', vehicleId, lat: place.lat, lon: place.lon };
+    threadOf.get(vehicleId)?.postMessage(request);
+  };
   const failures: Error[] = [];
   for (const worker of workers) worker.on('error', (error) => failures.push(error));
 
@@ -116,11 +128,11 @@ export function startDeviceFleet(options: DeviceFleetOptions): DeviceFleet {
               // Back-off timers of devices that were reconnecting would keep the thread alive for nothing.
               if (message.type === 'stopped') void worker.terminate();
             });
-            worker.postMessage({ type: 'stop' });
+            worker.postMessage({ type: 'stop' } satisfies DeviceWorkerRequest);
           }),
       ),
     );
     return stats();
   };
-  return { stats, stop: () => (stopping ??= stop()) };
+  return { stats, rideTo, stop: () => (stopping ??= stop()) };
 }

@@ -84,6 +84,7 @@ export class DevicePool implements DeviceHost {
   private readonly counters = { connects: 0, reconnects: 0, drops: 0, connectFailures: 0, refused: 0, replies: 0, telemetrySent: 0, acks: 0 };
   private readonly verdicts: Record<CommandVerdict, number> = { ok: 0, malformed: 0, 'bad-signature': 0, expired: 0 };
   private stopping = false;
+  private readonly byId: Map<string, LightDevice>;
 
   constructor(
     readonly settings: DevicePoolSettings,
@@ -99,6 +100,21 @@ export class DevicePool implements DeviceHost {
       device.battery = 60 + Math.floor(this.random() * 40);
       return device;
     });
+    this.byId = new Map(this.devices.map((device) => [device.id, device]));
+  }
+
+  /**
+   * The rider rode the vehicle to a place (simulator/journeys.ts): it stands there from now on, and
+   * reports it at once, whatever the telemetry period (also with telemetry off), so that the server
+   * judges the end of the ride where the rider left it. Sent again by the rider until the server shows
+   * it: a QoS 0 reading of a device that was offline is lost. False: no such device in this pool.
+   */
+  rideTo(vehicleId: string, place: { readonly lat: number; readonly lon: number }): boolean {
+    const device = this.byId.get(vehicleId);
+    if (!device) return false;
+    device.heldAt = { lat: place.lat, lon: place.lon };
+    this.report(device, this.settings.telemetryMs, new Date().toISOString());
+    return true;
   }
 
   /** Queues every device for its first connection; they connect at `connectRate`. */
@@ -216,28 +232,32 @@ export class DevicePool implements DeviceHost {
 
   /** One slice of the fleet per tick: the broker sees an even stream, not a burst once per period. */
   private telemetry(): void {
-    const { telemetryMs, centre } = this.settings;
+    const { telemetryMs } = this.settings;
     const slices = Math.max(1, Math.round(telemetryMs / TELEMETRY_TICK_MS));
     const slice = this.telemetryTurn % slices;
     this.telemetryTurn += 1;
     const at = new Date().toISOString();
-    const lonScale = METRES_PER_DEGREE * Math.cos((centre.lat * Math.PI) / 180);
     for (let index = slice; index < this.devices.length; index += slices) {
       const device = this.devices[index]!;
-      if (!device.isOnline) continue;
-      const speedKmh = device.locked ? PARKED_KMH : RIDE_KMH;
-      device.angle += ((speedKmh / 3.6) * (telemetryMs / 1000)) / device.radiusM;
-      device.battery -= device.locked ? 0.01 : 0.2;
-      if (device.battery < SWAP_BELOW) device.battery = 100;
-      const reading = {
-        lat: round6(centre.lat + (device.radiusM * Math.cos(device.angle)) / METRES_PER_DEGREE),
-        lon: round6(centre.lon + (device.radiusM * Math.sin(device.angle)) / lonScale),
-        battery: Math.round(device.battery * 10) / 10,
-        speedKmh: device.locked ? 0 : RIDE_KMH,
-        at,
-      };
-      if (device.publishAtMostOnce(telemetryTopic(device.id), JSON.stringify(reading))) this.counters.telemetrySent += 1;
+      if (device.isOnline) this.report(device, telemetryMs, at);
     }
+  }
+
+  /** One reading: where the device stands (held) or circles to, its battery and speed. */
+  private report(device: LightDevice, periodMs: number, at: string): void {
+    if (!device.isOnline) return;
+    const { centre } = this.settings;
+    device.battery -= device.locked ? 0.01 : 0.2;
+    if (device.battery < SWAP_BELOW) device.battery = 100;
+    let place = device.heldAt;
+    if (place === null) {
+      const speedKmh = device.locked ? PARKED_KMH : RIDE_KMH;
+      device.angle += ((speedKmh / 3.6) * (periodMs / 1000)) / device.radiusM;
+      const lonScale = METRES_PER_DEGREE * Math.cos((centre.lat * Math.PI) / 180);
+      place = { lat: round6(centre.lat + (device.radiusM * Math.cos(device.angle)) / METRES_PER_DEGREE), lon: round6(centre.lon + (device.radiusM * Math.sin(device.angle)) / lonScale) };
+    }
+    const reading = { lat: place.lat, lon: place.lon, battery: Math.round(device.battery * 10) / 10, speedKmh: device.locked ? 0 : RIDE_KMH, at };
+    if (device.publishAtMostOnce(telemetryTopic(device.id), JSON.stringify(reading))) this.counters.telemetrySent += 1;
   }
 }
 

@@ -21,6 +21,9 @@ export type DeviceWorkerMessage = {
   readonly heapUsed: number;
 };
 
+/** What the fleet asks of a device thread: a rider rode a vehicle somewhere, or the run is over. */
+export type DeviceWorkerRequest = { readonly type: 'ride-to'; readonly vehicleId: string; readonly lat: number; readonly lon: number } | { readonly type: 'stop' };
+
 const BATCH_MS = 250;
 
 const init = workerData as DeviceWorkerInit;
@@ -37,8 +40,11 @@ const flush = (type: DeviceWorkerMessage['type']): void => {
 };
 
 const timer = setInterval(() => flush('batch'), BATCH_MS);
-port.on('message', (message: { type: 'stop' }) => {
-  if (message.type !== 'stop') return;
+port.on('message', (message: DeviceWorkerRequest) => {
+  if (message.type === 'ride-to') {
+    pool.rideTo(message.vehicleId, message);
+    return;
+  }
   clearInterval(timer);
   void pool.stop().then(() => {
     flush('stopped');

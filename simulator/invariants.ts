@@ -12,8 +12,10 @@ import type { CommandRecord } from './device-pool.js';
  *   (503 vehicle-offline, 504 unlock-timed-out / lock-timed-out).
  * - `unfinished-journey`: a journey that neither completed nor failed with a contract error
  *   (a network error, an answer outside the contract, or still running when the run had to end).
+ * - `end-outside-accepted`: a ride ended (2xx) while the server showed its vehicle at a place where the
+ *   operating area forbids its type to end a ride (the `outside` journey kind tries exactly that).
  */
-export const INVARIANTS = ['double-booking', 'unlock-not-delivered', 'foreign-unlock', 'server-error', 'unfinished-journey'] as const;
+export const INVARIANTS = ['double-booking', 'unlock-not-delivered', 'foreign-unlock', 'server-error', 'unfinished-journey', 'end-outside-accepted'] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
 export interface InvariantResult {
@@ -76,6 +78,10 @@ export class InvariantMonitor {
 
   journeyUnfinished(description: string): void {
     this.report('unfinished-journey', description);
+  }
+
+  endOutsideAccepted(bookingId: string, vehicleId: string, place: { readonly lat: number; readonly lon: number }): void {
+    this.report('end-outside-accepted', `${bookingId}: ${vehicleId} ended at ${place.lat},${place.lon}, where the area forbids an end`);
   }
 
   /** Call once the devices have reported their last commands (after the fleet stopped). */

@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { createLogger, type Logger } from '../runtime/ground/logger.js';
+import type { VehicleType } from '../actors/contract/views.js';
 import { ApiUnreachable, isRecord, type ApiClient, type ApiResult, type TokenSource } from './api-client.js';
+import type { AreaPlaces, GeoPoint } from './area-places.js';
 import { exponentialGapMs, pickJourneyKind, type JourneyKind, type JourneyMix, type RideDistribution } from './arrivals.js';
+import type { RideTo } from './device-fleet.js';
 import type { InvariantMonitor } from './invariants.js';
 import type { Random } from './random.js';
-import { LatencyRecorder, ReasonCounts, type LatencySummary } from './report.js';
+import { LatencyRecorder, ReasonCounts, type AreaReport, type LatencySummary } from './report.js';
 import { pause } from './timing.js';
 
 export const STEPS = ['search', 'book', 'unlock', 'end', 'cancel'] as const;
@@ -30,6 +33,8 @@ export interface JourneySettings {
   readonly vehiclePrefix: string;
   /** After the deadline, how long journeys still running get to finish before they count as unfinished. */
   readonly drainMs: number;
+  /** Where rides may end, from the server's operating area; null: it restricts no end, riders end where they are. */
+  readonly places: AreaPlaces | null;
 }
 
 export interface JourneyDeps {
@@ -37,6 +42,8 @@ export interface JourneyDeps {
   readonly tokens: TokenSource;
   readonly random: Random;
   readonly monitor: InvariantMonitor;
+  /** Moves a simulated device to where its rider rode it. */
+  readonly rideTo: RideTo;
   readonly logger?: Logger;
   /** Stops arrivals early (Ctrl-C); journeys under way still finish. */
   readonly signal?: AbortSignal;
@@ -52,6 +59,7 @@ export interface JourneySnapshot {
   /** Calls that got no answer or one the contract does not allow, by kind. */
   readonly errors: Record<string, number>;
   readonly steps: Record<Step, LatencySummary>;
+  readonly area: AreaReport;
 }
 
 export interface JourneyRun {
@@ -66,6 +74,19 @@ const METRES_PER_DEGREE = 111_320;
 const AREA_REFUSALS = ['ride-end-not-allowed', 'vehicle-position-unknown'];
 const END_ATTEMPTS_IN_AREA = 5;
 const AREA_RETRY_MS = 2_000;
+/** A rider who rode somewhere waits this long at most for the server to show the vehicle there ... */
+const PLACE_WAIT_MS = 15_000;
+/** ... looking this often, and has the device report again this often (a QoS 0 reading can be lost). */
+const PLACE_POLL_MS = 100;
+const PLACE_RESEND_MS = 1_000;
+const RIDE_END_NOT_ALLOWED = 'failed:end:ride-end-not-allowed';
+
+type OutsideTry = 'refused' | 'ended' | 'not-refused';
+
+interface FoundVehicle {
+  readonly id: string;
+  readonly type: VehicleType | null;
+}
 
 type Answer = { readonly ok: true; readonly result: ApiResult } | { readonly ok: false; readonly outcome: string };
 
@@ -84,6 +105,7 @@ export function startJourneys(settings: JourneySettings, deps: JourneyDeps): Jou
   const outcomes = new ReasonCounts();
   const errors = new ReasonCounts();
   const inFlight = new Set<Promise<void>>();
+  const area = { riddenInside: 0, outsideTries: 0, outsideRefused: 0, outsideAccepted: 0, endedInsideAfterRefusal: 0, outsideOther: new ReasonCounts(), notPlaced: new ReasonCounts() };
   /** Vehicles a journey of this run is on: others look for another one (a customer sees it taken). */
   const claimed = new Set<string>();
   let offered = 0;
@@ -116,23 +138,23 @@ export function startJourneys(settings: JourneySettings, deps: JourneyDeps): Jou
     return { ok: false, outcome: `error:${kind}` };
   };
 
-  const findVehicle = async (token: string): Promise<string | Answer> => {
+  const findVehicle = async (token: string): Promise<FoundVehicle | Answer> => {
     const angle = random() * 2 * Math.PI;
     const distance = settings.radiusM * Math.sqrt(random());
     const lat = settings.centre.lat + (distance * Math.cos(angle)) / METRES_PER_DEGREE;
     const lon = settings.centre.lon + (distance * Math.sin(angle)) / (METRES_PER_DEGREE * Math.cos((settings.centre.lat * Math.PI) / 180));
-    let ids: string[] = [];
+    let found: FoundVehicle[] = [];
     // Nearby first (a small area is also a cheap query on a dense fleet); nothing there, then four times as far, as an app would.
     for (const radiusM of [settings.searchRadiusM, Math.min(100_000, settings.searchRadiusM * 4)]) {
       const answer = await call('search', 'GET', `/vehicles?near=${lat.toFixed(6)},${lon.toFixed(6)}&radiusM=${radiusM}&status=AVAILABLE&limit=20`, token);
       if (!answer.ok) return answer;
       const items = isRecord(answer.result.body) && Array.isArray(answer.result.body.items) ? answer.result.body.items : [];
-      ids = items.map((item) => (isRecord(item) && typeof item.id === 'string' ? item.id : '')).filter((id) => id.startsWith(settings.vehiclePrefix));
-      if (ids.length > 0) break;
+      found = items.flatMap((item) => (isRecord(item) && typeof item.id === 'string' && item.id.startsWith(settings.vehiclePrefix) ? [{ id: item.id, type: vehicleType(item.type) }] : []));
+      if (found.length > 0) break;
     }
-    if (ids.length === 0) return { ok: false, outcome: 'failed:search:no-vehicle-nearby' };
+    if (found.length === 0) return { ok: false, outcome: 'failed:search:no-vehicle-nearby' };
     // The nearest one nobody in this run is on; when all are, the nearest (and a likely 409).
-    return ids.find((id) => !claimed.has(id)) ?? ids[0]!;
+    return found.find((vehicle) => !claimed.has(vehicle.id)) ?? found[0]!;
   };
 
   const book = async (customer: string, vehicleId: string, key = randomUUID()): Promise<Answer & { bookingId?: string }> => {
@@ -176,7 +198,59 @@ export function startJourneys(settings: JourneySettings, deps: JourneyDeps): Jou
     if (isRecord(booking?.body) && booking.body.status === 'ACTIVE') await end(customer, bookingId);
   };
 
-  const ride = async (customer: string, vehicleId: string, bookingId: string, kind: JourneyKind): Promise<string> => {
+  /**
+   * The rider rides the vehicle to `place` (the device reports it there) and waits until the server
+   * shows it there: the end is judged on that fix. False: not shown within PLACE_WAIT_MS.
+   */
+  const rideTo = async (customer: string, vehicleId: string, place: GeoPoint): Promise<boolean> => {
+    const deadline = Date.now() + PLACE_WAIT_MS;
+    let resendAt = 0;
+    while (Date.now() < deadline) {
+      if (Date.now() >= resendAt) {
+        deps.rideTo(vehicleId, place);
+        resendAt = Date.now() + PLACE_RESEND_MS;
+      }
+      const seen = await api.request('GET', `/vehicles/${encodeURIComponent(vehicleId)}`, tokens(customer, 'customer')).catch(() => null);
+      const location = isRecord(seen?.body) && isRecord(seen.body.location) ? seen.body.location : null;
+      if (location?.lat === place.lat && location.lon === place.lon) return true;
+      await pause(PLACE_POLL_MS);
+    }
+    return false;
+  };
+
+  /**
+   * The `outside` journey: ride to where the type may not end a ride and try to end there. `refused`:
+   * as it must be (the ride goes on); `not-refused`: no try, or another answer (the ride goes on too);
+   * `ended`: the end was accepted, an invariant violation, and the ride is over.
+   */
+  const tryEndOutside = async (customer: string, vehicleId: string, type: VehicleType, bookingId: string): Promise<OutsideTry> => {
+    const place = settings.places?.outside(type, random) ?? null;
+    if (place === null) {
+      area.notPlaced.add(`no place where a ${type} may not end`);
+      return 'not-refused';
+    }
+    if (!(await rideTo(customer, vehicleId, place))) {
+      area.notPlaced.add('the server did not show the vehicle outside');
+      return 'not-refused';
+    }
+    area.outsideTries += 1;
+    monitor.bookingReleasing(bookingId);
+    const answer = await call('end', 'POST', `/bookings/${encodeURIComponent(bookingId)}/end`, tokens(customer, 'customer'));
+    if (answer.ok) {
+      area.outsideAccepted += 1;
+      monitor.endOutsideAccepted(bookingId, vehicleId, place);
+      return 'ended';
+    }
+    if (answer.outcome === RIDE_END_NOT_ALLOWED) {
+      area.outsideRefused += 1;
+      return 'refused';
+    }
+    area.outsideOther.add(answer.outcome);
+    return 'not-refused';
+  };
+
+  const ride = async (customer: string, vehicle: FoundVehicle, bookingId: string, kind: JourneyKind): Promise<string> => {
+    const vehicleId = vehicle.id;
     if (kind === 'cancel') {
       const cancelled = await cancel(customer, bookingId);
       return cancelled.ok ? 'cancelled' : cancelled.outcome;
@@ -189,19 +263,36 @@ export function startJourneys(settings: JourneySettings, deps: JourneyDeps): Jou
     const body = unlocked.result.body;
     monitor.unlockSucceeded(bookingId, isRecord(body) && typeof body.vehicleId === 'string' ? body.vehicleId : vehicleId);
     await pause(settings.ride.sampleMs(random), stopping.signal);
+    // Where the area restricts the end, the rider ends at a place where the type may (and, of the
+    // `outside` kind, first tries one where it may not); elsewhere wherever the vehicle stands.
+    const { places } = settings;
+    const type = vehicle.type;
+    let triedOutside: OutsideTry | null = null;
+    if (kind === 'outside' && (places === null || type === null || !places.restricts(type))) area.notPlaced.add('no area forbids an end to this type');
+    if (places !== null && type !== null && places.restricts(type)) {
+      if (kind === 'outside') {
+        triedOutside = await tryEndOutside(customer, vehicleId, type, bookingId);
+        if (triedOutside === 'ended') return 'completed';
+      }
+      const inside = places.inside(type, random);
+      if (inside === null) area.notPlaced.add(`no place where a ${type} may end`);
+      else if (await rideTo(customer, vehicleId, inside)) area.riddenInside += 1;
+      else area.notPlaced.add('the server did not show the vehicle inside');
+    }
     const ended = await end(customer, bookingId);
+    if (ended.ok && triedOutside === 'refused') area.endedInsideAfterRefusal += 1;
     return ended.ok ? 'completed' : ended.outcome;
   };
 
   const journey = async (kind: JourneyKind): Promise<string> => {
     const customer = `sim-c${++customerSeq}`;
     const found = await findVehicle(tokens(customer, 'customer'));
-    if (typeof found !== 'string') return found.ok ? 'error:search' : found.outcome;
-    claimed.add(found);
+    if ('ok' in found) return found.ok ? 'error:search' : found.outcome;
+    claimed.add(found.id);
     try {
       if (kind === 'race') {
         const racers = Array.from({ length: settings.raceSize }, (_, index) => `${customer}-r${index}`);
-        const answers = await Promise.all(racers.map((racer) => book(racer, found)));
+        const answers = await Promise.all(racers.map((racer) => book(racer, found.id)));
         const winners = answers.flatMap((answer, index) => (answer.ok && answer.bookingId ? [{ racer: racers[index]!, bookingId: answer.bookingId }] : []));
         // More than one winner is a double booking (the monitor saw it); give every extra one back.
         for (const extra of winners.slice(1)) await cancel(extra.racer, extra.bookingId);
@@ -213,10 +304,10 @@ export function startJourneys(settings: JourneySettings, deps: JourneyDeps): Jou
         return await ride(winner.racer, found, winner.bookingId, kind);
       }
       const key = randomUUID();
-      const booked = await book(customer, found, key);
+      const booked = await book(customer, found.id, key);
       if (!booked.ok || !booked.bookingId) return booked.ok ? 'error:book' : booked.outcome;
       if (kind === 'retry') {
-        const again = await book(customer, found, key);
+        const again = await book(customer, found.id, key);
         if (!again.ok || again.bookingId !== booked.bookingId) {
           errors.add('book: a retry with the same Idempotency-Key got another answer');
           await cleanUp(customer, booked.bookingId);
@@ -225,7 +316,7 @@ export function startJourneys(settings: JourneySettings, deps: JourneyDeps): Jou
       }
       return await ride(customer, found, booked.bookingId, kind);
     } finally {
-      claimed.delete(found);
+      claimed.delete(found.id);
     }
   };
 
@@ -276,6 +367,7 @@ export function startJourneys(settings: JourneySettings, deps: JourneyDeps): Jou
     outcomes: outcomes.toJSON(),
     errors: errors.toJSON(),
     steps: Object.fromEntries(STEPS.map((step) => [step, latency[step].summary()])) as Record<Step, LatencySummary>,
+    area: { restricted: settings.places !== null, ...area, outsideOther: area.outsideOther.toJSON(), notPlaced: area.notPlaced.toJSON() },
   });
 
   const done = (async () => {
@@ -297,3 +389,6 @@ export function startJourneys(settings: JourneySettings, deps: JourneyDeps): Jou
   })();
   return { done, snapshot };
 }
+
+const VEHICLE_TYPES: ReadonlySet<string> = new Set<VehicleType>(['car', 'scooter', 'bike']);
+const vehicleType = (value: unknown): VehicleType | null => (typeof value === 'string' && VEHICLE_TYPES.has(value) ? (value as VehicleType) : null);

@@ -90,6 +90,8 @@ export class LightDevice {
   angle = 0;
   radiusM = 0;
   battery = 80;
+  /** Ridden to a place by its rider (DevicePool.rideTo): it stands there from then on instead of circling. */
+  heldAt: { readonly lat: number; readonly lon: number } | null = null;
   private socket: Socket | null = null;
   private parser: Parser | null = null;
   private nextPacketId = 0;

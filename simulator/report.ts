@@ -100,6 +100,30 @@ export interface VehicleFleetReport {
   readonly repliesSent: number;
 }
 
+/**
+ * The operating area as the riders met it (simulator/journeys.ts). Every ride of a type the area
+ * restricts ends at a place where its type may end one: the rider rides there, waits until the server
+ * shows the vehicle there, then ends.
+ */
+export interface AreaReport {
+  /** The server publishes an area that forbids some type to end a ride somewhere. */
+  readonly restricted: boolean;
+  /** Rides taken to an allowed place before their end. */
+  readonly riddenInside: number;
+  /** `outside` journeys that tried to end where their type may not. */
+  readonly outsideTries: number;
+  /** ... and got 409 ride-end-not-allowed, as they must. */
+  readonly outsideRefused: number;
+  /** ... and ended: the `end-outside-accepted` invariant broke. */
+  readonly outsideAccepted: number;
+  /** ... and got another answer (by outcome). */
+  readonly outsideOther: Record<string, number>;
+  /** Refused outside, then ended inside. */
+  readonly endedInsideAfterRefusal: number;
+  /** Rides that could not be placed: no allowed (or forbidden) place for the type, or the server never showed the vehicle there. */
+  readonly notPlaced: Record<string, number>;
+}
+
 /** The end of a run (`npm run sim`): printed as a table, written as JSON with `--report FILE`. */
 export interface SimulationReport {
   readonly startedAt: string;
@@ -143,6 +167,7 @@ export interface SimulationReport {
     readonly inFlightAtEnd: number;
     readonly outcomes: Record<string, number>;
   };
+  readonly area: AreaReport;
   /** Per HTTP step, every answer; `commandDelivery`: a command's `issuedAt` → its arrival at the device; `mqttRoundTrip`: a device's QoS 1 PUBLISH → PUBACK. */
   readonly latency: Record<'search' | 'book' | 'unlock' | 'end' | 'cancel' | 'commandDelivery' | 'mqttRoundTrip', LatencySummary>;
   readonly errors: Record<string, number>;
@@ -168,6 +193,15 @@ export function reportTable(report: SimulationReport): string {
   lines.push('journeys');
   row('offered / succeeded', `${j.offered} offered (${j.offeredPerS}/s), ${j.finished} finished, ${j.succeededPerS}/s completed or cancelled, ${j.inFlightAtEnd} still running`);
   for (const [outcome, count] of Object.entries(j.outcomes)) row(`  ${outcome}`, String(count));
+  const a = report.area;
+  lines.push('operating area');
+  if (!a.restricted) row('none that restricts ends', '');
+  else {
+    row('ridden inside to end', String(a.riddenInside));
+    row('ends tried outside', `${a.outsideTries}: ${a.outsideRefused} refused, ${a.outsideAccepted} ACCEPTED, ${a.endedInsideAfterRefusal} then ended inside`);
+    for (const [outcome, count] of Object.entries(a.outsideOther)) row(`  ${outcome}`, String(count));
+    for (const [reason, count] of Object.entries(a.notPlaced)) row(`  not placed: ${reason}`, String(count));
+  }
   lines.push(`latency (ms)                 ${'count'.padStart(7)} ${'p50'.padStart(9)} ${'p90'.padStart(9)} ${'p99'.padStart(9)} ${'max'.padStart(9)}`);
   for (const [step, summary] of Object.entries(report.latency)) {
     row(step, `${String(summary.count).padStart(7)} ${fmt(summary.p50Ms)} ${fmt(summary.p90Ms)} ${fmt(summary.p99Ms)} ${fmt(summary.maxMs)}`);

@@ -1,6 +1,8 @@
 import type { Logger } from '../runtime/ground/logger.js';
 import { createLogger } from '../runtime/ground/logger.js';
 import { demoDeviceCredentials, isDemoVehicleId } from '../actors/contract/demo-credentials.js';
+import { endAllowedEverywhere, parseOperatingArea } from '../actors/contract/operating-area.js';
+import { areaPlaces, type AreaPlaces } from './area-places.js';
 import { ApiClient, isRecord, type TokenSource } from './api-client.js';
 import { assignBehaviours, mixTotal, parseRideDistribution, type DeviceMix, type JourneyMix } from './arrivals.js';
 import { startDeviceFleet, type DeviceFleetStats } from './device-fleet.js';
@@ -81,7 +83,7 @@ export const DEFAULT_SIMULATION: SimulationSettings = {
   customers: 0,
   durationMs: 30_000,
   ride: '1-3',
-  journeyMix: { cancel: 0.1, retry: 0, race: 0 },
+  journeyMix: { cancel: 0.1, retry: 0, race: 0, outside: 0 },
   raceSize: 3,
   radiusM: 2000,
   searchRadiusM: 300,
@@ -219,6 +221,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     const secondsToSettle = (Date.now() - settleStarted) / 1000;
 
     phase = 'riding';
+    const places = await placesOf(api, options.tokens('sim-operator', 'operator'), options.radiusM, seededRandom(options.seed + 1), log);
     let minOnline = connected.online;
     const watchOnline = setInterval(() => (minOnline = Math.min(minOnline, fleet!.stats().online)), 250);
     journeys = startJourneys(
@@ -234,8 +237,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         searchRadiusM: options.searchRadiusM,
         vehiclePrefix: options.idPrefix,
         drainMs: options.drainMs,
+        places,
       },
-      { api, tokens: options.tokens, random, monitor, logger: log, ...(options.signal && { signal: options.signal }) },
+      { api, tokens: options.tokens, random, monitor, rideTo: fleet.rideTo, logger: log, ...(options.signal && { signal: options.signal }) },
     );
     const riding = Date.now();
     setTimeout(() => (phase = 'draining'), options.durationMs).unref();
@@ -289,6 +293,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         inFlightAtEnd: customers.inFlight,
         outcomes: customers.outcomes,
       },
+      area: customers.area,
       latency: { ...customers.steps, mqttRoundTrip: roundTrip.summary(), commandDelivery: delivery.summary() },
       errors: customers.errors,
       invariants,
@@ -322,6 +327,22 @@ async function serverSeesOnline(api: ApiClient, token: string, specs: readonly D
     if (pending.length > 0) await pause(500, signal);
   }
   return pending.length === 0;
+}
+
+/**
+ * The operating area the server publishes (`/gbfs/geofencing_zones.json`, public), turned into places
+ * to end rides at. null: no feed there (another server), or an area that lets every type end anywhere.
+ */
+async function placesOf(api: ApiClient, token: string, radiusM: number, random: () => number, log: Logger): Promise<AreaPlaces | null> {
+  const answer = await api.request('GET', '/gbfs/geofencing_zones.json', token).catch(() => null);
+  if (answer?.status !== 200 || !isRecord(answer.body)) return null;
+  const parsed = parseOperatingArea(answer.body);
+  if (!parsed.ok) {
+    log.warn({ errors: parsed.errors }, 'the published operating area cannot be read: riders end where they are');
+    return null;
+  }
+  if ((['car', 'scooter', 'bike'] as const).every((type) => endAllowedEverywhere(parsed.area, type))) return null;
+  return areaPlaces(parsed.area, CENTRE, radiusM, random);
 }
 
 function randomPoint(random: () => number, radiusM: number): { lat: number; lon: number } {

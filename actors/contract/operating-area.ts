@@ -86,12 +86,41 @@ export function parseOperatingArea(input: unknown): ParsedArea {
  * first matching global rule; where none matches either, nothing is restricted.
  */
 export function ruleAt(area: OperatingArea, lon: number, lat: number, vehicleTypeId: string, at: number): ZoneRule {
-  for (const feature of area.geofencing_zones.features) {
+  return zoneRuleAt(area, lon, lat, vehicleTypeId, at).rule;
+}
+
+/** The rule `ruleAt` finds, and where it comes from: the zone's index, or null for the global rules (or none). */
+export interface RuleAtPoint {
+  readonly rule: ZoneRule;
+  readonly zone: number | null;
+}
+
+export function zoneRuleAt(area: OperatingArea, lon: number, lat: number, vehicleTypeId: string, at: number): RuleAtPoint {
+  for (const [zone, feature] of area.geofencing_zones.features.entries()) {
     const matching = feature.properties.rules?.find((candidate) => appliesTo(candidate, vehicleTypeId));
     if (!matching || !inEffect(feature.properties, at)) continue;
-    if (pointInMultiPolygon(lon, lat, feature.geometry.coordinates)) return matching;
+    if (pointInMultiPolygon(lon, lat, feature.geometry.coordinates)) return { rule: matching, zone };
   }
-  return area.global_rules.find((candidate) => appliesTo(candidate, vehicleTypeId)) ?? UNRESTRICTED;
+  return { rule: area.global_rules.find((candidate) => appliesTo(candidate, vehicleTypeId)) ?? UNRESTRICTED, zone: null };
+}
+
+/** How an operator recognises a zone: its first name, else `zone <index>`; null: the global rules. */
+export function zoneLabel(area: OperatingArea, zone: number | null): string {
+  if (zone === null) return 'global rules';
+  return area.geofencing_zones.features[zone]?.properties.name?.[0]?.text ?? `zone ${zone}`;
+}
+
+/** Some rule limits what a rider does during a ride (no ride through, a speed limit): telemetry is worth judging. */
+export function limitsRides(area: OperatingArea): boolean {
+  const limits = (rule: ZoneRule) => !rule.ride_through_allowed || rule.maximum_speed_kph !== undefined;
+  return area.global_rules.some(limits) || area.geofencing_zones.features.some((feature) => feature.properties.rules?.some(limits));
+}
+
+/** No rule that applies to the type forbids an end, in any zone or globally. */
+export function endAllowedEverywhere(area: OperatingArea, vehicleType: string): boolean {
+  const forbids = (rule: { readonly vehicle_type_ids?: readonly string[] | undefined; readonly ride_end_allowed: boolean }) =>
+    !rule.ride_end_allowed && (!rule.vehicle_type_ids || rule.vehicle_type_ids.includes(vehicleType));
+  return !area.global_rules.some(forbids) && !area.geofencing_zones.features.some((feature) => feature.properties.rules?.some(forbids));
 }
 
 const appliesTo = (candidate: ZoneRule, vehicleTypeId: string): boolean => !candidate.vehicle_type_ids || candidate.vehicle_type_ids.includes(vehicleTypeId);

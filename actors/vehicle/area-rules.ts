@@ -1,5 +1,5 @@
 import type { Rejection } from '../contract/rejections.js';
-import { ruleAt, type OperatingArea } from '../contract/operating-area.js';
+import { endAllowedEverywhere, ruleAt, zoneLabel, zoneRuleAt, type OperatingArea } from '../contract/operating-area.js';
 import type { VehicleType } from '../contract/views.js';
 
 /**
@@ -50,9 +50,38 @@ export function endRefusal(vehicleId: string, vehicleType: VehicleType, check: A
   return ruleAt(area, lon, lat, vehicleType, at).ride_end_allowed ? null : { type: 'RideEndNotAllowed', vehicleId, lat, lon };
 }
 
-/** No rule that applies to the type forbids an end, in any zone or globally. */
-export function endAllowedEverywhere(area: OperatingArea, vehicleType: VehicleType): boolean {
-  const forbids = (rule: { readonly vehicle_type_ids?: readonly string[] | undefined; readonly ride_end_allowed: boolean }) =>
-    !rule.ride_end_allowed && (!rule.vehicle_type_ids || rule.vehicle_type_ids.includes(vehicleType));
-  return !area.global_rules.some(forbids) && !area.geofencing_zones.features.some((feature) => feature.properties.rules?.some(forbids));
+/**
+ * What a rider did wrong during a ride, judged on one telemetry reading (docs/gbfs.md, "During a
+ * ride"): the rule at the reading's position (the same rule `ruleAt` finds for a start or an end)
+ * forbids riding through (`ride_through_allowed: false`), or its `maximum_speed_kph` is below the
+ * reported speed. The server only records these: the device limits its speed itself, and a LOCK of a
+ * moving vehicle would endanger its rider.
+ */
+export type RideViolationKind = 'ride-through-not-allowed' | 'speed-limit-exceeded';
+
+export interface RideViolation {
+  readonly kind: RideViolationKind;
+  /** The zone's index in the area; null: the global rules. */
+  readonly zone: number | null;
+  readonly zoneName: string;
+  /** The zone's maximum_speed_kph (speed-limit-exceeded); null for ride-through-not-allowed. */
+  readonly limitKph: number | null;
+}
+
+export interface RideReading {
+  readonly lat: number;
+  readonly lon: number;
+  readonly speedKmh: number;
+  /** When the device took it (a zone's start/end times are judged at this instant). */
+  readonly at: number;
+}
+
+export function rideViolations(area: OperatingArea, vehicleType: VehicleType, reading: RideReading): RideViolation[] {
+  const { rule, zone } = zoneRuleAt(area, reading.lon, reading.lat, vehicleType, reading.at);
+  const violations: RideViolation[] = [];
+  if (!rule.ride_through_allowed) violations.push({ kind: 'ride-through-not-allowed', zone, zoneName: zoneLabel(area, zone), limitKph: null });
+  if (rule.maximum_speed_kph !== undefined && reading.speedKmh > rule.maximum_speed_kph) {
+    violations.push({ kind: 'speed-limit-exceeded', zone, zoneName: zoneLabel(area, zone), limitKph: rule.maximum_speed_kph });
+  }
+  return violations;
 }

@@ -1,4 +1,5 @@
 import { Piscina } from 'piscina';
+import type { AreaViolationRecorder } from '../../persistence/area-violations.js';
 import type { Db } from '../../persistence/sqlite.js';
 import type { Logger } from '../../runtime/ground/logger.js';
 import { ALL_STATUS, ALL_TELEMETRY, vehicleIdOf, type VehicleChannel } from '../../actors/contract/device-topics.js';
@@ -27,6 +28,11 @@ export interface TelemetryPipelineOptions {
    * every vehicle's messages; the others' are dropped before any decoding, counted as `elsewhere`.
    */
   readonly accepts?: (vehicleId: string) => boolean;
+  /**
+   * Judges the readings of vehicles on a ride against the operating area, in the batch's transaction
+   * (docs/gbfs.md, "During a ride"). Absent: readings are only stored.
+   */
+  readonly violations?: AreaViolationRecorder;
 }
 
 export interface TelemetryStats {
@@ -90,7 +96,7 @@ export class TelemetryPipeline {
     this.batchIntervalMs = options.batchIntervalMs ?? 50;
     this.batchMaxMessages = options.batchMaxMessages ?? 2000;
     this.maxBufferedMessages = options.maxBufferedMessages ?? 100_000;
-    this.applyBatch = prepareWriter(db);
+    this.applyBatch = prepareWriter(db, options.violations ?? null);
     this.accepts = options.accepts ?? (() => true);
   }
 
@@ -242,11 +248,13 @@ function pack(batch: Buffered): { task: DecodeTask; transferList: ArrayBuffer[] 
  * readings of unknown vehicles change nothing. A reading older than the stored one (a late duplicate)
  * changes nothing either.
  */
-function prepareWriter(db: Db): (batch: DecodedBatch) => { applied: number; ignored: number } {
-  const updateTelemetry = db.prepare(
-    `UPDATE vehicles SET lat = ?, lon = ?, battery = ?, speed_kmh = ?, last_seen_at = ?
-      WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at <= ?)`,
-  );
+function prepareWriter(db: Db, violations: AreaViolationRecorder | null): (batch: DecodedBatch) => { applied: number; ignored: number } {
+  const UPDATE = `UPDATE vehicles SET lat = ?, lon = ?, battery = ?, speed_kmh = ?, last_seen_at = ?
+      WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at <= ?)`;
+  const updateTelemetry = db.prepare(UPDATE);
+  // The same update, answering what a ride is judged by; used only while an area limits rides, so the
+  // common case keeps the plain UPDATE.
+  const updateJudged = db.prepare<unknown[], { type: string; status: string; bookingId: string | null }>(`${UPDATE} RETURNING type, status, booking_id AS bookingId`);
   const updatePresence = db.prepare('UPDATE vehicles SET online = ? WHERE id = ?');
   // Clearing also takes back a last_seen_at in the future (stored before readings were checked against
   // the server's clock), which would otherwise make every real reading look older forever.
@@ -254,7 +262,18 @@ function prepareWriter(db: Db): (batch: DecodedBatch) => { applied: number; igno
   return db.transaction((batch: DecodedBatch) => {
     let applied = 0;
     let ignored = 0;
+    const area = violations?.watching() ?? null;
     for (const row of batch.telemetry) {
+      if (violations !== null && area !== null) {
+        const vehicle = updateJudged.get(row.lat, row.lon, row.battery, row.speedKmh, row.at, row.vehicleId, row.at);
+        if (vehicle === undefined) {
+          ignored += 1;
+          continue;
+        }
+        applied += 1;
+        violations.judge(area, { vehicleId: row.vehicleId, ...vehicle }, row);
+        continue;
+      }
       const changes = updateTelemetry.run(row.lat, row.lon, row.battery, row.speedKmh, row.at, row.vehicleId, row.at).changes;
       if (changes > 0) applied += 1;
       else ignored += 1;

@@ -8,6 +8,8 @@ import { nodeToken } from './node-credential.js';
 import { clusterRoute, nodeRoutes } from './node-routes.js';
 import { fixedOwnerMap, type OwnerMap } from './owner-map.js';
 import { agreeOnShardCount } from './shard-count.js';
+import { clusterAreaPeers } from './area-peers.js';
+import type { AreaPeers, OperatingAreaService } from '../operating-area.js';
 import type { Logger } from '../../runtime/ground/logger.js';
 
 /**
@@ -30,7 +32,9 @@ export interface FleetNode {
   /** The main thread's own MQTT session (one per node). */
   controlClientId(prefix: string): string;
   /** GET /cluster, and in cluster mode the internal routes between nodes. */
-  installRoutes(app: FastifyInstance, local: ShardSupervisor, url: () => string | null): void;
+  installRoutes(app: FastifyInstance, local: ShardSupervisor, url: () => string | null, area: Pick<OperatingAreaService, 'replaceHere'>): void;
+  /** The other nodes, told of an operator's new operating area; null in single-process mode. */
+  areaPeers(logger: Logger): AreaPeers | null;
   /** /health: the shards this node serves. */
   describe(): string;
   /** Before any shard starts: a cluster node checks FLEET_SHARDS against the cluster's (throws ConfigError). */
@@ -57,9 +61,10 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
     kafkaTopicPrefix: `${cluster.name}.`,
     mqttClientIdPrefix: `fleetactors-${cluster.name}`,
     controlClientId: (prefix) => `${prefix}-${cluster.node.id}-main`,
-    installRoutes: (app, local) => {
+    areaPeers: (logger) => clusterAreaPeers(cluster.nodes.filter((peer) => peer.id !== cluster.node.id), token, logger),
+    installRoutes: (app, local, _url, area) => {
       const view = (): ClusterViewSource => ({ self: cluster.node, owners, localLinks: () => local.links, token });
-      app.register(nodeRoutes, { token, nodeId: cluster.node.id, shardCount, local });
+      app.register(nodeRoutes, { token, nodeId: cluster.node.id, shardCount, local, operatingArea: area });
       app.register(clusterRoute, { jwtSecret: config.auth.jwtSecret, view });
     },
     prepare: async (logger) => {
@@ -87,6 +92,7 @@ function singleNode(config: FleetConfig, shardCount: number): FleetNode {
     kafkaTopicPrefix: null,
     mqttClientIdPrefix: null,
     controlClientId: (prefix) => `${prefix}-main`,
+    areaPeers: () => null,
     installRoutes: (app, local, url) => {
       const view = (): ClusterViewSource => {
         // The URL is known once listening; a one-node cluster that owns every shard.

@@ -8,7 +8,8 @@ import type { ShardCall } from '../shard-calls.js';
 import type { ShardSupervisor } from '../shard-supervisor.js';
 import { clusterView, localShardReports, type ClusterViewSource } from './cluster-view.js';
 import { carriesNodeToken } from './node-credential.js';
-import { LOCAL_SHARDS_PATH, SHARD_CALL_PATH, type LocalShardsAnswer, type ShardCallAnswer } from './wire.js';
+import type { AreaReplacement } from '../../api/ports.js';
+import { LOCAL_SHARDS_PATH, OPERATING_AREA_PATH, SHARD_CALL_PATH, type LocalShardsAnswer, type ShardCallAnswer } from './wire.js';
 
 /** The longest a forwarded call may ask its owner to wait (the router's longest deadline is well under it). */
 const MAX_FORWARDED_DEADLINE_MS = 10 * 60_000;
@@ -32,6 +33,8 @@ export interface NodeRoutesOptions {
   readonly shardCount: number;
   /** This node's shards (in cluster mode only those it owns). */
   readonly local: ShardSupervisor;
+  /** This node's operating area: another node passes on an operator's replacement (server/cluster/area-peers.ts). */
+  readonly operatingArea: { replaceHere(document: unknown): Promise<AreaReplacement> };
 }
 
 /**
@@ -40,7 +43,7 @@ export interface NodeRoutesOptions {
  * a request without the node credential is refused with 401 before its body is read.
  */
 export async function nodeRoutes(app: FastifyInstance, options: NodeRoutesOptions): Promise<void> {
-  const { token, nodeId, shardCount, local } = options;
+  const { token, nodeId, shardCount, local, operatingArea } = options;
   app.addHook('onRequest', async (request, reply) => {
     if (carriesNodeToken(request.headers.authorization, token)) return undefined;
     reply.header('www-authenticate', 'Node realm="fleetactors-cluster"');
@@ -70,6 +73,14 @@ export async function nodeRoutes(app: FastifyInstance, options: NodeRoutesOption
       }
     }
     return reply.code(200).type('application/json').send(JSON.stringify(answer));
+  });
+
+  // Already checked by the node that took the PUT; checked again here, as any document is before it is saved.
+  app.put(OPERATING_AREA_PATH, { schema: { hide: true } }, async (request: FastifyRequest, reply: FastifyReply) => {
+    const replaced = await operatingArea.replaceHere(request.body);
+    if (replaced.ok) return reply.code(200).send({ zones: replaced.zones });
+    const detail = replaced.reason === 'not-configured' ? `node ${nodeId} has no FLEET_OPERATING_AREA` : replaced.errors.join('; ');
+    return sendProblem(reply, httpProblem(replaced.reason === 'not-configured' ? 'operating-area-not-configured' : 'invalid-operating-area', detail, originOf(request)));
   });
 
   app.get(LOCAL_SHARDS_PATH, { schema: { hide: true } }, async () => {

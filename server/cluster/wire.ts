@@ -6,6 +6,8 @@ import type { ShardCall } from '../shard-calls.js';
  */
 export const SHARD_CALL_PATH = '/internal/shards/:shard/call';
 export const LOCAL_SHARDS_PATH = '/internal/shards';
+/** PUT: an operator's new operating area, taken by another node, for this node's file and shards (server/cluster/area-peers.ts). */
+export const OPERATING_AREA_PATH = '/internal/operating-area';
 export const shardCallPath = (shard: number): string => `/internal/shards/${shard}/call`;
 
 export interface ShardCallRequest {

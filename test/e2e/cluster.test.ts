@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,23 @@ import { LIMITS_OFF } from '../helpers/limits-off.js';
  * s mod 3 = its index (docs/cluster.md). Started once for the file: ~20 s on 2 cores.
  */
 const SHARDS = 6;
+/** The operating area every node starts with (one file on this box): no zone, everything allowed. */
+const OPEN_AREA = { geofencing_zones: { type: 'FeatureCollection', features: [] }, global_rules: [{ ride_start_allowed: true, ride_end_allowed: true, ride_through_allowed: true }] };
+/** What an operator puts in its place: rides start and end only in Berlin Mitte. */
+const MITTE_ONLY = {
+  geofencing_zones: {
+    type: 'FeatureCollection',
+    features: [
+      {
+        type: 'Feature',
+        properties: { name: [{ text: 'Berlin Mitte', language: 'en' }], rules: [{ ride_start_allowed: true, ride_end_allowed: true, ride_through_allowed: true }] },
+        geometry: { type: 'MultiPolygon', coordinates: [[[[13.3, 52.48], [13.5, 52.48], [13.5, 52.56], [13.3, 52.56], [13.3, 52.48]]]] },
+      },
+    ],
+  },
+  global_rules: [{ ride_start_allowed: false, ride_end_allowed: false, ride_through_allowed: true }],
+};
+const POTSDAM = { lat: 52.4, lon: 13.06 };
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 /** The jars the test broker of `npm test` fetched (scripts/test.mjs): the cluster's Kafka does not fetch them again. */
 const kafkaLib = process.env.KAFKA_LIB ?? join(process.env.KAFKA_TEST_HOME ?? join(repoRoot, '.kafka', 'test'), 'lib');
@@ -69,7 +86,9 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () =
 
   beforeAll(async () => {
     home = mkdtempSync(join(tmpdir(), 'fleet-cluster-'));
-    cluster = await startCluster({ home, nodes: 3, shards: SHARDS, port: await consecutiveFreePorts(3), env: { ...LIMITS_OFF, LOG_LEVEL: 'warn' }, kafkaLib });
+    const areaFile = join(home, 'operating-area.json');
+    writeFileSync(areaFile, JSON.stringify(OPEN_AREA));
+    cluster = await startCluster({ home, nodes: 3, shards: SHARDS, port: await consecutiveFreePorts(3), env: { ...LIMITS_OFF, LOG_LEVEL: 'warn', FLEET_OPERATING_AREA: areaFile }, kafkaLib });
   }, 180_000);
 
   afterAll(async () => {
@@ -228,6 +247,37 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () =
     removeClusterHome(dataDir);
     expect(started.code, started.stderr).toBe(2);
     expect(started.stderr).toContain(`Invalid configuration: FLEET_SHARDS is 4, but cluster ${cluster.name} has ${SHARDS} shards`);
+  });
+
+  it('puts an operating area through n1 in force on every node: each node publishes it, and each shard refuses a start outside it', async () => {
+    const zonesOn = async (url: string) => ((await (await call(url, '/gbfs/geofencing_zones.json')).json()) as { data: typeof MITTE_ONLY }).data;
+    // One vehicle outside the new area on a shard of each node, registered while the open area allows it.
+    const outside = await Promise.all(
+      cluster.nodes.map(async (owner) => {
+        const vehicleId = vehicleOwnedBy(owner.id, 'v-potsdam');
+        expect((await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'bike', location: POTSDAM } })).status).toBe(201);
+        return vehicleId;
+      }),
+    );
+    try {
+      const put = await call(node('n1').url, '/operating-area', { method: 'PUT', as: 'ops', role: 'operator', body: MITTE_ONLY });
+      expect(put.status, await put.clone().text()).toBe(200);
+      expect(await put.json()).toEqual({ zones: 1 });
+
+      for (const each of cluster.nodes) expect(await zonesOn(each.url), `geofencing_zones.json on ${each.id}`).toEqual(MITTE_ONLY);
+      // Booked through n2, whatever node owns the vehicle's shard: every shard judges by the new area.
+      for (const [index, vehicleId] of outside.entries()) {
+        const booked = await call(node('n2').url, '/bookings', { method: 'POST', as: `frank-${index}`, body: { vehicleId } });
+        expect(booked.status, `${vehicleId} on ${cluster.nodes[index]!.id}'s shard`).toBe(409);
+        expect(((await booked.json()) as { type: string }).type).toMatch(/\/ride-start-not-allowed$/);
+      }
+    } finally {
+      // The later tests book vehicles wherever they stand.
+      expect((await call(node('n3').url, '/operating-area', { method: 'PUT', as: 'ops', role: 'operator', body: OPEN_AREA })).status).toBe(200);
+    }
+    for (const each of cluster.nodes) expect(await zonesOn(each.url), `geofencing_zones.json on ${each.id}`).toEqual(OPEN_AREA);
+    const [, , onN3] = outside;
+    expect((await call(node('n1').url, '/bookings', { method: 'POST', as: 'frank-again', body: { vehicleId: onN3 } })).status).toBe(201);
   });
 
   // Last: it takes a node away.

@@ -1,11 +1,14 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { signToken, type Role } from '../../actors/contract/tokens.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../adapters/mqtt/embedded-broker.js';
-import { commandsTopic } from '../../actors/contract/device-topics.js';
+import { ALL_TELEMETRY, commandsTopic, vehicleIdOf } from '../../actors/contract/device-topics.js';
+import { parseOperatingArea, ruleAt } from '../../actors/contract/operating-area.js';
 import { INVARIANTS, type Invariant } from '../../simulator/invariants.js';
 import type { SimulationReport } from '../../simulator/report.js';
 import { DEFAULT_SIMULATION, runSimulation, type SimulationSettings } from '../../simulator/simulation.js';
@@ -25,6 +28,8 @@ afterEach(async () => {
 });
 
 const tokensFor = (secret: string) => (sub: string, role: Role) => signToken({ sub, role, ttlSeconds: 600 }, secret);
+
+const AREA_FILE = fileURLToPath(new URL('../fixtures/operating-area/berlin-mitte.json', import.meta.url));
 
 const broken = (report: SimulationReport): Invariant[] => INVARIANTS.filter((name) => report.invariants[name].broken > 0);
 const sum = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
@@ -52,7 +57,7 @@ describe('fleet simulator against the whole system', () => {
       rate: 15,
       durationMs: 3000,
       ride: '0.1-0.3',
-      journeyMix: { cancel: 0.15, retry: 0.15, race: 0.1 },
+      journeyMix: { cancel: 0.15, retry: 0.15, race: 0.1, outside: 0 },
       radiusM: 1000,
       searchRadiusM: 1500,
       drainMs: 20_000,
@@ -105,6 +110,62 @@ describe('fleet simulator against the whole system', () => {
   });
 });
 
+describe('fleet simulator in an operating area', () => {
+  it('riders end where the area allows; an outside journey is refused outside (409 ride-end-not-allowed), then ends inside', { timeout: 120_000 }, async () => {
+    // Berlin Mitte allowed, the Tiergarten and the rest of the world not: the devices start within 1 km
+    // of Alexanderplatz (inside), the outside places lie kilometres away.
+    const fleet: TestFleet = await startTestFleet({ FLEET_OPERATING_AREA: AREA_FILE, UNLOCK_TIMEOUT_MS: '2000', PAYMENT_LATENCY_MS: '0' }, { listen: true });
+    cleanups.push(() => fleet.close());
+    const report = await runSimulation({
+      ...DEFAULT_SIMULATION,
+      apiUrl: fleet.fleet.url!,
+      mqttUrl: fleet.fleet.mqttUrl,
+      protocolVersion: 4,
+      vehicles: 30,
+      idPrefix: 'oa-',
+      // One device thread: the rider's ride-to reaches a device in another thread.
+      workers: 1,
+      connectRate: 2000,
+      telemetryMs: 1000,
+      replyDelayMs: 10,
+      rate: 6,
+      durationMs: 2500,
+      ride: '0.1-0.3',
+      journeyMix: { cancel: 0, retry: 0, race: 0, outside: 0.5 },
+      radiusM: 1000,
+      searchRadiusM: 1500,
+      drainMs: 40_000,
+      seed: 5,
+      tokens: tokensFor(fleet.config.auth.jwtSecret),
+    });
+    const { journeys: j, area } = report;
+
+    expect(broken(report), JSON.stringify(report.invariants)).toEqual([]);
+    expect(report.errors).toEqual({});
+    expect(Object.keys(j.outcomes).filter((outcome) => outcome.startsWith('error:'))).toEqual([]);
+    expect(area.restricted).toBe(true);
+    expect(area.notPlaced).toEqual({});
+    expect(area.outsideOther).toEqual({});
+    // Every try outside was refused, and every refused rider then ended inside.
+    expect(area.outsideTries).toBeGreaterThan(0);
+    expect(area.outsideRefused).toBe(area.outsideTries);
+    expect(area.outsideAccepted).toBe(0);
+    expect(area.endedInsideAfterRefusal).toBe(area.outsideRefused);
+    // Every completed ride was ridden to an allowed place first (an outside one twice: out, then back in).
+    expect(j.outcomes.completed).toBeGreaterThan(area.outsideTries);
+    expect(area.riddenInside).toBe(j.outcomes.completed);
+
+    // The server's account: the refusals were its own, and every vehicle stands where a ride may end.
+    const ended = (await allEvents(fleet)).filter((event) => event.type === 'booking.completed').length;
+    expect(ended).toBe(j.outcomes.completed);
+    const parsed = parseOperatingArea(JSON.parse(readFileSync(AREA_FILE, 'utf8')));
+    if (!parsed.ok) throw new Error(parsed.errors.join('; '));
+    const vehicles = (await fleet.request({ method: 'GET', url: '/vehicles?limit=1000', as: 'ops', role: 'operator' })).json() as { items: Array<{ id: string; type: string; location: { lat: number; lon: number } }> };
+    const standingOutside = vehicles.items.filter((vehicle) => vehicle.id.startsWith('oa-') && !ruleAt(parsed.area, vehicle.location.lon, vehicle.location.lat, vehicle.type, Date.now()).ride_end_allowed);
+    expect(standingOutside).toEqual([]);
+  });
+});
+
 async function allEvents(fleet: TestFleet): Promise<Array<{ type: string }>> {
   const events: Array<{ type: string }> = [];
   for (let after = 0; ; ) {
@@ -127,9 +188,11 @@ async function heldVehicles(fleet: TestFleet, prefix: string): Promise<string[]>
  * - `phantom-unlock`: SUCCESS without sending the UNLOCK;
  * - `misrouted-unlock`: the UNLOCK (signed for the receiver, so it verifies) goes to the next vehicle;
  * - `server-error`: ending a ride answers 500;
- * - `off-contract`: ending a ride answers 418.
+ * - `off-contract`: ending a ride answers 418;
+ * - `end-anywhere`: publishes an operating area (Berlin Mitte), shows the vehicles where their telemetry
+ *   puts them, and ends every ride wherever the vehicle stands.
  */
-type Fault = 'none' | 'double-booking' | 'phantom-unlock' | 'misrouted-unlock' | 'server-error' | 'off-contract';
+type Fault = 'none' | 'double-booking' | 'phantom-unlock' | 'misrouted-unlock' | 'server-error' | 'off-contract' | 'end-anywhere';
 
 async function fakeServer(fault: Fault, broker: EmbeddedBroker): Promise<{ url: string }> {
   const control: MqttClient = await mqtt.connectAsync(broker.url, { clientId: `fake-${randomUUID().slice(0, 8)}`, protocolVersion: 4 });
@@ -138,6 +201,15 @@ async function fakeServer(fault: Fault, broker: EmbeddedBroker): Promise<{ url: 
   const holder = new Map<string, string>();
   const bookings = new Map<string, { vehicleId: string; status: string }>();
   const replays = new Map<string, unknown>();
+  const positions = new Map<string, { lat: number; lon: number }>();
+  if (fault === 'end-anywhere') {
+    await control.subscribeAsync(ALL_TELEMETRY, { qos: 0 });
+    control.on('message', (topic, payload) => {
+      const id = vehicleIdOf(topic, 'telemetry');
+      const reading = JSON.parse(payload.toString()) as { lat: number; lon: number };
+      if (id !== null) positions.set(id, { lat: reading.lat, lon: reading.lon });
+    });
+  }
   const send = (response: ServerResponse, status: number, body: unknown) => {
     response.writeHead(status, { 'content-type': status >= 400 ? 'application/problem+json' : 'application/json' });
     response.end(JSON.stringify(body));
@@ -153,7 +225,12 @@ async function fakeServer(fault: Fault, broker: EmbeddedBroker): Promise<{ url: 
       vehicles.push(body.id!);
       return send(response, 201, { id: body.id, status: 'AVAILABLE', credentials: { username: body.id, password: 'not-checked', commandKey: plainBrokerSecrets(body.id!).commandKey } });
     }
-    if (request.method === 'GET' && url.pathname === '/vehicles') return send(response, 200, { items: vehicles.filter((id) => !holder.has(id)).map((id) => ({ id })) });
+    if (request.method === 'GET' && url.pathname === '/vehicles') return send(response, 200, { items: vehicles.filter((id) => !holder.has(id)).map((id) => ({ id, type: 'scooter' })) });
+    if (fault === 'end-anywhere' && request.method === 'GET' && url.pathname === '/gbfs/geofencing_zones.json') {
+      return send(response, 200, { last_updated: new Date().toISOString(), ttl: 0, version: '3.0', data: JSON.parse(readFileSync(AREA_FILE, 'utf8')) });
+    }
+    const vehiclePath = /^\/vehicles\/([^/]+)$/.exec(url.pathname);
+    if (request.method === 'GET' && vehiclePath && positions.has(vehiclePath[1]!)) return send(response, 200, { id: vehiclePath[1], type: 'scooter', location: positions.get(vehiclePath[1]!) });
     if (request.method === 'POST' && url.pathname === '/bookings') {
       const key = String(request.headers['idempotency-key'] ?? '');
       const replay = key ? replays.get(key) : undefined;
@@ -219,7 +296,7 @@ async function runAgainst(fault: Fault, settings: Partial<SimulationSettings> = 
     rate: 30,
     durationMs: 700,
     ride: '0',
-    journeyMix: { cancel: 0, retry: 0, race: 0 },
+    journeyMix: { cancel: 0, retry: 0, race: 0, outside: 0 },
     drainMs: 5000,
     // The fake has no GET /vehicles/:id to show presence with.
     settleMs: 0,
@@ -230,14 +307,14 @@ async function runAgainst(fault: Fault, settings: Partial<SimulationSettings> = 
 
 describe('invariant detectors, each against a server that breaks its rule on purpose', () => {
   it('a server that keeps its rules breaks none', async () => {
-    const report = await runAgainst('none', { journeyMix: { cancel: 0.2, retry: 0.2, race: 0.3 } });
+    const report = await runAgainst('none', { journeyMix: { cancel: 0.2, retry: 0.2, race: 0.3, outside: 0 } });
     expect(broken(report)).toEqual([]);
     expect(report.ok).toBe(true);
     expect(report.journeys.outcomes.completed).toBeGreaterThan(0);
   });
 
   it('closed loop: customers ride one journey after the other', async () => {
-    const report = await runAgainst('none', { rate: 0, customers: 3, journeyMix: { cancel: 0.3, retry: 0.3, race: 0 } });
+    const report = await runAgainst('none', { rate: 0, customers: 3, journeyMix: { cancel: 0.3, retry: 0.3, race: 0, outside: 0 } });
     expect(broken(report)).toEqual([]);
     expect(report.journeys.offered).toBeGreaterThan(3);
     expect(report.journeys.finished).toBe(report.journeys.offered);
@@ -245,7 +322,7 @@ describe('invariant detectors, each against a server that breaks its rule on pur
   });
 
   it('double-booking: two races won at once', async () => {
-    const report = await runAgainst('double-booking', { journeyMix: { cancel: 0, retry: 0, race: 1 } });
+    const report = await runAgainst('double-booking', { journeyMix: { cancel: 0, retry: 0, race: 1, outside: 0 } });
     expect(broken(report)).toEqual(['double-booking']);
     expect(report.ok).toBe(false);
   });
@@ -271,5 +348,14 @@ describe('invariant detectors, each against a server that breaks its rule on pur
   it('unfinished-journey: an answer outside the contract', async () => {
     const report = await runAgainst('off-contract');
     expect(broken(report)).toEqual(['unfinished-journey']);
+  });
+
+  it('end-outside-accepted: a ride ended where the area forbids it', async () => {
+    // No periodic telemetry: the only readings are the ones a rider's ride-to sends.
+    const report = await runAgainst('end-anywhere', { journeyMix: { cancel: 0, retry: 0, race: 0, outside: 1 } });
+    expect(broken(report)).toEqual(['end-outside-accepted']);
+    expect(report.area.outsideAccepted).toBe(report.area.outsideTries);
+    expect(report.area.outsideTries).toBeGreaterThan(0);
+    expect(report.invariants['end-outside-accepted'].samples[0]).toMatch(/^bk_\w+: fk-\d+ ended at [\d.]+,[\d.]+, where the area forbids an end$/);
   });
 });

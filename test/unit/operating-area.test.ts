@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { pointInMultiPolygon, pointInRing, ringProblem, selfIntersection } from '../../actors/contract/geometry.js';
-import { parseOperatingArea, ruleAt, type OperatingArea } from '../../actors/contract/operating-area.js';
-import { endAllowedEverywhere, endRefusal, startRefusal, type AreaCheck } from '../../actors/vehicle/area-rules.js';
+import { endAllowedEverywhere, limitsRides, parseOperatingArea, ruleAt, zoneLabel, type OperatingArea } from '../../actors/contract/operating-area.js';
+import { endRefusal, rideViolations, startRefusal, type AreaCheck } from '../../actors/vehicle/area-rules.js';
 import { decide, evolve, type VehicleCommand, type VehicleEvent } from '../../actors/vehicle/decider.js';
 import { initialVehicleState } from '../../actors/vehicle/state.js';
 import { specification } from '../helpers/decider-spec.js';
@@ -139,5 +139,50 @@ describe('the vehicle decider with an operating area', () => {
 
   it('a LOCK without a check (a relock, an operator ending the trip) is never refused for where the vehicle is', () => {
     spec.given(inUse).when(lock()).then([{ type: 'LockRequested', vehicleId: V, bookingId: 'b', commandId: 'l', at, expiresAt: at + 5_000 }]);
+  });
+});
+
+describe('during a ride: ride-through and speed limits (rideViolations)', () => {
+  // The fixture: the Tiergarten (zone 0) limits every type to 10 km/h and allows riding through;
+  // Mitte (zone 1) has no limit; the global rules none either.
+  const reading = (where: { lat: number; lon: number }, speedKmh: number) => ({ ...where, speedKmh, at: T0 });
+  const noThrough = (base: OperatingArea, types?: string[]): OperatingArea => ({
+    ...base,
+    geofencing_zones: {
+      ...base.geofencing_zones,
+      features: base.geofencing_zones.features.map((feature, index) =>
+        index === 0 ? { ...feature, properties: { ...feature.properties, rules: [{ ride_start_allowed: false, ride_end_allowed: false, ride_through_allowed: false, ...(types && { vehicle_type_ids: types }) }] } } : feature,
+      ),
+    },
+  });
+
+  it('above the zone\'s maximum_speed_kph is speeding, at or below it is not', () => {
+    expect(rideViolations(area(), 'scooter', reading(PARK, 10))).toEqual([]);
+    expect(rideViolations(area(), 'scooter', reading(PARK, 10.5))).toEqual([{ kind: 'speed-limit-exceeded', zone: 0, zoneName: 'Tiergarten (no parking)', limitKph: 10 }]);
+    // Mitte and the rest of the world have no limit.
+    expect(rideViolations(area(), 'car', reading(INSIDE, 120))).toEqual([]);
+    expect(rideViolations(area(), 'car', reading(OUTSIDE, 120))).toEqual([]);
+  });
+
+  it('a zone without ride-through is a violation at any speed, for the types its rule names only', () => {
+    expect(rideViolations(noThrough(area()), 'bike', reading(PARK, 0))).toEqual([{ kind: 'ride-through-not-allowed', zone: 0, zoneName: 'Tiergarten (no parking)', limitKph: null }]);
+    // A rule for scooters only: a car in the park falls through to the next zone that has one for it (Mitte).
+    expect(rideViolations(noThrough(area(), ['scooter']), 'car', reading(PARK, 30))).toEqual([]);
+    expect(rideViolations(noThrough(area(), ['scooter']), 'scooter', reading(PARK, 30)).map((violation) => violation.kind)).toEqual(['ride-through-not-allowed']);
+  });
+
+  it('the global rules apply where no zone does, named as such', () => {
+    const limited: OperatingArea = { ...area(), global_rules: [{ ride_start_allowed: false, ride_end_allowed: false, ride_through_allowed: false, maximum_speed_kph: 25 }] };
+    expect(rideViolations(limited, 'car', reading(OUTSIDE, 30))).toEqual([
+      { kind: 'ride-through-not-allowed', zone: null, zoneName: 'global rules', limitKph: null },
+      { kind: 'speed-limit-exceeded', zone: null, zoneName: 'global rules', limitKph: 25 },
+    ]);
+    expect(zoneLabel(limited, 1)).toBe('Berlin Mitte');
+  });
+
+  it('an area is worth judging rides by only when a rule limits rides', () => {
+    expect(limitsRides(area())).toBe(true);
+    const startEndOnly: OperatingArea = { ...area(), geofencing_zones: { ...area().geofencing_zones, features: area().geofencing_zones.features.slice(1) } };
+    expect(limitsRides(startEndOnly)).toBe(false);
   });
 });

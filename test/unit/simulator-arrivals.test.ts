@@ -63,12 +63,13 @@ describe('ride lengths', () => {
 describe('behaviour mixes', () => {
   it('journey kinds come in their shares', () => {
     const random = seededRandom(9);
-    const counts = { ride: 0, cancel: 0, retry: 0, race: 0 };
-    for (let draw = 0; draw < 20_000; draw += 1) counts[pickJourneyKind({ cancel: 0.1, retry: 0.2, race: 0.05 }, random)] += 1;
+    const counts = { ride: 0, cancel: 0, retry: 0, race: 0, outside: 0 };
+    for (let draw = 0; draw < 20_000; draw += 1) counts[pickJourneyKind({ cancel: 0.1, retry: 0.2, race: 0.05, outside: 0.15 }, random)] += 1;
     expect(counts.cancel / 20_000).toBeCloseTo(0.1, 1);
     expect(counts.retry / 20_000).toBeCloseTo(0.2, 1);
     expect(counts.race / 20_000).toBeCloseTo(0.05, 1);
-    expect(counts.ride / 20_000).toBeCloseTo(0.65, 1);
+    expect(counts.outside / 20_000).toBeCloseTo(0.15, 1);
+    expect(counts.ride / 20_000).toBeCloseTo(0.5, 1);
   });
 
   it('device behaviours: exact, disjoint shares on seeded random devices, the rest answer', () => {
@@ -121,7 +122,9 @@ describe('dashboard', () => {
         phase: 'riding',
         elapsedMs: 12_345,
         devices: { devices: 10, online: 9, connects: 11, reconnects: 1, drops: 2, connectFailures: 0, refused: 0, commands: { ok: 3, malformed: 0, 'bad-signature': 0, expired: 0 }, replies: 3, telemetrySent: 5, acks: 8, threads: 2, heapUsed: 0 },
-        journeys: { elapsedMs: 12_000, offered: 30, finished: 25, inFlight: 5, outcomes: { completed: 20 }, errors: { 'end: 500 internal': 2 }, steps: { search: summary, book: summary, unlock: summary, end: summary, cancel: summary } },
+        journeys: { elapsedMs: 12_000, offered: 30, finished: 25, inFlight: 5, outcomes: { completed: 20 }, errors: { 'end: 500 internal': 2 }, steps: { search: summary, book: summary, unlock: summary, end: summary, cancel: summary },
+          area: { restricted: false, riddenInside: 0, outsideTries: 0, outsideRefused: 0, outsideAccepted: 0, outsideOther: {}, endedInsideAfterRefusal: 0, notPlaced: {} },
+        },
         roundTrip: rtt,
       },
       { offeredPerS: 10, finishedPerS: 8.5 },

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { AssignerProtocol, type Kafka, type PartitionAssigner, type Producer, type Transaction } from 'kafkajs';
+import { AssignerProtocol, Partitioners, type Kafka, type PartitionAssigner, type Producer, type Transaction } from 'kafkajs';
 import type { Logger } from '../../runtime/ground/logger.js';
 import { encodeBatch, type BatchReplicator, type ReplicatedBatch, type ReplicatedRecord } from '../../persistence/journal-replication.js';
 
@@ -48,6 +48,8 @@ export class JournalOfRecord implements BatchReplicator {
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
+      // Every record names its partition; this only keeps kafkajs from warning about its v2 default.
+      createPartitioner: Partitioners.DefaultPartitioner,
       transactionTimeout: options.transactionTimeoutMs ?? 10_000,
       // Checked with kafkajs 2.2.4 on Kafka 4.1: with the default back-off, back-to-back transactions
       // take p50 283 ms (the next one waits out the broker's marker write in 100 ms retry steps); with
@@ -142,8 +144,11 @@ export interface PartitionReadOptions {
 /**
  * Reads one partition, read_committed, from `fromOffset` up to `untilOffset`. kafkajs has no manual
  * assign (issue #373); as its maintainers suggest (#294), a throw-away group whose only member gets
- * just that partition from its own assigner, then a seek. Records before `fromOffset` that arrive
- * before the seek takes hold are skipped. Resolves with the number of records applied.
+ * just that partition from its own assigner, and a seek to `fromOffset` each time the member joins
+ * (a seek right after `run` races the join: a consumer that restarts after "coordinator is loading"
+ * on a fresh broker refuses it; the admin's setOffsets joins the group itself and the real member then
+ * waited 5 s for it to go). Records before `fromOffset` are skipped all the same. Resolves with the
+ * number of records applied.
  */
 export async function readPartition(options: PartitionReadOptions): Promise<number> {
   const { kafka, topic, partition, fromOffset, untilOffset } = options;
@@ -165,6 +170,13 @@ export async function readPartition(options: PartitionReadOptions): Promise<numb
   const timeoutMs = options.timeoutMs ?? 120_000;
   const timer = setTimeout(() => settle?.reject(new Error(`restore of ${topic}/${partition} did not reach offset ${untilOffset} within ${timeoutMs} ms`)), timeoutMs);
   try {
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      try {
+        consumer.seek({ topic, partition, offset: String(fromOffset) });
+      } catch (error) {
+        options.logger.debug({ err: error, topic, partition }, 'restore seek refused; reading from the start instead');
+      }
+    });
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     let finished = false;
@@ -192,7 +204,6 @@ export async function readPartition(options: PartitionReadOptions): Promise<numb
         }
       },
     });
-    consumer.seek({ topic, partition, offset: String(fromOffset) });
     await done;
     return applied;
   } finally {

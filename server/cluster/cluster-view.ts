@@ -14,11 +14,14 @@ export interface ClusterDocument {
 /** How long GET /cluster waits for another node's report before it shows that node's shards unowned. */
 const PEER_REPORT_TIMEOUT_MS = 2000;
 
-/** This node's own shards: serving when its worker is up, restoring while it starts or restarts from its journal. */
+/**
+ * This node's own shards: serving when its worker is up, fenced when another producer took its
+ * transactional id (it stays down here), restoring while it starts or restarts from its journal.
+ */
 export function localShardReports(links: readonly FleetShardLink[]): LocalShardReport[] {
   return links.map((link) => ({
     shard: link.shard,
-    state: link.state === 'up' ? 'serving' : 'restoring',
+    state: link.fenced ? 'fenced' : link.state === 'up' ? 'serving' : 'restoring',
     offset: link.state === 'up' ? (link.stats()?.journal.position ?? null) : null,
   }));
 }

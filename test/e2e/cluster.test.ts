@@ -1,4 +1,5 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Kafka, logLevel } from 'kafkajs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../actors/contract/tokens.js';
 import { shardOfBooking, shardOfVehicle } from '../../runtime/kernel/placement.js';
 import { nodeToken } from '../../server/cluster/node-credential.js';
-import { checkConsecutivePorts, freePort, removeClusterHome, startCluster, stopCluster, type ClusterState } from '../../scripts/cluster-lib.js';
+import { checkConsecutivePorts, freePort, removeClusterHome, startCluster, startNode, stopCluster, stopNode, type ClusterState } from '../../scripts/cluster-lib.js';
+import { shardTransactionalId } from '../../adapters/kafka/journal-of-record.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
 import { runServerToExit } from '../helpers/server-process.js';
 import { waitFor } from '../helpers/wait.js';
@@ -20,6 +22,7 @@ import { LIMITS_OFF } from '../helpers/limits-off.js';
  * s mod 3 = its index (docs/cluster.md). Started once for the file: ~20 s on 2 cores.
  */
 const SHARDS = 6;
+const NODE_ENV = { ...LIMITS_OFF, LOG_LEVEL: 'warn' };
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 /** The jars the test broker of `npm test` fetched (scripts/test.mjs): the cluster's Kafka does not fetch them again. */
 const kafkaLib = process.env.KAFKA_LIB ?? join(process.env.KAFKA_TEST_HOME ?? join(repoRoot, '.kafka', 'test'), 'lib');
@@ -42,7 +45,7 @@ async function consecutiveFreePorts(count: number): Promise<number> {
   }
 }
 
-describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () => {
+describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka as the journal of record)', () => {
   let home: string;
   let cluster: ClusterState;
   const token = (sub: string, role: 'customer' | 'operator') => signToken({ sub, role, ttlSeconds: 600 }, cluster.jwtSecret);
@@ -54,6 +57,13 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () =
     for (let n = 0; ; n += 1) {
       const id = `${label}-${n}`;
       if (ownerOf(shardOfVehicle(id, SHARDS)).id === owner) return id;
+    }
+  };
+  /** A vehicle id on `shard`. */
+  const vehicleOnShard = (shard: number, label: string): string => {
+    for (let n = 0; ; n += 1) {
+      const id = `${label}-${n}`;
+      if (shardOfVehicle(id, SHARDS) === shard) return id;
     }
   };
   const call = (url: string, path: string, options: { method?: string; as?: string; role?: 'customer' | 'operator'; body?: unknown; headers?: Record<string, string> } = {}) =>
@@ -69,7 +79,7 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () =
 
   beforeAll(async () => {
     home = mkdtempSync(join(tmpdir(), 'fleet-cluster-'));
-    cluster = await startCluster({ home, nodes: 3, shards: SHARDS, port: await consecutiveFreePorts(3), env: { ...LIMITS_OFF, LOG_LEVEL: 'warn' }, kafkaLib });
+    cluster = await startCluster({ home, nodes: 3, shards: SHARDS, port: await consecutiveFreePorts(3), env: NODE_ENV, kafkaLib });
   }, 180_000);
 
   afterAll(async () => {
@@ -229,6 +239,85 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () =
     expect(started.code, started.stderr).toBe(2);
     expect(started.stderr).toContain(`Invalid configuration: FLEET_SHARDS is 4, but cluster ${cluster.name} has ${SHARDS} shards`);
   });
+
+  it('restores, on a node restarted with an empty data folder, its shards from Kafka alone: bookings, their states and the vehicles\' holds', async () => {
+    const [held, released, later] = ['v-restore-held', 'v-restore-released', 'v-restore-later'].map((label) => vehicleOwnedBy('n2', label)) as [string, string, string];
+    for (const vehicleId of [held, released, later]) {
+      expect((await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'scooter', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+    }
+    const confirmed = (await (await call(node('n1').url, '/bookings', { method: 'POST', as: 'frank', body: { vehicleId: held } })).json()) as { id: string; status: string };
+    expect(confirmed.status).toBe('CONFIRMED');
+    const toCancel = (await (await call(node('n3').url, '/bookings', { method: 'POST', as: 'gina', body: { vehicleId: released } })).json()) as { id: string };
+    expect((await call(node('n3').url, `/bookings/${toCancel.id}/cancel`, { method: 'POST', as: 'gina' })).status).toBe(200);
+    const before = {
+      confirmed: await (await call(node('n1').url, `/bookings/${confirmed.id}`, { as: 'frank' })).json(),
+      cancelled: await (await call(node('n1').url, `/bookings/${toCancel.id}`, { as: 'gina' })).json(),
+      held: await (await call(node('n1').url, `/vehicles/${held}`, { as: 'ops', role: 'operator' })).json(),
+    };
+    expect(before.cancelled).toMatchObject({ status: 'CANCELLED' });
+
+    // n2 goes, and comes back on an empty folder: nothing local is left to restore from.
+    await stopNode(home, 'n2');
+    rmSync(join(home, 'n2'), { recursive: true, force: true });
+    cluster = await startNode(home, 'n2', NODE_ENV);
+
+    for (const reader of ['n1', 'n2']) {
+      const url = node(reader).url;
+      expect(await (await call(url, `/bookings/${confirmed.id}`, { as: 'frank' })).json(), reader).toEqual(before.confirmed);
+      expect(await (await call(url, `/bookings/${toCancel.id}`, { as: 'gina' })).json(), reader).toEqual(before.cancelled);
+      // The read model is rebuilt through the same projectors: the hold is still there.
+      expect(await (await call(url, `/vehicles/${held}`, { as: 'ops', role: 'operator' })).json(), reader).toMatchObject({ id: held, status: (before.held as { status: string }).status });
+    }
+    // The actors recover from the restored journal: the held vehicle refuses a second booking, the released one takes one.
+    expect((await call(node('n3').url, '/bookings', { method: 'POST', as: 'hank', body: { vehicleId: held } })).status).toBe(409);
+    expect((await call(node('n3').url, '/bookings', { method: 'POST', as: 'hank', body: { vehicleId: released } })).status).toBe(201);
+    expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'ivy', body: { vehicleId: later } })).status).toBe(201);
+  }, 180_000);
+
+  it('stops a shard whose transactional id another producer took (503 shard-unavailable, fenced), and loses nothing it acknowledged', async () => {
+    const shard = Array.from({ length: SHARDS }, (_, each) => each).find((each) => ownerOf(each).id === 'n1')!;
+    const vehicles = ['v-fence-a', 'v-fence-b', 'v-fence-c'].map((label) => vehicleOnShard(shard, label));
+    for (const vehicleId of vehicles) {
+      expect((await call(node('n2').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'bike', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+    }
+    const acknowledged: string[] = [];
+    for (const vehicleId of vehicles.slice(0, 2)) {
+      const booked = await call(node('n2').url, '/bookings', { method: 'POST', as: 'jack', body: { vehicleId } });
+      expect(booked.status).toBe(201);
+      acknowledged.push(((await booked.json()) as { id: string }).id);
+    }
+
+    // A second producer with the shard's transactional id: initialising it bumps the epoch.
+    const kafka = new Kafka({ clientId: 'fence-test', brokers: [cluster.kafka], logLevel: logLevel.NOTHING });
+    const rogue = kafka.producer({ transactionalId: shardTransactionalId(cluster.name, shard), idempotent: true, maxInFlightRequests: 1 });
+    await rogue.connect();
+    try {
+      const transaction = await rogue.transaction();
+      await transaction.commit();
+    } finally {
+      await rogue.disconnect();
+    }
+
+    // The owner's next commit for that shard is fenced: the booking is refused as unavailable, at once and from then on.
+    const refused = await call(node('n2').url, '/bookings', { method: 'POST', as: 'kate', body: { vehicleId: vehicles[2] } });
+    expect(refused.status, await refused.clone().text()).toBe(503);
+    expect(await refused.json()).toMatchObject({ type: expect.stringMatching(/\/shard-unavailable$/), shard });
+    const again = await call(node('n1').url, `/bookings/${acknowledged[0]}`, { as: 'jack' });
+    expect(again.status).toBe(503);
+    const doc = (await (await call(node('n3').url, '/cluster', { as: 'ops', role: 'operator' })).json()) as ClusterDoc;
+    expect(doc.shards.find((each) => each.shard === shard)?.state).toBe('fenced');
+
+    // n1 comes back (its producer fences the rogue in turn) and catches up from Kafka: every booking it
+    // acknowledged is there, confirmed; the refused one left nothing behind.
+    await stopNode(home, 'n1');
+    cluster = await startNode(home, 'n1', NODE_ENV);
+    for (const bookingId of acknowledged) {
+      const read = await call(node('n3').url, `/bookings/${bookingId}`, { as: 'jack' });
+      expect(read.status).toBe(200);
+      expect(await read.json()).toMatchObject({ id: bookingId, status: 'CONFIRMED' });
+    }
+    expect((await call(node('n3').url, '/bookings', { method: 'POST', as: 'kate', body: { vehicleId: vehicles[2] } })).status).toBe(201);
+  }, 180_000);
 
   // Last: it takes a node away.
   it('answers 503 shard-unavailable with Retry-After at once for a shard whose owner is gone, and shows its shards unowned', async () => {

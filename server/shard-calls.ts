@@ -139,6 +139,11 @@ export interface ShardStats {
   readonly commands: Readonly<Record<CommandState, number>>;
   /** Rides still ACTIVE more than OVERDUE_RIDE_AFTER_MS past their booked end (persistence/overdue-rides.ts). */
   readonly overdueRides: number;
+  /**
+   * Cluster mode: the shard's journal of record in Kafka (docs/cluster.md): the offset this shard's file
+   * applied up to, the transactions this owner committed and their total time, how long the restore took.
+   */
+  readonly journalOfRecord: { readonly offset: number; readonly transactions: number; readonly commitMsTotal: number; readonly restoreMs: number } | null;
 }
 
 /** The main thread's end of one of the fleet's shards. */

@@ -110,7 +110,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     const storage = openStorage(init, local, logger, closers);
     const { db, journal, gateway } = storage;
     // Before anything can persist or read a read model: the file catches up with its journal of record.
-    await restoreFromJournalOfRecord(init, journal, logger, closers);
+    const ofRecord = await restoreFromJournalOfRecord(init, journal, logger, closers);
     const { system, directory } = startDirectory(config, storage, logger, closers);
     const mqtt = await connectMqtt(init, logger, closers);
     const ownsVehicle = (vehicleId: string) => shardOfVehicle(vehicleId, shardCount) === shard;
@@ -143,6 +143,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       memory: { heapUsedBytes: process.memoryUsage().heapUsed },
       commands: commandOutcomes.counts(),
       overdueRides: overdueRides(),
+      journalOfRecord: ofRecord && { ...ofRecord.record.stats(), restoreMs: ofRecord.restoreMs },
     });
     const reads = shardReadHandlers({ shard, db, journal, vehicles, traces: storage.traces, traceJournal: storage.traceJournal, liveBookings: new LiveBookingCounter(db), customerBookings: new CustomerBookings(db), gbfsVehicles: new GbfsVehicleReads(db) });
     const calls = shardCallHandlers({ directory, ownsVehicle, isUnknownBooking, reads, seed: (seed) => registerInBulk(journal, vehicles, seed, logger), stats, replaceOperatingArea: (area) => (operatingArea = area), stop: close });
@@ -165,10 +166,10 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
  * own write path (read models and wake_at included), and from then on commits every batch there
  * first. Single-process mode: nothing.
  */
-async function restoreFromJournalOfRecord(init: ShardInit, journal: SqliteJournalEngine, logger: Logger, closers: Closer[]): Promise<void> {
+async function restoreFromJournalOfRecord(init: ShardInit, journal: SqliteJournalEngine, logger: Logger, closers: Closer[]): Promise<{ record: JournalOfRecord; restoreMs: number } | null> {
   const { config, shard } = init;
   const cluster = config.cluster;
-  if (cluster === null || config.kafka.mode !== 'kafka') return;
+  if (cluster === null || config.kafka.mode !== 'kafka') return null;
   const recorded = journal.replicatedOffset();
   if (recorded === null && journal.lastPosition() > 0) {
     throw new Error(`shard ${shard}: ${init.dbFile} holds a journal that no journal of record covers (written outside cluster mode); move it away and the shard restores from Kafka`);
@@ -192,8 +193,10 @@ async function restoreFromJournalOfRecord(init: ShardInit, journal: SqliteJourna
     apply: (value, offset) => journal.applyReplicated(decodeRecord(value), offset),
   });
   journal.applyReplicated({ v: 1, type: 'owner', node: cluster.node.id, at: started }, record.ownerMarkOffset);
-  logger.info({ from: recorded, applied, ownerMark: record.ownerMarkOffset, ms: Date.now() - started }, 'shard restored from its journal of record');
+  const restoreMs = Date.now() - started;
+  logger.info({ from: recorded, applied, ownerMark: record.ownerMarkOffset, ms: restoreMs }, 'shard restored from its journal of record');
   journal.replicateTo(record);
+  return { record, restoreMs };
 }
 
 /** Counted with the stats each second; each ride that becomes overdue is logged once, for operators. */

@@ -30,6 +30,8 @@ export class JournalOfRecord implements BatchReplicator {
   private readonly log: Logger;
   private readonly topic: string;
   private transactions = 0;
+  private commitMsTotal = 0;
+  private lastOffset: number;
 
   private constructor(
     private readonly producer: Producer,
@@ -39,6 +41,7 @@ export class JournalOfRecord implements BatchReplicator {
   ) {
     this.log = options.logger.child({ component: 'journal-of-record' });
     this.topic = journalTopic(options.clusterName);
+    this.lastOffset = ownerMarkOffset;
   }
 
   /** Initialises the shard's producer (fencing the previous owner) and writes the owner mark in a first transaction. */
@@ -69,13 +72,17 @@ export class JournalOfRecord implements BatchReplicator {
 
   /** One Kafka transaction for the whole batch (several records when it is big); the offset of its last record. */
   async replicate(batch: ReplicatedBatch): Promise<number> {
+    const started = performance.now();
     const offset = await commitValues(this.producer, this.topic, this.options.shard, encodeBatch(batch));
+    this.commitMsTotal += performance.now() - started;
     this.transactions += 1;
+    this.lastOffset = offset;
     return offset;
   }
 
-  stats(): { readonly transactions: number } {
-    return { transactions: this.transactions };
+  /** Transactions committed by this owner, their total time (send + commit), and the offset of the last record written. */
+  stats(): { readonly transactions: number; readonly commitMsTotal: number; readonly offset: number } {
+    return { transactions: this.transactions, commitMsTotal: this.commitMsTotal, offset: this.lastOffset };
   }
 
   async close(): Promise<void> {

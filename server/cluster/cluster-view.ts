@@ -1,5 +1,5 @@
 import type { ClusterNode } from '../config.js';
-import type { FleetShardLink } from '../shard-calls.js';
+import type { FleetShardLink, ShardStats } from '../shard-calls.js';
 import type { OwnerMap } from './owner-map.js';
 import { nodeAuthorization } from './node-credential.js';
 import { LOCAL_SHARDS_PATH, type LocalShardReport, type LocalShardsAnswer, type ShardState } from './wire.js';
@@ -22,9 +22,12 @@ export function localShardReports(links: readonly FleetShardLink[]): LocalShardR
   return links.map((link) => ({
     shard: link.shard,
     state: link.fenced ? 'fenced' : link.state === 'up' ? 'serving' : 'restoring',
-    offset: link.state === 'up' ? (link.stats()?.journal.position ?? null) : null,
+    offset: link.state === 'up' ? offsetOf(link.stats()) : null,
   }));
 }
+
+/** Cluster mode: the Kafka offset of the shard's journal of record it applied up to; single process: its SQLite journal position. */
+const offsetOf = (stats: ShardStats | null): number | null => (stats === null ? null : (stats.journalOfRecord?.offset ?? stats.journal.position));
 
 export interface ClusterViewSource {
   readonly self: ClusterNode;

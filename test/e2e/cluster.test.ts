@@ -272,6 +272,15 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
     expect((await call(node('n3').url, '/bookings', { method: 'POST', as: 'hank', body: { vehicleId: held } })).status).toBe(409);
     expect((await call(node('n3').url, '/bookings', { method: 'POST', as: 'hank', body: { vehicleId: released } })).status).toBe(201);
     expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'ivy', body: { vehicleId: later } })).status).toBe(201);
+
+    // The restored shard reports its Kafka offset and its restore: on GET /cluster and on /metrics.
+    const shard = shardOfVehicle(later, SHARDS);
+    const doc = (await (await call(node('n1').url, '/cluster', { as: 'ops', role: 'operator' })).json()) as ClusterDoc;
+    expect(doc.shards.find((each) => each.shard === shard)).toMatchObject({ owner: 'n2', state: 'serving', offset: expect.any(Number) });
+    await expect.poll(async () => {
+      const text = await (await call(node('n2').url, '/metrics', { as: 'ops', role: 'operator' })).text();
+      return /^fleet_journal_of_record_transactions_total\{shard="\d+"\} [1-9]/m.test(text) && text.includes(`fleet_shard_restore_seconds{shard="${shard}"}`);
+    }).toBe(true);
   }, 180_000);
 
   it('stops a shard whose transactional id another producer took (503 shard-unavailable, fenced), and loses nothing it acknowledged', async () => {

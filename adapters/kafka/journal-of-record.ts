@@ -13,6 +13,14 @@ import { encodeBatch, type BatchReplicator, type ReplicatedBatch, type Replicate
  */
 
 export const journalTopic = (clusterName: string): string => `${clusterName}.journal`;
+/**
+ * The journal topic's own configs: it is the journal of record, so nothing in it may expire (the
+ * broker's retention, 7 days by default, would silently drop the oldest batches an empty disk needs).
+ */
+export function journalTopicConfigs(minInsyncReplicas: number | null): Record<string, string> {
+  return { 'retention.ms': '-1', 'retention.bytes': '-1', ...(minInsyncReplicas !== null && { 'min.insync.replicas': String(minInsyncReplicas) }) };
+}
+
 export const shardTransactionalId = (clusterName: string, shard: number): string => `${clusterName}.shard-${shard}`;
 
 export interface JournalOfRecordOptions {

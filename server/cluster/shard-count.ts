@@ -1,6 +1,6 @@
 import { createKafkaClient } from '../../adapters/kafka/client.js';
 import { ensureTopics } from '../../adapters/kafka/admin.js';
-import { journalTopic } from '../../adapters/kafka/journal-of-record.js';
+import { journalTopic, journalTopicConfigs } from '../../adapters/kafka/journal-of-record.js';
 import type { Logger } from '../../runtime/ground/logger.js';
 import { ConfigError, type ClusterConfig } from '../config.js';
 
@@ -12,6 +12,8 @@ export interface ShardCountCheck {
   readonly brokers: readonly string[];
   readonly clientId: string;
   readonly replicationFactor: number;
+  /** The journal topic's min.insync.replicas; null: the broker's default. */
+  readonly minInsyncReplicas: number | null;
   readonly shardCount: number;
   readonly logger: Logger;
 }
@@ -24,7 +26,8 @@ export interface ShardCountCheck {
 export async function agreeOnShardCount(check: ShardCountCheck): Promise<void> {
   const topic = shardsTopic(check.cluster.name);
   const kafka = createKafkaClient({ brokers: check.brokers, clientId: `${check.clientId}-${check.cluster.node.id}`, logger: check.logger });
-  await ensureTopics(kafka, [topic, journalTopic(check.cluster.name)], check.shardCount, check.replicationFactor);
+  await ensureTopics(kafka, [topic], check.shardCount, check.replicationFactor);
+  await ensureTopics(kafka, [journalTopic(check.cluster.name)], check.shardCount, check.replicationFactor, undefined, journalTopicConfigs(check.minInsyncReplicas));
   const admin = kafka.admin();
   await admin.connect();
   try {

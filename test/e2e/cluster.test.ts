@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Kafka, logLevel } from 'kafkajs';
+import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -296,8 +296,15 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
       acknowledged.push(((await booked.json()) as { id: string }).id);
     }
 
-    // A second producer with the shard's transactional id: initialising it bumps the epoch.
     const kafka = new Kafka({ clientId: 'fence-test', brokers: [cluster.kafka], logLevel: logLevel.NOTHING });
+    // The journal of record never expires a record (the broker's default retention is 7 days).
+    const admin = kafka.admin();
+    await admin.connect();
+    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: `${cluster.name}.journal` }] });
+    await admin.disconnect();
+    expect(described.resources[0]?.configEntries.find((entry) => entry.configName === 'retention.ms')?.configValue).toBe('-1');
+
+    // A second producer with the shard's transactional id: initialising it bumps the epoch.
     const rogue = kafka.producer({ transactionalId: shardTransactionalId(cluster.name, shard), idempotent: true, maxInFlightRequests: 1 });
     await rogue.connect();
     try {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { KafkaJSNonRetriableError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { decodeRecord, encodeBatch, ReplicatedRecordError, type ReplicatedRecord, type ReplicatedRow } from '../../persistence/journal-replication.js';
-import { isFencedError } from '../../adapters/kafka/journal-of-record.js';
+import { isFencedError, journalTopicConfigs } from '../../adapters/kafka/journal-of-record.js';
 
 const row = (seq: number, size = 10): ReplicatedRow => ({
   key: 'vehicle/v-1',
@@ -79,5 +79,12 @@ describe('a fenced transactional producer (adapters/kafka/journal-of-record.ts)'
     cyclic.cause = cyclic;
     expect(isFencedError(cyclic)).toBe(false);
     expect(isFencedError(undefined)).toBe(false);
+  });
+});
+
+describe('the journal topic\'s configs', () => {
+  it('never expire a record, and carry min.insync.replicas only when it is set', () => {
+    expect(journalTopicConfigs(null)).toEqual({ 'retention.ms': '-1', 'retention.bytes': '-1' });
+    expect(journalTopicConfigs(2)).toEqual({ 'retention.ms': '-1', 'retention.bytes': '-1', 'min.insync.replicas': '2' });
   });
 });

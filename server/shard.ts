@@ -182,6 +182,10 @@ async function restoreFromJournalOfRecord(init: ShardInit, journal: SqliteJourna
     await journal.close();
     await record.close();
   });
+  if (recorded !== null && recorded >= record.ownerMarkOffset) {
+    // Kafka lost what this file applied (its topic was deleted and created again): the file cannot be trusted as a copy.
+    throw new Error(`shard ${shard}: ${init.dbFile} has applied offset ${recorded} of ${journalTopic(cluster.name)}, but the partition ends at ${record.ownerMarkOffset}; move the file away and the shard restores from Kafka`);
+  }
   const applied = await readPartition({
     kafka,
     topic: journalTopic(cluster.name),

@@ -11,6 +11,7 @@ import {
   type PersistedSnapshot,
   type Projector,
 } from '../runtime/kernel/journal.js';
+import type { BatchReplicator, ReplicatedRecord, ReplicatedBatch, ReplicatedRow, ReplicatedSnapshot } from './journal-replication.js';
 
 /**
  * nact's PersistenceEngine on SQLite, with group commit: every persist issued in one event-loop turn
@@ -30,7 +31,11 @@ export type JournalErrorCode =
   /** The row or the whole transaction failed in SQLite (I/O error, disk full, ...). */
   | 'write-failed'
   /** persist/takeSnapshot after close(). */
-  | 'engine-closed';
+  | 'engine-closed'
+  /** Cluster mode: the batch could not be committed to the journal of record; the engine stopped with it. */
+  | 'not-replicated'
+  /** Cluster mode: persist/takeSnapshot after the engine stopped (a batch was not replicated, or was but not written here). */
+  | 'halted';
 
 export class JournalError extends Error {
   override readonly name = 'JournalError';
@@ -82,6 +87,8 @@ interface PendingWrite {
   readonly reject: (error: unknown) => void;
   row: JournalRow | undefined;
   error: unknown;
+  /** Computed once when the batch is replicated before it is written. */
+  fields?: RowFields;
 }
 
 interface PendingSnapshot {
@@ -117,6 +124,9 @@ interface SnapshotRecord {
   created_at: number;
 }
 
+/** The checkpoints row that holds the offset of the journal of record this file has applied. */
+const REPLICATED_OFFSET = 'journal-of-record';
+
 const JOURNAL_COLUMNS = 'position, persistence_key, sequence_number, event_type, data, tags, trace_id, span_id, created_at';
 
 export class SqliteJournalEngine implements JournalReader {
@@ -133,6 +143,13 @@ export class SqliteJournalEngine implements JournalReader {
   private scheduled = false;
   private closed = false;
 
+  /** Cluster mode: where each batch is committed before it is written here (replicateTo). */
+  private replicator: BatchReplicator | null = null;
+  /** The batch on its way to the replicator: keys it holds, and flush() callers waiting for it. */
+  private inFlight: { readonly keys: ReadonlySet<string>; readonly waiters: (() => void)[] } | null = null;
+  private halted: unknown = null;
+  private readonly haltListeners = new Set<(error: unknown) => void>();
+
   private commits = 0;
   private committedRows = 0;
   private lastBatchSize = 0;
@@ -148,7 +165,9 @@ export class SqliteJournalEngine implements JournalReader {
   private readonly selectLast: Statement<[], { last: number | null }>;
   private readonly selectLastPublic: Statement<[], { last: number | null }>;
   private readonly selectLastTagged: Statement<[string], { last: number | null }>;
-  private readonly writeBatch: (writes: PendingWrite[], snapshots: PendingSnapshot[]) => void;
+  private readonly selectReplicatedOffset: Statement<[string], { position: number }>;
+  private readonly upsertReplicatedOffset: Statement<[string, number]>;
+  private readonly writeBatch: (writes: PendingWrite[], snapshots: PendingSnapshot[], replicatedOffset: number | null) => void;
   private readonly insertProjected: (write: PendingWrite, fields: RowFields) => JournalRow;
 
   constructor(
@@ -192,9 +211,15 @@ export class SqliteJournalEngine implements JournalReader {
     this.selectLastPublic = db.prepare('SELECT MAX(position) AS last FROM journal WHERE is_public = 1');
     this.selectLastTagged = db.prepare(`SELECT MAX(position) AS last FROM journal WHERE instr(',' || tags || ',', ?) > 0`);
 
-    this.writeBatch = db.transaction((writes: PendingWrite[], snapshots: PendingSnapshot[]) => {
+    // The offset of the journal of record that this file has applied, in the checkpoints table: it
+    // commits with the rows it covers, so the two never disagree after a crash.
+    this.selectReplicatedOffset = db.prepare('SELECT position FROM checkpoints WHERE name = ?');
+    this.upsertReplicatedOffset = db.prepare('INSERT INTO checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position');
+
+    this.writeBatch = db.transaction((writes: PendingWrite[], snapshots: PendingSnapshot[], replicatedOffset: number | null) => {
       for (const write of writes) this.writeOne(write);
       for (const pending of snapshots) this.writeSnapshot(pending);
+      if (replicatedOffset !== null) this.upsertReplicatedOffset.run(REPLICATED_OFFSET, replicatedOffset);
     }).immediate;
     // Called inside writeBatch, better-sqlite3 turns this into a savepoint: a projector that throws
     // takes back its own row and read-model writes, not the rest of the batch.
@@ -216,6 +241,7 @@ export class SqliteJournalEngine implements JournalReader {
   /** Queues the event for this turn's commit; resolves once it is durable. `meta` is what runtime passes to ctx.persist. */
   persist(event: EventToPersist, meta?: EventMeta): Promise<void> {
     if (this.closed) return Promise.reject(new JournalError('engine-closed', 'journal engine is closed'));
+    if (this.halted !== null) return Promise.reject(this.haltedError());
     return new Promise<void>((resolve, reject) => {
       this.writes.push({ event, meta, resolve, reject, row: undefined, error: undefined });
       this.scheduleFlush();
@@ -254,13 +280,17 @@ export class SqliteJournalEngine implements JournalReader {
    * commit for other actors' events before it could even read its own.
    */
   private settled(persistenceKey: string): Promise<void> {
-    const queued = this.writes.some((write) => write.event.key === persistenceKey) || this.snapshots.some((pending) => pending.snapshot.key === persistenceKey);
+    const queued =
+      this.writes.some((write) => write.event.key === persistenceKey) ||
+      this.snapshots.some((pending) => pending.snapshot.key === persistenceKey) ||
+      this.inFlight?.keys.has(persistenceKey) === true;
     return queued ? this.flush() : Promise.resolve();
   }
 
   /** Upserts the snapshot in this turn's commit (one fsync with the events), keeping only the newest per key. */
   takeSnapshot(snapshot: PersistedSnapshot): Promise<void> {
     if (this.closed) return Promise.reject(new JournalError('engine-closed', 'journal engine is closed'));
+    if (this.halted !== null) return Promise.reject(this.haltedError());
     return new Promise<void>((resolve, reject) => {
       this.snapshots.push({ snapshot, resolve, reject, error: undefined });
       this.scheduleFlush();
@@ -311,7 +341,11 @@ export class SqliteJournalEngine implements JournalReader {
 
   /** Resolves when everything queued so far has been written (each persist promise has settled). */
   flush(): Promise<void> {
-    if (this.writes.length === 0 && this.snapshots.length === 0) return Promise.resolve();
+    if (this.writes.length === 0 && this.snapshots.length === 0) {
+      const inFlight = this.inFlight;
+      if (inFlight === null) return Promise.resolve();
+      return new Promise<void>((resolve) => inFlight.waiters.push(resolve));
+    }
     return new Promise<void>((resolve) => this.flushWaiters.push(resolve));
   }
 
@@ -319,6 +353,65 @@ export class SqliteJournalEngine implements JournalReader {
   close(): Promise<void> {
     this.closed = true;
     return this.flush();
+  }
+
+  // ---------------------------------------------------------------- the journal of record (cluster mode, docs/cluster.md)
+
+  /**
+   * From now on every batch is committed by `replicator` before it is written here, and its persists
+   * resolve only after both. Set once, after the restore and before the first persist.
+   */
+  replicateTo(replicator: BatchReplicator): void {
+    this.replicator = replicator;
+  }
+
+  /** The offset of the journal of record this file has applied up to (inclusive); null when it never applied one. */
+  replicatedOffset(): number | null {
+    return this.selectReplicatedOffset.get(REPLICATED_OFFSET)?.position ?? null;
+  }
+
+  /**
+   * Restore: writes a record read back from the journal of record, at `offset`, as the batch that
+   * wrote it was written (same rows in the same order, same projectors, same per-row refusals: a row
+   * refused then, such as a duplicate sequence number, is refused again), together with the offset.
+   * Before the engine serves: no listener hears these rows. Throws when the transaction fails.
+   */
+  applyReplicated(record: ReplicatedRecord, offset: number): void {
+    if (record.type !== 'batch') {
+      this.upsertReplicatedOffset.run(REPLICATED_OFFSET, offset);
+      return;
+    }
+    const ignore = () => {};
+    const writes: PendingWrite[] = record.rows.map((row) => ({
+      event: { key: row.key, sequenceNumber: row.seq, data: JSON.parse(row.data) as unknown, tags: row.tags, createdAt: row.createdAt, isDeleted: row.isDeleted },
+      meta: { traceId: row.traceId ?? undefined, spanId: row.spanId ?? undefined },
+      resolve: ignore,
+      reject: ignore,
+      row: undefined,
+      error: undefined,
+    }));
+    const snapshots: PendingSnapshot[] = record.snapshots.map((snapshot) => ({
+      snapshot: { key: snapshot.key, sequenceNumber: snapshot.seq, data: JSON.parse(snapshot.data) as unknown, createdAt: snapshot.createdAt },
+      resolve: ignore,
+      reject: ignore,
+      error: undefined,
+    }));
+    this.writeBatch(writes, snapshots, offset);
+  }
+
+  /**
+   * Called once, synchronously, when the engine stops for good, before any persist of the failed batch
+   * is rejected; at once when it already stopped.
+   */
+  onHalt(listener: (error: unknown) => void): () => void {
+    if (this.halted !== null) {
+      listener(this.halted);
+      return () => {};
+    }
+    this.haltListeners.add(listener);
+    return () => {
+      this.haltListeners.delete(listener);
+    };
   }
 
   stats(): JournalStats {
@@ -337,6 +430,10 @@ export class SqliteJournalEngine implements JournalReader {
   /** Never throws: it runs as a bare setImmediate callback. */
   private readonly runFlush = (): void => {
     this.scheduled = false;
+    if (this.replicator !== null) {
+      this.startReplicatedBatch(this.replicator);
+      return;
+    }
     const writes = this.writes;
     const snapshots = this.snapshots;
     const waiters = this.flushWaiters;
@@ -350,7 +447,7 @@ export class SqliteJournalEngine implements JournalReader {
   private commitBatch(writes: PendingWrite[], snapshots: PendingSnapshot[]): void {
     this.lastBatchSize = writes.length;
     try {
-      this.writeBatch(writes, snapshots);
+      this.writeBatch(writes, snapshots, null);
     } catch (error) {
       // Rolled back as a whole (I/O error, disk full): nothing of this batch is durable.
       this.log.error({ err: error, events: writes.length, snapshots: snapshots.length }, 'journal commit failed');
@@ -359,6 +456,11 @@ export class SqliteJournalEngine implements JournalReader {
       for (const pending of snapshots) pending.reject(pending.error ?? failure);
       return;
     }
+    this.settle(writes, snapshots);
+  }
+
+  /** After the batch's transaction committed: the commit listeners hear its rows, then each persist settles. */
+  private settle(writes: PendingWrite[], snapshots: PendingSnapshot[]): void {
     this.commits += 1;
     const committed: JournalRow[] = [];
     for (const write of writes) if (write.row) committed.push(write.row);
@@ -382,11 +484,135 @@ export class SqliteJournalEngine implements JournalReader {
     }
   }
 
+  /**
+   * Cluster mode: one batch at a time goes to the replicator; what is persisted meanwhile queues up
+   * and becomes the next batch, so a busy shard makes one transaction of the journal of record per
+   * batch, not per event.
+   */
+  private startReplicatedBatch(replicator: BatchReplicator): void {
+    if (this.inFlight !== null) return; // its end starts the next batch
+    const writes = this.writes;
+    const snapshots = this.snapshots;
+    const waiters = this.flushWaiters;
+    this.writes = [];
+    this.snapshots = [];
+    this.flushWaiters = [];
+    if (writes.length === 0 && snapshots.length === 0) {
+      for (const wake of waiters) wake();
+      return;
+    }
+    const keys = new Set<string>();
+    for (const write of writes) keys.add(write.event.key);
+    for (const pending of snapshots) keys.add(pending.snapshot.key);
+    const inFlight = { keys, waiters };
+    this.inFlight = inFlight;
+    void this.commitReplicated(replicator, writes, snapshots).finally(() => {
+      this.inFlight = null;
+      for (const wake of inFlight.waiters) wake();
+      if (this.writes.length > 0 || this.snapshots.length > 0) this.startReplicatedBatch(replicator);
+    });
+  }
+
+  /**
+   * The order is the argument (docs/cluster.md, "Durable before acknowledged"): the journal of record
+   * first, then this file, then the acknowledgement.
+   * - A crash before the Kafka commit: the batch is nowhere, nobody was told it was kept.
+   * - A crash after the Kafka commit, before the SQLite commit: the batch is in Kafka only, and nobody
+   *   was told (the outcome a client of a timed-out request must expect anyway). The next owner replays
+   *   it from the offset this file recorded, which still names the batch before.
+   * - After both: this file holds the batch and its offset in one transaction, so a restore never
+   *   applies it twice.
+   * The other order (SQLite first) would leave, after a crash or a fence, a local tail that Kafka does
+   * not hold, with read models already projected from it: it could only be thrown away by rebuilding
+   * the file. This way the file is never ahead of the journal of record.
+   *
+   * Any failure on the way halts the engine: a failed commit may still have committed (its outcome is
+   * unknown), and a batch in Kafka but not in this file would let the next persist reuse its sequence
+   * numbers. The shard stops and a restart catches up from Kafka.
+   */
+  private async commitReplicated(replicator: BatchReplicator, writes: PendingWrite[], snapshots: PendingSnapshot[]): Promise<void> {
+    this.lastBatchSize = writes.length;
+    if (this.halted !== null) {
+      this.rejectAll(writes, snapshots, this.haltedError());
+      return;
+    }
+    const batch = this.replicatedForm(writes, snapshots);
+    let offset: number;
+    try {
+      offset = await replicator.replicate(batch);
+    } catch (error) {
+      this.halt(error);
+      this.rejectAll(writes, snapshots, new JournalError('not-replicated', 'the batch was not committed to the journal of record', { cause: error }));
+      return;
+    }
+    if (!this.db.open) {
+      // Closed underneath (a crash-like stop): the batch is in Kafka; a restore brings it here.
+      this.rejectAll(writes, snapshots, new JournalError('engine-closed', 'journal engine is closed'));
+      return;
+    }
+    try {
+      this.writeBatch(writes, snapshots, offset);
+    } catch (error) {
+      // In Kafka but not here: this file is behind its journal of record and must catch up first.
+      this.log.error({ err: error, events: writes.length, snapshots: snapshots.length, offset }, 'journal commit failed after the journal of record committed it');
+      this.halt(error);
+      this.rejectAll(writes, snapshots, new JournalError('write-failed', 'journal transaction failed and was rolled back', { cause: error }));
+      return;
+    }
+    this.settle(writes, snapshots);
+  }
+
+  /** What goes to the journal of record: the rows and snapshots that can be written (the others are refused here and now). */
+  private replicatedForm(writes: PendingWrite[], snapshots: PendingSnapshot[]): ReplicatedBatch {
+    const rows: ReplicatedRow[] = [];
+    for (const write of writes) {
+      try {
+        write.fields = rowFields(write.event, write.meta);
+      } catch (error) {
+        write.error = error;
+        continue;
+      }
+      const { event, fields } = write;
+      rows.push({ key: event.key, seq: event.sequenceNumber, data: fields.json, tags: fields.tags, traceId: fields.traceId, spanId: fields.spanId, createdAt: fields.createdAt, isDeleted: event.isDeleted === true });
+    }
+    const replicatedSnapshots: ReplicatedSnapshot[] = [];
+    for (const pending of snapshots) {
+      const json = JSON.stringify(pending.snapshot.data);
+      if (json === undefined) continue; // writeSnapshot refuses it the same way
+      replicatedSnapshots.push({ key: pending.snapshot.key, seq: pending.snapshot.sequenceNumber, data: json, createdAt: pending.snapshot.createdAt ?? Date.now() });
+    }
+    return { rows, snapshots: replicatedSnapshots };
+  }
+
+  /** The engine stops for good: its listeners hear it first (the shard stops answering), then the callers. */
+  private halt(error: unknown): void {
+    if (this.halted !== null) return;
+    this.halted = error;
+    this.log.error({ err: error }, 'journal of record refused or lost a batch: the journal stops');
+    for (const listener of this.haltListeners) {
+      try {
+        listener(error);
+      } catch (listenerError) {
+        this.log.error({ err: listenerError }, 'journal halt listener failed');
+      }
+    }
+  }
+
+  private haltedError(): JournalError {
+    return new JournalError('halted', 'the journal stopped: a batch was not committed to the journal of record', { cause: this.halted });
+  }
+
+  private rejectAll(writes: PendingWrite[], snapshots: PendingSnapshot[], failure: JournalError): void {
+    for (const write of writes) write.reject(write.error ?? failure);
+    for (const pending of snapshots) pending.reject(failure);
+  }
+
   /** Inside the batch transaction. A failure of this one row is recorded on it; a failure of the transaction is rethrown. */
   private writeOne(write: PendingWrite): void {
+    if (write.error !== undefined) return; // refused before the batch was replicated
     let fields: RowFields;
     try {
-      fields = rowFields(write.event, write.meta);
+      fields = write.fields ?? rowFields(write.event, write.meta);
     } catch (error) {
       write.error = error;
       return;

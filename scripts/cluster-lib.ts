@@ -211,44 +211,13 @@ export async function startCluster(options: StartOptions): Promise<ClusterState>
     await script(KAFKA_SCRIPT, ['start'], kafkaEnv(home, kafka), options.log !== undefined);
     log(`mosquitto: starting on ${state.mqtt} (dynamic security)`);
     await script(MOSQUITTO_SCRIPT, ['start'], mosquittoEnv(home, mqttPort));
-    const credentials = JSON.parse(readFileSync(join(home, 'mosquitto', 'credentials.json'), 'utf8')) as { server: { username: string; password: string } };
     mkdirSync(join(home, 'logs'), { recursive: true });
     const clusterNodes = nodes.map((node) => `${node.id}=${node.url}`).join(',');
     for (const node of nodes) {
-      mkdirSync(join(home, node.id), { recursive: true });
-      const logFile = join(home, 'logs', `${node.id}.log`);
-      const out = openSync(logFile, 'a');
-      const child = spawn(process.execPath, ['--import', 'tsx', SERVER_MAIN], {
-        cwd: repoRoot,
-        detached: true,
-        stdio: ['ignore', out, out],
-        env: {
-          ...process.env,
-          LOG_FORMAT: 'json',
-          ...options.env,
-          HOST: '127.0.0.1',
-          PORT: String(node.port),
-          FLEET_DB: join(home, node.id, 'fleet.db'),
-          FLEET_SHARDS: String(shards),
-          FLEET_CLUSTER: 'kafka',
-          FLEET_CLUSTER_NAME: name,
-          FLEET_NODE_ID: node.id,
-          FLEET_ADVERTISED_URL: node.url,
-          FLEET_CLUSTER_NODES: clusterNodes,
-          FLEET_JWT_SECRET: jwtSecret,
-          KAFKA_BROKERS: state.kafka,
-          MQTT_URL: state.mqtt,
-          MQTT_USERNAME: credentials.server.username,
-          MQTT_PASSWORD: credentials.server.password,
-          MQTT_PROVISIONING: 'dynsec',
-        },
-      });
-      closeSync(out);
-      child.unref();
-      if (child.pid === undefined) throw new Error(`node ${node.id} could not be started`);
-      state.nodes = [...state.nodes, { ...node, pid: child.pid, log: logFile }];
+      const pid = spawnNode(state, node, clusterNodes, options.env);
+      state.nodes = [...state.nodes, { ...node, pid, log: nodeLog(home, node.id) }];
       save();
-      log(`node ${node.id}: ${node.url} (pid ${child.pid}, log ${logFile})`);
+      log(`node ${node.id}: ${node.url} (pid ${pid}, log ${nodeLog(home, node.id)})`);
     }
     await waitUntilServing(state, READY_TIMEOUT_MS);
     return state;
@@ -256,6 +225,72 @@ export async function startCluster(options: StartOptions): Promise<ClusterState>
     await stopCluster(home).catch(() => {});
     throw error;
   }
+}
+
+const nodeLog = (home: string, id: string): string => join(home, 'logs', `${id}.log`);
+
+/** Starts one node process, detached, with the cluster's environment; its pid. */
+function spawnNode(state: ClusterState, node: { readonly id: string; readonly port: number; readonly url: string }, clusterNodes: string, env: Readonly<Record<string, string>> | undefined): number {
+  const { home } = state;
+  const credentials = JSON.parse(readFileSync(join(home, 'mosquitto', 'credentials.json'), 'utf8')) as { server: { username: string; password: string } };
+  mkdirSync(join(home, node.id), { recursive: true });
+  const out = openSync(nodeLog(home, node.id), 'a');
+  const child = spawn(process.execPath, ['--import', 'tsx', SERVER_MAIN], {
+    cwd: repoRoot,
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: {
+      ...process.env,
+      LOG_FORMAT: 'json',
+      ...env,
+      HOST: '127.0.0.1',
+      PORT: String(node.port),
+      FLEET_DB: join(home, node.id, 'fleet.db'),
+      FLEET_SHARDS: String(state.shards),
+      FLEET_CLUSTER: 'kafka',
+      FLEET_CLUSTER_NAME: state.name,
+      FLEET_NODE_ID: node.id,
+      FLEET_ADVERTISED_URL: node.url,
+      FLEET_CLUSTER_NODES: clusterNodes,
+      FLEET_JWT_SECRET: state.jwtSecret,
+      KAFKA_BROKERS: state.kafka,
+      MQTT_URL: state.mqtt,
+      MQTT_USERNAME: credentials.server.username,
+      MQTT_PASSWORD: credentials.server.password,
+      MQTT_PROVISIONING: 'dynsec',
+    },
+  });
+  closeSync(out);
+  child.unref();
+  if (child.pid === undefined) throw new Error(`node ${node.id} could not be started`);
+  return child.pid;
+}
+
+/** Stops one node of a running cluster (SIGTERM: it drains and flushes; SIGKILL after the grace). */
+export async function stopNode(home: string, id: string): Promise<void> {
+  const node = readState(home)?.nodes.find((each) => each.id === id);
+  if (!node) throw new ClusterUsageError(`no node ${id} in ${home}`);
+  if (!isAlive(node.pid)) return;
+  process.kill(node.pid, 'SIGTERM');
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (isAlive(node.pid) && Date.now() < deadline) await sleep(100);
+  if (isAlive(node.pid)) process.kill(node.pid, 'SIGKILL');
+}
+
+/**
+ * Starts one stopped node of a running cluster again (tests: a node back from a crash, or on an empty
+ * data folder), with `env` as at start; resolves once every node shows every shard serving.
+ */
+export async function startNode(home: string, id: string, env?: Readonly<Record<string, string>>): Promise<ClusterState> {
+  const state = readState(home);
+  const node = state?.nodes.find((each) => each.id === id);
+  if (!state || !node) throw new ClusterUsageError(`no node ${id} in ${home}`);
+  if (isAlive(node.pid)) throw new ClusterUsageError(`node ${id} is running (pid ${node.pid})`);
+  const pid = spawnNode(state, node, state.nodes.map((each) => `${each.id}=${each.url}`).join(','), env);
+  const next: ClusterState = { ...state, nodes: state.nodes.map((each) => (each.id === id ? { ...each, pid } : each)) };
+  writeFileSync(stateFile(home), `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+  await waitUntilServing(next, READY_TIMEOUT_MS);
+  return next;
 }
 
 /** An operator token for the cluster's own GET /cluster. */

@@ -46,6 +46,11 @@ export const configSchema = z.object({
   KAFKA_CLIENT_ID: z.string().min(1).default('fleetactors'),
   KAFKA_TOPIC_PARTITIONS: z.coerce.number().int().positive().default(3),
   KAFKA_REPLICATION_FACTOR: z.coerce.number().int().positive().default(1),
+  /**
+   * Cluster mode: `min.insync.replicas` of the journal of record's topic (docs/cluster.md): how many
+   * replicas must hold a batch before it is acknowledged. Unset: the broker's default (1 on a dev box).
+   */
+  KAFKA_MIN_INSYNC_REPLICAS: z.coerce.number().int().positive().optional(),
   FLEET_JWT_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
   UNLOCK_TIMEOUT_MS: positiveMs.default(5000),
   /** How long a confirmed booking may wait for its unlock before it expires and frees the vehicle. */
@@ -171,6 +176,8 @@ export interface FleetConfig {
         readonly clientId: string;
         readonly partitions: number;
         readonly replicationFactor: number;
+        /** null: the broker's default. */
+        readonly minInsyncReplicas: number | null;
       };
   readonly auth: { readonly jwtSecret: string; readonly usingDevSecret: boolean };
   readonly timing: {
@@ -339,8 +346,18 @@ function kafkaOf(raw: RawConfig): FleetConfig['kafka'] {
         clientId: raw.KAFKA_CLIENT_ID,
         partitions: raw.KAFKA_TOPIC_PARTITIONS,
         replicationFactor: raw.KAFKA_REPLICATION_FACTOR,
+        minInsyncReplicas: minInsyncReplicas(raw),
       }
     : { mode: 'local' };
+}
+
+/** More in-sync replicas than replicas would refuse every acknowledgement: refused here, by name. */
+function minInsyncReplicas(raw: RawConfig): number | null {
+  const wanted = raw.KAFKA_MIN_INSYNC_REPLICAS ?? null;
+  if (wanted !== null && wanted > raw.KAFKA_REPLICATION_FACTOR) {
+    throw new ConfigError('KAFKA_MIN_INSYNC_REPLICAS', `is ${wanted}, more than KAFKA_REPLICATION_FACTOR (${raw.KAFKA_REPLICATION_FACTOR}): no batch could ever be acknowledged`);
+  }
+  return wanted;
 }
 
 function gbfsOf(raw: RawConfig): FleetConfig['gbfs'] {

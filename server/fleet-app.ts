@@ -351,5 +351,11 @@ function registerShardMetrics(metrics: Metrics, shards: ShardSupervisor): void {
     read: () => perShard<'kind'>((stats) => Object.entries(stats.areaViolations).map(([kind, value]) => ({ labels: { kind }, value }))),
   });
   metrics.gauge<'shard'>({ name: 'fleet_rides_overdue', help: 'Rides still going more than OVERDUE_RIDE_AFTER_MS past their booked end (each is also logged once).', labelNames: ['shard'], collect: () => perShard((stats) => stats.overdueRides) });
+  // Cluster mode only (docs/cluster.md): each shard's journal of record in Kafka.
+  const ofRecord = (read: (record: NonNullable<ShardStats['journalOfRecord']>) => number) => perShard((stats) => (stats.journalOfRecord ? [{ labels: {}, value: read(stats.journalOfRecord) }] : []));
+  metrics.observedCounter<'shard'>({ name: 'fleet_journal_of_record_transactions_total', help: 'Cluster mode: Kafka transactions this owner committed for the shard (one per group-commit batch).', labelNames: ['shard'], read: () => ofRecord((record) => record.transactions) });
+  metrics.observedCounter<'shard'>({ name: 'fleet_journal_of_record_commit_seconds_total', help: 'Cluster mode: time spent in those transactions (send + commit); divided by the transactions, the mean commit latency.', labelNames: ['shard'], read: () => ofRecord((record) => record.commitMsTotal / 1000) });
+  metrics.gauge<'shard'>({ name: 'fleet_journal_of_record_offset', help: 'Cluster mode: the Kafka offset of the shard\'s journal partition its file applied up to.', labelNames: ['shard'], collect: () => ofRecord((record) => record.offset) });
+  metrics.gauge<'shard'>({ name: 'fleet_shard_restore_seconds', help: 'Cluster mode: how long the shard took to catch up from its journal of record when it last started.', labelNames: ['shard'], collect: () => ofRecord((record) => record.restoreMs / 1000) });
   metrics.gauge<'shard'>({ name: 'fleet_shard_heap_used_bytes', help: 'Heap in use by the shard\'s thread.', labelNames: ['shard'], collect: () => perShard((stats) => stats.memory.heapUsedBytes) });
 }

@@ -145,6 +145,11 @@ export interface ShardStats {
   readonly overdueRides: number;
   /** Operating-area violations recorded during rides since the shard started, by kind (persistence/area-violations.ts). */
   readonly areaViolations: ViolationCounts;
+  /**
+   * Cluster mode: the shard's journal of record in Kafka (docs/cluster.md): the offset this shard's file
+   * applied up to, the transactions this owner committed and their total time, how long the restore took.
+   */
+  readonly journalOfRecord: { readonly offset: number; readonly transactions: number; readonly commitMsTotal: number; readonly restoreMs: number } | null;
 }
 
 /** The main thread's end of one of the fleet's shards. */

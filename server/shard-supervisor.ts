@@ -129,6 +129,8 @@ export class ShardSupervisor {
     const ready = link.ready();
     const running = await startShard(init, { ...this.options.local, logger: this.options.logger });
     const server = serveShard(port2, running.handlers, this.options.logger.child({ shard: init.shard }));
+    // Inline (tests): the halted shard stays in place, unreachable through its link.
+    running.onHalt(({ reason, fenced }) => server.halt(reason, fenced));
     slot.inline = {
       running,
       server,
@@ -154,8 +156,11 @@ export class ShardSupervisor {
       slot.worker = null;
       const upSince = slot.upSince;
       slot.upSince = null;
-      link.detach(`worker exited with code ${code}`);
-      if (!this.closing) this.restartLater(slot, code, upSince, log);
+      const fenced = link.fenced;
+      link.detach(fenced ? 'fenced: another owner took the shard' : `worker exited with code ${code}`);
+      // Fenced: starting it again would fence the owner that took it. It stays down on this node.
+      if (fenced) log.error('shard fenced by another owner; not restarted here');
+      else if (!this.closing) this.restartLater(slot, code, upSince, log);
     });
     const timeoutMs = this.options.startTimeoutMs ?? 120_000;
     let timer: NodeJS.Timeout | undefined;

@@ -30,6 +30,18 @@ try {
     },
     logger.child({ shard: init.shard }),
   );
+  // Cluster mode: the journal of record refused a batch. The main thread hears it before any waiting
+  // call is answered; then the shard closes and the thread ends (fenced: for good on this node).
+  shard.onHalt(({ reason, fenced }) => {
+    server.halt(reason, fenced);
+    void shard
+      .close()
+      .catch((error: unknown) => logger.error({ err: error, shard: init.shard }, 'halted shard did not close cleanly'))
+      .finally(() => {
+        server.close();
+        process.exit(fenced ? 0 : 1);
+      });
+  });
   server.announceReady();
 } catch (error) {
   logger.error({ err: error, shard: init.shard }, 'shard failed to start');

@@ -40,6 +40,9 @@ import { BOOKING } from '../actors/booking/actor.js';
 import type { ActorAddress, Message } from '../runtime/kernel/directory.js';
 import { dispatchCall, shardCallHandlers } from './shard-call-dispatch.js';
 import { shardReadHandlers } from './shard-read-dispatch.js';
+import { createKafkaClient } from '../adapters/kafka/client.js';
+import { isFencedError, journalTopic, JournalOfRecord, readPartition } from '../adapters/kafka/journal-of-record.js';
+import { decodeRecord } from '../persistence/journal-replication.js';
 
 type FleetShardHandlers = ShardHandlers<FleetExchange, ShardStats, ShardEvent>;
 
@@ -80,7 +83,14 @@ export interface RunningShard {
   readonly telemetry: TelemetryPipeline;
   readonly mqtt: MqttConnection;
   readonly relay: EventRelay | null;
+  /** Cluster mode: the shard stopped for good (its journal of record refused a batch); `fenced` when another producer took its id. */
+  onHalt(listener: (halt: ShardHalt) => void): void;
   close(): Promise<void>;
+}
+
+export interface ShardHalt {
+  readonly fenced: boolean;
+  readonly reason: string;
 }
 
 /**
@@ -100,6 +110,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
   try {
     const storage = openStorage(init, local, logger, closers);
     const { db, journal, gateway } = storage;
+    // Before anything can persist or read a read model: the file catches up with its journal of record.
+    const ofRecord = await restoreFromJournalOfRecord(init, journal, logger, closers);
     const { system, directory } = startDirectory(config, storage, logger, closers);
     const mqtt = await connectMqtt(init, logger, closers);
     const ownsVehicle = (vehicleId: string) => shardOfVehicle(vehicleId, shardCount) === shard;
@@ -134,6 +146,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       commands: commandOutcomes.counts(),
       overdueRides: overdueRides(),
       areaViolations: violations.stats(),
+      journalOfRecord: ofRecord && { ...ofRecord.record.stats(), restoreMs: ofRecord.restoreMs },
     });
     // The host's stats timer runs until the port is let go, which is after a stop closed the journal:
     // from the stop on, the last figures stand (pushed last, so the first closer to run).
@@ -147,11 +160,58 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     const calls = shardCallHandlers({ directory, ownsVehicle, isUnknownBooking, reads, seed: (seed) => registerInBulk(journal, vehicles, seed, logger), stats, replaceOperatingArea: (area) => (operatingArea = area), stop: close });
     const handlers: FleetShardHandlers = { call: (call) => dispatchCall(calls, call), stats, followEvents: eventFollower(shard, journal, closers) };
     logger.debug({ db: init.dbFile, mqtt: init.mqttUrl }, 'shard started');
-    return { shard, handlers, db, journal, directory, gateway, telemetry, mqtt, relay, close };
+    const onHalt = (listener: (halt: ShardHalt) => void): void => {
+      journal.onHalt((error) => listener({ fenced: isFencedError(error), reason: error instanceof Error ? error.message : String(error) }));
+    };
+    return { shard, handlers, db, journal, directory, gateway, telemetry, mqtt, relay, onHalt, close };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+/**
+ * Cluster mode (docs/cluster.md): opens the shard's journal of record (its transactional producer
+ * fences any earlier owner and writes an owner mark), replays the partition from the offset this file
+ * recorded (from the start on an empty file) up to that mark, read_committed, through the journal's
+ * own write path (read models and wake_at included), and from then on commits every batch there
+ * first. Single-process mode: nothing.
+ */
+async function restoreFromJournalOfRecord(init: ShardInit, journal: SqliteJournalEngine, logger: Logger, closers: Closer[]): Promise<{ record: JournalOfRecord; restoreMs: number } | null> {
+  const { config, shard } = init;
+  const cluster = config.cluster;
+  if (cluster === null || config.kafka.mode !== 'kafka') return null;
+  const recorded = journal.replicatedOffset();
+  if (recorded === null && journal.lastPosition() > 0) {
+    throw new Error(`shard ${shard}: ${init.dbFile} holds a journal that no journal of record covers (written outside cluster mode); move it away and the shard restores from Kafka`);
+  }
+  const kafka = createKafkaClient({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-${cluster.node.id}-s${shard}-journal`, logger });
+  const started = Date.now();
+  const record = await JournalOfRecord.open({ kafka, clusterName: cluster.name, shard, nodeId: cluster.node.id, logger });
+  // The producer outlives the journal's last batch: closers run in reverse, so this one closes both.
+  closers.push(async () => {
+    await journal.close();
+    await record.close();
+  });
+  if (recorded !== null && recorded >= record.ownerMarkOffset) {
+    // Kafka lost what this file applied (its topic was deleted and created again): the file cannot be trusted as a copy.
+    throw new Error(`shard ${shard}: ${init.dbFile} has applied offset ${recorded} of ${journalTopic(cluster.name)}, but the partition ends at ${record.ownerMarkOffset}; move the file away and the shard restores from Kafka`);
+  }
+  const applied = await readPartition({
+    kafka,
+    topic: journalTopic(cluster.name),
+    partition: shard,
+    fromOffset: (recorded ?? -1) + 1,
+    untilOffset: record.ownerMarkOffset,
+    groupIdPrefix: `${cluster.name}.restore.shard-${shard}`,
+    logger,
+    apply: (value, offset) => journal.applyReplicated(decodeRecord(value), offset),
+  });
+  journal.applyReplicated({ v: 1, type: 'owner', node: cluster.node.id, at: started }, record.ownerMarkOffset);
+  const restoreMs = Date.now() - started;
+  logger.info({ from: recorded, applied, ownerMark: record.ownerMarkOffset, ms: restoreMs }, 'shard restored from its journal of record');
+  journal.replicateTo(record);
+  return { record, restoreMs };
 }
 
 /** Counted with the stats each second; each ride that becomes overdue is logged once, for operators. */

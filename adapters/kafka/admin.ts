@@ -5,7 +5,15 @@ import type { Admin, Kafka } from 'kafkajs';
  * topics are left as they are (their partition count is never changed: that would move keys between
  * partitions and break per-key order). Returns the names it created.
  */
-export async function ensureTopics(kafka: Kafka, names: readonly string[], partitions: number, replicationFactor: number, timeoutMs = 15_000): Promise<string[]> {
+export async function ensureTopics(
+  kafka: Kafka,
+  names: readonly string[],
+  partitions: number,
+  replicationFactor: number,
+  timeoutMs = 15_000,
+  /** Topic configs for the topics it creates (e.g. retention.ms). */
+  configs: Readonly<Record<string, string>> = {},
+): Promise<string[]> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -13,7 +21,8 @@ export async function ensureTopics(kafka: Kafka, names: readonly string[], parti
     const missing = [...new Set(names)].filter((name) => !existing.has(name));
     if (missing.length > 0) {
       // Resolves false (not an error) when another client created one of them first.
-      await admin.createTopics({ waitForLeaders: false, topics: missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor })) });
+      const configEntries = Object.entries(configs).map(([name, value]) => ({ name, value }));
+      await admin.createTopics({ waitForLeaders: false, topics: missing.map((topic) => ({ topic, numPartitions: partitions, replicationFactor, configEntries })) });
     }
     await waitForLeaders(admin, [...new Set(names)], timeoutMs);
     return missing;

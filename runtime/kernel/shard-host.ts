@@ -17,6 +17,11 @@ export interface ShardHandlers<Exchange extends ShardExchange, Stats, Event> {
 export interface ShardServer {
   /** Tells the main thread the shard serves from now on. */
   announceReady(): void;
+  /**
+   * Tells the main thread the shard stopped for good, before any call that was waiting on it is
+   * answered (the port keeps order): they all fail as unavailable, none with its late answer.
+   */
+  halt(reason: string, fenced: boolean): void;
   /** Stops the stats timer and lets go of the port. */
   close(): void;
 }
@@ -57,6 +62,10 @@ export function serveShard<Exchange extends ShardExchange, Stats, Event>(port: S
   timer.unref();
   return {
     announceReady: () => send({ t: 'ready', stats: handlers.stats() }),
+    halt: (reason, fenced) => {
+      port.off('message', onMessage);
+      send({ t: 'halted', reason, fenced });
+    },
     close: () => {
       clearInterval(timer);
       port.off('message', onMessage);

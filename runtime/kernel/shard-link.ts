@@ -39,6 +39,8 @@ export class ShardLink<Exchange extends ShardExchange, Stats, Event> {
   private downReason = 'starting';
   private following = false;
   private readonly upListeners = new Set<() => void>();
+  /** The shard said another owner took it (`halted`, fenced): its supervisor does not start it again. */
+  fenced = false;
   /** When the shard last came up (ms): a shard that dies soon after is restarted with a growing backoff. */
   upSince: number | null = null;
   state: ShardState = 'starting';
@@ -49,6 +51,7 @@ export class ShardLink<Exchange extends ShardExchange, Stats, Event> {
   attach(port: ShardPort): void {
     this.port = port;
     this.state = 'starting';
+    this.fenced = false;
     port.on('message', this.onMessage);
     // A restarted shard follows GET /events again if the one before it did.
     if (this.following) this.followEvents(true);
@@ -137,6 +140,10 @@ export class ShardLink<Exchange extends ShardExchange, Stats, Event> {
         return;
       case 'failed':
         this.detach(`start-up failed: ${message.error}`);
+        return;
+      case 'halted':
+        this.detach(message.fenced ? `fenced: another owner took the shard (${message.reason})` : `stopped: ${message.reason}`);
+        this.fenced = message.fenced;
         return;
       case 'result': {
         const pending = this.pending.get(message.id);

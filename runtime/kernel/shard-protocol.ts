@@ -51,6 +51,11 @@ export type FromShard<Stats, Event> =
   | { readonly t: 'ready'; readonly stats: Stats }
   /** Start-up failed: the shard will not serve (the message says why). */
   | { readonly t: 'failed'; readonly error: string }
+  /**
+   * The shard stopped serving for good (its journal of record refused a batch): every waiting and later
+   * call fails now. `fenced`: another owner took it, so it must not be started again here.
+   */
+  | { readonly t: 'halted'; readonly reason: string; readonly fenced: boolean }
   /** `ok: false` only for a failure outside the domain (a bug, a closed journal): rejections are values in `value`. */
   | { readonly t: 'result'; readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly t: 'result'; readonly id: number; readonly ok: false; readonly error: string }

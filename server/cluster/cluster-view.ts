@@ -1,5 +1,5 @@
 import type { ClusterNode } from '../config.js';
-import type { FleetShardLink } from '../shard-calls.js';
+import type { FleetShardLink, ShardStats } from '../shard-calls.js';
 import type { OwnerMap } from './owner-map.js';
 import { nodeAuthorization } from './node-credential.js';
 import { LOCAL_SHARDS_PATH, type LocalShardReport, type LocalShardsAnswer, type ShardState } from './wire.js';
@@ -14,14 +14,20 @@ export interface ClusterDocument {
 /** How long GET /cluster waits for another node's report before it shows that node's shards unowned. */
 const PEER_REPORT_TIMEOUT_MS = 2000;
 
-/** This node's own shards: serving when its worker is up, restoring while it starts or restarts from its journal. */
+/**
+ * This node's own shards: serving when its worker is up, fenced when another producer took its
+ * transactional id (it stays down here), restoring while it starts or restarts from its journal.
+ */
 export function localShardReports(links: readonly FleetShardLink[]): LocalShardReport[] {
   return links.map((link) => ({
     shard: link.shard,
-    state: link.state === 'up' ? 'serving' : 'restoring',
-    offset: link.state === 'up' ? (link.stats()?.journal.position ?? null) : null,
+    state: link.fenced ? 'fenced' : link.state === 'up' ? 'serving' : 'restoring',
+    offset: link.state === 'up' ? offsetOf(link.stats()) : null,
   }));
 }
+
+/** Cluster mode: the Kafka offset of the shard's journal of record it applied up to; single process: its SQLite journal position. */
+const offsetOf = (stats: ShardStats | null): number | null => (stats === null ? null : (stats.journalOfRecord?.offset ?? stats.journal.position));
 
 export interface ClusterViewSource {
   readonly self: ClusterNode;

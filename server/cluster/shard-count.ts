@@ -1,5 +1,6 @@
 import { createKafkaClient } from '../../adapters/kafka/client.js';
 import { ensureTopics } from '../../adapters/kafka/admin.js';
+import { journalTopic, journalTopicConfigs } from '../../adapters/kafka/journal-of-record.js';
 import type { Logger } from '../../runtime/ground/logger.js';
 import { ConfigError, type ClusterConfig } from '../config.js';
 
@@ -11,19 +12,22 @@ export interface ShardCountCheck {
   readonly brokers: readonly string[];
   readonly clientId: string;
   readonly replicationFactor: number;
+  /** The journal topic's min.insync.replicas; null: the broker's default. */
+  readonly minInsyncReplicas: number | null;
   readonly shardCount: number;
   readonly logger: Logger;
 }
 
 /**
- * FLEET_SHARDS is fixed with the cluster: the first node creates `<cluster>.shards` with one partition
- * per shard, and every node after it must have the same count, or it would place bookings and vehicles
+ * FLEET_SHARDS is fixed with the cluster: the first node creates `<cluster>.shards` and the journal of
+ * record `<cluster>.journal` with one partition per shard, and every node after it must have the same count, or it would place bookings and vehicles
  * on other shards than its peers. A node with another count is refused by name before it starts a shard.
  */
 export async function agreeOnShardCount(check: ShardCountCheck): Promise<void> {
   const topic = shardsTopic(check.cluster.name);
   const kafka = createKafkaClient({ brokers: check.brokers, clientId: `${check.clientId}-${check.cluster.node.id}`, logger: check.logger });
   await ensureTopics(kafka, [topic], check.shardCount, check.replicationFactor);
+  await ensureTopics(kafka, [journalTopic(check.cluster.name)], check.shardCount, check.replicationFactor, undefined, journalTopicConfigs(check.minInsyncReplicas));
   const admin = kafka.admin();
   await admin.connect();
   try {

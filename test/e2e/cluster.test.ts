@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../actors/contract/tokens.js';
 import { shardOfBooking, shardOfVehicle } from '../../runtime/kernel/placement.js';
 import { nodeToken } from '../../server/cluster/node-credential.js';
-import { checkConsecutivePorts, freePort, removeClusterHome, startCluster, stopCluster, type ClusterState } from '../../scripts/cluster-lib.js';
+import { checkConsecutivePorts, freePort, removeClusterHome, startCluster, startNode, stopCluster, stopNode, type ClusterState } from '../../scripts/cluster-lib.js';
+import { shardTransactionalId } from '../../adapters/kafka/journal-of-record.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
 import { runServerToExit } from '../helpers/server-process.js';
 import { waitFor } from '../helpers/wait.js';
@@ -37,6 +39,7 @@ const MITTE_ONLY = {
   global_rules: [{ ride_start_allowed: false, ride_end_allowed: false, ride_through_allowed: true }],
 };
 const POTSDAM = { lat: 52.4, lon: 13.06 };
+const NODE_ENV = { ...LIMITS_OFF, LOG_LEVEL: 'warn' };
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 /** The jars the test broker of `npm test` fetched (scripts/test.mjs): the cluster's Kafka does not fetch them again. */
 const kafkaLib = process.env.KAFKA_LIB ?? join(process.env.KAFKA_TEST_HOME ?? join(repoRoot, '.kafka', 'test'), 'lib');
@@ -59,9 +62,11 @@ async function consecutiveFreePorts(count: number): Promise<number> {
   }
 }
 
-describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () => {
+describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka as the journal of record)', () => {
   let home: string;
   let cluster: ClusterState;
+  /** Every node's settings, restarts included (the operating area file lives in the cluster's home). */
+  let nodeEnv: Record<string, string> = NODE_ENV;
   const token = (sub: string, role: 'customer' | 'operator') => signToken({ sub, role, ttlSeconds: 600 }, cluster.jwtSecret);
   const node = (id: string) => cluster.nodes.find((each) => each.id === id)!;
   /** The node that owns a shard under the fixed map: node (shard mod 3), in FLEET_CLUSTER_NODES order. */
@@ -71,6 +76,13 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () =
     for (let n = 0; ; n += 1) {
       const id = `${label}-${n}`;
       if (ownerOf(shardOfVehicle(id, SHARDS)).id === owner) return id;
+    }
+  };
+  /** A vehicle id on `shard`. */
+  const vehicleOnShard = (shard: number, label: string): string => {
+    for (let n = 0; ; n += 1) {
+      const id = `${label}-${n}`;
+      if (shardOfVehicle(id, SHARDS) === shard) return id;
     }
   };
   const call = (url: string, path: string, options: { method?: string; as?: string; role?: 'customer' | 'operator'; body?: unknown; headers?: Record<string, string> } = {}) =>
@@ -88,7 +100,8 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () =
     home = mkdtempSync(join(tmpdir(), 'fleet-cluster-'));
     const areaFile = join(home, 'operating-area.json');
     writeFileSync(areaFile, JSON.stringify(OPEN_AREA));
-    cluster = await startCluster({ home, nodes: 3, shards: SHARDS, port: await consecutiveFreePorts(3), env: { ...LIMITS_OFF, LOG_LEVEL: 'warn', FLEET_OPERATING_AREA: areaFile }, kafkaLib });
+    nodeEnv = { ...NODE_ENV, FLEET_OPERATING_AREA: areaFile };
+    cluster = await startCluster({ home, nodes: 3, shards: SHARDS, port: await consecutiveFreePorts(3), env: nodeEnv, kafkaLib });
   }, 180_000);
 
   afterAll(async () => {
@@ -279,6 +292,101 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map)', () =
     const [, , onN3] = outside;
     expect((await call(node('n1').url, '/bookings', { method: 'POST', as: 'frank-again', body: { vehicleId: onN3 } })).status).toBe(201);
   });
+
+  it('restores, on a node restarted with an empty data folder, its shards from Kafka alone: bookings, their states and the vehicles\' holds', async () => {
+    const [held, released, later] = ['v-restore-held', 'v-restore-released', 'v-restore-later'].map((label) => vehicleOwnedBy('n2', label)) as [string, string, string];
+    for (const vehicleId of [held, released, later]) {
+      expect((await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'scooter', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+    }
+    const confirmed = (await (await call(node('n1').url, '/bookings', { method: 'POST', as: 'frank', body: { vehicleId: held } })).json()) as { id: string; status: string };
+    expect(confirmed.status).toBe('CONFIRMED');
+    const toCancel = (await (await call(node('n3').url, '/bookings', { method: 'POST', as: 'gina', body: { vehicleId: released } })).json()) as { id: string };
+    expect((await call(node('n3').url, `/bookings/${toCancel.id}/cancel`, { method: 'POST', as: 'gina' })).status).toBe(200);
+    const before = {
+      confirmed: await (await call(node('n1').url, `/bookings/${confirmed.id}`, { as: 'frank' })).json(),
+      cancelled: await (await call(node('n1').url, `/bookings/${toCancel.id}`, { as: 'gina' })).json(),
+      held: await (await call(node('n1').url, `/vehicles/${held}`, { as: 'ops', role: 'operator' })).json(),
+    };
+    expect(before.cancelled).toMatchObject({ status: 'CANCELLED' });
+
+    // n2 goes, and comes back on an empty folder: nothing local is left to restore from.
+    await stopNode(home, 'n2');
+    rmSync(join(home, 'n2'), { recursive: true, force: true });
+    cluster = await startNode(home, 'n2', nodeEnv);
+
+    for (const reader of ['n1', 'n2']) {
+      const url = node(reader).url;
+      expect(await (await call(url, `/bookings/${confirmed.id}`, { as: 'frank' })).json(), reader).toEqual(before.confirmed);
+      expect(await (await call(url, `/bookings/${toCancel.id}`, { as: 'gina' })).json(), reader).toEqual(before.cancelled);
+      // The read model is rebuilt through the same projectors: the hold is still there.
+      expect(await (await call(url, `/vehicles/${held}`, { as: 'ops', role: 'operator' })).json(), reader).toMatchObject({ id: held, status: (before.held as { status: string }).status });
+    }
+    // The actors recover from the restored journal: the held vehicle refuses a second booking, the released one takes one.
+    expect((await call(node('n3').url, '/bookings', { method: 'POST', as: 'hank', body: { vehicleId: held } })).status).toBe(409);
+    expect((await call(node('n3').url, '/bookings', { method: 'POST', as: 'hank', body: { vehicleId: released } })).status).toBe(201);
+    expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'ivy', body: { vehicleId: later } })).status).toBe(201);
+
+    // The restored shard reports its Kafka offset and its restore: on GET /cluster and on /metrics.
+    const shard = shardOfVehicle(later, SHARDS);
+    const doc = (await (await call(node('n1').url, '/cluster', { as: 'ops', role: 'operator' })).json()) as ClusterDoc;
+    expect(doc.shards.find((each) => each.shard === shard)).toMatchObject({ owner: 'n2', state: 'serving', offset: expect.any(Number) });
+    await expect.poll(async () => {
+      const text = await (await call(node('n2').url, '/metrics', { as: 'ops', role: 'operator' })).text();
+      return /^fleet_journal_of_record_transactions_total\{shard="\d+"\} [1-9]/m.test(text) && text.includes(`fleet_shard_restore_seconds{shard="${shard}"}`);
+    }).toBe(true);
+  }, 180_000);
+
+  it('stops a shard whose transactional id another producer took (503 shard-unavailable, fenced), and loses nothing it acknowledged', async () => {
+    const shard = Array.from({ length: SHARDS }, (_, each) => each).find((each) => ownerOf(each).id === 'n1')!;
+    const vehicles = ['v-fence-a', 'v-fence-b', 'v-fence-c'].map((label) => vehicleOnShard(shard, label));
+    for (const vehicleId of vehicles) {
+      expect((await call(node('n2').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'bike', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+    }
+    const acknowledged: string[] = [];
+    for (const vehicleId of vehicles.slice(0, 2)) {
+      const booked = await call(node('n2').url, '/bookings', { method: 'POST', as: 'jack', body: { vehicleId } });
+      expect(booked.status).toBe(201);
+      acknowledged.push(((await booked.json()) as { id: string }).id);
+    }
+
+    const kafka = new Kafka({ clientId: 'fence-test', brokers: [cluster.kafka], logLevel: logLevel.NOTHING });
+    // The journal of record never expires a record (the broker's default retention is 7 days).
+    const admin = kafka.admin();
+    await admin.connect();
+    const described = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: `${cluster.name}.journal` }] });
+    await admin.disconnect();
+    expect(described.resources[0]?.configEntries.find((entry) => entry.configName === 'retention.ms')?.configValue).toBe('-1');
+
+    // A second producer with the shard's transactional id: initialising it bumps the epoch.
+    const rogue = kafka.producer({ transactionalId: shardTransactionalId(cluster.name, shard), idempotent: true, maxInFlightRequests: 1 });
+    await rogue.connect();
+    try {
+      const transaction = await rogue.transaction();
+      await transaction.commit();
+    } finally {
+      await rogue.disconnect();
+    }
+
+    // The owner's next commit for that shard is fenced: the booking is refused as unavailable, at once and from then on.
+    const refused = await call(node('n2').url, '/bookings', { method: 'POST', as: 'kate', body: { vehicleId: vehicles[2] } });
+    expect(refused.status, await refused.clone().text()).toBe(503);
+    expect(await refused.json()).toMatchObject({ type: expect.stringMatching(/\/shard-unavailable$/), shard });
+    const again = await call(node('n1').url, `/bookings/${acknowledged[0]}`, { as: 'jack' });
+    expect(again.status).toBe(503);
+    const doc = (await (await call(node('n3').url, '/cluster', { as: 'ops', role: 'operator' })).json()) as ClusterDoc;
+    expect(doc.shards.find((each) => each.shard === shard)?.state).toBe('fenced');
+
+    // n1 comes back (its producer fences the rogue in turn) and catches up from Kafka: every booking it
+    // acknowledged is there, confirmed; the refused one left nothing behind.
+    await stopNode(home, 'n1');
+    cluster = await startNode(home, 'n1', nodeEnv);
+    for (const bookingId of acknowledged) {
+      const read = await call(node('n3').url, `/bookings/${bookingId}`, { as: 'jack' });
+      expect(read.status).toBe(200);
+      expect(await read.json()).toMatchObject({ id: bookingId, status: 'CONFIRMED' });
+    }
+    expect((await call(node('n3').url, '/bookings', { method: 'POST', as: 'kate', body: { vehicleId: vehicles[2] } })).status).toBe(201);
+  }, 180_000);
 
   // Last: it takes a node away.
   it('answers 503 shard-unavailable with Retry-After at once for a shard whose owner is gone, and shows its shards unowned', async () => {

@@ -6,6 +6,7 @@ import { JournalError, SqliteJournalEngine, type JournalEngineOptions } from '..
 import type { JournalRow } from '../../runtime/kernel/journal.js';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
 import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
+import type { BatchReplicator, ReplicatedBatch } from '../../persistence/journal-replication.js';
 
 const opened: { db: Db; temp: TempDbFile }[] = [];
 
@@ -427,5 +428,84 @@ describe('real nact recovery', () => {
     const replayed = (await eventsRead.mock.results[0]!.value) as PersistedEvent[];
     expect(replayed.map((e) => e.sequenceNumber)).toEqual(Array.from({ length: 7 - at }, (_, i) => at + 1 + i));
     expect(db.prepare('SELECT COUNT(*) AS n FROM snapshots').get()).toEqual({ n: 1 });
+  });
+});
+
+describe('with a journal of record (cluster mode; a replicator the test controls)', () => {
+  /** A replicator whose batches wait until the test settles them, in order. */
+  function heldReplicator() {
+    const batches: Array<{ batch: ReplicatedBatch; commit: () => void; fail: (error: unknown) => void }> = [];
+    let offset = 100;
+    const replicator: BatchReplicator = {
+      replicate: (batch) =>
+        new Promise<number>((resolve, reject) => {
+          batches.push({ batch, commit: () => resolve((offset += 2)), fail: reject });
+        }),
+    };
+    return { replicator, batches };
+  }
+  const settledSoon = async <T>(promise: Promise<T>): Promise<'pending' | 'settled'> => Promise.race([promise.then(() => 'settled' as const, () => 'settled' as const), new Promise<'pending'>((resolve) => setTimeout(() => resolve('pending'), 30))]);
+
+  it('acknowledges nothing before the batch is committed there, then writes it with its offset; one batch in flight, the rest queues as the next', async () => {
+    const { db, engine } = openJournal();
+    const { replicator, batches } = heldReplicator();
+    engine.replicateTo(replicator);
+    const committed: number[][] = [];
+    engine.onCommit((rows) => committed.push(rows.map((row) => row.sequenceNumber)));
+
+    const first = [engine.persist(event('vehicle/a', 1)), engine.persist(event('vehicle/b', 1))];
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    expect(batches[0]!.batch.rows.map((row) => `${row.key}#${row.seq}`)).toEqual(['vehicle/a#1', 'vehicle/b#1']);
+    // While the first batch is out: later persists wait, and a recovery of its key reads after it.
+    const second = [engine.persist(event('vehicle/a', 2)), engine.persist(event('vehicle/c', 1))];
+    const recovery = engine.events('vehicle/a', 0);
+    expect(await settledSoon(Promise.all(first))).toBe('pending');
+    expect(journalCount(db)).toBe(0);
+    expect(batches).toHaveLength(1);
+
+    batches[0]!.commit();
+    await Promise.all(first);
+    expect(engine.replicatedOffset()).toBe(102);
+    await vi.waitFor(() => expect(batches).toHaveLength(2));
+    expect(batches[1]!.batch.rows.map((row) => `${row.key}#${row.seq}`)).toEqual(['vehicle/a#2', 'vehicle/c#1']);
+    batches[1]!.commit();
+    await Promise.all(second);
+    expect((await recovery).map((each) => each.sequenceNumber)).toEqual([1, 2]);
+    expect(committed).toEqual([[1, 1], [2, 1]]);
+    expect(engine.replicatedOffset()).toBe(104);
+    await engine.close();
+  });
+
+  it('halts when a batch is not committed there: its listeners hear it before the batch is refused, and every later persist is refused', async () => {
+    const { db, engine } = openJournal();
+    const { replicator, batches } = heldReplicator();
+    engine.replicateTo(replicator);
+    const order: string[] = [];
+    engine.onHalt(() => order.push('halt'));
+
+    const failed = engine.persist(event('vehicle/a', 1)).catch((error: unknown) => {
+      order.push('refused');
+      throw error;
+    });
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    const queued = engine.persist(event('vehicle/b', 1));
+    batches[0]!.fail(new Error('fenced'));
+    await expect(failed).rejects.toMatchObject({ code: 'not-replicated' });
+    await expect(queued).rejects.toMatchObject({ code: 'halted' });
+    await expect(engine.persist(event('vehicle/c', 1))).rejects.toMatchObject({ code: 'halted' });
+    expect(order).toEqual(['halt', 'refused']);
+    expect(journalCount(db)).toBe(0);
+    expect(batches).toHaveLength(1); // the queued persist never went out
+    // A listener added after the halt hears of it at once.
+    const late = vi.fn();
+    engine.onHalt(late);
+    expect(late).toHaveBeenCalledOnce();
+    await engine.close();
+  });
+
+  it('leaves the single-process path alone: without a replicator, nothing is recorded as an offset', async () => {
+    const { engine } = openJournal();
+    await engine.persist(event('vehicle/a', 1));
+    expect(engine.replicatedOffset()).toBeNull();
   });
 });

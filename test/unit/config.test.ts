@@ -44,7 +44,13 @@ describe('loadConfig', () => {
   it('reads external brokers', () => {
     const config = loadConfig({ MQTT_URL: 'mqtt://127.0.0.1:1883', KAFKA_BROKERS: '127.0.0.1:19092, 127.0.0.1:19093' });
     expect(config.mqtt).toEqual({ mode: 'external', url: 'mqtt://127.0.0.1:1883', protocolVersion: 5, clientId: null });
-    expect(config.kafka).toMatchObject({ mode: 'kafka', brokers: ['127.0.0.1:19092', '127.0.0.1:19093'] });
+    expect(config.kafka).toMatchObject({ mode: 'kafka', brokers: ['127.0.0.1:19092', '127.0.0.1:19093'], minInsyncReplicas: null });
+  });
+
+  it('takes the journal topic\'s min.insync.replicas, never above the replication factor', () => {
+    const brokers = { KAFKA_BROKERS: '127.0.0.1:19092' };
+    expect(loadConfig({ ...brokers, KAFKA_REPLICATION_FACTOR: '3', KAFKA_MIN_INSYNC_REPLICAS: '2' }).kafka).toMatchObject({ replicationFactor: 3, minInsyncReplicas: 2 });
+    expect(() => loadConfig({ ...brokers, KAFKA_MIN_INSYNC_REPLICAS: '2' })).toThrowError(/^Invalid configuration: KAFKA_MIN_INSYNC_REPLICAS is 2, more than KAFKA_REPLICATION_FACTOR \(1\)/);
   });
 
   it.each([

@@ -27,12 +27,13 @@ interface NactActor {
 }
 
 // nact keeps its live actors in this map; `find` is what its own dispatch uses. Its public API has no
-// "is this reference alive" call, and nact has not changed since 2022, so reading it here is safe.
+// "the actor behind this reference" call, and nact has not changed since 2022, so reading it (and the
+// three PersistentActor fields above) here is safe; directory.test.ts proves the carry-over.
 const systemMap = createRequire(import.meta.url)('nact/lib/system-map.js') as {
   find(systemName: string, reference: unknown): unknown;
 };
+/** The nact actor behind a reference, undefined once it stopped. */
 const concrete = (ref: Ref<unknown>): unknown => systemMap.find((ref as unknown as { system: { name: string } }).system.name, ref);
-export const isAlive = (ref: Ref<unknown>): boolean => concrete(ref) !== undefined;
 
 /** What an activation needs of its directory, besides what its deliveries need. */
 export interface ActivationHost extends DeliveryHost {
@@ -104,8 +105,12 @@ export class Activation implements ActivatedActor, ActorSelf {
     const fresh = !this.recovered && this.proof !== null;
     const ref = this.spawn();
     // After the spawn, which may throw, and before its recovery, which nact starts in a setImmediate.
-    if (this.recovered) this.host.system.resume(this.name, this.state, this.sequenceNumber);
-    else if (fresh) this.host.system.expectNew(this.name);
+    if (this.recovered) {
+      this.host.system.resume(this.name, this.state, this.sequenceNumber);
+    } else {
+      this.host.system.recoverFromJournal(this.name);
+      if (fresh) this.host.system.expectNew(this.name);
+    }
     this.state = undefined;
     this.ref = ref;
     return ref;

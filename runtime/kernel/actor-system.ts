@@ -16,6 +16,8 @@ export interface ActorSystem {
    * an idle activation the directory kept in memory gets a nact actor again (activation.ts).
    */
   resume(persistenceKey: string, state: unknown, sequenceNumber: number): void;
+  /** The next recovery of `persistenceKey` reads the journal: a resume left by a nact actor stopped before it recovered does not apply. */
+  recoverFromJournal(persistenceKey: string): void;
   stop(): void;
 }
 
@@ -43,7 +45,10 @@ export const asNactEngine = (engine: JournalEngine): PersistenceEngine => engine
 export function startActorSystem(engine: JournalEngine, logger: Logger): ActorSystem {
   const resuming = new ResumingEngine(engine);
   const ref = start(configurePersistence(asNactEngine(resuming)));
-  return { ref, logger, expectNew: (key) => engine.expectNew?.(key), resume: (key, state, sequenceNumber) => resuming.resume(key, state, sequenceNumber), stop: () => stop(ref) };
+  return { ref, logger, expectNew: (key) => engine.expectNew?.(key), resume: (key, state, sequenceNumber) => resuming.resume(key, state, sequenceNumber),
+    recoverFromJournal: (key) => resuming.forget(key),
+    stop: () => stop(ref),
+  };
 }
 
 /** What nact's recovery reduces; an empty array is one (nact calls `events(...).reduce` at once). */
@@ -63,6 +68,11 @@ class ResumingEngine implements JournalEngine {
 
   resume(key: string, data: unknown, sequenceNumber: number): void {
     this.resumed.set(key, { data, sequenceNumber, key, createdAt: 0 });
+  }
+
+  forget(key: string): void {
+    this.resumed.delete(key);
+    this.served.delete(key);
   }
 
   persist(event: PersistedEvent, meta?: unknown): Promise<void> {

@@ -138,14 +138,17 @@ export class ActorDirectory {
     }
   }
 
-  stats(): { active: number; activations: number; passivations: number; pendingMessages: number; byKind: Record<string, number> } {
+  /** `withMailbox`: activations that have a nact actor now (messages in flight); the rest are idle records. */
+  stats(): { active: number; withMailbox: number; activations: number; passivations: number; pendingMessages: number; byKind: Record<string, number> } {
     const byKind: Record<string, number> = {};
     let pendingMessages = 0;
+    let withMailbox = 0;
     for (const activation of this.activations.values()) {
       byKind[activation.address.kind] = (byKind[activation.address.kind] ?? 0) + 1;
       pendingMessages += activation.pending;
+      if (activation.ref) withMailbox += 1;
     }
-    return { active: this.activations.size, activations: this.activationCount, passivations: this.passivationCount, pendingMessages, byKind };
+    return { active: this.activations.size, withMailbox, activations: this.activationCount, passivations: this.passivationCount, pendingMessages, byKind };
   }
 
   isActive(target: ActorAddress): boolean {

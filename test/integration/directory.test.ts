@@ -167,6 +167,33 @@ describe('ActorDirectory (virtual actors on nact)', () => {
     await stopAll(directory);
   });
 
+  it('keeps an idle actor as a record without a nact actor, and its next message resumes it without reading the journal', async () => {
+    temp = tempDbFile();
+    const directory = start();
+    const address = { kind: 'counter', id: 'c9' };
+    const trace = rootContext();
+    expect(await directory.ask<number>(address, { type: 'Add', amount: 2 }, 'test', trace)).toBe(2);
+    // The nact actor is let go in the turn after its mailbox emptied; the activation stays.
+    await waitFor(() => directory.stats().withMailbox === 0, { what: 'the idle activation lets its nact actor go' });
+    expect(directory.isActive(address)).toBe(true);
+
+    const snapshotReads = vi.spyOn(journal, 'latestSnapshot');
+    const eventReads = vi.spyOn(journal, 'events');
+    // A burst while it is idle: one nact actor again, the messages in order, the state it had.
+    const totals = await Promise.all([3, 4, 5].map((amount) => directory.ask<number>(address, { type: 'Add', amount }, 'test', trace)));
+    expect(totals).toEqual([5, 9, 14]);
+    expect(await directory.ask<CounterState>(address, { type: 'Get' }, 'test', trace)).toEqual({ total: 14, seen: [2, 3, 4, 5] });
+    expect(snapshotReads).not.toHaveBeenCalled();
+    expect(eventReads).not.toHaveBeenCalled();
+    // One activation all along: onActivated once, and the journal's sequence goes on without a gap or a clash.
+    expect(directory.stats().activations).toBe(1);
+    expect(lifecycle.activated).toBe(1);
+    expect(journal.readAfter(0, 10).map((row) => row.sequenceNumber)).toEqual([1, 2, 3, 4]);
+    await stopAll(directory);
+    // Stopping the directory stops the activation, with or without its nact actor at that moment: onStopped runs once.
+    await waitFor(() => lifecycle.stopped === 1, { what: 'onStopped after stopAll' });
+  });
+
   it('rejects an ask that gets no answer with AskTimeoutError, and a failing handler with ActorFailed at once', async () => {
     temp = tempDbFile();
     const directory = start();

@@ -88,9 +88,12 @@ async function main(): Promise<void> {
     const fleet = await startFleet(config, { logger, listen: false, shardRuntime: 'inline' });
     // Warm: the code paths compiled and the maps grown once, so the difference is the actors'.
     await register(fleet, 'warm', 200);
+    while (fleet.local.directory.stats().withMailbox > 0) await new Promise((resolve) => setTimeout(resolve, 100));
     await settle();
     const beforeFile = writeHeapSnapshot(join(dir, 'before.heapsnapshot'));
     await register(fleet, 'cs', vehicles);
+    // Idle: every activation let its nact actor go (the directory's releaseAfterMs).
+    while (fleet.local.directory.stats().withMailbox > 0) await new Promise((resolve) => setTimeout(resolve, 100));
     await settle();
     // Both written before either is read: the census of one must not be in the heap of the other.
     const afterFile = writeHeapSnapshot(join(dir, 'after.heapsnapshot'));

@@ -11,10 +11,11 @@ import { recoverFromCrash, type Supervision } from './recovery.js';
 /**
  * One activation of one actor: a compact record that lives from the actor's first message until it
  * passivates, and a persistent nact actor (with its mailbox) that exists only while the record has
- * messages in flight. The first nact actor recovers the state from snapshot + journal; when its mailbox
- * is empty the record keeps what it recovered and handled (state, sequence number, the count to the next
- * snapshot) and the nact actor is stopped; the next message gets a new nact actor that resumes from
- * the record without reading the journal (ActorSystem.resume). To the behaviour and to callers that is
+ * messages in flight, and a short while after. The first nact actor recovers the state from snapshot +
+ * journal; once the activation has been idle for a while (the directory's `releaseAfterMs`) the record
+ * keeps what it recovered and handled (state, sequence number, the count to the next snapshot) and the
+ * nact actor is stopped; the next message gets a new nact actor that resumes from the record without
+ * reading the journal (ActorSystem.resume). To the behaviour and to callers that is
  * one activation: `onActivated` once, one state, messages one at a time in arrival order (one nact
  * mailbox at any time). The directory decides when to make one and when it passivates (directory.ts).
  */
@@ -64,7 +65,7 @@ export class Activation implements ActivatedActor, ActorSelf {
   activated = false;
   /** Stopped for good: passivated, crashed or stopped with the directory. */
   gone = false;
-  /** The nact actor while messages are in flight (and until the turn after the last one), else null. */
+  /** The nact actor while messages are in flight (and a while after the last one: DirectoryOptions.releaseAfterMs), else null. */
   ref: Ref<Delivery> | null = null;
   /** What the last nact actor ended with; `recovered` says whether there was one. */
   private recovered = false;
@@ -153,7 +154,7 @@ export class Activation implements ActivatedActor, ActorSelf {
         carry = null;
       }
       this.pending -= 1;
-      return deliver(host, this, current, message as Delivery, nactContext.persist).finally(() => this.settled(ref));
+      return deliver(host, this, current, message as Delivery, nactContext.persist).finally(() => this.settled());
     };
     // nact types its context without `persist`/`recovering`, which the persistent actor does pass.
     ref = spawnPersistent(host.system.ref, handler as unknown as Parameters<typeof spawnPersistent>[1], this.name, this.name.replace('/', '.'), {
@@ -176,16 +177,20 @@ export class Activation implements ActivatedActor, ActorSelf {
     return ref;
   }
 
-  /** One message handled: the last in flight lets the nact actor go, in the next turn (nact finishes its own bookkeeping first). */
-  private settled(ref: Ref<Delivery>): void {
+  /** One message handled: with the last one in flight, the activation is idle (the directory decides when its nact actor goes). */
+  private settled(): void {
     this.inFlight -= 1;
-    if (this.inFlight > 0) return;
-    setImmediate(() => this.release(ref));
-    this.host.idle(this);
+    if (this.inFlight === 0) this.host.idle(this);
   }
 
-  private release(ref: Ref<Delivery>): void {
-    if (this.gone || this.ref !== ref || this.inFlight > 0) return;
+  /**
+   * Lets the nact actor go if nothing is in flight: the record keeps what it recovered and handled.
+   * Called by the directory a while after the activation became idle, never while nact handles a
+   * message (`inFlight` counts from the dispatch until the handler's promise settled).
+   */
+  release(): void {
+    const { ref } = this;
+    if (this.gone || !ref || this.inFlight > 0) return;
     const actor = concrete(ref) as NactActor | undefined;
     // Already stopped (a crash is on its way through onCrash): nothing to keep.
     if (!actor) return;

@@ -40,6 +40,12 @@ export interface DirectoryOptions {
   readonly system: ActorSystem;
   readonly logger: Logger;
   readonly passivateAfterMs: number;
+  /**
+   * How long an idle activation keeps its nact actor (mailbox) before it is only a record: the hops of
+   * one saga and a burst of messages share one nact actor; an actor idle longer costs its state and a
+   * record (default 1 s; let go between this and twice this after its last message).
+   */
+  readonly releaseAfterMs?: number;
   readonly askTimeoutMs: number;
   readonly snapshotEvery?: number;
   /** Tags for an event as it is journalled (`public` for events that leave the process). */
@@ -79,6 +85,14 @@ export class ActorDirectory {
   private oldest: Activation | null = null;
   private newest: Activation | null = null;
   private passivation: NodeJS.Timeout | null = null;
+  /**
+   * Idle activations that may still have a nact actor, in two generations: those that became idle
+   * since the last tick, and those of the tick before, which are let go at the next (one timer).
+   */
+  private warm: Activation[] = [];
+  private cooling: Activation[] = [];
+  private releasing: NodeJS.Timeout | null = null;
+  private readonly releaseAfterMs: number;
   private readonly options: DirectoryOptions;
   private readonly startsFresh: (kind: string, command: Message) => boolean;
   /** What every activation is given: this directory's sends and settings. */
@@ -90,6 +104,7 @@ export class ActorDirectory {
   constructor(options: DirectoryOptions) {
     this.options = options;
     this.startsFresh = options.startsFresh ?? never;
+    this.releaseAfterMs = Math.max(1, options.releaseAfterMs ?? 1000);
     const observer: DeliveryObserver | null = options.traces ? new TraceRecorder(options.traces, options.traceSample ?? 1, options.untracedRefusal) : null;
     this.host = {
       system: options.system,
@@ -160,7 +175,10 @@ export class ActorDirectory {
   stopAll(): void {
     this.stopping = true;
     if (this.passivation) clearTimeout(this.passivation);
-    this.passivation = null;
+    if (this.releasing) clearTimeout(this.releasing);
+    this.passivation = this.releasing = null;
+    this.warm = [];
+    this.cooling = [];
     const all = [...this.activations.values()];
     this.activations.clear();
     this.oldest = this.newest = null;
@@ -211,6 +229,27 @@ export class ActorDirectory {
     else this.oldest = activation;
     this.newest = activation;
     this.passivation ??= this.armPassivation(activation);
+    this.warm.push(activation);
+    this.releasing ??= this.armRelease();
+  }
+
+  private armRelease(): NodeJS.Timeout {
+    const timer = setTimeout(() => this.releaseCooled(), this.releaseAfterMs);
+    timer.unref();
+    return timer;
+  }
+
+  /**
+   * Lets go the nact actors of activations idle since before the last tick (so for releaseAfterMs at
+   * least, unless they were busy and idle again since: then a little early, which costs a spawn only).
+   */
+  private releaseCooled(): void {
+    this.releasing = null;
+    const cooled = this.cooling;
+    this.cooling = this.warm;
+    this.warm = [];
+    for (const activation of cooled) activation.release();
+    if (this.cooling.length > 0) this.releasing = this.armRelease();
   }
 
   private unlinkIdle(activation: Activation): void {

@@ -69,7 +69,8 @@ describe('ActorDirectory (virtual actors on nact)', () => {
     });
     const logger = createLogger('silent');
     system = startActorSystem(journal, logger);
-    const directory = new ActorDirectory({ system, logger, passivateAfterMs, askTimeoutMs: 2000, traces: { record: (step) => steps.push(step) }, ...(startsFresh && { startsFresh }) });
+    // Idle activations let their nact actor go within milliseconds: every test also crosses resumes.
+    const directory = new ActorDirectory({ system, logger, passivateAfterMs, releaseAfterMs: 1, askTimeoutMs: 2000, traces: { record: (step) => steps.push(step) }, ...(startsFresh && { startsFresh }) });
     const life = { activated: 0, stopped: 0 };
     lifecycle = life;
     directory.register('counter', () => counter(life));
@@ -126,15 +127,20 @@ describe('ActorDirectory (virtual actors on nact)', () => {
       }));
     const startEncoded = () => {
       const directory = start();
-      // A second directory on the same system would clash with `start`'s: this one snapshots every 2 events.
-      const snapshotting = new ActorDirectory({ system, logger: createLogger('silent'), passivateAfterMs: 60_000, askTimeoutMs: 2000, snapshotEvery: 2 });
+      // A second directory on the same system would clash with `start`'s: this one snapshots every 2 events,
+      // counted across its nact actors (each ask below finds the last one let go: releaseAfterMs 1).
+      const snapshotting = new ActorDirectory({ system, logger: createLogger('silent'), passivateAfterMs: 60_000, releaseAfterMs: 1, askTimeoutMs: 2000, snapshotEvery: 2 });
       encoded(snapshotting);
       return { directory, snapshotting };
     };
     const trace = rootContext();
     const address = { kind: 'encoded', id: 'e1' };
     let { directory, snapshotting } = startEncoded();
-    for (const amount of [5, 7, 11]) await snapshotting.ask(address, { type: 'Add', amount }, 'test', trace);
+    for (const amount of [5, 7, 11]) {
+      await snapshotting.ask(address, { type: 'Add', amount }, 'test', trace);
+      // Each event by another nact actor of the same activation: the count to the snapshot carries over.
+      await waitFor(() => snapshotting.stats().withMailbox === 0, { what: 'the nact actor let go' });
+    }
     await waitFor(() => journal.readSnapshot('encoded/e1') !== undefined);
     expect(journal.readSnapshot('encoded/e1')).toMatchObject({ sequenceNumber: 2, data: { sum: 12, amounts: [5, 7] } });
     snapshotting.stopAll();

@@ -21,15 +21,16 @@ export { isSampled, type DeliveryObserver, type TraceSink } from './delivery-tra
  * has been idle for `passivateAfterMs`.
  *
  * An activation is a compact record (activation.ts) that has a nact actor, with its mailbox, only while
- * messages are in flight. nact is not a virtual-actor runtime: spawning a name twice throws and a
+ * messages are in flight and for `releaseAfterMs` after. nact is not a virtual-actor runtime: spawning a name twice throws and a
  * message to a stopped actor is dropped without a word. Both are handled here: activation is
  * synchronous and recorded before the first dispatch (one activation per id however many messages race
  * in), and every send asks the record for its nact actor in the same tick as the dispatch (the record
  * lets a nact actor go only when nothing is in flight, and makes a new one for the next message).
  *
- * Passivation: one timer per directory, not one per actor. Idle activations (nothing in flight) are
- * kept in a list in the order they became idle; the timer fires for the oldest and passivates every
- * one idle for `passivateAfterMs`, then waits for the next oldest.
+ * Timers are per directory, not per actor. Passivation: idle activations (nothing in flight) are kept
+ * in a list in the order they became idle; the timer fires for the oldest and passivates every one
+ * idle for `passivateAfterMs`, then waits for the next oldest. Release: the activations that became
+ * idle are kept in two generations, and each tick lets go the nact actors of the older one.
  *
  * The rooms: an activation (activation.ts), one message's handling (delivery.ts), the proof that an
  * actor taken for new is new (fresh-proof.ts), what a crash does to the mailbox (recovery.ts), and

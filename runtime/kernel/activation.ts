@@ -59,7 +59,7 @@ const identity = (value: unknown): unknown => value;
 export class Activation implements ActivatedActor, ActorSelf {
   /** Messages handed to nact whose handling has not started: nact's own mailbox length is not public. */
   pending = 0;
-  /** Messages handed to nact whose handling has not ended; at 0 the nact actor is let go. */
+  /** Messages handed to nact whose handling has not ended; at 0 the activation is idle (the directory lets its nact actor go later). */
   inFlight = 0;
   /** Whether `onActivated` ran. */
   activated = false;

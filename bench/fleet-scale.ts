@@ -5,7 +5,9 @@
  * - heap per idle active vehicle actor: the fleet in this process (startFleet, embedded broker), N
  *   vehicles registered through their actors (all then active and idle), heap after GC, minus the heap
  *   of the same fleet before; per passivated vehicle: the fleet restarted on that journal (no actor
- *   active), heap after GC minus the empty fleet's.
+ *   active), heap after GC minus the empty fleet's. "Idle" is once every activation let its nact
+ *   actor go (the directory's releaseAfterMs after its last message); right after the registrations,
+ *   with their nact actors still there, is `perWarmVehicleBytes`.
  * - start-up to ready: the server as its own process (server/main.ts) on an empty journal and on the
  *   journal with N vehicles, spawn → first 200 of /health; the ratio says whether it is flat.
  * - recovery: one vehicle with 10 000 events (ReserveVehicle/ReleaseVehicle pairs), its first answer
@@ -114,6 +116,9 @@ async function main(): Promise<void> {
     note(`registering ${vehicles} vehicles through their actors`);
     const registerSeconds = await register(fleet, vehicles);
     const active = fleet.local.directory.stats().active;
+    const heapWarm = await heapAfterGc();
+    const warmActors = fleet.local.directory.stats().withMailbox;
+    while (fleet.local.directory.stats().withMailbox > 0) await new Promise((resolve) => setTimeout(resolve, 100));
     const heapActive = await heapAfterGc();
     await fleet.close();
 
@@ -129,6 +134,8 @@ async function main(): Promise<void> {
       afterRestartMiB: Math.round(heapPassive / 2 ** 20),
       activeAfterRestart,
       perActiveVehicleBytes: per(heapActive - heapEmpty),
+      warmActors,
+      perWarmVehicleBytes: per(heapWarm - heapEmpty),
       perPassivatedVehicleBytes: per(heapPassive - heapEmpty),
       perActorOverheadBytes: per(heapActive - heapPassive),
       note: HEAP_NOTE,

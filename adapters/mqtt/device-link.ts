@@ -1,4 +1,4 @@
-import type { DeviceLink, VehicleMessage } from '../../actors/vehicle/actor.js';
+import type { DeviceLink, DeviceRecipient } from '../../actors/vehicle/actor.js';
 import type { Logger } from '../../runtime/ground/logger.js';
 import type { MqttConnection } from './connection.js';
 import { trustedDeviceTime } from '../../actors/contract/device-clock.js';
@@ -8,8 +8,6 @@ import { ALL_REPLIES, ALL_STATUS, commandsTopic, vehicleIdOf } from '../../actor
 /** Signs a command for one vehicle (actors/contract/command-signature.ts with the vehicle's derived key). */
 export type CommandSigner = (vehicleId: string, command: UnsignedDeviceCommand) => string;
 
-type DeviceMessage = Extract<VehicleMessage, { type: 'DeviceReplied' | 'DevicePresence' }>;
-type Deliver = (message: DeviceMessage) => void;
 
 /**
  * The vehicle actor's MQTT port. Payloads from devices are parsed here: a malformed one is logged and
@@ -26,8 +24,8 @@ type Deliver = (message: DeviceMessage) => void;
  * model, which the same `+/status` subscription keeps (the vehicle actor's `conditionsOf`).
  */
 export class MqttDeviceLink implements DeviceLink {
-  /** Vehicle id → its active actor's mailbox. */
-  private readonly routes = new Map<string, Deliver>();
+  /** Vehicle id → its active actor. */
+  private readonly routes = new Map<string, DeviceRecipient>();
   private listening: Promise<unknown> | null = null;
 
   constructor(
@@ -43,13 +41,14 @@ export class MqttDeviceLink implements DeviceLink {
     await this.mqtt.publish(commandsTopic(vehicleId), command, { qos: 1, messageExpirySeconds: ttlSeconds, correlationData: command.commandId });
   }
 
-  watch(vehicleId: string, deliver: Deliver): () => void {
-    this.routes.set(vehicleId, deliver);
+  watch(vehicleId: string, recipient: DeviceRecipient): void {
+    this.routes.set(vehicleId, recipient);
     this.listen();
-    return () => {
-      // A newer activation of the same vehicle may have registered since: leave its route alone.
-      if (this.routes.get(vehicleId) === deliver) this.routes.delete(vehicleId);
-    };
+  }
+
+  unwatch(vehicleId: string, recipient: DeviceRecipient): void {
+    // A newer activation of the same vehicle may have registered since: leave its route alone.
+    if (this.routes.get(vehicleId) === recipient) this.routes.delete(vehicleId);
   }
 
   /** How many vehicle actors receive their device's messages now (tests, stats). */
@@ -71,27 +70,27 @@ export class MqttDeviceLink implements DeviceLink {
 
   private onReply(topic: string, payload: Buffer): void {
     const vehicleId = vehicleIdOf(topic, 'replies');
-    const deliver = vehicleId === null ? undefined : this.routes.get(vehicleId);
-    if (!deliver) return;
+    const recipient = vehicleId === null ? undefined : this.routes.get(vehicleId);
+    if (!recipient) return;
     const reply = parseDeviceReply(payload);
     if (!reply.ok) return this.logger.warn({ vehicleId, error: reply.error }, 'malformed device reply dropped');
     const { commandId, type, at, reason } = reply.value;
     // The reply itself counts (the car is open); only its time is the device's claim: never the future.
     const now = Date.now();
-    deliver({ type: 'DeviceReplied', commandId, reply: type, reason: reason ?? null, at: trustedDeviceTime(Date.parse(at), now) ?? now });
+    recipient.fromDevice({ type: 'DeviceReplied', commandId, reply: type, reason: reason ?? null, at: trustedDeviceTime(Date.parse(at), now) ?? now });
   }
 
   private onPresence(topic: string, payload: Buffer): void {
     const vehicleId = vehicleIdOf(topic, 'status');
-    const deliver = vehicleId === null ? undefined : this.routes.get(vehicleId);
-    if (!deliver) return;
+    const recipient = vehicleId === null ? undefined : this.routes.get(vehicleId);
+    if (!recipient) return;
     // Empty: an operator cleared the retained presence (DELETE /vehicles/:id/presence).
-    if (payload.length === 0) return deliver({ type: 'DevicePresence', online: null, at: Date.now() });
+    if (payload.length === 0) return recipient.fromDevice({ type: 'DevicePresence', online: null, at: Date.now() });
     const presence = parsePresence(payload);
     if (!presence.ok) return this.logger.warn({ vehicleId, error: presence.error }, 'malformed presence dropped');
     const now = Date.now();
     const at = presence.value.at === undefined ? now : trustedDeviceTime(Date.parse(presence.value.at), now);
     if (at === null) return this.logger.warn({ vehicleId, at: presence.value.at }, 'presence dated in the future dropped');
-    deliver({ type: 'DevicePresence', online: presence.value.online, at });
+    recipient.fromDevice({ type: 'DevicePresence', online: presence.value.online, at });
   }
 }

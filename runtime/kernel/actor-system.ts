@@ -11,6 +11,13 @@ export interface ActorSystem {
   readonly logger: Logger;
   /** The next recovery of `persistenceKey` starts from nothing, without reading the journal (see JournalEngine.expectNew). */
   expectNew(persistenceKey: string): void;
+  /**
+   * The next recovery of `persistenceKey` is `state` at `sequenceNumber`, without reading the journal:
+   * an idle activation the directory kept in memory gets a nact actor again (activation.ts).
+   */
+  resume(persistenceKey: string, state: unknown, sequenceNumber: number): void;
+  /** The next recovery of `persistenceKey` reads the journal: a resume left by a nact actor stopped before it recovered does not apply. */
+  recoverFromJournal(persistenceKey: string): void;
   stop(): void;
 }
 
@@ -36,8 +43,62 @@ export interface JournalEngine {
 export const asNactEngine = (engine: JournalEngine): PersistenceEngine => engine as unknown as PersistenceEngine;
 
 export function startActorSystem(engine: JournalEngine, logger: Logger): ActorSystem {
-  const ref = start(configurePersistence(asNactEngine(engine)));
-  return { ref, logger, expectNew: (key) => engine.expectNew?.(key), stop: () => stop(ref) };
+  const resuming = new ResumingEngine(engine);
+  const ref = start(configurePersistence(asNactEngine(resuming)));
+  return { ref, logger, expectNew: (key) => engine.expectNew?.(key), resume: (key, state, sequenceNumber) => resuming.resume(key, state, sequenceNumber),
+    recoverFromJournal: (key) => resuming.forget(key),
+    stop: () => stop(ref),
+  };
+}
+
+/** What nact's recovery reduces; an empty array is one (nact calls `events(...).reduce` at once). */
+const nothingAfter: readonly PersistedEvent[] = [];
+
+/**
+ * The journal as nact's recovery reads it, except for an actor the directory resumes from memory:
+ * its recovery (one `latestSnapshot`, then `events` after it) is answered with the state it had, as a
+ * snapshot that is never stored, and no events. Writes go to the journal as they are.
+ */
+class ResumingEngine implements JournalEngine {
+  private readonly resumed = new Map<string, PersistedSnapshot>();
+  /** Keys whose resumed snapshot was read: their next `events` is the empty rest. */
+  private readonly served = new Set<string>();
+
+  constructor(private readonly engine: JournalEngine) {}
+
+  resume(key: string, data: unknown, sequenceNumber: number): void {
+    this.resumed.set(key, { data, sequenceNumber, key, createdAt: 0 });
+  }
+
+  forget(key: string): void {
+    this.resumed.delete(key);
+    this.served.delete(key);
+  }
+
+  persist(event: PersistedEvent, meta?: unknown): Promise<void> {
+    return this.engine.persist(event, meta);
+  }
+
+  events(key: string, offset: number, ...rest: [limit?: number, tags?: readonly string[]]): PromiseLike<readonly PersistedEvent[]> {
+    if (this.served.delete(key)) return nothingAfter as unknown as PromiseLike<readonly PersistedEvent[]>;
+    return this.engine.events(key, offset, ...rest);
+  }
+
+  latestSnapshot(key: string): Promise<PersistedSnapshot | undefined> {
+    const resumed = this.resumed.get(key);
+    if (!resumed) return this.engine.latestSnapshot(key);
+    this.resumed.delete(key);
+    this.served.add(key);
+    return Promise.resolve(resumed);
+  }
+
+  takeSnapshot(snapshot: PersistedSnapshot): Promise<void> {
+    return this.engine.takeSnapshot(snapshot);
+  }
+
+  expectNew(key: string): void {
+    this.engine.expectNew?.(key);
+  }
 }
 
 export interface ActorHandle<Msg> {

@@ -36,9 +36,15 @@ export interface ActorContext<State, Event extends Message> {
   /** Keeps the asker of the current message to answer it later (e.g. when the vehicle replies over MQTT). */
   deferReply(): PendingReply | null;
   tell<Command extends Message>(target: ActorAddress, command: Command): void;
-  /** A message to this actor on behalf of someone else (a device, a timer), in the trace it belongs to. */
-  tellSelf(command: Message, from: string, trace: TraceContext): void;
+  /** This activation, to keep for messages to itself on behalf of someone else (a device, a timer). */
+  readonly self: ActorSelf;
   ask<T, Command extends Message = Message>(target: ActorAddress, command: Command, timeoutMs?: number): Promise<T>;
+}
+
+/** An activation as its behaviour may keep it: it lives as long as the behaviour does. */
+export interface ActorSelf {
+  /** A message to this actor on behalf of someone else (a device, a timer), in the trace it belongs to. */
+  tell(command: Message, from: string, trace: TraceContext): void;
 }
 
 export interface PendingReply {

@@ -24,10 +24,18 @@ export interface DeliveryEnd {
 
 /** Hears every delivery that is handled (not one handed on to another activation: see NotNewAfterAll). */
 export interface DeliveryObserver<Watch = unknown> {
-  /** Before the handler runs; `describe(state)` is called only if the state is wanted. */
-  started(envelope: Envelope, describe: (state: unknown) => unknown, state: unknown): Watch;
+  /** Before the handler runs; the state is described (`describeState`) only if it is wanted. */
+  started(envelope: Envelope, describer: StateDescriber, state: unknown): Watch;
   finished(watch: Watch, end: DeliveryEnd): void;
 }
+
+/** What shows an actor's state in traces: its behaviour (ActorBehaviour.describe), called as a method. */
+export interface StateDescriber {
+  describe?(state: unknown): unknown;
+}
+
+/** The state as traces show it: the behaviour's view, or the state itself. */
+export const describeState = (describer: StateDescriber, state: unknown): unknown => (describer.describe ? describer.describe(state) : state);
 
 /** A delivery slower than this is always recorded: the trace of a slow request is the one wanted. */
 const SLOW_DELIVERY_US = 250_000;
@@ -41,7 +49,7 @@ export function isSampled(traceId: string, sample: number): boolean {
 
 interface TraceWatch {
   readonly envelope: Envelope;
-  readonly describe: (state: unknown) => unknown;
+  readonly describer: StateDescriber;
   readonly startedAt: number;
   readonly started: bigint;
   readonly sampled: boolean;
@@ -61,11 +69,11 @@ export class TraceRecorder implements DeliveryObserver<TraceWatch> {
     private readonly untracedRefusal: (outcome: unknown) => boolean = () => false,
   ) {}
 
-  started(envelope: Envelope, describe: (state: unknown) => unknown, state: unknown): TraceWatch {
+  started(envelope: Envelope, describer: StateDescriber, state: unknown): TraceWatch {
     const startedAt = Date.now();
     const started = process.hrtime.bigint();
     const sampled = isSampled(envelope.traceId, this.sample);
-    return { envelope, describe, startedAt, started, sampled, stateBefore: sampled ? describe(state) : undefined };
+    return { envelope, describer, startedAt, started, sampled, stateBefore: sampled ? describeState(describer, state) : undefined };
   }
 
   finished(watch: TraceWatch, end: DeliveryEnd): void {
@@ -82,7 +90,7 @@ export class TraceRecorder implements DeliveryObserver<TraceWatch> {
       messageType: envelope.type,
       payload: envelope.payload,
       stateBefore: watch.stateBefore,
-      stateAfter: watch.describe(end.state),
+      stateAfter: describeState(watch.describer, end.state),
       outcome: end.outcome,
       startedAt: watch.startedAt,
       durationUs,

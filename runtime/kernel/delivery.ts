@@ -2,7 +2,7 @@ import { dispatch, type Ref } from 'nact';
 import type { Logger } from '../ground/logger.js';
 import type { TraceContext } from '../ground/trace-context.js';
 import { ActorFailed, PersistenceFailure } from './actor-errors.js';
-import type { ActorAddress, ActorContext, AnyBehaviour, Message } from './behaviour.js';
+import type { ActorAddress, ActorContext, ActorSelf, AnyBehaviour, Message } from './behaviour.js';
 import type { DeliveryObserver } from './delivery-trace.js';
 import type { Envelope } from './envelope.js';
 import type { FreshProof } from './fresh-proof.js';
@@ -34,23 +34,20 @@ export interface DeliveryHost {
   readonly observer: DeliveryObserver | null;
 }
 
-/** One activation as its deliveries see it (activation.ts makes it). */
-export interface ActivatedActor {
+/**
+ * One activation as its deliveries see it (activation.ts makes it). It is also the handler's `self`:
+ * an actor that keeps it (a device subscription) keeps the activation, not a message's context.
+ */
+export interface ActivatedActor extends ActorSelf {
   readonly address: ActorAddress;
   readonly name: string;
   readonly behaviour: AnyBehaviour;
-  readonly proof: FreshProof;
+  /** Only for an activation taken for new (fresh-proof.ts). */
+  readonly proof: FreshProof | null;
   /** Whether `onActivated` ran. */
   activated: boolean;
   /** The actor's logger, made on first use. */
   logger(): Logger;
-  /** The state as traces show it. */
-  readonly describe: (state: unknown) => unknown;
-  /**
-   * Made once per activation, not per message: an actor that keeps it (a device subscription) keeps
-   * only this, not the first message's whole context (its nact context, envelope and closures).
-   */
-  tellSelf?: ActorContext<unknown, Message>['tellSelf'];
 }
 
 /** What the handler of one message did: its latest state and its reply. */
@@ -65,12 +62,12 @@ export async function deliver(host: DeliveryHost, actor: ActivatedActor, current
   const run: Run = { live: current, replied: undefined };
   const context = messageContext(host, actor, run, delivery, persist);
   const { observer } = host;
-  const watch = observer?.started(envelope, actor.describe, current);
+  const watch = observer?.started(envelope, actor.behaviour, current);
   let outcome: unknown;
   let failed = false;
   let handedOn = false;
   try {
-    actor.proof.admit(actor.name, envelope.type);
+    actor.proof?.admit(actor.name, envelope.type);
     if (!actor.activated) {
       actor.activated = true;
       await actor.behaviour.onActivated?.(context);
@@ -78,7 +75,7 @@ export async function deliver(host: DeliveryHost, actor: ActivatedActor, current
     await actor.behaviour.handle(context, envelope.payload);
     outcome = run.replied;
   } catch (error) {
-    const notNew = actor.proof.refutedBy(error, actor.name, envelope.type);
+    const notNew = actor.proof?.refutedBy(error, actor.name, envelope.type) ?? null;
     if (notNew) {
       // Nothing was answered or done, and onCrash (recovery.ts) hands the message, with those queued
       // behind it, to an activation that reads the journal.
@@ -124,7 +121,7 @@ function messageContext(host: DeliveryHost, actor: ActivatedActor, run: Run, { e
       } catch (cause) {
         throw new PersistenceFailure(`${name} could not persist ${events.map((event) => event.type).join(', ')}`, { cause });
       }
-      actor.proof.proven();
+      actor.proof?.proven();
       for (const event of events) run.live = behaviour.evolve(run.live, event);
       return run.live;
     },
@@ -137,12 +134,7 @@ function messageContext(host: DeliveryHost, actor: ActivatedActor, run: Run, { e
       return { resolve: (value: unknown) => dispatch(replyTo, value) };
     },
     tell: (target, command) => host.tell(target, command, name, trace),
-    tellSelf: (actor.tellSelf ??= selfTeller(host, address)),
+    self: actor,
     ask: (target, command, timeoutMs) => host.ask(target, command, name, trace, timeoutMs),
   };
-}
-
-/** In its own scope, so that it closes over the host and the address only. */
-function selfTeller(host: DeliveryHost, address: ActorAddress): ActorContext<unknown, Message>['tellSelf'] {
-  return (command, from, origin) => host.tell(address, command, from, origin);
 }

@@ -69,7 +69,8 @@ describe('ActorDirectory (virtual actors on nact)', () => {
     });
     const logger = createLogger('silent');
     system = startActorSystem(journal, logger);
-    const directory = new ActorDirectory({ system, logger, passivateAfterMs, askTimeoutMs: 2000, traces: { record: (step) => steps.push(step) }, ...(startsFresh && { startsFresh }) });
+    // Idle activations let their nact actor go within milliseconds: every test also crosses resumes.
+    const directory = new ActorDirectory({ system, logger, passivateAfterMs, releaseAfterMs: 1, askTimeoutMs: 2000, traces: { record: (step) => steps.push(step) }, ...(startsFresh && { startsFresh }) });
     const life = { activated: 0, stopped: 0 };
     lifecycle = life;
     directory.register('counter', () => counter(life));
@@ -126,15 +127,20 @@ describe('ActorDirectory (virtual actors on nact)', () => {
       }));
     const startEncoded = () => {
       const directory = start();
-      // A second directory on the same system would clash with `start`'s: this one snapshots every 2 events.
-      const snapshotting = new ActorDirectory({ system, logger: createLogger('silent'), passivateAfterMs: 60_000, askTimeoutMs: 2000, snapshotEvery: 2 });
+      // A second directory on the same system would clash with `start`'s: this one snapshots every 2 events,
+      // counted across its nact actors (each ask below finds the last one let go: releaseAfterMs 1).
+      const snapshotting = new ActorDirectory({ system, logger: createLogger('silent'), passivateAfterMs: 60_000, releaseAfterMs: 1, askTimeoutMs: 2000, snapshotEvery: 2 });
       encoded(snapshotting);
       return { directory, snapshotting };
     };
     const trace = rootContext();
     const address = { kind: 'encoded', id: 'e1' };
     let { directory, snapshotting } = startEncoded();
-    for (const amount of [5, 7, 11]) await snapshotting.ask(address, { type: 'Add', amount }, 'test', trace);
+    for (const amount of [5, 7, 11]) {
+      await snapshotting.ask(address, { type: 'Add', amount }, 'test', trace);
+      // Each event by another nact actor of the same activation: the count to the snapshot carries over.
+      await waitFor(() => snapshotting.stats().withMailbox === 0, { what: 'the nact actor let go' });
+    }
     await waitFor(() => journal.readSnapshot('encoded/e1') !== undefined);
     expect(journal.readSnapshot('encoded/e1')).toMatchObject({ sequenceNumber: 2, data: { sum: 12, amounts: [5, 7] } });
     snapshotting.stopAll();
@@ -165,6 +171,33 @@ describe('ActorDirectory (virtual actors on nact)', () => {
     expect(state.total).toBe(7);
     expect(directory.stats().activations).toBe(2);
     await stopAll(directory);
+  });
+
+  it('keeps an idle actor as a record without a nact actor, and its next message resumes it without reading the journal', async () => {
+    temp = tempDbFile();
+    const directory = start();
+    const address = { kind: 'counter', id: 'c9' };
+    const trace = rootContext();
+    expect(await directory.ask<number>(address, { type: 'Add', amount: 2 }, 'test', trace)).toBe(2);
+    // The nact actor is let go in the turn after its mailbox emptied; the activation stays.
+    await waitFor(() => directory.stats().withMailbox === 0, { what: 'the idle activation lets its nact actor go' });
+    expect(directory.isActive(address)).toBe(true);
+
+    const snapshotReads = vi.spyOn(journal, 'latestSnapshot');
+    const eventReads = vi.spyOn(journal, 'events');
+    // A burst while it is idle: one nact actor again, the messages in order, the state it had.
+    const totals = await Promise.all([3, 4, 5].map((amount) => directory.ask<number>(address, { type: 'Add', amount }, 'test', trace)));
+    expect(totals).toEqual([5, 9, 14]);
+    expect(await directory.ask<CounterState>(address, { type: 'Get' }, 'test', trace)).toEqual({ total: 14, seen: [2, 3, 4, 5] });
+    expect(snapshotReads).not.toHaveBeenCalled();
+    expect(eventReads).not.toHaveBeenCalled();
+    // One activation all along: onActivated once, and the journal's sequence goes on without a gap or a clash.
+    expect(directory.stats().activations).toBe(1);
+    expect(lifecycle.activated).toBe(1);
+    expect(journal.readAfter(0, 10).map((row) => row.sequenceNumber)).toEqual([1, 2, 3, 4]);
+    await stopAll(directory);
+    // Stopping the directory stops the activation, with or without its nact actor at that moment: onStopped runs once.
+    await waitFor(() => lifecycle.stopped === 1, { what: 'onStopped after stopAll' });
   });
 
   it('rejects an ask that gets no answer with AskTimeoutError, and a failing handler with ActorFailed at once', async () => {

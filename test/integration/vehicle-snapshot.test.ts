@@ -30,7 +30,7 @@ describe('vehicle snapshots', () => {
   let journal: SqliteJournalEngine;
   const unlocked = vi.fn();
 
-  const device: DeviceLink = { send: () => Promise.resolve(), watch: () => () => {} };
+  const device: DeviceLink = { send: () => Promise.resolve(), watch: () => {}, unwatch: () => {} };
   const start = (snapshotEvery: number) => {
     db = openDatabase(temp.file);
     journal = new SqliteJournalEngine(db);

@@ -77,8 +77,14 @@ export type Then = 'AnswerCreate' | 'AnswerCaller' | 'Silent';
 /** How a confirmed booking is to end once its vehicle is handed back: at its deadline, or by a cancel. */
 export type Ending = { readonly type: 'Expire' } | { readonly type: 'Cancel'; readonly caller: Caller };
 
-/** What the booking waits for while one of its asks is out. */
-export type Awaiting =
+/**
+ * What the booking waits for while one of its asks is out, with the events it decided before the ask
+ * but has not persisted yet (`unpersisted`, see `deferred`): they are persisted in one commit with
+ * the events of the answer, and the answer is reacted to from the state after them.
+ */
+export type Awaiting = AwaitingStep & { readonly unpersisted?: readonly BookingEvent[] };
+
+type AwaitingStep =
   | { readonly step: 'Reserve' }
   | { readonly step: 'Authorize'; readonly amount: number; readonly currency: string }
   | { readonly step: 'Unlock' }
@@ -132,7 +138,11 @@ export interface Plan {
 }
 
 export function react(config: WorkflowConfig, state: BookingState, happened: Happened): Plan {
-  return happened.type === 'Received' ? received(config, state, happened.message, happened.at) : answered(config, state, happened);
+  if (happened.type === 'Received') return received(config, state, happened.message, happened.at);
+  // Events decided before the ask and deferred to this answer: the answer meets the state after them,
+  // and they are persisted first, in the same commit as the answer's own.
+  const unpersisted = happened.unpersisted ?? [];
+  return after(unpersisted, answered(config, unpersisted.reduce(evolve, state), happened));
 }
 
 // ---- messages ----------------------------------------------------------------------------------
@@ -309,8 +319,15 @@ type AnswerTo<Step extends Awaiting['step']> = Extract<Answered, { step: Step }>
 function reserved(config: WorkflowConfig, state: BookingState, answer: AnswerTo<'Reserve'>): Plan {
   const { outcome, at } = answer;
   if (outcome.ok) {
+    // BookingVehicleReserved is not made durable before the authorization: it goes in the commit of
+    // the payment's answer (BookingConfirmed or BookingRejected), one sequential commit fewer. Safe
+    // because nothing is acknowledged in between, and a crash before that commit leaves the booking
+    // REQUESTED, which recovers as it did before this ask (docs/architecture.md, "Crash points of a
+    // booking"): a retried create reserves again (a no-op for the holder) and authorizes again (the
+    // authorization id is derived from the booking id: the payment answers from its state); the
+    // confirmation deadline expires it, and its compensation releases the vehicle and voids the hold.
     const reservedNow = record(config, state, { type: 'RecordVehicleReserved', vehicleType: outcome.value.vehicleType, at });
-    return after(reservedNow.events, advance(config, reservedNow.state));
+    return deferred(reservedNow.events, advance(config, reservedNow.state));
   }
   // No answer does not mean no reservation: release to be sure.
   const maybeReserved = outcome.rejection.type === 'ActorUnavailable';
@@ -494,6 +511,17 @@ function record(config: WorkflowConfig, state: BookingState, command: BookingCom
 }
 
 const after = (events: readonly BookingEvent[], plan: Plan): Plan => (events.length === 0 ? plan : { ...plan, events: [...events, ...plan.events] });
+/**
+ * `events` persisted with the answer to the plan's ask instead of before it (carried in its `Awaiting`).
+ * Only for an ask that is safe to send again after a crash that loses them; without an ask they are
+ * persisted now, as `after` does.
+ */
+function deferred(events: readonly BookingEvent[], plan: Plan): Plan {
+  const { next } = plan;
+  if (events.length === 0 || next.type !== 'Ask' || plan.events.length > 0) return after(events, plan);
+  const unpersisted = [...events, ...(next.awaiting.unpersisted ?? [])];
+  return { ...plan, next: { ...next, awaiting: { ...next.awaiting, unpersisted } } };
+}
 const reply = (value: Outcome<unknown>): Plan => ({ events: [], next: { type: 'Reply', value } });
 const done = (): Plan => ({ events: [], next: { type: 'Done' } });
 /** Nothing recorded, nothing more now: the booking's timer wakes it again while it is still due. */

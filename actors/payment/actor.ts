@@ -1,5 +1,4 @@
 import type { ActorBehaviour, ActorContext } from '../../runtime/kernel/directory.js';
-import { persistDecided } from '../shared/persist-decided.js';
 import { accept, reject, type Outcome } from '../contract/rejections.js';
 import { declineReasonOf, decide, evolve, initialPaymentState, type PaymentCommand, type PaymentEvent, type PaymentState, type PendingPayment } from './decider.js';
 import { fromPaymentRecord, toPaymentRecord, type PaymentRecord } from './record.js';
@@ -45,18 +44,31 @@ async function withinTimeout<T>(call: Promise<T>, timeoutMs: number): Promise<T 
 export function paymentBehaviour(deps: PaymentActorDeps) {
   const now = deps.now ?? Date.now;
   return (authorizationId: string): ActorBehaviour<PaymentState, PaymentMessage, PaymentEvent> => {
-    const run = (ctx: ActorContext<PaymentState, PaymentEvent>, command: PaymentCommand) => persistDecided(ctx, decide(command, ctx.state));
 
     const answer = (state: PaymentState): Outcome<AuthorizationView> =>
       state.status === 'AUTHORIZED' || state.status === 'CAPTURED'
         ? accept({ authorizationId, amount: state.amount, currency: state.currency })
         : reject({ type: 'PaymentDeclined', authorizationId, reason: declineReasonOf(state) });
 
-    const askGateway = async (ctx: ActorContext<PaymentState, PaymentEvent>, { amount, currency, paymentMethod }: PendingPayment) => {
+    /**
+     * Asks the gateway for `pending`, then persists `requested` (the request, when not journalled yet)
+     * with the gateway's decision in one commit. The request need not be durable before the gateway
+     * holds money: the call is idempotent by the authorization id, which is derived from the booking id,
+     * so a crash before this commit is found again from the booking alone — its retried create asks
+     * again (the gateway answers what it decided), and its compensation voids this id at the gateway
+     * even when this journal is empty (`voidAuthorization`). docs/architecture.md, "Crash points of a booking".
+     */
+    const askGateway = async (ctx: ActorContext<PaymentState, PaymentEvent>, pending: PendingPayment, requested: readonly PaymentEvent[]) => {
+      const { amount, currency, paymentMethod } = pending;
+      const record = (decision: Extract<PaymentCommand, { type: 'RecordGatewayDecision' }>['decision']) => {
+        const decided = decide({ type: 'RecordGatewayDecision', authorizationId, decision, at: now() }, pending);
+        const events = [...requested, ...(decided.ok ? decided.events : [])];
+        return events.length > 0 ? ctx.persist(...events) : undefined;
+      };
       const authorizing = deps.gateway.authorize({ authorizationId, amount, currency, paymentMethod });
       const result = await withinTimeout(authorizing, deps.timeoutMs);
       if (result === GATEWAY_TIMED_OUT) {
-        await run(ctx, { type: 'RecordGatewayDecision', authorizationId, decision: { outcome: 'declined', reason: 'gateway_timeout' }, at: now() });
+        await record({ outcome: 'declined', reason: 'gateway_timeout' });
         // The gateway may still authorize after we stopped waiting: then void it, so that no hold stays
         // on the card (voiding before that answer would come too early to cancel it).
         authorizing
@@ -64,7 +76,7 @@ export function paymentBehaviour(deps: PaymentActorDeps) {
           .catch((error: unknown) => ctx.logger.warn({ err: error }, 'void after a gateway timeout failed'));
         return;
       }
-      await run(ctx, { type: 'RecordGatewayDecision', authorizationId, decision: result, at: now() });
+      await record(result);
     };
 
     /** Raises the hold to `amount`; 'declined' leaves it as it was (the capture then takes what it holds). */
@@ -112,6 +124,16 @@ export function paymentBehaviour(deps: PaymentActorDeps) {
 
     const voidAuthorization = async (ctx: ActorContext<PaymentState, PaymentEvent>): Promise<Outcome<null>> => {
       const decision = decide({ type: 'RecordVoid', authorizationId, at: now() }, ctx.state);
+      // NEW: nothing journalled, yet the gateway may hold money under this id (a crash cut short the
+      // commit of an authorization: `askGateway`), so it is voided there all the same (idempotent, a
+      // no-op for an id the gateway never saw). Nothing to record: the booking that sends a void has
+      // ended, and never asks this authorization again.
+      if (ctx.state.status === 'NEW') {
+        if ((await withinTimeout(deps.gateway.void(authorizationId), deps.timeoutMs)) === GATEWAY_TIMED_OUT) {
+          return reject({ type: 'PaymentDeclined', authorizationId, reason: 'gateway_timeout' });
+        }
+        return accept(null);
+      }
       if (decision.ok && decision.events.length > 0) {
         // A gateway that does not answer leaves the authorization open: the booking's timer retries.
         if ((await withinTimeout(deps.gateway.void(authorizationId), deps.timeoutMs)) === GATEWAY_TIMED_OUT) {
@@ -135,9 +157,13 @@ export function paymentBehaviour(deps: PaymentActorDeps) {
             return ctx.reply(toPaymentRecord(ctx.state));
           case 'Authorize': {
             const { bookingId, amount, currency, paymentMethod } = message;
-            await run(ctx, { type: 'RequestAuthorization', authorizationId, bookingId, amount, currency, paymentMethod, at: now() });
-            // PENDING also after a crash between request and answer: ask again, the gateway is idempotent.
-            if (ctx.state.status === 'PENDING') await askGateway(ctx, ctx.state);
+            // The request is journalled with the gateway's decision (`askGateway`): one commit, not two.
+            const requested = decide({ type: 'RequestAuthorization', authorizationId, bookingId, amount, currency, paymentMethod, at: now() }, ctx.state);
+            const events = requested.ok ? requested.events : [];
+            const pending = events.reduce(evolve, ctx.state);
+            // PENDING without new events: a journal written before the request and the decision shared a
+            // commit, cut short by a crash. Asked again: the gateway is idempotent. Any other status answers from state.
+            if (pending.status === 'PENDING') await askGateway(ctx, pending, events);
             return ctx.reply(answer(ctx.state));
           }
           case 'Capture':

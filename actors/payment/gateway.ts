@@ -14,6 +14,10 @@ export interface PaymentGateway {
   incrementAuthorization(authorizationId: string, amount: number): Promise<void>;
   /** Captures at most the (possibly incremented) hold: a processor refuses more. */
   capture(authorizationId: string, amount: number): Promise<void>;
+  /**
+   * Cancels the hold. Also called for an id this side never journalled (a crash cut short the commit
+   * of its authorization): a no-op for an id the gateway never authorized.
+   */
   void(authorizationId: string): Promise<void>;
 }
 

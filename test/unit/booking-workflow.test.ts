@@ -114,6 +114,9 @@ const done: Step = { type: 'Done' };
 
 const reserve = askVehicle({ type: 'ReserveVehicle', bookingId: B }, { step: 'Reserve' });
 const authorize = askPayment({ type: 'Authorize', bookingId: B, amount: 1270, currency: 'EUR', paymentMethod: 'tok_visa' }, { step: 'Authorize', amount: 1270, currency: 'EUR' });
+/** The authorization asked before BookingVehicleReserved is durable: it is carried, and persisted with the answer's events. */
+const authorizeCarrying = (reservedAt = T0 + 100): Step =>
+  askPayment({ type: 'Authorize', bookingId: B, amount: 1270, currency: 'EUR', paymentMethod: 'tok_visa' }, { step: 'Authorize', amount: 1270, currency: 'EUR', unpersisted: [{ ...vehicleReserved, at: reservedAt }] });
 const unlockVehicle = askVehicle({ type: 'UnlockVehicle', bookingId: B }, { step: 'Unlock' }, config.deviceAskMs);
 /** A customer's end asks the vehicle to check the operating area; an operator's does not (docs/gbfs.md). */
 const lockForReturn = askVehicle({ type: 'LockVehicle', bookingId: B, endOfTrip: true }, { step: 'Return' }, config.deviceAskMs);
@@ -133,12 +136,30 @@ const compensationIncomplete = (released: Outcome<null>, voided: Outcome<null>) 
 // ---- specifications -----------------------------------------------------------------------------
 
 describe('CreateBooking: the saga', () => {
-  it('requests, reserves, authorizes and answers the CONFIRMED booking', () => {
+  it('requests, reserves, authorizes and answers the CONFIRMED booking in two commits of its own', () => {
     const reserving = given([]).when(received(create())).then([requested], reserve);
-    const authorizing = reserving.when(answer(accept({ vehicleType: 'car' }), T0 + 100)).then([vehicleReserved], authorize);
+    // Nothing persisted before the authorization: the vehicle's answer rides in the ask, still REQUESTED.
+    const authorizing = reserving.when(answer(accept({ vehicleType: 'car' }), T0 + 100)).then([], authorizeCarrying());
+    expect(authorizing.state.status).toBe('REQUESTED');
     const done_ = authorizing.when(answer(accept({ authorizationId: `auth_${B}`, amount: 1270, currency: 'EUR' }), T0 + 300));
     const state = [...atConfirmed].reduce(evolve, initialBookingState);
-    done_.then([confirmed], replyWith(accept(state)));
+    done_.then([vehicleReserved, confirmed], replyWith(accept(state)));
+  });
+
+  it('a declined payment persists the reservation with the rejection, and compensates', () => {
+    const authorizing = given(atRequested).when(answerTo({ step: 'Reserve' }, accept({ vehicleType: 'car' }), T0 + 100)).then([], authorizeCarrying());
+    const releasing = authorizing.when(answer(reject(declined), T0 + 300)).then([vehicleReserved, rejected(declined, true, T0 + 300)], release('rejected', 'AnswerCreate'));
+    const voiding = releasing.when(answer(accept(null), T0 + 400)).then([], voidHold(accept(null), 'AnswerCreate'));
+    voiding.when(answer(accept(null), T0 + 500)).then([compensated(T0 + 500)], replyWith(reject(declined)));
+  });
+
+  it('a payment that does not answer: the reservation and the abort in one commit, then compensation', () => {
+    const aborted: Rejection = { type: 'BookingAborted', bookingId: B, step: 'authorize', actor: `payment/auth_${B}` };
+    given(atRequested)
+      .when(answerTo({ step: 'Reserve' }, accept({ vehicleType: 'car' }), T0 + 100))
+      .then([], authorizeCarrying())
+      .when(answer(reject(paymentNoAnswer), T0 + 5_100))
+      .then([vehicleReserved, rejected(aborted, true, T0 + 5_100)], release('rejected', 'AnswerCreate'));
   });
 
   it('refuses another request under an existing booking id, and persists nothing', () => {
@@ -202,6 +223,84 @@ describe('CreateBooking: the saga', () => {
 function answerTo(awaiting: Awaiting, outcome: Outcome<unknown>, at = T0): Happened {
   return { ...awaiting, type: 'Answered', outcome, at } as Answered;
 }
+
+/**
+ * The crash points of the create (docs/architecture.md, "Crash points of a booking"). Its durable
+ * steps: (1) BookingRequested, (2) the vehicle's VehicleReserved, (3) the payment's
+ * AuthorizationRequested, (4) its PaymentAuthorized or PaymentDeclined, (5) BookingVehicleReserved
+ * with BookingConfirmed (or BookingRejected). A crash after step 1, 2, 3 or 4 leaves the booking's
+ * journal at BookingRequested alone: the booking cannot tell them apart, and need not, since both of
+ * its ways out are safe after each — a retried create (Idempotency-Key) repeats the asks, which the
+ * vehicle and the payment answer from their state; the confirmation deadline expires it, and its
+ * compensation releases (a no-op unless the vehicle is held for it) and voids (a no-op unless a hold
+ * was requested).
+ */
+describe('CreateBooking: every crash point recovers', () => {
+  const RETRY = T0 + 5_000;
+  const authorized = accept({ authorizationId: `auth_${B}`, amount: 1270, currency: 'EUR' });
+  const confirmedAt = (at: number): BookingEvent => ({ ...confirmed, at, expiresAt: at + config.reservationWindowMs });
+
+  it('a crash during the authorization loses only what was carried: the journal still says REQUESTED', () => {
+    const authorizing = given(atRequested).when(answerTo({ step: 'Reserve' }, accept({ vehicleType: 'car' }), T0 + 100)).then([], authorizeCarrying());
+    // The shell persists nothing before the answer: what a recovery reads is the journal of `given`.
+    expect(authorizing.state).toEqual(given(atRequested).state);
+  });
+
+  it.each([
+    ['1: BookingRequested (the vehicle not asked yet)', accept({ vehicleType: 'car' })],
+    ['2: VehicleReserved (a reserve by the holder is a no-op the vehicle answers as reserved)', accept({ vehicleType: 'car' })],
+  ])('after step %s, a retried create reserves, authorizes and confirms in one commit', (_step, reservedAnswer) => {
+    const confirming = given(atRequested)
+      .when(received(create(), RETRY))
+      .then([], reserve)
+      .when(answer(reservedAnswer, RETRY + 100))
+      .then([], authorizeCarrying(RETRY + 100))
+      .when(answer(authorized, RETRY + 300));
+    const events = [{ ...vehicleReserved, at: RETRY + 100 }, confirmedAt(RETRY + 300)];
+    confirming.then(events, replyWith(accept([...atRequested, ...events].reduce(evolve, initialBookingState))));
+  });
+
+  it.each([
+    ['3: AuthorizationRequested (the payment asks its gateway again: idempotent by the authorization id)', authorized],
+    ['4: PaymentAuthorized (the payment answers from its state)', authorized],
+  ])('after step %s, a retried create confirms with the same authorization', (_step, authorizeAnswer) => {
+    const events = [{ ...vehicleReserved, at: RETRY + 100 }, confirmedAt(RETRY + 300)];
+    given(atRequested)
+      .when(received(create(), RETRY))
+      .then([], reserve)
+      .when(answer(accept({ vehicleType: 'car' }), RETRY + 100))
+      .then([], authorizeCarrying(RETRY + 100))
+      .when(answer(authorizeAnswer, RETRY + 300))
+      .then(events, replyWith(accept([...atRequested, ...events].reduce(evolve, initialBookingState))));
+  });
+
+  it('after step 4 with a decline, a retried create rejects and compensates (the decline answered from state)', () => {
+    given(atRequested)
+      .when(received(create(), RETRY))
+      .then([], reserve)
+      .when(answer(accept({ vehicleType: 'car' }), RETRY + 100))
+      .then([], authorizeCarrying(RETRY + 100))
+      .when(answer(reject(declined), RETRY + 300))
+      .then([{ ...vehicleReserved, at: RETRY + 100 }, rejected(declined, true, RETRY + 300)], release('rejected', 'AnswerCreate'));
+  });
+
+  it('after any of steps 1 to 4 with no retry, the deadline expires the booking: release, void, compensated', () => {
+    // The release is a no-op if the vehicle was never reserved for it, the void if no hold was requested;
+    // after step 4 the void cancels the hold the gateway has (the payment actor knows it, PENDING or AUTHORIZED).
+    const releasing = given(atRequested).when(received({ type: 'WakeUp' }, CONFIRM_BY)).then([expired('REQUESTED', CONFIRM_BY)], release('expired', 'Silent'));
+    const voiding = releasing.when(answer(accept(null), CONFIRM_BY + 100)).then([], voidHold(accept(null), 'Silent'));
+    voiding.when(answer(accept(null), CONFIRM_BY + 200)).then([compensated(CONFIRM_BY + 200)], done);
+  });
+
+  it('after step 5 (the answer lost), a retried create answers the CONFIRMED booking from its state', () => {
+    const confirmedState = given(atConfirmed).state;
+    given(atConfirmed).when(received(create(), RETRY)).then([], replyWith(accept(confirmedState)));
+  });
+
+  it('a journal written before the merge (BookingVehicleReserved durable on its own) resumes at the authorization', () => {
+    given(atReserved).when(received(create(), RETRY)).then([], authorize).when(answer(authorized, RETRY + 300)).then([confirmedAt(RETRY + 300)], replyWith(accept([...atReserved, confirmedAt(RETRY + 300)].reduce(evolve, initialBookingState))));
+  });
+});
 
 describe('GetBooking', () => {
   it('answers the booking to its customer and to operators; not found or forbidden otherwise', () => {

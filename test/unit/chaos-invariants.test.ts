@@ -123,6 +123,23 @@ describe('chaos invariants', () => {
     expect(journal.length).toBeGreaterThan(0);
   });
 
+  it('a hold starts with the vehicle’s reservation, before the booking records it with its confirmation', () => {
+    // b4 holds v4 until it expires; v4 is reserved for b5 before that, and b5 records it only afterwards.
+    const reservedEarly = journalOf([
+      ['booking/b4', 'BookingRequested', { vehicleId: 'v4', confirmBy: T + 100 }],
+      ['vehicle/v4', 'VehicleReserved', { vehicleId: 'v4', bookingId: 'b4' }],
+      ['booking/b4', 'BookingVehicleReserved', { vehicleId: 'v4' }],
+      ['booking/b4', 'BookingConfirmed', { vehicleId: 'v4', expiresAt: T + 3000 }],
+      ['booking/b5', 'BookingRequested', { vehicleId: 'v4', confirmBy: T + 100 }],
+      ['vehicle/v4', 'VehicleReserved', { vehicleId: 'v4', bookingId: 'b5' }],
+      ['booking/b4', 'BookingExpired', { vehicleId: 'v4', at: T + 3000 }],
+      ['booking/b5', 'BookingVehicleReserved', { vehicleId: 'v4' }],
+      ['booking/b5', 'BookingConfirmed', { vehicleId: 'v4', expiresAt: T + 90_000 }],
+    ]);
+    const verdict = checkInvariants({ ...input(), journal: reservedEarly, kafka: kafkaOf(reservedEarly), records: emptyRecords() });
+    expect(broken(verdict)).toEqual(['no vehicle held by two live bookings']);
+  });
+
   it('a ride whose end was cut short after the lock: the vehicle is free, but the booking left ACTIVE is caught', () => {
     const ride: Array<[string, string, Record<string, unknown>?]> = [
       ['booking/b1', 'BookingRequested', { vehicleId: 'v1', confirmBy: T + 100 }],

@@ -311,6 +311,13 @@ export function checkInvariants(input: CheckInput): Verdict {
 function bookingHistories(journal: readonly JournalEntry[]): Map<string, BookingHistory> {
   const histories = new Map<string, BookingHistory>();
   for (const entry of journal) {
+    // A hold starts with the vehicle's own reservation for the booking (the booking records it only in
+    // the commit of its confirmation or rejection, one step later): a booking it names came first.
+    if (entry.key.startsWith('vehicle/') && entry.type === 'VehicleReserved') {
+      const reserving = histories.get(String(entry.data.bookingId));
+      if (reserving) reserving.holdFrom ??= entry.position;
+      continue;
+    }
     if (!entry.key.startsWith('booking/')) continue;
     const id = entry.key.slice('booking/'.length);
     let history = histories.get(id);
@@ -327,7 +334,7 @@ function bookingHistories(journal: readonly JournalEntry[]): Map<string, Booking
         history.deadline = typeof data.confirmBy === 'number' ? data.confirmBy : null;
         break;
       case 'BookingVehicleReserved':
-        history.holdFrom = entry.position;
+        history.holdFrom ??= entry.position;
         break;
       case 'BookingConfirmed':
         history.holdFrom ??= entry.position;

@@ -1,6 +1,5 @@
 import type { ClusterNode } from '../config.js';
 import type { FleetShardLink, ShardStats } from '../shard-calls.js';
-import type { OwnerMap } from './owner-map.js';
 import { nodeAuthorization } from './node-credential.js';
 import { LOCAL_SHARDS_PATH, type LocalShardReport, type LocalShardsAnswer, type ShardState } from './wire.js';
 
@@ -31,33 +30,49 @@ const offsetOf = (stats: ShardStats | null): number | null => (stats === null ? 
 
 export interface ClusterViewSource {
   readonly self: ClusterNode;
-  readonly owners: OwnerMap;
+  readonly nodes: readonly ClusterNode[];
+  readonly shardCount: number;
   readonly localLinks: () => readonly FleetShardLink[];
   /** The node credential (server/cluster/node-credential.ts); null in single-process mode (no peers to ask). */
   readonly token: string | null;
 }
 
+/** Per shard, the node that runs it and its report. */
+export type ShardReports = Map<number, { readonly node: ClusterNode; readonly report: LocalShardReport }>;
+
+/** A shard two nodes report (a move in progress): the one serving it counts, then the one restoring it. */
+const RANK: Record<ShardState, number> = { serving: 3, restoring: 2, fenced: 1, unowned: 0 };
+
 /**
- * Asks every other node for its own shards (in parallel, each with a short deadline) and puts the
- * answers on the owner map. A node that does not answer leaves its shards `unowned`: nobody serves
- * them until it is back. Epochs are 0: the fixed owner map of this slice never moves a shard.
+ * Asks every node (in parallel, each with a short deadline) which shards it runs. A node that does not
+ * answer runs nothing as far as callers know: its shards are `unowned` until another node takes them.
+ */
+export async function collectReports(source: Omit<ClusterViewSource, 'shardCount'>): Promise<ShardReports> {
+  const { self } = source;
+  const answers = await Promise.all(source.nodes.map((node) => (node.id === self.id ? Promise.resolve(localShardReports(source.localLinks())) : peerReports(node, source.token))));
+  const reports: ShardReports = new Map();
+  for (const [index, answer] of answers.entries()) {
+    const node = source.nodes[index]!;
+    for (const report of answer) {
+      const known = reports.get(report.shard);
+      if (!known || RANK[report.state] > RANK[known.report.state]) reports.set(report.shard, { node, report });
+    }
+  }
+  return reports;
+}
+
+/**
+ * GET /cluster: every shard with the node that runs it, as the nodes report it. Epochs are 0 in this
+ * slice (docs/cluster.md: the owner records will carry them).
  */
 export async function clusterView(source: ClusterViewSource): Promise<ClusterDocument> {
-  const { self, owners } = source;
-  const reports = new Map<number, LocalShardReport>();
-  const answers = await Promise.all(owners.nodes.map((node) => (node.id === self.id ? Promise.resolve(localShardReports(source.localLinks())) : peerReports(node, source.token))));
-  for (const [index, answer] of answers.entries()) {
-    const node = owners.nodes[index]!;
-    // Only what the owner map gives a node counts: a report for a shard it does not own is stale.
-    for (const report of answer) if (owners.ownerOf(report.shard)?.id === node.id) reports.set(report.shard, report);
-  }
+  const reports = await collectReports(source);
   return {
-    node: self,
-    nodes: owners.nodes,
-    shards: Array.from({ length: owners.shardCount }, (_, shard) => {
-      const owner = owners.ownerOf(shard);
-      const report = reports.get(shard);
-      return { shard, owner: owner?.id ?? null, epoch: 0, state: report?.state ?? 'unowned', offset: report?.offset ?? null };
+    node: source.self,
+    nodes: source.nodes,
+    shards: Array.from({ length: source.shardCount }, (_, shard) => {
+      const entry = reports.get(shard);
+      return { shard, owner: entry?.node.id ?? null, epoch: 0, state: entry?.report.state ?? 'unowned', offset: entry?.report.offset ?? null };
     }),
   };
 }

@@ -18,8 +18,9 @@ import { LIMITS_OFF } from '../helpers/limits-off.js';
 
 /**
  * One cluster on this box through the cluster script's library (what `npm run cluster -- start` runs):
- * its own Kafka and Mosquitto (dynamic security) and three node processes, each owning the shards
- * s mod 3 = its index (docs/cluster.md). Started once for the file: ~20 s on 2 cores.
+ * its own Kafka and Mosquitto (dynamic security) and three node processes in one consumer group, which
+ * places each shard on its home node s mod 3 while all three are up (docs/cluster.md). Started once
+ * for the file: ~20 s on 2 cores.
  */
 const SHARDS = 6;
 /** The operating area every node starts with (one file on this box): no zone, everything allowed. */
@@ -62,15 +63,25 @@ async function consecutiveFreePorts(count: number): Promise<number> {
   }
 }
 
-describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka as the journal of record)', () => {
+describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a consumer group, Kafka as the journal of record)', () => {
   let home: string;
   let cluster: ClusterState;
   /** Every node's settings, restarts included (the operating area file lives in the cluster's home). */
   let nodeEnv: Record<string, string> = NODE_ENV;
   const token = (sub: string, role: 'customer' | 'operator') => signToken({ sub, role, ttlSeconds: 600 }, cluster.jwtSecret);
   const node = (id: string) => cluster.nodes.find((each) => each.id === id)!;
-  /** The node that owns a shard under the fixed map: node (shard mod 3), in FLEET_CLUSTER_NODES order. */
-  const ownerOf = (shard: number) => cluster.nodes[shard % cluster.nodes.length]!;
+  /** Each shard's owner as GET /cluster showed it last (the group places shards; `refreshOwners` after a node moved). */
+  let owners = new Map<number, string>();
+  const ownerOf = (shard: number) => {
+    const owner = cluster.nodes.find((each) => each.id === owners.get(shard));
+    if (!owner) throw new Error(`shard ${shard} has no owner in the last GET /cluster`);
+    return owner;
+  };
+  const clusterDoc = async (via: string): Promise<ClusterDoc> => (await (await call(node(via).url, '/cluster', { as: 'ops', role: 'operator' })).json()) as ClusterDoc;
+  const refreshOwners = async () => {
+    const doc = await clusterDoc('n1');
+    owners = new Map(doc.shards.flatMap((shard) => (shard.owner === null ? [] : [[shard.shard, shard.owner] as const])));
+  };
   /** A vehicle id whose shard `owner` owns. */
   const vehicleOwnedBy = (owner: string, label: string): string => {
     for (let n = 0; ; n += 1) {
@@ -102,6 +113,7 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
     writeFileSync(areaFile, JSON.stringify(OPEN_AREA));
     nodeEnv = { ...NODE_ENV, FLEET_OPERATING_AREA: areaFile };
     cluster = await startCluster({ home, nodes: 3, shards: SHARDS, port: await consecutiveFreePorts(3), env: nodeEnv, kafkaLib });
+    await refreshOwners();
   }, 180_000);
 
   afterAll(async () => {
@@ -195,7 +207,8 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
       }),
     );
     const expectedNodes = cluster.nodes.map(({ id, url }) => ({ id, url }));
-    const expectedShards = Array.from({ length: SHARDS }, (_, shard) => ({ shard, owner: ownerOf(shard).id, epoch: 0, state: 'serving' }));
+    // With every node in the group and nothing moved, each shard is on its home node (s mod 3 of FLEET_CLUSTER_NODES).
+    const expectedShards = Array.from({ length: SHARDS }, (_, shard) => ({ shard, owner: cluster.nodes[shard % 3]!.id, epoch: 0, state: 'serving' }));
     for (const [index, doc] of docs.entries()) {
       expect(doc.node).toEqual(expectedNodes[index]);
       expect(doc.nodes).toEqual(expectedNodes);
@@ -210,7 +223,7 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
     for (const [index, each] of cluster.nodes.entries()) {
       const health = (await (await call(each.url, '/health', { as: 'ops', role: 'operator' })).json()) as { status: string; checks: Record<string, { ok: boolean; detail?: string }> };
       expect(health.status).toBe('ok');
-      const own = Array.from({ length: SHARDS }, (_, shard) => shard).filter((shard) => shard % 3 === index);
+      const own = Array.from({ length: SHARDS }, (_, shard) => shard).filter((shard) => ownerOf(shard).id === cluster.nodes[index]!.id);
       expect(Object.keys(health.checks).filter((name) => /^shard-\d+$/.test(name))).toEqual(own.map((shard) => `shard-${shard}`));
       expect(health.checks.cluster?.detail).toContain(`serves shards ${own.join(', ')} of ${SHARDS}`);
     }
@@ -313,6 +326,7 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
     await stopNode(home, 'n2');
     rmSync(join(home, 'n2'), { recursive: true, force: true });
     cluster = await startNode(home, 'n2', nodeEnv);
+    await refreshOwners();
 
     for (const reader of ['n1', 'n2']) {
       const url = node(reader).url;
@@ -380,6 +394,7 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
     // acknowledged is there, confirmed; the refused one left nothing behind.
     await stopNode(home, 'n1');
     cluster = await startNode(home, 'n1', nodeEnv);
+    await refreshOwners();
     for (const bookingId of acknowledged) {
       const read = await call(node('n3').url, `/bookings/${bookingId}`, { as: 'jack' });
       expect(read.status).toBe(200);
@@ -389,27 +404,96 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
   }, 180_000);
 
   // Last: it takes a node away.
-  it('answers 503 shard-unavailable with Retry-After at once for a shard whose owner is gone, and shows its shards unowned', async () => {
-    const vehicleId = vehicleOwnedBy('n3', 'v-orphan');
-    const registered = await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'scooter', location: { lat: 52.52, lon: 13.405 } } });
-    expect(registered.status).toBe(201);
+  it('moves the shards of a node killed under a booking load to the other nodes within the failover target, loses no acknowledged booking, holds no vehicle twice, and takes the node back', async () => {
+    /** The failover target of issue 17: from kill -9 to every shard of the killed node serving elsewhere. */
+    const FAILOVER_DEADLINE_MS = 10_000;
+    await refreshOwners();
+    const victimShards = Array.from({ length: SHARDS }, (_, shard) => shard).filter((shard) => ownerOf(shard).id === 'n3');
+    expect(victimShards.length).toBeGreaterThan(0);
+    const orphan = vehicleOwnedBy('n3', 'v-orphan');
+    const pool = Array.from({ length: 160 }, (_, n) => `v-load-${n}`);
+    for (const vehicleId of [orphan, ...pool]) {
+      const registered = await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'scooter', location: { lat: 52.52, lon: 13.405 } } });
+      expect(registered.status, vehicleId).toBe(201);
+    }
 
+    // The load: each vehicle booked twice at once, through n1 and through n2, by two riders; one vehicle after another.
+    type Phase = 'before' | 'during' | 'after';
+    let phase: Phase = 'before';
+    const acknowledged: Array<{ id: string; vehicleId: string; customer: string; phase: Phase }> = [];
+    const statuses: number[] = [];
+    let next = 0;
+    let afterBooked = 0;
+    const rider = async (): Promise<void> => {
+      while (next < pool.length && !(phase === 'after' && afterBooked >= 12)) {
+        const vehicleId = pool[next++]!;
+        const at = phase;
+        await Promise.all(
+          (['n1', 'n2'] as const).map(async (via) => {
+            const customer = `rider-${vehicleId}-${via}`;
+            const booked = await call(node(via).url, '/bookings', { method: 'POST', as: customer, body: { vehicleId } }).catch(() => null);
+            statuses.push(booked?.status ?? 0);
+            if (booked?.status !== 201) return;
+            acknowledged.push({ id: ((await booked.json()) as { id: string }).id, vehicleId, customer, phase: at });
+            if (at === 'after') afterBooked += 1;
+          }),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    };
+    const riders = Promise.all([rider(), rider()]);
+    await waitFor(() => acknowledged.length >= 6, { what: 'bookings before the kill', timeoutMs: 20_000, intervalMs: 20 });
+
+    phase = 'during';
+    const killedAt = Date.now();
     process.kill(node('n3').pid, 'SIGKILL');
     await expect.poll(() => call(node('n3').url, '/health').then(() => 'up', () => 'down')).toBe('down');
-
-    const booked = await call(node('n1').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId } });
+    // At once: the killed node's shards answer 503 shard-unavailable with Retry-After, never a hang.
+    const booked = await call(node('n1').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId: orphan } });
     expect(booked.status).toBe(503);
     expect(booked.headers.get('retry-after')).toBe('1');
-    expect(await booked.json()).toMatchObject({ type: expect.stringMatching(/\/shard-unavailable$/), shard: shardOfVehicle(vehicleId, SHARDS) });
+    expect(await booked.json()).toMatchObject({ type: expect.stringMatching(/\/shard-unavailable$/), shard: shardOfVehicle(orphan, SHARDS) });
 
-    const doc = (await (await call(node('n2').url, '/cluster', { as: 'ops', role: 'operator' })).json()) as ClusterDoc;
-    for (const shard of doc.shards) expect(shard.state, `shard ${shard.shard}`).toBe(shard.owner === 'n3' ? 'unowned' : 'serving');
+    // Within the failover target, the group gives its shards to n1 and n2, which restore them from Kafka and serve.
+    const moved = await waitFor(
+      async () => {
+        const doc = await clusterDoc('n2');
+        return victimShards.every((shard) => ['n1', 'n2'].includes(doc.shards[shard]?.owner ?? '') && doc.shards[shard]?.state === 'serving') ? doc : null;
+      },
+      { what: `shards ${victimShards.join(', ')} serving on n1 or n2`, timeoutMs: Math.max(0, FAILOVER_DEADLINE_MS - (Date.now() - killedAt)), intervalMs: 100 },
+    );
+    expect(moved.shards.every((shard) => shard.state === 'serving')).toBe(true);
+    phase = 'after';
+    // The vehicle whose shard moved takes a booking through either node.
+    expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId: orphan } })).status).toBe(201);
+    await riders;
+    expect(afterBooked, `statuses: ${statuses.join(',')}`).toBeGreaterThan(0);
 
-    // The rest of the fleet keeps serving.
-    const elsewhere = vehicleOwnedBy('n1', 'v-alive');
-    expect((await call(node('n2').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: elsewhere, type: 'bike', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
-    expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId: elsewhere } })).status).toBe(201);
-  });
+    // Every acknowledged booking reads back confirmed, and no vehicle is held by two bookings.
+    const check = async (via: string) => {
+      for (const booking of acknowledged) {
+        const read = await call(node(via).url, `/bookings/${booking.id}`, { as: booking.customer });
+        expect(read.status, `${booking.id} (${booking.phase}) via ${via}`).toBe(200);
+        expect(await read.json()).toMatchObject({ id: booking.id, status: 'CONFIRMED', vehicleId: booking.vehicleId });
+      }
+    };
+    await check('n1');
+    const perVehicle = new Map<string, number>();
+    for (const booking of acknowledged) perVehicle.set(booking.vehicleId, (perVehicle.get(booking.vehicleId) ?? 0) + 1);
+    expect([...perVehicle.entries()].filter(([, count]) => count > 1)).toEqual([]);
+    for (const vehicleId of perVehicle.keys()) {
+      expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'latecomer', body: { vehicleId } })).status, vehicleId).toBe(409);
+    }
+
+    // n3 comes back: it rejoins the group, takes its own shards back (restored from Kafka) and serves them.
+    cluster = await startNode(home, 'n3', nodeEnv);
+    await refreshOwners();
+    expect(victimShards.map((shard) => ownerOf(shard).id)).toEqual(victimShards.map(() => 'n3'));
+    await check('n3');
+    const back = vehicleOwnedBy('n3', 'v-back');
+    expect((await call(node('n3').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: back, type: 'bike', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+    expect((await call(node('n1').url, '/bookings', { method: 'POST', as: 'dora', body: { vehicleId: back } })).status).toBe(201);
+  }, 180_000);
 });
 
 describe('GET /cluster in single-process mode (FLEET_CLUSTER unset)', () => {

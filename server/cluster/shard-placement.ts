@@ -1,0 +1,104 @@
+import { createKafkaClient } from '../../adapters/kafka/client.js';
+import { joinShardGroup, type ShardGroup } from '../../adapters/kafka/shard-group.js';
+import type { Logger } from '../../runtime/ground/logger.js';
+import type { ClusterConfig } from '../config.js';
+import type { ShardInit } from '../shard.js';
+import type { ShardSupervisor } from '../shard-supervisor.js';
+import { shardsTopic } from './shard-count.js';
+import { placeShards } from './sticky-placement.js';
+
+/**
+ * The session timeout of the shard group: how long a node that stopped answering (killed, paused, cut
+ * off) keeps its shards before the group moves them. 6 s is the broker's smallest allowed
+ * (`group.min.session.timeout.ms`), chosen for the failover target (≤ 10 s: session, rebalance,
+ * restore). Heartbeats every second: a rebalance is noticed within about one.
+ */
+export const GROUP_SESSION_TIMEOUT_MS = 6000;
+export const GROUP_HEARTBEAT_MS = 1000;
+
+export const nodesGroup = (clusterName: string): string => `${clusterName}.nodes`;
+
+export interface PlacementOptions {
+  readonly cluster: ClusterConfig;
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  readonly supervisor: ShardSupervisor;
+  /** Every shard's start parameters, by shard number. */
+  readonly inits: readonly ShardInit[];
+  readonly logger: Logger;
+}
+
+export interface Placement {
+  /** Resolves once the first assignment is applied (its shards serving, or left to their restart backoff). */
+  readonly ready: Promise<void>;
+  /** Leaves the group; the shards stay as they are (the supervisor stops them). */
+  leave(): Promise<void>;
+}
+
+/**
+ * Places this node's shards through the group (docs/cluster.md, "Ownership"): on each assignment, the
+ * shards it lost are stopped (gracefully: they flush) and the shards it gained are started; a gained
+ * shard's producer fences its previous owner and restores from Kafka before it serves. One
+ * assignment is applied at a time; one that arrives meanwhile is applied next (only the newest).
+ *
+ * A shard this node holds fenced (another producer took it) is not claimed when the node rejoins, and
+ * if the group gives it back it is started afresh: its new producer fences the other in turn.
+ */
+export async function placeShardsByGroup(options: PlacementOptions): Promise<Placement> {
+  const { supervisor, cluster, logger } = options;
+  const log = logger.child({ component: 'placement' });
+  const nodeOrder = cluster.nodes.map((node) => node.id);
+  let wanted: readonly number[] | null = null;
+  let applying = false;
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => {
+    markReady = resolve;
+  });
+
+  const held = (): number[] => supervisor.links.filter((link) => !link.fenced).map((link) => link.shard);
+
+  const apply = async (): Promise<void> => {
+    if (applying) return;
+    applying = true;
+    try {
+      while (wanted !== null) {
+        const next = new Set(wanted);
+        wanted = null;
+        const here = supervisor.links;
+        const lost = here.filter((link) => !next.has(link.shard) || link.fenced).map((link) => link.shard);
+        const gained = [...next].filter((shard) => !here.some((link) => link.shard === shard && !link.fenced));
+        if (lost.length > 0 || gained.length > 0) log.info({ lost, gained }, 'shards moving');
+        await Promise.all(lost.map((shard) => supervisor.release(shard)));
+        await Promise.all(
+          gained.map((shard) => {
+            const init = options.inits[shard];
+            return init ? supervisor.acquire(init) : Promise.resolve();
+          }),
+        );
+        markReady();
+      }
+    } catch (error) {
+      log.error({ err: error }, 'an assignment could not be applied');
+    } finally {
+      applying = false;
+    }
+  };
+
+  const kafka = createKafkaClient({ brokers: options.brokers, clientId: `${options.clientId}-${cluster.node.id}-group`, logger });
+  const group: ShardGroup = await joinShardGroup({
+    kafka,
+    groupId: nodesGroup(cluster.name),
+    topic: shardsTopic(cluster.name),
+    node: cluster.node.id,
+    held,
+    place: (members, shardCount) => placeShards(members, shardCount, nodeOrder),
+    onAssignment: (shards) => {
+      wanted = shards;
+      void apply();
+    },
+    sessionTimeoutMs: GROUP_SESSION_TIMEOUT_MS,
+    heartbeatIntervalMs: GROUP_HEARTBEAT_MS,
+    logger,
+  });
+  return { ready, leave: () => group.leave() };
+}

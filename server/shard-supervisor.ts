@@ -60,6 +60,7 @@ export class ShardSupervisor {
   /** By shard number: in cluster mode a node supervises only the shards it owns (server/cluster/), and they change. */
   private readonly byShard = new Map<number, Slot>();
   private closing = false;
+  private readonly fencedListeners = new Set<(shard: number) => void>();
 
   private constructor(private readonly options: ShardSupervisorOptions) {
     for (const init of options.inits) this.byShard.set(init.shard, newSlot(init));
@@ -144,6 +145,12 @@ export class ShardSupervisor {
     await this.stop(slot);
   }
 
+  /** Cluster mode: told when a shard stopped because another producer took it (server/cluster/shard-placement.ts). */
+  onFenced(listener: (shard: number) => void): () => void {
+    this.fencedListeners.add(listener);
+    return () => this.fencedListeners.delete(listener);
+  }
+
   /** Stops every shard gracefully (each flushes its journal), in parallel. */
   async close(): Promise<void> {
     this.closing = true;
@@ -192,7 +199,10 @@ export class ShardSupervisor {
       const fenced = link.fenced;
       link.detach(fenced ? 'fenced: another owner took the shard' : `worker exited with code ${code}`);
       // Fenced: starting it again would fence the owner that took it. It stays down on this node.
-      if (fenced) log.error('shard fenced by another owner; not restarted here');
+      if (fenced) {
+        log.error('shard fenced by another owner; not restarted here');
+        if (!this.closing && !slot.released) for (const listener of this.fencedListeners) listener(init.shard);
+      }
       else if (!this.closing && !slot.released) this.restartLater(slot, code, upSince, log);
     });
     const timeoutMs = this.options.startTimeoutMs ?? 120_000;

@@ -8,6 +8,8 @@ import { nodeToken } from './node-credential.js';
 import { clusterRoute, nodeRoutes } from './node-routes.js';
 import { fixedOwnerMap, type OwnerMap } from './owner-map.js';
 import { RoutingTable } from './routing-table.js';
+import { createKafkaClient } from '../../adapters/kafka/client.js';
+import { followOwnerRecords } from '../../adapters/kafka/shard-owners.js';
 import { placeShardsByGroup } from './shard-placement.js';
 import type { ShardInit } from '../shard.js';
 import { agreeOnShardCount } from './shard-count.js';
@@ -63,8 +65,8 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
   const token = nodeToken(config.auth.jwtSecret, cluster.name);
   let supervisor: ShardSupervisor | null = null;
   const localLinks = () => supervisor?.links ?? [];
-  // Which node runs each shard, as the nodes report it (server/cluster/routing-table.ts).
-  const owners = new RoutingTable(cluster.node, cluster.nodes, shardCount, token, localLinks);
+  // Which node runs each shard: the owner records in Kafka (server/cluster/routing-table.ts).
+  const owners = new RoutingTable(cluster.nodes, shardCount);
   const kafka = (): { brokers: readonly string[]; clientId: string } => {
     if (config.kafka.mode !== 'kafka') throw new Error('cluster mode without KAFKA_BROKERS: server/config.ts refuses it');
     return config.kafka;
@@ -78,19 +80,24 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
       supervisor = local;
       const links = new ClusterShardLinks(local, { self: cluster.node, owners, token, refresh: (maxAgeMs) => owners.refresh(maxAgeMs) });
       owners.onChange(() => links.rebind());
-      owners.start();
       return links;
     },
     place: async (local, inits, logger) => {
       supervisor = local;
       const { brokers, clientId } = kafka();
+      const records = await followOwnerRecords({
+        kafka: createKafkaClient({ brokers, clientId: `${clientId}-${cluster.node.id}-owners`, logger }),
+        clusterName: cluster.name,
+        node: cluster.node.id,
+        onRecord: (record) => owners.apply(record),
+        logger,
+      });
       const placement = await placeShardsByGroup({ cluster, brokers, clientId, supervisor: local, inits, logger });
       const waited = await Promise.race([placement.ready.then(() => true), delay(FIRST_ASSIGNMENT_TIMEOUT_MS).then(() => false)]);
       if (!waited) logger.warn({ timeoutMs: FIRST_ASSIGNMENT_TIMEOUT_MS }, 'no shard assignment yet; serving, the shards come when the group settles');
-      void owners.refresh();
       return async () => {
-        owners.stop();
         await placement.leave();
+        await records.close();
       };
     },
     kafkaTopicPrefix: `${cluster.name}.`,
@@ -98,7 +105,7 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
     controlClientId: (prefix) => `${prefix}-${cluster.node.id}-main`,
     areaPeers: (logger) => clusterAreaPeers(cluster.nodes.filter((peer) => peer.id !== cluster.node.id), token, logger),
     installRoutes: (app, local, _url, area) => {
-      const view = (): ClusterViewSource => ({ self: cluster.node, nodes: cluster.nodes, shardCount, localLinks: () => local.links, token });
+      const view = (): ClusterViewSource => ({ self: cluster.node, nodes: cluster.nodes, shardCount, localLinks: () => local.links, token, records: (shard) => owners.record(shard) });
       app.register(nodeRoutes, { token, nodeId: cluster.node.id, shardCount, local, operatingArea: area });
       app.register(clusterRoute, { jwtSecret: config.auth.jwtSecret, view });
     },

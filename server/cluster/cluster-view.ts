@@ -1,3 +1,4 @@
+import type { OwnerRecord } from '../../adapters/kafka/shard-owners.js';
 import type { ClusterNode } from '../config.js';
 import type { FleetShardLink, ShardStats } from '../shard-calls.js';
 import { nodeAuthorization } from './node-credential.js';
@@ -35,46 +36,32 @@ export interface ClusterViewSource {
   readonly localLinks: () => readonly FleetShardLink[];
   /** The node credential (server/cluster/node-credential.ts); null in single-process mode (no peers to ask). */
   readonly token: string | null;
-}
-
-/** Per shard, the node that runs it and its report. */
-export type ShardReports = Map<number, { readonly node: ClusterNode; readonly report: LocalShardReport }>;
-
-/** A shard two nodes report (a move in progress): the one serving it counts, then the one restoring it. */
-const RANK: Record<ShardState, number> = { serving: 3, restoring: 2, fenced: 1, unowned: 0 };
-
-/**
- * Asks every node (in parallel, each with a short deadline) which shards it runs. A node that does not
- * answer runs nothing as far as callers know: its shards are `unowned` until another node takes them.
- */
-export async function collectReports(source: Omit<ClusterViewSource, 'shardCount'>): Promise<ShardReports> {
-  const { self } = source;
-  const answers = await Promise.all(source.nodes.map((node) => (node.id === self.id ? Promise.resolve(localShardReports(source.localLinks())) : peerReports(node, source.token))));
-  const reports: ShardReports = new Map();
-  for (const [index, answer] of answers.entries()) {
-    const node = source.nodes[index]!;
-    for (const report of answer) {
-      const known = reports.get(report.shard);
-      if (!known || RANK[report.state] > RANK[known.report.state]) reports.set(report.shard, { node, report });
-    }
-  }
-  return reports;
+  /** Cluster mode: each shard's owner record (its owner and epoch); absent: owners are whoever runs the shard. */
+  readonly records?: (shard: number) => OwnerRecord | null;
 }
 
 /**
- * GET /cluster: every shard with the node that runs it, as the nodes report it. Epochs are 0 in this
- * slice (docs/cluster.md: the owner records will carry them).
+ * GET /cluster: in a cluster, every shard's owner and epoch from its owner record, with the state that
+ * owner reports for it: `unowned` when the owner does not answer or no longer runs it (a move under
+ * way), or when no owner ever wrote a record. The single process: its own shards, epoch 0.
  */
 export async function clusterView(source: ClusterViewSource): Promise<ClusterDocument> {
-  const reports = await collectReports(source);
+  const running = await collectPerNode(source);
   return {
     node: source.self,
     nodes: source.nodes,
     shards: Array.from({ length: source.shardCount }, (_, shard) => {
-      const entry = reports.get(shard);
-      return { shard, owner: entry?.node.id ?? null, epoch: 0, state: entry?.report.state ?? 'unowned', offset: entry?.report.offset ?? null };
+      const record = source.records ? source.records(shard) : { owner: source.self.id, epoch: 0 };
+      const report = record ? running.get(record.owner)?.get(shard) : undefined;
+      return { shard, owner: record?.owner ?? null, epoch: record?.epoch ?? 0, state: report?.state ?? 'unowned', offset: report?.offset ?? null };
     }),
   };
+}
+
+/** Per node, the shards it says it runs. */
+async function collectPerNode(source: ClusterViewSource): Promise<Map<string, Map<number, LocalShardReport>>> {
+  const answers = await Promise.all(source.nodes.map((node) => (node.id === source.self.id ? Promise.resolve(localShardReports(source.localLinks())) : peerReports(node, source.token))));
+  return new Map(source.nodes.map((node, index) => [node.id, new Map((answers[index] ?? []).map((report) => [report.shard, report]))]));
 }
 
 async function peerReports(node: ClusterNode, token: string | null): Promise<readonly LocalShardReport[]> {

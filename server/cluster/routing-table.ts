@@ -1,83 +1,70 @@
+import type { OwnerRecord } from '../../adapters/kafka/shard-owners.js';
 import type { ClusterNode } from '../config.js';
-import type { FleetShardLink } from '../shard-calls.js';
-import { collectReports, type ShardReports } from './cluster-view.js';
 import type { OwnerMap } from './owner-map.js';
 
-/** How often a node asks the others which shards they run: how long a move stays unseen by callers at most. */
-export const ROUTING_REFRESH_MS = 1000;
+/** How long a caller told "not mine" waits for a newer owner record before it answers 503. */
+const STALE_WAIT_MS = 500;
 
 /**
- * The routing table of a node whose shards are placed by the group (server/cluster/shard-placement.ts):
- * which node runs each shard, as the nodes themselves report it (GET /internal/shards), refreshed every
- * second and at once after an owner answered "not mine" or could not be reached. A shard that no
- * reachable node runs has no owner: callers get 503 shard-unavailable at once.
- *
- * This slice learns owners from the nodes; docs/cluster.md says what replaces it (owner records
- * written inside the fenced transaction, read from Kafka).
+ * The routing table of a cluster node (docs/cluster.md, "Routing"): each shard's latest owner record,
+ * as its owner wrote it inside its fenced transaction (adapters/kafka/shard-owners.ts). A record with a
+ * lower epoch than the one known is an older owner's and is ignored. A shard without a record has had
+ * no owner yet: callers get 503 shard-unavailable at once.
  */
 export class RoutingTable implements OwnerMap {
-  private reports: ShardReports = new Map();
+  private readonly records = new Map<number, OwnerRecord>();
   private readonly listeners = new Set<() => void>();
-  private timer: NodeJS.Timeout | null = null;
-  private refreshing: Promise<void> | null = null;
-  private again = false;
-  private refreshedAt = 0;
+  private waiters: Array<() => void> = [];
 
   constructor(
-    private readonly self: ClusterNode,
     readonly nodes: readonly ClusterNode[],
     readonly shardCount: number,
-    private readonly token: string,
-    private readonly localLinks: () => readonly FleetShardLink[],
   ) {}
 
+  /** A record read from Kafka: the table takes it when it is the shard's newest. */
+  apply(record: OwnerRecord): void {
+    if (!Number.isInteger(record.shard) || record.shard < 0 || record.shard >= this.shardCount) return;
+    const known = this.records.get(record.shard);
+    if (known && known.epoch > record.epoch) return;
+    this.records.set(record.shard, record);
+    for (const listener of this.listeners) listener();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  record(shard: number): OwnerRecord | null {
+    return this.records.get(shard) ?? null;
+  }
+
   ownerOf(shard: number): ClusterNode | null {
-    const owner = this.reports.get(shard)?.node;
-    return owner ?? null;
+    const record = this.records.get(shard);
+    return record ? { id: record.owner, url: record.url } : null;
   }
 
   shardsOf(nodeId: string): number[] {
-    return [...this.reports.entries()].filter(([, entry]) => entry.node.id === nodeId).map(([shard]) => shard).sort((a, b) => a - b);
+    return [...this.records.values()].filter((record) => record.owner === nodeId).map((record) => record.shard).sort((a, b) => a - b);
   }
 
-  /** Called after every refresh (the links rebind their live events to the new owners). */
+  /** Called after every record taken (the links rebind their live events to the new owners). */
   onChange(listener: () => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
-  start(): void {
-    if (this.timer) return;
-    void this.refresh();
-    this.timer = setInterval(() => void this.refresh(), ROUTING_REFRESH_MS);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-  }
-
   /**
-   * Asks the nodes again now (one refresh at a time; a request during one runs one more after it).
-   * `maxAgeMs`: nothing to do when the last refresh finished more recently than that.
+   * After an owner answered "not mine" or refused the connection: the records are pushed, so this
+   * waits (briefly) for the next one. `maxAgeMs` > 0 (a shard with no record): nothing to wait for.
    */
   refresh(maxAgeMs = 0): Promise<void> {
-    if (maxAgeMs > 0 && !this.refreshing && Date.now() - this.refreshedAt < maxAgeMs) return Promise.resolve();
-    if (this.refreshing) {
-      this.again = true;
-      return this.refreshing;
-    }
-    this.refreshing = (async () => {
-      do {
-        this.again = false;
-        this.reports = await collectReports({ self: this.self, nodes: this.nodes, localLinks: this.localLinks, token: this.token });
-        this.refreshedAt = Date.now();
-        for (const listener of this.listeners) listener();
-      } while (this.again);
-    })().finally(() => {
-      this.refreshing = null;
+    if (maxAgeMs > 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, STALE_WAIT_MS);
+      timer.unref();
+      this.waiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
     });
-    return this.refreshing;
   }
 }

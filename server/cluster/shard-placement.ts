@@ -36,53 +36,51 @@ export interface Placement {
 }
 
 /**
+ * A shard fenced here while the group still places it here: another process took its transactional id
+ * out of turn (an owner that had not yet applied the move away, or a rogue producer). After this
+ * pause, long enough for a previous owner to apply its own assignment, this node takes it back.
+ */
+export const FENCED_RETAKE_MS = 3000;
+
+/**
  * Places this node's shards through the group (docs/cluster.md, "Ownership"): on each assignment, the
- * shards it lost are stopped (gracefully: they flush) and the shards it gained are started; a gained
- * shard's producer fences its previous owner and restores from Kafka before it serves. One
- * assignment is applied at a time; one that arrives meanwhile is applied next (only the newest).
+ * shards it lost are stopped (gracefully: they flush) and the shards it gained are started, each on its
+ * own, at once (a slow start does not hold up a release). A gained shard's producer fences its
+ * previous owner and restores from Kafka before it serves.
  *
- * A shard this node holds fenced (another producer took it) is not claimed when the node rejoins, and
- * if the group gives it back it is started afresh: its new producer fences the other in turn.
+ * A shard this node holds fenced is not claimed when the node rejoins. If the group still places it
+ * here, the node takes it back after FENCED_RETAKE_MS: its new producer fences the other in turn.
  */
 export async function placeShardsByGroup(options: PlacementOptions): Promise<Placement> {
   const { supervisor, cluster, logger } = options;
   const log = logger.child({ component: 'placement' });
   const nodeOrder = cluster.nodes.map((node) => node.id);
-  let wanted: readonly number[] | null = null;
-  let applying = false;
+  let assigned = new Set<number>();
   let markReady: () => void = () => {};
   const ready = new Promise<void>((resolve) => {
     markReady = resolve;
   });
 
   const held = (): number[] => supervisor.links.filter((link) => !link.fenced).map((link) => link.shard);
-
-  const apply = async (): Promise<void> => {
-    if (applying) return;
-    applying = true;
-    try {
-      while (wanted !== null) {
-        const next = new Set(wanted);
-        wanted = null;
-        const here = supervisor.links;
-        const lost = here.filter((link) => !next.has(link.shard) || link.fenced).map((link) => link.shard);
-        const gained = [...next].filter((shard) => !here.some((link) => link.shard === shard && !link.fenced));
-        if (lost.length > 0 || gained.length > 0) log.info({ lost, gained }, 'shards moving');
-        await Promise.all(lost.map((shard) => supervisor.release(shard)));
-        await Promise.all(
-          gained.map((shard) => {
-            const init = options.inits[shard];
-            return init ? supervisor.acquire(init) : Promise.resolve();
-          }),
-        );
-        markReady();
-      }
-    } catch (error) {
-      log.error({ err: error }, 'an assignment could not be applied');
-    } finally {
-      applying = false;
-    }
+  const start = (shard: number): Promise<void> => {
+    const init = options.inits[shard];
+    return init ? supervisor.acquire(init) : Promise.resolve();
   };
+
+  const reconcile = (): Promise<unknown> => {
+    const lost = supervisor.links.filter((link) => !assigned.has(link.shard)).map((link) => link.shard);
+    const gained = [...assigned].filter((shard) => !supervisor.has(shard));
+    if (lost.length > 0 || gained.length > 0) log.info({ lost, gained }, 'shards moving');
+    return Promise.all([...lost.map((shard) => supervisor.release(shard)), ...gained.map(start)]).catch((error: unknown) => log.error({ err: error }, 'an assignment could not be applied'));
+  };
+
+  supervisor.onFenced((shard) => {
+    setTimeout(() => {
+      if (!assigned.has(shard) || !supervisor.links.some((link) => link.shard === shard && link.fenced)) return;
+      log.warn({ shard }, 'shard fenced while the group places it here; taking it back');
+      void supervisor.release(shard).then(() => (assigned.has(shard) ? start(shard) : undefined));
+    }, FENCED_RETAKE_MS).unref();
+  });
 
   const kafka = createKafkaClient({ brokers: options.brokers, clientId: `${options.clientId}-${cluster.node.id}-group`, logger });
   const group: ShardGroup = await joinShardGroup({
@@ -93,8 +91,8 @@ export async function placeShardsByGroup(options: PlacementOptions): Promise<Pla
     held,
     place: (members, shardCount) => placeShards(members, shardCount, nodeOrder),
     onAssignment: (shards) => {
-      wanted = shards;
-      void apply();
+      assigned = new Set(shards);
+      void reconcile().then(() => markReady());
     },
     sessionTimeoutMs: GROUP_SESSION_TIMEOUT_MS,
     heartbeatIntervalMs: GROUP_HEARTBEAT_MS,

@@ -208,12 +208,15 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     );
     const expectedNodes = cluster.nodes.map(({ id, url }) => ({ id, url }));
     // With every node in the group and nothing moved, each shard is on its home node (s mod 3 of FLEET_CLUSTER_NODES).
-    const expectedShards = Array.from({ length: SHARDS }, (_, shard) => ({ shard, owner: cluster.nodes[shard % 3]!.id, epoch: 0, state: 'serving' }));
+    // The epochs are the owners' records' (the offset of the owner mark in the shard's journal partition): the same on every node.
+    const epochs = docs[0]!.shards.map((shard) => shard.epoch);
+    const expectedShards = Array.from({ length: SHARDS }, (_, shard) => ({ shard, owner: cluster.nodes[shard % 3]!.id, epoch: epochs[shard], state: 'serving' }));
     for (const [index, doc] of docs.entries()) {
       expect(doc.node).toEqual(expectedNodes[index]);
       expect(doc.nodes).toEqual(expectedNodes);
       expect(doc.shards.map(({ shard, owner, epoch, state }) => ({ shard, owner, epoch, state }))).toEqual(expectedShards);
     }
+    for (const epoch of epochs) expect(epoch).toBeGreaterThanOrEqual(0);
     // Operators only.
     expect((await call(node('n1').url, '/cluster', { as: 'alice' })).status).toBe(403);
     expect((await call(node('n1').url, '/cluster')).status).toBe(401);
@@ -350,7 +353,7 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     }).toBe(true);
   }, 180_000);
 
-  it('stops a shard whose transactional id another producer took (503 shard-unavailable, fenced), and loses nothing it acknowledged', async () => {
+  it('stops a shard whose transactional id another producer took (503 shard-unavailable, fenced), takes it back while the group places it there, and loses nothing it acknowledged', async () => {
     const shard = Array.from({ length: SHARDS }, (_, each) => each).find((each) => ownerOf(each).id === 'n1')!;
     const vehicles = ['v-fence-a', 'v-fence-b', 'v-fence-c'].map((label) => vehicleOnShard(shard, label));
     for (const vehicleId of vehicles) {
@@ -390,8 +393,16 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     const doc = (await (await call(node('n3').url, '/cluster', { as: 'ops', role: 'operator' })).json()) as ClusterDoc;
     expect(doc.shards.find((each) => each.shard === shard)?.state).toBe('fenced');
 
-    // n1 comes back (its producer fences the rogue in turn) and catches up from Kafka: every booking it
-    // acknowledged is there, confirmed; the refused one left nothing behind.
+    // The group still places the shard on n1: n1 takes it back by itself (its new producer fences the
+    // rogue in turn), with a newer owner record.
+    const retaken = await waitFor(async () => {
+      const shown = (await clusterDoc('n2')).shards[shard];
+      return shown?.owner === 'n1' && shown.state === 'serving' ? shown : null;
+    }, { what: `shard ${shard} serving on n1 again`, timeoutMs: 30_000, intervalMs: 200 });
+    expect(retaken.epoch).toBeGreaterThan(doc.shards.find((each) => each.shard === shard)!.epoch);
+
+    // n1 restarts and catches up from Kafka: every booking it acknowledged is there, confirmed; the
+    // refused one left nothing behind.
     await stopNode(home, 'n1');
     cluster = await startNode(home, 'n1', nodeEnv);
     await refreshOwners();
@@ -409,6 +420,7 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     const FAILOVER_DEADLINE_MS = 10_000;
     await refreshOwners();
     const victimShards = Array.from({ length: SHARDS }, (_, shard) => shard).filter((shard) => ownerOf(shard).id === 'n3');
+    const epochsBefore = (await clusterDoc('n1')).shards.map((shard) => shard.epoch);
     expect(victimShards.length).toBeGreaterThan(0);
     const orphan = vehicleOwnedBy('n3', 'v-orphan');
     const pool = Array.from({ length: 160 }, (_, n) => `v-load-${n}`);
@@ -463,6 +475,8 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
       { what: `shards ${victimShards.join(', ')} serving on n1 or n2`, timeoutMs: Math.max(0, FAILOVER_DEADLINE_MS - (Date.now() - killedAt)), intervalMs: 100 },
     );
     expect(moved.shards.every((shard) => shard.state === 'serving')).toBe(true);
+    // Each new owner wrote its owner record in its fenced transaction: a higher epoch than n3's.
+    for (const shard of victimShards) expect(moved.shards[shard]!.epoch, `shard ${shard}`).toBeGreaterThan(epochsBefore[shard]!);
     phase = 'after';
     // The vehicle whose shard moved takes a booking through either node.
     expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId: orphan } })).status).toBe(201);

@@ -31,8 +31,11 @@ export interface ShardGroupOptions {
   /** The shards this node holds when it (re)joins: its claim to keep them. */
   readonly held: () => readonly number[];
   readonly place: PlaceShards;
-  /** Each completed rebalance: the shards this node is to run now. */
-  readonly onAssignment: (shards: readonly number[]) => void;
+  /**
+   * Each completed rebalance: the shards this node is to run now, and its member id (a new id means the
+   * group dropped this node meanwhile, e.g. it was paused past its session, and took in a new member).
+   */
+  readonly onAssignment: (shards: readonly number[], memberId: string) => void;
   readonly sessionTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
   readonly logger: Logger;
@@ -98,8 +101,8 @@ export async function joinShardGroup(options: ShardGroupOptions): Promise<ShardG
   });
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     const shards = [...(payload.memberAssignment[options.topic] ?? [])].sort((a, b) => a - b);
-    log.info({ shards, leader: payload.isLeader }, 'shard group assignment');
-    options.onAssignment(shards);
+    log.info({ shards, leader: payload.isLeader, memberId: payload.memberId }, 'shard group assignment');
+    options.onAssignment(shards, payload.memberId);
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     log.error({ err: payload.error, restart: payload.restart }, 'shard group consumer crashed');

@@ -56,6 +56,7 @@ export async function placeShardsByGroup(options: PlacementOptions): Promise<Pla
   const log = logger.child({ component: 'placement' });
   const nodeOrder = cluster.nodes.map((node) => node.id);
   let assigned = new Set<number>();
+  let member: string | null = null;
   let markReady: () => void = () => {};
   const ready = new Promise<void>((resolve) => {
     markReady = resolve;
@@ -67,11 +68,18 @@ export async function placeShardsByGroup(options: PlacementOptions): Promise<Pla
     return init ? supervisor.acquire(init) : Promise.resolve();
   };
 
-  const reconcile = (): Promise<unknown> => {
+  const reconcile = (evicted: boolean): Promise<unknown> => {
     const lost = supervisor.links.filter((link) => !assigned.has(link.shard)).map((link) => link.shard);
-    const gained = [...assigned].filter((shard) => !supervisor.has(shard));
-    if (lost.length > 0 || gained.length > 0) log.info({ lost, gained }, 'shards moving');
-    return Promise.all([...lost.map((shard) => supervisor.release(shard)), ...gained.map(start)]).catch((error: unknown) => log.error({ err: error }, 'an assignment could not be applied'));
+    // A shard held fenced that the group gives (back) to this node starts afresh: its producer fences the
+    // other. So does every shard it held before the group dropped it: others may have owned them since.
+    const refenced = supervisor.links.filter((link) => (evicted || link.fenced) && assigned.has(link.shard)).map((link) => link.shard);
+    const gained = [...assigned].filter((shard) => !supervisor.has(shard) && !refenced.includes(shard));
+    if (lost.length > 0 || gained.length > 0 || refenced.length > 0) log.info({ lost, gained, refenced }, 'shards moving');
+    return Promise.all([
+      ...lost.map((shard) => supervisor.release(shard)),
+      ...gained.map(start),
+      ...refenced.map((shard) => supervisor.release(shard).then(() => (assigned.has(shard) ? start(shard) : undefined))),
+    ]).catch((error: unknown) => log.error({ err: error }, 'an assignment could not be applied'));
   };
 
   supervisor.onFenced((shard) => {
@@ -90,9 +98,12 @@ export async function placeShardsByGroup(options: PlacementOptions): Promise<Pla
     node: cluster.node.id,
     held,
     place: (members, shardCount) => placeShards(members, shardCount, nodeOrder),
-    onAssignment: (shards) => {
+    onAssignment: (shards, memberId) => {
       assigned = new Set(shards);
-      void reconcile().then(() => markReady());
+      const evicted = member !== null && member !== memberId;
+      if (evicted) log.warn({ shards: supervisor.links.map((link) => link.shard) }, 'the group dropped this node meanwhile: the shards it held start afresh or stop');
+      member = memberId;
+      void reconcile(evicted).then(() => markReady());
     },
     sessionTimeoutMs: GROUP_SESSION_TIMEOUT_MS,
     heartbeatIntervalMs: GROUP_HEARTBEAT_MS,

@@ -119,7 +119,8 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
   afterAll(async () => {
     if (home) {
       await stopCluster(home);
-      removeClusterHome(home);
+      if (process.env.KEEP_CLUSTER_HOME) console.info(`cluster home kept: ${home}`);
+      else removeClusterHome(home);
     }
   }, 120_000);
 
@@ -507,6 +508,63 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     const back = vehicleOwnedBy('n3', 'v-back');
     expect((await call(node('n3').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: back, type: 'bike', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
     expect((await call(node('n1').url, '/bookings', { method: 'POST', as: 'dora', body: { vehicleId: back } })).status).toBe(201);
+  }, 180_000);
+
+  it('moves the shards of a node paused past the session timeout; on SIGCONT its first commit of a moved shard is fenced, no device command goes out from it, and it rejoins and serves', async () => {
+    await refreshOwners();
+    const vehicleId = vehicleOwnedBy('n3', 'v-paused');
+    const shard = shardOfVehicle(vehicleId, SHARDS);
+    const registered = await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'car', location: { lat: 52.52, lon: 13.405 } } });
+    expect(registered.status).toBe(201);
+    const { credentials } = (await registered.json()) as { credentials: DeviceCredentials };
+    // The device, on the broker: every command published for it, by whichever node, reaches it.
+    const device = await VirtualVehicle.start({ id: vehicleId, url: cluster.mqtt, protocolVersion: 5, credentials });
+    const paused = node('n3').pid;
+    try {
+      await waitFor(async () => ((await (await call(node('n1').url, `/vehicles/${vehicleId}`, { as: 'ops', role: 'operator' })).json()) as { online?: boolean }).online === true, { what: `${vehicleId} online`, timeoutMs: 15_000, intervalMs: 100 });
+      const booked = await call(node('n1').url, '/bookings', { method: 'POST', as: 'paula', body: { vehicleId } });
+      expect(booked.status).toBe(201);
+      const { id: bookingId } = (await booked.json()) as { id: string };
+      const epochBefore = (await clusterDoc('n1')).shards[shard]!.epoch;
+
+      process.kill(paused, 'SIGSTOP');
+      // Past the session timeout the group gives n3's shards to n1 and n2, which fence it and serve.
+      await waitFor(
+        async () => {
+          const shown = (await clusterDoc('n1')).shards[shard];
+          return shown !== undefined && ['n1', 'n2'].includes(shown.owner ?? '') && shown.state === 'serving' && shown.epoch > epochBefore;
+        },
+        { what: `shard ${shard} serving on n1 or n2`, timeoutMs: 60_000, intervalMs: 250 },
+      );
+
+      // An unlock sent to the paused node waits in its socket; on SIGCONT n3 still believes it owns the
+      // shard, and the command's first commit is fenced: 503, and the device hears nothing from n3.
+      const unlock = call(node('n3').url, '/unlock', { method: 'POST', as: 'paula', body: { bookingId } });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      process.kill(paused, 'SIGCONT');
+      const unlocked = await unlock;
+      expect(unlocked.status, await unlocked.clone().text()).toBe(503);
+      expect(await unlocked.json()).toMatchObject({ type: expect.stringMatching(/\/shard-unavailable$/), shard });
+
+      // n3 rejoins the group and takes its own shards back; the cluster settles with every shard serving.
+      await waitFor(
+        async () => {
+          const doc = await clusterDoc('n1');
+          return doc.shards.every((each) => each.state === 'serving') && doc.shards.some((each) => each.owner === 'n3') ? doc : null;
+        },
+        { what: 'n3 serving its shards again', timeoutMs: 60_000, intervalMs: 250 },
+      );
+      expect(device.received, 'no device command from the fenced node').toEqual([]);
+      // The refused unlock left the booking as it was, and the shard's owner unlocks it now.
+      const read = await call(node('n3').url, `/bookings/${bookingId}`, { as: 'paula' });
+      expect(await read.json()).toMatchObject({ id: bookingId, status: 'CONFIRMED', unlockedAt: null });
+      const again = await call(node('n3').url, '/unlock', { method: 'POST', as: 'paula', body: { bookingId } });
+      expect(again.status, await again.clone().text()).toBe(200);
+      expect(device.received.map((command) => [command.type, command.bookingId])).toEqual([['UNLOCK', bookingId]]);
+    } finally {
+      process.kill(paused, 'SIGCONT');
+      await device.stop();
+    }
   }, 180_000);
 });
 

@@ -320,10 +320,23 @@ async function waitUntilServing(state: ClusterState, timeoutMs: number): Promise
     const dead = state.nodes.find((node) => !isAlive(node.pid));
     if (dead) throw new Error(`node ${dead.id} exited during start-up; last lines of ${dead.log}:\n${tail(dead.log)}`);
     const views = await Promise.all(state.nodes.map((node) => clusterOf(state, node.url)));
-    if (views.every((view) => view !== null && view.shards.every((shard) => shard.state === 'serving'))) return;
+    if (views.every((view) => view !== null && view.shards.every((shard) => shard.state === 'serving')) && settled(state, views as ReadonlyArray<{ shards: readonly ClusterShard[] }>)) return;
     if (Date.now() > deadline) throw new Error(`not every shard was serving within ${timeoutMs} ms; see the logs in ${join(state.home, 'logs')}`);
     await sleep(250);
   }
+}
+
+/**
+ * The group has placed the shards: every node sees the same owners, and (with at least as many shards
+ * as nodes) every node runs one. Before that a node that just joined has not got its shards yet, and
+ * the nodes that hold them are about to hand them over.
+ */
+function settled(state: ClusterState, views: ReadonlyArray<{ shards: readonly ClusterShard[] }>): boolean {
+  const owners = views.map((view) => view.shards.map((shard) => shard.owner).join(','));
+  if (owners.some((each) => each !== owners[0])) return false;
+  if (state.shards < state.nodes.length) return true;
+  const first = views[0]?.shards ?? [];
+  return state.nodes.every((node) => first.some((shard) => shard.owner === node.id));
 }
 
 function tail(file: string, lines = 20): string {

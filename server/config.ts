@@ -126,7 +126,7 @@ export const configSchema = z.object({
   FLEET_NODE_ID: safeId.optional(),
   /** How the other nodes reach this one (http://host:port). */
   FLEET_ADVERTISED_URL: httpUrl.optional(),
-  /** Every node of the cluster, `id=url,…`, in the same order on every node: shard s is owned by node s mod N. */
+  /** Every node of the cluster, `id=url,…`, in the same order on every node: shard s has its home on node s mod N (the group places it there when that node is up). */
   FLEET_CLUSTER_NODES: z
     .string()
     .trim()

@@ -106,7 +106,7 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     const mqtt: MainMqtt = { url: mqttUrl, clientIdPrefix: config.mqtt.clientId ?? node.mqttClientIdPrefix ?? `fleetactors-${randomUUID().slice(0, 8)}`, login: deviceSecurity.serverLogin };
     const shards = await startShards(config, options, { registry, node, mqtt }, closers);
     const links = node.links(shards);
-    if (config.seedVehicles > 0) await seed(links, (shard) => node.owns(shard), config, logger);
+    if (config.seedVehicles > 0) await seed(links, (shard) => shards.has(shard), config, logger);
     const devices = await startDeviceAccess(config, { security: deviceSecurity, broker, mqtt, node, logger }, closers);
     const { app, url } = await startHttp(config, options, { registry, shards, links, node, devices, mqttUrl, initialArea }, closers);
     if (url) lock?.announce(url);
@@ -154,7 +154,7 @@ async function startShards(config: FleetConfig, options: FleetOptions, parts: { 
     mqttLogin: mqtt.login,
     kafkaTopicPrefix: options.kafkaTopicPrefix ?? node.kafkaTopicPrefix ?? '',
   }));
-  const inits = allInits.filter((init) => node.owns(init.shard));
+  const inits = allInits.filter((init) => node.startsWith(init.shard));
   const shards = await ShardSupervisor.start({
     inits,
     runtime: options.shardRuntime ?? 'worker',
@@ -162,6 +162,9 @@ async function startShards(config: FleetConfig, options: FleetOptions, parts: { 
     local: { ...(options.gateway && { gateway: options.gateway }), ...(options.clock && { clock: options.clock }) },
   });
   closers.push(() => shards.close());
+  // In a cluster the group places the shards; the node leaves it after its shards flushed (closers run last first).
+  const leave = await node.place(shards, allInits, options.logger);
+  closers.splice(closers.length - 1, 0, leave);
   return shards;
 }
 

@@ -50,17 +50,24 @@ interface Slot {
   consecutiveFailures: number;
   upSince: number | null;
   restartTimer: NodeJS.Timeout | null;
+  /** Given away (cluster mode): never started again. */
+  released: boolean;
 }
 
+const newSlot = (init: ShardInit): Slot => ({ init, link: new ShardLink<FleetExchange, ShardStats, ShardEvent>(init.shard), worker: null, inline: null, restarts: 0, consecutiveFailures: 0, upSince: null, restartTimer: null, released: false });
+
 export class ShardSupervisor {
-  private readonly slots: Slot[];
-  /** By shard number: in cluster mode a node supervises only the shards it owns (server/cluster/). */
-  private readonly byShard: ReadonlyMap<number, Slot>;
+  /** By shard number: in cluster mode a node supervises only the shards it owns (server/cluster/), and they change. */
+  private readonly byShard = new Map<number, Slot>();
   private closing = false;
+  private readonly fencedListeners = new Set<(shard: number) => void>();
 
   private constructor(private readonly options: ShardSupervisorOptions) {
-    this.slots = options.inits.map((init) => ({ init, link: new ShardLink<FleetExchange, ShardStats, ShardEvent>(init.shard), worker: null, inline: null, restarts: 0, consecutiveFailures: 0, upSince: null, restartTimer: null }));
-    this.byShard = new Map(this.slots.map((slot) => [slot.init.shard, slot]));
+    for (const init of options.inits) this.byShard.set(init.shard, newSlot(init));
+  }
+
+  private get slots(): Slot[] {
+    return [...this.byShard.values()].sort((a, b) => a.init.shard - b.init.shard);
   }
 
   /** Resolves once every shard is up; rejects (stopping the others) when one cannot start. */
@@ -111,6 +118,39 @@ export class ShardSupervisor {
     await worker.terminate();
   }
 
+  /**
+   * Cluster mode: starts a shard this node was given (server/cluster/shard-placement.ts). Resolves once
+   * it serves; a start that fails leaves it to the usual restart backoff, so it rejects only for a
+   * shard already here or a supervisor closing.
+   */
+  async acquire(init: ShardInit): Promise<void> {
+    if (this.closing) throw new Error('the supervisor is closing');
+    if (this.byShard.has(init.shard)) return;
+    const slot = newSlot(init);
+    this.byShard.set(init.shard, slot);
+    try {
+      await this.launch(slot);
+    } catch (error) {
+      this.options.logger.error({ err: error, shard: init.shard }, 'shard start failed; trying again');
+      void slot.worker?.terminate();
+    }
+  }
+
+  /** Cluster mode: stops a shard this node lost (gracefully: it flushes), and forgets it. Its link answers unavailable. */
+  async release(shard: number): Promise<void> {
+    const slot = this.byShard.get(shard);
+    if (!slot) return;
+    this.byShard.delete(shard);
+    slot.released = true;
+    await this.stop(slot);
+  }
+
+  /** Cluster mode: told when a shard stopped because another producer took it (server/cluster/shard-placement.ts). */
+  onFenced(listener: (shard: number) => void): () => void {
+    this.fencedListeners.add(listener);
+    return () => this.fencedListeners.delete(listener);
+  }
+
   /** Stops every shard gracefully (each flushes its journal), in parallel. */
   async close(): Promise<void> {
     this.closing = true;
@@ -159,8 +199,11 @@ export class ShardSupervisor {
       const fenced = link.fenced;
       link.detach(fenced ? 'fenced: another owner took the shard' : `worker exited with code ${code}`);
       // Fenced: starting it again would fence the owner that took it. It stays down on this node.
-      if (fenced) log.error('shard fenced by another owner; not restarted here');
-      else if (!this.closing) this.restartLater(slot, code, upSince, log);
+      if (fenced) {
+        log.error('shard fenced by another owner; not restarted here');
+        if (!this.closing && !slot.released) for (const listener of this.fencedListeners) listener(init.shard);
+      }
+      else if (!this.closing && !slot.released) this.restartLater(slot, code, upSince, log);
     });
     const timeoutMs = this.options.startTimeoutMs ?? 120_000;
     let timer: NodeJS.Timeout | undefined;

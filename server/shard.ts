@@ -187,7 +187,7 @@ async function restoreFromJournalOfRecord(init: ShardInit, journal: SqliteJourna
   }
   const kafka = createKafkaClient({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-${cluster.node.id}-s${shard}-journal`, logger });
   const started = Date.now();
-  const record = await JournalOfRecord.open({ kafka, clusterName: cluster.name, shard, nodeId: cluster.node.id, logger });
+  const record = await JournalOfRecord.open({ kafka, clusterName: cluster.name, shard, nodeId: cluster.node.id, nodeUrl: cluster.node.url, logger });
   // The producer outlives the journal's last batch: closers run in reverse, so this one closes both.
   closers.push(async () => {
     await journal.close();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { AssignerProtocol, Partitioners, type Kafka, type PartitionAssigner, type Producer, type Transaction } from 'kafkajs';
 import type { Logger } from '../../runtime/ground/logger.js';
+import { encodeOwnerRecord, shardOwnersTopic } from './shard-owners.js';
 import { encodeBatch, type BatchReplicator, type ReplicatedBatch, type ReplicatedRecord } from '../../persistence/journal-replication.js';
 
 /**
@@ -29,6 +30,8 @@ export interface JournalOfRecordOptions {
   readonly shard: number;
   /** Written into the owner mark. */
   readonly nodeId: string;
+  /** How the other nodes reach this one: with it, the owner record goes out with the owner mark (shard-owners.ts). */
+  readonly nodeUrl?: string;
   readonly logger: Logger;
   /** How long an unfinished transaction of a dead owner may hold back read_committed readers. */
   readonly transactionTimeoutMs?: number;
@@ -70,7 +73,7 @@ export class JournalOfRecord implements BatchReplicator {
     await producer.connect();
     try {
       const mark: ReplicatedRecord = { v: 1, type: 'owner', node: options.nodeId, at: Date.now() };
-      const offset = await commitValues(producer, journalTopic(options.clusterName), options.shard, [JSON.stringify(mark)]);
+      const offset = await commitMark(producer, options, JSON.stringify(mark));
       return new JournalOfRecord(producer, options, offset);
     } catch (error) {
       await producer.disconnect().catch(() => undefined);
@@ -95,6 +98,26 @@ export class JournalOfRecord implements BatchReplicator {
 
   async close(): Promise<void> {
     await Promise.race([this.producer.disconnect().catch((error: unknown) => this.log.warn({ err: error }, 'journal producer did not disconnect cleanly')), delay(2000)]);
+  }
+}
+
+/**
+ * The owner's first transaction: its mark in the journal partition and, in the same transaction, its
+ * owner record, whose epoch is the mark's offset. The offset of the mark.
+ */
+async function commitMark(producer: Producer, options: JournalOfRecordOptions, mark: string): Promise<number> {
+  const { clusterName, shard, nodeId, nodeUrl } = options;
+  const transaction: Transaction = await producer.transaction();
+  try {
+    const [metadata] = await transaction.send({ topic: journalTopic(clusterName), acks: -1, messages: [{ partition: shard, value: mark }] });
+    if (metadata === undefined || metadata.baseOffset === undefined) throw new Error(`Kafka returned no offset for ${journalTopic(clusterName)}/${shard}`);
+    const offset = Number(metadata.baseOffset);
+    if (nodeUrl !== undefined) await transaction.send({ topic: shardOwnersTopic(clusterName), acks: -1, messages: [{ partition: 0, ...encodeOwnerRecord({ shard, owner: nodeId, url: nodeUrl, epoch: offset }) }] });
+    await transaction.commit();
+    return offset;
+  } catch (error) {
+    if (transaction.isActive()) await transaction.abort().catch(() => undefined);
+    throw error;
   }
 }
 

@@ -7,6 +7,11 @@ import type { ClusterViewSource } from './cluster-view.js';
 import { nodeToken } from './node-credential.js';
 import { clusterRoute, nodeRoutes } from './node-routes.js';
 import { fixedOwnerMap, type OwnerMap } from './owner-map.js';
+import { RoutingTable } from './routing-table.js';
+import { createKafkaClient } from '../../adapters/kafka/client.js';
+import { followOwnerRecords } from '../../adapters/kafka/shard-owners.js';
+import { placeShardsByGroup } from './shard-placement.js';
+import type { ShardInit } from '../shard.js';
 import { agreeOnShardCount } from './shard-count.js';
 import { clusterAreaPeers } from './area-peers.js';
 import type { AreaPeers, OperatingAreaService } from '../operating-area.js';
@@ -21,10 +26,15 @@ export interface FleetNode {
   readonly clustered: boolean;
   readonly self: ClusterNode;
   readonly owners: OwnerMap;
-  /** Whether this process runs the shard's worker. */
-  owns(shard: number): boolean;
+  /** The shards this process starts with: every shard in single-process mode, none in a cluster (the group places them). */
+  startsWith(shard: number): boolean;
   /** The router's view of every shard: the supervisor itself, or own shards plus links to their owners. */
   links(local: ShardSupervisor): ShardLinks;
+  /**
+   * Cluster mode: joins the shard group and runs the shards it assigns (server/cluster/shard-placement.ts);
+   * resolves once the first assignment is applied, with what leaves the group. Single process: nothing to do.
+   */
+  place(local: ShardSupervisor, inits: readonly ShardInit[], logger: Logger): Promise<() => Promise<void>>;
   /** Kafka topic prefix: a cluster's topics carry its name. */
   readonly kafkaTopicPrefix: string | null;
   /** MQTT: shard sessions named after the cluster (the same on whichever node owns the shard); null: as before. */
@@ -48,22 +58,54 @@ export function fleetNode(config: FleetConfig, shardCount: number): FleetNode {
   return config.cluster ? clusteredNode(config, config.cluster, shardCount) : singleNode(config, shardCount);
 }
 
+/** How long a node waits for its first assignment before it serves anyway (its shards then come when the group settles). */
+const FIRST_ASSIGNMENT_TIMEOUT_MS = 60_000;
+
 function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: number): FleetNode {
-  const owners = fixedOwnerMap(cluster.nodes, shardCount);
-  const own = new Set(owners.shardsOf(cluster.node.id));
   const token = nodeToken(config.auth.jwtSecret, cluster.name);
+  let supervisor: ShardSupervisor | null = null;
+  const localLinks = () => supervisor?.links ?? [];
+  // Which node runs each shard: the owner records in Kafka (server/cluster/routing-table.ts).
+  const owners = new RoutingTable(cluster.nodes, shardCount);
+  const kafka = (): { brokers: readonly string[]; clientId: string } => {
+    if (config.kafka.mode !== 'kafka') throw new Error('cluster mode without KAFKA_BROKERS: server/config.ts refuses it');
+    return config.kafka;
+  };
   return {
     clustered: true,
     self: cluster.node,
     owners,
-    owns: (shard) => own.has(shard),
-    links: (local) => new ClusterShardLinks(local, owners, token),
+    startsWith: () => false,
+    links: (local) => {
+      supervisor = local;
+      const links = new ClusterShardLinks(local, { self: cluster.node, owners, token, refresh: (maxAgeMs) => owners.refresh(maxAgeMs) });
+      owners.onChange(() => links.rebind());
+      return links;
+    },
+    place: async (local, inits, logger) => {
+      supervisor = local;
+      const { brokers, clientId } = kafka();
+      const records = await followOwnerRecords({
+        kafka: createKafkaClient({ brokers, clientId: `${clientId}-${cluster.node.id}-owners`, logger }),
+        clusterName: cluster.name,
+        node: cluster.node.id,
+        onRecord: (record) => owners.apply(record),
+        logger,
+      });
+      const placement = await placeShardsByGroup({ cluster, brokers, clientId, supervisor: local, inits, logger });
+      const waited = await Promise.race([placement.ready.then(() => true), delay(FIRST_ASSIGNMENT_TIMEOUT_MS).then(() => false)]);
+      if (!waited) logger.warn({ timeoutMs: FIRST_ASSIGNMENT_TIMEOUT_MS }, 'no shard assignment yet; serving, the shards come when the group settles');
+      return async () => {
+        await placement.leave();
+        await records.close();
+      };
+    },
     kafkaTopicPrefix: `${cluster.name}.`,
     mqttClientIdPrefix: `fleetactors-${cluster.name}`,
     controlClientId: (prefix) => `${prefix}-${cluster.node.id}-main`,
     areaPeers: (logger) => clusterAreaPeers(cluster.nodes.filter((peer) => peer.id !== cluster.node.id), token, logger),
     installRoutes: (app, local, _url, area) => {
-      const view = (): ClusterViewSource => ({ self: cluster.node, owners, localLinks: () => local.links, token });
+      const view = (): ClusterViewSource => ({ self: cluster.node, nodes: cluster.nodes, shardCount, localLinks: () => local.links, token, records: (shard) => owners.record(shard) });
       app.register(nodeRoutes, { token, nodeId: cluster.node.id, shardCount, local, operatingArea: area });
       app.register(clusterRoute, { jwtSecret: config.auth.jwtSecret, view });
     },
@@ -72,7 +114,7 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
       const { brokers, clientId, replicationFactor, minInsyncReplicas } = config.kafka;
       await agreeOnShardCount({ cluster, brokers, clientId, replicationFactor, minInsyncReplicas, shardCount, logger });
     },
-    describe: () => `node ${cluster.node.id} of cluster ${cluster.name} serves shards ${[...own].join(', ') || 'none'} of ${shardCount}`,
+    describe: () => `node ${cluster.node.id} of cluster ${cluster.name} serves shards ${localLinks().map((link) => link.shard).join(', ') || 'none'} of ${shardCount}`,
   };
 }
 
@@ -87,8 +129,9 @@ function singleNode(config: FleetConfig, shardCount: number): FleetNode {
     get owners() {
       return owners;
     },
-    owns: () => true,
+    startsWith: () => true,
     links: (local) => local,
+    place: async () => async () => {},
     kafkaTopicPrefix: null,
     mqttClientIdPrefix: null,
     controlClientId: (prefix) => `${prefix}-main`,
@@ -100,7 +143,7 @@ function singleNode(config: FleetConfig, shardCount: number): FleetNode {
           self = { id: SINGLE_NODE_ID, url: url() ?? '' };
           owners = fixedOwnerMap([self], shardCount);
         }
-        return { self, owners, localLinks: () => local.links, token: null };
+        return { self, nodes: [self], shardCount, localLinks: () => local.links, token: null };
       };
       app.register(clusterRoute, { jwtSecret: config.auth.jwtSecret, view });
     },
@@ -108,3 +151,8 @@ function singleNode(config: FleetConfig, shardCount: number): FleetNode {
     prepare: async () => {},
   };
 }
+
+const delay = (ms: number): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });

@@ -1,6 +1,6 @@
+import type { OwnerRecord } from '../../adapters/kafka/shard-owners.js';
 import type { ClusterNode } from '../config.js';
 import type { FleetShardLink, ShardStats } from '../shard-calls.js';
-import type { OwnerMap } from './owner-map.js';
 import { nodeAuthorization } from './node-credential.js';
 import { LOCAL_SHARDS_PATH, type LocalShardReport, type LocalShardsAnswer, type ShardState } from './wire.js';
 
@@ -31,35 +31,37 @@ const offsetOf = (stats: ShardStats | null): number | null => (stats === null ? 
 
 export interface ClusterViewSource {
   readonly self: ClusterNode;
-  readonly owners: OwnerMap;
+  readonly nodes: readonly ClusterNode[];
+  readonly shardCount: number;
   readonly localLinks: () => readonly FleetShardLink[];
   /** The node credential (server/cluster/node-credential.ts); null in single-process mode (no peers to ask). */
   readonly token: string | null;
+  /** Cluster mode: each shard's owner record (its owner and epoch); absent: owners are whoever runs the shard. */
+  readonly records?: (shard: number) => OwnerRecord | null;
 }
 
 /**
- * Asks every other node for its own shards (in parallel, each with a short deadline) and puts the
- * answers on the owner map. A node that does not answer leaves its shards `unowned`: nobody serves
- * them until it is back. Epochs are 0: the fixed owner map of this slice never moves a shard.
+ * GET /cluster: in a cluster, every shard's owner and epoch from its owner record, with the state that
+ * owner reports for it: `unowned` when the owner does not answer or no longer runs it (a move under
+ * way), or when no owner ever wrote a record. The single process: its own shards, epoch 0.
  */
 export async function clusterView(source: ClusterViewSource): Promise<ClusterDocument> {
-  const { self, owners } = source;
-  const reports = new Map<number, LocalShardReport>();
-  const answers = await Promise.all(owners.nodes.map((node) => (node.id === self.id ? Promise.resolve(localShardReports(source.localLinks())) : peerReports(node, source.token))));
-  for (const [index, answer] of answers.entries()) {
-    const node = owners.nodes[index]!;
-    // Only what the owner map gives a node counts: a report for a shard it does not own is stale.
-    for (const report of answer) if (owners.ownerOf(report.shard)?.id === node.id) reports.set(report.shard, report);
-  }
+  const running = await collectPerNode(source);
   return {
-    node: self,
-    nodes: owners.nodes,
-    shards: Array.from({ length: owners.shardCount }, (_, shard) => {
-      const owner = owners.ownerOf(shard);
-      const report = reports.get(shard);
-      return { shard, owner: owner?.id ?? null, epoch: 0, state: report?.state ?? 'unowned', offset: report?.offset ?? null };
+    node: source.self,
+    nodes: source.nodes,
+    shards: Array.from({ length: source.shardCount }, (_, shard) => {
+      const record = source.records ? source.records(shard) : { owner: source.self.id, epoch: 0 };
+      const report = record ? running.get(record.owner)?.get(shard) : undefined;
+      return { shard, owner: record?.owner ?? null, epoch: record?.epoch ?? 0, state: report?.state ?? 'unowned', offset: report?.offset ?? null };
     }),
   };
+}
+
+/** Per node, the shards it says it runs. */
+async function collectPerNode(source: ClusterViewSource): Promise<Map<string, Map<number, LocalShardReport>>> {
+  const answers = await Promise.all(source.nodes.map((node) => (node.id === source.self.id ? Promise.resolve(localShardReports(source.localLinks())) : peerReports(node, source.token))));
+  return new Map(source.nodes.map((node, index) => [node.id, new Map((answers[index] ?? []).map((report) => [report.shard, report]))]));
 }
 
 async function peerReports(node: ClusterNode, token: string | null): Promise<readonly LocalShardReport[]> {

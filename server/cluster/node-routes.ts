@@ -64,7 +64,7 @@ export async function nodeRoutes(app: FastifyInstance, options: NodeRoutesOption
       answer = { ok: false, failure: 'error', reason: `FLEET_SHARDS differs between nodes: the caller has ${shards}, node ${nodeId} has ${shardCount}` };
     } else if (!local.has(shard)) {
       // A stale owner map on the caller (or a shard that moved): it refreshes and retries, the client gets 503 now.
-      answer = { ok: false, failure: 'unavailable', reason: `node ${nodeId} does not own it` };
+      answer = { ok: false, failure: 'not-owner', reason: `node ${nodeId} does not own it` };
     } else {
       try {
         answer = { ok: true, value: await local.link(shard).call(call as unknown as ShardCall, deadlineMs) };

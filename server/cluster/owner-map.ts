@@ -1,9 +1,8 @@
 import type { ClusterNode } from '../config.js';
 
 /**
- * Which node owns which shard. This slice's map is fixed: shard s belongs to node s mod N of
- * FLEET_CLUSTER_NODES (the same list, in the same order, on every node), so every node computes the
- * same map without asking anyone. docs/cluster.md says what replaces it (owner records in Kafka).
+ * Which node owns which shard. In a cluster: the owner records (server/cluster/routing-table.ts).
+ * The fixed map (shard s on node s mod N) is the single process's one-node cluster.
  */
 export interface OwnerMap {
   readonly shardCount: number;

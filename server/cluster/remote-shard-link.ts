@@ -61,7 +61,9 @@ export class RemoteShardLink implements FleetShardCaller {
       });
     } catch (error) {
       const timedOut = error instanceof DOMException && error.name === 'TimeoutError';
-      throw new ShardUnavailableError(this.shard, timedOut ? `no answer from its owner ${owner.id} within ${deadlineMs} ms` : `its owner ${owner.id} (${owner.url}) cannot be reached`);
+      const reason = timedOut ? `no answer from its owner ${owner.id} within ${deadlineMs} ms` : `its owner ${owner.id} (${owner.url}) cannot be reached`;
+      // Refused: the call never reached the node, so it may go to the shard's next owner.
+      throw connectionRefused(error) ? new StaleOwnerError(this.shard, reason) : new ShardUnavailableError(this.shard, reason);
     }
     let answer: ShardCallAnswer;
     try {
@@ -72,6 +74,7 @@ export class RemoteShardLink implements FleetShardCaller {
     if (response.status !== 200) throw new ShardCallError(`shard ${this.shard}: its owner ${owner.id} refused the call (${response.status}: ${'reason' in answer ? answer.reason : JSON.stringify(answer)})`);
     // The owner answered the same exchange its worker would: the wire carries it as JSON, typed by the call.
     if (answer.ok) return answer.value as AnswerOf<FleetExchange, C>;
+    if (answer.failure === 'not-owner') throw new StaleOwnerError(this.shard, `${answer.reason} (on ${owner.id})`);
     if (answer.failure === 'unavailable') throw new ShardUnavailableError(this.shard, `${answer.reason} (on ${owner.id})`);
     throw new ShardCallError(`shard ${this.shard} on ${owner.id}: ${answer.reason}`);
   }
@@ -90,4 +93,15 @@ export class RemoteShardLink implements FleetShardCaller {
   followEvents(on: boolean): void {
     this.follower.follow(on);
   }
+}
+
+/**
+ * The node asked does not run the shard (it moved), or refused the connection: the call was not
+ * executed anywhere, so the caller may refresh its routing table and send it to the new owner.
+ */
+export class StaleOwnerError extends ShardUnavailableError {}
+
+function connectionRefused(error: unknown): boolean {
+  const cause = error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;
+  return cause?.code === 'ECONNREFUSED';
 }

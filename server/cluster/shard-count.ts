@@ -1,6 +1,7 @@
 import { createKafkaClient } from '../../adapters/kafka/client.js';
 import { ensureTopics } from '../../adapters/kafka/admin.js';
 import { journalTopic, journalTopicConfigs } from '../../adapters/kafka/journal-of-record.js';
+import { SHARD_OWNERS_TOPIC_CONFIGS, shardOwnersTopic } from '../../adapters/kafka/shard-owners.js';
 import type { Logger } from '../../runtime/ground/logger.js';
 import { ConfigError, type ClusterConfig } from '../config.js';
 
@@ -28,6 +29,8 @@ export async function agreeOnShardCount(check: ShardCountCheck): Promise<void> {
   const kafka = createKafkaClient({ brokers: check.brokers, clientId: `${check.clientId}-${check.cluster.node.id}`, logger: check.logger });
   await ensureTopics(kafka, [topic], check.shardCount, check.replicationFactor);
   await ensureTopics(kafka, [journalTopic(check.cluster.name)], check.shardCount, check.replicationFactor, undefined, journalTopicConfigs(check.minInsyncReplicas));
+  // The routing table (adapters/kafka/shard-owners.ts): one partition, so one reader sees every shard's record in order.
+  await ensureTopics(kafka, [shardOwnersTopic(check.cluster.name)], 1, check.replicationFactor, undefined, SHARD_OWNERS_TOPIC_CONFIGS);
   const admin = kafka.admin();
   await admin.connect();
   try {

@@ -18,10 +18,14 @@ export interface ShardCallRequest {
   readonly shards: number;
 }
 
-/** `unavailable`: the shard is not served there (down, restarting, or not owned): the caller answers 503. */
+/**
+ * `unavailable`: the shard is not served there (down, restarting, fenced): the caller answers 503.
+ * `not-owner`: that node does not run the shard (it moved): the call was not executed, and the caller
+ * refreshes its routing table and may send it to the new owner.
+ */
 export type ShardCallAnswer =
   | { readonly ok: true; readonly value?: unknown }
-  | { readonly ok: false; readonly failure: 'unavailable' | 'error'; readonly reason: string };
+  | { readonly ok: false; readonly failure: 'unavailable' | 'not-owner' | 'error'; readonly reason: string };
 
 export type ShardState = 'restoring' | 'serving' | 'fenced' | 'unowned';
 

@@ -18,8 +18,9 @@ import { LIMITS_OFF } from '../helpers/limits-off.js';
 
 /**
  * One cluster on this box through the cluster script's library (what `npm run cluster -- start` runs):
- * its own Kafka and Mosquitto (dynamic security) and three node processes, each owning the shards
- * s mod 3 = its index (docs/cluster.md). Started once for the file: ~20 s on 2 cores.
+ * its own Kafka and Mosquitto (dynamic security) and three node processes in one consumer group, which
+ * places each shard on its home node s mod 3 while all three are up (docs/cluster.md). Started once
+ * for the file: ~20 s on 2 cores.
  */
 const SHARDS = 6;
 /** The operating area every node starts with (one file on this box): no zone, everything allowed. */
@@ -62,15 +63,25 @@ async function consecutiveFreePorts(count: number): Promise<number> {
   }
 }
 
-describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka as the journal of record)', () => {
+describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a consumer group, Kafka as the journal of record)', () => {
   let home: string;
   let cluster: ClusterState;
   /** Every node's settings, restarts included (the operating area file lives in the cluster's home). */
   let nodeEnv: Record<string, string> = NODE_ENV;
   const token = (sub: string, role: 'customer' | 'operator') => signToken({ sub, role, ttlSeconds: 600 }, cluster.jwtSecret);
   const node = (id: string) => cluster.nodes.find((each) => each.id === id)!;
-  /** The node that owns a shard under the fixed map: node (shard mod 3), in FLEET_CLUSTER_NODES order. */
-  const ownerOf = (shard: number) => cluster.nodes[shard % cluster.nodes.length]!;
+  /** Each shard's owner as GET /cluster showed it last (the group places shards; `refreshOwners` after a node moved). */
+  let owners = new Map<number, string>();
+  const ownerOf = (shard: number) => {
+    const owner = cluster.nodes.find((each) => each.id === owners.get(shard));
+    if (!owner) throw new Error(`shard ${shard} has no owner in the last GET /cluster`);
+    return owner;
+  };
+  const clusterDoc = async (via: string): Promise<ClusterDoc> => (await (await call(node(via).url, '/cluster', { as: 'ops', role: 'operator' })).json()) as ClusterDoc;
+  const refreshOwners = async () => {
+    const doc = await clusterDoc('n1');
+    owners = new Map(doc.shards.flatMap((shard) => (shard.owner === null ? [] : [[shard.shard, shard.owner] as const])));
+  };
   /** A vehicle id whose shard `owner` owns. */
   const vehicleOwnedBy = (owner: string, label: string): string => {
     for (let n = 0; ; n += 1) {
@@ -102,12 +113,14 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
     writeFileSync(areaFile, JSON.stringify(OPEN_AREA));
     nodeEnv = { ...NODE_ENV, FLEET_OPERATING_AREA: areaFile };
     cluster = await startCluster({ home, nodes: 3, shards: SHARDS, port: await consecutiveFreePorts(3), env: nodeEnv, kafkaLib });
+    await refreshOwners();
   }, 180_000);
 
   afterAll(async () => {
     if (home) {
       await stopCluster(home);
-      removeClusterHome(home);
+      if (process.env.KEEP_CLUSTER_HOME) console.info(`cluster home kept: ${home}`);
+      else removeClusterHome(home);
     }
   }, 120_000);
 
@@ -195,12 +208,16 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
       }),
     );
     const expectedNodes = cluster.nodes.map(({ id, url }) => ({ id, url }));
-    const expectedShards = Array.from({ length: SHARDS }, (_, shard) => ({ shard, owner: ownerOf(shard).id, epoch: 0, state: 'serving' }));
+    // With every node in the group and nothing moved, each shard is on its home node (s mod 3 of FLEET_CLUSTER_NODES).
+    // The epochs are the owners' records' (the offset of the owner mark in the shard's journal partition): the same on every node.
+    const epochs = docs[0]!.shards.map((shard) => shard.epoch);
+    const expectedShards = Array.from({ length: SHARDS }, (_, shard) => ({ shard, owner: cluster.nodes[shard % 3]!.id, epoch: epochs[shard], state: 'serving' }));
     for (const [index, doc] of docs.entries()) {
       expect(doc.node).toEqual(expectedNodes[index]);
       expect(doc.nodes).toEqual(expectedNodes);
       expect(doc.shards.map(({ shard, owner, epoch, state }) => ({ shard, owner, epoch, state }))).toEqual(expectedShards);
     }
+    for (const epoch of epochs) expect(epoch).toBeGreaterThanOrEqual(0);
     // Operators only.
     expect((await call(node('n1').url, '/cluster', { as: 'alice' })).status).toBe(403);
     expect((await call(node('n1').url, '/cluster')).status).toBe(401);
@@ -210,7 +227,7 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
     for (const [index, each] of cluster.nodes.entries()) {
       const health = (await (await call(each.url, '/health', { as: 'ops', role: 'operator' })).json()) as { status: string; checks: Record<string, { ok: boolean; detail?: string }> };
       expect(health.status).toBe('ok');
-      const own = Array.from({ length: SHARDS }, (_, shard) => shard).filter((shard) => shard % 3 === index);
+      const own = Array.from({ length: SHARDS }, (_, shard) => shard).filter((shard) => ownerOf(shard).id === cluster.nodes[index]!.id);
       expect(Object.keys(health.checks).filter((name) => /^shard-\d+$/.test(name))).toEqual(own.map((shard) => `shard-${shard}`));
       expect(health.checks.cluster?.detail).toContain(`serves shards ${own.join(', ')} of ${SHARDS}`);
     }
@@ -313,6 +330,7 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
     await stopNode(home, 'n2');
     rmSync(join(home, 'n2'), { recursive: true, force: true });
     cluster = await startNode(home, 'n2', nodeEnv);
+    await refreshOwners();
 
     for (const reader of ['n1', 'n2']) {
       const url = node(reader).url;
@@ -336,7 +354,7 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
     }).toBe(true);
   }, 180_000);
 
-  it('stops a shard whose transactional id another producer took (503 shard-unavailable, fenced), and loses nothing it acknowledged', async () => {
+  it('stops a shard whose transactional id another producer took (503 shard-unavailable, fenced), takes it back while the group places it there, and loses nothing it acknowledged', async () => {
     const shard = Array.from({ length: SHARDS }, (_, each) => each).find((each) => ownerOf(each).id === 'n1')!;
     const vehicles = ['v-fence-a', 'v-fence-b', 'v-fence-c'].map((label) => vehicleOnShard(shard, label));
     for (const vehicleId of vehicles) {
@@ -376,10 +394,19 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
     const doc = (await (await call(node('n3').url, '/cluster', { as: 'ops', role: 'operator' })).json()) as ClusterDoc;
     expect(doc.shards.find((each) => each.shard === shard)?.state).toBe('fenced');
 
-    // n1 comes back (its producer fences the rogue in turn) and catches up from Kafka: every booking it
-    // acknowledged is there, confirmed; the refused one left nothing behind.
+    // The group still places the shard on n1: n1 takes it back by itself (its new producer fences the
+    // rogue in turn), with a newer owner record.
+    const retaken = await waitFor(async () => {
+      const shown = (await clusterDoc('n2')).shards[shard];
+      return shown?.owner === 'n1' && shown.state === 'serving' ? shown : null;
+    }, { what: `shard ${shard} serving on n1 again`, timeoutMs: 30_000, intervalMs: 200 });
+    expect(retaken.epoch).toBeGreaterThan(doc.shards.find((each) => each.shard === shard)!.epoch);
+
+    // n1 restarts and catches up from Kafka: every booking it acknowledged is there, confirmed; the
+    // refused one left nothing behind.
     await stopNode(home, 'n1');
     cluster = await startNode(home, 'n1', nodeEnv);
+    await refreshOwners();
     for (const bookingId of acknowledged) {
       const read = await call(node('n3').url, `/bookings/${bookingId}`, { as: 'jack' });
       expect(read.status).toBe(200);
@@ -389,27 +416,156 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, fixed owner map, Kafka 
   }, 180_000);
 
   // Last: it takes a node away.
-  it('answers 503 shard-unavailable with Retry-After at once for a shard whose owner is gone, and shows its shards unowned', async () => {
-    const vehicleId = vehicleOwnedBy('n3', 'v-orphan');
-    const registered = await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'scooter', location: { lat: 52.52, lon: 13.405 } } });
-    expect(registered.status).toBe(201);
+  it('moves the shards of a node killed under a booking load to the other nodes within the failover target, loses no acknowledged booking, holds no vehicle twice, and takes the node back', async () => {
+    /** The failover target of issue 17: from kill -9 to every shard of the killed node serving elsewhere. */
+    const FAILOVER_DEADLINE_MS = 10_000;
+    await refreshOwners();
+    const victimShards = Array.from({ length: SHARDS }, (_, shard) => shard).filter((shard) => ownerOf(shard).id === 'n3');
+    const epochsBefore = (await clusterDoc('n1')).shards.map((shard) => shard.epoch);
+    expect(victimShards.length).toBeGreaterThan(0);
+    const orphan = vehicleOwnedBy('n3', 'v-orphan');
+    const pool = Array.from({ length: 160 }, (_, n) => `v-load-${n}`);
+    for (const vehicleId of [orphan, ...pool]) {
+      const registered = await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'scooter', location: { lat: 52.52, lon: 13.405 } } });
+      expect(registered.status, vehicleId).toBe(201);
+    }
 
+    // The load: each vehicle booked twice at once, through n1 and through n2, by two riders; one vehicle after another.
+    type Phase = 'before' | 'during' | 'after';
+    let phase: Phase = 'before';
+    const acknowledged: Array<{ id: string; vehicleId: string; customer: string; phase: Phase }> = [];
+    const statuses: number[] = [];
+    let next = 0;
+    let afterBooked = 0;
+    const rider = async (): Promise<void> => {
+      while (next < pool.length && !(phase === 'after' && afterBooked >= 12)) {
+        const vehicleId = pool[next++]!;
+        const at = phase;
+        await Promise.all(
+          (['n1', 'n2'] as const).map(async (via) => {
+            const customer = `rider-${vehicleId}-${via}`;
+            const booked = await call(node(via).url, '/bookings', { method: 'POST', as: customer, body: { vehicleId } }).catch(() => null);
+            statuses.push(booked?.status ?? 0);
+            if (booked?.status !== 201) return;
+            acknowledged.push({ id: ((await booked.json()) as { id: string }).id, vehicleId, customer, phase: at });
+            if (at === 'after') afterBooked += 1;
+          }),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    };
+    const riders = Promise.all([rider(), rider()]);
+    await waitFor(() => acknowledged.length >= 6, { what: 'bookings before the kill', timeoutMs: 20_000, intervalMs: 20 });
+
+    phase = 'during';
+    const killedAt = Date.now();
     process.kill(node('n3').pid, 'SIGKILL');
     await expect.poll(() => call(node('n3').url, '/health').then(() => 'up', () => 'down')).toBe('down');
-
-    const booked = await call(node('n1').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId } });
+    // At once: the killed node's shards answer 503 shard-unavailable with Retry-After, never a hang.
+    const booked = await call(node('n1').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId: orphan } });
     expect(booked.status).toBe(503);
     expect(booked.headers.get('retry-after')).toBe('1');
-    expect(await booked.json()).toMatchObject({ type: expect.stringMatching(/\/shard-unavailable$/), shard: shardOfVehicle(vehicleId, SHARDS) });
+    expect(await booked.json()).toMatchObject({ type: expect.stringMatching(/\/shard-unavailable$/), shard: shardOfVehicle(orphan, SHARDS) });
 
-    const doc = (await (await call(node('n2').url, '/cluster', { as: 'ops', role: 'operator' })).json()) as ClusterDoc;
-    for (const shard of doc.shards) expect(shard.state, `shard ${shard.shard}`).toBe(shard.owner === 'n3' ? 'unowned' : 'serving');
+    // Within the failover target, the group gives its shards to n1 and n2, which restore them from Kafka and serve.
+    const moved = await waitFor(
+      async () => {
+        const doc = await clusterDoc('n2');
+        return victimShards.every((shard) => ['n1', 'n2'].includes(doc.shards[shard]?.owner ?? '') && doc.shards[shard]?.state === 'serving') ? doc : null;
+      },
+      { what: `shards ${victimShards.join(', ')} serving on n1 or n2`, timeoutMs: Math.max(0, FAILOVER_DEADLINE_MS - (Date.now() - killedAt)), intervalMs: 100 },
+    );
+    expect(moved.shards.every((shard) => shard.state === 'serving')).toBe(true);
+    // Each new owner wrote its owner record in its fenced transaction: a higher epoch than n3's.
+    for (const shard of victimShards) expect(moved.shards[shard]!.epoch, `shard ${shard}`).toBeGreaterThan(epochsBefore[shard]!);
+    phase = 'after';
+    // The vehicle whose shard moved takes a booking through either node.
+    expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId: orphan } })).status).toBe(201);
+    await riders;
+    expect(afterBooked, `statuses: ${statuses.join(',')}`).toBeGreaterThan(0);
 
-    // The rest of the fleet keeps serving.
-    const elsewhere = vehicleOwnedBy('n1', 'v-alive');
-    expect((await call(node('n2').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: elsewhere, type: 'bike', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
-    expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId: elsewhere } })).status).toBe(201);
-  });
+    // Every acknowledged booking reads back confirmed, and no vehicle is held by two bookings.
+    const check = async (via: string) => {
+      for (const booking of acknowledged) {
+        const read = await call(node(via).url, `/bookings/${booking.id}`, { as: booking.customer });
+        expect(read.status, `${booking.id} (${booking.phase}) via ${via}`).toBe(200);
+        expect(await read.json()).toMatchObject({ id: booking.id, status: 'CONFIRMED', vehicleId: booking.vehicleId });
+      }
+    };
+    await check('n1');
+    const perVehicle = new Map<string, number>();
+    for (const booking of acknowledged) perVehicle.set(booking.vehicleId, (perVehicle.get(booking.vehicleId) ?? 0) + 1);
+    expect([...perVehicle.entries()].filter(([, count]) => count > 1)).toEqual([]);
+    for (const vehicleId of perVehicle.keys()) {
+      expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'latecomer', body: { vehicleId } })).status, vehicleId).toBe(409);
+    }
+
+    // n3 comes back: it rejoins the group, takes its own shards back (restored from Kafka) and serves them.
+    cluster = await startNode(home, 'n3', nodeEnv);
+    await refreshOwners();
+    expect(victimShards.map((shard) => ownerOf(shard).id)).toEqual(victimShards.map(() => 'n3'));
+    await check('n3');
+    const back = vehicleOwnedBy('n3', 'v-back');
+    expect((await call(node('n3').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: back, type: 'bike', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+    expect((await call(node('n1').url, '/bookings', { method: 'POST', as: 'dora', body: { vehicleId: back } })).status).toBe(201);
+  }, 180_000);
+
+  it('moves the shards of a node paused past the session timeout; on SIGCONT its first commit of a moved shard is fenced, no device command goes out from it, and it rejoins and serves', async () => {
+    await refreshOwners();
+    const vehicleId = vehicleOwnedBy('n3', 'v-paused');
+    const shard = shardOfVehicle(vehicleId, SHARDS);
+    const registered = await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'car', location: { lat: 52.52, lon: 13.405 } } });
+    expect(registered.status).toBe(201);
+    const { credentials } = (await registered.json()) as { credentials: DeviceCredentials };
+    // The device, on the broker: every command published for it, by whichever node, reaches it.
+    const device = await VirtualVehicle.start({ id: vehicleId, url: cluster.mqtt, protocolVersion: 5, credentials });
+    const paused = node('n3').pid;
+    try {
+      await waitFor(async () => ((await (await call(node('n1').url, `/vehicles/${vehicleId}`, { as: 'ops', role: 'operator' })).json()) as { online?: boolean }).online === true, { what: `${vehicleId} online`, timeoutMs: 15_000, intervalMs: 100 });
+      const booked = await call(node('n1').url, '/bookings', { method: 'POST', as: 'paula', body: { vehicleId } });
+      expect(booked.status).toBe(201);
+      const { id: bookingId } = (await booked.json()) as { id: string };
+      const epochBefore = (await clusterDoc('n1')).shards[shard]!.epoch;
+
+      process.kill(paused, 'SIGSTOP');
+      // Past the session timeout the group gives n3's shards to n1 and n2, which fence it and serve.
+      await waitFor(
+        async () => {
+          const shown = (await clusterDoc('n1')).shards[shard];
+          return shown !== undefined && ['n1', 'n2'].includes(shown.owner ?? '') && shown.state === 'serving' && shown.epoch > epochBefore;
+        },
+        { what: `shard ${shard} serving on n1 or n2`, timeoutMs: 60_000, intervalMs: 250 },
+      );
+
+      // An unlock sent to the paused node waits in its socket; on SIGCONT n3 still believes it owns the
+      // shard, and the command's first commit is fenced: 503, and the device hears nothing from n3.
+      const unlock = call(node('n3').url, '/unlock', { method: 'POST', as: 'paula', body: { bookingId } });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      process.kill(paused, 'SIGCONT');
+      const unlocked = await unlock;
+      expect(unlocked.status, await unlocked.clone().text()).toBe(503);
+      expect(await unlocked.json()).toMatchObject({ type: expect.stringMatching(/\/shard-unavailable$/), shard });
+
+      // n3 rejoins the group and takes its own shards back; the cluster settles with every shard serving.
+      await waitFor(
+        async () => {
+          const doc = await clusterDoc('n1');
+          return doc.shards.every((each) => each.state === 'serving') && doc.shards.some((each) => each.owner === 'n3') ? doc : null;
+        },
+        { what: 'n3 serving its shards again', timeoutMs: 60_000, intervalMs: 250 },
+      );
+      expect(device.received, 'no device command from the fenced node').toEqual([]);
+      // The refused unlock left the booking as it was, and the shard's owner unlocks it now.
+      const read = await call(node('n3').url, `/bookings/${bookingId}`, { as: 'paula' });
+      expect(await read.json()).toMatchObject({ id: bookingId, status: 'CONFIRMED', unlockedAt: null });
+      const again = await call(node('n3').url, '/unlock', { method: 'POST', as: 'paula', body: { bookingId } });
+      expect(again.status, await again.clone().text()).toBe(200);
+      expect(device.received.map((command) => [command.type, command.bookingId])).toEqual([['UNLOCK', bookingId]]);
+    } finally {
+      process.kill(paused, 'SIGCONT');
+      await device.stop();
+    }
+  }, 180_000);
 });
 
 describe('GET /cluster in single-process mode (FLEET_CLUSTER unset)', () => {

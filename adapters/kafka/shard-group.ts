@@ -1,0 +1,119 @@
+import { AssignerProtocol, type Kafka, type PartitionAssigner } from 'kafkajs';
+import type { Logger } from '../../runtime/ground/logger.js';
+
+/**
+ * Placement of a cluster's shards through a Kafka consumer group (docs/cluster.md, "Ownership"): every
+ * node is a member of `<name>.nodes` over `<name>.shards`, one partition per shard. The group's leader
+ * runs a custom assigner. Each member's subscription `userData` names its node and the shards it holds
+ * now (kafkajs 2.2.4: member userData reaches the leader's `assign`, src/consumer/assignerProtocol.js),
+ * so the leader can keep them where they are. The assignment's own userData does not reach the members
+ * (consumerGroup.js keeps only `.assignment`): the routing table is built elsewhere.
+ *
+ * Membership decides placement only; it is not the fence. A member that was paused past its session
+ * does not know it lost its shards: the next owner's transactional producer fences it.
+ */
+
+/** One member as the leader sees it. */
+export interface GroupMember {
+  readonly memberId: string;
+  readonly node: string;
+  readonly held: readonly number[];
+}
+
+/** The placement rule (pure): which shards each member gets, by member id. */
+export type PlaceShards = (members: readonly GroupMember[], shardCount: number) => ReadonlyMap<string, readonly number[]>;
+
+export interface ShardGroupOptions {
+  readonly kafka: Kafka;
+  readonly groupId: string;
+  readonly topic: string;
+  readonly node: string;
+  /** The shards this node holds when it (re)joins: its claim to keep them. */
+  readonly held: () => readonly number[];
+  readonly place: PlaceShards;
+  /**
+   * Each completed rebalance: the shards this node is to run now, and its member id (a new id means the
+   * group dropped this node meanwhile, e.g. it was paused past its session, and took in a new member).
+   */
+  readonly onAssignment: (shards: readonly number[], memberId: string) => void;
+  readonly sessionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly logger: Logger;
+}
+
+export interface ShardGroup {
+  /** Leaves the group (the others rebalance at once, without waiting out the session). */
+  leave(): Promise<void>;
+}
+
+const ASSIGNER = 'fleet-sticky-shards';
+
+interface Claim {
+  readonly node: string;
+  readonly held: readonly number[];
+}
+
+function decodeClaim(metadata: Buffer): Claim | null {
+  try {
+    const { userData } = AssignerProtocol.MemberMetadata.decode(metadata) ?? { userData: Buffer.alloc(0) };
+    const claim = JSON.parse(userData.toString('utf8')) as Partial<Claim>;
+    if (typeof claim.node !== 'string' || !Array.isArray(claim.held)) return null;
+    return { node: claim.node, held: claim.held.filter((shard): shard is number => Number.isInteger(shard)) };
+  } catch {
+    return null;
+  }
+}
+
+function stickyAssigner(options: ShardGroupOptions): PartitionAssigner {
+  const { topic, place } = options;
+  return ({ cluster }) => ({
+    name: ASSIGNER,
+    version: 1,
+    protocol: ({ topics }) => ({
+      name: ASSIGNER,
+      metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.from(JSON.stringify({ node: options.node, held: options.held() } satisfies Claim)) }),
+    }),
+    assign: async ({ members }) => {
+      const shardCount = cluster.findTopicPartitionMetadata(topic).length;
+      const claims = members.map((member) => ({ memberId: member.memberId, ...(decodeClaim(member.memberMetadata) ?? { node: member.memberId, held: [] }) }));
+      const placed = place(claims, shardCount);
+      return members.map((member) => ({
+        memberId: member.memberId,
+        memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 1, assignment: { [topic]: [...(placed.get(member.memberId) ?? [])] }, userData: Buffer.alloc(0) }),
+      }));
+    },
+  });
+}
+
+/** Joins the group and keeps the node in it; every assignment goes to `onAssignment`. */
+export async function joinShardGroup(options: ShardGroupOptions): Promise<ShardGroup> {
+  const log = options.logger.child({ component: 'shard-group' });
+  const consumer = options.kafka.consumer({
+    groupId: options.groupId,
+    partitionAssigners: [stickyAssigner(options)],
+    sessionTimeout: options.sessionTimeoutMs,
+    heartbeatInterval: options.heartbeatIntervalMs,
+    rebalanceTimeout: Math.max(10_000, options.sessionTimeoutMs),
+    // The topic carries no records: a short fetch wait keeps the loop (and its heartbeats, which run
+    // between fetches, kafkajs #1083/#447) turning well inside the session.
+    maxWaitTimeInMs: Math.min(500, options.heartbeatIntervalMs),
+    allowAutoTopicCreation: false,
+  });
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    const shards = [...(payload.memberAssignment[options.topic] ?? [])].sort((a, b) => a - b);
+    log.info({ shards, leader: payload.isLeader, memberId: payload.memberId }, 'shard group assignment');
+    options.onAssignment(shards, payload.memberId);
+  });
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    log.error({ err: payload.error, restart: payload.restart }, 'shard group consumer crashed');
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [options.topic], fromBeginning: false });
+  // Nothing is ever produced to the topic: the group exists for its assignment.
+  await consumer.run({ eachBatch: async () => {} });
+  return {
+    leave: async () => {
+      await consumer.disconnect().catch((error: unknown) => log.warn({ err: error }, 'shard group consumer did not leave cleanly'));
+    },
+  };
+}

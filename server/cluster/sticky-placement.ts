@@ -1,0 +1,63 @@
+import type { GroupMember } from '../../adapters/kafka/shard-group.js';
+
+/**
+ * The shard group's placement rule (pure; the leader runs it on every rebalance, docs/cluster.md):
+ *
+ * 1. Every member gets a target count: the shards divided evenly, the remainder going to the members
+ *    that hold the most already (so the fewest shards move).
+ * 2. A member keeps the shards it holds, up to its target. One over its target gives away first the
+ *    shards whose home node (below) is in the group, then its highest.
+ * 3. A free shard goes to its home node if that node has room, else to the member with the most room.
+ *
+ * A shard's home is node `s mod N` of FLEET_CLUSTER_NODES: with every node up and nothing held, the
+ * placement is the fixed map of the first slice, and a node that comes back takes its own shards back
+ * (with evenly divisible shards, exactly the ones balance must move anyway).
+ */
+export function placeShards(members: readonly GroupMember[], shardCount: number, nodeOrder: readonly string[]): Map<string, number[]> {
+  const placed = new Map<string, number[]>(members.map((member) => [member.memberId, []]));
+  if (members.length === 0) return placed;
+  const sorted = [...members].sort((a, b) => a.node.localeCompare(b.node) || a.memberId.localeCompare(b.memberId));
+  const memberOfNode = new Map<string, string>();
+  for (const member of sorted) if (!memberOfNode.has(member.node)) memberOfNode.set(member.node, member.memberId);
+  const homeOf = (shard: number): string | undefined => (nodeOrder.length === 0 ? undefined : memberOfNode.get(nodeOrder[shard % nodeOrder.length]!));
+
+  // A shard claimed twice (a member that rejoined before its old membership expired) stays with the first claimant.
+  const claimed = new Set<number>();
+  const holds = new Map<string, number[]>();
+  for (const member of sorted) {
+    const own = [...new Set(member.held)].filter((shard) => shard >= 0 && shard < shardCount && !claimed.has(shard)).sort((a, b) => a - b);
+    for (const shard of own) claimed.add(shard);
+    holds.set(member.memberId, own);
+  }
+
+  const base = Math.floor(shardCount / sorted.length);
+  let extra = shardCount % sorted.length;
+  const target = new Map<string, number>();
+  for (const member of [...sorted].sort((a, b) => holds.get(b.memberId)!.length - holds.get(a.memberId)!.length)) {
+    target.set(member.memberId, base + (extra > 0 ? 1 : 0));
+    if (extra > 0) extra -= 1;
+  }
+
+  for (const member of sorted) {
+    const own = holds.get(member.memberId)!;
+    const limit = target.get(member.memberId)!;
+    // Keep first the shards whose home is this member or absent; give away the ones a present home node wants.
+    const keepOrder = [...own].sort((a, b) => awayRank(a) - awayRank(b) || a - b);
+    placed.set(member.memberId, keepOrder.slice(0, limit));
+    function awayRank(shard: number): number {
+      const home = homeOf(shard);
+      return home === undefined || home === member.memberId ? 0 : 1;
+    }
+  }
+
+  const taken = new Set([...placed.values()].flat());
+  const room = (memberId: string): number => target.get(memberId)! - placed.get(memberId)!.length;
+  for (let shard = 0; shard < shardCount; shard += 1) {
+    if (taken.has(shard)) continue;
+    const home = homeOf(shard);
+    const to = home !== undefined && room(home) > 0 ? home : sorted.map((member) => member.memberId).reduce((best, memberId) => (room(memberId) > room(best) ? memberId : best));
+    placed.get(to)!.push(shard);
+  }
+  for (const shards of placed.values()) shards.sort((a, b) => a - b);
+  return placed;
+}

@@ -59,7 +59,14 @@ describe('the README walkthrough', () => {
     }, 90_000);
 
     afterAll(async () => {
-      vehicle?.kill('SIGINT');
+      // Ctrl-C, as in terminal 2; a device that is still there 5 s later is killed, never left behind.
+      if (vehicle && vehicle.exitCode === null && vehicle.signalCode === null) {
+        const running = vehicle;
+        const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()));
+        running.kill('SIGINT');
+        await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 5_000))]);
+        if (running.exitCode === null && running.signalCode === null) running.kill('SIGKILL');
+      }
       await server?.kill();
       if (folder) rmSync(folder, { recursive: true, force: true });
     });

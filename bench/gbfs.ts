@@ -37,8 +37,13 @@ async function timedGet(url: string, headers: Record<string, string> = {}): Prom
   return { ms: performance.now() - started, status: response.status, bytes: Number(response.headers.get('content-length') ?? body.byteLength), etag: response.headers.get('etag') };
 }
 
+/** /metrics wants a token (issue 19): the bench server gets this one. */
+const METRICS_TOKEN = 'bench-metrics-token-0123456789';
+
 async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const response = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+  if (!response.ok) throw new Error(`GET /metrics answered ${response.status}: the rebuild figures need it`);
+  const text = await response.text();
   const line = text.split('\n').find((candidate) => candidate.startsWith(`${name} `));
   return line ? Number(line.split(' ')[1]) : Number.NaN;
 }
@@ -61,6 +66,7 @@ export async function runGbfsBench(options: GbfsBenchOptions, log: (message: str
     GBFS_TTL_SECONDS: String(options.ttlSeconds),
     PAYMENT_LATENCY_MS: '0',
     FLEET_DB_SYNC: 'FULL',
+    METRICS_TOKEN,
   });
   const feed = `${server.url}/gbfs/vehicle_status.json`;
   try {
@@ -79,14 +85,17 @@ export async function runGbfsBench(options: GbfsBenchOptions, log: (message: str
     const cachedGzip: number[] = [];
     const notModified: number[] = [];
     let gzipBytes = 0;
+    let bodyBytes = 0;
     let etag: string | null = null;
     for (let i = 0; i < 20; i += 1) {
-      const plain = await timedGet(feed);
+      // fetch (undici) asks for gzip unless told otherwise: identity must be asked for by name.
+      const plain = await timedGet(feed, { 'accept-encoding': 'identity' });
       const gzipped = await timedGet(feed, { 'accept-encoding': 'gzip' });
       etag = plain.etag;
       cachedIdentity.push(plain.ms);
       cachedGzip.push(gzipped.ms);
       gzipBytes = gzipped.bytes;
+      bodyBytes = plain.bytes;
       if (etag) notModified.push((await timedGet(feed, { 'if-none-match': etag })).ms);
     }
 
@@ -111,7 +120,7 @@ export async function runGbfsBench(options: GbfsBenchOptions, log: (message: str
       published: document.data.vehicles.length,
       shards: options.shards,
       ttlSeconds: options.ttlSeconds,
-      bodyBytes: first.bytes,
+      bodyBytes,
       gzipBytes,
       gzipBytesAtDefaultLevel: gzipSync(JSON.stringify(document)).byteLength,
       firstRequestMs: round(first.ms),

@@ -434,15 +434,19 @@ export class SqliteJournalEngine implements JournalReader {
       this.startReplicatedBatch(this.replicator);
       return;
     }
-    const writes = this.writes;
-    const snapshots = this.snapshots;
-    const waiters = this.flushWaiters;
-    this.writes = [];
-    this.snapshots = [];
-    this.flushWaiters = [];
+    const { writes, snapshots, waiters } = this.takePending();
     if (writes.length > 0 || snapshots.length > 0) this.commitBatch(writes, snapshots);
     for (const wake of waiters) wake();
   };
+
+  /** What was persisted since the last batch, and who waits for it: the next batch, taken whole. */
+  private takePending(): { readonly writes: PendingWrite[]; readonly snapshots: PendingSnapshot[]; readonly waiters: (() => void)[] } {
+    const pending = { writes: this.writes, snapshots: this.snapshots, waiters: this.flushWaiters };
+    this.writes = [];
+    this.snapshots = [];
+    this.flushWaiters = [];
+    return pending;
+  }
 
   private commitBatch(writes: PendingWrite[], snapshots: PendingSnapshot[]): void {
     this.lastBatchSize = writes.length;
@@ -491,12 +495,7 @@ export class SqliteJournalEngine implements JournalReader {
    */
   private startReplicatedBatch(replicator: BatchReplicator): void {
     if (this.inFlight !== null) return; // its end starts the next batch
-    const writes = this.writes;
-    const snapshots = this.snapshots;
-    const waiters = this.flushWaiters;
-    this.writes = [];
-    this.snapshots = [];
-    this.flushWaiters = [];
+    const { writes, snapshots, waiters } = this.takePending();
     if (writes.length === 0 && snapshots.length === 0) {
       for (const wake of waiters) wake();
       return;

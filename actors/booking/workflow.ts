@@ -362,7 +362,7 @@ function captured(config: WorkflowConfig, state: BookingState, answer: AnswerTo<
   const { outcome, then } = answer;
   if (!outcome.ok) {
     const warning = { fields: { rejection: outcome.rejection }, message: 'capture failed; the booking timer retries it' };
-    return { events: [], warning, next: then === 'Silent' ? { type: 'Done' } : { type: 'Reply', value: outcome } };
+    return { ...replyUnlessSilent(then, outcome), warning };
   }
   const completed = record(config, state, { type: 'RecordCompleted', charge: outcome.value, endedAt: answer.endedAt });
   return after(completed.events, finish(config, completed.state, then));
@@ -414,17 +414,16 @@ function releasedFirst(config: WorkflowConfig, state: BookingState, answer: Answ
 
 function endConfirmed(config: WorkflowConfig, state: ConfirmedBooking, ending: Ending, then: Then, at: number): Plan {
   const ended = ending.type === 'Cancel' ? decide(config.bookingId, { type: 'Cancel', caller: ending.caller, at }, state) : decide(config.bookingId, { type: 'Expire', at }, state);
-  if (!ended.ok) return then === 'Silent' ? done() : reply(reject(ended.rejection));
+  if (!ended.ok) return replyUnlessSilent(then, reject(ended.rejection));
   return after(ended.events, compensate(config, ended.events.reduce(evolve, state), then));
 }
 
 function foundOpen(config: WorkflowConfig, state: BookingState, answer: AnswerTo<'FoundOpen'>): Plan {
   const { outcome, then, at } = answer;
-  if (!outcome.ok) return then === 'Silent' ? done() : reply(outcome);
+  if (!outcome.ok) return replyUnlessSilent(then, outcome);
   const opened = record(config, state, { type: 'RecordUnlocked', unlockedAt: outcome.value.unlockedAt, at });
   // A cancel learns that the ride is on: it is ended, not cancelled.
-  const refusal = then === 'Silent' ? done() : reply(reject(wrongState(config.bookingId, opened.state.status, 'CONFIRMED')));
-  return after(opened.events, refusal);
+  return after(opened.events, replyUnlessSilent(then, reject(wrongState(config.bookingId, opened.state.status, 'CONFIRMED'))));
 }
 
 /** The LOCK that settled an unanswered UNLOCK: if the car had opened meanwhile, that was the ride, billed; else the booking expires. */
@@ -524,6 +523,8 @@ function deferred(events: readonly BookingEvent[], plan: Plan): Plan {
 }
 const reply = (value: Outcome<unknown>): Plan => ({ events: [], next: { type: 'Reply', value } });
 const done = (): Plan => ({ events: [], next: { type: 'Done' } });
+/** A step's refusal (or result) for whoever asked; a tell (the vehicle, the timer) asked nothing, so nothing. */
+const replyUnlessSilent = (then: Then, value: Outcome<unknown>): Plan => (then === 'Silent' ? done() : reply(value));
 /** Nothing recorded, nothing more now: the booking's timer wakes it again while it is still due. */
 const retryLater = (fields: Record<string, unknown>, message: string): Plan => ({ events: [], warning: { fields, message }, next: { type: 'Done' } });
 

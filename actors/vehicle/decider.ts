@@ -217,7 +217,7 @@ export function evolve(state: VehicleState, event: VehicleEvent): VehicleState {
     case 'LockTimedOut':
       return withoutPending(state);
     case 'DeviceRejectedCommand':
-      return withoutPending({ ...state, recentCommands: recentCommands.map((issued) => (issued.commandId === event.commandId ? { ...issued, refusedAt: event.at } : issued)) });
+      return withoutPending({ ...state, recentCommands: answered(recentCommands, event.commandId, { refusedAt: event.at }) });
     default:
       return unreachable(event);
   }
@@ -254,5 +254,10 @@ function withoutPending(state: RegisteredVehicle): RegisteredVehicle {
 }
 
 function confirm(commands: readonly IssuedCommand[], commandId: string, at: number): readonly IssuedCommand[] {
-  return commands.map((issued) => (issued.commandId === commandId ? { ...issued, confirmedAt: at } : issued));
+  return answered(commands, commandId, { confirmedAt: at });
+}
+
+/** The remembered commands with the device's answer to one of them recorded (applied, or refused). */
+function answered(commands: readonly IssuedCommand[], commandId: string, answer: Pick<IssuedCommand, 'confirmedAt'> | Pick<IssuedCommand, 'refusedAt'>): readonly IssuedCommand[] {
+  return commands.map((issued) => (issued.commandId === commandId ? { ...issued, ...answer } : issued));
 }

@@ -166,6 +166,7 @@ export class SqliteJournalEngine implements JournalReader {
   private readonly selectLastPublic: Statement<[], { last: number | null }>;
   private readonly selectLastTagged: Statement<[string], { last: number | null }>;
   private readonly selectReplicatedOffset: Statement<[string], { position: number }>;
+  private readonly selectTaken: Statement<[string, number], { taken: number }>;
   private readonly upsertReplicatedOffset: Statement<[string, number]>;
   private readonly writeBatch: (writes: PendingWrite[], snapshots: PendingSnapshot[], replicatedOffset: number | null) => void;
   private readonly insertProjected: (write: PendingWrite, fields: RowFields) => JournalRow;
@@ -214,6 +215,7 @@ export class SqliteJournalEngine implements JournalReader {
     // The offset of the journal of record that this file has applied, in the checkpoints table: it
     // commits with the rows it covers, so the two never disagree after a crash.
     this.selectReplicatedOffset = db.prepare('SELECT position FROM checkpoints WHERE name = ?');
+    this.selectTaken = db.prepare('SELECT 1 AS taken FROM journal WHERE persistence_key = ? AND sequence_number = ?');
     this.upsertReplicatedOffset = db.prepare('INSERT INTO checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position');
 
     this.writeBatch = db.transaction((writes: PendingWrite[], snapshots: PendingSnapshot[], replicatedOffset: number | null) => {
@@ -561,9 +563,17 @@ export class SqliteJournalEngine implements JournalReader {
     this.settle(writes, snapshots);
   }
 
-  /** What goes to the journal of record: the rows and snapshots that can be written (the others are refused here and now). */
+  /**
+   * What goes to the journal of record: the rows and snapshots that can be written (the others are
+   * refused here and now). A sequence number already taken, in this file or earlier in this batch, is
+   * refused before Kafka sees it: the batch's public events go out in its transaction (the outbox,
+   * docs/cluster.md), and a duplicate refused only after the commit would have published an event
+   * the journal does not hold. Taken-for-new activations meet this refusal by design
+   * (runtime/kernel/fresh-proof.ts). One batch is in flight at a time, so the file holds every earlier one.
+   */
   private replicatedForm(writes: PendingWrite[], snapshots: PendingSnapshot[]): ReplicatedBatch {
     const rows: ReplicatedRow[] = [];
+    const inBatch = new Set<string>();
     for (const write of writes) {
       try {
         write.fields = rowFields(write.event, write.meta);
@@ -571,6 +581,13 @@ export class SqliteJournalEngine implements JournalReader {
         write.error = error;
         continue;
       }
+      const { key, sequenceNumber } = write.event;
+      const id = `${sequenceNumber}:${key}`;
+      if (inBatch.has(id) || this.selectTaken.get(key, sequenceNumber) !== undefined) {
+        write.error = new JournalError('duplicate-sequence-number', `${key}#${sequenceNumber} is already in the journal`);
+        continue;
+      }
+      inBatch.add(id);
       const { event, fields } = write;
       rows.push({ key: event.key, seq: event.sequenceNumber, data: fields.json, tags: fields.tags, traceId: fields.traceId, spanId: fields.spanId, createdAt: fields.createdAt, isDeleted: event.isDeleted === true });
     }

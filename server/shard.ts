@@ -43,6 +43,7 @@ import { shardReadHandlers } from './shard-read-dispatch.js';
 import { createKafkaClient } from '../adapters/kafka/client.js';
 import { isFencedError, journalTopic, JournalOfRecord, readPartition } from '../adapters/kafka/journal-of-record.js';
 import { decodeRecord } from '../persistence/journal-replication.js';
+import { EventOutbox } from '../actors/event-relay/outbox.js';
 
 type FleetShardHandlers = ShardHandlers<FleetExchange, ShardStats, ShardEvent>;
 
@@ -122,7 +123,8 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     const telemetry = await TelemetryPipeline.start({ source: mqtt, db, logger, accepts: ownsVehicle, violations });
     closers.push(() => telemetry.close());
     registerShardActors(directory, { config, mqtt, vehicles, gateway, clock, logger, operatingArea: () => operatingArea });
-    const { timers, commandOutcomes, relay } = startBackgroundWork(init, { storage, system, directory, clock, logger }, closers);
+    // Cluster mode: the public events go out in each batch's own Kafka transaction (the outbox), so no relay runs.
+    const { timers, commandOutcomes, relay } = startBackgroundWork(init, { storage, system, directory, clock, logger, withRelay: ofRecord === null }, closers);
 
     const overdueRides = overdueRideCheck(db, clock, config.overdueRideAfterMs, logger);
     const bookingIds = new BookingReadModel(db);
@@ -141,7 +143,7 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
       mqtt: { ...mqttStats(mqtt), url: init.mqttUrl },
       telemetry: { ...telemetry.stats() },
       timers: { woken: timers.stats().woken },
-      relay: relayStats(relay),
+      relay: ofRecord ? outboxStats(ofRecord.record) : relayStats(relay),
       memory: { heapUsedBytes: process.memoryUsage().heapUsed },
       commands: commandOutcomes.counts(),
       overdueRides: overdueRides(),
@@ -187,7 +189,9 @@ async function restoreFromJournalOfRecord(init: ShardInit, journal: SqliteJourna
   }
   const kafka = createKafkaClient({ brokers: config.kafka.brokers, clientId: `${config.kafka.clientId}-${cluster.node.id}-s${shard}-journal`, logger });
   const started = Date.now();
-  const record = await JournalOfRecord.open({ kafka, clusterName: cluster.name, shard, nodeId: cluster.node.id, nodeUrl: cluster.node.url, logger });
+  // The relay's record builder decides what of each batch goes out as public events, in the batch's transaction.
+  const outbox = new EventOutbox(init.kafkaTopicPrefix, logger);
+  const record = await JournalOfRecord.open({ kafka, clusterName: cluster.name, shard, nodeId: cluster.node.id, nodeUrl: cluster.node.url, logger, outbox });
   // The producer outlives the journal's last batch: closers run in reverse, so this one closes both.
   closers.push(async () => {
     await journal.close();
@@ -295,10 +299,12 @@ interface BackgroundParts {
   readonly directory: ActorDirectory;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** False in cluster mode: the journal of record's transactions publish the public events (its outbox). */
+  readonly withRelay: boolean;
 }
 
 /** What runs besides the actors: the booking timers, the command outcome counts, the relay to Kafka, the hourly housekeeping. */
-function startBackgroundWork(init: ShardInit, { storage, system, directory, clock, logger }: BackgroundParts, closers: Closer[]) {
+function startBackgroundWork(init: ShardInit, { storage, system, directory, clock, logger, withRelay }: BackgroundParts, closers: Closer[]) {
   const { config, shard } = init;
   const { db, journal, traces } = storage;
   const timers = new BookingTimers(db, directory, logger.child({ component: 'booking-timers' }), clock);
@@ -311,14 +317,16 @@ function startBackgroundWork(init: ShardInit, { storage, system, directory, cloc
   const commandOutcomes = watchCommandOutcomes(db, journal);
   closers.push(commandOutcomes.stop);
 
-  const relay = startEventRelayOnKafka(config, {
-    system,
-    journal,
-    checkpoints: new SqliteCheckpointStore(db),
-    logger,
-    topicPrefix: init.kafkaTopicPrefix,
-    clientId: `${config.kafka.mode === 'kafka' ? config.kafka.clientId : 'fleetactors'}-s${shard}`,
-  });
+  const relay = withRelay
+    ? startEventRelayOnKafka(config, {
+        system,
+        journal,
+        checkpoints: new SqliteCheckpointStore(db),
+        logger,
+        topicPrefix: init.kafkaTopicPrefix,
+        clientId: `${config.kafka.mode === 'kafka' ? config.kafka.clientId : 'fleetactors'}-s${shard}`,
+      })
+    : null;
   if (relay) closers.push(() => relay.stop());
   closers.push(housekeepTraces({ traces, retentionMs: config.traceRetentionMs, logger }));
   closers.push(housekeepRejectedBookings({ db, isActive: (address) => directory.isActive(address), logger }));
@@ -360,6 +368,14 @@ function relayStats(relay: EventRelay | null): ShardStats['relay'] {
   const stats = relay?.stats();
   if (!relay || !stats) return null;
   return { lag: relay.lag(), published: stats.published, failures: stats.failures, connected: stats.connected, lastError: stats.lastError };
+}
+
+/**
+ * Cluster mode: the outbox publishes with every committed batch, so nothing waits (lag 0), and a
+ * transaction that fails halts the shard rather than being retried (docs/cluster.md).
+ */
+function outboxStats(record: JournalOfRecord): ShardStats['relay'] {
+  return { lag: 0, published: record.stats().events, failures: 0, connected: true, lastError: null };
 }
 
 /** The built-in stand-in processor; outside `:memory:` it remembers its authorizations across restarts. */

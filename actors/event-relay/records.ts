@@ -33,16 +33,30 @@ export function aggregateOf(persistenceKey: string): Aggregate | undefined {
 export const cloudEventId = (row: Pick<JournalRow, 'persistenceKey' | 'sequenceNumber'>): string =>
   `${row.persistenceKey}:${row.sequenceNumber}`;
 
+/** What a record is made of: a journal row, its position aside (a record does not depend on it). */
+export type PublishableRow = Pick<JournalRow, 'persistenceKey' | 'sequenceNumber' | 'eventType' | 'data' | 'traceId' | 'spanId' | 'createdAt'>;
+
 /**
  * @param topicPrefix prepended to the catalog's topic name (tests isolate themselves with it); the
  *   CloudEvents type always names the catalog topic, so consumers see the same `ce_type` everywhere.
  */
-export function toKafkaRecord(row: JournalRow, topicPrefix = ''): RecordResult {
+export function toKafkaRecord(row: PublishableRow, topicPrefix = ''): RecordResult {
+  return recordOf(row, JSON.stringify(row.data), topicPrefix);
+}
+
+/**
+ * The same record from the event's JSON text as the journal stores it (the outbox of cluster mode has
+ * the text at hand, not the object): `value` is that text, which is what `JSON.stringify(data)` gave.
+ */
+export function toKafkaRecordFromText(row: Omit<PublishableRow, 'data'>, value: string, topicPrefix = ''): RecordResult {
+  return recordOf(row, value, topicPrefix);
+}
+
+function recordOf(row: Omit<PublishableRow, 'data'>, value: string | undefined, topicPrefix: string): RecordResult {
   const topic = topicOf(row.eventType);
   if (topic === undefined) return { ok: false, reason: `event type ${row.eventType} has no topic in the catalog` };
   const aggregate = aggregateOf(row.persistenceKey);
   if (aggregate === undefined) return { ok: false, reason: `persistence key ${JSON.stringify(row.persistenceKey)} is not <kind>/<id>` };
-  const value = JSON.stringify(row.data);
   if (value === undefined) return { ok: false, reason: 'event data has no JSON form' };
 
   const headers: Record<string, string> = {

@@ -2,7 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { AssignerProtocol, Partitioners, type Kafka, type PartitionAssigner, type Producer, type Transaction } from 'kafkajs';
 import type { Logger } from '../../runtime/ground/logger.js';
 import { encodeOwnerRecord, shardOwnersTopic } from './shard-owners.js';
-import { encodeBatch, type BatchReplicator, type ReplicatedBatch, type ReplicatedRecord } from '../../persistence/journal-replication.js';
+import { encodeBatch, MAX_RECORD_BYTES, type BatchReplicator, type ReplicatedBatch, type ReplicatedRecord } from '../../persistence/journal-replication.js';
+import type { EventOutbox } from '../../actors/event-relay/outbox.js';
+import type { KafkaRecord } from '../../actors/contract/event-record.js';
+import { byTopic } from './producer.js';
 
 /**
  * A shard's journal of record in cluster mode (docs/cluster.md): partition `s` of `<cluster>.journal`,
@@ -11,6 +14,10 @@ import { encodeBatch, type BatchReplicator, type ReplicatedBatch, type Replicate
  * 4.1, checked: "A second producer with the same id fenced the first (INVALID_PRODUCER_EPOCH on its
  * next send), and a read_committed consumer saw none of the fenced producer's records"), and writes an
  * owner mark whose offset says where a restore ends.
+ *
+ * With an outbox, each batch's public events go out in the batch's own transaction (docs/cluster.md,
+ * "The public events: an exactly-once outbox"): a `read_committed` consumer sees them exactly when the
+ * batch is committed, never twice, and never those of a batch that was not.
  */
 
 export const journalTopic = (clusterName: string): string => `${clusterName}.journal`;
@@ -35,6 +42,13 @@ export interface JournalOfRecordOptions {
   readonly logger: Logger;
   /** How long an unfinished transaction of a dead owner may hold back read_committed readers. */
   readonly transactionTimeoutMs?: number;
+  /** What of each batch goes out as public events, in the batch's transaction; without it, only the journal. */
+  readonly outbox?: EventOutbox;
+  /**
+   * Tests only: runs after a batch's records were sent and before its commit, where another owner's
+   * fence aborts the transaction with its records already in the log.
+   */
+  readonly beforeCommit?: () => Promise<void>;
 }
 
 export class JournalOfRecord implements BatchReplicator {
@@ -42,6 +56,7 @@ export class JournalOfRecord implements BatchReplicator {
   private readonly topic: string;
   private transactions = 0;
   private commitMsTotal = 0;
+  private events = 0;
   private lastOffset: number;
 
   private constructor(
@@ -81,19 +96,27 @@ export class JournalOfRecord implements BatchReplicator {
     }
   }
 
-  /** One Kafka transaction for the whole batch (several records when it is big); the offset of its last record. */
+  /**
+   * One Kafka transaction for the whole batch (several records when it is big) and its public events;
+   * the offset of the batch's last record.
+   */
   async replicate(batch: ReplicatedBatch): Promise<number> {
     const started = performance.now();
-    const offset = await commitValues(this.producer, this.topic, this.options.shard, encodeBatch(batch));
+    const events = this.options.outbox?.recordsOf(batch.rows) ?? [];
+    const offset = await commitValues(this.producer, this.topic, this.options.shard, encodeBatch(batch), events, this.options.beforeCommit);
     this.commitMsTotal += performance.now() - started;
     this.transactions += 1;
+    this.events += events.length;
     this.lastOffset = offset;
     return offset;
   }
 
-  /** Transactions committed by this owner, their total time (send + commit), and the offset of the last record written. */
-  stats(): { readonly transactions: number; readonly commitMsTotal: number; readonly offset: number } {
-    return { transactions: this.transactions, commitMsTotal: this.commitMsTotal, offset: this.lastOffset };
+  /**
+   * Transactions committed by this owner, their total time (send + commit), the offset of the last
+   * record written, and the public events committed with them.
+   */
+  stats(): { readonly transactions: number; readonly commitMsTotal: number; readonly offset: number; readonly events: number } {
+    return { transactions: this.transactions, commitMsTotal: this.commitMsTotal, offset: this.lastOffset, events: this.events };
   }
 
   async close(): Promise<void> {
@@ -121,12 +144,21 @@ async function commitMark(producer: Producer, options: JournalOfRecordOptions, m
   }
 }
 
-/** Sends the values to the partition in one transaction and commits it; aborts (best effort) and rethrows on failure. */
-async function commitValues(producer: Producer, topic: string, partition: number, values: readonly string[]): Promise<number> {
+/**
+ * Sends the values to the partition and the events to their topics in one transaction and commits it;
+ * aborts (best effort) and rethrows on failure. The events ride in the journal's own request; a batch
+ * with more events than `MAX_RECORD_BYTES` (a seed) sends the rest in further requests of the same
+ * transaction, so that no partition's record batch nears the broker's 1 MiB limit.
+ */
+async function commitValues(producer: Producer, topic: string, partition: number, values: readonly string[], events: readonly KafkaRecord[], beforeCommit?: () => Promise<void>): Promise<number> {
   const transaction: Transaction = await producer.transaction();
   try {
-    const [metadata] = await transaction.send({ topic, acks: -1, messages: values.map((value) => ({ partition, value })) });
+    const [first = [], ...rest] = chunksOf(events, MAX_RECORD_BYTES);
+    const sent = await transaction.sendBatch({ acks: -1, topicMessages: [{ topic, messages: values.map((value) => ({ partition, value })) }, ...byTopic(first)] });
+    const metadata = sent.find((each) => each.topicName === topic && each.partition === partition);
     if (metadata === undefined || metadata.baseOffset === undefined) throw new Error(`Kafka returned no offset for ${topic}/${partition}`);
+    for (const chunk of rest) await transaction.sendBatch({ acks: -1, topicMessages: byTopic(chunk) });
+    await beforeCommit?.();
     await transaction.commit();
     // One produce request per partition: the records got consecutive offsets from baseOffset.
     return Number(metadata.baseOffset) + values.length - 1;
@@ -135,6 +167,25 @@ async function commitValues(producer: Producer, topic: string, partition: number
     if (transaction.isActive()) await transaction.abort().catch(() => undefined);
     throw error;
   }
+}
+
+/** The records in order, cut into runs of at most `maxBytes` of keys and values (a bigger record goes alone). */
+export function chunksOf(records: readonly KafkaRecord[], maxBytes: number): KafkaRecord[][] {
+  const chunks: KafkaRecord[][] = [];
+  let chunk: KafkaRecord[] = [];
+  let size = 0;
+  for (const record of records) {
+    const recordSize = record.key.length + record.value.length + 400; // headers: about 300 bytes
+    if (chunk.length > 0 && size + recordSize > maxBytes) {
+      chunks.push(chunk);
+      chunk = [];
+      size = 0;
+    }
+    chunk.push(record);
+    size += recordSize;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }
 
 /** The error types a fenced transactional producer meets (kafkajs knows no PRODUCER_FENCED, code 90: it reports it as unknown). */

@@ -157,7 +157,8 @@ export class ResilientProducer implements RecordPublisher {
   }
 }
 
-function byTopic(records: readonly KafkaRecord[]): TopicMessages[] {
+/** The records grouped by topic, in order, as kafkajs' sendBatch takes them (the journal of record's outbox sends them the same way). */
+export function byTopic(records: readonly KafkaRecord[]): TopicMessages[] {
   const topics = new Map<string, Message[]>();
   for (const record of records) {
     let messages = topics.get(record.topic);

@@ -111,8 +111,8 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
     },
     prepare: async (logger) => {
       if (config.kafka.mode !== 'kafka') throw new Error('cluster mode without KAFKA_BROKERS: server/config.ts refuses it');
-      const { brokers, clientId, replicationFactor, minInsyncReplicas } = config.kafka;
-      await agreeOnShardCount({ cluster, brokers, clientId, replicationFactor, minInsyncReplicas, shardCount, logger });
+      const { brokers, clientId, replicationFactor, minInsyncReplicas, partitions } = config.kafka;
+      await agreeOnShardCount({ cluster, brokers, clientId, replicationFactor, minInsyncReplicas, eventPartitions: partitions, shardCount, logger });
     },
     describe: () => `node ${cluster.node.id} of cluster ${cluster.name} serves shards ${localLinks().map((link) => link.shard).join(', ') || 'none'} of ${shardCount}`,
   };

@@ -3,6 +3,7 @@ import { ensureTopics } from '../../adapters/kafka/admin.js';
 import { journalTopic, journalTopicConfigs } from '../../adapters/kafka/journal-of-record.js';
 import { SHARD_OWNERS_TOPIC_CONFIGS, shardOwnersTopic } from '../../adapters/kafka/shard-owners.js';
 import type { Logger } from '../../runtime/ground/logger.js';
+import { ALL_TOPICS } from '../../actors/contract/event-catalog.js';
 import { ConfigError, type ClusterConfig } from '../config.js';
 
 /** The cluster's shard topic: one partition per shard. Later slices place shards with a consumer group over it. */
@@ -13,6 +14,8 @@ export interface ShardCountCheck {
   readonly brokers: readonly string[];
   readonly clientId: string;
   readonly replicationFactor: number;
+  /** Partitions of the public event topics (KAFKA_PARTITIONS), as the relay creates them in a single process. */
+  readonly eventPartitions: number;
   /** The journal topic's min.insync.replicas; null: the broker's default. */
   readonly minInsyncReplicas: number | null;
   readonly shardCount: number;
@@ -31,6 +34,9 @@ export async function agreeOnShardCount(check: ShardCountCheck): Promise<void> {
   await ensureTopics(kafka, [journalTopic(check.cluster.name)], check.shardCount, check.replicationFactor, undefined, journalTopicConfigs(check.minInsyncReplicas));
   // The routing table (adapters/kafka/shard-owners.ts): one partition, so one reader sees every shard's record in order.
   await ensureTopics(kafka, [shardOwnersTopic(check.cluster.name)], 1, check.replicationFactor, undefined, SHARD_OWNERS_TOPIC_CONFIGS);
+  // The public event topics, `<cluster>.booking.created`, …: the shards' journal producers write them
+  // in their transactions (the outbox) and never create a topic themselves.
+  await ensureTopics(kafka, ALL_TOPICS.map((name) => `${check.cluster.name}.${name}`), check.eventPartitions, check.replicationFactor);
   const admin = kafka.admin();
   await admin.connect();
   try {

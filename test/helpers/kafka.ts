@@ -69,13 +69,20 @@ export interface RecordCollector {
   stop(): Promise<void>;
 }
 
+export interface CollectOptions {
+  /** Default `read_committed` (kafkajs' default): records of aborted or open transactions are not delivered. */
+  readonly isolation?: 'read_committed' | 'read_uncommitted';
+}
+
 /**
  * A consumer in a fresh group, reading `topics` from the beginning, that collects every record. It
  * resolves once the group has its partitions, so records produced afterwards are not missed and
  * their lag is not inflated by the join. The topics must exist.
  */
-export async function collectRecords(kafka: Kafka, topics: readonly string[], groupId = testGroupId('collect')): Promise<RecordCollector> {
-  const consumer: Consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100, sessionTimeout: 10_000, heartbeatInterval: 1000 });
+export async function collectRecords(kafka: Kafka, topics: readonly string[], groupId = testGroupId('collect'), options: CollectOptions = {}): Promise<RecordCollector> {
+  // kafkajs reads read_committed unless told otherwise; said here, since the outbox's tests depend on it.
+  const readUncommitted = options.isolation === 'read_uncommitted';
+  const consumer: Consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100, sessionTimeout: 10_000, heartbeatInterval: 1000, readUncommitted });
   const records: ConsumedRecord[] = [];
   const waiters = new Set<() => void>();
   const joined = new Promise<void>((resolve) => {

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ALL_TOPICS, TOPIC_BY_EVENT_TYPE, isPublicEventType } from '../../actors/contract/event-catalog.js';
 import { aggregateOf, cloudEventId, toKafkaRecord } from '../../actors/event-relay/records.js';
 import type { JournalRow } from '../../runtime/kernel/journal.js';
+import { EventOutbox, type OutboxRow } from '../../actors/event-relay/outbox.js';
+import { createLogger } from '../../runtime/ground/logger.js';
 
 const row = (overrides: Partial<JournalRow> = {}): JournalRow => ({
   position: 42,
@@ -102,5 +104,40 @@ describe('aggregateOf and cloudEventId', () => {
     expect(aggregateOf('vehicle/fleet-a/v-1')).toEqual({ kind: 'vehicle', id: 'fleet-a/v-1' });
     expect(aggregateOf('/v-1')).toBeUndefined();
     expect(cloudEventId({ persistenceKey: 'vehicle/v-1', sequenceNumber: 7 })).toBe('vehicle/v-1:7');
+  });
+});
+
+describe('the outbox of cluster mode (EventOutbox)', () => {
+  /** A row as the journal of record carries it: the event's JSON text, as the journal stores it. */
+  const outboxRow = (journal: JournalRow): OutboxRow => ({
+    key: journal.persistenceKey,
+    seq: journal.sequenceNumber,
+    data: JSON.stringify(journal.data),
+    tags: journal.tags,
+    traceId: journal.traceId,
+    spanId: journal.spanId,
+    createdAt: journal.createdAt,
+  });
+
+  it('builds, from a batch, exactly the records the relay publishes for its public rows, in batch order', () => {
+    const outbox = new EventOutbox('c-1.', createLogger('silent'));
+    const confirmed = row();
+    const reserved = row({ persistenceKey: 'vehicle/v-7', sequenceNumber: 1, eventType: 'VehicleReserved', data: { type: 'VehicleReserved' }, tags: [] });
+    const unlocked = row({ persistenceKey: 'vehicle/v-7', sequenceNumber: 2, eventType: 'VehicleUnlocked', data: { type: 'VehicleUnlocked', bookingId: 'b-1' }, traceId: null, spanId: null });
+    const relayRecord = (journal: JournalRow) => {
+      const result = toKafkaRecord(journal, 'c-1.');
+      if (!result.ok) throw new Error(result.reason);
+      return result.record;
+    };
+    expect(outbox.recordsOf([confirmed, reserved, unlocked].map(outboxRow))).toEqual([relayRecord(confirmed), relayRecord(unlocked)]);
+    expect(outbox.stats().unpublishable).toBe(0);
+  });
+
+  it('skips and counts a public row that cannot become a record, as the relay does', () => {
+    const outbox = new EventOutbox('', createLogger('silent'));
+    const stranger = row({ eventType: 'VehicleReserved', data: { type: 'VehicleReserved' } });
+    const keyless = row({ persistenceKey: 'b-1' });
+    expect(outbox.recordsOf([stranger, keyless, row()].map(outboxRow))).toHaveLength(1);
+    expect(outbox.stats().unpublishable).toBe(2);
   });
 });

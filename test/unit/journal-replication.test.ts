@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { KafkaJSNonRetriableError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { decodeRecord, encodeBatch, ReplicatedRecordError, type ReplicatedRecord, type ReplicatedRow } from '../../persistence/journal-replication.js';
-import { isFencedError, journalTopicConfigs } from '../../adapters/kafka/journal-of-record.js';
+import { chunksOf, isFencedError, journalTopicConfigs } from '../../adapters/kafka/journal-of-record.js';
 
 const row = (seq: number, size = 10): ReplicatedRow => ({
   key: 'vehicle/v-1',
@@ -86,5 +86,17 @@ describe('the journal topic\'s configs', () => {
   it('never expire a record, and carry min.insync.replicas only when it is set', () => {
     expect(journalTopicConfigs(null)).toEqual({ 'retention.ms': '-1', 'retention.bytes': '-1' });
     expect(journalTopicConfigs(2)).toEqual({ 'retention.ms': '-1', 'retention.bytes': '-1', 'min.insync.replicas': '2' });
+  });
+});
+
+describe('the outbox\'s requests (chunksOf)', () => {
+  const record = (n: number, size: number) => ({ topic: 't', key: `k${n}`, value: 'x'.repeat(size), headers: {} });
+
+  it('keeps a batch\'s events in order, in runs under the bound, a record bigger than it alone', () => {
+    const records = [record(1, 100), record(2, 100), record(3, 2000), record(4, 100)];
+    const chunks = chunksOf(records, 1100);
+    expect(chunks.flat()).toEqual(records);
+    expect(chunks.map((chunk) => chunk.map((each) => each.key))).toEqual([['k1', 'k2'], ['k3'], ['k4']]);
+    expect(chunksOf([], 1100)).toEqual([]);
   });
 });

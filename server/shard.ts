@@ -98,7 +98,8 @@ export interface ShardHalt {
  * The composition root of one shard (docs/architecture.md, "Shards"): its own journal file, actor system and
  * directory, its vehicle, booking and payment actors, its booking timers, its MQTT connection (the
  * vehicle actors' subscriptions and their unlock timeouts live here, on the vehicle's own thread), its
- * telemetry pipeline for its own vehicles, and its event relay to Kafka. `close` undoes it in reverse
+ * telemetry pipeline for its own vehicles, and its event relay to Kafka (in cluster mode, the outbox of
+ * its journal of record instead). `close` undoes it in reverse
  * order, journal last, so nothing acknowledged is lost on a graceful stop.
  */
 export async function startShard(init: ShardInit, local: LocalShardOptions): Promise<RunningShard> {

@@ -62,6 +62,8 @@ export interface ConsumedRecord {
 export interface RecordCollector {
   /** Everything received so far, in arrival order. */
   readonly records: readonly ConsumedRecord[];
+  /** Per `topic:partition`, the offset after the last one fetched (records, commit markers and aborted records alike). */
+  readonly positions: ReadonlyMap<string, number>;
   /** Resolves with the records once at least `count` arrived; rejects after `timeoutMs` saying how many did. */
   waitForCount(count: number, timeoutMs?: number): Promise<readonly ConsumedRecord[]>;
   /** Waits until `done(records)` holds. */
@@ -104,6 +106,15 @@ export async function collectRecords(kafka: Kafka, topics: readonly string[], gr
       for (const wake of waiters) wake();
     },
   });
+  // Where the consumer's fetches have got to per partition, control records (commit markers) and
+  // aborted records included: what `consumeToEnd` waits on.
+  const positions = new Map<string, number>();
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    const next = Number(payload.lastOffset) + 1;
+    const id = `${payload.topic}:${payload.partition}`;
+    if (next > (positions.get(id) ?? 0)) positions.set(id, next);
+    for (const wake of waiters) wake();
+  });
   await withTimeout(joined, 30_000, `consumer group ${groupId} to get its partitions`);
 
   const waitUntil = (done: (seen: readonly ConsumedRecord[]) => boolean, what: string, timeoutMs = 20_000): Promise<readonly ConsumedRecord[]> =>
@@ -127,6 +138,7 @@ export async function collectRecords(kafka: Kafka, topics: readonly string[], gr
 
   return {
     records,
+    positions,
     waitUntil,
     waitForCount: (count, timeoutMs) => waitUntil((seen) => seen.length >= count, `${count} records`, timeoutMs),
     stop: () => consumer.disconnect(),
@@ -138,6 +150,33 @@ export async function consumeRecords(kafka: Kafka, topics: readonly string[], co
   const collector = await collectRecords(kafka, topics);
   try {
     return [...(await collector.waitForCount(count, timeoutMs))];
+  } finally {
+    await collector.stop();
+  }
+}
+
+/**
+ * Every record of `topics` written so far: reads them from the beginning in a fresh group until its
+ * fetches reach each partition's end as it was when called (the end offsets are taken first, so
+ * nothing written before the call is missed). With `read_committed` (the default), records of
+ * transactions that were aborted, or are still open, are not among them; call it once every writer
+ * has committed or been fenced.
+ */
+export async function consumeToEnd(kafka: Kafka, topics: readonly string[], options: CollectOptions = {}, timeoutMs = 30_000): Promise<readonly ConsumedRecord[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = new Map<string, number>();
+  try {
+    for (const topic of topics) {
+      for (const { partition, high } of await admin.fetchTopicOffsets(topic)) if (Number(high) > 0) ends.set(`${topic}:${partition}`, Number(high));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+  const collector = await collectRecords(kafka, topics, testGroupId('to-end'), options);
+  try {
+    await collector.waitUntil(() => [...ends].every(([id, end]) => (collector.positions.get(id) ?? 0) >= end), `the end of ${topics.join(', ')}`, timeoutMs);
+    return [...collector.records];
   } finally {
     await collector.stop();
   }

@@ -155,6 +155,81 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     expect(page.items).toContainEqual(expect.objectContaining({ type: 'booking.created', key: booking.id }));
   });
 
+  it('replays on n2 and n3 a keyed booking n1 made, and refuses the key with another body on n3 (422)', async () => {
+    const PROBLEM_TYPE = 'https://fleetactors.dev/problems/';
+    // The vehicle on n3's shard; the claim lives on whichever shard the (customer, key) pair hashes to.
+    const vehicleId = vehicleOwnedBy('n3', 'v-idem');
+    const otherVehicleId = vehicleOwnedBy('n2', 'v-idem-other');
+    for (const id of [vehicleId, otherVehicleId]) {
+      expect((await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id, type: 'scooter', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+    }
+    const key = { 'idempotency-key': 'cluster-key-1' };
+
+    const first = await call(node('n1').url, '/bookings', { method: 'POST', as: 'idem-carol', body: { vehicleId }, headers: key });
+    const booking = (await first.json()) as { id: string; status: string };
+    expect(first.status, JSON.stringify(booking)).toBe(201);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+
+    for (const via of ['n2', 'n3']) {
+      const again = await call(node(via).url, '/bookings', { method: 'POST', as: 'idem-carol', body: { vehicleId }, headers: key });
+      expect(again.status, via).toBe(201);
+      expect(again.headers.get('idempotent-replayed'), via).toBe('true');
+      expect(await again.json(), via).toEqual(booking);
+    }
+
+    const reused = await call(node('n3').url, '/bookings', { method: 'POST', as: 'idem-carol', body: { vehicleId: otherVehicleId }, headers: key });
+    expect(reused.status).toBe(422);
+    expect(reused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await reused.json()).toMatchObject({ type: `${PROBLEM_TYPE}idempotency-key-reused` });
+    // The refused request booked nothing: the other vehicle is free, the first one held once.
+    expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'idem-dan', body: { vehicleId: otherVehicleId } })).status).toBe(201);
+    expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'idem-dan', body: { vehicleId } })).status).toBe(409);
+  });
+
+  it('books once when the same key reaches two nodes at the same time: one booking, one hold, and each answer that booking or 409 in use', async () => {
+    const PROBLEM_TYPE = 'https://fleetactors.dev/problems/';
+    // Several rounds, each pair of nodes once in both orders, so the two requests overlap in more than one way.
+    const pairs = [['n1', 'n2'], ['n2', 'n3'], ['n3', 'n1'], ['n2', 'n1'], ['n3', 'n2'], ['n1', 'n3']] as const;
+    const racedBookings: string[] = [];
+    for (const [round, [a, b]] of pairs.entries()) {
+      const customer = `idem-race-${round}`;
+      const vehicleId = vehicleOnShard(round % SHARDS, `v-idem-race-${round}`);
+      expect((await call(node(a).url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'scooter', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+      const key = { 'idempotency-key': `race-${round}` };
+      const answers = await Promise.all(
+        [a, b].map(async (via) => {
+          const response = await call(node(via).url, '/bookings', { method: 'POST', as: customer, body: { vehicleId }, headers: key });
+          return { via, status: response.status, body: (await response.json()) as { id?: string; status?: string; type?: string } };
+        }),
+      );
+      const created = answers.filter((answer) => answer.status === 201);
+      const inUse = answers.filter((answer) => answer.status === 409);
+      expect(created.length, JSON.stringify(answers)).toBeGreaterThanOrEqual(1);
+      expect(created.length + inUse.length, JSON.stringify(answers)).toBe(2);
+      for (const answer of inUse) expect(answer.body.type, JSON.stringify(answers)).toBe(`${PROBLEM_TYPE}idempotency-key-in-use`);
+      const ids = new Set(created.map((answer) => answer.body.id));
+      expect(ids.size, JSON.stringify(answers)).toBe(1);
+      const bookingId = [...ids][0]!;
+      racedBookings.push(bookingId);
+      expect(created[0]!.body.status).toBe('CONFIRMED');
+
+      // One booking: the customer has exactly one, the vehicle holds it, and the key replays it on the third node.
+      const third = (['n1', 'n2', 'n3'] as const).find((id) => id !== a && id !== b)!;
+      const list = (await (await call(node(third).url, '/bookings', { as: customer })).json()) as { items: Array<{ id: string; vehicleId: string }> };
+      expect(list.items.map((item) => item.id)).toEqual([bookingId]);
+      const replay = await call(node(third).url, '/bookings', { method: 'POST', as: customer, body: { vehicleId }, headers: key });
+      expect(replay.status).toBe(201);
+      expect(((await replay.json()) as { id: string }).id).toBe(bookingId);
+      const other = await call(node(third).url, '/bookings', { method: 'POST', as: `${customer}-other`, body: { vehicleId } });
+      expect(other.status).toBe(409);
+      expect(((await other.json()) as { type: string }).type).toBe(`${PROBLEM_TYPE}vehicle-unavailable`);
+    }
+    // Each booking was created once: one booking.created per booking in the fleet's events.
+    const events = (await (await call(node('n1').url, '/events?limit=1000', { as: 'ops', role: 'operator' })).json()) as { items: Array<{ type: string; key: string }> };
+    const created = events.items.filter((event) => event.type === 'booking.created' && racedBookings.includes(event.key)).map((event) => event.key);
+    expect(created.sort()).toEqual([...racedBookings].sort());
+  });
+
   it('unlocks, through n1, a vehicle on n2\'s shard whose device logged in with the credentials n3 issued (dynamic security)', async () => {
     const vehicleId = vehicleOwnedBy('n2', 'v-unlock');
     const registered = await call(node('n3').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'car', location: { lat: 52.52, lon: 13.405 } } });

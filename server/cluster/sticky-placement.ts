@@ -1,5 +1,8 @@
 import type { GroupMember } from '../../adapters/kafka/shard-group.js';
 
+/** Natural order of node ids (n2 before n10), the same on every node. */
+export const byNodeId = new Intl.Collator('en', { numeric: true });
+
 /**
  * The shard group's placement rule (pure; the leader runs it on every rebalance, docs/cluster.md):
  *
@@ -9,17 +12,21 @@ import type { GroupMember } from '../../adapters/kafka/shard-group.js';
  *    shards whose home node (below) is in the group, then its highest.
  * 3. A free shard goes to its home node if that node has room, else to the member with the most room.
  *
- * A shard's home is node `s mod N` of FLEET_CLUSTER_NODES: with every node up and nothing held, the
- * placement is the fixed map of the first slice, and a node that comes back takes its own shards back
- * (with evenly divisible shards, exactly the ones balance must move anyway).
+ * A shard's home is node `s mod N` of the members' node ids in natural order (n1, n2, …, n10): with
+ * every node up and nothing held, nodes n1…nN hold shard s on n(s mod N + 1), and a node that comes back
+ * takes its own shards back (with evenly divisible shards, exactly the ones balance must move anyway).
+ * Homes are counted over the nodes present, so the leader needs no list of every node: while one is
+ * away its homes fall to the others, and since members keep what they hold, only free shards and a
+ * member over its share follow them.
  */
-export function placeShards(members: readonly GroupMember[], shardCount: number, nodeOrder: readonly string[]): Map<string, number[]> {
+export function placeShards(members: readonly GroupMember[], shardCount: number): Map<string, number[]> {
   const placed = new Map<string, number[]>(members.map((member) => [member.memberId, []]));
   if (members.length === 0) return placed;
-  const sorted = [...members].sort((a, b) => a.node.localeCompare(b.node) || a.memberId.localeCompare(b.memberId));
+  const sorted = [...members].sort((a, b) => byNodeId.compare(a.node, b.node) || a.memberId.localeCompare(b.memberId));
+  const nodeOrder = [...new Set(sorted.map((member) => member.node))];
   const memberOfNode = new Map<string, string>();
   for (const member of sorted) if (!memberOfNode.has(member.node)) memberOfNode.set(member.node, member.memberId);
-  const homeOf = (shard: number): string | undefined => (nodeOrder.length === 0 ? undefined : memberOfNode.get(nodeOrder[shard % nodeOrder.length]!));
+  const homeOf = (shard: number): string | undefined => memberOfNode.get(nodeOrder[shard % nodeOrder.length]!);
 
   // A shard claimed twice (a member that rejoined before its old membership expired) stays with the first claimant.
   const claimed = new Set<number>();

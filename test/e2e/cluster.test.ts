@@ -283,7 +283,8 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
       }),
     );
     const expectedNodes = cluster.nodes.map(({ id, url }) => ({ id, url }));
-    // With every node in the group and nothing moved, each shard is on its home node (s mod 3 of FLEET_CLUSTER_NODES).
+    // The nodes were started without a node list (no FLEET_CLUSTER_NODES): every node lists the group's members.
+    // With every node in the group and nothing moved, each shard is on its home node (s mod 3 of the node ids in order).
     // The epochs are the owners' records' (the offset of the owner mark in the shard's journal partition): the same on every node.
     const epochs = docs[0]!.shards.map((shard) => shard.epoch);
     const expectedShards = Array.from({ length: SHARDS }, (_, shard) => ({ shard, owner: cluster.nodes[shard % 3]!.id, epoch: epochs[shard], state: 'serving' }));
@@ -342,7 +343,6 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
       FLEET_CLUSTER_NAME: cluster.name,
       FLEET_NODE_ID: 'n4',
       FLEET_ADVERTISED_URL: url,
-      FLEET_CLUSTER_NODES: [...cluster.nodes.map((each) => `${each.id}=${each.url}`), `n4=${url}`].join(','),
       FLEET_SHARDS: '4',
       FLEET_DB: join(dataDir, 'fleet.db'),
       FLEET_JWT_SECRET: cluster.jwtSecret,
@@ -553,6 +553,10 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     expect(moved.shards.every((shard) => shard.state === 'serving')).toBe(true);
     // Each new owner wrote its owner record in its fenced transaction: a higher epoch than n3's.
     for (const shard of victimShards) expect(moved.shards[shard]!.epoch, `shard ${shard}`).toBeGreaterThan(epochsBefore[shard]!);
+    // The node list is the group's live members: the group dropped n3, so n1 and n2 no longer list it.
+    for (const via of ['n1', 'n2']) {
+      await expect.poll(async () => (await clusterDoc(via)).nodes.map((each) => each.id), { timeout: 10_000, interval: 100 }).toEqual(['n1', 'n2']);
+    }
     phase = 'after';
     // The vehicle whose shard moved takes a booking through either node.
     expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId: orphan } })).status).toBe(201);
@@ -579,6 +583,10 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     cluster = await startNode(home, 'n3', nodeEnv);
     await refreshOwners();
     expect(victimShards.map((shard) => ownerOf(shard).id)).toEqual(victimShards.map(() => 'n3'));
+    // Back in the group, n3 is listed again by every node, with the URL it advertises.
+    for (const via of ['n1', 'n2', 'n3']) {
+      await expect.poll(async () => (await clusterDoc(via)).nodes, { timeout: 10_000, interval: 100 }).toEqual(cluster.nodes.map(({ id, url }) => ({ id, url })));
+    }
     await check('n3');
     const back = vehicleOwnedBy('n3', 'v-back');
     expect((await call(node('n3').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: back, type: 'bike', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);

@@ -84,10 +84,12 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
   };
   /** A vehicle id whose shard `owner` owns. */
   const vehicleOwnedBy = (owner: string, label: string): string => {
-    for (let n = 0; ; n += 1) {
+    // Bounded: a node that owns nothing (an earlier test left it so) fails the test instead of hanging the file.
+    for (let n = 0; n < 10_000; n += 1) {
       const id = `${label}-${n}`;
       if (ownerOf(shardOfVehicle(id, SHARDS)).id === owner) return id;
     }
+    throw new Error(`node ${owner} owns no shard in the last GET /cluster`);
   };
   /** A vehicle id on `shard`. */
   const vehicleOnShard = (shard: number, label: string): string => {

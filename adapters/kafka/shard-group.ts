@@ -23,6 +23,8 @@ export interface GroupMember {
   readonly memberId: string;
   readonly node: string;
   readonly held: readonly number[];
+  /** Every node this member has seen in the group since it started (itself included): the cluster's nodes, also those away now. */
+  readonly known: readonly string[];
 }
 
 /** A node of the group, as its members describe themselves. */
@@ -43,6 +45,8 @@ export interface ShardGroupOptions {
   readonly url: string;
   /** The shards this node holds when it (re)joins: its claim to keep them. */
   readonly held: () => readonly number[];
+  /** Every node this node has seen in the group since it started. */
+  readonly known: () => readonly string[];
   readonly place: PlaceShards;
   /**
    * Each completed rebalance: the shards this node is to run now, and its member id (a new id means the
@@ -72,6 +76,7 @@ interface Claim {
   /** Absent in a claim of a node that predates the node list from the group: it is then not listed. */
   readonly url?: string;
   readonly held: readonly number[];
+  readonly known?: readonly string[];
 }
 
 function decodeClaim(metadata: Buffer): Claim | null {
@@ -79,7 +84,12 @@ function decodeClaim(metadata: Buffer): Claim | null {
     const { userData } = AssignerProtocol.MemberMetadata.decode(metadata) ?? { userData: Buffer.alloc(0) };
     const claim = JSON.parse(userData.toString('utf8')) as Partial<Claim>;
     if (typeof claim.node !== 'string' || !Array.isArray(claim.held)) return null;
-    return { node: claim.node, ...(typeof claim.url === 'string' && { url: claim.url }), held: claim.held.filter((shard): shard is number => Number.isInteger(shard)) };
+    return {
+      node: claim.node,
+      ...(typeof claim.url === 'string' && { url: claim.url }),
+      held: claim.held.filter((shard): shard is number => Number.isInteger(shard)),
+      known: Array.isArray(claim.known) ? claim.known.filter((node): node is string => typeof node === 'string') : [],
+    };
   } catch {
     return null;
   }
@@ -102,13 +112,13 @@ function stickyAssigner(options: ShardGroupOptions): PartitionAssigner {
     version: 1,
     protocol: ({ topics }) => ({
       name: ASSIGNER,
-      metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.from(JSON.stringify({ node: options.node, url: options.url, held: options.held() } satisfies Claim)) }),
+      metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.from(JSON.stringify({ node: options.node, url: options.url, held: options.held(), known: options.known() } satisfies Claim)) }),
     }),
     assign: async ({ members }) => {
       const shardCount = cluster.findTopicPartitionMetadata(topic).length;
       const claims = members.map((member): GroupMember => {
         const claim = decodeClaim(member.memberMetadata);
-        return { memberId: member.memberId, node: claim?.node ?? member.memberId, held: claim?.held ?? [] };
+        return { memberId: member.memberId, node: claim?.node ?? member.memberId, held: claim?.held ?? [], known: claim?.known ?? [] };
       });
       const placed = place(claims, shardCount);
       return members.map((member) => ({

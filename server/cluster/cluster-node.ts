@@ -95,7 +95,7 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
         onRecord: (record) => owners.apply(record),
         logger,
       });
-      const placement = await placeShardsByGroup({ cluster, brokers, clientId, supervisor: local, inits, onMembers: (nodes) => directory.update(nodes), logger });
+      const placement = await placeShardsByGroup({ cluster, brokers, clientId, supervisor: local, inits, onMembers: (nodes) => directory.update(nodes), known: () => directory.known(), logger });
       const waited = await Promise.race([placement.ready.then(() => true), delay(FIRST_ASSIGNMENT_TIMEOUT_MS).then(() => false)]);
       if (!waited) logger.warn({ timeoutMs: FIRST_ASSIGNMENT_TIMEOUT_MS }, 'no shard assignment yet; serving, the shards come when the group settles');
       return async () => {

@@ -10,9 +10,12 @@ import { byNodeId } from './sticky-placement.js';
  */
 export class NodeDirectory {
   private members: readonly ClusterNode[];
+  /** Every node id seen in the group since this node started (the shard homes count them, server/cluster/sticky-placement.ts). */
+  private readonly seen = new Set<string>();
 
   constructor(readonly self: ClusterNode) {
     this.members = [self];
+    this.seen.add(self.id);
   }
 
   /** The group's members as the coordinator described them; this node is always one of them. */
@@ -20,6 +23,12 @@ export class NodeDirectory {
     const byId = new Map<string, ClusterNode>([[this.self.id, this.self]]);
     for (const member of members) if (!byId.has(member.id)) byId.set(member.id, { id: member.id, url: member.url.replace(/\/+$/, '') });
     this.members = [...byId.values()].sort((a, b) => byNodeId.compare(a.id, b.id));
+    for (const id of byId.keys()) this.seen.add(id);
+  }
+
+  /** Every node seen in the group since this node started, away ones included, in natural order. */
+  known(): string[] {
+    return [...this.seen].sort((a, b) => byNodeId.compare(a, b));
   }
 
   /** Every live node, this one included, in natural order of their ids. */

@@ -27,6 +27,8 @@ export interface PlacementOptions {
   readonly inits: readonly ShardInit[];
   /** After each rebalance: the group's live members (server/cluster/node-directory.ts). */
   readonly onMembers: (nodes: readonly ClusterNode[]) => void;
+  /** Every node seen in the group since this node started: the leader's shard homes count them all. */
+  readonly known: () => readonly string[];
   readonly logger: Logger;
 }
 
@@ -99,6 +101,7 @@ export async function placeShardsByGroup(options: PlacementOptions): Promise<Pla
     node: cluster.node.id,
     url: cluster.node.url,
     held,
+    known: () => options.known(),
     place: placeShards,
     onMembers: (nodes) => options.onMembers(nodes.map(({ node, url }) => ({ id: node, url }))),
     onAssignment: (shards, memberId) => {

@@ -43,5 +43,7 @@ describe('the node list from the shard group', () => {
     // n10 left the group; a description that missed this node (it was being dropped) still lists it.
     directory.update([{ id: 'n1', url: 'http://127.0.0.1:4000' }]);
     expect(directory.nodes().map((node) => node.id)).toEqual(['n1', 'n2']);
+    // It remembers n10 for the shard homes: a node away keeps its homes.
+    expect(directory.known()).toEqual(['n1', 'n2', 'n10']);
   });
 });

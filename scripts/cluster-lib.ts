@@ -212,9 +212,8 @@ export async function startCluster(options: StartOptions): Promise<ClusterState>
     log(`mosquitto: starting on ${state.mqtt} (dynamic security)`);
     await script(MOSQUITTO_SCRIPT, ['start'], mosquittoEnv(home, mqttPort));
     mkdirSync(join(home, 'logs'), { recursive: true });
-    const clusterNodes = nodes.map((node) => `${node.id}=${node.url}`).join(',');
     for (const node of nodes) {
-      const pid = spawnNode(state, node, clusterNodes, options.env);
+      const pid = spawnNode(state, node, options.env);
       state.nodes = [...state.nodes, { ...node, pid, log: nodeLog(home, node.id) }];
       save();
       log(`node ${node.id}: ${node.url} (pid ${pid}, log ${nodeLog(home, node.id)})`);
@@ -230,7 +229,7 @@ export async function startCluster(options: StartOptions): Promise<ClusterState>
 const nodeLog = (home: string, id: string): string => join(home, 'logs', `${id}.log`);
 
 /** Starts one node process, detached, with the cluster's environment; its pid. */
-function spawnNode(state: ClusterState, node: { readonly id: string; readonly port: number; readonly url: string }, clusterNodes: string, env: Readonly<Record<string, string>> | undefined): number {
+function spawnNode(state: ClusterState, node: { readonly id: string; readonly port: number; readonly url: string }, env: Readonly<Record<string, string>> | undefined): number {
   const { home } = state;
   const credentials = JSON.parse(readFileSync(join(home, 'mosquitto', 'credentials.json'), 'utf8')) as { server: { username: string; password: string } };
   mkdirSync(join(home, node.id), { recursive: true });
@@ -251,7 +250,6 @@ function spawnNode(state: ClusterState, node: { readonly id: string; readonly po
       FLEET_CLUSTER_NAME: state.name,
       FLEET_NODE_ID: node.id,
       FLEET_ADVERTISED_URL: node.url,
-      FLEET_CLUSTER_NODES: clusterNodes,
       FLEET_JWT_SECRET: state.jwtSecret,
       KAFKA_BROKERS: state.kafka,
       MQTT_URL: state.mqtt,
@@ -286,7 +284,7 @@ export async function startNode(home: string, id: string, env?: Readonly<Record<
   const node = state?.nodes.find((each) => each.id === id);
   if (!state || !node) throw new ClusterUsageError(`no node ${id} in ${home}`);
   if (isAlive(node.pid)) throw new ClusterUsageError(`node ${id} is running (pid ${node.pid})`);
-  const pid = spawnNode(state, node, state.nodes.map((each) => `${each.id}=${each.url}`).join(','), env);
+  const pid = spawnNode(state, node, env);
   const next: ClusterState = { ...state, nodes: state.nodes.map((each) => (each.id === id ? { ...each, pid } : each)) };
   writeFileSync(stateFile(home), `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
   await waitUntilServing(next, READY_TIMEOUT_MS);

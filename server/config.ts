@@ -126,14 +126,8 @@ export const configSchema = z.object({
   FLEET_NODE_ID: safeId.optional(),
   /** How the other nodes reach this one (http://host:port). */
   FLEET_ADVERTISED_URL: httpUrl.optional(),
-  /** Every node of the cluster, `id=url,…`, in the same order on every node: shard s has its home on node s mod N (the group places it there when that node is up). */
-  FLEET_CLUSTER_NODES: z
-    .string()
-    .trim()
-    .min(1)
-    .transform((value) => value.split(',').map((entry) => entry.trim()).filter(Boolean))
-    .pipe(z.array(z.string().regex(/^[A-Za-z0-9._-]{1,64}=https?:\/\/\S+$/, 'expected id=http://host:port entries separated by commas')).min(1))
-    .optional(),
+  /** Gone (issue 17): the nodes learn each other from the shard group. Read only to refuse it by name. */
+  FLEET_CLUSTER_NODES: z.string().optional(),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -224,9 +218,8 @@ export interface ClusterNode {
 
 export interface ClusterConfig {
   readonly name: string;
+  /** This node. The others are learned from the shard group's members (server/cluster/node-directory.ts), not configured. */
   readonly node: ClusterNode;
-  /** Every node, this one included, in FLEET_CLUSTER_NODES order: the fixed owner map derives from it. */
-  readonly nodes: readonly ClusterNode[];
 }
 
 
@@ -385,18 +378,11 @@ function clusterOf(raw: RawConfig): ClusterConfig | null {
   required('FLEET_NODE_ID', 'each node needs a stable id, unique in the cluster');
   required('FLEET_ADVERTISED_URL', 'the other nodes forward calls for this node\'s shards to it');
   required('FLEET_SHARDS', 'the shard count is fixed with the cluster and must be the same on every node');
-  required('FLEET_CLUSTER_NODES', 'every node must know every node (id=url,...) to find a shard\'s owner');
-  const node: ClusterNode = { id: raw.FLEET_NODE_ID!, url: raw.FLEET_ADVERTISED_URL! };
-  const nodes = raw.FLEET_CLUSTER_NODES!.map((entry): ClusterNode => {
-    const at = entry.indexOf('=');
-    return { id: entry.slice(0, at), url: entry.slice(at + 1).replace(/\/+$/, '') };
-  });
-  const ids = new Set(nodes.map((each) => each.id));
-  if (ids.size !== nodes.length) throw new ConfigError('FLEET_CLUSTER_NODES', `names a node twice (got ${JSON.stringify(raw.FLEET_CLUSTER_NODES)})`);
-  const self = nodes.find((each) => each.id === node.id);
-  if (!self) throw new ConfigError('FLEET_CLUSTER_NODES', `does not list this node's FLEET_NODE_ID ${node.id}`);
-  if (self.url !== node.url) throw new ConfigError('FLEET_ADVERTISED_URL', `is ${node.url}, but FLEET_CLUSTER_NODES lists ${self.url} for node ${node.id}`);
-  return { name: raw.FLEET_CLUSTER_NAME, node, nodes };
+  if (raw.FLEET_CLUSTER_NODES !== undefined) {
+    // Refused rather than ignored: a list that silently did nothing would mislead whoever set it.
+    throw new ConfigError('FLEET_CLUSTER_NODES', 'is no longer used: the nodes learn each other (id and FLEET_ADVERTISED_URL) from the cluster\'s Kafka consumer group; remove it');
+  }
+  return { name: raw.FLEET_CLUSTER_NAME, node: { id: raw.FLEET_NODE_ID!, url: raw.FLEET_ADVERTISED_URL! } };
 }
 
 function isTimeZone(zone: string): boolean {

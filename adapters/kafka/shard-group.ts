@@ -4,10 +4,15 @@ import type { Logger } from '../../runtime/ground/logger.js';
 /**
  * Placement of a cluster's shards through a Kafka consumer group (docs/cluster.md, "Ownership"): every
  * node is a member of `<name>.nodes` over `<name>.shards`, one partition per shard. The group's leader
- * runs a custom assigner. Each member's subscription `userData` names its node and the shards it holds
- * now (kafkajs 2.2.4: member userData reaches the leader's `assign`, src/consumer/assignerProtocol.js),
- * so the leader can keep them where they are. The assignment's own userData does not reach the members
- * (consumerGroup.js keeps only `.assignment`): the routing table is built elsewhere.
+ * runs a custom assigner. Each member's subscription `userData` names its node, the URL the other nodes
+ * reach it at, and the shards it holds now (kafkajs 2.2.4: member userData reaches the leader's
+ * `assign`, src/consumer/assignerProtocol.js), so the leader can keep them where they are. The
+ * assignment's own userData does not reach the members (consumerGroup.js keeps only `.assignment`): the
+ * routing table is built elsewhere.
+ *
+ * The members are also the cluster's node list: after each rebalance (every join or leave, and a member
+ * dropped past its session, makes one, which every live member completes) each member reads the group's
+ * members and their userData from the coordinator (DescribeGroups) and hands them to `onMembers`.
  *
  * Membership decides placement only; it is not the fence. A member that was paused past its session
  * does not know it lost its shards: the next owner's transactional producer fences it.
@@ -18,6 +23,14 @@ export interface GroupMember {
   readonly memberId: string;
   readonly node: string;
   readonly held: readonly number[];
+  /** Every node this member has seen in the group since it started (itself included): the cluster's nodes, also those away now. */
+  readonly known: readonly string[];
+}
+
+/** A node of the group, as its members describe themselves. */
+export interface GroupNode {
+  readonly node: string;
+  readonly url: string;
 }
 
 /** The placement rule (pure): which shards each member gets, by member id. */
@@ -28,14 +41,20 @@ export interface ShardGroupOptions {
   readonly groupId: string;
   readonly topic: string;
   readonly node: string;
+  /** Where the other nodes reach this one (FLEET_ADVERTISED_URL): the node list is the group's members. */
+  readonly url: string;
   /** The shards this node holds when it (re)joins: its claim to keep them. */
   readonly held: () => readonly number[];
+  /** Every node this node has seen in the group since it started. */
+  readonly known: () => readonly string[];
   readonly place: PlaceShards;
   /**
    * Each completed rebalance: the shards this node is to run now, and its member id (a new id means the
    * group dropped this node meanwhile, e.g. it was paused past its session, and took in a new member).
    */
   readonly onAssignment: (shards: readonly number[], memberId: string) => void;
+  /** After each rebalance: the group's members (this node included), once the coordinator describes them. */
+  readonly onMembers: (nodes: readonly GroupNode[]) => void;
   readonly sessionTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
   readonly logger: Logger;
@@ -48,9 +67,16 @@ export interface ShardGroup {
 
 const ASSIGNER = 'fleet-sticky-shards';
 
+/** Describing the group after a join: every half second, for up to 30 s (a rebalance takes a few). */
+const DESCRIBE_RETRY_MS = 500;
+const DESCRIBE_ATTEMPTS = 60;
+
 interface Claim {
   readonly node: string;
+  /** Absent in a claim of a node that predates the node list from the group: it is then not listed. */
+  readonly url?: string;
   readonly held: readonly number[];
+  readonly known?: readonly string[];
 }
 
 function decodeClaim(metadata: Buffer): Claim | null {
@@ -58,10 +84,25 @@ function decodeClaim(metadata: Buffer): Claim | null {
     const { userData } = AssignerProtocol.MemberMetadata.decode(metadata) ?? { userData: Buffer.alloc(0) };
     const claim = JSON.parse(userData.toString('utf8')) as Partial<Claim>;
     if (typeof claim.node !== 'string' || !Array.isArray(claim.held)) return null;
-    return { node: claim.node, held: claim.held.filter((shard): shard is number => Number.isInteger(shard)) };
+    return {
+      node: claim.node,
+      ...(typeof claim.url === 'string' && { url: claim.url }),
+      held: claim.held.filter((shard): shard is number => Number.isInteger(shard)),
+      known: Array.isArray(claim.known) ? claim.known.filter((node): node is string => typeof node === 'string') : [],
+    };
   } catch {
     return null;
   }
+}
+
+/** The group's members as nodes (one per node id: a node that rejoined may briefly be there twice, with the same URL). */
+export function groupNodes(memberMetadata: readonly Buffer[]): GroupNode[] {
+  const nodes = new Map<string, GroupNode>();
+  for (const metadata of memberMetadata) {
+    const claim = decodeClaim(metadata);
+    if (claim?.url !== undefined && !nodes.has(claim.node)) nodes.set(claim.node, { node: claim.node, url: claim.url });
+  }
+  return [...nodes.values()];
 }
 
 function stickyAssigner(options: ShardGroupOptions): PartitionAssigner {
@@ -71,11 +112,14 @@ function stickyAssigner(options: ShardGroupOptions): PartitionAssigner {
     version: 1,
     protocol: ({ topics }) => ({
       name: ASSIGNER,
-      metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.from(JSON.stringify({ node: options.node, held: options.held() } satisfies Claim)) }),
+      metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.from(JSON.stringify({ node: options.node, url: options.url, held: options.held(), known: options.known() } satisfies Claim)) }),
     }),
     assign: async ({ members }) => {
       const shardCount = cluster.findTopicPartitionMetadata(topic).length;
-      const claims = members.map((member) => ({ memberId: member.memberId, ...(decodeClaim(member.memberMetadata) ?? { node: member.memberId, held: [] }) }));
+      const claims = members.map((member): GroupMember => {
+        const claim = decodeClaim(member.memberMetadata);
+        return { memberId: member.memberId, node: claim?.node ?? member.memberId, held: claim?.held ?? [], known: claim?.known ?? [] };
+      });
       const placed = place(claims, shardCount);
       return members.map((member) => ({
         memberId: member.memberId,
@@ -99,21 +143,49 @@ export async function joinShardGroup(options: ShardGroupOptions): Promise<ShardG
     maxWaitTimeInMs: Math.min(500, options.heartbeatIntervalMs),
     allowAutoTopicCreation: false,
   });
+  const admin = options.kafka.admin();
+  let joins = 0;
+  let closed = false;
+  /**
+   * The members, as the coordinator describes them: it gives their metadata only while the group is
+   * Stable, which it is right after this member's join unless another rebalance began; then this retries
+   * until that one is done (its own join asks again, and supersedes this one).
+   */
+  const describeMembers = async (join: number): Promise<void> => {
+    for (let attempt = 0; attempt < DESCRIBE_ATTEMPTS && join === joins && !closed; attempt += 1) {
+      try {
+        const { groups } = await admin.describeGroups([options.groupId]);
+        const group = groups[0];
+        if (group?.state === 'Stable') {
+          if (join === joins) options.onMembers(groupNodes(group.members.map((member) => member.memberMetadata)));
+          return;
+        }
+      } catch (error) {
+        log.debug({ err: error }, 'shard group not described; trying again');
+      }
+      await new Promise((resolve) => setTimeout(resolve, DESCRIBE_RETRY_MS).unref());
+    }
+  };
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     const shards = [...(payload.memberAssignment[options.topic] ?? [])].sort((a, b) => a - b);
     log.info({ shards, leader: payload.isLeader, memberId: payload.memberId }, 'shard group assignment');
     options.onAssignment(shards, payload.memberId);
+    joins += 1;
+    void describeMembers(joins);
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     log.error({ err: payload.error, restart: payload.restart }, 'shard group consumer crashed');
   });
+  await admin.connect();
   await consumer.connect();
   await consumer.subscribe({ topics: [options.topic], fromBeginning: false });
   // Nothing is ever produced to the topic: the group exists for its assignment.
   await consumer.run({ eachBatch: async () => {} });
   return {
     leave: async () => {
+      closed = true;
       await consumer.disconnect().catch((error: unknown) => log.warn({ err: error }, 'shard group consumer did not leave cleanly'));
+      await admin.disconnect().catch(() => undefined);
     },
   };
 }

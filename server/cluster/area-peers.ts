@@ -12,13 +12,15 @@ const PEER_DEADLINE_MS = 15_000;
  * An operator's new operating area, from the node that took the PUT to every other node (docs/cluster.md):
  * each saves it to its own FLEET_OPERATING_AREA file, publishes it and tells the shards it runs, as if
  * the PUT had come to it (`OperatingAreaService.replaceHere`). All at once; a node that does not take it
- * (down, or without FLEET_OPERATING_AREA) is named in the answer.
+ * (down, or without FLEET_OPERATING_AREA) is named in the answer. The other nodes are the shard group's
+ * live members (server/cluster/node-directory.ts): a node out of the group (stopped, or dropped past its
+ * session) is not asked, and keeps its own file's area when it comes back.
  */
-export function clusterAreaPeers(peers: readonly ClusterNode[], token: string, logger: Logger): AreaPeers {
+export function clusterAreaPeers(peers: () => readonly ClusterNode[], token: string, logger: Logger): AreaPeers {
   return {
     tell: async (area: OperatingArea) => {
       const answers = await Promise.all(
-        peers.map(async (peer) => {
+        peers().map(async (peer) => {
           try {
             const response = await fetch(`${peer.url}${OPERATING_AREA_PATH}`, {
               method: 'PUT',

@@ -13,6 +13,7 @@ import { followOwnerRecords } from '../../adapters/kafka/shard-owners.js';
 import { placeShardsByGroup } from './shard-placement.js';
 import type { ShardInit } from '../shard.js';
 import { agreeOnShardCount } from './shard-count.js';
+import { NodeDirectory } from './node-directory.js';
 import { clusterAreaPeers } from './area-peers.js';
 import type { AreaPeers, OperatingAreaService } from '../operating-area.js';
 import type { Logger } from '../../runtime/ground/logger.js';
@@ -66,7 +67,9 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
   let supervisor: ShardSupervisor | null = null;
   const localLinks = () => supervisor?.links ?? [];
   // Which node runs each shard: the owner records in Kafka (server/cluster/routing-table.ts).
-  const owners = new RoutingTable(cluster.nodes, shardCount);
+  const owners = new RoutingTable(shardCount);
+  // Which nodes there are: the shard group's live members (server/cluster/node-directory.ts).
+  const directory = new NodeDirectory(cluster.node);
   const kafka = (): { brokers: readonly string[]; clientId: string } => {
     if (config.kafka.mode !== 'kafka') throw new Error('cluster mode without KAFKA_BROKERS: server/config.ts refuses it');
     return config.kafka;
@@ -92,7 +95,7 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
         onRecord: (record) => owners.apply(record),
         logger,
       });
-      const placement = await placeShardsByGroup({ cluster, brokers, clientId, supervisor: local, inits, logger });
+      const placement = await placeShardsByGroup({ cluster, brokers, clientId, supervisor: local, inits, onMembers: (nodes) => directory.update(nodes), known: () => directory.known(), logger });
       const waited = await Promise.race([placement.ready.then(() => true), delay(FIRST_ASSIGNMENT_TIMEOUT_MS).then(() => false)]);
       if (!waited) logger.warn({ timeoutMs: FIRST_ASSIGNMENT_TIMEOUT_MS }, 'no shard assignment yet; serving, the shards come when the group settles');
       return async () => {
@@ -103,9 +106,9 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
     kafkaTopicPrefix: `${cluster.name}.`,
     mqttClientIdPrefix: `fleetactors-${cluster.name}`,
     controlClientId: (prefix) => `${prefix}-${cluster.node.id}-main`,
-    areaPeers: (logger) => clusterAreaPeers(cluster.nodes.filter((peer) => peer.id !== cluster.node.id), token, logger),
+    areaPeers: (logger) => clusterAreaPeers(() => directory.peers(), token, logger),
     installRoutes: (app, local, _url, area) => {
-      const view = (): ClusterViewSource => ({ self: cluster.node, nodes: cluster.nodes, shardCount, localLinks: () => local.links, token, records: (shard) => owners.record(shard) });
+      const view = (): ClusterViewSource => ({ self: cluster.node, nodes: directory.nodes(), shardCount, localLinks: () => local.links, token, records: (shard) => owners.record(shard) });
       app.register(nodeRoutes, { token, nodeId: cluster.node.id, shardCount, local, operatingArea: area });
       app.register(clusterRoute, { jwtSecret: config.auth.jwtSecret, view });
     },

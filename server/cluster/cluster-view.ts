@@ -31,6 +31,7 @@ const offsetOf = (stats: ShardStats | null): number | null => (stats === null ? 
 
 export interface ClusterViewSource {
   readonly self: ClusterNode;
+  /** The live nodes (in a cluster: the shard group's members, server/cluster/node-directory.ts). */
   readonly nodes: readonly ClusterNode[];
   readonly shardCount: number;
   readonly localLinks: () => readonly FleetShardLink[];
@@ -58,10 +59,20 @@ export async function clusterView(source: ClusterViewSource): Promise<ClusterDoc
   };
 }
 
-/** Per node, the shards it says it runs. */
+/**
+ * Per node, the shards it says it runs. Asked: every live node, and every owner a record names that the
+ * node list does not (yet) hold, at the URL of its record (a node that just joined, before this node's
+ * view of the group caught up; one that is gone simply does not answer).
+ */
 async function collectPerNode(source: ClusterViewSource): Promise<Map<string, Map<number, LocalShardReport>>> {
-  const answers = await Promise.all(source.nodes.map((node) => (node.id === source.self.id ? Promise.resolve(localShardReports(source.localLinks())) : peerReports(node, source.token))));
-  return new Map(source.nodes.map((node, index) => [node.id, new Map((answers[index] ?? []).map((report) => [report.shard, report]))]));
+  const asked = new Map(source.nodes.map((node) => [node.id, node]));
+  for (let shard = 0; shard < source.shardCount; shard += 1) {
+    const record = source.records?.(shard);
+    if (record && !asked.has(record.owner)) asked.set(record.owner, { id: record.owner, url: record.url });
+  }
+  const nodes = [...asked.values()];
+  const answers = await Promise.all(nodes.map((node) => (node.id === source.self.id ? Promise.resolve(localShardReports(source.localLinks())) : peerReports(node, source.token))));
+  return new Map(nodes.map((node, index) => [node.id, new Map((answers[index] ?? []).map((report) => [report.shard, report]))]));
 }
 
 async function peerReports(node: ClusterNode, token: string | null): Promise<readonly LocalShardReport[]> {

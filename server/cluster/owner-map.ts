@@ -6,7 +6,6 @@ import type { ClusterNode } from '../config.js';
  */
 export interface OwnerMap {
   readonly shardCount: number;
-  readonly nodes: readonly ClusterNode[];
   /** Null: the shard has no known owner (callers get 503 shard-unavailable at once). */
   ownerOf(shard: number): ClusterNode | null;
   shardsOf(nodeId: string): number[];
@@ -17,7 +16,6 @@ export function fixedOwnerMap(nodes: readonly ClusterNode[], shardCount: number)
   const ownerOf = (shard: number): ClusterNode | null => (Number.isInteger(shard) && shard >= 0 && shard < shardCount ? nodes[shard % nodes.length]! : null);
   return {
     shardCount,
-    nodes,
     ownerOf,
     shardsOf: (nodeId) => Array.from({ length: shardCount }, (_, shard) => shard).filter((shard) => ownerOf(shard)?.id === nodeId),
   };

@@ -16,10 +16,7 @@ export class RoutingTable implements OwnerMap {
   private readonly listeners = new Set<() => void>();
   private waiters: Array<() => void> = [];
 
-  constructor(
-    readonly nodes: readonly ClusterNode[],
-    readonly shardCount: number,
-  ) {}
+  constructor(readonly shardCount: number) {}
 
   /** A record read from Kafka: the table takes it when it is the shard's newest. */
   apply(record: OwnerRecord): void {

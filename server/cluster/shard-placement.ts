@@ -1,7 +1,7 @@
 import { createKafkaClient } from '../../adapters/kafka/client.js';
 import { joinShardGroup, type ShardGroup } from '../../adapters/kafka/shard-group.js';
 import type { Logger } from '../../runtime/ground/logger.js';
-import type { ClusterConfig } from '../config.js';
+import type { ClusterConfig, ClusterNode } from '../config.js';
 import type { ShardInit } from '../shard.js';
 import type { ShardSupervisor } from '../shard-supervisor.js';
 import { shardsTopic } from './shard-count.js';
@@ -25,6 +25,10 @@ export interface PlacementOptions {
   readonly supervisor: ShardSupervisor;
   /** Every shard's start parameters, by shard number. */
   readonly inits: readonly ShardInit[];
+  /** After each rebalance: the group's live members (server/cluster/node-directory.ts). */
+  readonly onMembers: (nodes: readonly ClusterNode[]) => void;
+  /** Every node seen in the group since this node started: the leader's shard homes count them all. */
+  readonly known: () => readonly string[];
   readonly logger: Logger;
 }
 
@@ -54,7 +58,6 @@ export const FENCED_RETAKE_MS = 3000;
 export async function placeShardsByGroup(options: PlacementOptions): Promise<Placement> {
   const { supervisor, cluster, logger } = options;
   const log = logger.child({ component: 'placement' });
-  const nodeOrder = cluster.nodes.map((node) => node.id);
   let assigned = new Set<number>();
   let member: string | null = null;
   let markReady: () => void = () => {};
@@ -96,8 +99,11 @@ export async function placeShardsByGroup(options: PlacementOptions): Promise<Pla
     groupId: nodesGroup(cluster.name),
     topic: shardsTopic(cluster.name),
     node: cluster.node.id,
+    url: cluster.node.url,
     held,
-    place: (members, shardCount) => placeShards(members, shardCount, nodeOrder),
+    known: () => options.known(),
+    place: placeShards,
+    onMembers: (nodes) => options.onMembers(nodes.map(({ node, url }) => ({ id: node, url }))),
     onAssignment: (shards, memberId) => {
       assigned = new Set(shards);
       const evicted = member !== null && member !== memberId;

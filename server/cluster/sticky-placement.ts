@@ -1,5 +1,8 @@
 import type { GroupMember } from '../../adapters/kafka/shard-group.js';
 
+/** Natural order of node ids (n2 before n10), the same on every node. */
+export const byNodeId = new Intl.Collator('en', { numeric: true });
+
 /**
  * The shard group's placement rule (pure; the leader runs it on every rebalance, docs/cluster.md):
  *
@@ -9,17 +12,23 @@ import type { GroupMember } from '../../adapters/kafka/shard-group.js';
  *    shards whose home node (below) is in the group, then its highest.
  * 3. A free shard goes to its home node if that node has room, else to the member with the most room.
  *
- * A shard's home is node `s mod N` of FLEET_CLUSTER_NODES: with every node up and nothing held, the
- * placement is the fixed map of the first slice, and a node that comes back takes its own shards back
- * (with evenly divisible shards, exactly the ones balance must move anyway).
+ * A shard's home is node `s mod N` of the cluster's known nodes in natural order of their ids (n1, n2,
+ * …, n10). The known nodes are the members and every node any member has seen in the group since it
+ * started (each member's `known`), so a node that is away keeps its homes: its shards go to the members
+ * with most room meanwhile, and it takes them back when it returns (with evenly divisible shards,
+ * exactly the ones balance must move anyway). With every node up and nothing held, nodes n1…nN hold
+ * shard s on n(s mod N + 1). No list of the nodes is configured: a node the running members have never
+ * seen is not counted, and a node gone for good is forgotten once every member has restarted.
  */
-export function placeShards(members: readonly GroupMember[], shardCount: number, nodeOrder: readonly string[]): Map<string, number[]> {
+export function placeShards(members: readonly GroupMember[], shardCount: number): Map<string, number[]> {
   const placed = new Map<string, number[]>(members.map((member) => [member.memberId, []]));
   if (members.length === 0) return placed;
-  const sorted = [...members].sort((a, b) => a.node.localeCompare(b.node) || a.memberId.localeCompare(b.memberId));
+  const sorted = [...members].sort((a, b) => byNodeId.compare(a.node, b.node) || a.memberId.localeCompare(b.memberId));
+  const nodeOrder = [...new Set([...sorted.map((member) => member.node), ...sorted.flatMap((member) => member.known)])].sort((a, b) => byNodeId.compare(a, b));
   const memberOfNode = new Map<string, string>();
   for (const member of sorted) if (!memberOfNode.has(member.node)) memberOfNode.set(member.node, member.memberId);
-  const homeOf = (shard: number): string | undefined => (nodeOrder.length === 0 ? undefined : memberOfNode.get(nodeOrder[shard % nodeOrder.length]!));
+  // Undefined: the home node is away (the shard goes to the member with most room).
+  const homeOf = (shard: number): string | undefined => memberOfNode.get(nodeOrder[shard % nodeOrder.length]!);
 
   // A shard claimed twice (a member that rejoined before its old membership expired) stays with the first claimant.
   const claimed = new Set<number>();

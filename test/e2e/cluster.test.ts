@@ -20,7 +20,7 @@ import { byCloudEventId, consumeToEnd } from '../helpers/kafka.js';
 /**
  * One cluster on this box through the cluster script's library (what `npm run cluster -- start` runs):
  * its own Kafka and Mosquitto (dynamic security) and three node processes in one consumer group, which
- * places each shard on its home node s mod 3 while all three are up (docs/cluster.md). Started once
+ * spreads the shards evenly over them and keeps them there (docs/cluster.md). Started once
  * for the file: ~20 s on 2 cores.
  */
 const SHARDS = 6;
@@ -158,6 +158,81 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     expect(page.items).toContainEqual(expect.objectContaining({ type: 'booking.created', key: booking.id }));
   });
 
+  it('replays on n2 and n3 a keyed booking n1 made, and refuses the key with another body on n3 (422)', async () => {
+    const PROBLEM_TYPE = 'https://fleetactors.dev/problems/';
+    // The vehicle on n3's shard; the claim lives on whichever shard the (customer, key) pair hashes to.
+    const vehicleId = vehicleOwnedBy('n3', 'v-idem');
+    const otherVehicleId = vehicleOwnedBy('n2', 'v-idem-other');
+    for (const id of [vehicleId, otherVehicleId]) {
+      expect((await call(node('n1').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id, type: 'scooter', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+    }
+    const key = { 'idempotency-key': 'cluster-key-1' };
+
+    const first = await call(node('n1').url, '/bookings', { method: 'POST', as: 'idem-carol', body: { vehicleId }, headers: key });
+    const booking = (await first.json()) as { id: string; status: string };
+    expect(first.status, JSON.stringify(booking)).toBe(201);
+    expect(first.headers.get('idempotent-replayed')).toBeNull();
+
+    for (const via of ['n2', 'n3']) {
+      const again = await call(node(via).url, '/bookings', { method: 'POST', as: 'idem-carol', body: { vehicleId }, headers: key });
+      expect(again.status, via).toBe(201);
+      expect(again.headers.get('idempotent-replayed'), via).toBe('true');
+      expect(await again.json(), via).toEqual(booking);
+    }
+
+    const reused = await call(node('n3').url, '/bookings', { method: 'POST', as: 'idem-carol', body: { vehicleId: otherVehicleId }, headers: key });
+    expect(reused.status).toBe(422);
+    expect(reused.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(await reused.json()).toMatchObject({ type: `${PROBLEM_TYPE}idempotency-key-reused` });
+    // The refused request booked nothing: the other vehicle is free, the first one held once.
+    expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'idem-dan', body: { vehicleId: otherVehicleId } })).status).toBe(201);
+    expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'idem-dan', body: { vehicleId } })).status).toBe(409);
+  });
+
+  it('books once when the same key reaches two nodes at the same time: one booking, one hold, and each answer that booking or 409 in use', async () => {
+    const PROBLEM_TYPE = 'https://fleetactors.dev/problems/';
+    // Several rounds, each pair of nodes once in both orders, so the two requests overlap in more than one way.
+    const pairs = [['n1', 'n2'], ['n2', 'n3'], ['n3', 'n1'], ['n2', 'n1'], ['n3', 'n2'], ['n1', 'n3']] as const;
+    const racedBookings: string[] = [];
+    for (const [round, [a, b]] of pairs.entries()) {
+      const customer = `idem-race-${round}`;
+      const vehicleId = vehicleOnShard(round % SHARDS, `v-idem-race-${round}`);
+      expect((await call(node(a).url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'scooter', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
+      const key = { 'idempotency-key': `race-${round}` };
+      const answers = await Promise.all(
+        [a, b].map(async (via) => {
+          const response = await call(node(via).url, '/bookings', { method: 'POST', as: customer, body: { vehicleId }, headers: key });
+          return { via, status: response.status, body: (await response.json()) as { id?: string; status?: string; type?: string } };
+        }),
+      );
+      const created = answers.filter((answer) => answer.status === 201);
+      const inUse = answers.filter((answer) => answer.status === 409);
+      expect(created.length, JSON.stringify(answers)).toBeGreaterThanOrEqual(1);
+      expect(created.length + inUse.length, JSON.stringify(answers)).toBe(2);
+      for (const answer of inUse) expect(answer.body.type, JSON.stringify(answers)).toBe(`${PROBLEM_TYPE}idempotency-key-in-use`);
+      const ids = new Set(created.map((answer) => answer.body.id));
+      expect(ids.size, JSON.stringify(answers)).toBe(1);
+      const bookingId = [...ids][0]!;
+      racedBookings.push(bookingId);
+      expect(created[0]!.body.status).toBe('CONFIRMED');
+
+      // One booking: the customer has exactly one, the vehicle holds it, and the key replays it on the third node.
+      const third = (['n1', 'n2', 'n3'] as const).find((id) => id !== a && id !== b)!;
+      const list = (await (await call(node(third).url, '/bookings', { as: customer })).json()) as { items: Array<{ id: string; vehicleId: string }> };
+      expect(list.items.map((item) => item.id)).toEqual([bookingId]);
+      const replay = await call(node(third).url, '/bookings', { method: 'POST', as: customer, body: { vehicleId }, headers: key });
+      expect(replay.status).toBe(201);
+      expect(((await replay.json()) as { id: string }).id).toBe(bookingId);
+      const other = await call(node(third).url, '/bookings', { method: 'POST', as: `${customer}-other`, body: { vehicleId } });
+      expect(other.status).toBe(409);
+      expect(((await other.json()) as { type: string }).type).toBe(`${PROBLEM_TYPE}vehicle-unavailable`);
+    }
+    // Each booking was created once: one booking.created per booking in the fleet's events.
+    const events = (await (await call(node('n1').url, '/events?limit=1000', { as: 'ops', role: 'operator' })).json()) as { items: Array<{ type: string; key: string }> };
+    const created = events.items.filter((event) => event.type === 'booking.created' && racedBookings.includes(event.key)).map((event) => event.key);
+    expect(created.sort()).toEqual([...racedBookings].sort());
+  });
+
   it('unlocks, through n1, a vehicle on n2\'s shard whose device logged in with the credentials n3 issued (dynamic security)', async () => {
     const vehicleId = vehicleOwnedBy('n2', 'v-unlock');
     const registered = await call(node('n3').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleId, type: 'car', location: { lat: 52.52, lon: 13.405 } } });
@@ -211,10 +286,14 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
       }),
     );
     const expectedNodes = cluster.nodes.map(({ id, url }) => ({ id, url }));
-    // With every node in the group and nothing moved, each shard is on its home node (s mod 3 of FLEET_CLUSTER_NODES).
+    // The nodes were started without a node list (no FLEET_CLUSTER_NODES): every node lists the group's members.
+    // The group spreads the shards evenly: two each. (Which two depends on the order the nodes joined: the
+    // homes s mod N count the nodes the members have seen, which grow as a new cluster's nodes join one by one.)
     // The epochs are the owners' records' (the offset of the owner mark in the shard's journal partition): the same on every node.
     const epochs = docs[0]!.shards.map((shard) => shard.epoch);
-    const expectedShards = Array.from({ length: SHARDS }, (_, shard) => ({ shard, owner: cluster.nodes[shard % 3]!.id, epoch: epochs[shard], state: 'serving' }));
+    const owners = docs[0]!.shards.map((shard) => shard.owner);
+    for (const each of cluster.nodes) expect(owners.filter((owner) => owner === each.id), JSON.stringify(owners)).toHaveLength(SHARDS / 3);
+    const expectedShards = Array.from({ length: SHARDS }, (_, shard) => ({ shard, owner: owners[shard], epoch: epochs[shard], state: 'serving' }));
     for (const [index, doc] of docs.entries()) {
       expect(doc.node).toEqual(expectedNodes[index]);
       expect(doc.nodes).toEqual(expectedNodes);
@@ -270,7 +349,6 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
       FLEET_CLUSTER_NAME: cluster.name,
       FLEET_NODE_ID: 'n4',
       FLEET_ADVERTISED_URL: url,
-      FLEET_CLUSTER_NODES: [...cluster.nodes.map((each) => `${each.id}=${each.url}`), `n4=${url}`].join(','),
       FLEET_SHARDS: '4',
       FLEET_DB: join(dataDir, 'fleet.db'),
       FLEET_JWT_SECRET: cluster.jwtSecret,
@@ -481,6 +559,10 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     expect(moved.shards.every((shard) => shard.state === 'serving')).toBe(true);
     // Each new owner wrote its owner record in its fenced transaction: a higher epoch than n3's.
     for (const shard of victimShards) expect(moved.shards[shard]!.epoch, `shard ${shard}`).toBeGreaterThan(epochsBefore[shard]!);
+    // The node list is the group's live members: the group dropped n3, so n1 and n2 no longer list it.
+    for (const via of ['n1', 'n2']) {
+      await expect.poll(async () => (await clusterDoc(via)).nodes.map((each) => each.id), { timeout: 10_000, interval: 100 }).toEqual(['n1', 'n2']);
+    }
     phase = 'after';
     // The vehicle whose shard moved takes a booking through either node.
     expect((await call(node('n2').url, '/bookings', { method: 'POST', as: 'carol', body: { vehicleId: orphan } })).status).toBe(201);
@@ -507,6 +589,10 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     cluster = await startNode(home, 'n3', nodeEnv);
     await refreshOwners();
     expect(victimShards.map((shard) => ownerOf(shard).id)).toEqual(victimShards.map(() => 'n3'));
+    // Back in the group, n3 is listed again by every node, with the URL it advertises.
+    for (const via of ['n1', 'n2', 'n3']) {
+      await expect.poll(async () => (await clusterDoc(via)).nodes, { timeout: 10_000, interval: 100 }).toEqual(cluster.nodes.map(({ id, url }) => ({ id, url })));
+    }
     await check('n3');
 
     // The outbox: each booking.created is in Kafka exactly once for a read_committed consumer. Every

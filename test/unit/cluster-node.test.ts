@@ -17,7 +17,6 @@ const clusterEnv = {
   FLEET_NODE_ID: 'n2',
   FLEET_ADVERTISED_URL: 'http://127.0.0.1:4001/',
   FLEET_SHARDS: '6',
-  FLEET_CLUSTER_NODES: 'n1=http://127.0.0.1:4000,n2=http://127.0.0.1:4001,n3=http://127.0.0.1:4002',
   FLEET_JWT_SECRET: SECRET,
 };
 const without = (variable: keyof typeof clusterEnv) => Object.fromEntries(Object.entries(clusterEnv).filter(([name]) => name !== variable));
@@ -28,22 +27,22 @@ describe('cluster configuration (FLEET_CLUSTER=kafka)', () => {
     expect(loadConfig({ FLEET_NODE_ID: 'n1' }).cluster).toBeNull();
   });
 
-  it('reads the node, every node in order, and the cluster name', () => {
+  it('reads the node and the cluster name, and needs no list of the other nodes (the shard group lists them)', () => {
     const config = loadConfig({ ...clusterEnv, FLEET_CLUSTER_NAME: 'blue' });
-    expect(config.cluster).toEqual({
-      name: 'blue',
-      node: { id: 'n2', url: 'http://127.0.0.1:4001' },
-      nodes: [
-        { id: 'n1', url: 'http://127.0.0.1:4000' },
-        { id: 'n2', url: 'http://127.0.0.1:4001' },
-        { id: 'n3', url: 'http://127.0.0.1:4002' },
-      ],
-    });
+    expect(config.cluster).toEqual({ name: 'blue', node: { id: 'n2', url: 'http://127.0.0.1:4001' } });
     expect(loadConfig(clusterEnv).cluster?.name).toBe('fleet');
   });
 
-  it.each(['KAFKA_BROKERS', 'FLEET_NODE_ID', 'FLEET_ADVERTISED_URL', 'FLEET_SHARDS', 'FLEET_CLUSTER_NODES'] as const)('requires %s, by name', (variable) => {
+  it.each(['KAFKA_BROKERS', 'FLEET_NODE_ID', 'FLEET_ADVERTISED_URL', 'FLEET_SHARDS'] as const)('requires %s, by name', (variable) => {
     expect(() => loadConfig(without(variable))).toThrowError(new RegExp(`^Invalid configuration: ${variable} must be set with FLEET_CLUSTER=kafka`));
+  });
+
+  it('refuses FLEET_CLUSTER_NODES, which no longer does anything, by name', () => {
+    expect(() => loadConfig({ ...clusterEnv, FLEET_CLUSTER_NODES: 'n1=http://127.0.0.1:4000,n2=http://127.0.0.1:4001' })).toThrowError(
+      /^Invalid configuration: FLEET_CLUSTER_NODES is no longer used: the nodes learn each other .* from the cluster's Kafka consumer group/,
+    );
+    // Single-process mode reads no cluster variable at all.
+    expect(loadConfig({ FLEET_CLUSTER_NODES: 'n1=http://127.0.0.1:4000' }).cluster).toBeNull();
   });
 
   it('refuses the embedded MQTT broker with one clear message', () => {
@@ -55,17 +54,10 @@ describe('cluster configuration (FLEET_CLUSTER=kafka)', () => {
     ['FLEET_NODE_ID', 'a/b'],
     ['FLEET_NODE_ID', '-n1'],
     ['FLEET_ADVERTISED_URL', 'mqtt://127.0.0.1:1'],
-    ['FLEET_CLUSTER_NODES', 'n1,n2'],
     ['FLEET_CLUSTER_NAME', 'two words'],
   ])('names the bad variable %s=%s', (variable, value) => {
     expect(() => loadConfig({ ...clusterEnv, [variable]: value })).toThrowError(ConfigError);
     expect(() => loadConfig({ ...clusterEnv, [variable]: value })).toThrowError(new RegExp(`^Invalid configuration: ${variable} `));
-  });
-
-  it('refuses a node list that does not name this node, names one twice, or gives it another URL', () => {
-    expect(() => loadConfig({ ...clusterEnv, FLEET_NODE_ID: 'n9' })).toThrowError(/FLEET_CLUSTER_NODES does not list this node's FLEET_NODE_ID n9/);
-    expect(() => loadConfig({ ...clusterEnv, FLEET_CLUSTER_NODES: `${clusterEnv.FLEET_CLUSTER_NODES},n1=http://127.0.0.1:4005` })).toThrowError(/FLEET_CLUSTER_NODES names a node twice/);
-    expect(() => loadConfig({ ...clusterEnv, FLEET_ADVERTISED_URL: 'http://127.0.0.1:4999' })).toThrowError(/FLEET_ADVERTISED_URL is http:\/\/127.0.0.1:4999, but FLEET_CLUSTER_NODES lists http:\/\/127.0.0.1:4001/);
   });
 });
 

@@ -3,10 +3,8 @@ import { decodeOwnerRecord, encodeOwnerRecord } from '../../adapters/kafka/shard
 import { RoutingTable } from '../../server/cluster/routing-table.js';
 
 describe('the routing table of owner records', () => {
-  const nodes = [{ id: 'n1', url: 'http://n1' }, { id: 'n2', url: 'http://n2' }];
-
   it('routes a shard to the owner of its newest record, and ignores an older owner\'s record read late', () => {
-    const table = new RoutingTable(nodes, 4);
+    const table = new RoutingTable(4);
     expect(table.ownerOf(1)).toBeNull();
     table.apply({ shard: 1, owner: 'n1', url: 'http://n1', epoch: 3 });
     table.apply({ shard: 1, owner: 'n2', url: 'http://n2', epoch: 9 });
@@ -19,7 +17,7 @@ describe('the routing table of owner records', () => {
   });
 
   it('wakes a caller told "not mine" when a newer record arrives', async () => {
-    const table = new RoutingTable(nodes, 2);
+    const table = new RoutingTable(2);
     const waiting = table.refresh();
     table.apply({ shard: 0, owner: 'n2', url: 'http://n2', epoch: 1 });
     await waiting;

@@ -1,7 +1,7 @@
 import mqtt, { type IClientOptions, type IClientPublishOptions, type IClientSubscribeOptions, type MqttClient } from 'mqtt';
-import { Socket } from 'node:net';
 import type { Logger } from '../../runtime/ground/logger.js';
 import { awaitFirstConnect } from '../../runtime/ground/mqtt-first-connect.js';
+import { withoutNagle } from '../../runtime/ground/mqtt-no-delay.js';
 import { TopicRouter, isWildcard, type MessageHandler, type Registration } from './topic-router.js';
 
 export { MqttConnectError } from '../../runtime/ground/mqtt-first-connect.js';
@@ -348,16 +348,4 @@ export class MqttConnection {
       }
     }
   }
-}
-
-/**
- * Every message on this connection is small and waits for an answer (a command, a PUBACK, a device's
- * reply): with Nagle's algorithm a small write that follows one not yet acknowledged waits for the
- * peer's delayed ACK, up to 40 ms on Linux, which was most of an unlock's round trip (bench/RESULTS.md,
- * issue 18). mqtt.js leaves the socket as Node makes it, so it is set on every connection (a reconnect
- * is a new socket). A WebSocket stream is no `Socket` and is left alone.
- */
-function withoutNagle(client: MqttClient): void {
-  const stream: unknown = client.stream;
-  if (stream instanceof Socket) stream.setNoDelay(true);
 }

@@ -2,7 +2,6 @@ import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 
 import { createLogger, type Logger } from '../runtime/ground/logger.js';
 import { verifyCommandSignature } from '../actors/contract/command-signature.js';
 import { awaitFirstConnect } from '../runtime/ground/mqtt-first-connect.js';
-import { withoutNagle } from '../runtime/ground/mqtt-no-delay.js';
 import { parseDeviceCommand, type DeviceCommand, type DeviceReply, type Presence, type Telemetry } from '../actors/contract/device-protocol.js';
 import { commandsTopic, repliesTopic, statusTopic, telemetryTopic, type VehicleChannel, vehicleTopic } from '../actors/contract/device-topics.js';
 
@@ -212,8 +211,6 @@ export class VirtualVehicle {
     // Every (re)connect: a broker restarted without persistence has forgotten subscription and status.
     let firstAnnouncement: Promise<void> | undefined;
     client.on('connect', () => {
-      // A device answers at once: its UNLOCKED must not wait for the broker's delayed ACK.
-      withoutNagle(client);
       const announcement = this.announce(client);
       firstAnnouncement ??= announcement;
       announcement.catch((error: unknown) => this.log.warn({ err: error }, 'vehicle could not announce itself'));

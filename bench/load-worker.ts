@@ -35,7 +35,14 @@ export type Workload =
   /** POST /bookings {vehicleId}; with `cancel`, each confirmed booking is cancelled right after (POST /bookings/:id/cancel). */
   | { readonly kind: 'book'; readonly vehicles: VehiclePick; readonly customers: number; readonly cancel?: boolean; readonly idempotencyKey?: boolean }
   /** book → unlock → end per loop; the unlock step is the one that counts. */
-  | { readonly kind: 'ride'; readonly vehicles: VehiclePick; readonly customers: number };
+  | { readonly kind: 'ride'; readonly vehicles: VehiclePick; readonly customers: number }
+  /**
+   * The unlock alone: every vehicle booked (untimed), then only those bookings' unlocks (timed), then
+   * their ends (untimed), `rounds` times; the first `warmupRounds` rounds' unlocks are the warm-up. The
+   * phases of the config are ignored: the result has `warmup`, `measured` (the unlocks, each phase the
+   * sum of its rounds, `intervals` the unlock stages) and `setup` (the bookings and ends).
+   */
+  | { readonly kind: 'unlock-rounds'; readonly vehicles: VehiclePick; readonly customers: number; readonly rounds: number; readonly warmupRounds: number };
 
 export interface Phase {
   readonly name: string;
@@ -67,6 +74,8 @@ export interface PhaseResult {
   /** Epoch ms at the phase's start and end: the server's CPU is cut there (bench/proc-cpu.ts). */
   readonly startedAtMs: number;
   readonly endedAtMs: number;
+  /** When the phase is several stretches (unlock-rounds): each [start, end] in epoch ms; `seconds` is their sum. */
+  readonly intervals?: ReadonlyArray<readonly [number, number]>;
   readonly requests: number;
   readonly requestsPerSecond: number;
   /** Autocannon's own figures (its HDR histogram), all requests of the phase. */
@@ -270,7 +279,109 @@ function requestsFor(workload: Workload, recorder: () => Recorder, random: () =>
         followUp('end', (id) => `/bookings/${encodeURIComponent(id)}/end`, () => undefined),
       ];
     }
+    case 'unlock-rounds':
+      throw new Error('unlock-rounds runs its own stages (unlockRounds)');
   }
+}
+
+/** A booking made in the book stage, waiting for its next stage. */
+interface Held {
+  readonly bookingId: string;
+  readonly token: string;
+}
+
+/**
+ * unlock-rounds: each stage is one autocannon run of exactly as many requests as there are bookings
+ * waiting for it, each request taking the next one; a stage with nothing left sends GET /health,
+ * which is not recorded.
+ */
+async function unlockRounds(config: LoadConfig, workload: Extract<Workload, { kind: 'unlock-rounds' }>): Promise<PhaseResult[]> {
+  const vehicle = vehiclePicker(workload.vehicles, () => 0);
+  const token = tokenPool(workload.customers, 'customer');
+  interface StageContext extends Context {
+    held?: Held;
+  }
+  const stage = async (name: 'book' | 'unlock' | 'end', amount: number, take: () => Held | undefined, recorder: Recorder, keep: Held[]) => {
+    const startedAtMs = Date.now();
+    const started = now();
+    const request: AutocannonRequest = {
+      method: 'POST',
+      setupRequest: (req, context: StageContext) => {
+        context.t0 = now();
+        if (name === 'book') {
+          context.token = token();
+          return { ...req, path: '/bookings', headers: { ...json, authorization: `Bearer ${context.token}` }, body: JSON.stringify({ vehicleId: vehicle() }) };
+        }
+        const held = take();
+        context.held = held;
+        if (!held) return { ...req, method: 'GET', path: '/health', headers: {}, body: undefined };
+        const auth = { authorization: `Bearer ${held.token}` };
+        return name === 'unlock'
+          ? { ...req, path: '/unlock', headers: { ...json, ...auth }, body: JSON.stringify({ bookingId: held.bookingId }) }
+          : { ...req, path: `/bookings/${encodeURIComponent(held.bookingId)}/end`, headers: auth, body: undefined };
+      },
+      onResponse: (status, body, context: StageContext) => {
+        if (name === 'book') {
+          recorder.record('book', context, status);
+          const parsed = status === 201 ? (JSON.parse(body) as { id?: string; status?: string }) : {};
+          if (parsed.status === 'CONFIRMED' && parsed.id && context.token) {
+            recorder.confirmed += 1;
+            keep.push({ bookingId: parsed.id, token: context.token });
+          }
+          return;
+        }
+        if (!context.held) return;
+        recorder.record(name, context, status);
+        if (status >= 200 && status < 300) keep.push(context.held);
+      },
+    };
+    const result = await autocannon({ url: config.url, connections: Math.min(config.connections, Math.max(1, amount)), pipelining: 1, timeout: config.timeoutS ?? 30, requests: [request], amount });
+    return { startedAtMs, endedAtMs: Date.now(), seconds: (now() - started) / 1000, result };
+  };
+  const setup = new Recorder();
+  const unlocks = { warmup: new Recorder(), measured: new Recorder() };
+  const spans = { warmup: [] as Array<[number, number]>, measured: [] as Array<[number, number]>, setup: [] as Array<[number, number]> };
+  const seconds = { warmup: 0, measured: 0, setup: 0 };
+  const errors = { warmup: 0, measured: 0, setup: 0 };
+  for (let round = 0; round < workload.warmupRounds + workload.rounds; round += 1) {
+    const phase = round < workload.warmupRounds ? 'warmup' : 'measured';
+    const booked: Held[] = [];
+    const b = await stage('book', workload.vehicles.count, () => undefined, setup, booked);
+    const bookings = booked.length;
+    const unlocked: Held[] = [];
+    const u = await stage('unlock', bookings, () => booked.shift(), unlocks[phase], unlocked);
+    const opened = unlocked.length;
+    const ended: Held[] = [];
+    const e = await stage('end', opened, () => unlocked.shift(), setup, ended);
+    spans[phase].push([u.startedAtMs, u.endedAtMs]);
+    seconds[phase] += u.seconds;
+    errors[phase] += u.result.errors;
+    for (const s of [b, e]) {
+      spans.setup.push([s.startedAtMs, s.endedAtMs]);
+      seconds.setup += s.seconds;
+      errors.setup += s.result.errors;
+    }
+    console.error(`load-worker: round ${round + 1}: ${bookings} booked, ${opened} unlocked in ${u.seconds.toFixed(2)} s, ${ended.length} ended`);
+  }
+  const phaseOf = (name: 'warmup' | 'measured' | 'setup', recorder: Recorder): PhaseResult => {
+    const steps = recorder.figures();
+    const requests = Object.values(steps).reduce((sum, step) => sum + step.count, 0);
+    const intervals = spans[name];
+    return {
+      name,
+      seconds: Math.round(seconds[name] * 1000) / 1000,
+      startedAtMs: intervals[0]?.[0] ?? Date.now(),
+      endedAtMs: intervals.at(-1)?.[1] ?? Date.now(),
+      intervals,
+      requests,
+      requestsPerSecond: seconds[name] > 0 ? Math.round(requests / seconds[name]) : 0,
+      autocannon: { latencyMs: {}, errors: errors[name], timeouts: 0, non2xx: 0, statusCodes: {} },
+      steps,
+      confirmed: recorder.confirmed,
+      confirmedPerSecond: seconds[name] > 0 ? Math.round(recorder.confirmed / seconds[name]) : 0,
+    };
+  };
+  return [phaseOf('warmup', unlocks.warmup), phaseOf('measured', unlocks.measured), phaseOf('setup', setup)];
 }
 
 async function waitForHealth(url: string): Promise<number> {
@@ -289,9 +400,14 @@ async function waitForHealth(url: string): Promise<number> {
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as LoadConfig;
   const random = mulberry32(config.seed ?? 42);
+  const healthyAt = config.waitForHealth ? await waitForHealth(config.url) : null;
+  if (config.workload.kind === 'unlock-rounds') {
+    const out: LoadResult = { phases: await unlockRounds(config, config.workload), healthyAt };
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+    return;
+  }
   let current = new Recorder();
   const requests = requestsFor(config.workload, () => current, random);
-  const healthyAt = config.waitForHealth ? await waitForHealth(config.url) : null;
   const phases: PhaseResult[] = [];
   for (const phase of config.phases) {
     current = new Recorder();

@@ -81,6 +81,9 @@ async function start(s) {
       `plugin_opt_config_file ${s.dynsec}`,
       // docs/contract.md: no legitimate packet comes near 64 KB.
       'max_packet_size 65536',
+      // Commands and replies are small and wait for each other: Nagle's algorithm held each for the
+      // peer's delayed ACK, up to 40 ms per hop (bench/RESULTS.md, issue 18, "Unlock").
+      'set_tcp_nodelay true',
       `user ${userInfo().username}`,
       'persistence true',
       `persistence_location ${s.home}/`,

@@ -174,7 +174,12 @@ class VehicleActivation implements ActorBehaviour<VehicleState, VehicleMessage, 
       case 'LockVehicle':
         return this.requestDeviceCommand(ctx, 'LOCK', message.bookingId, message.endOfTrip === true);
       case 'DeviceReplied': {
-        const decision = await this.run(ctx, { type: 'RecordDeviceReply', vehicleId, commandId: message.commandId, reply: message.reply, reason: message.reason, at: message.at });
+        const decided = decide({ type: 'RecordDeviceReply', vehicleId, commandId: message.commandId, reply: message.reply, reason: message.reason, at: message.at }, ctx.state);
+        const persisted = persistDecided(ctx, decided);
+        // Queued, not yet durable: the UNLOCK's askers hear it in this turn, so that their own events
+        // join this commit (see answerOpenedInThisCommit).
+        if (decided.ok) this.answerOpenedInThisCommit(ctx.state, decided.events);
+        const decision = await persisted;
         if (decision.ok && decision.events.length === 0) {
           ctx.logger.info({ commandId: message.commandId, reply: message.reply }, 'device reply ignored: unknown command or already applied');
         }
@@ -235,7 +240,30 @@ class VehicleActivation implements ActorBehaviour<VehicleState, VehicleMessage, 
     return persistDecided(ctx, decide(command, ctx.state));
   }
 
-  /** Side effects of committed events: answer waiters, tell the booking. */
+  /**
+   * The UNLOCK's askers are answered when its VehicleUnlocked is queued for the journal, before it is
+   * durable: one sequential commit fewer per unlock (docs/architecture.md, "Crash points of an
+   * unlock"). Safe because of who asks and what the journal guarantees. Every asker of an UNLOCK is a
+   * booking (its Unlock and FoundOpen steps), which answers by persisting BookingActivated and replies
+   * to its caller only after that commit. The answer reaches it through promises only, so its persist
+   * is issued in this same turn, and the journal commits every persist of one turn in one transaction
+   * (group commit): VehicleUnlocked and BookingActivated are durable together or not at all, and the
+   * 200 follows their commit. A commit that fails fails both: the booking's caller gets the failure,
+   * and the vehicle recovers with its UNLOCK unanswered, which it never hands back unsettled (state.ts
+   * `unsettledUnlock`). `test/integration/unlock-commits.test.ts` checks the shared commit.
+   * LOCK keeps answering after its commit: some of its askers act on the answer without persisting.
+   */
+  private answerOpenedInThisCommit(before: VehicleState, events: readonly VehicleEvent[]): void {
+    for (const event of events) {
+      if (event.type !== 'VehicleUnlocked') continue;
+      const answer = accept({ unlockedAt: event.at });
+      for (const issued of recentCommandsOf(before)) {
+        if (issued.command === 'UNLOCK' && issued.bookingId === event.bookingId) this.settle(issued.commandId, answer);
+      }
+    }
+  }
+
+  /** Side effects of committed events: answer waiters (those not answered already), tell the booking. */
   private react(ctx: VehicleContext, events: readonly VehicleEvent[]): void {
     const { vehicleId } = this;
     for (const event of events) {

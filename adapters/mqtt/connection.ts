@@ -1,6 +1,7 @@
 import mqtt, { type IClientOptions, type IClientPublishOptions, type IClientSubscribeOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../../runtime/ground/logger.js';
 import { awaitFirstConnect } from '../../runtime/ground/mqtt-first-connect.js';
+import { withoutNagle } from '../../runtime/ground/mqtt-no-delay.js';
 import { TopicRouter, isWildcard, type MessageHandler, type Registration } from './topic-router.js';
 
 export { MqttConnectError } from '../../runtime/ground/mqtt-first-connect.js';
@@ -106,7 +107,10 @@ export class MqttConnection {
     // Listeners go on before the first CONNACK: a resumed session may deliver queued messages in the
     // same TCP chunk as the CONNACK.
     client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet.properties?.subscriptionIdentifier));
-    client.on('connect', (connack) => this.onConnect(connack.sessionPresent));
+    client.on('connect', (connack) => {
+      withoutNagle(client);
+      this.onConnect(connack.sessionPresent);
+    });
     client.on('close', () => this.setConnected(false));
     client.on('error', (error) => this.onError(error));
   }

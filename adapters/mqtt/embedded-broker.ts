@@ -97,6 +97,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   if (log) broker.on('clientError', (client, error) => log.debug({ clientId: client.id, err: error }, 'mqtt client error'));
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
+    // Small messages that wait for answers: no Nagle delay (runtime/ground/mqtt-no-delay.ts).
+    socket.setNoDelay(true);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     const client = broker.handle(socket);

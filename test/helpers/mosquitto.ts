@@ -39,6 +39,8 @@ export interface MosquittoOptions {
 export interface MosquittoBroker {
   readonly url: string;
   readonly port: number;
+  /** The broker's process id while it runs (the bench reads its CPU from /proc). */
+  readonly pid: number | undefined;
   /** Clean stop (SIGTERM): clients see their socket close; with persistence the state is saved. */
   stop(): Promise<void>;
   /** `stop()` then start again on the same port, with the same config and persistence folder. */
@@ -122,6 +124,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   return {
     url,
     port,
+    get pid() {
+      return child?.pid;
+    },
     dynsec: options.dynsec ? { admin, server } : null,
     stop: () => halt('SIGTERM'),
     kill: () => halt('SIGKILL'),

@@ -63,6 +63,9 @@ export function claimBehaviour(deps: ClaimActorDeps) {
     initialState: initialClaimState,
     evolve,
     describe: describeClaim,
+    // Two claim steps per keyed booking cost as much again as the booking's three (trace rows, their
+    // random-keyed index entries); every claim event is in the journal (`npm run replay -- idempotency`).
+    traceOnlyExceptions: true,
     async handle(ctx, message) {
       const now = deps.now();
       switch (message.type) {

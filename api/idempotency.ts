@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import type { TraceContext } from '../runtime/ground/trace-context.js';
 import type { IdempotencyPort, StoredResponse } from './ports.js';
 
 export type { IdempotencyPort, StoredResponse } from './ports.js';
@@ -40,11 +41,12 @@ export class IdempotencyGuard {
 
   constructor(private readonly store: IdempotencyPort) {}
 
-  async run(customerId: string, key: string, requestHash: string, execute: () => Promise<Execution>): Promise<IdempotentResult> {
+  /** `trace`: the request's, carried by the claim's asks (one trace per keyed request, not three). */
+  async run(customerId: string, key: string, requestHash: string, execute: () => Promise<Execution>, trace?: TraceContext): Promise<IdempotentResult> {
     const slot = `${customerId}\n${key}`;
     if (this.inFlight.has(slot)) {
       // Another request with this key runs: it may have just answered (replay), or hold another body (422).
-      const stored = await this.store.peek(customerId, key);
+      const stored = await this.store.peek(customerId, key, trace);
       return answerFromStored(stored, requestHash) ?? { kind: 'in-use' };
     }
     // has → add happens without an await in between, so two requests cannot both pass.
@@ -52,11 +54,11 @@ export class IdempotencyGuard {
     try {
       // Claimed but unanswered (the process died, or the answer was not final): run again; the
       // key-derived booking id reaches the same booking, which answers from what it already did.
-      const stored = await this.store.claim(customerId, key, requestHash);
+      const stored = await this.store.claim(customerId, key, requestHash, trace);
       const answered = answerFromStored(stored, requestHash);
       if (answered) return answered;
       const { response, final } = await execute();
-      if (final) await this.store.save(customerId, key, requestHash, response.statusCode, response.body);
+      if (final) await this.store.save(customerId, key, requestHash, response.statusCode, response.body, trace);
       return { kind: 'executed', response };
     } finally {
       this.inFlight.delete(slot);

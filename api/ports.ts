@@ -1,6 +1,7 @@
 import type { BookingStatus } from '../actors/contract/views.js';
 import type { TraceJournal, TraceJournalQuery } from '../actors/contract/trace-views.js';
 import type { EventCursor } from './event-cursor.js';
+import type { TraceContext } from '../runtime/ground/trace-context.js';
 
 /**
  * What the HTTP layer needs besides FleetService (actors/contract/views.ts). Each is a small interface so
@@ -20,16 +21,17 @@ export interface StoredResponse {
  * the claims live in the shards' journals (server/idempotency-claims.ts), never on the main thread's disk.
  * A store that cannot answer throws an error carrying its rejection (503), as every port does.
  */
+/** `trace`: the request's trace, so that a keyed request's claim steps are in its trace (none: a trace of their own). */
 export interface IdempotencyPort {
   /** What the key holds, without claiming it (a second request while the first still runs). */
-  peek(customerId: string, key: string): Promise<StoredResponse | undefined>;
+  peek(customerId: string, key: string, trace?: TraceContext): Promise<StoredResponse | undefined>;
   /**
    * Records the key's request hash before the request runs, unless the key already holds something,
    * which is answered instead (durable when the promise resolves): another body is refused even before
    * the first answered. Undefined: claimed now.
    */
-  claim(customerId: string, key: string, requestHash: string): Promise<StoredResponse | undefined>;
-  save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): Promise<void>;
+  claim(customerId: string, key: string, requestHash: string, trace?: TraceContext): Promise<StoredResponse | undefined>;
+  save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown, trace?: TraceContext): Promise<void>;
 }
 
 export interface HealthCheck {

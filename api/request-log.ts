@@ -19,11 +19,17 @@ export class OneLinePerRequest extends LogController {
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (this.unlogged(request)) return;
+    // The line (route lookup, a formatted string, a fields object) is built only if it is written:
+    // at the usual production level it is not, and this ran once per request.
+    if (!error && ABOVE_INFO.has(reply.log.level)) return;
     const line = requestLine(request, reply);
     if (error) reply.log.error({ ...line.fields, err: error }, line.message);
     else reply.log.info(line.fields, line.message);
   }
 }
+
+/** pino's levels at which an `info` line is not written (any other level writes it, as before). */
+const ABOVE_INFO: ReadonlySet<string> = new Set(['warn', 'error', 'fatal', 'silent']);
 
 export interface RequestLine {
   readonly message: string;

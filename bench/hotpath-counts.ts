@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/hotpath-counts.ts [--bookings 200]`: the work one booking costs, counted, not timed.
+ * `npx tsx bench/hotpath-counts.ts [--bookings 200] [--keyed]`: the work one booking costs, counted, not timed.
  *
  * The whole fleet in this process (shards inline over a real MessageChannel, the same protocol and
  * code as the worker threads), vehicles registered and the fleet restarted first (so that, as in the
@@ -15,8 +15,15 @@ import { serialize } from 'node:v8';
 import { MessagePort } from 'node:worker_threads';
 import { startTestFleet } from '../test/helpers/fleet.js';
 
-const { values } = parseArgs({ options: { bookings: { type: 'string', default: '200' } } });
+const { values } = parseArgs({
+  options: {
+    bookings: { type: 'string', default: '200' },
+    /** Every booking with its own Idempotency-Key (as clients send them). */
+    keyed: { type: 'boolean', default: false },
+  },
+});
 const bookings = Number(values.bookings);
+const keyHeaders = (customer: string): Record<string, string> => (values.keyed ? { 'idempotency-key': `key-${customer}` } : {});
 
 interface Counts {
   statements: Map<string, number>;
@@ -59,14 +66,14 @@ for (const id of vehicleIds) {
 }
 fleet = await fleet.restart();
 // Five bookings first, uncounted: prepared statements and first-use work are not per booking.
-for (let index = 0; index < 5; index += 1) await fleet.book(`warm-${index}`, vehicleIds[bookings + index]!);
+for (let index = 0; index < 5; index += 1) await fleet.book(`warm-${index}`, vehicleIds[bookings + index]!, {}, keyHeaders(`warm-${index}`));
 await fleet.fleet.local.journal.flush();
 await new Promise((resolve) => setTimeout(resolve, 300));
 const before = fleet.fleet.local.journal.stats();
 const traceRowsBefore = fleet.count('SELECT count(*) AS n FROM trace_steps');
 counting = true;
 for (let index = 0; index < bookings; index += 1) {
-  const response = await fleet.book(`customer-${index}`, vehicleIds[index]!);
+  const response = await fleet.book(`customer-${index}`, vehicleIds[index]!, {}, keyHeaders(`customer-${index}`));
   if (response.statusCode !== 201) throw new Error(`booking ${index}: ${response.statusCode} ${response.body}`);
 }
 await fleet.fleet.local.journal.flush();
@@ -84,6 +91,7 @@ console.log(
   JSON.stringify(
     {
       bookings,
+      keyed: values.keyed,
       perBooking: {
         journalRows: per(after.rows - before.rows),
         traceSteps: per(traceRows),

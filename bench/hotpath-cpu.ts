@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/hotpath-cpu.ts [--vehicles 6000] [--warmup 1000] [--bookings 4000] [--repeat 3] [--keyed]`:
+ * `npx tsx bench/hotpath-cpu.ts [--vehicles 6000] [--warmup 1000] [--bookings 4000] [--repeat 3] [--keyed] [--sync FULL]`:
  * CPU time per confirmed booking, thread by thread, of the built server under the `book` load.
  *
  * Throughput on a shared machine moves with everyone else's load; the CPU a booking costs the server
@@ -34,6 +34,8 @@ const { values } = parseArgs({
     /** Every booking with its own Idempotency-Key (as clients send them). */
     keyed: { type: 'boolean', default: false },
     shards: { type: 'string', default: '1' },
+    /** FLEET_DB_SYNC of the measured servers: NORMAL or OFF take the fsync's wait out of a --cpu-prof profile, so its shares are CPU. */
+    sync: { type: 'string', default: 'FULL' },
     /** Another checkout (built, e.g. `git archive <commit>` + `npm run build`): its server runs in turn with this one, ABAB. */
     compare: { type: 'string' },
     /** Run the other checkout first in each pair (BABA), to see an order effect. */
@@ -119,7 +121,7 @@ try {
     const { label, root } = servers[round % servers.length]!;
     const copy = mkdtempSync(join(tmpdir(), 'fleet-hotpath-copy-'));
     cpSync(dir, copy, { recursive: true });
-    const server = await spawnBenchServer({ FLEET_DB: join(copy, 'fleet.db'), FLEET_DB_SYNC: 'FULL', PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: values.shards }, root);
+    const server = await spawnBenchServer({ FLEET_DB: join(copy, 'fleet.db'), FLEET_DB_SYNC: values.sync, PAYMENT_LATENCY_MS: '0', FLEET_SHARDS: values.shards }, root);
     try {
       const startupMs = await server.healthy;
       const book = (first: number, amount: number) =>

@@ -52,6 +52,7 @@ export class TraceStore {
   private readonly stepCounts = new Map<string, number>();
   private droppedSteps = 0;
   private readonly countSteps: Statement<[string], { n: number }>;
+  private readonly countStepsOf: Statement<[string], { trace_id: string; n: number }>;
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private closed = false;
@@ -68,6 +69,9 @@ export class TraceStore {
     this.maxBuffered = options.maxBuffered ?? 1000;
     this.maxStepsPerTrace = options.maxStepsPerTrace ?? Number.MAX_SAFE_INTEGER;
     this.countSteps = db.prepare('SELECT count(*) AS n FROM trace_steps WHERE trace_id = ?');
+    this.countStepsOf = db.prepare(
+      'SELECT ids.value AS trace_id, (SELECT count(*) FROM trace_steps WHERE trace_id = ids.value) AS n FROM json_each(?) AS ids',
+    );
     this.log = (options.logger ?? createLogger('silent')).child({ component: 'trace-store' });
     this.insert = db.prepare(
       `INSERT INTO trace_steps (trace_id, span_id, parent_span_id, from_actor, to_actor, message_type, payload, state_before, state_after, outcome, started_at, duration_us)
@@ -147,9 +151,15 @@ export class TraceStore {
   /** The steps whose trace still has room, in order; the counts move on as if they were written. */
   private withinTraceCap(steps: readonly TraceStep[]): TraceStep[] {
     if (this.maxStepsPerTrace === Number.MAX_SAFE_INTEGER) return [...steps];
+    // The traces not counted yet are counted in one statement per flush, not one per trace: under
+    // the booking load nearly every trace is new (one a request), so this was a statement per request.
+    const unknown = new Set<string>();
+    for (const step of steps) if (!this.stepCounts.has(step.traceId)) unknown.add(step.traceId);
+    const counted = new Map<string, number>();
+    if (unknown.size > 0) for (const row of this.countStepsOf.all(JSON.stringify([...unknown]))) counted.set(row.trace_id, row.n);
     const kept: TraceStep[] = [];
     for (const step of steps) {
-      const held = this.stepCounts.get(step.traceId) ?? this.countSteps.get(step.traceId)!.n;
+      const held = this.stepCounts.get(step.traceId) ?? counted.get(step.traceId) ?? this.countSteps.get(step.traceId)!.n;
       this.stepCounts.delete(step.traceId);
       if (held >= this.maxStepsPerTrace) {
         this.droppedSteps += 1;

@@ -21,16 +21,16 @@ export class ShardedIdempotency implements IdempotencyPort {
     private readonly askTimeoutMs: number,
   ) {}
 
-  async peek(customerId: string, key: string): Promise<StoredResponse | undefined> {
-    return (await this.ask<ClaimView | null>(customerId, key, { type: 'ReadClaim' })) ?? undefined;
+  async peek(customerId: string, key: string, trace?: TraceContext): Promise<StoredResponse | undefined> {
+    return (await this.ask<ClaimView | null>(customerId, key, { type: 'ReadClaim' }, trace)) ?? undefined;
   }
 
-  async claim(customerId: string, key: string, requestHash: string): Promise<StoredResponse | undefined> {
-    return (await this.ask<ClaimView | null>(customerId, key, { type: 'ClaimKey', requestHash })) ?? undefined;
+  async claim(customerId: string, key: string, requestHash: string, trace?: TraceContext): Promise<StoredResponse | undefined> {
+    return (await this.ask<ClaimView | null>(customerId, key, { type: 'ClaimKey', requestHash }, trace)) ?? undefined;
   }
 
-  async save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown): Promise<void> {
-    await this.ask<null>(customerId, key, { type: 'StoreAnswer', requestHash, statusCode, body });
+  async save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown, trace?: TraceContext): Promise<void> {
+    await this.ask<null>(customerId, key, { type: 'StoreAnswer', requestHash, statusCode, body }, trace);
   }
 
   private async ask<T>(customerId: string, key: string, message: ClaimMessage, trace: TraceContext = rootContext()): Promise<T> {

@@ -48,6 +48,13 @@ const viewOf = (state: ClaimState): ClaimView | null => {
 };
 
 /**
+ * The claim as traces show it: the stored answer's body is left out (the StoreAnswer step's payload
+ * holds it once, and the booking's own steps show the booking), so a keyed request's trace steps do
+ * not write the booking view twice more.
+ */
+export const describeClaim = (state: ClaimState): unknown => (state.status === 'ANSWERED' ? { status: state.status, requestHash: state.requestHash, statusCode: state.statusCode, at: state.at } : state);
+
+/**
  * The shell: every claim and stored answer is an event in the shard's journal, so it shares the
  * shard's group commit (no fsync of its own) and is durable before the edge acts on it.
  */
@@ -55,6 +62,10 @@ export function claimBehaviour(deps: ClaimActorDeps) {
   return (): ActorBehaviour<ClaimState, ClaimMessage, ClaimEvent> => ({
     initialState: initialClaimState,
     evolve,
+    describe: describeClaim,
+    // Two claim steps per keyed booking cost as much again as the booking's three (trace rows, their
+    // random-keyed index entries); every claim event is in the journal (`npm run replay -- idempotency`).
+    traceOnlyExceptions: true,
     async handle(ctx, message) {
       const now = deps.now();
       switch (message.type) {

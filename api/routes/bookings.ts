@@ -107,7 +107,7 @@ export const bookingRoutes: FastifyPluginAsyncZod<BookingRoutesOptions> = async 
       };
 
       if (key === undefined) return sendResponse(reply, (await create()).response);
-      const result = await idempotency.run(customerId, key, requestHash(request.body), create);
+      const result = await idempotency.run(customerId, key, requestHash(request.body), create, request.trace);
       switch (result.kind) {
         case 'executed':
           return sendResponse(reply, result.response);

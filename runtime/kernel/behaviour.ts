@@ -63,6 +63,12 @@ export interface ActorBehaviour<State, Command extends Message, Event extends Me
   /** A JSON-friendly view of the state for traces (defaults to the state itself). */
   describe?(state: State): unknown;
   /**
+   * Its deliveries are recorded only when they fail, are slow or refuse, not because their trace was
+   * drawn (TRACE_SAMPLE): for bookkeeping on every request's path whose events the journal keeps anyway
+   * (the idempotency claim), where a step each would cost as much as the saga's own steps.
+   */
+  readonly traceOnlyExceptions?: boolean;
+  /**
    * What a snapshot stores of the state, and the state a stored one stands for (both default to the
    * state itself): a behaviour whose state changed shape keeps reading the snapshots already on disk.
    */

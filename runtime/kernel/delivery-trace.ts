@@ -32,6 +32,8 @@ export interface DeliveryObserver<Watch = unknown> {
 /** What shows an actor's state in traces: its behaviour (ActorBehaviour.describe), called as a method. */
 export interface StateDescriber {
   describe?(state: unknown): unknown;
+  /** ActorBehaviour.traceOnlyExceptions: never counts as sampled. */
+  readonly traceOnlyExceptions?: boolean;
 }
 
 /** The state as traces show it: the behaviour's view, or the state itself. */
@@ -72,7 +74,7 @@ export class TraceRecorder implements DeliveryObserver<TraceWatch> {
   started(envelope: Envelope, describer: StateDescriber, state: unknown): TraceWatch {
     const startedAt = Date.now();
     const started = process.hrtime.bigint();
-    const sampled = isSampled(envelope.traceId, this.sample);
+    const sampled = describer.traceOnlyExceptions !== true && isSampled(envelope.traceId, this.sample);
     return { envelope, describer, startedAt, started, sampled, stateBefore: sampled ? describeState(describer, state) : undefined };
   }
 

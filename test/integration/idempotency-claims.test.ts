@@ -36,7 +36,7 @@ const gateway: PaymentGateway = {
 let t: TestFleet;
 beforeAll(async () => {
   t = await startTestFleet({ FLEET_SHARDS: String(SHARDS), PAYMENT_TIMEOUT_MS: '20000', PASSIVATE_AFTER_MS: '300', UNLOCK_TIMEOUT_MS: '100' }, { gateway });
-  for (const id of ['claim-1', 'claim-2', 'claim-3', 'claim-4', 'claim-5']) expect((await t.registerVehicle(id)).statusCode).toBe(201);
+  for (const id of ['claim-1', 'claim-2', 'claim-3', 'claim-4', 'claim-5', 'claim-6']) expect((await t.registerVehicle(id)).statusCode).toBe(201);
 });
 afterAll(async () => t?.close());
 
@@ -58,6 +58,18 @@ describe('Idempotency-Key claims on the shards', () => {
       'KeyClaimed',
       'AnswerStored',
     ]);
+  });
+
+  it("a keyed booking's trace is the booking's own steps: the claim's plain asks are not traced (its events are in the journal)", async () => {
+    const booked = await t.book('alice', 'claim-6', {}, { 'idempotency-key': 'traced' });
+    expect(booked.statusCode, booked.body).toBe(201);
+    const trace = await t.request({ method: 'GET', url: `/traces/${(booked.json() as { id: string }).id}`, as: 'ops', role: 'operator' });
+    expect(trace.statusCode, trace.body).toBe(200);
+    const actors = (trace.json() as { steps: Array<{ toActor: string }> }).steps.map((step) => step.toActor.split('/')[0]);
+    expect(actors).toContain('booking');
+    expect(actors).toContain('payment');
+    expect(actors).not.toContain('idempotency');
+    expect(t.countPerShard('SELECT count(*) AS n FROM trace_steps WHERE to_actor LIKE ?', 'idempotency/%').reduce((sum, n) => sum + n, 0)).toBe(0);
   });
 
   it('409 while the first request runs, 422 for another body meanwhile; the first\'s answer is then replayed', async () => {

@@ -45,7 +45,10 @@ export interface Phase {
 }
 
 export interface LoadConfig {
-  readonly url: string;
+  /** One server, or several (a cluster's nodes): autocannon spreads the connections over them in turn. */
+  readonly url: string | readonly string[];
+  /** The secret the customers' and operators' tokens are signed with (default the development secret). */
+  readonly jwtSecret?: string;
   readonly connections: number;
   readonly phases: readonly Phase[];
   readonly workload: Workload;
@@ -123,8 +126,8 @@ function vehiclePicker(pick: VehiclePick, random: () => number): () => string {
   };
 }
 
-function tokenPool(customers: number, role: 'customer' | 'operator'): () => string {
-  const tokens = Array.from({ length: customers }, (_, index) => signToken({ sub: `bench-${role}-${index}`, role, ttlSeconds: 3600 }, DEV_JWT_SECRET));
+function tokenPool(customers: number, role: 'customer' | 'operator', secret: string): () => string {
+  const tokens = Array.from({ length: customers }, (_, index) => signToken({ sub: `bench-${role}-${index}`, role, ttlSeconds: 3600 }, secret));
   let next = 0;
   return () => {
     next = (next + 1) % tokens.length;
@@ -173,7 +176,7 @@ class Recorder {
 const json = { 'content-type': 'application/json' };
 
 /** The autocannon request sequence of a workload; every step records into `recorder()` (swapped per phase). */
-function requestsFor(workload: Workload, recorder: () => Recorder, random: () => number): AutocannonRequest[] {
+function requestsFor(workload: Workload, recorder: () => Recorder, random: () => number, secret: string): AutocannonRequest[] {
   const start = (context: Context) => {
     context.t0 = now();
   };
@@ -201,7 +204,7 @@ function requestsFor(workload: Workload, recorder: () => Recorder, random: () =>
       ];
     }
     case 'register': {
-      const operator = tokenPool(1, 'operator');
+      const operator = tokenPool(1, 'operator', secret);
       let n = 0;
       return [
         {
@@ -220,7 +223,7 @@ function requestsFor(workload: Workload, recorder: () => Recorder, random: () =>
     case 'book':
     case 'ride': {
       const vehicle = vehiclePicker(workload.vehicles, random);
-      const token = tokenPool(workload.customers, 'customer');
+      const token = tokenPool(workload.customers, 'customer', secret);
       // A fresh Idempotency-Key per booking, as the README, the simulator and every careful client send.
       const keyed = workload.kind === 'book' && workload.idempotencyKey === true;
       const keyPrefix = `bench-${process.pid}-${Date.now()}-`;
@@ -290,15 +293,17 @@ async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as LoadConfig;
   const random = mulberry32(config.seed ?? 42);
   let current = new Recorder();
-  const requests = requestsFor(config.workload, () => current, random);
-  const healthyAt = config.waitForHealth ? await waitForHealth(config.url) : null;
+  const requests = requestsFor(config.workload, () => current, random, config.jwtSecret ?? DEV_JWT_SECRET);
+  const urls = typeof config.url === 'string' ? [config.url] : [...config.url];
+  const healthyAt = config.waitForHealth ? Math.max(...(await Promise.all(urls.map(waitForHealth)))) : null;
   const phases: PhaseResult[] = [];
   for (const phase of config.phases) {
     current = new Recorder();
     const started = now();
     const startedAtMs = Date.now();
     const result = await autocannon({
-      url: config.url,
+      // autocannon takes several URLs (lib/run.js), its types only one.
+      url: (urls.length === 1 ? urls[0]! : urls) as string,
       connections: config.connections,
       pipelining: 1,
       timeout: config.timeoutS ?? 30,

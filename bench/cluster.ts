@@ -176,13 +176,23 @@ async function clusterRun(options: ClusterBenchOptions, seed: number, log: (line
     const cpu: Record<string, CpuSampler> = Object.fromEntries(state.nodes.map((node) => [node.id, sampleCpu(node.pid)]));
     const kafkaPid = Number(readFileSync(join(home, 'kafka', 'kafka.pid'), 'utf8').trim());
     if (Number.isInteger(kafkaPid) && kafkaPid > 0) cpu.kafka = sampleCpu(kafkaPid);
+    const operator = token('bench-ops', 'operator');
+    const before = await transactions(state, operator);
     const load = await bookLoad(
       options,
       state.nodes.map((node) => node.url),
       secret,
     );
     for (const sampler of Object.values(cpu)) sampler.stop();
-    const book = bookFigures(load, options.shards, cpu);
+    const after = await transactions(state, operator);
+    const confirmed = load.phases.reduce((sum, phase) => sum + phase.confirmed, 0);
+    const kafkaTransactions = {
+      note: 'every shard journal transaction (send + commit) during warm-up and measurement, from the nodes\' /metrics',
+      count: after.count - before.count,
+      perConfirmedBooking: confirmed > 0 ? round((after.count - before.count) / confirmed, 2) : null,
+      meanCommitMs: after.count > before.count ? round(((after.seconds - before.seconds) * 1000) / (after.count - before.count), 1) : null,
+    };
+    const book = { ...bookFigures(load, options.shards, cpu), kafkaTransactions };
     const nodesCpu = state.nodes.reduce<number | null>((sum, node) => (sum === null || book.cpuMsPerConfirmedBooking[node.id] == null ? null : sum + book.cpuMsPerConfirmedBooking[node.id]!), 0);
 
     const failover = await kills(state, options, token, log);
@@ -196,10 +206,24 @@ async function clusterRun(options: ClusterBenchOptions, seed: number, log: (line
   }
 }
 
+/** The journal-of-record transactions of every node's shards so far, and their send + commit seconds (/metrics). */
+async function transactions(state: ClusterState, operator: string): Promise<{ count: number; seconds: number }> {
+  let count = 0;
+  let seconds = 0;
+  for (const node of state.nodes) {
+    const text = await (await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${operator}` } })).text();
+    for (const line of text.split('\n')) {
+      const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (line.startsWith('fleet_journal_of_record_transactions_total{')) count += value;
+      else if (line.startsWith('fleet_journal_of_record_commit_seconds_total{')) seconds += value;
+    }
+  }
+  return { count, seconds };
+}
+
 /**
- * Each node seeds the shards it owns once its first assignment is applied; a shard moved between
- * two nodes' start-ups could be missed. One vehicle of every shard (the last of the range) must be
- * there, or the figures would count 404s.
+ * Each shard seeds its FLEET_SEED share when it starts (server/shard.ts). One vehicle of every shard
+ * (the last of the range) must be there, or the figures would count 404s.
  */
 async function checkSeeded(state: ClusterState, options: ClusterBenchOptions, seed: number, operator: string): Promise<void> {
   const missing: string[] = [];

@@ -5,7 +5,7 @@ import { SHARD_OWNERS_TOPIC_CONFIGS, shardOwnersTopic } from '../../adapters/kaf
 import type { Logger } from '../../runtime/ground/logger.js';
 import { ConfigError, type ClusterConfig } from '../config.js';
 
-/** The cluster's shard topic: one partition per shard. Later slices place shards with a consumer group over it. */
+/** The cluster's shard topic: one partition per shard; the shard group (server/cluster/shard-placement.ts) places the shards over it. */
 export const shardsTopic = (clusterName: string): string => `${clusterName}.shards`;
 
 export interface ShardCountCheck {

@@ -39,6 +39,8 @@ export interface ClusterBenchOptions {
   /** Demo vehicles for the booking load (each booked once while bookings ≤ this). */
   readonly bookVehicles: number;
   readonly kills: number;
+  /** The nodes' FLEET_GROUP_SESSION_TIMEOUT_MS (the server's default when absent). */
+  readonly sessionTimeoutMs?: number;
   readonly durationS: number;
   readonly warmupS: number;
   readonly connections: number;
@@ -51,6 +53,10 @@ const demoId = (index: number): string => `demo-${String(index).padStart(4, '0')
 
 /** Both the single process and the nodes: no limits (one address, reused customers), no payment wait, FULL sync. */
 const SERVER_ENV = { ...LIMITS_OFF, LOG_LEVEL: 'error', PAYMENT_LATENCY_MS: '0', FLEET_DB_SYNC: 'FULL' };
+const nodeEnv = (options: ClusterBenchOptions): Record<string, string> => ({
+  ...SERVER_ENV,
+  ...(options.sessionTimeoutMs !== undefined && { FLEET_GROUP_SESSION_TIMEOUT_MS: String(options.sessionTimeoutMs) }),
+});
 /** Vehicles the riders of each kill may use (they book ~100/s at most, for ~10 s). */
 const RIDER_VEHICLES_PER_KILL = 1500;
 /** Vehicles kept for the probes, per shard. A probe answered 503 reuses its vehicle (nothing was booked). */
@@ -163,7 +169,7 @@ async function clusterRun(options: ClusterBenchOptions, seed: number, log: (line
       nodes: options.nodes,
       shards: options.shards,
       port: await consecutiveFreePorts(options.nodes),
-      env: { ...SERVER_ENV, FLEET_SEED: String(seed) },
+      env: { ...nodeEnv(options), FLEET_SEED: String(seed) },
       kafkaLib,
       serverMain: join(root, 'dist', 'server', 'main.js'),
     });
@@ -339,7 +345,7 @@ async function kills(initial: ClusterState, options: ClusterBenchOptions, token:
     while (isAlive(victim.pid)) await sleep(50);
     const restartedAt = performance.now();
     // No FLEET_SEED on a restart: the fleet is in Kafka already.
-    state = await startNode(state.home, victim.id, SERVER_ENV);
+    state = await startNode(state.home, victim.id, nodeEnv(options));
     figures.push({ kill: kill + 1, node: victim.id, movedShards: moved, firstBookedMs, allBookedMs, perShardMs: perShard, restartToServingMs: Math.round(performance.now() - restartedAt), riderStatuses, probeStatuses });
   }
   if (nextRiderVehicle >= riderPool.length) log('cluster: the riders used up their vehicles');
@@ -404,6 +410,7 @@ export async function runClusterBench(options: ClusterBenchOptions, log: (line: 
   return {
     nodes: options.nodes,
     shards: options.shards,
+    groupSessionTimeoutMs: options.sessionTimeoutMs ?? 'the server default (6000)',
     connections: options.connections,
     seededVehicles: seed,
     note: `book: keyed bookings of distinct demo vehicles by distinct customers, ${options.warmupS} s warm-up then ${options.durationS} s; the cluster's connections go to its ${options.nodes} nodes in turn, so ~${options.nodes - 1}/${options.nodes} of the requests are forwarded; nodes and single process run dist/server/main.js with FLEET_DB_SYNC=FULL and PAYMENT_LATENCY_MS=0. failover: ${RIDERS} riders book each vehicle through two survivors at once around each kill; probes book a vehicle of each moved shard every 50 ms through the survivors in turn`,

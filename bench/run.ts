@@ -29,11 +29,12 @@ type Scenario = (typeof SCENARIOS)[number];
 
 const USAGE = `usage: npm run bench [-- --only a,b] [--out FILE] [--duration-s 10] [--warmup-s 2] [--connections 50]
                  [--shards 1,2,3] [--book-vehicles N] [--unlock-vehicles N] [--fleet-size N]
-                 [--cluster-shards 6] [--kills 5]
+                 [--cluster-shards 6] [--kills 5] [--session-timeout-ms N]
 
   --only LIST   scenarios, comma-separated (default all): ${SCENARIOS.join(', ')}
   --out FILE    the JSON result (default bench/results/<date>.json)
   --cluster-shards, --kills   cluster: the cluster's FLEET_SHARDS (3 nodes), and how many kill -9 to time
+  --session-timeout-ms N      cluster: the nodes' FLEET_GROUP_SESSION_TIMEOUT_MS (default: the server's)
 
   Builds and starts the server, the load, the reference servers and the devices as their own processes;
   a full run takes many minutes and wants an otherwise idle machine (bench/RESULTS.md).`;
@@ -52,6 +53,7 @@ const { values } = parseCommandLine('bench', USAGE, {
     'fleet-size': { type: 'string', default: '100000' },
     'cluster-shards': { type: 'string', default: '6' },
     kills: { type: 'string', default: '5' },
+    'session-timeout-ms': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -67,6 +69,8 @@ const clusterShards = Number(values['cluster-shards']);
 const killCount = Number(values.kills);
 if (!Number.isInteger(clusterShards) || clusterShards < 3 || clusterShards > 64) exitBadArgument('bench', `--cluster-shards must be a whole number from 3 to 64: every one of the 3 nodes owns a shard (got ${JSON.stringify(values['cluster-shards'])})`);
 if (!Number.isInteger(killCount) || killCount < 1) exitBadArgument('bench', `--kills must be a whole number ≥ 1 (got ${JSON.stringify(values.kills)})`);
+const sessionTimeoutMs = values['session-timeout-ms'] === undefined ? undefined : Number(values['session-timeout-ms']);
+if (sessionTimeoutMs !== undefined && (!Number.isInteger(sessionTimeoutMs) || sessionTimeoutMs < 1000)) exitBadArgument('bench', `--session-timeout-ms must be a whole number ≥ 1000 (got ${JSON.stringify(values['session-timeout-ms'])})`);
 for (const [name, value] of [['duration-s', durationS], ['warmup-s', warmupS], ['connections', connections], ['book-vehicles', bookVehicles]] as const) {
   if (!Number.isFinite(value) || value < 0) exitBadArgument('bench', `--${name} must be a number ≥ 0 (got ${JSON.stringify(values[name])})`);
 }
@@ -497,7 +501,7 @@ const RUNNERS: Record<Scenario, () => Promise<unknown>> = {
 
 async function cluster() {
   // Single process at 2 shards: its best on this box (bench/RESULTS.md); and at the cluster's count.
-  const result = await runClusterBench({ nodes: 3, shards: clusterShards, singleShards: 2, bookVehicles, kills: killCount, durationS, warmupS, connections }, log);
+  const result = await runClusterBench({ nodes: 3, shards: clusterShards, singleShards: 2, bookVehicles, kills: killCount, ...(sessionTimeoutMs !== undefined && { sessionTimeoutMs }), durationS, warmupS, connections }, log);
   const p99 = result.cluster.latencyMs?.p99 ?? null;
   const failoverMax = result.failover.firstBookedMs.max;
   judge('cluster', `book through 3 nodes ÷ single process (best: ${result.bestSingle}), confirmed/s`, result.clusterVsBestSingle, '≥ 0.5', result.clusterVsBestSingle === null ? null : result.clusterVsBestSingle >= 0.5);

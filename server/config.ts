@@ -134,6 +134,12 @@ export const configSchema = z.object({
     .transform((value) => value.split(',').map((entry) => entry.trim()).filter(Boolean))
     .pipe(z.array(z.string().regex(/^[A-Za-z0-9._-]{1,64}=https?:\/\/\S+$/, 'expected id=http://host:port entries separated by commas')).min(1))
     .optional(),
+  /**
+   * Cluster mode: the shard group's session timeout, how long a node that stopped answering keeps its
+   * shards (docs/cluster.md, "Failover"). The broker refuses one below its `group.min.session.timeout.ms`
+   * (6000 by default; scripts/kafka.mjs allows 1000).
+   */
+  FLEET_GROUP_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).max(300_000).default(6000),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -227,6 +233,8 @@ export interface ClusterConfig {
   readonly node: ClusterNode;
   /** Every node, this one included, in FLEET_CLUSTER_NODES order: the fixed owner map derives from it. */
   readonly nodes: readonly ClusterNode[];
+  /** FLEET_GROUP_SESSION_TIMEOUT_MS: the shard group's session timeout. */
+  readonly sessionTimeoutMs: number;
 }
 
 
@@ -396,7 +404,7 @@ function clusterOf(raw: RawConfig): ClusterConfig | null {
   const self = nodes.find((each) => each.id === node.id);
   if (!self) throw new ConfigError('FLEET_CLUSTER_NODES', `does not list this node's FLEET_NODE_ID ${node.id}`);
   if (self.url !== node.url) throw new ConfigError('FLEET_ADVERTISED_URL', `is ${node.url}, but FLEET_CLUSTER_NODES lists ${self.url} for node ${node.id}`);
-  return { name: raw.FLEET_CLUSTER_NAME, node, nodes };
+  return { name: raw.FLEET_CLUSTER_NAME, node, nodes, sessionTimeoutMs: raw.FLEET_GROUP_SESSION_TIMEOUT_MS };
 }
 
 function isTimeZone(zone: string): boolean {

@@ -237,8 +237,13 @@ async function checkSeeded(state: ClusterState, options: ClusterBenchOptions, se
     let index = seed;
     while (index > 0 && shardOfVehicle(demoId(index), options.shards) !== shard) index -= 1;
     if (index === 0) continue;
-    const response = await fetch(`${state.nodes[0]!.url}/vehicles/${demoId(index)}`, { headers: { authorization: `Bearer ${operator}` } });
-    if (response.status !== 200) missing.push(`${demoId(index)} (shard ${shard}: ${response.status})`);
+    // A shard between owners answers 503 for a moment (a rebalance right after the start): ask again.
+    let status = 0;
+    for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(250)) {
+      status = (await fetch(`${state.nodes[0]!.url}/vehicles/${demoId(index)}`, { headers: { authorization: `Bearer ${operator}` } })).status;
+      if (status !== 503) break;
+    }
+    if (status !== 200) missing.push(`${demoId(index)} (shard ${shard}: ${status})`);
   }
   if (missing.length > 0) throw new Error(`the cluster's demo fleet is incomplete: ${missing.join(', ')}`);
 }

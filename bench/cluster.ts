@@ -361,10 +361,25 @@ async function kills(initial: ClusterState, options: ClusterBenchOptions, token:
   return { state, kills: figures, acknowledged };
 }
 
-/** Every acknowledged booking, read back through the nodes in turn by its customer. */
+/** Until every node shows every shard serving (a rebalance may still be moving one), or the deadline. */
+async function untilAllServing(state: ClusterState, timeoutMs: number): Promise<boolean> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(250)) {
+    const views = await Promise.all(state.nodes.map((node) => clusterOf(state, node.url)));
+    if (views.every((view) => view !== null && view.shards.every((shard) => shard.state === 'serving'))) return true;
+  }
+  return false;
+}
+
+/**
+ * Every acknowledged booking, read back through the nodes in turn by its customer. `lost`: an answer
+ * that is not the booking CONFIRMED with its vehicle; `unreadable`: still 503 (or no answer) after
+ * asking again for 30 s: not shown lost, but not shown kept either.
+ */
 async function readBack(state: ClusterState, acknowledged: readonly Acknowledged[], token: Token) {
+  const allServing = await untilAllServing(state, 60_000);
   const problems: string[] = [];
   let lost = 0;
+  let unreadable = 0;
   let next = 0;
   const reader = async (): Promise<void> => {
     while (next < acknowledged.length) {
@@ -372,27 +387,27 @@ async function readBack(state: ClusterState, acknowledged: readonly Acknowledged
       const booking = acknowledged[index]!;
       const node = state.nodes[index % state.nodes.length]!;
       let answer: { status: number; body: { status?: string; vehicleId?: string } } = { status: 0, body: {} };
-      for (let attempt = 0; attempt < 3; attempt += 1) {
+      for (const deadline = Date.now() + 30_000; ; ) {
         try {
           const response = await fetch(`${node.url}/bookings/${encodeURIComponent(booking.id)}`, { headers: { authorization: `Bearer ${token(booking.customer)}` }, signal: AbortSignal.timeout(10_000) });
           answer = { status: response.status, body: (await response.json()) as typeof answer.body };
         } catch {
           answer = { status: 0, body: {} };
         }
-        if (answer.status !== 503 && answer.status !== 0) break;
+        if ((answer.status !== 503 && answer.status !== 0) || Date.now() > deadline) break;
         await sleep(500);
       }
-      if (answer.status !== 200 || answer.body.status !== 'CONFIRMED' || answer.body.vehicleId !== booking.vehicleId) {
-        lost += 1;
-        if (problems.length < 20) problems.push(`${booking.id} (kill ${booking.kill + 1}, ${booking.vehicleId}): ${answer.status} ${JSON.stringify(answer.body)}`);
-      }
+      if (answer.status === 503 || answer.status === 0) unreadable += 1;
+      else if (answer.status !== 200 || answer.body.status !== 'CONFIRMED' || answer.body.vehicleId !== booking.vehicleId) lost += 1;
+      else continue;
+      if (problems.length < 20) problems.push(`${booking.id} (kill ${booking.kill + 1}, ${booking.vehicleId}): ${answer.status} ${JSON.stringify(answer.body)}`);
     }
   };
   await Promise.all(Array.from({ length: 8 }, reader));
   const byVehicle = new Map<string, number>();
   for (const booking of acknowledged) byVehicle.set(booking.vehicleId, (byVehicle.get(booking.vehicleId) ?? 0) + 1);
   const doubleHolds = [...byVehicle.entries()].filter(([, n]) => n > 1).map(([vehicleId]) => vehicleId);
-  return { acknowledged: acknowledged.length, lost, doubleHolds: doubleHolds.length, doubleHeldVehicles: doubleHolds.slice(0, 20), problems };
+  return { acknowledged: acknowledged.length, allServingBeforeReadBack: allServing, lost, unreadable, doubleHolds: doubleHolds.length, doubleHeldVehicles: doubleHolds.slice(0, 20), problems };
 }
 
 const stats = (values: readonly (number | null)[]) => {

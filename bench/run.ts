@@ -510,6 +510,7 @@ async function cluster() {
   judge('cluster', `failover kill -9 → first 201 of a moved shard, median of ${result.failover.kills.length} (ms)`, result.failover.firstBookedMs.median, 'moonshot ≤ 3000', result.failover.firstBookedMs.median === null ? false : result.failover.firstBookedMs.median <= 3000);
   judge('cluster', 'failover kill -9 → every moved shard booked again, max (ms)', result.failover.allMovedShardsBookedMs.max, '(reported)', null);
   judge('cluster', `acknowledged bookings lost over every kill (of ${result.safety.acknowledged})`, result.safety.lost, '0', result.safety.lost === 0);
+  judge('cluster', 'acknowledged bookings still unreadable (503) after 30 s', result.safety.unreadable, '0', result.safety.unreadable === 0);
   judge('cluster', 'vehicles held by two acknowledged bookings', result.safety.doubleHolds, '0', result.safety.doubleHolds === 0);
   return result;
 }

@@ -52,7 +52,10 @@ export interface Phase {
 }
 
 export interface LoadConfig {
-  readonly url: string;
+  /** One server, or several (a cluster's nodes): autocannon spreads the connections over them in turn. */
+  readonly url: string | readonly string[];
+  /** The secret the customers' and operators' tokens are signed with (default the development secret). */
+  readonly jwtSecret?: string;
   readonly connections: number;
   readonly phases: readonly Phase[];
   readonly workload: Workload;
@@ -132,8 +135,8 @@ function vehiclePicker(pick: VehiclePick, random: () => number): () => string {
   };
 }
 
-function tokenPool(customers: number, role: 'customer' | 'operator'): () => string {
-  const tokens = Array.from({ length: customers }, (_, index) => signToken({ sub: `bench-${role}-${index}`, role, ttlSeconds: 3600 }, DEV_JWT_SECRET));
+function tokenPool(customers: number, role: 'customer' | 'operator', secret: string): () => string {
+  const tokens = Array.from({ length: customers }, (_, index) => signToken({ sub: `bench-${role}-${index}`, role, ttlSeconds: 3600 }, secret));
   let next = 0;
   return () => {
     next = (next + 1) % tokens.length;
@@ -182,7 +185,7 @@ class Recorder {
 const json = { 'content-type': 'application/json' };
 
 /** The autocannon request sequence of a workload; every step records into `recorder()` (swapped per phase). */
-function requestsFor(workload: Workload, recorder: () => Recorder, random: () => number): AutocannonRequest[] {
+function requestsFor(workload: Workload, recorder: () => Recorder, random: () => number, secret: string): AutocannonRequest[] {
   const start = (context: Context) => {
     context.t0 = now();
   };
@@ -210,7 +213,7 @@ function requestsFor(workload: Workload, recorder: () => Recorder, random: () =>
       ];
     }
     case 'register': {
-      const operator = tokenPool(1, 'operator');
+      const operator = tokenPool(1, 'operator', secret);
       let n = 0;
       return [
         {
@@ -229,7 +232,7 @@ function requestsFor(workload: Workload, recorder: () => Recorder, random: () =>
     case 'book':
     case 'ride': {
       const vehicle = vehiclePicker(workload.vehicles, random);
-      const token = tokenPool(workload.customers, 'customer');
+      const token = tokenPool(workload.customers, 'customer', secret);
       // A fresh Idempotency-Key per booking, as the README, the simulator and every careful client send.
       const keyed = workload.kind === 'book' && workload.idempotencyKey === true;
       const keyPrefix = `bench-${process.pid}-${Date.now()}-`;
@@ -297,7 +300,7 @@ interface Held {
  */
 async function unlockRounds(config: LoadConfig, workload: Extract<Workload, { kind: 'unlock-rounds' }>): Promise<PhaseResult[]> {
   const vehicle = vehiclePicker(workload.vehicles, () => 0);
-  const token = tokenPool(workload.customers, 'customer');
+  const token = tokenPool(workload.customers, 'customer', config.jwtSecret ?? DEV_JWT_SECRET);
   interface StageContext extends Context {
     held?: Held;
   }
@@ -335,7 +338,7 @@ async function unlockRounds(config: LoadConfig, workload: Extract<Workload, { ki
         if (status >= 200 && status < 300) keep.push(context.held);
       },
     };
-    const result = await autocannon({ url: config.url, connections: Math.min(config.connections, Math.max(1, amount)), pipelining: 1, timeout: config.timeoutS ?? 30, requests: [request], amount });
+    const result = await autocannon({ url: typeof config.url === 'string' ? config.url : config.url[0]!, connections: Math.min(config.connections, Math.max(1, amount)), pipelining: 1, timeout: config.timeoutS ?? 30, requests: [request], amount });
     return { startedAtMs, endedAtMs: Date.now(), seconds: (now() - started) / 1000, result };
   };
   const setup = new Recorder();
@@ -400,21 +403,23 @@ async function waitForHealth(url: string): Promise<number> {
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as LoadConfig;
   const random = mulberry32(config.seed ?? 42);
-  const healthyAt = config.waitForHealth ? await waitForHealth(config.url) : null;
+  const urls = typeof config.url === 'string' ? [config.url] : [...config.url];
+  const healthyAt = config.waitForHealth ? Math.max(...(await Promise.all(urls.map(waitForHealth)))) : null;
   if (config.workload.kind === 'unlock-rounds') {
     const out: LoadResult = { phases: await unlockRounds(config, config.workload), healthyAt };
     process.stdout.write(`${JSON.stringify(out)}\n`);
     return;
   }
   let current = new Recorder();
-  const requests = requestsFor(config.workload, () => current, random);
+  const requests = requestsFor(config.workload, () => current, random, config.jwtSecret ?? DEV_JWT_SECRET);
   const phases: PhaseResult[] = [];
   for (const phase of config.phases) {
     current = new Recorder();
     const started = now();
     const startedAtMs = Date.now();
     const result = await autocannon({
-      url: config.url,
+      // autocannon takes several URLs (lib/run.js), its types only one.
+      url: (urls.length === 1 ? urls[0]! : urls) as string,
       connections: config.connections,
       pipelining: 1,
       timeout: config.timeoutS ?? 30,

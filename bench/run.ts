@@ -20,17 +20,21 @@ import type { LoadConfig, LoadResult, PhaseResult, VehiclePick, Workload } from 
 import { runLoad, spawnHelper } from './processes.js';
 import { runRelayBench } from './relay.js';
 import { runGbfsBench } from './gbfs.js';
+import { runClusterBench } from './cluster.js';
 import { sampleCpu } from './proc-cpu.js';
 import { spawnBenchServer, startBenchServer, type BenchServer } from './server.js';
 
-const SCENARIOS = ['http-ceiling', 'book', 'book-slow-gateway', 'hot-vehicle', 'unlock', 'relay', 'journal', 'fleet-scale', 'trace-cost', 'gbfs'] as const;
+const SCENARIOS = ['http-ceiling', 'book', 'book-slow-gateway', 'hot-vehicle', 'unlock', 'relay', 'journal', 'fleet-scale', 'trace-cost', 'gbfs', 'cluster'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const USAGE = `usage: npm run bench [-- --only a,b] [--out FILE] [--duration-s 10] [--warmup-s 2] [--connections 50]
                  [--shards 1,2,3] [--book-vehicles N] [--unlock-vehicles N] [--unlock-rounds N] [--fleet-size N]
+                 [--cluster-shards 6] [--kills 5] [--session-timeout-ms N]
 
   --only LIST   scenarios, comma-separated (default all): ${SCENARIOS.join(', ')}
   --out FILE    the JSON result (default bench/results/<date>.json)
+  --cluster-shards, --kills   cluster: the cluster's FLEET_SHARDS (3 nodes), and how many kill -9 to time
+  --session-timeout-ms N      cluster: the nodes' FLEET_GROUP_SESSION_TIMEOUT_MS (default: the server's)
 
   Builds and starts the server, the load, the reference servers and the devices as their own processes;
   a full run takes many minutes and wants an otherwise idle machine (bench/RESULTS.md).`;
@@ -48,6 +52,9 @@ const { values } = parseCommandLine('bench', USAGE, {
     'unlock-vehicles': { type: 'string', default: '1000' },
     'unlock-rounds': { type: 'string', default: '5' },
     'fleet-size': { type: 'string', default: '100000' },
+    'cluster-shards': { type: 'string', default: '6' },
+    kills: { type: 'string', default: '5' },
+    'session-timeout-ms': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -59,6 +66,12 @@ const shardCounts = values.shards.split(',').map(Number);
 const bookVehicles = Number(values['book-vehicles']);
 const only = new Set(values.only.split(',').map((name) => name.trim()));
 for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) exitBadArgument('bench', `unknown scenario ${JSON.stringify(name)} in --only (known: ${SCENARIOS.join(', ')})`);
+const clusterShards = Number(values['cluster-shards']);
+const killCount = Number(values.kills);
+if (!Number.isInteger(clusterShards) || clusterShards < 3 || clusterShards > 64) exitBadArgument('bench', `--cluster-shards must be a whole number from 3 to 64: every one of the 3 nodes owns a shard (got ${JSON.stringify(values['cluster-shards'])})`);
+if (!Number.isInteger(killCount) || killCount < 1) exitBadArgument('bench', `--kills must be a whole number ≥ 1 (got ${JSON.stringify(values.kills)})`);
+const sessionTimeoutMs = values['session-timeout-ms'] === undefined ? undefined : Number(values['session-timeout-ms']);
+if (sessionTimeoutMs !== undefined && (!Number.isInteger(sessionTimeoutMs) || sessionTimeoutMs < 1000)) exitBadArgument('bench', `--session-timeout-ms must be a whole number ≥ 1000 (got ${JSON.stringify(values['session-timeout-ms'])})`);
 for (const [name, value] of [['duration-s', durationS], ['warmup-s', warmupS], ['connections', connections], ['book-vehicles', bookVehicles]] as const) {
   if (!Number.isFinite(value) || value < 0) exitBadArgument('bench', `--${name} must be a number ≥ 0 (got ${JSON.stringify(values[name])})`);
 }
@@ -532,7 +545,26 @@ const RUNNERS: Record<Scenario, () => Promise<unknown>> = {
   'fleet-scale': fleetScale,
   'trace-cost': traceCost,
   gbfs,
+  cluster,
 };
+
+// ---- cluster: 3 nodes (FLEET_CLUSTER=kafka) against the single process, and kill -9 failover (bench/cluster.ts)
+
+async function cluster() {
+  // Single process at 2 shards: its best on this box (bench/RESULTS.md); and at the cluster's count.
+  const result = await runClusterBench({ nodes: 3, shards: clusterShards, singleShards: 2, bookVehicles, kills: killCount, ...(sessionTimeoutMs !== undefined && { sessionTimeoutMs }), durationS, warmupS, connections }, log);
+  const p99 = result.cluster.latencyMs?.p99 ?? null;
+  const failoverMax = result.failover.firstBookedMs.max;
+  judge('cluster', `book through 3 nodes ÷ single process (best: ${result.bestSingle}), confirmed/s`, result.clusterVsBestSingle, '≥ 0.5', result.clusterVsBestSingle === null ? null : result.clusterVsBestSingle >= 0.5);
+  judge('cluster', 'book through 3 nodes p99 ms', p99, '≤ 150', p99 === null ? null : p99 <= 150);
+  judge('cluster', `failover kill -9 → first 201 of a moved shard, max of ${result.failover.kills.length} (ms)`, failoverMax, '≤ 10000', failoverMax === null ? false : failoverMax <= 10_000);
+  judge('cluster', `failover kill -9 → first 201 of a moved shard, median of ${result.failover.kills.length} (ms)`, result.failover.firstBookedMs.median, 'moonshot ≤ 3000', result.failover.firstBookedMs.median === null ? false : result.failover.firstBookedMs.median <= 3000);
+  judge('cluster', 'failover kill -9 → every moved shard booked again, max (ms)', result.failover.allMovedShardsBookedMs.max, '(reported)', null);
+  judge('cluster', `acknowledged bookings lost over every kill (of ${result.safety.acknowledged})`, result.safety.lost, '0', result.safety.lost === 0);
+  judge('cluster', 'acknowledged bookings still unreadable (503) after 30 s', result.safety.unreadable, '0', result.safety.unreadable === 0);
+  judge('cluster', 'vehicles held by two acknowledged bookings', result.safety.doubleHolds, '0', result.safety.doubleHolds === 0);
+  return result;
+}
 
 // ---- gbfs: vehicle_status.json for the fleet, and its effect on book (bench/gbfs.ts)
 

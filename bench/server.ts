@@ -27,7 +27,7 @@ export interface BenchServer {
  * (hot-vehicle's 1 000 racers held bookings since its warm-up), so the live-booking limit would turn
  * the measured bookings into 409s; its own cost is a read per shard before each booking.
  */
-const LIMITS_OFF = { RATE_LIMIT_PER_CUSTOMER: '0', RATE_LIMIT_PER_IP: '0', MAX_ACTIVE_BOOKINGS_PER_CUSTOMER: '0' };
+export const LIMITS_OFF = { RATE_LIMIT_PER_CUSTOMER: '0', RATE_LIMIT_PER_IP: '0', MAX_ACTIVE_BOOKINGS_PER_CUSTOMER: '0' };
 
 /** Spawns the server and returns at once (its URL is known before it listens); `healthy` tells when it is ready. */
 /** `root`: the checkout whose built server runs (default this one; bench/hotpath-cpu.ts compares two). */

@@ -42,6 +42,11 @@ export interface StartOptions {
   readonly kafkaLib?: string;
   /** Progress lines (the command line prints them; --json and tests keep quiet). */
   readonly log?: (line: string) => void;
+  /**
+   * The server the nodes run: default server/main.ts through tsx; the bench gives the built
+   * dist/server/main.js, as its single-process server runs, so that both compare like for like.
+   */
+  readonly serverMain?: string;
 }
 
 export interface ClusterNodeState {
@@ -65,6 +70,8 @@ export interface ClusterState {
   readonly mqttPort: number;
   /** FLEET_JWT_SECRET of every node (the file is mode 600): `status` mints an operator token with it. */
   readonly jwtSecret: string;
+  /** The server entry the nodes run, when not server/main.ts (StartOptions.serverMain); a restarted node runs the same. */
+  readonly serverMain?: string;
 }
 
 /** What `--json` prints (docs/contract.md, "Names fixed by the next issues"). */
@@ -203,6 +210,7 @@ export async function startCluster(options: StartOptions): Promise<ClusterState>
     mqtt: `mqtt://127.0.0.1:${mqttPort}`,
     mqttPort,
     jwtSecret,
+    ...(options.serverMain !== undefined && { serverMain: resolve(options.serverMain) }),
   };
   const save = (): void => writeFileSync(stateFile(home), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
   save();
@@ -234,7 +242,8 @@ function spawnNode(state: ClusterState, node: { readonly id: string; readonly po
   const credentials = JSON.parse(readFileSync(join(home, 'mosquitto', 'credentials.json'), 'utf8')) as { server: { username: string; password: string } };
   mkdirSync(join(home, node.id), { recursive: true });
   const out = openSync(nodeLog(home, node.id), 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', SERVER_MAIN], {
+  const main = state.serverMain ?? SERVER_MAIN;
+  const child = spawn(process.execPath, main.endsWith('.ts') ? ['--import', 'tsx', main] : [main], {
     cwd: repoRoot,
     detached: true,
     stdio: ['ignore', out, out],

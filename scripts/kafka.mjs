@@ -98,6 +98,8 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 share.coordinator.state.topic.num.partitions=1
 group.initial.rebalance.delay.ms=0
+# Cluster mode's shard group may ask for a session shorter than the default minimum of 6 s (FLEET_GROUP_SESSION_TIMEOUT_MS).
+group.min.session.timeout.ms=1000
 log.retention.hours=168
 `;
 }

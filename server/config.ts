@@ -128,6 +128,12 @@ export const configSchema = z.object({
   FLEET_ADVERTISED_URL: httpUrl.optional(),
   /** Gone (issue 17): the nodes learn each other from the shard group. Read only to refuse it by name. */
   FLEET_CLUSTER_NODES: z.string().optional(),
+  /**
+   * Cluster mode: the shard group's session timeout, how long a node that stopped answering keeps its
+   * shards (docs/cluster.md, "Failover"). The broker refuses one below its `group.min.session.timeout.ms`
+   * (6000 by default; scripts/kafka.mjs allows 1000).
+   */
+  FLEET_GROUP_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).max(300_000).default(6000),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -220,6 +226,8 @@ export interface ClusterConfig {
   readonly name: string;
   /** This node. The others are learned from the shard group's members (server/cluster/node-directory.ts), not configured. */
   readonly node: ClusterNode;
+  /** FLEET_GROUP_SESSION_TIMEOUT_MS: the shard group's session timeout. */
+  readonly sessionTimeoutMs: number;
 }
 
 
@@ -382,7 +390,7 @@ function clusterOf(raw: RawConfig): ClusterConfig | null {
     // Refused rather than ignored: a list that silently did nothing would mislead whoever set it.
     throw new ConfigError('FLEET_CLUSTER_NODES', 'is no longer used: the nodes learn each other (id and FLEET_ADVERTISED_URL) from the cluster\'s Kafka consumer group; remove it');
   }
-  return { name: raw.FLEET_CLUSTER_NAME, node: { id: raw.FLEET_NODE_ID!, url: raw.FLEET_ADVERTISED_URL! } };
+  return { name: raw.FLEET_CLUSTER_NAME, node: { id: raw.FLEET_NODE_ID!, url: raw.FLEET_ADVERTISED_URL! }, sessionTimeoutMs: raw.FLEET_GROUP_SESSION_TIMEOUT_MS };
 }
 
 function isTimeZone(zone: string): boolean {

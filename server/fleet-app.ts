@@ -106,7 +106,8 @@ export async function startFleet(config: FleetConfig, options: FleetOptions): Pr
     const mqtt: MainMqtt = { url: mqttUrl, clientIdPrefix: config.mqtt.clientId ?? node.mqttClientIdPrefix ?? `fleetactors-${randomUUID().slice(0, 8)}`, login: deviceSecurity.serverLogin };
     const shards = await startShards(config, options, { registry, node, mqtt }, closers);
     const links = node.links(shards);
-    if (config.seedVehicles > 0) await seed(links, (shard) => shards.has(shard), config, logger);
+    // In a cluster each shard seeds itself when it starts (server/shard.ts), wherever the group places it.
+    if (config.seedVehicles > 0 && !node.clustered) await seed(links, config, logger);
     const devices = await startDeviceAccess(config, { security: deviceSecurity, broker, mqtt, node, logger }, closers);
     const { app, url } = await startHttp(config, options, { registry, shards, links, node, devices, mqttUrl, initialArea }, closers);
     if (url) lock?.announce(url);
@@ -275,12 +276,11 @@ async function startBroker(
 }
 
 /** FLEET_SEED demo vehicles, each registered in bulk on its own shard: start-up stays seconds at 100,000. */
-async function seed(shards: ShardLinks, isLocal: (shard: number) => boolean, config: FleetConfig, logger: Logger): Promise<void> {
+async function seed(shards: ShardLinks, config: FleetConfig, logger: Logger): Promise<void> {
   const perShard = Array.from({ length: shards.count }, () => [] as ReturnType<typeof demoFleet>);
   for (const vehicle of demoFleet(config.seedVehicles)) perShard[shardOfVehicle(vehicle.id, shards.count)]!.push(vehicle);
   const started = Date.now();
-  // In a cluster each node seeds the shards it owns (every node is started with the same FLEET_SEED).
-  const results = await Promise.all(perShard.map((vehicles, shard) => (isLocal(shard) ? shards.link(shard).call({ op: 'seed', vehicles }, 300_000) : { registered: 0 })));
+  const results = await Promise.all(perShard.map((vehicles, shard) => shards.link(shard).call({ op: 'seed', vehicles }, 300_000)));
   const registered = results.reduce((sum, result) => sum + result.registered, 0);
   if (registered > 0) logger.info({ registered, ms: Date.now() - started }, 'demo fleet seeded');
 }

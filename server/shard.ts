@@ -27,7 +27,7 @@ import { housekeepRejectedBookings } from '../persistence/rejected-bookings.js';
 import { housekeepIdempotencyClaims } from '../persistence/idempotency-claims-purge.js';
 import { MqttConnection } from '../adapters/mqtt/connection.js';
 import { toShardEvents, watchCommandOutcomes } from './shard-reads.js';
-import { registerInBulk } from './seed.js';
+import { demoFleet, registerInBulk } from './seed.js';
 import { TelemetryPipeline } from '../adapters/telemetry/pipeline.js';
 import { AreaViolationReads, AreaViolationRecorder } from '../persistence/area-violations.js';
 import { GbfsVehicleReads } from '../persistence/gbfs-vehicles.js';
@@ -118,6 +118,10 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
     const mqtt = await connectMqtt(init, logger, closers);
     const ownsVehicle = (vehicleId: string) => shardOfVehicle(vehicleId, shardCount) === shard;
     const vehicles = new VehicleReadModel(db);
+    // Cluster mode: a shard seeds its FLEET_SEED share itself, on whichever node starts it, after its
+    // restore and before it serves (registerInBulk's rule). The main thread cannot: the group may move a
+    // shard while it starts, and other nodes forward calls to it as soon as its owner record is out.
+    if (ofRecord && config.seedVehicles > 0) await registerInBulk(journal, vehicles, demoFleet(config.seedVehicles).filter((vehicle) => ownsVehicle(vehicle.id)), logger);
     // The file is the truth a restarted shard starts from; an operator's replacement arrives as a call.
     let operatingArea: OperatingArea | null = config.operatingArea.file ? loadOperatingAreaFile(config.operatingArea.file) : null;
     const violations = new AreaViolationRecorder(db, () => operatingArea);

@@ -6,7 +6,7 @@ import type { Logger } from '../../runtime/ground/logger.js';
 import { ALL_TOPICS } from '../../actors/contract/event-catalog.js';
 import { ConfigError, type ClusterConfig } from '../config.js';
 
-/** The cluster's shard topic: one partition per shard. Later slices place shards with a consumer group over it. */
+/** The cluster's shard topic: one partition per shard; the shard group (server/cluster/shard-placement.ts) places the shards over it. */
 export const shardsTopic = (clusterName: string): string => `${clusterName}.shards`;
 
 export interface ShardCountCheck {

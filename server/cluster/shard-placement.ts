@@ -8,13 +8,13 @@ import { shardsTopic } from './shard-count.js';
 import { placeShards } from './sticky-placement.js';
 
 /**
- * The session timeout of the shard group: how long a node that stopped answering (killed, paused, cut
- * off) keeps its shards before the group moves them. 6 s is the broker's smallest allowed
- * (`group.min.session.timeout.ms`), chosen for the failover target (≤ 10 s: session, rebalance,
- * restore). Heartbeats every second: a rebalance is noticed within about one.
+ * The session timeout of the shard group (FLEET_GROUP_SESSION_TIMEOUT_MS, default 6 s): how long a node
+ * that stopped answering (killed, paused, cut off) keeps its shards before the group moves them. 6 s is
+ * the smallest a default broker allows (`group.min.session.timeout.ms`), chosen for the failover target
+ * (≤ 10 s: session, rebalance, restore). Heartbeats six times per session (every second at 6 s): a
+ * rebalance is noticed within one, and a node misses five before it is dropped.
  */
-export const GROUP_SESSION_TIMEOUT_MS = 6000;
-export const GROUP_HEARTBEAT_MS = 1000;
+export const heartbeatIntervalMs = (sessionTimeoutMs: number): number => Math.max(100, Math.round(sessionTimeoutMs / 6));
 
 export const nodesGroup = (clusterName: string): string => `${clusterName}.nodes`;
 
@@ -111,8 +111,8 @@ export async function placeShardsByGroup(options: PlacementOptions): Promise<Pla
       member = memberId;
       void reconcile(evicted).then(() => markReady());
     },
-    sessionTimeoutMs: GROUP_SESSION_TIMEOUT_MS,
-    heartbeatIntervalMs: GROUP_HEARTBEAT_MS,
+    sessionTimeoutMs: cluster.sessionTimeoutMs,
+    heartbeatIntervalMs: heartbeatIntervalMs(cluster.sessionTimeoutMs),
     logger,
   });
   return { ready, leave: () => group.leave() };

@@ -41,7 +41,9 @@ const MITTE_ONLY = {
   global_rules: [{ ride_start_allowed: false, ride_end_allowed: false, ride_through_allowed: true }],
 };
 const POTSDAM = { lat: 52.4, lon: 13.06 };
-const NODE_ENV = { ...LIMITS_OFF, LOG_LEVEL: 'warn' };
+/** FLEET_SEED demo vehicles: each shard seeds its own share when it starts, on whichever node the group places it. */
+const SEEDED = 24;
+const NODE_ENV = { ...LIMITS_OFF, LOG_LEVEL: 'warn', FLEET_SEED: String(SEEDED) };
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 /** The jars the test broker of `npm test` fetched (scripts/test.mjs): the cluster's Kafka does not fetch them again. */
 const kafkaLib = process.env.KAFKA_LIB ?? join(process.env.KAFKA_TEST_HOME ?? join(repoRoot, '.kafka', 'test'), 'lib');
@@ -126,6 +128,14 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
       else removeClusterHome(home);
     }
   }, 120_000);
+
+  it('FLEET_SEED: every demo vehicle is registered, whichever node the group placed its shard on, and every node reads it', async () => {
+    const ids = Array.from({ length: SEEDED }, (_, index) => `demo-${String(index + 1).padStart(4, '0')}`);
+    expect(new Set(ids.map((id) => shardOfVehicle(id, SHARDS))).size).toBe(SHARDS);
+    for (const via of ['n1', 'n2', 'n3']) {
+      for (const id of ids) expect((await call(node(via).url, `/vehicles/${id}`, { as: 'ops', role: 'operator' })).status, `${id} via ${via}`).toBe(200);
+    }
+  });
 
   it('books on node n1 a vehicle whose shard n2 owns (201), and n1, n2 and n3 all read the booking', async () => {
     const vehicleId = vehicleOwnedBy('n2', 'v-forwarded');

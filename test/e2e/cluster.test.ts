@@ -54,9 +54,13 @@ interface ClusterDoc {
   shards: Array<{ shard: number; owner: string | null; epoch: number; state: string; offset: number | null }>;
 }
 
+/**
+ * The nodes' HTTP ports, from below Linux's ephemeral range (32768-60999): a port free there a moment
+ * ago can be handed to an outgoing connection before its node listens (seen: "PORT=44684 is in use").
+ */
 async function consecutiveFreePorts(count: number): Promise<number> {
   for (let attempt = 0; ; attempt += 1) {
-    const first = await freePort();
+    const first = 20_000 + Math.floor(Math.random() * 12_000);
     try {
       await checkConsecutivePorts(first, count);
       return first;

@@ -165,6 +165,7 @@ interface KillFigures {
 async function clusterRun(options: ClusterBenchOptions, seed: number, log: (line: string) => void) {
   const home = mkdtempSync(join(tmpdir(), 'fleet-bench-cluster-'));
   const kafkaLib = process.env.KAFKA_LIB ?? join(root, '.kafka', 'test', 'lib');
+  let finished = false;
   try {
     log(`cluster: starting Kafka, Mosquitto (dynamic security) and ${options.nodes} nodes, ${options.shards} shards, FLEET_SEED=${seed} (CLUSTER_HOME ${home})`);
     const startedAt = performance.now();
@@ -208,11 +209,14 @@ async function clusterRun(options: ClusterBenchOptions, seed: number, log: (line
     const failover = await kills(state, options, token, log);
     log(`cluster: reading back ${failover.acknowledged.length} acknowledged bookings`);
     const safety = await readBack(failover.state, failover.acknowledged, token);
+    finished = true;
     return { startMs, book: { ...book, nodesCpuMsPerConfirmedBooking: nodesCpu === null ? null : round(nodesCpu, 3) }, kills: failover.kills, safety };
   } finally {
     log('cluster: stopping');
     await stopCluster(home).catch((error: unknown) => log(`cluster: stop failed: ${String(error)}`));
-    rmSync(home, { recursive: true, force: true });
+    // A failed run keeps its folder: its logs are what says why.
+    if (finished) rmSync(home, { recursive: true, force: true });
+    else log(`cluster: kept ${home} (logs in ${join(home, 'logs')})`);
   }
 }
 

@@ -146,27 +146,52 @@ async function commitMark(producer: Producer, options: JournalOfRecordOptions, m
 
 /**
  * Sends the values to the partition and the events to their topics in one transaction and commits it;
- * aborts (best effort) and rethrows on failure. The events ride in the journal's own request; a batch
- * with more events than `MAX_RECORD_BYTES` (a seed) sends the rest in further requests of the same
- * transaction, so that no partition's record batch nears the broker's 1 MiB limit.
+ * aborts (best effort) and rethrows on failure. The events ride in the journal's own request. A big
+ * batch (a seed) sends the rest of its values and events in further requests of the same transaction:
+ * all of one request's records for a partition form one record batch, which the broker refuses above
+ * `message.max.bytes` (1 MiB by default), so no request carries more than `MAX_REQUEST_BYTES` for one.
  */
 async function commitValues(producer: Producer, topic: string, partition: number, values: readonly string[], events: readonly KafkaRecord[], beforeCommit?: () => Promise<void>): Promise<number> {
   const transaction: Transaction = await producer.transaction();
   try {
-    const [first = [], ...rest] = chunksOf(events, MAX_RECORD_BYTES);
-    const sent = await transaction.sendBatch({ acks: -1, topicMessages: [{ topic, messages: values.map((value) => ({ partition, value })) }, ...byTopic(first)] });
-    const metadata = sent.find((each) => each.topicName === topic && each.partition === partition);
-    if (metadata === undefined || metadata.baseOffset === undefined) throw new Error(`Kafka returned no offset for ${topic}/${partition}`);
-    for (const chunk of rest) await transaction.sendBatch({ acks: -1, topicMessages: byTopic(chunk) });
+    const [firstEvents = [], ...restEvents] = chunksOf(events, MAX_RECORD_BYTES);
+    const valueChunks = valueChunksOf(values, MAX_REQUEST_BYTES);
+    let offset = -1;
+    for (const [index, chunk] of valueChunks.entries()) {
+      const sent = await transaction.sendBatch({ acks: -1, topicMessages: [{ topic, messages: chunk.map((value) => ({ partition, value })) }, ...(index === 0 ? byTopic(firstEvents) : [])] });
+      const metadata = sent.find((each) => each.topicName === topic && each.partition === partition);
+      if (metadata === undefined || metadata.baseOffset === undefined) throw new Error(`Kafka returned no offset for ${topic}/${partition}`);
+      // One produce request per partition: its records got consecutive offsets from baseOffset.
+      offset = Number(metadata.baseOffset) + chunk.length - 1;
+    }
+    for (const chunk of restEvents) await transaction.sendBatch({ acks: -1, topicMessages: byTopic(chunk) });
     await beforeCommit?.();
     await transaction.commit();
-    // One produce request per partition: the records got consecutive offsets from baseOffset.
-    return Number(metadata.baseOffset) + values.length - 1;
+    return offset;
   } catch (error) {
     // A fenced producer cannot abort either; the error that counts is the first one.
     if (transaction.isActive()) await transaction.abort().catch(() => undefined);
     throw error;
   }
+}
+
+/** At most this many bytes of one partition's records in one produce request: under the broker's 1 MiB `message.max.bytes`, with room for record overhead. */
+const MAX_REQUEST_BYTES = 3 * MAX_RECORD_BYTES;
+
+/** The journal's values in order, cut into runs of at most `maxBytes` (never empty: a batch has at least one value). */
+export function valueChunksOf(values: readonly string[], maxBytes: number): string[][] {
+  const chunks: string[][] = [[]];
+  let size = 0;
+  for (const value of values) {
+    const valueSize = Buffer.byteLength(value) + 100;
+    if (chunks.at(-1)!.length > 0 && size + valueSize > maxBytes) {
+      chunks.push([]);
+      size = 0;
+    }
+    chunks.at(-1)!.push(value);
+    size += valueSize;
+  }
+  return chunks;
 }
 
 /** The records in order, cut into runs of at most `maxBytes` of keys and values (a bigger record goes alone). */

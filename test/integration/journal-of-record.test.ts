@@ -168,6 +168,24 @@ describe('the journal of record in Kafka', () => {
     const keys = (rowsOf(first.db) as Array<{ persistence_key: string; sequence_number: number }>).map((row) => `${row.persistence_key}#${row.sequence_number}`);
     expect(keys.slice(-3)).toEqual(['booking/x#1', 'booking/x#2', 'booking/y#1']);
   }, 60_000);
+
+  it('commits a batch bigger than the broker\'s 1 MiB record-batch limit (a seed) in one transaction of several requests, and restores it whole', async () => {
+    const owner = openEngine();
+    const { record } = await joinShard(owner.engine, owner.entry);
+    // 3 000 rows of ~1 KiB in one turn: about 3 MiB, one batch. The broker refuses a produce request
+    // whose record batch for a partition exceeds message.max.bytes (1 MiB by default).
+    const padding = 'x'.repeat(1000);
+    await Promise.all(Array.from({ length: 3000 }, (_, index) => owner.engine.persist(event(`vehicle/seed-${index}`, 1, { type: 'Registered', padding }))));
+    expect(record.stats().transactions).toBe(1);
+    // The file also holds what earlier tests of this file wrote to the same partition.
+    const seeded = (db: Db) => (rowsOf(db) as Array<{ persistence_key: string }>).filter((row) => row.persistence_key.startsWith('vehicle/seed-'));
+    expect(seeded(owner.db)).toHaveLength(3000);
+
+    const successor = openEngine();
+    await joinShard(successor.engine, successor.entry);
+    expect(seeded(successor.db)).toEqual(seeded(owner.db));
+    expect(rowsOf(successor.db)).toEqual(rowsOf(owner.db));
+  }, 60_000);
 });
 
 describe('the public events in the journal\'s transaction (the outbox of cluster mode)', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { KafkaJSNonRetriableError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError } from 'kafkajs';
 import { decodeRecord, encodeBatch, ReplicatedRecordError, type ReplicatedRecord, type ReplicatedRow } from '../../persistence/journal-replication.js';
-import { chunksOf, isFencedError, journalTopicConfigs } from '../../adapters/kafka/journal-of-record.js';
+import { chunksOf, isFencedError, journalTopicConfigs, valueChunksOf } from '../../adapters/kafka/journal-of-record.js';
 
 const row = (seq: number, size = 10): ReplicatedRow => ({
   key: 'vehicle/v-1',
@@ -98,5 +98,15 @@ describe('the outbox\'s requests (chunksOf)', () => {
     expect(chunks.flat()).toEqual(records);
     expect(chunks.map((chunk) => chunk.map((each) => each.key))).toEqual([['k1', 'k2'], ['k3'], ['k4']]);
     expect(chunksOf([], 1100)).toEqual([]);
+  });
+});
+
+describe('the journal\'s requests (valueChunksOf)', () => {
+  it('keeps the values in order, in runs under the limit, a bigger value alone, and never no run', () => {
+    const values = ['a'.repeat(300), 'b'.repeat(300), 'c'.repeat(2000), 'd'.repeat(10)];
+    const chunks = valueChunksOf(values, 1000);
+    expect(chunks.flat()).toEqual(values);
+    expect(chunks.map((chunk) => chunk.length)).toEqual([2, 1, 1]);
+    expect(valueChunksOf(['only'], 1000)).toEqual([['only']]);
   });
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signToken } from '../actors/contract/tokens.js';
 import { shardOfVehicle } from '../runtime/kernel/placement.js';
-import { checkConsecutivePorts, clusterOf, isAlive, startCluster, startNode, stopCluster, type ClusterState } from '../scripts/cluster-lib.js';
+import { consecutiveFreePorts, clusterOf, isAlive, startCluster, startNode, stopCluster, type ClusterState } from '../scripts/cluster-lib.js';
 import type { LoadResult, PhaseResult, VehiclePick } from './load-worker.js';
 import { runLoad } from './processes.js';
 import { sampleCpu, type CpuSampler } from './proc-cpu.js';
@@ -123,21 +123,6 @@ async function singleRun(options: ClusterBenchOptions, shards: number, seed: num
   }
 }
 
-/**
- * The nodes' HTTP ports: below Linux's ephemeral range (32768-60999), where a port free a moment ago is
- * not handed out meanwhile to an outgoing connection (Kafka's, MQTT's, the load's).
- */
-async function consecutiveFreePorts(count: number): Promise<number> {
-  for (let attempt = 0; ; attempt += 1) {
-    const first = 20_000 + Math.floor(Math.random() * 12_000);
-    try {
-      await checkConsecutivePorts(first, count);
-      return first;
-    } catch (error) {
-      if (attempt > 20) throw error;
-    }
-  }
-}
 
 interface Acknowledged {
   readonly id: string;

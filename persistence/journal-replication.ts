@@ -5,16 +5,10 @@
  * implements the port; nothing here knows Kafka.
  */
 
-/** One journal row, with everything needed to write the same row again on another machine. */
-export interface ReplicatedRow {
-  readonly key: string;
-  readonly seq: number;
-  /** The event's JSON text, exactly as the journal stores it. */
-  readonly data: string;
-  readonly tags: readonly string[];
-  readonly traceId: string | null;
-  readonly spanId: string | null;
-  readonly createdAt: number;
+import type { OutboxRow } from '../actors/event-relay/outbox.js';
+
+/** One journal row, with everything needed to write the same row again on another machine (the outbox reads the same fields). */
+export interface ReplicatedRow extends OutboxRow {
   readonly isDeleted: boolean;
 }
 

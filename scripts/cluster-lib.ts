@@ -136,6 +136,23 @@ export async function checkConsecutivePorts(first: number, count: number): Promi
   }
 }
 
+/**
+ * `count` consecutive free ports for the nodes' HTTP, from below Linux's ephemeral range
+ * (32768-60999): a port free there a moment ago can be handed to an outgoing connection (Kafka's,
+ * MQTT's, a load's) before its node listens (seen: "PORT=44684 is in use").
+ */
+export async function consecutiveFreePorts(count: number): Promise<number> {
+  for (let attempt = 0; ; attempt += 1) {
+    const first = 20_000 + Math.floor(Math.random() * 12_000);
+    try {
+      await checkConsecutivePorts(first, count);
+      return first;
+    } catch (error) {
+      if (attempt > 20) throw error;
+    }
+  }
+}
+
 /** Kafka's client and controller ports: two free ports, the controller's right after the client's when possible. */
 async function kafkaPorts(): Promise<{ port: number; controllerPort: number }> {
   for (let attempt = 0; attempt < 20; attempt += 1) {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken } from '../../actors/contract/tokens.js';
 import { shardOfBooking, shardOfVehicle } from '../../runtime/kernel/placement.js';
 import { nodeToken } from '../../server/cluster/node-credential.js';
-import { checkConsecutivePorts, freePort, removeClusterHome, startCluster, startNode, stopCluster, stopNode, type ClusterState } from '../../scripts/cluster-lib.js';
+import { consecutiveFreePorts, freePort, removeClusterHome, startCluster, startNode, stopCluster, stopNode, type ClusterState } from '../../scripts/cluster-lib.js';
 import { shardTransactionalId } from '../../adapters/kafka/journal-of-record.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
 import { runServerToExit } from '../helpers/server-process.js';
@@ -54,21 +54,6 @@ interface ClusterDoc {
   shards: Array<{ shard: number; owner: string | null; epoch: number; state: string; offset: number | null }>;
 }
 
-/**
- * The nodes' HTTP ports, from below Linux's ephemeral range (32768-60999): a port free there a moment
- * ago can be handed to an outgoing connection before its node listens (seen: "PORT=44684 is in use").
- */
-async function consecutiveFreePorts(count: number): Promise<number> {
-  for (let attempt = 0; ; attempt += 1) {
-    const first = 20_000 + Math.floor(Math.random() * 12_000);
-    try {
-      await checkConsecutivePorts(first, count);
-      return first;
-    } catch (error) {
-      if (attempt > 20) throw error;
-    }
-  }
-}
 
 describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a consumer group, Kafka as the journal of record)', () => {
   let home: string;

@@ -2,6 +2,7 @@ import type { Statement } from 'better-sqlite3';
 import { createLogger, type Logger } from '../runtime/ground/logger.js';
 import type { Db } from './sqlite.js';
 import {
+  eventTypeOf,
   PUBLIC_TAG,
   type CommitListener,
   type EventMeta,
@@ -751,9 +752,8 @@ function rowFields(event: EventToPersist, meta: EventMeta | undefined): RowField
   for (const tag of tags) {
     if (tag.includes(',')) throw new JournalError('invalid-tag', `tag ${JSON.stringify(tag)} contains a comma`);
   }
-  const data = event.data as { type?: unknown } | null;
   return {
-    eventType: data !== null && typeof data === 'object' && typeof data.type === 'string' ? data.type : 'unknown',
+    eventType: eventTypeOf(event.data),
     json,
     tags,
     tagText: tags.join(','),

@@ -1,4 +1,4 @@
-import { PUBLIC_TAG } from '../../runtime/kernel/journal.js';
+import { eventTypeOf, PUBLIC_TAG } from '../../runtime/kernel/journal.js';
 import type { Logger } from '../../runtime/ground/logger.js';
 import type { KafkaRecord } from '../contract/event-record.js';
 import { toKafkaRecordFromText } from './records.js';
@@ -48,7 +48,7 @@ export class EventOutbox {
     for (const row of rows) {
       if (!row.tags.includes(PUBLIC_TAG)) continue;
       const result = toKafkaRecordFromText(
-        { persistenceKey: row.key, sequenceNumber: row.seq, eventType: eventTypeOf(row.data), traceId: row.traceId, spanId: row.spanId, createdAt: row.createdAt },
+        { persistenceKey: row.key, sequenceNumber: row.seq, eventType: eventTypeOfText(row.data), traceId: row.traceId, spanId: row.spanId, createdAt: row.createdAt },
         row.data,
         this.topicPrefix,
       );
@@ -68,11 +68,10 @@ export class EventOutbox {
   }
 }
 
-/** The journal's own rule (persistence/journal-engine.ts): the event's `type` field, else `unknown`. */
-function eventTypeOf(json: string): string {
+/** The journal's own rule (eventTypeOf), from the event's text: text that is not JSON has no type. */
+function eventTypeOfText(json: string): string {
   try {
-    const data = JSON.parse(json) as { type?: unknown } | null;
-    return data !== null && typeof data === 'object' && typeof data.type === 'string' ? data.type : 'unknown';
+    return eventTypeOf(JSON.parse(json));
   } catch {
     return 'unknown';
   }

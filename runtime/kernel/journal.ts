@@ -50,6 +50,12 @@ export interface EventMeta {
 
 export const PUBLIC_TAG = 'public';
 
+/** A row's `eventType`: the event's `type` field, else `unknown` (the journal stores it; the outbox of cluster mode reads it back from the event's text). */
+export function eventTypeOf(data: unknown): string {
+  const typed = data as { type?: unknown } | null;
+  return typed !== null && typeof typed === 'object' && typeof typed.type === 'string' ? typed.type : 'unknown';
+}
+
 /**
  * A read-model updater. It runs inside the group-commit transaction, so a read model is exactly as
  * durable as the events it derives from and is never ahead of or behind the journal.

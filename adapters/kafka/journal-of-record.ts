@@ -178,39 +178,35 @@ async function commitValues(producer: Producer, topic: string, partition: number
 /** At most this many bytes of one partition's records in one produce request: under the broker's 1 MiB `message.max.bytes`, with room for record overhead. */
 const MAX_REQUEST_BYTES = 3 * MAX_RECORD_BYTES;
 
-/** The journal's values in order, cut into runs of at most `maxBytes` (never empty: a batch has at least one value). */
+/** The journal's values in order, cut into runs of at most `maxBytes` (never no run: the first request carries the batch's offset). */
 export function valueChunksOf(values: readonly string[], maxBytes: number): string[][] {
-  const chunks: string[][] = [[]];
-  let size = 0;
-  for (const value of values) {
-    const valueSize = Buffer.byteLength(value) + 100;
-    if (chunks.at(-1)!.length > 0 && size + valueSize > maxBytes) {
-      chunks.push([]);
-      size = 0;
-    }
-    chunks.at(-1)!.push(value);
-    size += valueSize;
-  }
-  return chunks;
+  const chunks = runsUnder(values, (value) => Buffer.byteLength(value) + 100, maxBytes);
+  return chunks.length > 0 ? chunks : [[]];
 }
 
 /** The records in order, cut into runs of at most `maxBytes` of keys and values (a bigger record goes alone). */
 export function chunksOf(records: readonly KafkaRecord[], maxBytes: number): KafkaRecord[][] {
-  const chunks: KafkaRecord[][] = [];
-  let chunk: KafkaRecord[] = [];
+  // Headers: about 300 bytes a record.
+  return runsUnder(records, (record) => record.key.length + record.value.length + 400, maxBytes);
+}
+
+/** The items in order, cut into runs whose sizes add up to at most `maxBytes`; an item bigger than that goes alone. */
+function runsUnder<T>(items: readonly T[], sizeOf: (item: T) => number, maxBytes: number): T[][] {
+  const runs: T[][] = [];
+  let run: T[] = [];
   let size = 0;
-  for (const record of records) {
-    const recordSize = record.key.length + record.value.length + 400; // headers: about 300 bytes
-    if (chunk.length > 0 && size + recordSize > maxBytes) {
-      chunks.push(chunk);
-      chunk = [];
+  for (const item of items) {
+    const itemSize = sizeOf(item);
+    if (run.length > 0 && size + itemSize > maxBytes) {
+      runs.push(run);
+      run = [];
       size = 0;
     }
-    chunk.push(record);
-    size += recordSize;
+    run.push(item);
+    size += itemSize;
   }
-  if (chunk.length > 0) chunks.push(chunk);
-  return chunks;
+  if (run.length > 0) runs.push(run);
+  return runs;
 }
 
 /** The error types a fenced transactional producer meets (kafkajs knows no PRODUCER_FENCED, code 90: it reports it as unknown). */

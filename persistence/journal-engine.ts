@@ -148,6 +148,8 @@ export class SqliteJournalEngine implements JournalReader {
   private replicator: BatchReplicator | null = null;
   /** The batch on its way to the replicator: keys it holds, and flush() callers waiting for it. */
   private inFlight: { readonly keys: ReadonlySet<string>; readonly waiters: (() => void)[] } | null = null;
+  /** Cluster mode: the pause after a commit (BatchReplicator.pauseAfterCommitMs) is running; its end starts the next batch. */
+  private pausing = false;
   private halted: unknown = null;
   private readonly haltListeners = new Set<(error: unknown) => void>();
 
@@ -497,7 +499,7 @@ export class SqliteJournalEngine implements JournalReader {
    * batch, not per event.
    */
   private startReplicatedBatch(replicator: BatchReplicator): void {
-    if (this.inFlight !== null) return; // its end starts the next batch
+    if (this.inFlight !== null || this.pausing) return; // its end starts the next batch
     const { writes, snapshots, waiters } = this.takePending();
     if (writes.length === 0 && snapshots.length === 0) {
       for (const wake of waiters) wake();
@@ -511,8 +513,21 @@ export class SqliteJournalEngine implements JournalReader {
     void this.commitReplicated(replicator, writes, snapshots).finally(() => {
       this.inFlight = null;
       for (const wake of inFlight.waiters) wake();
-      if (this.writes.length > 0 || this.snapshots.length > 0) this.startReplicatedBatch(replicator);
+      const pauseMs = this.halted === null ? (replicator.pauseAfterCommitMs ?? 0) : 0;
+      if (pauseMs <= 0) {
+        this.startNextReplicatedBatch(replicator);
+        return;
+      }
+      this.pausing = true;
+      setTimeout(() => {
+        this.pausing = false;
+        this.startNextReplicatedBatch(replicator);
+      }, pauseMs);
     });
+  }
+
+  private startNextReplicatedBatch(replicator: BatchReplicator): void {
+    if (this.writes.length > 0 || this.snapshots.length > 0) this.startReplicatedBatch(replicator);
   }
 
   /**

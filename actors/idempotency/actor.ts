@@ -80,8 +80,18 @@ export function claimBehaviour(deps: ClaimActorDeps) {
         }
         case 'StoreAnswer': {
           const { requestHash, statusCode, body } = message;
-          await persistDecided(ctx, decide({ type: 'StoreAnswer', requestHash, statusCode, body, at: now }, ctx.state, deps.ttlMs));
-          return ctx.reply(accept(null));
+          // Answered once the answer is queued, not once it is durable: the request then answers its
+          // client one commit sooner. What the reply promises is order, and that holds: this mailbox
+          // takes no other message of the key before the commit settles, so a replay sent after the
+          // client's answer finds the answer stored. Durability is not needed: if the commit fails or
+          // the process dies first, the key stays claimed without an answer, and a retry runs again
+          // and reaches the same key-derived booking, which answers from what it already did (as
+          // after a crash mid-request, api/idempotency.ts). A ClaimKey must stay durable before its
+          // request runs: it is what makes another body a 422 after a crash.
+          const stored = persistDecided(ctx, decide({ type: 'StoreAnswer', requestHash, statusCode, body, at: now }, ctx.state, deps.ttlMs));
+          ctx.reply(accept(null));
+          await stored;
+          return;
         }
         default: {
           const unknown: never = message;

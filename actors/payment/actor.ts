@@ -41,6 +41,12 @@ async function withinTimeout<T>(call: Promise<T>, timeoutMs: number): Promise<T 
   return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
 }
 
+/** The gateway's decision as queued in the journal: the state it makes, and its commit. */
+interface Recorded {
+  readonly after: PaymentState;
+  readonly durable: Promise<unknown>;
+}
+
 export function paymentBehaviour(deps: PaymentActorDeps) {
   const now = deps.now ?? Date.now;
   return (authorizationId: string): ActorBehaviour<PaymentState, PaymentMessage, PaymentEvent> => {
@@ -58,25 +64,24 @@ export function paymentBehaviour(deps: PaymentActorDeps) {
      * again (the gateway answers what it decided), and its compensation voids this id at the gateway
      * even when this journal is empty (`voidAuthorization`). docs/architecture.md, "Crash points of a booking".
      */
-    const askGateway = async (ctx: ActorContext<PaymentState, PaymentEvent>, pending: PendingPayment, requested: readonly PaymentEvent[]) => {
+    const askGateway = async (ctx: ActorContext<PaymentState, PaymentEvent>, pending: PendingPayment, requested: readonly PaymentEvent[]): Promise<Recorded> => {
       const { amount, currency, paymentMethod } = pending;
-      const record = (decision: Extract<PaymentCommand, { type: 'RecordGatewayDecision' }>['decision']) => {
+      const record = (decision: Extract<PaymentCommand, { type: 'RecordGatewayDecision' }>['decision']): Recorded => {
         const decided = decide({ type: 'RecordGatewayDecision', authorizationId, decision, at: now() }, pending);
         const events = [...requested, ...(decided.ok ? decided.events : [])];
-        return events.length > 0 ? ctx.persist(...events) : undefined;
+        return { after: events.reduce(evolve, ctx.state), durable: events.length > 0 ? ctx.persist(...events) : Promise.resolve() };
       };
       const authorizing = deps.gateway.authorize({ authorizationId, amount, currency, paymentMethod });
       const result = await withinTimeout(authorizing, deps.timeoutMs);
       if (result === GATEWAY_TIMED_OUT) {
-        await record({ outcome: 'declined', reason: 'gateway_timeout' });
         // The gateway may still authorize after we stopped waiting: then void it, so that no hold stays
         // on the card (voiding before that answer would come too early to cancel it).
         authorizing
           .then((late) => (late.outcome === 'authorized' ? deps.gateway.void(authorizationId) : undefined))
           .catch((error: unknown) => ctx.logger.warn({ err: error }, 'void after a gateway timeout failed'));
-        return;
+        return record({ outcome: 'declined', reason: 'gateway_timeout' });
       }
-      await record(result);
+      return record(result);
     };
 
     /** Raises the hold to `amount`; 'declined' leaves it as it was (the capture then takes what it holds). */
@@ -163,8 +168,17 @@ export function paymentBehaviour(deps: PaymentActorDeps) {
             const pending = events.reduce(evolve, ctx.state);
             // PENDING without new events: a journal written before the request and the decision shared a
             // commit, cut short by a crash. Asked again: the gateway is idempotent. Any other status answers from state.
-            if (pending.status === 'PENDING') await askGateway(ctx, pending, events);
-            return ctx.reply(answer(ctx.state));
+            if (pending.status !== 'PENDING') return ctx.reply(answer(ctx.state));
+            // Answered once the decision is queued, not once it is durable: the booking, the only asker
+            // of Authorize, persists its confirmation (or rejection) in the same turn, through promises
+            // only, so both land in one group commit (one sequential commit per booking fewer), and the
+            // booking acknowledges nothing before that commit. If it fails, both fail: the booking
+            // stays REQUESTED and the payment NEW, the row "the gateway call, before 3" of
+            // docs/architecture.md, "Crash points of a booking" (test/integration/booking-commits.test.ts).
+            const { after, durable } = await askGateway(ctx, pending, events);
+            ctx.reply(answer(after));
+            await durable;
+            return;
           }
           case 'Capture':
             return ctx.reply(await capture(ctx, message.amount));

@@ -1,6 +1,7 @@
 import { Kafka } from 'kafkajs';
 import type { Logger } from '../../runtime/ground/logger.js';
 import { kafkaLogLevel, pinoLogCreator } from './logging.js';
+import { keepTransactionCoordinators } from './coordinator-cache.js';
 
 export interface KafkaClientOptions {
   readonly brokers: readonly string[];
@@ -18,6 +19,7 @@ export interface KafkaClientOptions {
  * few seconds, and the caller (the event relay) decides how to wait and when to try again.
  */
 export function createKafkaClient(options: KafkaClientOptions): Kafka {
+  keepTransactionCoordinators();
   return new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],

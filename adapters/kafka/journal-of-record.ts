@@ -49,7 +49,19 @@ export interface JournalOfRecordOptions {
    * fence aborts the transaction with its records already in the log.
    */
   readonly beforeCommit?: () => Promise<void>;
+  /** The pause before the next batch's transaction (BatchReplicator.pauseAfterCommitMs); default PAUSE_AFTER_COMMIT_MS. */
+  readonly pauseAfterCommitMs?: number;
 }
+
+/**
+ * After a commit, the broker writes the transaction's markers before it accepts the producer's next
+ * transaction; one begun earlier is refused (CONCURRENT_TRANSACTIONS) and kafkajs retries it after a
+ * metadata refresh and a 5 ms back-off: two more requests and a longer wait than the markers take.
+ * Measured on this box (kafkajs 2.2.4, Kafka 4.1, back-to-back transactions, coordinator kept,
+ * coordinator-cache.ts): without a pause 0.9 refusals per transaction, p50 8.9 ms; with 2 ms, none,
+ * p50 2.1 ms, and a third less CPU on both sides. What actors persist meanwhile joins the next batch.
+ */
+export const PAUSE_AFTER_COMMIT_MS = 2;
 
 export class JournalOfRecord implements BatchReplicator {
   private readonly log: Logger;
@@ -58,6 +70,7 @@ export class JournalOfRecord implements BatchReplicator {
   private commitMsTotal = 0;
   private events = 0;
   private lastOffset: number;
+  readonly pauseAfterCommitMs: number;
 
   private constructor(
     private readonly producer: Producer,
@@ -68,6 +81,7 @@ export class JournalOfRecord implements BatchReplicator {
     this.log = options.logger.child({ component: 'journal-of-record' });
     this.topic = journalTopic(options.clusterName);
     this.lastOffset = ownerMarkOffset;
+    this.pauseAfterCommitMs = options.pauseAfterCommitMs ?? PAUSE_AFTER_COMMIT_MS;
   }
 
   /** Initialises the shard's producer (fencing the previous owner) and writes the owner mark in a first transaction. */

@@ -35,7 +35,7 @@ describe('chaos: kills and faults under load', () => {
     expect(report.events.checked, summary).toBeGreaterThan(0);
     expect(report.bookings.notProblemJson, summary).toEqual([]);
     for (const invariant of report.invariants) expect(invariant.ok, `${invariant.name}: ${invariant.examples.join('; ')}\n${summary}`).toBe(true);
-    expect(report.invariants).toHaveLength(9);
+    expect(report.invariants).toHaveLength(10);
     expect(report.lost, summary).toBe(0);
     expect(report.ok, summary).toBe(true);
   });

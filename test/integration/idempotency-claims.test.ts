@@ -51,6 +51,8 @@ describe('Idempotency-Key claims on the shards', () => {
     expect(registryKeys()).toBe(before);
     const key = claimKeyOf('alice', 'journalled');
     const shard = shardOfClaim(claimIdFor('alice', 'journalled'), SHARDS);
+    // The claim answers StoreAnswer once the answer is queued, so its commit may follow the 201.
+    await waitFor(() => rowsOf(key) === 2, { what: 'the stored answer to be committed' });
     expect(t.countPerShard('SELECT count(*) AS n FROM journal WHERE persistence_key = ?', key)).toEqual(
       Array.from({ length: SHARDS }, (_, index) => (index === shard ? 2 : 0)),
     );
@@ -125,7 +127,7 @@ describe('Idempotency-Key claims on the shards', () => {
     const booked = await t.book('erin', 'claim-1', {}, { 'idempotency-key': 'to-purge' });
     expect(booked.statusCode).toBeGreaterThanOrEqual(200);
     const key = claimKeyOf('erin', 'to-purge');
-    expect(rowsOf(key)).toBe(2);
+    await waitFor(() => rowsOf(key) === 2, { what: 'the stored answer to be committed' });
     const purgers = [0, 1].map((shard) => {
       const local = t.fleet.shards.local(shard)!;
       return claimPurge(local.db, (address) => local.directory.isActive(address));

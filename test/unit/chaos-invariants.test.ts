@@ -8,8 +8,12 @@ import { isStorageFull } from '../../persistence/storage-full.js';
 const T = 1_000_000;
 const TOPIC: Record<string, string> = { BookingConfirmed: 'booking.created', BookingExpired: 'booking.expired', VehicleUnlocked: 'vehicle.unlocked', BookingCompleted: 'booking.completed' };
 
-function journalOf(events: ReadonlyArray<[key: string, type: string, data?: Record<string, unknown>]>): JournalEntry[] {
+/** Every BookingConfirmed comes with its payment's PaymentAuthorized just before it (the commit they share), unless `unpaid`. */
+function journalOf(given: ReadonlyArray<[key: string, type: string, data?: Record<string, unknown>]>, unpaid = false): JournalEntry[] {
   const sequence = new Map<string, number>();
+  const events = given.flatMap((event): Array<[string, string, Record<string, unknown>?]> =>
+    !unpaid && event[1] === 'BookingConfirmed' ? [[`payment/auth_${event[0].slice('booking/'.length)}`, 'PaymentAuthorized'], event] : [event],
+  );
   return events.map(([key, type, data = {}], index) => {
     const next = (sequence.get(key) ?? 0) + 1;
     sequence.set(key, next);
@@ -108,6 +112,29 @@ describe('chaos invariants', () => {
     const base = input();
     base.records.cancels.add('b2');
     expect(broken(checkInvariants(base))).toEqual(['acknowledged bookings exist (in that state or later)']);
+  });
+
+  it('a booking confirmed without its payment authorized before it (a split commit) is caught, and only that', () => {
+    const unpaid = journalOf(
+      [
+        ['booking/b7', 'BookingRequested', { vehicleId: 'v7', confirmBy: T + 100 }],
+        ['vehicle/v7', 'VehicleReserved', { vehicleId: 'v7', bookingId: 'b7' }],
+        ['booking/b7', 'BookingVehicleReserved', { vehicleId: 'v7' }],
+        ['booking/b7', 'BookingConfirmed', { vehicleId: 'v7', expiresAt: T + 90_000 }],
+        ['payment/auth_b7', 'PaymentAuthorized'],
+        ['booking/b8', 'BookingRequested', { vehicleId: 'v8', confirmBy: T + 100 }],
+        ['vehicle/v8', 'VehicleReserved', { vehicleId: 'v8', bookingId: 'b8' }],
+        ['booking/b8', 'BookingVehicleReserved', { vehicleId: 'v8' }],
+        ['booking/b8', 'BookingConfirmed', { vehicleId: 'v8', expiresAt: T + 90_000 }],
+      ],
+      true,
+    );
+    const verdict = checkInvariants({ ...input(), journal: unpaid, kafka: kafkaOf(unpaid), records: emptyRecords() });
+    expect(broken(verdict)).toEqual(['no booking confirmed without its payment authorized']);
+    expect(verdict.invariants.find((invariant) => !invariant.ok)?.examples).toEqual([
+      'b7 confirmed at position 4 (shard 0) before its PaymentAuthorized (position 5)',
+      'b8 confirmed at position 9 (shard 0) with no PaymentAuthorized for auth_b8',
+    ]);
   });
 
   it('two bookings holding one vehicle at once are caught', () => {

@@ -153,6 +153,27 @@ export function checkInvariants(input: CheckInput): Verdict {
     results.push(result('no booking left live after its vehicle was locked or released', checked, bad));
   }
 
+  // 2c. No booking confirmed without its payment's authorization before it, or in the same commit, on
+  // its shard: the payment answers the booking once its decision is queued, and the confirmation must
+  // share that commit (docs/architecture.md, "Crash points of a booking"). A confirmation durable while
+  // the authorization was lost would be a ride nobody can charge.
+  {
+    const authorizedAt = new Map<string, number>();
+    for (const entry of input.journal) {
+      if (entry.key.startsWith('payment/') && entry.type === 'PaymentAuthorized') authorizedAt.set(`${entry.shard}/${entry.key.slice('payment/'.length)}`, entry.position);
+    }
+    const bad: string[] = [];
+    let checked = 0;
+    for (const entry of input.journal) {
+      if (!entry.key.startsWith('booking/') || entry.type !== 'BookingConfirmed') continue;
+      checked += 1;
+      const bookingId = entry.key.slice('booking/'.length);
+      const authorized = authorizedAt.get(`${entry.shard}/auth_${bookingId}`);
+      if (authorized === undefined || authorized > entry.position) bad.push(`${bookingId} confirmed at position ${entry.position} (shard ${entry.shard}) ${authorized === undefined ? 'with no PaymentAuthorized for auth_' + bookingId : `before its PaymentAuthorized (position ${authorized})`}`);
+    }
+    results.push(result('no booking confirmed without its payment authorized', checked, bad));
+  }
+
   // 3. Per key, the journal's sequence numbers are 1, 2, 3, … in position order.
   {
     const last = new Map<string, number>();

@@ -244,10 +244,21 @@ interface ShardStorage {
   readonly gateway: PaymentGateway;
 }
 
+/**
+ * In cluster mode the shard's file is a copy of its journal of record (docs/cluster.md): a batch is in
+ * Kafka before it is written here, and the file records the offset it applied in the same transaction
+ * as the rows. A power loss can then cost the file only its last commits, never its consistency (WAL),
+ * and the next start replays them from Kafka: an fsync per commit would buy nothing. A single process
+ * keeps FLEET_DB_SYNC: its file is the journal.
+ */
+function shardFileSync(config: ShardInit['config']): 'FULL' | 'NORMAL' {
+  return config.cluster !== null && config.kafka.mode === 'kafka' ? 'NORMAL' : config.db.synchronous;
+}
+
 /** The shard's SQLite file: its journal (with the read models' projectors), its traces, the payment gateway's store. */
 function openStorage(init: ShardInit, local: LocalShardOptions, logger: Logger, closers: Closer[]): ShardStorage {
   const { config } = init;
-  const db = openDatabase(init.dbFile, { synchronous: config.db.synchronous });
+  const db = openDatabase(init.dbFile, { synchronous: shardFileSync(config) });
   closers.push(() => {
     db.close();
   });

@@ -15,6 +15,7 @@ import type { ShardInit } from '../shard.js';
 import { agreeOnShardCount } from './shard-count.js';
 import { NodeDirectory } from './node-directory.js';
 import { clusterAreaPeers } from './area-peers.js';
+import { closeNodeClients } from './node-client.js';
 import type { AreaPeers, OperatingAreaService } from '../operating-area.js';
 import type { Logger } from '../../runtime/ground/logger.js';
 
@@ -101,6 +102,7 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
       return async () => {
         await placement.leave();
         await records.close();
+        await closeNodeClients();
       };
     },
     kafkaTopicPrefix: `${cluster.name}.`,

@@ -3,6 +3,7 @@ import type { ClusterNode } from '../config.js';
 import type { AnswerOf } from '../../runtime/kernel/shard-protocol.js';
 import type { FleetExchange, FleetShardCaller, ShardCall, ShardEvent } from '../shard-calls.js';
 import { nodeAuthorization } from './node-credential.js';
+import { NodeCallFailed, postToNode, type NodeAnswer } from './node-client.js';
 import { RemoteEventFollower } from './remote-events.js';
 import { shardCallPath, type ShardCallAnswer, type ShardCallRequest } from './wire.js';
 
@@ -51,23 +52,18 @@ export class RemoteShardLink implements FleetShardCaller {
   async call<C extends ShardCall>(call: C, deadlineMs: number): Promise<AnswerOf<FleetExchange, C>> {
     const { owner, token, shardCount } = this.options;
     const request: ShardCallRequest = { call, deadlineMs, shards: shardCount };
-    let response: Response;
+    let response: NodeAnswer;
     try {
-      response = await fetch(`${owner.url}${shardCallPath(this.shard)}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: nodeAuthorization(token) },
-        body: JSON.stringify(request),
-        signal: AbortSignal.timeout(deadlineMs + NETWORK_MARGIN_MS),
-      });
+      response = await postToNode(owner.url, shardCallPath(this.shard), JSON.stringify(request), nodeAuthorization(token), deadlineMs + NETWORK_MARGIN_MS);
     } catch (error) {
-      const timedOut = error instanceof DOMException && error.name === 'TimeoutError';
-      const reason = timedOut ? `no answer from its owner ${owner.id} within ${deadlineMs} ms` : `its owner ${owner.id} (${owner.url}) cannot be reached`;
+      const failed = error instanceof NodeCallFailed ? error : null;
+      const reason = failed?.timedOut === true ? `no answer from its owner ${owner.id} within ${deadlineMs} ms` : `its owner ${owner.id} (${owner.url}) cannot be reached`;
       // Refused: the call never reached the node, so it may go to the shard's next owner.
-      throw connectionRefused(error) ? new StaleOwnerError(this.shard, reason) : new ShardUnavailableError(this.shard, reason);
+      throw failed?.refused === true ? new StaleOwnerError(this.shard, reason) : new ShardUnavailableError(this.shard, reason);
     }
     let answer: ShardCallAnswer;
     try {
-      answer = (await response.json()) as ShardCallAnswer;
+      answer = JSON.parse(response.text) as ShardCallAnswer;
     } catch {
       throw new ShardUnavailableError(this.shard, `its owner ${owner.id} answered ${response.status} without a shard answer`);
     }
@@ -100,8 +96,3 @@ export class RemoteShardLink implements FleetShardCaller {
  * executed anywhere, so the caller may refresh its routing table and send it to the new owner.
  */
 export class StaleOwnerError extends ShardUnavailableError {}
-
-function connectionRefused(error: unknown): boolean {
-  const cause = error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;
-  return cause?.code === 'ECONNREFUSED';
-}

@@ -1,10 +1,12 @@
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../../server/config.js';
 import { UnownedShardLink } from '../../server/cluster/cluster-links.js';
 import { carriesNodeToken, nodeAuthorization, nodeToken } from '../../server/cluster/node-credential.js';
 import { fixedOwnerMap } from '../../server/cluster/owner-map.js';
-import { RemoteShardLink } from '../../server/cluster/remote-shard-link.js';
+import { RemoteShardLink, StaleOwnerError } from '../../server/cluster/remote-shard-link.js';
+import { shardCallPath } from '../../server/cluster/wire.js';
 import { RemoteEventFollower } from '../../server/cluster/remote-events.js';
 import type { ShardCall, ShardEvent } from '../../server/shard-calls.js';
 import { ShardUnavailableError } from '../../runtime/kernel/shard-link.js';
@@ -120,6 +122,37 @@ describe('links to shards this node does not run', () => {
     const failure = await link.call({ op: 'stats' }, 600_000).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(ShardUnavailableError);
     expect((failure as ShardUnavailableError).reason).toMatch(/its owner b .* cannot be reached/);
+    // Refused: the call ran nowhere, so the router may send it to the shard's next owner.
+    expect(failure).toBeInstanceOf(StaleOwnerError);
+  });
+
+  it('posts the envelope with the node credential and returns the owner\'s answer; an owner that stays silent fails at the deadline plus the margin, as may-have-run', async () => {
+    const seen: Array<{ url: string | undefined; authorization: string | undefined; body: string }> = [];
+    const server = createHttpServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        seen.push({ url: request.url, authorization: request.headers.authorization, body });
+        if (body.includes('"silent"')) return; // never answers
+        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, value: { answered: 'by the owner' } }));
+      });
+    });
+    const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+    try {
+      const link = new RemoteShardLink({ shard: 2, owner: { id: 'c', url: `http://127.0.0.1:${port}` }, token: 'tok', shardCount: 3 });
+      expect(await link.call({ op: 'stats' }, 5000)).toEqual({ answered: 'by the owner' });
+      expect(seen[0]).toMatchObject({ url: shardCallPath(2), authorization: nodeAuthorization('tok') });
+      expect(JSON.parse(seen[0]!.body)).toEqual({ call: { op: 'stats' }, deadlineMs: 5000, shards: 3 });
+      const started = Date.now();
+      const failure = await link.call({ op: 'read', query: { type: 'silent' } } as never, 100).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(ShardUnavailableError);
+      expect(failure).not.toBeInstanceOf(StaleOwnerError);
+      expect((failure as ShardUnavailableError).reason).toMatch(/no answer from its owner c within 100 ms/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
 

@@ -2,6 +2,7 @@ import { Kafka } from 'kafkajs';
 import type { Logger } from '../../runtime/ground/logger.js';
 import { kafkaLogLevel, pinoLogCreator } from './logging.js';
 import { keepTransactionCoordinators } from './coordinator-cache.js';
+import { quietIdleConnections } from './idle-connections.js';
 
 export interface KafkaClientOptions {
   readonly brokers: readonly string[];
@@ -20,6 +21,7 @@ export interface KafkaClientOptions {
  */
 export function createKafkaClient(options: KafkaClientOptions): Kafka {
   keepTransactionCoordinators();
+  quietIdleConnections();
   return new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],

@@ -1,15 +1,19 @@
+import { createRequire } from 'node:module';
 import { Partitioners, type Producer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTopics } from '../../adapters/kafka/admin.js';
 import { createKafkaClient } from '../../adapters/kafka/client.js';
 import { keepTransactionCoordinators } from '../../adapters/kafka/coordinator-cache.js';
+import { quietIdleConnections } from '../../adapters/kafka/idle-connections.js';
 import { createLogger } from '../../runtime/ground/logger.js';
 import { kafkaBrokersForTests, uniqueName } from '../helpers/kafka.js';
 
 /**
- * adapters/kafka/coordinator-cache.ts against the test broker: a transactional producer made from the
- * project's client looks its coordinator up once, not before every AddPartitionsToTxn and EndTxn, and
- * a producer fenced by another with its id still fails as fenced (the cache does not hide the fence).
+ * The two fixes the project applies to kafkajs 2.2.4, against the test broker:
+ * - adapters/kafka/coordinator-cache.ts: a transactional producer made from the project's client looks
+ *   its coordinator up once, not before every AddPartitionsToTxn and EndTxn, and a producer fenced by
+ *   another with its id still fails as fenced (the cache does not hide the fence);
+ * - adapters/kafka/idle-connections.ts: an idle connection arms no timer of its own.
  */
 describe('the transaction coordinator, kept between transactions', () => {
   const logger = createLogger('silent');
@@ -74,5 +78,29 @@ describe('the transaction coordinator, kept between transactions', () => {
     await commitOne(newer, 'the new owner');
     await expect(commitOne(old, 'after the fence')).rejects.toThrow();
     await commitOne(newer, 'still the owner');
+  });
+});
+
+describe('an idle broker connection', () => {
+  it('arms no timer while nothing waits in its queue (kafkajs alone polls it every millisecond)', async () => {
+    expect(quietIdleConnections()).toBe(true);
+    const kafka = createKafkaClient({ brokers: kafkaBrokersForTests(), clientId: 'idle-connections-test', logger: createLogger('silent') });
+    const producer = kafka.producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    const RequestQueue = createRequire(import.meta.url)('kafkajs/src/network/requestQueue/index.js') as { prototype: { checkPendingRequests: () => void } };
+    let checks = 0;
+    const original = RequestQueue.prototype.checkPendingRequests;
+    RequestQueue.prototype.checkPendingRequests = function (this: unknown) {
+      checks += 1;
+      original.call(this);
+    };
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Without the fix: one check per millisecond or so (~300 here).
+      expect(checks).toBeLessThan(10);
+    } finally {
+      RequestQueue.prototype.checkPendingRequests = original;
+      await producer.disconnect();
+    }
   });
 });

@@ -586,8 +586,17 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
 
     // n3 comes back: it rejoins the group, takes its own shards back (restored from Kafka) and serves them.
     cluster = await startNode(home, 'n3', nodeEnv);
-    await refreshOwners();
-    expect(victimShards.map((shard) => ownerOf(shard).id)).toEqual(victimShards.map(() => 'n3'));
+    // startNode returns once every shard serves with one owner on every node; a shard whose hand-back
+    // is still under way (its holder not yet told by the rebalance) passes that too, so poll.
+    await expect
+      .poll(
+        async () => {
+          await refreshOwners();
+          return victimShards.map((shard) => ownerOf(shard).id);
+        },
+        { timeout: 20_000, interval: 200 },
+      )
+      .toEqual(victimShards.map(() => 'n3'));
     // Back in the group, n3 is listed again by every node, with the URL it advertises.
     for (const via of ['n1', 'n2', 'n3']) {
       await expect.poll(async () => (await clusterDoc(via)).nodes, { timeout: 10_000, interval: 100 }).toEqual(cluster.nodes.map(({ id, url }) => ({ id, url })));

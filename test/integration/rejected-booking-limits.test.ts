@@ -39,6 +39,8 @@ describe('rejected bookings leave the journal after their idempotency window', (
     expect(rowsOf(declinedPayment)).toBeGreaterThan(0);
     const vehicleRows = rowsOf('vehicle/purge-taken') + rowsOf('vehicle/purge-free');
     const holderRows = rowsOf(`booking/${holderId}`);
+    // The claims answer StoreAnswer once queued: the last answer's commit may follow its response.
+    await waitFor(() => rowsOf(claimKeyOf('loser', declinedKey)) === 2, { what: 'the last stored answer to be committed' });
     const before = journalSize();
 
     const purger = rejectedBookingPurge(t.fleet.local.db, (address) => t.fleet.local.directory.isActive(address));

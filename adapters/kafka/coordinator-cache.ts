@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { kafkajsPrototype } from './kafkajs-internals.js';
 
 /**
  * kafkajs 2.2.4 looks up a transactional producer's coordinator (a FindCoordinator request) before
@@ -37,7 +37,7 @@ const coordinators = new WeakMap<object, Map<string, Promise<object>>>();
 
 /** Wraps kafkajs' coordinator lookup once; true when the cache is in effect. */
 export function keepTransactionCoordinators(): boolean {
-  const prototype = clusterPrototype();
+  const prototype = kafkajsPrototype<ClusterPrototype>('cluster/index.js', 'findGroupCoordinator');
   if (prototype === null) return false;
   const lookup = prototype.findGroupCoordinator;
   if (lookup[WRAPPED] === true) return true;
@@ -83,15 +83,4 @@ function forgettingOnFailure(broker: object, forget: () => void): object {
       };
     },
   });
-}
-
-function clusterPrototype(): ClusterPrototype | null {
-  try {
-    const require = createRequire(import.meta.url);
-    const Cluster = require('kafkajs/src/cluster/index.js') as { prototype?: Partial<ClusterPrototype> } | undefined;
-    const prototype = Cluster?.prototype;
-    return typeof prototype?.findGroupCoordinator === 'function' ? (prototype as ClusterPrototype) : null;
-  } catch {
-    return null;
-  }
 }

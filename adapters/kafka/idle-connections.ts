@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { kafkajsPrototype } from './kafkajs-internals.js';
 
 /**
  * kafkajs 2.2.4 keeps every broker connection's request queue polling itself with a timer of ~1 ms,
@@ -23,7 +23,7 @@ interface RequestQueuePrototype {
 
 /** Patches kafkajs' request queue once; true when the fix is in effect. */
 export function quietIdleConnections(): boolean {
-  const prototype = requestQueuePrototype();
+  const prototype = kafkajsPrototype<RequestQueuePrototype>('network/requestQueue/index.js', 'scheduleCheckPendingRequests');
   if (prototype === null) return false;
   const schedule = prototype.scheduleCheckPendingRequests;
   if (schedule[PATCHED] === true) return true;
@@ -34,16 +34,4 @@ export function quietIdleConnections(): boolean {
   quiet[PATCHED] = true;
   prototype.scheduleCheckPendingRequests = quiet;
   return true;
-}
-
-function requestQueuePrototype(): RequestQueuePrototype | null {
-  try {
-    const require = createRequire(import.meta.url);
-    const RequestQueue = require('kafkajs/src/network/requestQueue/index.js') as { prototype?: Partial<RequestQueuePrototype> } | undefined;
-    const prototype = RequestQueue?.prototype;
-    // The fix relies on the queue's `pending` array; without it the installed kafkajs is another shape.
-    return typeof prototype?.scheduleCheckPendingRequests === 'function' ? (prototype as RequestQueuePrototype) : null;
-  } catch {
-    return null;
-  }
 }

@@ -49,8 +49,6 @@ export interface JournalOfRecordOptions {
    * fence aborts the transaction with its records already in the log.
    */
   readonly beforeCommit?: () => Promise<void>;
-  /** The pause before the next batch's transaction (BatchReplicator.pauseAfterCommitMs); default PAUSE_AFTER_COMMIT_MS. */
-  readonly pauseAfterCommitMs?: number;
 }
 
 /**
@@ -70,7 +68,8 @@ export class JournalOfRecord implements BatchReplicator {
   private commitMsTotal = 0;
   private events = 0;
   private lastOffset: number;
-  readonly pauseAfterCommitMs: number;
+  /** The pause before the next batch's transaction (BatchReplicator). */
+  readonly pauseAfterCommitMs = PAUSE_AFTER_COMMIT_MS;
 
   private constructor(
     private readonly producer: Producer,
@@ -81,7 +80,6 @@ export class JournalOfRecord implements BatchReplicator {
     this.log = options.logger.child({ component: 'journal-of-record' });
     this.topic = journalTopic(options.clusterName);
     this.lastOffset = ownerMarkOffset;
-    this.pauseAfterCommitMs = options.pauseAfterCommitMs ?? PAUSE_AFTER_COMMIT_MS;
   }
 
   /** Initialises the shard's producer (fencing the previous owner) and writes the owner mark in a first transaction. */

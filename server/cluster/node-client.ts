@@ -29,22 +29,22 @@ export class NodeCallFailed extends Error {
   }
 }
 
+/** By the node's URL as it advertises it: the URL is parsed once, when its pool is made. */
 const pools = new Map<string, Pool>();
 
-function poolFor(origin: string): Pool {
-  let pool = pools.get(origin);
+function poolFor(url: string): Pool {
+  let pool = pools.get(url);
   if (pool === undefined) {
-    pool = new Pool(origin, { connections: CONNECTIONS_PER_NODE, keepAliveTimeout: 30_000 });
-    pools.set(origin, pool);
+    pool = new Pool(new URL(url).origin, { connections: CONNECTIONS_PER_NODE, keepAliveTimeout: 30_000 });
+    pools.set(url, pool);
   }
   return pool;
 }
 
 /** POSTs `body` as JSON to `path` on the node at `url`; the answer's status and text, or NodeCallFailed within `timeoutMs`. */
 export async function postToNode(url: string, path: string, body: string, authorization: string, timeoutMs: number): Promise<NodeAnswer> {
-  const { origin } = new URL(url);
   try {
-    const response = await poolFor(origin).request({
+    const response = await poolFor(url).request({
       method: 'POST',
       path,
       headers: { 'content-type': 'application/json', authorization },

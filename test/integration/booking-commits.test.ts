@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimulatedPaymentGateway, type AuthorizationRequest, type GatewayDecision, type PaymentGateway } from '../../actors/payment/gateway.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { markJournal } from '../helpers/journal-mark.js';
 
 /**
  * How many sequential durable steps (journal commits) one booking waits for, counted from the
@@ -20,26 +21,16 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
-const commits = async (): Promise<number> => (await t.fleet.shardStats()).reduce((sum, stats) => sum + (stats?.journal.commits ?? 0), 0);
-
-interface Row {
-  readonly position: number;
-  readonly persistence_key: string;
-  readonly event_type: string;
-}
-
 describe('the commits of one booking', () => {
   it('a confirmed booking is 3 sequential commits: the request, the reservation, then the payment\'s decision with the confirmation', async () => {
     expect((await t.registerVehicle('commits-v1', 'car')).statusCode).toBe(201);
-    const before = await commits();
-    const firstPosition = (t.db.prepare('SELECT coalesce(max(position), 0) AS p FROM journal').get() as { p: number }).p;
+    const since = await markJournal(t);
 
     const booked = await t.book('alice', 'commits-v1');
     expect(booked.statusCode, booked.body).toBe(201);
     const bookingId = (JSON.parse(booked.body) as { id: string }).id;
-    const after = await commits();
+    const { commits, rows } = await since();
 
-    const rows = t.db.prepare('SELECT position, persistence_key, event_type FROM journal WHERE position > ? ORDER BY position').all(firstPosition) as Row[];
     expect(rows.map((row) => `${row.persistence_key.split('/')[0]}: ${row.event_type}`)).toEqual([
       'booking: BookingRequested',
       'vehicle: VehicleReserved',
@@ -53,7 +44,7 @@ describe('the commits of one booking', () => {
     const booking = rows.filter((row) => row.persistence_key === `booking/${bookingId}`);
     expect(booking.map((row) => row.event_type)).toEqual(['BookingRequested', 'BookingVehicleReserved', 'BookingConfirmed']);
     expect((booking[2]?.position ?? 0) - (rows[2]?.position ?? 0)).toBe(3);
-    expect(after - before).toBe(3);
+    expect(commits).toBe(3);
   });
 });
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtualVehicle } from '../../simulator/virtual-vehicle.js';
 import { startTestFleet, type TestFleet } from '../helpers/fleet.js';
+import { markJournal } from '../helpers/journal-mark.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -27,33 +28,23 @@ afterAll(async () => {
   await t?.close();
 });
 
-const commits = async (): Promise<number> => (await t.fleet.shardStats()).reduce((sum, stats) => sum + (stats?.journal.commits ?? 0), 0);
-
-interface Row {
-  readonly position: number;
-  readonly persistence_key: string;
-  readonly event_type: string;
-}
-
 describe('the commits of one unlock', () => {
   it('is 2 sequential commits: the command before it is sent, then the device\'s answer for the vehicle and the booking together', async () => {
     const booked = await t.book('alice', VEHICLE);
     expect(booked.statusCode, booked.body).toBe(201);
     const bookingId = booked.json<{ id: string }>().id;
-    const before = await commits();
-    const firstPosition = (t.db.prepare('SELECT coalesce(max(position), 0) AS p FROM journal').get() as { p: number }).p;
+    const since = await markJournal(t);
 
     const unlocked = await t.request({ method: 'POST', url: `/bookings/${bookingId}/unlock` });
     expect(unlocked.statusCode, unlocked.body).toBe(200);
     // The vehicle's tell that it opened (VehicleWasUnlocked) finds the booking ACTIVE already: nothing to persist.
     await waitFor(async () => (await t.request({ method: 'GET', url: `/vehicles/${VEHICLE}`, as: 'ops', role: 'operator' })).json<{ status: string }>().status === 'IN_USE', { what: 'the vehicle in use' });
-    const after = await commits();
+    const { commits, rows } = await since();
 
-    const rows = t.db.prepare('SELECT position, persistence_key, event_type FROM journal WHERE position > ? ORDER BY position').all(firstPosition) as Row[];
     expect(rows.map((row) => `${row.persistence_key.split('/')[0]}: ${row.event_type}`)).toEqual(['vehicle: UnlockRequested', 'vehicle: VehicleUnlocked', 'booking: BookingActivated']);
     // The device's answer, recorded by both actors, is one commit: adjacent rows, nothing between.
     expect((rows[2]?.position ?? 0) - (rows[1]?.position ?? 0)).toBe(1);
-    expect(after - before).toBe(2);
+    expect(commits).toBe(2);
     expect((await t.request({ method: 'GET', url: `/bookings/${bookingId}` })).json<{ status: string }>().status).toBe('ACTIVE');
   });
 });

@@ -13,6 +13,7 @@ import {
   type Projector,
 } from '../runtime/kernel/journal.js';
 import type { BatchReplicator, ReplicatedRecord, ReplicatedBatch, ReplicatedRow, ReplicatedSnapshot } from './journal-replication.js';
+import type { WalSync } from './wal-sync.js';
 
 /**
  * nact's PersistenceEngine on SQLite, with group commit: every persist issued in one event-loop turn
@@ -61,6 +62,13 @@ export interface JournalEngineOptions {
    * measures both); neither waits for a timer, so neither adds latency beyond the turn itself.
    */
   readonly schedule?: 'immediate' | 'microtask';
+  /**
+   * The connection commits at `synchronous=NORMAL` and this makes its WAL durable off the thread
+   * (persistence/wal-sync.ts): a batch settles (persists resolve, listeners hear it, `readAfter` and
+   * `lastPosition` show its rows) only after a sync that began after its commit. Without it a batch
+   * settles when its COMMIT returns, durable under the connection's own synchronous mode.
+   */
+  readonly walSync?: WalSync;
 }
 
 export interface JournalStats {
@@ -97,6 +105,16 @@ interface PendingSnapshot {
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
   error: unknown;
+}
+
+/** A batch committed to the file and waiting for the WAL sync that makes it durable (walSync). */
+interface UnsyncedBatch {
+  readonly writes: PendingWrite[];
+  readonly snapshots: PendingSnapshot[];
+  /** flush() callers: woken once the batch has settled. */
+  readonly waiters: (() => void)[];
+  /** Its actors: a recovery of one of them reads after the batch has settled. */
+  readonly keys: ReadonlySet<string>;
 }
 
 interface JournalRecord {
@@ -150,6 +168,12 @@ export class SqliteJournalEngine implements JournalReader {
   private inFlight: { readonly keys: ReadonlySet<string>; readonly waiters: (() => void)[] } | null = null;
   /** Cluster mode: the pause after a commit (BatchReplicator.pauseAfterCommitMs) is running; its end starts the next batch. */
   private pausing = false;
+  /** walSync: batches committed since the running sync began, and those that sync covers. */
+  private readonly walSync: WalSync | null;
+  private unsynced: UnsyncedBatch[] = [];
+  private syncing: UnsyncedBatch[] | null = null;
+  /** The last journal position readers may see: every row up to it is durable (walSync), else all. */
+  private durablePosition = Number.POSITIVE_INFINITY;
   private halted: unknown = null;
   private readonly haltListeners = new Set<(error: unknown) => void>();
 
@@ -181,6 +205,7 @@ export class SqliteJournalEngine implements JournalReader {
     this.projectors = options.projectors ?? [];
     this.log = (options.logger ?? createLogger('silent')).child({ component: 'journal' });
     this.schedule = options.schedule ?? 'immediate';
+    this.walSync = options.walSync ?? null;
 
     this.insertEvent = db.prepare(
       `INSERT INTO journal (persistence_key, sequence_number, event_type, data, tags, is_public, trace_id, span_id, created_at, is_deleted)
@@ -214,6 +239,8 @@ export class SqliteJournalEngine implements JournalReader {
     this.selectLast = db.prepare('SELECT MAX(position) AS last FROM journal');
     this.selectLastPublic = db.prepare('SELECT MAX(position) AS last FROM journal WHERE is_public = 1');
     this.selectLastTagged = db.prepare(`SELECT MAX(position) AS last FROM journal WHERE instr(',' || tags || ',', ?) > 0`);
+    // openWalSync synced what the file holds: all of it is durable.
+    if (this.walSync !== null) this.durablePosition = this.selectLast.get()?.last ?? 0;
 
     // The offset of the journal of record that this file has applied, in the checkpoints table: it
     // commits with the rows it covers, so the two never disagree after a crash.
@@ -288,7 +315,9 @@ export class SqliteJournalEngine implements JournalReader {
     const queued =
       this.writes.some((write) => write.event.key === persistenceKey) ||
       this.snapshots.some((pending) => pending.snapshot.key === persistenceKey) ||
-      this.inFlight?.keys.has(persistenceKey) === true;
+      this.inFlight?.keys.has(persistenceKey) === true ||
+      this.unsynced.some((batch) => batch.keys.has(persistenceKey)) ||
+      this.syncing?.some((batch) => batch.keys.has(persistenceKey)) === true;
     return queued ? this.flush() : Promise.resolve();
   }
 
@@ -322,7 +351,8 @@ export class SqliteJournalEngine implements JournalReader {
         : tag === PUBLIC_TAG
           ? this.selectPublicAfter.all(after, limit)
           : this.selectTaggedAfter.all(after, `,${tag},`, limit);
-    return records.map(toJournalRow);
+    const durable = this.durablePosition;
+    return (records.length > 0 && records[records.length - 1]!.position > durable ? records.filter((record) => record.position <= durable) : records).map(toJournalRow);
   }
 
   lastPosition(tag?: string): number {
@@ -332,7 +362,7 @@ export class SqliteJournalEngine implements JournalReader {
         : tag === PUBLIC_TAG
           ? this.selectLastPublic.get()
           : this.selectLastTagged.get(`,${tag},`);
-    return record?.last ?? 0;
+    return Math.min(record?.last ?? 0, this.durablePosition);
   }
 
   onCommit(listener: CommitListener): () => void {
@@ -348,8 +378,10 @@ export class SqliteJournalEngine implements JournalReader {
   flush(): Promise<void> {
     if (this.writes.length === 0 && this.snapshots.length === 0) {
       const inFlight = this.inFlight;
-      if (inFlight === null) return Promise.resolve();
-      return new Promise<void>((resolve) => inFlight.waiters.push(resolve));
+      if (inFlight !== null) return new Promise<void>((resolve) => inFlight.waiters.push(resolve));
+      const lastUnsynced = this.unsynced.at(-1) ?? this.syncing?.at(-1);
+      if (lastUnsynced !== undefined) return new Promise<void>((resolve) => lastUnsynced.waiters.push(resolve));
+      return Promise.resolve();
     }
     return new Promise<void>((resolve) => this.flushWaiters.push(resolve));
   }
@@ -440,7 +472,7 @@ export class SqliteJournalEngine implements JournalReader {
       return;
     }
     const { writes, snapshots, waiters } = this.takePending();
-    if (writes.length > 0 || snapshots.length > 0) this.commitBatch(writes, snapshots);
+    if ((writes.length > 0 || snapshots.length > 0) && this.commitBatch(writes, snapshots, waiters) === 'awaits-sync') return;
     for (const wake of waiters) wake();
   };
 
@@ -453,8 +485,13 @@ export class SqliteJournalEngine implements JournalReader {
     return pending;
   }
 
-  private commitBatch(writes: PendingWrite[], snapshots: PendingSnapshot[]): void {
+  /** 'awaits-sync' (walSync): committed, and settled with its waiters by the sync that covers it. */
+  private commitBatch(writes: PendingWrite[], snapshots: PendingSnapshot[], waiters: (() => void)[]): 'settled' | 'awaits-sync' {
     this.lastBatchSize = writes.length;
+    if (this.halted !== null) {
+      this.rejectAll(writes, snapshots, this.haltedError());
+      return 'settled';
+    }
     try {
       this.writeBatch(writes, snapshots, null);
     } catch (error) {
@@ -463,9 +500,49 @@ export class SqliteJournalEngine implements JournalReader {
       const failure = new JournalError('write-failed', 'journal transaction failed and was rolled back', { cause: error });
       for (const write of writes) write.reject(write.error ?? failure);
       for (const pending of snapshots) pending.reject(pending.error ?? failure);
-      return;
+      return 'settled';
     }
-    this.settle(writes, snapshots);
+    if (this.walSync === null) {
+      this.settle(writes, snapshots);
+      return 'settled';
+    }
+    const keys = new Set<string>();
+    for (const write of writes) keys.add(write.event.key);
+    for (const pending of snapshots) keys.add(pending.snapshot.key);
+    this.unsynced.push({ writes, snapshots, waiters, keys });
+    this.startSync(this.walSync);
+    return 'awaits-sync';
+  }
+
+  /**
+   * One sync at a time covers every batch committed before it began; batches committed meanwhile wait
+   * for the next one (group commit of the fsync). A failed sync leaves the outcome of every unsynced
+   * commit unknown (after a failed fsync the kernel may have dropped the dirty pages): the engine halts,
+   * as PostgreSQL does, and a restart reads what the file really holds.
+   */
+  private startSync(walSync: WalSync): void {
+    if (this.syncing !== null || this.unsynced.length === 0) return;
+    const covered = this.unsynced;
+    this.unsynced = [];
+    this.syncing = covered;
+    walSync.sync((error) => {
+      this.syncing = null;
+      if (error !== null) {
+        this.halt(error);
+        const failure = new JournalError('write-failed', 'the journal could not make its commit durable (fsync failed)', { cause: error });
+        for (const batch of [...covered, ...this.unsynced.splice(0)]) {
+          this.rejectAll(batch.writes, batch.snapshots, failure);
+          for (const wake of batch.waiters) wake();
+        }
+        return;
+      }
+      for (const batch of covered) {
+        for (const write of batch.writes) if (write.row && write.row.position > this.durablePosition) this.durablePosition = write.row.position;
+        this.settle(batch.writes, batch.snapshots);
+        for (const wake of batch.waiters) wake();
+      }
+      this.startSync(walSync);
+    });
   }
 
   /** After the batch's transaction committed: the commit listeners hear its rows, then each persist settles. */
@@ -620,7 +697,7 @@ export class SqliteJournalEngine implements JournalReader {
   private halt(error: unknown): void {
     if (this.halted !== null) return;
     this.halted = error;
-    this.log.error({ err: error }, 'journal of record refused or lost a batch: the journal stops');
+    this.log.error({ err: error }, 'a batch could not be made durable (journal of record, or fsync): the journal stops');
     for (const listener of this.haltListeners) {
       try {
         listener(error);
@@ -631,7 +708,7 @@ export class SqliteJournalEngine implements JournalReader {
   }
 
   private haltedError(): JournalError {
-    return new JournalError('halted', 'the journal stopped: a batch was not committed to the journal of record', { cause: this.halted });
+    return new JournalError('halted', 'the journal stopped: a batch was not made durable (journal of record, or fsync)', { cause: this.halted });
   }
 
   private rejectAll(writes: PendingWrite[], snapshots: PendingSnapshot[], failure: JournalError): void {

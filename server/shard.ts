@@ -4,6 +4,8 @@ import { SqliteCheckpointStore } from '../persistence/checkpoints.js';
 import { SqliteJournalEngine } from '../persistence/journal-engine.js';
 import { PUBLIC_TAG } from '../runtime/kernel/journal.js';
 import { createProjectors } from '../persistence/projections.js';
+import { startWalCheckpointer } from '../persistence/wal-checkpointer.js';
+import { openWalSync } from '../persistence/wal-sync.js';
 import { openDatabase, type Db } from '../persistence/sqlite.js';
 import { TraceStore } from '../persistence/trace-store.js';
 import { TraceJournalReads } from '../persistence/trace-journal.js';
@@ -258,11 +260,23 @@ function shardFileSync(config: ShardInit['config']): 'FULL' | 'NORMAL' {
 /** The shard's SQLite file: its journal (with the read models' projectors), its traces, the payment gateway's store. */
 function openStorage(init: ShardInit, local: LocalShardOptions, logger: Logger, closers: Closer[]): ShardStorage {
   const { config } = init;
-  const db = openDatabase(init.dbFile, { synchronous: shardFileSync(config) });
+  const onDisk = init.dbFile !== ':memory:';
+  const synchronous = shardFileSync(config);
+  // FULL on disk: the connection commits at NORMAL and the journal's WAL sync runs off this thread
+  // (persistence/wal-sync.ts): FULL's guarantee, without the shard's loop waiting for the disk.
+  const syncOffThread = onDisk && synchronous === 'FULL';
+  const db = openDatabase(init.dbFile, { synchronous: syncOffThread ? 'NORMAL' : synchronous });
   closers.push(() => {
     db.close();
   });
-  const journal = new SqliteJournalEngine(db, { projectors: createProjectors(db), logger });
+  if (onDisk) {
+    // Stopped before the connection closes (closers run in reverse), so the shard's close checkpoints last.
+    const checkpointer = startWalCheckpointer({ db, file: init.dbFile, logger });
+    closers.push(() => checkpointer.stop());
+  }
+  const walSync = syncOffThread ? openWalSync(init.dbFile) : undefined;
+  if (walSync) closers.push(() => walSync.close());
+  const journal = new SqliteJournalEngine(db, { projectors: createProjectors(db), logger, ...(walSync && { walSync }) });
   closers.push(() => journal.close());
   const traces = new TraceStore(db, { logger, maxStepsPerTrace: config.traceMaxSteps });
   closers.push(() => traces.close());

@@ -590,7 +590,7 @@ export class SqliteJournalEngine implements JournalReader {
     void this.commitReplicated(replicator, writes, snapshots).finally(() => {
       this.inFlight = null;
       for (const wake of inFlight.waiters) wake();
-      const pauseMs = this.halted === null ? (replicator.pauseAfterCommitMs ?? 0) : 0;
+      const pauseMs = this.halted === null ? (replicator.pauseAfterCommitMs?.(writes.length) ?? 0) : 0;
       if (pauseMs <= 0) {
         this.startNextReplicatedBatch(replicator);
         return;

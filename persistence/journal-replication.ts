@@ -34,11 +34,12 @@ export interface ReplicatedBatch {
 export interface BatchReplicator {
   replicate(batch: ReplicatedBatch): Promise<number>;
   /**
-   * How long the next batch waits after a batch is committed (0 or absent: none). What is persisted
-   * meanwhile joins it. The Kafka journal needs it: a transaction begun before the broker has written
-   * the previous one's commit markers is refused (CONCURRENT_TRANSACTIONS) and retried.
+   * How long the next batch waits after a batch of `committedRows` rows is committed (0 or absent:
+   * none). What is persisted meanwhile joins it. The Kafka journal needs it: a transaction begun before
+   * the broker has written the previous one's commit markers is refused (CONCURRENT_TRANSACTIONS) and
+   * retried; and a longer wait on a busy shard makes fewer, larger transactions.
    */
-  readonly pauseAfterCommitMs?: number;
+  pauseAfterCommitMs?(committedRows: number): number;
 }
 
 /**

@@ -503,6 +503,41 @@ describe('with a journal of record (cluster mode; a replicator the test controls
     await engine.close();
   });
 
+  it("pauses before the next batch as long as the replicator asks for the batch just committed, and what is persisted meanwhile joins that next batch", async () => {
+    const { engine } = openJournal();
+    const { replicator, batches } = heldReplicator();
+    const asked: number[] = [];
+    engine.replicateTo({ ...replicator, pauseAfterCommitMs: (rows) => (asked.push(rows), rows >= 2 ? 80 : 0) });
+
+    const first = [engine.persist(event('vehicle/a', 1)), engine.persist(event('vehicle/b', 1))];
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    batches[0]!.commit();
+    await Promise.all(first);
+    const committedAt = performance.now();
+    const later = [engine.persist(event('vehicle/c', 1))];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    later.push(engine.persist(event('vehicle/d', 1)));
+    await vi.waitFor(() => expect(batches).toHaveLength(2));
+    expect(performance.now() - committedAt).toBeGreaterThanOrEqual(75);
+    expect(batches[1]!.batch.rows.map((row) => row.key)).toEqual(['vehicle/c', 'vehicle/d']);
+    expect(asked).toEqual([2]);
+    batches[1]!.commit();
+    await Promise.all(later);
+    // After the pause it asked for that batch (80 ms), a one-row batch, which asks for none.
+    const lone = engine.persist(event('vehicle/e', 1));
+    await vi.waitFor(() => expect(batches).toHaveLength(3));
+    batches[2]!.commit();
+    await lone;
+    await vi.waitFor(() => expect(asked).toEqual([2, 2, 1]));
+    const startedAt = performance.now();
+    const next = engine.persist(event('vehicle/f', 1));
+    await vi.waitFor(() => expect(batches).toHaveLength(4));
+    expect(performance.now() - startedAt).toBeLessThan(60);
+    batches[3]!.commit();
+    await next;
+    await engine.close();
+  });
+
   it('leaves the single-process path alone: without a replicator, nothing is recorded as an offset', async () => {
     const { engine } = openJournal();
     await engine.persist(event('vehicle/a', 1));

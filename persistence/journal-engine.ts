@@ -194,6 +194,7 @@ export class SqliteJournalEngine implements JournalReader {
   private readonly selectLastTagged: Statement<[string], { last: number | null }>;
   private readonly selectReplicatedOffset: Statement<[string], { position: number }>;
   private readonly selectTaken: Statement<[string, number], { taken: number }>;
+  private readonly selectHeld: Statement<[string, string], { held: number }>;
   private readonly upsertReplicatedOffset: Statement<[string, number]>;
   private readonly writeBatch: (writes: PendingWrite[], snapshots: PendingSnapshot[], replicatedOffset: number | null) => void;
   private readonly insertProjected: (write: PendingWrite, fields: RowFields) => JournalRow;
@@ -246,6 +247,7 @@ export class SqliteJournalEngine implements JournalReader {
     // commits with the rows it covers, so the two never disagree after a crash.
     this.selectReplicatedOffset = db.prepare('SELECT position FROM checkpoints WHERE name = ?');
     this.selectTaken = db.prepare('SELECT 1 AS taken FROM journal WHERE persistence_key = ? AND sequence_number = ?');
+    this.selectHeld = db.prepare('SELECT EXISTS (SELECT 1 FROM journal WHERE persistence_key = ?) OR EXISTS (SELECT 1 FROM snapshots WHERE persistence_key = ?) AS held');
     this.upsertReplicatedOffset = db.prepare('INSERT INTO checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position');
 
     this.writeBatch = db.transaction((writes: PendingWrite[], snapshots: PendingSnapshot[], replicatedOffset: number | null) => {
@@ -297,6 +299,12 @@ export class SqliteJournalEngine implements JournalReader {
    */
   expectNew(persistenceKey: string): void {
     this.expectedNew.add(persistenceKey);
+  }
+
+  /** Whether anything of `key` is in the journal (committed, synced or not) or queued for it: two indexed look-ups. */
+  holds(persistenceKey: string): boolean {
+    if (this.writes.some((write) => write.event.key === persistenceKey) || this.snapshots.some((pending) => pending.snapshot.key === persistenceKey)) return true;
+    return this.selectHeld.get(persistenceKey, persistenceKey)!.held === 1;
   }
 
   /** The newest snapshot of `key`; resolves undefined when there is none (nact checks for that). */

@@ -13,7 +13,7 @@ import { MqttDeviceLink } from '../adapters/mqtt/device-link.js';
 import type { VehicleReadModel } from '../persistence/vehicle-read-model.js';
 import type { Clock } from '../runtime/ground/clock.js';
 import type { Logger } from '../runtime/ground/logger.js';
-import type { ActorDirectory, Message } from '../runtime/kernel/directory.js';
+import type { ActorDirectory, Freshness, Message } from '../runtime/kernel/directory.js';
 import { PUBLIC_TAG } from '../runtime/kernel/journal.js';
 import type { FleetConfig } from './config.js';
 
@@ -82,15 +82,16 @@ export const tagsForEvent = (event: Message): string[] => (isPublicEventType(eve
 /** A booking refused to someone who does not own it: kept out of that booking's traces (DirectoryOptions.untracedRefusal). */
 export const isStrangersRefusal = (outcome: unknown): boolean => (outcome as { rejection?: { type?: unknown } }).rejection?.type === 'BookingForbidden';
 
-export const createsItsActor = (kind: string, command: Message): boolean =>
+export const createsItsActor = (kind: string, command: Message): Freshness =>
   (kind === BOOKING && command.type === 'CreateBooking') || (kind === PAYMENT && command.type === 'Authorize') || claimsAFreshKey(kind, command);
 
 /**
- * An Idempotency-Key's first request is by far the common one: its claim skips the journal read. A key
- * already used is found out by the journal (its KeyClaimed collides with the stored one, NotNewAfterAll)
- * and answered by an activation that reads it, because ClaimKey on a free key persists before it answers.
+ * An Idempotency-Key's first request is by far the common one: its claim skips the journal's recovery
+ * read. Its activation asks the journal whether it holds anything of the claim first (one indexed
+ * look-up, 'checked'), because ClaimKey answers before its claim commits (actors/idempotency/actor.ts):
+ * an activation taken for new on a guess could answer "free" for a key already used.
  */
-const claimsAFreshKey = (kind: string, command: Message): boolean => kind === IDEMPOTENCY && command.type === 'ClaimKey';
+const claimsAFreshKey = (kind: string, command: Message): Freshness => (kind === IDEMPOTENCY && command.type === 'ClaimKey' ? 'checked' : false);
 
 function commandSigner(config: FleetConfig): (vehicleId: string, command: UnsignedDeviceCommand) => string {
   const deviceSecret = deviceSecretFrom(config.mqttSecurity.deviceSecret ?? undefined, config.auth.jwtSecret);

@@ -74,9 +74,18 @@ export function claimBehaviour(deps: ClaimActorDeps) {
           return ctx.reply(answer);
         }
         case 'ClaimKey': {
+          // Answered once the claim is queued, like StoreAnswer below, so the request's saga starts
+          // while the claim commits (one sequential commit fewer for a keyed booking; in cluster mode
+          // one Kafka transaction). Its acknowledgement still follows the claim's commit: a final
+          // answer is stored with StoreAnswer before the client hears it, and this mailbox takes
+          // StoreAnswer only after the claim's commit settles. And a request cut short before the
+          // claim is durable leaves its other body a 422 all the same: the key-derived booking exists
+          // with the first request (BookingAlreadyExists), or nothing does and no one was answered.
           const before = viewOf(liveClaim(ctx.state, now, deps.ttlMs));
-          await persistDecided(ctx, decide({ type: 'Claim', requestHash: message.requestHash, at: now }, ctx.state, deps.ttlMs));
-          return ctx.reply(accept(before));
+          const claimed = persistDecided(ctx, decide({ type: 'Claim', requestHash: message.requestHash, at: now }, ctx.state, deps.ttlMs));
+          ctx.reply(accept(before));
+          await claimed;
+          return;
         }
         case 'StoreAnswer': {
           const { requestHash, statusCode, body } = message;
@@ -86,8 +95,7 @@ export function claimBehaviour(deps: ClaimActorDeps) {
           // client's answer finds the answer stored. Durability is not needed: if the commit fails or
           // the process dies first, the key stays claimed without an answer, and a retry runs again
           // and reaches the same key-derived booking, which answers from what it already did (as
-          // after a crash mid-request, api/idempotency.ts). A ClaimKey must stay durable before its
-          // request runs: it is what makes another body a 422 after a crash.
+          // after a crash mid-request, api/idempotency.ts).
           const stored = persistDecided(ctx, decide({ type: 'StoreAnswer', requestHash, statusCode, body, at: now }, ctx.state, deps.ttlMs));
           ctx.reply(accept(null));
           await stored;

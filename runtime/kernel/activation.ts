@@ -77,6 +77,8 @@ export class Activation implements ActivatedActor, ActorSelf {
   newer: Activation | null = null;
   older: Activation | null = null;
   readonly proof: FreshProof | null;
+  /** Its first recovery reads no journal: taken for new, proven or not. */
+  private readonly expectsNew: boolean;
   private actorLog: Logger | undefined = undefined;
 
   constructor(
@@ -84,10 +86,11 @@ export class Activation implements ActivatedActor, ActorSelf {
     readonly address: ActorAddress,
     readonly behaviour: AnyBehaviour,
     readonly name: string,
-    fresh: boolean,
+    fresh: 'no' | 'unproven' | 'proven',
   ) {
-    // Only an activation taken for new has something to prove (fresh-proof.ts).
-    this.proof = fresh ? new FreshProof(true) : null;
+    // Only an activation taken for new without a look-up has something to prove (fresh-proof.ts).
+    this.proof = fresh === 'unproven' ? new FreshProof(true) : null;
+    this.expectsNew = fresh !== 'no';
   }
 
   /** Made on first use, like each message's logger: three activations per booking, most never log. */
@@ -103,7 +106,7 @@ export class Activation implements ActivatedActor, ActorSelf {
   /** The nact actor to hand a message to: the one in flight, or a new one that recovers (the first) or resumes. */
   mailbox(): Ref<Delivery> {
     if (this.ref) return this.ref;
-    const fresh = !this.recovered && this.proof !== null;
+    const fresh = !this.recovered && this.expectsNew;
     const ref = this.spawn();
     // After the spawn, which may throw, and before its recovery, which nact starts in a setImmediate.
     if (this.recovered) {

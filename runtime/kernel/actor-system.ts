@@ -18,6 +18,8 @@ export interface ActorSystem {
   resume(persistenceKey: string, state: unknown, sequenceNumber: number): void;
   /** The next recovery of `persistenceKey` reads the journal: a resume left by a nact actor stopped before it recovered does not apply. */
   recoverFromJournal(persistenceKey: string): void;
+  /** Whether the journal holds anything of `persistenceKey` (a synchronous look-up; see JournalEngine.holds). */
+  holds(persistenceKey: string): boolean;
   stop(): void;
 }
 
@@ -33,6 +35,12 @@ export interface JournalEngine {
    * new fails its first persist (the journal's key is unique) and is then recovered for real.
    */
   expectNew?(persistenceKey: string): void;
+  /**
+   * Whether anything of `persistenceKey` is in the journal or queued for it: one indexed look-up, for an
+   * activation that must know it is new before its first commit (DirectoryOptions.startsFresh 'checked').
+   * An engine without it answers "yes": the activation then reads its journal.
+   */
+  holds?(persistenceKey: string): boolean;
 }
 
 /**
@@ -47,6 +55,7 @@ export function startActorSystem(engine: JournalEngine, logger: Logger): ActorSy
   const ref = start(configurePersistence(asNactEngine(resuming)));
   return { ref, logger, expectNew: (key) => engine.expectNew?.(key), resume: (key, state, sequenceNumber) => resuming.resume(key, state, sequenceNumber),
     recoverFromJournal: (key) => resuming.forget(key),
+    holds: (key) => engine.holds?.(key) ?? true,
     stop: () => stop(ref),
   };
 }

@@ -54,12 +54,14 @@ export interface ActivatedActor extends ActorSelf {
 interface Run {
   live: unknown;
   replied: unknown;
+  /** A reply given before the activation was proven new (fresh-proof.ts): sent once it is. */
+  held: (() => void) | undefined;
 }
 
 /** Handles one message; resolves to the state after it (nact keeps it as the actor's state). */
 export async function deliver(host: DeliveryHost, actor: ActivatedActor, current: unknown, delivery: Delivery, persist: NactPersist): Promise<unknown> {
   const { envelope, replyTo } = delivery;
-  const run: Run = { live: current, replied: undefined };
+  const run: Run = { live: current, replied: undefined, held: undefined };
   const context = messageContext(host, actor, run, delivery, persist);
   const { observer } = host;
   const watch = observer?.started(envelope, actor.behaviour, current);
@@ -73,6 +75,10 @@ export async function deliver(host: DeliveryHost, actor: ActivatedActor, current
       await actor.behaviour.onActivated?.(context);
     }
     await actor.behaviour.handle(context, envelope.payload);
+    // Answered without a commit to prove it new (a first message that persisted nothing): as before.
+    const held = run.held;
+    run.held = undefined;
+    held?.();
     outcome = run.replied;
   } catch (error) {
     const notNew = actor.proof?.refutedBy(error, actor.name, envelope.type) ?? null;
@@ -87,7 +93,7 @@ export async function deliver(host: DeliveryHost, actor: ActivatedActor, current
     outcome = { error: error instanceof Error ? error.message : String(error) };
     failed = true;
     context.logger.error({ err: error }, 'command handler failed');
-    if (replyTo && run.replied === undefined) dispatch(replyTo, new ActorFailed(actor.name, envelope.type, host.isStorageFull(error)));
+    if (replyTo && (run.replied === undefined || run.held !== undefined)) dispatch(replyTo, new ActorFailed(actor.name, envelope.type, host.isStorageFull(error)));
     if (error instanceof PersistenceFailure) throw error;
   } finally {
     if (observer && !handedOn) observer.finished(watch, { actor: actor.name, outcome, state: run.live, failed });
@@ -123,11 +129,23 @@ function messageContext(host: DeliveryHost, actor: ActivatedActor, run: Run, { e
       }
       actor.proof?.proven();
       for (const event of events) run.live = behaviour.evolve(run.live, event);
+      const held = run.held;
+      run.held = undefined;
+      held?.();
       return run.live;
     },
     reply(value) {
       run.replied = value;
-      if (replyTo) dispatch(replyTo, value);
+      if (!replyTo) return;
+      // A handler may answer before its event commits (the idempotency claim does). An activation
+      // taken for new without reading its journal must not: its answer may come from a state that
+      // is not the actor's, and a colliding first event hands the message to one that reads. So the
+      // answer waits for the commit that proves the activation new.
+      if (actor.proof?.pending === true) {
+        run.held = () => dispatch(replyTo, value);
+        return;
+      }
+      dispatch(replyTo, value);
     },
     deferReply() {
       if (!replyTo) return null;

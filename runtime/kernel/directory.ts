@@ -37,6 +37,9 @@ export { isSampled, type DeliveryObserver, type TraceSink } from './delivery-tra
  * tracing as an observer of deliveries (delivery-trace.ts).
  */
 
+/** How a new activation for a message starts (DirectoryOptions.startsFresh). */
+export type Freshness = boolean | 'checked';
+
 export interface DirectoryOptions {
   readonly system: ActorSystem;
   readonly logger: Logger;
@@ -60,9 +63,12 @@ export interface DirectoryOptions {
   /**
    * Whether `command` to an actor of `kind` is what creates that actor (a booking's CreateBooking, a
    * payment's Authorize): a new activation for it then skips reading the journal. A wrong guess costs
-   * a retry, never state: see `NotNewAfterAll`.
+   * a retry, never state: see `NotNewAfterAll`; until its first commit proves it new, such an
+   * activation handles one message and its answers wait for that commit. `'checked'`: the journal is
+   * asked first with one indexed look-up (ActorSystem.holds), and an activation it finds nothing for
+   * is new, proven at once, free to answer before it commits (the idempotency claim does).
    */
-  readonly startsFresh?: (kind: string, command: Message) => boolean;
+  readonly startsFresh?: (kind: string, command: Message) => Freshness;
   /**
    * A refusal that is not recorded even though refusals always are: one that tells a stranger "not
    * yours" changed nothing, and recording it would let anyone who knows an id write into that id's
@@ -95,7 +101,7 @@ export class ActorDirectory {
   private releasing: NodeJS.Timeout | null = null;
   private readonly releaseAfterMs: number;
   private readonly options: DirectoryOptions;
-  private readonly startsFresh: (kind: string, command: Message) => boolean;
+  private readonly startsFresh: (kind: string, command: Message) => Freshness;
   /** What every activation is given: this directory's sends and settings. */
   private readonly host: ActivationHost;
   private activationCount = 0;
@@ -186,8 +192,8 @@ export class ActorDirectory {
     for (const activation of all) activation.stop();
   }
 
-  /** `fresh`: a new activation takes the actor for new and reads no journal (DirectoryOptions.startsFresh). */
-  private activate(address: ActorAddress, fresh = false): Activation {
+  /** `fresh`: whether a new activation takes the actor for new and reads no journal (DirectoryOptions.startsFresh). */
+  private activate(address: ActorAddress, fresh: Freshness = false): Activation {
     if (this.stopping) throw new Error('actor directory is stopping');
     const name = actorName(address);
     const known = this.activations.get(name);
@@ -195,7 +201,9 @@ export class ActorDirectory {
 
     const factory = this.kinds.get(address.kind);
     if (!factory) throw new Error(`unknown actor kind ${address.kind}`);
-    const activation = new Activation(this.host, address, factory(address.id), name, fresh);
+    // 'checked': new only if the journal holds nothing of it, and then proven new before its first commit.
+    const taken = fresh === 'checked' ? (this.host.system.holds(name) ? 'no' : 'proven') : fresh ? 'unproven' : 'no';
+    const activation = new Activation(this.host, address, factory(address.id), name, taken);
     this.activations.set(name, activation);
     this.activationCount += 1;
     return activation;

@@ -31,6 +31,11 @@ export class FreshProof {
     this.handledOne = true;
   }
 
+  /** Still taken for new without proof: what it would answer now is held until its first event commits. */
+  get pending(): boolean {
+    return this.unproven;
+  }
+
   /** An event was committed: the actor was new. */
   proven(): void {
     this.unproven = false;

@@ -75,23 +75,24 @@ export function registerShardActors(directory: ActorDirectory, { config, mqtt, v
 /** Journal tags of an event: `public` for those that leave the process (Kafka, GET /events). */
 export const tagsForEvent = (event: Message): string[] => (isPublicEventType(event.type) ? [PUBLIC_TAG] : []);
 
-/**
- * The commands that create their actor and persist before they answer: a new booking, its one payment
- * authorization. Their activation reads no journal; a retried create finds out (NotNewAfterAll).
- */
 /** A booking refused to someone who does not own it: kept out of that booking's traces (DirectoryOptions.untracedRefusal). */
 export const isStrangersRefusal = (outcome: unknown): boolean => (outcome as { rejection?: { type?: unknown } }).rejection?.type === 'BookingForbidden';
 
-export const createsItsActor = (kind: string, command: Message): Freshness =>
-  (kind === BOOKING && command.type === 'CreateBooking') || (kind === PAYMENT && command.type === 'Authorize') || claimsAFreshKey(kind, command);
-
 /**
- * An Idempotency-Key's first request is by far the common one: its claim skips the journal's recovery
- * read. Its activation asks the journal whether it holds anything of the claim first (one indexed
- * look-up, 'checked'), because ClaimKey answers before its claim commits (actors/idempotency/actor.ts):
- * an activation taken for new on a guess could answer "free" for a key already used.
+ * The commands that create their actor, whose activation reads no journal (DirectoryOptions.startsFresh):
+ * - a new booking (CreateBooking) persists before it answers or asks anything: it is taken for new on
+ *   a guess, and a retried create finds out when its first event collides (NotNewAfterAll);
+ * - a payment authorization (Authorize) and an Idempotency-Key's claim (ClaimKey) answer once their
+ *   events are queued, before they commit (actors/payment/actor.ts, actors/idempotency/actor.ts). An
+ *   activation on a guess could answer from a state that is not the actor's (a key already used
+ *   answered "free"), so theirs first asks the journal whether it holds anything of them: one indexed
+ *   look-up ('checked') instead of a recovery, and an answer that needs no commit to be trusted.
  */
-const claimsAFreshKey = (kind: string, command: Message): Freshness => (kind === IDEMPOTENCY && command.type === 'ClaimKey' ? 'checked' : false);
+export const createsItsActor = (kind: string, command: Message): Freshness => {
+  if (kind === BOOKING) return command.type === 'CreateBooking';
+  if ((kind === PAYMENT && command.type === 'Authorize') || (kind === IDEMPOTENCY && command.type === 'ClaimKey')) return 'checked';
+  return false;
+};
 
 function commandSigner(config: FleetConfig): (vehicleId: string, command: UnsignedDeviceCommand) => string {
   const deviceSecret = deviceSecretFrom(config.mqttSecurity.deviceSecret ?? undefined, config.auth.jwtSecret);

@@ -49,7 +49,7 @@ const { values } = parseCommandLine('bench', USAGE, {
     connections: { type: 'string', default: '50' },
     shards: { type: 'string', default: '1,2,3' },
     'book-vehicles': { type: 'string', default: '40000' },
-    'unlock-vehicles': { type: 'string', default: '1000' },
+    'unlock-vehicles': { type: 'string', default: '3000' },
     'unlock-rounds': { type: 'string', default: '5' },
     'fleet-size': { type: 'string', default: '100000' },
     'cluster-shards': { type: 'string', default: '6' },

@@ -52,8 +52,8 @@ export interface JournalOfRecordOptions {
 }
 
 /**
- * The pause before a shard's next transaction, by the size of the batch just committed: one
- * millisecond per journal row, from `MIN_PAUSE_AFTER_COMMIT_MS` to `MAX_PAUSE_AFTER_COMMIT_MS`.
+ * The pause before a shard's next transaction, by the size of the batch just committed: two
+ * milliseconds per journal row, from `MIN_PAUSE_AFTER_COMMIT_MS` to `MAX_PAUSE_AFTER_COMMIT_MS`.
  *
  * - The floor: after a commit, the broker writes the transaction's markers before it accepts the
  *   producer's next transaction; one begun earlier is refused (CONCURRENT_TRANSACTIONS) and kafkajs
@@ -62,17 +62,19 @@ export interface JournalOfRecordOptions {
  *   coordinator kept, coordinator-cache.ts): without a pause 0.9 refusals per transaction, p50 8.9 ms;
  *   with 2 ms, none, p50 2.1 ms, and a third less CPU on both sides.
  * - The growth: a transaction costs both sides about the same CPU whatever it carries, so a busy shard
- *   should make fewer, larger ones, as Kafka Streams does with its commit interval. Measured with the
- *   cluster bench (3 nodes, 3 shards, 50 connections; bench/RESULTS.md, "Longer pauses on a busy
- *   shard"), fixed pauses of 2 / 6 / 10 / 15 / 20 / 30 / 50 ms gave 367 / 543 / 569 / 522 / 501 / 381 /
- *   262 confirmed/s: 0.70 transactions per booking at 2 ms, 0.30 at 10 ms, with p99 323 → 175 ms; past
- *   ~15 ms every booking's three sequential commits wait longer than the batches gain. A fixed 10 ms
- *   would cost a lone booking on an idle shard ~8 ms per commit; scaled by the batch, an idle shard's
- *   one-row batches keep the 2 ms floor, and only a busy shard waits longer.
+ *   should make fewer, larger ones, as Kafka Streams does with its commit interval. An idle shard's
+ *   one-row batches keep the floor, so a lone booking's commits do not wait for a load that is not
+ *   there. Cluster bench, 3 nodes, 50 connections (bench/RESULTS.md, "Longer pauses on a busy shard"):
+ *   at 3 shards a fixed 2 ms gave 367 confirmed/s (0.70 transactions per booking, p99 323 ms), fixed
+ *   6 / 10 / 15 / 20 / 30 / 50 ms 543 / 569 / 522 / 501 / 381 / 262/s; at 6 shards, whose batches are
+ *   half as big, 1 ms per row up to 10 ms gave 266/s and longer pauses more. Two per row up to 20 ms
+ *   was the best of those tried at both counts: 575/s at 3 shards (0.20 transactions per booking,
+ *   p99 157 ms) and 400/s at 6 (0.51, p99 281 ms).
  */
 export const MIN_PAUSE_AFTER_COMMIT_MS = 2;
-export const MAX_PAUSE_AFTER_COMMIT_MS = 10;
-export const pauseAfterCommit = (committedRows: number): number => Math.min(MAX_PAUSE_AFTER_COMMIT_MS, Math.max(MIN_PAUSE_AFTER_COMMIT_MS, committedRows));
+export const MAX_PAUSE_AFTER_COMMIT_MS = 20;
+const PAUSE_MS_PER_ROW = 2;
+export const pauseAfterCommit = (committedRows: number): number => Math.min(MAX_PAUSE_AFTER_COMMIT_MS, Math.max(MIN_PAUSE_AFTER_COMMIT_MS, committedRows * PAUSE_MS_PER_ROW));
 
 export class JournalOfRecord implements BatchReplicator {
   private readonly log: Logger;

@@ -301,9 +301,13 @@ export class SqliteJournalEngine implements JournalReader {
     this.expectedNew.add(persistenceKey);
   }
 
-  /** Whether anything of `key` is in the journal (committed, synced or not) or queued for it: two indexed look-ups. */
+  /**
+   * Whether anything of `key` is in the journal (committed, synced or not), on its way there (queued,
+   * or in the batch out to the journal of record) or waiting for its sync: two indexed look-ups.
+   */
   holds(persistenceKey: string): boolean {
     if (this.writes.some((write) => write.event.key === persistenceKey) || this.snapshots.some((pending) => pending.snapshot.key === persistenceKey)) return true;
+    if (this.inFlight?.keys.has(persistenceKey) === true) return true;
     return this.selectHeld.get(persistenceKey, persistenceKey)!.held === 1;
   }
 

@@ -538,6 +538,22 @@ describe('with a journal of record (cluster mode; a replicator the test controls
     await engine.close();
   });
 
+  it('holds() knows a key while it is queued, out to the journal of record, and once written; never one it has nothing of', async () => {
+    const { engine } = openJournal();
+    const { replicator, batches } = heldReplicator();
+    engine.replicateTo(replicator);
+    expect(engine.holds('idempotency/k1')).toBe(false);
+    const persisted = engine.persist(event('idempotency/k1', 1));
+    expect(engine.holds('idempotency/k1')).toBe(true); // queued
+    await vi.waitFor(() => expect(batches).toHaveLength(1));
+    expect(engine.holds('idempotency/k1')).toBe(true); // in the batch out to Kafka, not in the file yet
+    batches[0]!.commit();
+    await persisted;
+    expect(engine.holds('idempotency/k1')).toBe(true);
+    expect(engine.holds('idempotency/k2')).toBe(false);
+    await engine.close();
+  });
+
   it('leaves the single-process path alone: without a replicator, nothing is recorded as an offset', async () => {
     const { engine } = openJournal();
     await engine.persist(event('vehicle/a', 1));

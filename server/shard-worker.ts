@@ -30,8 +30,10 @@ try {
     },
     logger.child({ shard: init.shard }),
   );
-  // Cluster mode: the journal of record refused a batch. The main thread hears it before any waiting
-  // call is answered; then the shard closes and the thread ends (fenced: for good on this node).
+  // The journal stopped: the journal of record refused a batch (cluster mode), or a WAL sync failed
+  // (persistence/wal-sync.ts). The main thread hears it before any waiting call is answered; then the
+  // shard closes and the thread ends (fenced: for good on this node; else the supervisor restarts it,
+  // and the shard recovers from what its file holds).
   shard.onHalt(({ reason, fenced }) => {
     server.halt(reason, fenced);
     void shard

@@ -3,14 +3,14 @@ import { SqliteJournalEngine } from '../../persistence/journal-engine.js';
 import { openDatabase, type Db } from '../../persistence/sqlite.js';
 import { startActorSystem, type ActorSystem } from '../../runtime/kernel/actor-system.js';
 import type { TraceStep } from '../../runtime/kernel/trace-step.js';
-import { ActorDirectory, AskTimeoutError, ActorFailed, type ActorBehaviour } from '../../runtime/kernel/directory.js';
+import { ActorDirectory, AskTimeoutError, ActorFailed, type ActorBehaviour, type Freshness } from '../../runtime/kernel/directory.js';
 import { rootContext } from '../../runtime/ground/trace-context.js';
 import { createLogger } from '../../runtime/ground/logger.js';
 import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** A counter actor: the smallest persistent behaviour that shows activation, recovery and ordering. */
-type CounterCommand = { type: 'Add'; amount: number } | { type: 'Get' } | { type: 'Hang' } | { type: 'Explode' };
+type CounterCommand = { type: 'Add'; amount: number } | { type: 'AddEarly'; amount: number } | { type: 'Get' } | { type: 'Hang' } | { type: 'Explode' };
 type CounterEvent = { type: 'Added'; amount: number };
 interface CounterState {
   total: number;
@@ -38,6 +38,13 @@ function counter(life: typeof lifecycle): ActorBehaviour<CounterState, CounterCo
         case 'Add':
           await ctx.persist({ type: 'Added', amount: command.amount });
           return ctx.reply(ctx.state.total);
+        case 'AddEarly': {
+          // Answers once its event is queued, before it commits (as the payment and the claim do).
+          const persisted = ctx.persist({ type: 'Added', amount: command.amount });
+          ctx.reply(ctx.state.total + command.amount);
+          await persisted;
+          return;
+        }
         case 'Get':
           return ctx.reply(ctx.state);
         case 'Hang':
@@ -58,7 +65,7 @@ describe('ActorDirectory (virtual actors on nact)', () => {
 
   /** An amount the journal refuses (a failing projector stands for a full disk or a broken read model). */
   const REFUSED = -13;
-  const start = (passivateAfterMs = 60_000, startsFresh?: (kind: string, command: { type: string }) => boolean) => {
+  const start = (passivateAfterMs = 60_000, startsFresh?: (kind: string, command: { type: string }) => Freshness) => {
     db = openDatabase(temp.file);
     journal = new SqliteJournalEngine(db, {
       projectors: [
@@ -322,6 +329,41 @@ describe('ActorDirectory (virtual actors on nact)', () => {
       await directory.ask(address, { type: 'Get' }, 'test', trace);
       expect(await directory.ask<number>(address, { type: 'Add', amount: 1 }, 'test', trace)).toBe(10);
       expect(journal.readAfter(0, 10).map((row) => row.sequenceNumber)).toEqual([1, 2]);
+      await stopAll(directory);
+    });
+
+    it('an answer given before the first commit by an activation taken for new on a guess never leaves it when the guess was wrong', async () => {
+      temp = tempDbFile();
+      let directory = start();
+      const trace = rootContext();
+      await directory.ask({ kind: 'counter', id: 'f4' }, { type: 'Add', amount: 9 }, 'test', trace);
+      await stopAll(directory);
+
+      directory = start(60_000, (_kind, command) => command.type === 'AddEarly');
+      // The guess answers 1 (from an empty state) before its event collides; that answer is held, and
+      // the activation that reads the journal answers 10.
+      expect(await directory.ask<number>({ kind: 'counter', id: 'f4' }, { type: 'AddEarly', amount: 1 }, 'test', trace)).toBe(10);
+      // A guess that was right answers once its first event commits.
+      expect(await directory.ask<number>({ kind: 'counter', id: 'f5' }, { type: 'AddEarly', amount: 3 }, 'test', trace)).toBe(3);
+      expect(directory.stats().activations).toBe(3);
+      await stopAll(directory);
+    });
+
+    it("'checked': the journal is asked first, so an actor with a journal is recovered and one without answers before its commit", async () => {
+      temp = tempDbFile();
+      let directory = start();
+      const trace = rootContext();
+      await directory.ask({ kind: 'counter', id: 'f6' }, { type: 'Add', amount: 9 }, 'test', trace);
+      await stopAll(directory);
+
+      directory = start(60_000, (_kind, command) => (command.type === 'AddEarly' ? 'checked' : false));
+      const snapshotReads = vi.spyOn(journal, 'readSnapshot');
+      expect(await directory.ask<number>({ kind: 'counter', id: 'f6' }, { type: 'AddEarly', amount: 1 }, 'test', trace)).toBe(10);
+      expect(snapshotReads).toHaveBeenCalledTimes(1); // found: recovered from its journal
+      expect(await directory.ask<number>({ kind: 'counter', id: 'f7' }, { type: 'AddEarly', amount: 3 }, 'test', trace)).toBe(3);
+      expect(snapshotReads).toHaveBeenCalledTimes(1); // not found: new, nothing read
+      // One activation each: no wrong guess to hand over.
+      expect(directory.stats().activations).toBe(2);
       await stopAll(directory);
     });
   });

@@ -93,8 +93,9 @@ export function startWalCheckpointer({ db, file, logger, everyMs = CHECKPOINT_EV
     async stop() {
       worker.postMessage('stop');
       await exited;
-      // Back to SQLite's default for whatever runs on this connection until it closes.
-      db.pragma('wal_autocheckpoint = 1000');
+      // Back to SQLite's default for whatever runs on this connection until it closes (if it is open:
+      // a crash-like stop may have closed it underneath).
+      if (db.open) db.pragma('wal_autocheckpoint = 1000');
     },
   };
 }

@@ -23,6 +23,13 @@ export const BOOKING = 'booking';
  * this many device asks, locking the car to learn whether it opened (workflow.ts `releaseFirst`).
  */
 const UNLOCK_SETTLE_ASKS = 3;
+/** The vehicle answers UNLOCK/LOCK within its own timeout; the margin covers the hop and the journal. */
+const deviceAskMsFor = (unlockTimeoutMs: number): number => unlockTimeoutMs + 2_000;
+/**
+ * How long past its deadline a confirmed booking whose UNLOCK went unanswered may stay confirmed while
+ * it learns whether the car opened (WorkflowConfig.unlockSettleMs); the chaos run's expiry check allows it.
+ */
+export const unlockSettleMsFor = (unlockTimeoutMs: number): number => UNLOCK_SETTLE_ASKS * deviceAskMsFor(unlockTimeoutMs);
 
 type Ctx = ActorContext<BookingState, BookingEvent>;
 
@@ -33,11 +40,10 @@ type Ctx = ActorContext<BookingState, BookingEvent>;
  */
 export function bookingBehaviour(deps: BookingActorDeps) {
   const now = deps.now ?? Date.now;
-  // The vehicle answers UNLOCK/LOCK within its own timeout; the margin covers the hop and the journal.
-  const deviceAskMs = deps.unlockTimeoutMs + 2_000;
+  const deviceAskMs = deviceAskMsFor(deps.unlockTimeoutMs);
 
   return (bookingId: string): ActorBehaviour<BookingState, BookingMessage, BookingEvent> => {
-    const config: WorkflowConfig = { bookingId, reservationWindowMs: deps.reservationWindowMs, confirmWithinMs: deps.confirmWithinMs, deviceAskMs, unlockSettleMs: UNLOCK_SETTLE_ASKS * deviceAskMs };
+    const config: WorkflowConfig = { bookingId, reservationWindowMs: deps.reservationWindowMs, confirmWithinMs: deps.confirmWithinMs, deviceAskMs, unlockSettleMs: unlockSettleMsFor(deps.unlockTimeoutMs) };
 
     const carryOut = async (ctx: Ctx, happened: Happened): Promise<void> => {
       for (let plan: Plan = react(config, ctx.state, happened); ; ) {

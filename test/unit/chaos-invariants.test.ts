@@ -93,6 +93,29 @@ describe('chaos invariant: every second a vehicle stood open is inside a billed 
   });
 });
 
+describe('chaos invariant: reservations due to expire did expire', () => {
+  const DUE = 'reservations due to expire did expire';
+  const confirmed = (extra: Array<[string, string, Record<string, unknown>]> = []): JournalEntry[] =>
+    journalOf([
+      ['booking/b6', 'BookingRequested', { vehicleId: 'v6', confirmBy: T + 100 }],
+      ['booking/b6', 'BookingVehicleReserved', { vehicleId: 'v6' }],
+      ['booking/b6', 'BookingConfirmed', { vehicleId: 'v6', expiresAt: T + 3_000 }],
+      ...extra,
+    ]);
+  const verdictAt = (journal: JournalEntry[], checkedAt: number) =>
+    checkInvariants({ records: emptyRecords(), journal, kafka: kafkaOf(journal), checkedAt, graceMs: 7_000, unlockSettleMs: 15_000 }).invariants.find((invariant) => invariant.name === DUE)!;
+
+  it('a confirmed booking still open past its deadline and the grace is a violation', () => {
+    expect(verdictAt(confirmed(), T + 3_000 + 7_100).examples).toEqual(['b6 is still CONFIRMED; its deadline passed 7100 ms before the check']);
+  });
+
+  it('one whose UNLOCK went unanswered may wait for the device up to the settle window, and no longer', () => {
+    const unanswered = confirmed([['booking/b6', 'BookingUnlockUnanswered', { vehicleId: 'v6' }]]);
+    expect(verdictAt(unanswered, T + 3_000 + 7_100).ok).toBe(true);
+    expect(verdictAt(unanswered, T + 3_000 + 15_000 + 7_100).examples).toEqual(['b6 is still CONFIRMED; its deadline passed 7100 ms before the check']);
+  });
+});
+
 describe('chaos invariants', () => {
   it('a clean run passes every check and loses nothing', () => {
     const verdict = checkInvariants(input());

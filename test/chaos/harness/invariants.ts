@@ -36,6 +36,11 @@ export interface CheckInput {
   readonly checkedAt: number;
   /** Booking wake-ups are at least once, 2 s apart (docs/architecture.md); the harness allows a few. */
   readonly graceMs: number;
+  /**
+   * How long past its deadline a booking whose UNLOCK went unanswered (BookingUnlockUnanswered) may
+   * stay confirmed while it learns whether the car opened (actors/booking/actor.ts, unlockSettleMsFor).
+   */
+  readonly unlockSettleMs?: number;
 }
 
 const LIVE = new Set(['REQUESTED', 'VEHICLE_RESERVED', 'CONFIRMED', 'ACTIVE']);
@@ -73,7 +78,7 @@ interface BookingHistory {
 }
 
 export function checkInvariants(input: CheckInput): Verdict {
-  const bookings = bookingHistories(input.journal);
+  const bookings = bookingHistories(input.journal, input.unlockSettleMs ?? 0);
   const results: InvariantResult[] = [];
   let lost = 0;
 
@@ -329,7 +334,7 @@ export function checkInvariants(input: CheckInput): Verdict {
 }
 
 /** Each booking's story from its own journal events, in position order. */
-function bookingHistories(journal: readonly JournalEntry[]): Map<string, BookingHistory> {
+function bookingHistories(journal: readonly JournalEntry[], unlockSettleMs: number): Map<string, BookingHistory> {
   const histories = new Map<string, BookingHistory>();
   for (const entry of journal) {
     // A hold starts with the vehicle's own reservation for the booking (the booking records it only in
@@ -363,6 +368,10 @@ function bookingHistories(journal: readonly JournalEntry[]): Map<string, Booking
         break;
       case 'BookingActivated':
         history.deadline = null;
+        break;
+      case 'BookingUnlockUnanswered':
+        // The product's rule: it waits for the device up to the settle window before it expires anyway.
+        if (history.deadline !== null) history.deadline += unlockSettleMs;
         break;
       case 'BookingRejected':
       case 'BookingCancelled':

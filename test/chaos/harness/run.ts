@@ -3,6 +3,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ALL_TOPICS } from '../../../actors/contract/event-catalog.js';
+import { unlockSettleMsFor } from '../../../actors/booking/actor.js';
 import { ensureTopics } from '../../../adapters/kafka/admin.js';
 import { seededRandom } from '../../../simulator/random.js';
 import { VirtualVehicle } from '../../../simulator/virtual-vehicle.js';
@@ -43,6 +44,9 @@ export const DEFAULT_OPTIONS: Omit<ChaosOptions, 'log'> = { kills: 20, seconds: 
 const SECRET = 'chaos-harness-jwt-secret-0123456789';
 /** Wake-ups are at least once, 2 s apart, and a restart wakes what fell due while down: a few of those. */
 const EXPIRY_GRACE_MS = 7000;
+const UNLOCK_TIMEOUT_MS = 3000;
+/** A booking whose UNLOCK went unanswered waits this long past its deadline for the device before it expires anyway. */
+const UNLOCK_SETTLE_MS = unlockSettleMsFor(UNLOCK_TIMEOUT_MS);
 const DISK_BYTES = 128 * 1024 * 1024;
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
@@ -86,7 +90,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         MQTT_PROVISIONING: 'dynsec',
         KAFKA_BROKERS: kafka.brokers.join(','),
         RESERVATION_WINDOW_MS: String(options.reservationWindowMs),
-        UNLOCK_TIMEOUT_MS: '3000',
+        UNLOCK_TIMEOUT_MS: String(UNLOCK_TIMEOUT_MS),
         ASK_TIMEOUT_MS: '5000',
         PAYMENT_LATENCY_MS: '5',
         FLEET_CHAOS_HOOKS: 'on',
@@ -198,7 +202,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       ceId: record.headers.ce_id ?? null,
       value: record.value,
     }));
-    const verdict = checkInvariants({ records, journal, kafka: kafkaEvidence, checkedAt, graceMs: EXPIRY_GRACE_MS });
+    const verdict = checkInvariants({ records, journal, kafka: kafkaEvidence, checkedAt, graceMs: EXPIRY_GRACE_MS, unlockSettleMs: UNLOCK_SETTLE_MS });
     const restartTimes = kills.map((kill) => kill.restartMs).sort((a, b) => a - b);
     const ok = verdict.lost === 0 && verdict.invariants.every((invariant) => invariant.ok) && faults.every((fault) => fault.ok) && records.notProblems.length === 0 && kills.length >= options.kills;
     // A failed run keeps what it checked: the journals (off the tmpfs, which goes away), the server's log.
@@ -451,7 +455,10 @@ function openDeadlines(journal: readonly JournalEntry[]): number[] {
     if (!entry.key.startsWith('booking/')) continue;
     if (entry.type === 'BookingRequested' && typeof entry.data.confirmBy === 'number') open.set(entry.key, entry.data.confirmBy);
     else if (entry.type === 'BookingConfirmed' && typeof entry.data.expiresAt === 'number') open.set(entry.key, entry.data.expiresAt);
-    else if (entry.type !== 'BookingVehicleReserved' && entry.type !== 'BookingCompensated') open.delete(entry.key);
+    else if (entry.type === 'BookingUnlockUnanswered') {
+      const deadline = open.get(entry.key);
+      if (deadline !== undefined) open.set(entry.key, deadline + UNLOCK_SETTLE_MS);
+    } else if (entry.type !== 'BookingVehicleReserved' && entry.type !== 'BookingCompensated') open.delete(entry.key);
   }
   return [...open.values()];
 }

@@ -332,14 +332,18 @@ describe('ActorDirectory (virtual actors on nact)', () => {
       await stopAll(directory);
     });
 
+    /** A counter that already has a journal (9 added) when the directory under test starts. */
+    const journalled = async (id: string) => {
+      const before = start();
+      await before.ask({ kind: 'counter', id }, { type: 'Add', amount: 9 }, 'test', rootContext());
+      await stopAll(before);
+    };
+
     it('an answer given before the first commit by an activation taken for new on a guess never leaves it when the guess was wrong', async () => {
       temp = tempDbFile();
-      let directory = start();
+      await journalled('f4');
       const trace = rootContext();
-      await directory.ask({ kind: 'counter', id: 'f4' }, { type: 'Add', amount: 9 }, 'test', trace);
-      await stopAll(directory);
-
-      directory = start(60_000, (_kind, command) => command.type === 'AddEarly');
+      const directory = start(60_000, (_kind, command) => command.type === 'AddEarly');
       // The guess answers 1 (from an empty state) before its event collides; that answer is held, and
       // the activation that reads the journal answers 10.
       expect(await directory.ask<number>({ kind: 'counter', id: 'f4' }, { type: 'AddEarly', amount: 1 }, 'test', trace)).toBe(10);
@@ -351,12 +355,9 @@ describe('ActorDirectory (virtual actors on nact)', () => {
 
     it("'checked': the journal is asked first, so an actor with a journal is recovered and one without answers before its commit", async () => {
       temp = tempDbFile();
-      let directory = start();
+      await journalled('f6');
       const trace = rootContext();
-      await directory.ask({ kind: 'counter', id: 'f6' }, { type: 'Add', amount: 9 }, 'test', trace);
-      await stopAll(directory);
-
-      directory = start(60_000, (_kind, command) => (command.type === 'AddEarly' ? 'checked' : false));
+      const directory = start(60_000, (_kind, command) => (command.type === 'AddEarly' ? 'checked' : false));
       const snapshotReads = vi.spyOn(journal, 'readSnapshot');
       expect(await directory.ask<number>({ kind: 'counter', id: 'f6' }, { type: 'AddEarly', amount: 1 }, 'test', trace)).toBe(10);
       expect(snapshotReads).toHaveBeenCalledTimes(1); // found: recovered from its journal

@@ -146,6 +146,14 @@ interface SnapshotRecord {
 /** The checkpoints row that holds the offset of the journal of record this file has applied. */
 const REPLICATED_OFFSET = 'journal-of-record';
 
+
+/** The actors a batch writes for: their recoveries and look-ups wait for, or see, the batch. */
+function keysOf(writes: readonly PendingWrite[], snapshots: readonly PendingSnapshot[]): Set<string> {
+  const keys = new Set<string>();
+  for (const write of writes) keys.add(write.event.key);
+  for (const pending of snapshots) keys.add(pending.snapshot.key);
+  return keys;
+}
 const JOURNAL_COLUMNS = 'position, persistence_key, sequence_number, event_type, data, tags, trace_id, span_id, created_at';
 
 export class SqliteJournalEngine implements JournalReader {
@@ -306,9 +314,16 @@ export class SqliteJournalEngine implements JournalReader {
    * or in the batch out to the journal of record) or waiting for its sync: two indexed look-ups.
    */
   holds(persistenceKey: string): boolean {
-    if (this.writes.some((write) => write.event.key === persistenceKey) || this.snapshots.some((pending) => pending.snapshot.key === persistenceKey)) return true;
-    if (this.inFlight?.keys.has(persistenceKey) === true) return true;
-    return this.selectHeld.get(persistenceKey, persistenceKey)!.held === 1;
+    return this.notWrittenYet(persistenceKey) || this.selectHeld.get(persistenceKey, persistenceKey)!.held === 1;
+  }
+
+  /** Something of `key` is queued, or in the batch out to the journal of record: not in this file yet. */
+  private notWrittenYet(persistenceKey: string): boolean {
+    return (
+      this.writes.some((write) => write.event.key === persistenceKey) ||
+      this.snapshots.some((pending) => pending.snapshot.key === persistenceKey) ||
+      this.inFlight?.keys.has(persistenceKey) === true
+    );
   }
 
   /** The newest snapshot of `key`; resolves undefined when there is none (nact checks for that). */
@@ -325,9 +340,7 @@ export class SqliteJournalEngine implements JournalReader {
    */
   private settled(persistenceKey: string): Promise<void> {
     const queued =
-      this.writes.some((write) => write.event.key === persistenceKey) ||
-      this.snapshots.some((pending) => pending.snapshot.key === persistenceKey) ||
-      this.inFlight?.keys.has(persistenceKey) === true ||
+      this.notWrittenYet(persistenceKey) ||
       this.unsynced.some((batch) => batch.keys.has(persistenceKey)) ||
       this.syncing?.some((batch) => batch.keys.has(persistenceKey)) === true;
     return queued ? this.flush() : Promise.resolve();
@@ -518,10 +531,7 @@ export class SqliteJournalEngine implements JournalReader {
       this.settle(writes, snapshots);
       return 'settled';
     }
-    const keys = new Set<string>();
-    for (const write of writes) keys.add(write.event.key);
-    for (const pending of snapshots) keys.add(pending.snapshot.key);
-    this.unsynced.push({ writes, snapshots, waiters, keys });
+    this.unsynced.push({ writes, snapshots, waiters, keys: keysOf(writes, snapshots) });
     this.startSync(this.walSync);
     return 'awaits-sync';
   }
@@ -594,10 +604,7 @@ export class SqliteJournalEngine implements JournalReader {
       for (const wake of waiters) wake();
       return;
     }
-    const keys = new Set<string>();
-    for (const write of writes) keys.add(write.event.key);
-    for (const pending of snapshots) keys.add(pending.snapshot.key);
-    const inFlight = { keys, waiters };
+    const inFlight = { keys: keysOf(writes, snapshots), waiters };
     this.inFlight = inFlight;
     void this.commitReplicated(replicator, writes, snapshots).finally(() => {
       this.inFlight = null;

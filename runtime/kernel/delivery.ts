@@ -58,6 +58,13 @@ interface Run {
   held: (() => void) | undefined;
 }
 
+/** Sends the reply held back until the activation was proven new, once. */
+function sendHeldReply(run: Run): void {
+  const held = run.held;
+  run.held = undefined;
+  held?.();
+}
+
 /** Handles one message; resolves to the state after it (nact keeps it as the actor's state). */
 export async function deliver(host: DeliveryHost, actor: ActivatedActor, current: unknown, delivery: Delivery, persist: NactPersist): Promise<unknown> {
   const { envelope, replyTo } = delivery;
@@ -76,9 +83,7 @@ export async function deliver(host: DeliveryHost, actor: ActivatedActor, current
     }
     await actor.behaviour.handle(context, envelope.payload);
     // Answered without a commit to prove it new (a first message that persisted nothing): as before.
-    const held = run.held;
-    run.held = undefined;
-    held?.();
+    sendHeldReply(run);
     outcome = run.replied;
   } catch (error) {
     const notNew = actor.proof?.refutedBy(error, actor.name, envelope.type) ?? null;
@@ -129,9 +134,7 @@ function messageContext(host: DeliveryHost, actor: ActivatedActor, run: Run, { e
       }
       actor.proof?.proven();
       for (const event of events) run.live = behaviour.evolve(run.live, event);
-      const held = run.held;
-      run.held = undefined;
-      held?.();
+      sendHeldReply(run);
       return run.live;
     },
     reply(value) {

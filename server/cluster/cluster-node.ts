@@ -16,6 +16,7 @@ import { agreeOnShardCount } from './shard-count.js';
 import { NodeDirectory } from './node-directory.js';
 import { clusterAreaPeers } from './area-peers.js';
 import { closeNodeClients } from './node-client.js';
+import { closeNodeChannels } from './node-channel.js';
 import type { AreaPeers, OperatingAreaService } from '../operating-area.js';
 import type { Logger } from '../../runtime/ground/logger.js';
 
@@ -102,6 +103,7 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
       return async () => {
         await placement.leave();
         await records.close();
+        closeNodeChannels();
         await closeNodeClients();
       };
     },

@@ -3,26 +3,13 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { installAuth } from '../../api/auth.js';
 import { httpProblem, originOf, sendProblem } from '../../api/problems.js';
-import { ShardUnavailableError } from '../../runtime/kernel/shard-link.js';
-import type { ShardCall } from '../shard-calls.js';
 import type { ShardSupervisor } from '../shard-supervisor.js';
 import { clusterView, localShardReports, type ClusterViewSource } from './cluster-view.js';
 import { carriesNodeToken } from './node-credential.js';
 import type { AreaReplacement } from '../../api/ports.js';
-import { LOCAL_SHARDS_PATH, OPERATING_AREA_PATH, SHARD_CALL_PATH, type LocalShardsAnswer, type ShardCallAnswer } from './wire.js';
-
-/** The longest a forwarded call may ask its owner to wait (the router's longest deadline is well under it). */
-const MAX_FORWARDED_DEADLINE_MS = 10 * 60_000;
-
-/**
- * Only what a client's request can become: commands to actors and reads. `seed` and `stop` are the
- * owning node's own business and are never accepted from another node.
- */
-const forwardedCall = z.object({
-  call: z.object({ op: z.enum(['ask', 'read', 'stats']) }).passthrough(),
-  deadlineMs: z.number().int().positive().max(MAX_FORWARDED_DEADLINE_MS),
-  shards: z.number().int().positive(),
-});
+import { LOCAL_SHARDS_PATH, OPERATING_AREA_PATH, SHARD_CALL_PATH, type LocalShardsAnswer } from './wire.js';
+import { acceptNodeChannels } from './node-channel-server.js';
+import { answerShardCall, NOT_AN_ENVELOPE, type ShardCallHost } from './shard-call-answer.js';
 
 const shardParam = z.object({ shard: z.coerce.number().int().min(0) });
 
@@ -39,39 +26,28 @@ export interface NodeRoutesOptions {
 
 /**
  * The routes nodes call on each other: a shard call for a shard this node owns, answered as its
- * worker answered it, and this node's shard report for GET /cluster. Hidden from the OpenAPI document;
+ * worker answered it (over HTTP, or a channel upgraded from it), and this node's shard report for GET /cluster. Hidden from the OpenAPI document;
  * a request without the node credential is refused with 401 before its body is read.
  */
 export async function nodeRoutes(app: FastifyInstance, options: NodeRoutesOptions): Promise<void> {
-  const { token, nodeId, shardCount, local, operatingArea } = options;
+  const { token, nodeId, local, operatingArea } = options;
+  const host: ShardCallHost = options;
   app.addHook('onRequest', async (request, reply) => {
     if (carriesNodeToken(request.headers.authorization, token)) return undefined;
     reply.header('www-authenticate', 'Node realm="fleetactors-cluster"');
     return sendProblem(reply, httpProblem('unauthorized', 'This route is for the nodes of the cluster: send their node credential.', originOf(request)));
   });
 
+  // The same calls over one socket per calling node (what the nodes use; the route below stays for a node of an older version).
+  const channels = acceptNodeChannels(app.server, token, host);
+  app.addHook('preClose', async () => {
+    await channels.close();
+  });
+
   app.post(SHARD_CALL_PATH, { schema: { hide: true } }, async (request: FastifyRequest, reply: FastifyReply) => {
     const params = shardParam.safeParse(request.params);
-    const body = forwardedCall.safeParse(request.body);
-    if (!params.success || !body.success) {
-      return sendProblem(reply, httpProblem('validation', 'Not a shard call envelope.', originOf(request)));
-    }
-    const { shard } = params.data;
-    const { call, deadlineMs, shards } = body.data;
-    let answer: ShardCallAnswer;
-    if (shards !== shardCount) {
-      // FLEET_SHARDS is fixed with the cluster: a node with another count places entities elsewhere.
-      answer = { ok: false, failure: 'error', reason: `FLEET_SHARDS differs between nodes: the caller has ${shards}, node ${nodeId} has ${shardCount}` };
-    } else if (!local.has(shard)) {
-      // A stale owner map on the caller (or a shard that moved): it refreshes and retries, the client gets 503 now.
-      answer = { ok: false, failure: 'not-owner', reason: `node ${nodeId} does not own it` };
-    } else {
-      try {
-        answer = { ok: true, value: await local.link(shard).call(call as unknown as ShardCall, deadlineMs) };
-      } catch (error) {
-        answer = error instanceof ShardUnavailableError ? { ok: false, failure: 'unavailable', reason: error.reason } : { ok: false, failure: 'error', reason: error instanceof Error ? error.message : String(error) };
-      }
-    }
+    const answer = params.success ? await answerShardCall(host, params.data.shard, request.body) : null;
+    if (answer === null) return sendProblem(reply, httpProblem('validation', NOT_AN_ENVELOPE, originOf(request)));
     return reply.code(200).type('application/json').send(JSON.stringify(answer));
   });
 

@@ -3,9 +3,10 @@ import type { ClusterNode } from '../config.js';
 import type { AnswerOf } from '../../runtime/kernel/shard-protocol.js';
 import type { FleetExchange, FleetShardCaller, ShardCall, ShardEvent } from '../shard-calls.js';
 import { nodeAuthorization } from './node-credential.js';
-import { NodeCallFailed, postToNode, type NodeAnswer } from './node-client.js';
+import { NodeCallFailed, type NodeAnswer } from './node-client.js';
+import { callShardOnNode } from './node-channel.js';
 import { RemoteEventFollower } from './remote-events.js';
-import { shardCallPath, type ShardCallAnswer, type ShardCallRequest } from './wire.js';
+import type { ShardCallAnswer, ShardCallRequest } from './wire.js';
 
 /** The owner gets the caller's deadline; the caller waits this much longer for the answer to travel back. */
 const NETWORK_MARGIN_MS = 1000;
@@ -18,9 +19,9 @@ export interface RemoteShardLinkOptions {
 }
 
 /**
- * A shard that another node owns, behind the same interface as a worker's link: a call is posted to
- * the owner's internal route and answered as the owner's own link answered it. An owner that cannot be
- * reached, or that does not serve the shard, fails the call with ShardUnavailableError at once (the
+ * A shard that another node owns, behind the same interface as a worker's link: a call goes to the
+ * owner over its channel (server/cluster/node-channel.ts) and is answered as the owner's own link
+ * answered it. An owner that cannot be reached, or that does not serve the shard, fails the call with ShardUnavailableError at once (the
  * API's 503 shard-unavailable); nothing waits past the deadline.
  *
  * Live events (GET /events as a stream): while followed, the link polls the owner's journal
@@ -54,7 +55,7 @@ export class RemoteShardLink implements FleetShardCaller {
     const request: ShardCallRequest = { call, deadlineMs, shards: shardCount };
     let response: NodeAnswer;
     try {
-      response = await postToNode(owner.url, shardCallPath(this.shard), JSON.stringify(request), nodeAuthorization(token), deadlineMs + NETWORK_MARGIN_MS);
+      response = await callShardOnNode(owner.url, this.shard, JSON.stringify(request), nodeAuthorization(token), deadlineMs + NETWORK_MARGIN_MS);
     } catch (error) {
       const failed = error instanceof NodeCallFailed ? error : null;
       const reason = failed?.timedOut === true ? `no answer from its owner ${owner.id} within ${deadlineMs} ms` : `its owner ${owner.id} (${owner.url}) cannot be reached`;

@@ -1,7 +1,7 @@
 import type { ShardCall } from '../shard-calls.js';
 
 /**
- * What nodes send each other over HTTP (server/cluster/node-routes.ts): the same plain-data shard call
+ * What nodes send each other (server/cluster/node-routes.ts, node-channel-server.ts): the same plain-data shard call
  * the worker threads get (server/shard-calls.ts), as JSON. Internal: never in the OpenAPI document.
  */
 export const SHARD_CALL_PATH = '/internal/shards/:shard/call';
@@ -9,6 +9,12 @@ export const LOCAL_SHARDS_PATH = '/internal/shards';
 /** PUT: an operator's new operating area, taken by another node, for this node's file and shards (server/cluster/area-peers.ts). */
 export const OPERATING_AREA_PATH = '/internal/operating-area';
 export const shardCallPath = (shard: number): string => `/internal/shards/${shard}/call`;
+/**
+ * The same calls over one long-lived socket per pair of nodes (server/cluster/node-channel.ts): an
+ * HTTP upgrade to this protocol on this path, then frames (server/cluster/channel-frames.ts).
+ */
+export const NODE_CHANNEL_PATH = '/internal/channel';
+export const NODE_CHANNEL_PROTOCOL = 'fleetactors-shard-calls/1';
 
 export interface ShardCallRequest {
   readonly call: ShardCall;

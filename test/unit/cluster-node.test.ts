@@ -6,7 +6,7 @@ import { UnownedShardLink } from '../../server/cluster/cluster-links.js';
 import { carriesNodeToken, nodeAuthorization, nodeToken } from '../../server/cluster/node-credential.js';
 import { fixedOwnerMap } from '../../server/cluster/owner-map.js';
 import { RemoteShardLink, StaleOwnerError } from '../../server/cluster/remote-shard-link.js';
-import { shardCallPath } from '../../server/cluster/wire.js';
+import { NODE_CHANNEL_PATH, shardCallPath } from '../../server/cluster/wire.js';
 import { RemoteEventFollower } from '../../server/cluster/remote-events.js';
 import type { ShardCall, ShardEvent } from '../../server/shard-calls.js';
 import { ShardUnavailableError } from '../../runtime/kernel/shard-link.js';
@@ -126,7 +126,7 @@ describe('links to shards this node does not run', () => {
     expect(failure).toBeInstanceOf(StaleOwnerError);
   });
 
-  it('posts the envelope with the node credential and returns the owner\'s answer; an owner that stays silent fails at the deadline plus the margin, as may-have-run', async () => {
+  it('posts the envelope with the node credential to a node without the channel and returns the owner\'s answer; an owner that stays silent fails at the deadline plus the margin, as may-have-run', async () => {
     const seen: Array<{ url: string | undefined; authorization: string | undefined; body: string }> = [];
     const server = createHttpServer((request, response) => {
       let body = '';
@@ -141,8 +141,10 @@ describe('links to shards this node does not run', () => {
     try {
       const link = new RemoteShardLink({ shard: 2, owner: { id: 'c', url: `http://127.0.0.1:${port}` }, token: 'tok', shardCount: 3 });
       expect(await link.call({ op: 'stats' }, 5000)).toEqual({ answered: 'by the owner' });
-      expect(seen[0]).toMatchObject({ url: shardCallPath(2), authorization: nodeAuthorization('tok') });
-      expect(JSON.parse(seen[0]!.body)).toEqual({ call: { op: 'stats' }, deadlineMs: 5000, shards: 3 });
+      // The channel is asked for first; a node that does not offer it (here: a plain HTTP server) is called over HTTP.
+      expect(seen[0]).toMatchObject({ url: NODE_CHANNEL_PATH, authorization: nodeAuthorization('tok') });
+      expect(seen[1]).toMatchObject({ url: shardCallPath(2), authorization: nodeAuthorization('tok') });
+      expect(JSON.parse(seen[1]!.body)).toEqual({ call: { op: 'stats' }, deadlineMs: 5000, shards: 3 });
       const started = Date.now();
       const failure = await link.call({ op: 'read', query: { type: 'silent' } } as never, 100).catch((error: unknown) => error);
       expect(failure).toBeInstanceOf(ShardUnavailableError);

@@ -1,0 +1,146 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { encodeFrame, FrameReader, type Frame } from './channel-frames.js';
+import { carriesNodeToken } from './node-credential.js';
+import { answerShardCall, NOT_AN_ENVELOPE, type ShardCallHost } from './shard-call-answer.js';
+import { NODE_CHANNEL_PATH, NODE_CHANNEL_PROTOCOL, type ShardCallAnswer } from './wire.js';
+
+/** A channel still answering calls when its node stops is cut after this long (the calls' own deadlines are shorter). */
+const CLOSE_GRACE_MS = 10_000;
+
+export interface NodeChannelServer {
+  /** No new calls (each is answered `unavailable`); each channel ends once its calls are answered. */
+  close(): Promise<void>;
+}
+
+/**
+ * The owner's side of the channels other nodes open to it (server/cluster/node-channel.ts): an HTTP
+ * upgrade on this node's own port, so no second port or address is configured. The upgrade request
+ * must carry the node credential (as every internal route), or it is refused with 401 and the socket
+ * closed; any other upgrade is answered 404. Each call frame is answered exactly as
+ * `POST /internal/shards/:shard/call` answers it.
+ */
+export function acceptNodeChannels(server: Server, token: string, host: ShardCallHost): NodeChannelServer {
+  const open = new Set<ServedChannel>();
+  let closing = false;
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refusal = refusalOf(request, token);
+    if (refusal !== null || closing) {
+      socket.end(refusal ?? 'HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      return;
+    }
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${NODE_CHANNEL_PROTOCOL}\r\n\r\n`);
+    const channel = new ServedChannel(socket, host, () => closing);
+    open.add(channel);
+    socket.on('close', () => open.delete(channel));
+    if (head.length > 0) channel.receive(head);
+  });
+  return {
+    close: async () => {
+      closing = true;
+      await Promise.all([...open].map((channel) => channel.end(CLOSE_GRACE_MS)));
+    },
+  };
+}
+
+function refusalOf(request: IncomingMessage, token: string): string | null {
+  const path = (request.url ?? '').split('?')[0];
+  if (path !== NODE_CHANNEL_PATH || request.headers.upgrade !== NODE_CHANNEL_PROTOCOL) {
+    return 'HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+  }
+  if (!carriesNodeToken(request.headers.authorization, token)) {
+    return 'HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Node realm="fleetactors-cluster"\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+  }
+  return null;
+}
+
+const STOPPING: ShardCallAnswer = { ok: false, failure: 'unavailable', reason: 'the node is stopping' };
+
+/** One caller's socket: its calls run concurrently, each answer written as it comes, a tick's answers in one write. */
+class ServedChannel {
+  private readonly reader = new FrameReader();
+  private inFlight = 0;
+  private corked = false;
+  private drained: (() => void) | null = null;
+
+  constructor(
+    private readonly socket: Duplex,
+    private readonly host: ShardCallHost,
+    private readonly stopping: () => boolean,
+  ) {
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    // The HTTP server's sockets allow half-open: a caller that ends its side would otherwise leave this one open.
+    socket.on('end', () => socket.end());
+    // A reset by the caller: its calls still run (as an HTTP request whose client went away), their answers are dropped.
+    socket.on('error', () => socket.destroy());
+  }
+
+  receive(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch {
+      this.socket.destroy();
+      return;
+    }
+    for (const frame of frames) void this.answer(frame);
+  }
+
+  /** Resolves when every call in flight is answered (or after `graceMs`, cutting the rest). */
+  end(graceMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const finish = (): void => {
+        clearTimeout(cut);
+        this.socket.end();
+        resolve();
+      };
+      const cut = setTimeout(() => {
+        this.socket.destroy();
+        resolve();
+      }, graceMs);
+      cut.unref();
+      if (this.inFlight === 0) finish();
+      else this.drained = finish;
+    });
+  }
+
+  private async answer(frame: Frame): Promise<void> {
+    this.inFlight += 1;
+    let status = 200;
+    let answer: ShardCallAnswer | null;
+    try {
+      answer = this.stopping() ? STOPPING : await answerShardCall(this.host, frame.tag, parseOrNull(frame.body));
+    } catch (error) {
+      answer = { ok: false, failure: 'error', reason: error instanceof Error ? error.message : String(error) };
+    }
+    if (answer === null) {
+      status = 400;
+      answer = { ok: false, failure: 'error', reason: NOT_AN_ENVELOPE };
+    }
+    this.write(encodeFrame(frame.id, status, JSON.stringify(answer)));
+    this.inFlight -= 1;
+    if (this.inFlight === 0 && this.drained) this.drained();
+  }
+
+  private write(frame: Buffer): void {
+    if (this.socket.destroyed) return;
+    // The answers of one tick leave in one write.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(frame);
+  }
+}
+
+function parseOrNull(body: string): unknown {
+  try {
+    return JSON.parse(body);
+  } catch {
+    return null;
+  }
+}

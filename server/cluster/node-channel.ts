@@ -1,0 +1,234 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { encodeFrame, FrameReader, type Frame } from './channel-frames.js';
+import { NodeCallFailed, postToNode, type NodeAnswer } from './node-client.js';
+import { NODE_CHANNEL_PATH, NODE_CHANNEL_PROTOCOL, shardCallPath } from './wire.js';
+
+/** An upgrade not answered within this long is given up (its calls never left: they may go elsewhere). */
+const HANDSHAKE_TIMEOUT_MS = 5000;
+/** How often calls past their deadline are failed while any is pending. */
+const SWEEP_MS = 100;
+/** The largest id before it wraps (a frame carries it as an unsigned 32-bit number). */
+const MAX_ID = 0xffff_ffff;
+
+/** The peer answered the upgrade with something else (a node of an older version, or no channel there): its calls never left. */
+export class ChannelNotOffered extends Error {
+  constructor(readonly status: number) {
+    super(`the node answered the channel's upgrade with ${status}`);
+    this.name = 'ChannelNotOffered';
+  }
+}
+
+interface PendingCall {
+  readonly resolve: (answer: NodeAnswer) => void;
+  readonly reject: (error: Error) => void;
+  readonly deadline: number;
+  /** Still in the queue of a channel that is not open: it never reached the peer. */
+  sent: boolean;
+}
+
+type ChannelState = 'connecting' | 'open' | 'closed';
+
+/**
+ * One long-lived socket from this node to another, carrying shard calls as frames. Forwarding each
+ * call as an HTTP request (even over undici's keep-alive pool) cost both nodes a request's parsing,
+ * headers and a write per call; here a call is 12 bytes of header and its JSON, the calls of one tick
+ * leave in one write, and answers are matched by id in any order.
+ *
+ * Failures keep what `postToNode` promised: calls that never left (refused connection, failed
+ * upgrade) fail with `refused` (the caller may send them to the shard's next owner); calls that left
+ * and got no answer (the socket closed, or their deadline passed) fail as may-have-run. A closed
+ * channel is not reused: the next call opens a new one.
+ */
+export class NodeChannel {
+  private state: ChannelState = 'connecting';
+  private socket: Socket | null = null;
+  private readonly reader = new FrameReader();
+  private readonly pending = new Map<number, PendingCall>();
+  private readonly queued: Buffer[] = [];
+  private nextId = 1;
+  private corked = false;
+  private sweeper: NodeJS.Timeout | null = null;
+
+  constructor(
+    url: string,
+    authorization: string,
+    private readonly onClosed: (channel: NodeChannel) => void,
+  ) {
+    const target = new URL(url);
+    const upgrade = httpRequest({
+      host: target.hostname,
+      port: target.port,
+      path: NODE_CHANNEL_PATH,
+      agent: false,
+      timeout: HANDSHAKE_TIMEOUT_MS,
+      headers: { connection: 'Upgrade', upgrade: NODE_CHANNEL_PROTOCOL, authorization },
+    });
+    upgrade.on('upgrade', (response: IncomingMessage, socket: Socket, head: Buffer) => {
+      if (response.headers.upgrade !== NODE_CHANNEL_PROTOCOL) {
+        socket.destroy();
+        this.close(new ChannelNotOffered(response.statusCode ?? 0));
+        return;
+      }
+      this.opened(socket, head);
+    });
+    upgrade.on('response', (response: IncomingMessage) => {
+      response.resume();
+      this.close(new ChannelNotOffered(response.statusCode ?? 0));
+    });
+    upgrade.on('timeout', () => upgrade.destroy(Object.assign(new Error('the channel upgrade got no answer in time'), { code: 'ETIMEDOUT' })));
+    upgrade.on('error', (error: Error) => this.close(error));
+    upgrade.end();
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Sends `body` (a ShardCallRequest as JSON) for `shard`; the answer's status and text, or NodeCallFailed within `timeoutMs`. */
+  call(shard: number, body: string, timeoutMs: number): Promise<NodeAnswer> {
+    if (this.state === 'closed') return Promise.reject(new NodeCallFailed(true, false, { cause: new Error('the channel is closed') }));
+    return new Promise<NodeAnswer>((resolve, reject) => {
+      const id = this.takeId();
+      const frame = encodeFrame(id, shard, body);
+      const call: PendingCall = { resolve, reject, deadline: Date.now() + timeoutMs, sent: this.state === 'open' };
+      this.pending.set(id, call);
+      this.sweepWhilePending();
+      if (this.state === 'open') this.write(frame);
+      else this.queued.push(frame);
+    });
+  }
+
+  /** Fails every call not yet answered and closes the socket. */
+  destroy(): void {
+    this.close(new Error('the node closed its channels'));
+  }
+
+  private takeId(): number {
+    let id = this.nextId;
+    while (this.pending.has(id)) id = id >= MAX_ID ? 1 : id + 1;
+    this.nextId = id >= MAX_ID ? 1 : id + 1;
+    return id;
+  }
+
+  private opened(socket: Socket, head: Buffer): void {
+    if (this.state !== 'connecting') {
+      socket.destroy();
+      return;
+    }
+    this.state = 'open';
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('error', (error: Error) => this.close(error));
+    socket.on('end', () => this.close(new Error('the node ended the channel')));
+    socket.on('close', () => this.close(new Error('the channel closed')));
+    for (const call of this.pending.values()) call.sent = true;
+    for (const frame of this.queued.splice(0)) this.write(frame);
+    if (head.length > 0) this.receive(head);
+  }
+
+  private receive(chunk: Buffer): void {
+    let frames: Frame[];
+    try {
+      frames = this.reader.push(chunk);
+    } catch (error) {
+      this.close(error as Error);
+      return;
+    }
+    for (const frame of frames) {
+      const call = this.pending.get(frame.id);
+      // An answer after its call's deadline: the call already failed, the answer is dropped.
+      if (!call) continue;
+      this.pending.delete(frame.id);
+      call.resolve({ status: frame.tag, text: frame.body });
+    }
+  }
+
+  private write(frame: Buffer): void {
+    const socket = this.socket!;
+    // A tick's calls leave in one write: under load many bookings forward in the same turn of the loop.
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
+    socket.write(frame);
+  }
+
+  private sweepWhilePending(): void {
+    if (this.sweeper !== null) return;
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const [id, call] of this.pending) {
+        if (call.deadline > now) continue;
+        this.pending.delete(id);
+        call.reject(new NodeCallFailed(false, true, { cause: new Error('no answer on the channel in time') }));
+      }
+      if (this.pending.size === 0) this.stopSweeping();
+    }, SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  private stopSweeping(): void {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+
+  private close(cause: Error): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.stopSweeping();
+    this.socket?.destroy();
+    this.queued.length = 0;
+    const failed = [...this.pending.values()];
+    this.pending.clear();
+    this.onClosed(this);
+    for (const call of failed) {
+      // Never sent: a refused connection, a failed upgrade. Sent: the peer may have run it.
+      call.reject(cause instanceof ChannelNotOffered && !call.sent ? cause : new NodeCallFailed(!call.sent, false, { cause }));
+    }
+  }
+}
+
+/** A node that did not offer the channel is called over HTTP for this long before the channel is tried again. */
+const HTTP_ONLY_MS = 60_000;
+
+/** By the node's URL as it advertises it. */
+const channels = new Map<string, NodeChannel>();
+const httpOnlyUntil = new Map<string, number>();
+
+/**
+ * A shard call to the node at `url`: over its channel, opened on first use and again after it
+ * closes; over `POST /internal/shards/:shard/call` to a node that does not offer the channel (a node
+ * of an older version during a rolling upgrade). The answer's status and text, or NodeCallFailed.
+ */
+export async function callShardOnNode(url: string, shard: number, body: string, authorization: string, timeoutMs: number): Promise<NodeAnswer> {
+  const viaHttp = (): Promise<NodeAnswer> => postToNode(url, shardCallPath(shard), body, authorization, timeoutMs);
+  if ((httpOnlyUntil.get(url) ?? 0) > Date.now()) return viaHttp();
+  let channel = channels.get(url);
+  if (channel === undefined || channel.closed) {
+    channel = new NodeChannel(url, authorization, (closed) => {
+      if (channels.get(url) === closed) channels.delete(url);
+    });
+    channels.set(url, channel);
+  }
+  try {
+    return await channel.call(shard, body, timeoutMs);
+  } catch (error) {
+    if (!(error instanceof ChannelNotOffered)) throw error;
+    httpOnlyUntil.set(url, Date.now() + HTTP_ONLY_MS);
+    return viaHttp();
+  }
+}
+
+/** Closes every channel (a node that stops): calls still waiting fail; later calls open new ones. */
+export function closeNodeChannels(): void {
+  const open = [...channels.values()];
+  channels.clear();
+  httpOnlyUntil.clear();
+  for (const channel of open) channel.destroy();
+}

@@ -260,7 +260,7 @@ function spawnNode(state: ClusterState, node: { readonly id: string; readonly po
   mkdirSync(join(home, node.id), { recursive: true });
   const out = openSync(nodeLog(home, node.id), 'a');
   const main = state.serverMain ?? SERVER_MAIN;
-  const child = spawn(process.execPath, main.endsWith('.ts') ? ['--import', 'tsx', main] : [main], {
+  const child = spawn(process.execPath, [...(process.env.PROFILE_NODE_ARGS ? process.env.PROFILE_NODE_ARGS.split(' ') : []), ...(main.endsWith('.ts') ? ['--import', 'tsx', main] : [main])], {
     cwd: repoRoot,
     detached: true,
     stdio: ['ignore', out, out],

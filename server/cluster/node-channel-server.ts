@@ -56,7 +56,7 @@ function refusalOf(request: IncomingMessage, token: string): string | null {
 
 const STOPPING: ShardCallAnswer = { ok: false, failure: 'unavailable', reason: 'the node is stopping' };
 
-/** One caller's socket: its calls run concurrently, each answer written as it comes, a tick's answers in one write. */
+/** One caller's socket: its calls run concurrently, each answer written as it comes, the answers of one turn of the event loop in one write. */
 class ServedChannel {
   private readonly reader = new FrameReader();
   private inFlight = 0;
@@ -124,11 +124,11 @@ class ServedChannel {
 
   private write(frame: Buffer): void {
     if (this.socket.destroyed) return;
-    // The answers of one tick leave in one write.
+    // After this turn's I/O callbacks: the answers that came from the worker in this turn go together.
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(() => {
+      setImmediate(() => {
         this.corked = false;
         this.socket.uncork();
       });

@@ -32,7 +32,7 @@ type ChannelState = 'connecting' | 'open' | 'closed';
 /**
  * One long-lived socket from this node to another, carrying shard calls as frames. Forwarding each
  * call as an HTTP request (even over undici's keep-alive pool) cost both nodes a request's parsing,
- * headers and a write per call; here a call is 12 bytes of header and its JSON, the calls of one tick
+ * headers and a write per call; here a call is 12 bytes of header and its JSON, the calls of one turn
  * leave in one write, and answers are matched by id in any order.
  *
  * Failures keep what `postToNode` promised: calls that never left (refused connection, failed
@@ -147,11 +147,12 @@ export class NodeChannel {
 
   private write(frame: Buffer): void {
     const socket = this.socket!;
-    // A tick's calls leave in one write: under load many bookings forward in the same turn of the loop.
+    // The calls of one turn of the event loop leave in one write, after its I/O callbacks (setImmediate, not
+    // nextTick): under load many requests forward in one turn. Measured: 483 → 519 confirmed/s, 3 nodes.
     if (!this.corked) {
       this.corked = true;
       socket.cork();
-      process.nextTick(() => {
+      setImmediate(() => {
         this.corked = false;
         socket.uncork();
       });

@@ -260,7 +260,7 @@ function spawnNode(state: ClusterState, node: { readonly id: string; readonly po
   mkdirSync(join(home, node.id), { recursive: true });
   const out = openSync(nodeLog(home, node.id), 'a');
   const main = state.serverMain ?? SERVER_MAIN;
-  const child = spawn(process.execPath, [...(process.env.PROFILE_NODE_ARGS ? process.env.PROFILE_NODE_ARGS.split(' ') : []), ...(main.endsWith('.ts') ? ['--import', 'tsx', main] : [main])], {
+  const child = spawn(process.execPath, [...benchNodeArgs(), ...(main.endsWith('.ts') ? ['--import', 'tsx', main] : [main])], {
     cwd: repoRoot,
     detached: true,
     stdio: ['ignore', out, out],
@@ -420,4 +420,9 @@ export async function clusterStatus(home: string): Promise<{ state: ClusterState
 /** Removes a stopped cluster's folder (tests). */
 export function removeClusterHome(home: string): void {
   rmSync(resolve(home), { recursive: true, force: true });
+}
+
+/** BENCH_NODE_ARGS (as bench/server.ts reads it): e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile every node under the bench's load. */
+function benchNodeArgs(): string[] {
+  return (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 }

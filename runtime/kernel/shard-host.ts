@@ -1,5 +1,12 @@
 import type { Logger } from '../ground/logger.js';
-import type { CallOf, FromShard, ShardExchange, ShardPort, ToShard } from './shard-protocol.js';
+import type { CallOf, FromShard, ShardExchange, ShardPort, ShardResult, ToShard } from './shard-protocol.js';
+import { TurnBatch } from './turn-batch.js';
+
+/** An answer waiting for the end of the turn, with its call's op (named if it cannot be sent). */
+interface Answered {
+  readonly result: ShardResult;
+  readonly op: string;
+}
 
 /**
  * The shard's end of the boundary: answers calls from the main thread, pushes its stats every second
@@ -29,26 +36,40 @@ export interface ShardServer {
 const STATS_EVERY_MS = 1000;
 
 export function serveShard<Exchange extends ShardExchange, Stats, Event>(port: ShardPort, handlers: ShardHandlers<Exchange, Stats, Event>, logger: Logger): ShardServer {
-  const send = (message: FromShard<Stats, Event>) => port.postMessage(message);
+  const postResults = (answered: Answered[]): void => {
+    try {
+      port.postMessage({ t: 'results', results: answered.map((one) => one.result) } satisfies FromShard<Stats, Event>);
+    } catch {
+      // An answer that cannot be cloned is a bug: its caller hears it, the others get theirs, the shard lives on.
+      for (const { result, op } of answered) {
+        try {
+          port.postMessage({ t: 'results', results: [result] } satisfies FromShard<Stats, Event>);
+        } catch (error) {
+          logger.error({ err: error, op }, 'shard answer could not be sent');
+          port.postMessage({ t: 'results', results: [{ id: result.id, ok: false, error: `answer to ${op} could not be sent` }] } satisfies FromShard<Stats, Event>);
+        }
+      }
+    }
+  };
+  const results = new TurnBatch<Answered>(postResults);
+  // Anything else the shard says goes after the answers given before it (a halt must not overtake them).
+  const send = (message: FromShard<Stats, Event>) => {
+    results.flush();
+    port.postMessage(message);
+  };
   const onMessage = (raw: unknown) => {
     const message = raw as ToShard<CallOf<Exchange>>;
     switch (message.t) {
-      case 'call':
-        handlers.call(message.call).then(
-          (value) => {
-            try {
-              send({ t: 'result', id: message.id, ok: true, value });
-            } catch (error) {
-              // An answer that cannot be cloned is a bug: the caller hears it, the shard lives on.
-              logger.error({ err: error, op: message.call.op }, 'shard answer could not be sent');
-              send({ t: 'result', id: message.id, ok: false, error: `answer to ${message.call.op} could not be sent` });
-            }
-          },
-          (error: unknown) => {
-            logger.error({ err: error, op: message.call.op }, 'shard call failed');
-            send({ t: 'result', id: message.id, ok: false, error: error instanceof Error ? error.message : String(error) });
-          },
-        );
+      case 'calls':
+        for (const { id, call } of message.calls) {
+          handlers.call(call).then(
+            (value) => results.add({ result: { id, ok: true, value }, op: call.op }),
+            (error: unknown) => {
+              logger.error({ err: error, op: call.op }, 'shard call failed');
+              results.add({ result: { id, ok: false, error: error instanceof Error ? error.message : String(error) }, op: call.op });
+            },
+          );
+        }
         return;
       case 'follow-events':
         handlers.followEvents(message.on ? (events) => send({ t: 'events', events }) : null);

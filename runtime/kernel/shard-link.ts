@@ -1,4 +1,5 @@
 import type { AnswerOf, CallOf, FromShard, ShardExchange, ShardPort, ToShard } from './shard-protocol.js';
+import { TurnBatch } from './turn-batch.js';
 
 /** The shard is down (its worker died and is being restarted) or did not answer: the request gets a 503 at once. */
 export class ShardUnavailableError extends Error {
@@ -32,6 +33,8 @@ export type ShardState = 'starting' | 'up' | 'down';
 export class ShardLink<Exchange extends ShardExchange, Stats, Event> {
   private port: ShardPort | null = null;
   private readonly pending = new Map<number, Pending>();
+  /** The calls of this turn, posted together (runtime/kernel/turn-batch.ts). */
+  private readonly outgoing = new TurnBatch<{ readonly id: number; readonly call: CallOf<Exchange> }>((calls) => this.post(calls));
   private nextId = 1;
   private readonly eventListeners = new Set<(events: readonly Event[]) => void>();
   private readyWaiters: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
@@ -61,6 +64,7 @@ export class ShardLink<Exchange extends ShardExchange, Stats, Event> {
   detach(reason: string): void {
     this.port?.off('message', this.onMessage);
     this.port = null;
+    this.outgoing.drop();
     this.state = 'down';
     this.downReason = reason;
     this.upSince = null;
@@ -92,16 +96,29 @@ export class ShardLink<Exchange extends ShardExchange, Stats, Event> {
         reject(new ShardUnavailableError(this.shard, `no answer to ${call.op} within ${deadlineMs} ms`));
       }, deadlineMs);
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, timer });
-      const message: ToShard<CallOf<Exchange>> = { t: 'call', id, call };
-      try {
-        port.postMessage(message);
-      } catch (error) {
-        // Not cloneable (a bug in the caller): fail now, not at the deadline.
-        clearTimeout(timer);
-        this.pending.delete(id);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      }
+      this.outgoing.add({ id, call });
     });
+  }
+
+  private post(calls: Array<{ readonly id: number; readonly call: CallOf<Exchange> }>): void {
+    const port = this.port;
+    if (port === null) return;
+    try {
+      port.postMessage({ t: 'calls', calls } satisfies ToShard<CallOf<Exchange>>);
+    } catch {
+      // One call is not cloneable (a bug in its caller): it fails now, not at its deadline; the others go on.
+      for (const one of calls) {
+        try {
+          port.postMessage({ t: 'calls', calls: [one] } satisfies ToShard<CallOf<Exchange>>);
+        } catch (error) {
+          const pending = this.pending.get(one.id);
+          if (!pending) continue;
+          clearTimeout(pending.timer);
+          this.pending.delete(one.id);
+          pending.reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      }
+    }
   }
 
   /** The latest stats the shard pushed (null before it was first up). */
@@ -117,6 +134,7 @@ export class ShardLink<Exchange extends ShardExchange, Stats, Event> {
   followEvents(on: boolean): void {
     this.following = on;
     if (this.port === null) return;
+    this.outgoing.flush();
     const message: ToShard<CallOf<Exchange>> = { t: 'follow-events', on };
     this.port.postMessage(message);
   }
@@ -145,15 +163,16 @@ export class ShardLink<Exchange extends ShardExchange, Stats, Event> {
         this.detach(message.fenced ? `fenced: another owner took the shard (${message.reason})` : `stopped: ${message.reason}`);
         this.fenced = message.fenced;
         return;
-      case 'result': {
-        const pending = this.pending.get(message.id);
-        if (!pending) return; // answered after its deadline: the caller has moved on
-        this.pending.delete(message.id);
-        clearTimeout(pending.timer);
-        if (message.ok) pending.resolve(message.value);
-        else pending.reject(new ShardCallError(`shard ${this.shard}: ${message.error}`));
+      case 'results':
+        for (const result of message.results) {
+          const pending = this.pending.get(result.id);
+          if (!pending) continue; // answered after its deadline: the caller has moved on
+          this.pending.delete(result.id);
+          clearTimeout(pending.timer);
+          if (result.ok) pending.resolve(result.value);
+          else pending.reject(new ShardCallError(`shard ${this.shard}: ${result.error}`));
+        }
         return;
-      }
       case 'events':
         for (const listener of this.eventListeners) listener(message.events);
         return;

@@ -40,9 +40,12 @@ type Matching<E extends ShardExchange, C> = C extends unknown
  */
 export type AnswerOf<E extends ShardExchange, C extends CallOf<E>> = [Matching<E, C>] extends [never] ? unknown : Matching<E, C>;
 
-/** Main thread → shard. */
+/**
+ * Main thread → shard. Calls travel in batches: those made in one turn of the main thread's event
+ * loop go in one message (one structured clone and one wake-up of the worker instead of one each).
+ */
 export type ToShard<Call extends ShardCallShape> =
-  | { readonly t: 'call'; readonly id: number; readonly call: Call }
+  | { readonly t: 'calls'; readonly calls: ReadonlyArray<{ readonly id: number; readonly call: Call }> }
   /** Start or stop pushing events as they commit (only while someone follows them live). */
   | { readonly t: 'follow-events'; readonly on: boolean };
 
@@ -56,11 +59,13 @@ export type FromShard<Stats, Event> =
    * call fails now. `fenced`: another owner took it, so it must not be started again here.
    */
   | { readonly t: 'halted'; readonly reason: string; readonly fenced: boolean }
-  /** `ok: false` only for a failure outside the domain (a bug, a closed journal): rejections are values in `value`. */
-  | { readonly t: 'result'; readonly id: number; readonly ok: true; readonly value: unknown }
-  | { readonly t: 'result'; readonly id: number; readonly ok: false; readonly error: string }
+  /** The answers of one turn of the shard's event loop, in one message. */
+  | { readonly t: 'results'; readonly results: readonly ShardResult[] }
   | { readonly t: 'events'; readonly events: readonly Event[] }
   | { readonly t: 'stats'; readonly stats: Stats };
+
+/** `ok: false` only for a failure outside the domain (a bug, a closed journal): rejections are values in `value`. */
+export type ShardResult = { readonly id: number; readonly ok: true; readonly value: unknown } | { readonly id: number; readonly ok: false; readonly error: string };
 
 /** The two ends of a MessagePort, a Worker or a worker's parentPort: all the shard boundary needs. */
 export interface ShardPort {

@@ -70,6 +70,8 @@ interface CpuPerBooking {
   readonly shard: number;
   readonly rest: number;
   readonly process: number;
+  /** The rest thread by thread, busiest first (Node 20 names no thread: other shards, the WAL checkpointers, V8's GC and compiler helpers, libuv's pool). */
+  readonly restThreads: readonly number[];
 }
 
 /** CPU ms per booking between two readings: the main thread (tid = pid), the busiest other (the shard), the rest. */
@@ -79,7 +81,8 @@ function cpuOf(before: Map<number, number>, after: Map<number, number>, pid: num
   const shard = deltas.find((d) => d.tid !== pid)?.ms ?? 0;
   const total = deltas.reduce((sum, d) => sum + d.ms, 0);
   const per = (ms: number) => Number((ms / Math.max(1, bookings)).toFixed(3));
-  return { main: per(main), shard: per(shard), rest: per(total - main - shard), process: per(total) };
+  const restThreads = deltas.filter((d) => d.tid !== pid && d.ms > 0).slice(1, 9).map((d) => per(d.ms));
+  return { main: per(main), shard: per(shard), rest: per(total - main - shard), process: per(total), restThreads };
 }
 
 /** The journal's commits and events so far, summed over the shards, from /metrics. */

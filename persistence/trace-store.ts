@@ -86,6 +86,18 @@ export class TraceStore {
        FROM trace_steps WHERE to_actor = ? GROUP BY trace_id`,
     );
     const writeSteps = db.transaction((steps: readonly TraceStep[]) => {
+      // A state object is often one step's state after and the next step's state before (the
+      // recorder describes each state once): serialised once per write.
+      const states = new Map<unknown, string | null>();
+      const stateJson = (state: unknown): string | null => {
+        if (typeof state !== 'object' || state === null) return toJson(state);
+        let json = states.get(state);
+        if (json === undefined) {
+          json = toJson(state);
+          states.set(state, json);
+        }
+        return json;
+      };
       for (const step of steps) {
         this.insert.run(
           step.traceId,
@@ -95,8 +107,8 @@ export class TraceStore {
           step.toActor,
           step.messageType,
           toJson(step.payload),
-          toJson(step.stateBefore),
-          toJson(step.stateAfter),
+          stateJson(step.stateBefore),
+          stateJson(step.stateAfter),
           toJson(step.outcome),
           step.startedAt,
           Math.round(step.durationUs),

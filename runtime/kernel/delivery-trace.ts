@@ -39,6 +39,9 @@ export interface StateDescriber {
 /** The state as traces show it: the behaviour's view, or the state itself. */
 export const describeState = (describer: StateDescriber, state: unknown): unknown => (describer.describe ? describer.describe(state) : state);
 
+/** Recent states kept described (TraceRecorder.describeOnce): a few times the deliveries in flight on a busy shard. */
+const DESCRIBED_STATES_KEPT = 1024;
+
 /** A delivery slower than this is always recorded: the trace of a slow request is the one wanted. */
 const SLOW_DELIVERY_US = 250_000;
 
@@ -71,11 +74,30 @@ export class TraceRecorder implements DeliveryObserver<TraceWatch> {
     private readonly untracedRefusal: (outcome: unknown) => boolean = () => false,
   ) {}
 
+  /**
+   * The described form of recent states, by the state object: a delivery's state after is the next
+   * delivery's state before (an actor's state object lives until it changes), and a read leaves the
+   * state as it was, so each state is described once and the trace store serialises that one object
+   * once (persistence/trace-store.ts). States are immutable (deciders' evolve returns new ones).
+   */
+  private readonly described = new Map<unknown, unknown>();
+
   started(envelope: Envelope, describer: StateDescriber, state: unknown): TraceWatch {
     const startedAt = Date.now();
     const started = process.hrtime.bigint();
     const sampled = describer.traceOnlyExceptions !== true && isSampled(envelope.traceId, this.sample);
-    return { envelope, describer, startedAt, started, sampled, stateBefore: sampled ? describeState(describer, state) : undefined };
+    return { envelope, describer, startedAt, started, sampled, stateBefore: sampled ? this.describeOnce(describer, state) : undefined };
+  }
+
+  private describeOnce(describer: StateDescriber, state: unknown): unknown {
+    if (typeof state !== 'object' || state === null) return describeState(describer, state);
+    const known = this.described.get(state);
+    if (known !== undefined) return known;
+    const described = describeState(describer, state);
+    this.described.set(state, described);
+    // Bounded: the states of the sagas in flight, not of every actor that ever ran.
+    if (this.described.size > DESCRIBED_STATES_KEPT) this.described.delete(this.described.keys().next().value);
+    return described;
   }
 
   finished(watch: TraceWatch, end: DeliveryEnd): void {
@@ -92,7 +114,7 @@ export class TraceRecorder implements DeliveryObserver<TraceWatch> {
       messageType: envelope.type,
       payload: envelope.payload,
       stateBefore: watch.stateBefore,
-      stateAfter: describeState(watch.describer, end.state),
+      stateAfter: this.describeOnce(watch.describer, end.state),
       outcome: end.outcome,
       startedAt: watch.startedAt,
       durationUs,

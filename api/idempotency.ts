@@ -32,44 +32,44 @@ export type IdempotentResult =
   | { readonly kind: 'reused' };
 
 /**
- * Keys in progress live in memory: the main thread serves every HTTP request of the process, whatever
- * shard the booking lives on. The key's request hash is claimed in the store before the request runs,
- * so another body is a 422 also while the first request runs elsewhere or after it died unanswered.
+ * The key's request hash is claimed in the store before the request runs, and the store decides, for
+ * every node of the fleet, whether it runs: another body is a 422 also while the first request runs
+ * elsewhere or after it died unanswered; the same body while a request with it runs is a 409 (the
+ * claim's lease, actors/idempotency/decider.ts); after that request died or gave an answer that was
+ * not final, it runs again and reaches the same key-derived booking, which answers from what it did.
  */
 export class IdempotencyGuard {
-  private readonly inFlight = new Set<string>();
-
   constructor(private readonly store: IdempotencyPort) {}
 
   /** `trace`: the request's, carried by the claim's asks (one trace per keyed request, not three). */
   async run(customerId: string, key: string, requestHash: string, execute: () => Promise<Execution>, trace?: TraceContext): Promise<IdempotentResult> {
-    const slot = `${customerId}\n${key}`;
-    if (this.inFlight.has(slot)) {
-      // Another request with this key runs: it may have just answered (replay), or hold another body (422).
-      const stored = await this.store.peek(customerId, key, trace);
-      return answerFromStored(stored, requestHash) ?? { kind: 'in-use' };
-    }
-    // has → add happens without an await in between, so two requests cannot both pass.
-    this.inFlight.add(slot);
+    const stored = await this.store.claim(customerId, key, requestHash, trace);
+    const answered = answerFromStored(stored, requestHash);
+    if (answered) return answered;
+    let execution: Execution;
     try {
-      // Claimed but unanswered (the process died, or the answer was not final): run again; the
-      // key-derived booking id reaches the same booking, which answers from what it already did.
-      const stored = await this.store.claim(customerId, key, requestHash, trace);
-      const answered = answerFromStored(stored, requestHash);
-      if (answered) return answered;
-      const { response, final } = await execute();
-      if (final) await this.store.save(customerId, key, requestHash, response.statusCode, response.body, trace);
-      return { kind: 'executed', response };
-    } finally {
-      this.inFlight.delete(slot);
+      execution = await execute();
+    } catch (error) {
+      await this.releaseQuietly(customerId, key, requestHash, trace);
+      throw error;
     }
+    const { response, final } = execution;
+    if (final) await this.store.save(customerId, key, requestHash, response.statusCode, response.body, trace);
+    else await this.releaseQuietly(customerId, key, requestHash, trace);
+    return { kind: 'executed', response };
+  }
+
+  /** A release that fails (its shard is down) leaves the lease to run out: a retry meanwhile gets 409 with Retry-After. */
+  private async releaseQuietly(customerId: string, key: string, requestHash: string, trace?: TraceContext): Promise<void> {
+    await this.store.release(customerId, key, requestHash, trace).catch(() => undefined);
   }
 }
 
 function answerFromStored(stored: StoredResponse | undefined, requestHash: string): IdempotentResult | undefined {
-  if (stored && stored.requestHash !== requestHash) return { kind: 'reused' };
-  if (stored && stored.statusCode !== null) return { kind: 'replayed', response: { statusCode: stored.statusCode, body: stored.body } };
-  return undefined;
+  if (stored === undefined) return undefined;
+  if (stored.requestHash !== requestHash) return { kind: 'reused' };
+  if (stored.statusCode !== null) return { kind: 'replayed', response: { statusCode: stored.statusCode, body: stored.body } };
+  return { kind: 'in-use' };
 }
 
 /** The hash that tells "same request" from "another body": sha256 of canonical JSON (keys sorted). */

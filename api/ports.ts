@@ -23,15 +23,16 @@ export interface StoredResponse {
  */
 /** `trace`: the request's trace, so that a keyed request's claim steps are in its trace (none: a trace of their own). */
 export interface IdempotencyPort {
-  /** What the key holds, without claiming it (a second request while the first still runs). */
-  peek(customerId: string, key: string, trace?: TraceContext): Promise<StoredResponse | undefined>;
   /**
-   * Records the key's request hash before the request runs, unless the key already holds something,
-   * which is answered instead (durable when the promise resolves): another body is refused even before
-   * the first answered. Undefined: claimed now.
+   * Records the key's request hash before the request runs, unless the key holds something else, which
+   * is answered instead: another body's claim (refused even before the first answered), a stored answer,
+   * or a request with this body still running (`statusCode` null), on this process or another. Undefined:
+   * claimed for this request, which runs.
    */
   claim(customerId: string, key: string, requestHash: string, trace?: TraceContext): Promise<StoredResponse | undefined>;
   save(customerId: string, key: string, requestHash: string, statusCode: number, body: unknown, trace?: TraceContext): Promise<void>;
+  /** The request's answer was not final: the claim no longer counts as running, so a retry runs at once. */
+  release(customerId: string, key: string, requestHash: string, trace?: TraceContext): Promise<void>;
 }
 
 export interface HealthCheck {

@@ -7,7 +7,7 @@ import { buildApp } from '../api/app.js';
 import { buildOpsApp } from '../api/ops-app.js';
 import type { HealthCheck, HealthReport } from '../api/ports.js';
 import { IdempotencyStore } from '../persistence/idempotency-store.js';
-import { ShardedIdempotency } from './idempotency-claims.js';
+import { claimLeaseMs, ShardedIdempotency } from './idempotency-claims.js';
 import type { Db } from '../persistence/sqlite.js';
 import type { Clock } from '../runtime/ground/clock.js';
 import { closerStack, type Closer } from '../runtime/ground/closers.js';
@@ -208,7 +208,13 @@ async function startHttp(
   // commit): no disk on this thread per request. The registry's table only ages out what an older
   // version stored there. Through `links`: in a cluster a claim on another node's shard is asked there.
   closers.push(housekeepIdempotency({ idempotency: new IdempotencyStore(registry.db), logger }));
-  const idempotency = new ShardedIdempotency(links, config.timing.askTimeoutMs);
+  // Each start is a new holder of claims: in a cluster the claims of other nodes' requests are theirs
+  // while their lease runs; alone, a claim of an earlier start died with it (actors/idempotency/decider.ts).
+  const idempotency = new ShardedIdempotency(links, config.timing.askTimeoutMs, {
+    holder: `${node.self.id}/${randomUUID()}`,
+    leaseMs: claimLeaseMs(config.timing.askTimeoutMs),
+    othersMayRun: node.clustered,
+  });
   const metrics = options.metrics ?? createMetrics();
   registerShardMetrics(metrics, shards);
   const events = new ShardedEvents(links);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ActorBehaviour } from '../../runtime/kernel/directory.js';
 import { accept, type Outcome } from '../contract/rejections.js';
 import { persistDecided } from '../shared/persist-decided.js';
-import { decide, evolve, initialClaimState, liveClaim, type ClaimEvent, type ClaimState } from './decider.js';
+import { decide, evolve, initialClaimState, liveClaim, type ClaimEvent, type ClaimLease, type ClaimState } from './decider.js';
 
 export const IDEMPOTENCY = 'idempotency';
 
@@ -15,17 +15,20 @@ export const claimIdFor = (customerId: string, key: string): string =>
   `idem_${createHash('sha256').update(`idempotency\n${customerId}\n${key}`).digest('hex').slice(0, 32)}`;
 
 export type ClaimMessage =
-  /** Claims a free key for this body; answers what the key held before (null: claimed now). */
-  | { readonly type: 'ClaimKey'; readonly requestHash: string }
+  /**
+   * Claims the key for this body under a lease (actors/idempotency/decider.ts); answers null when this
+   * request is to run, else what the key holds (another body's claim, a running request, an answer).
+   */
+  | ({ readonly type: 'ClaimKey'; readonly requestHash: string } & ClaimLease)
   /** The final answer of the request that claimed the key (errors included). */
   | { readonly type: 'StoreAnswer'; readonly requestHash: string; readonly statusCode: number; readonly body: unknown }
-  /** What the key holds, without claiming it (a second request while the first runs). */
-  | { readonly type: 'ReadClaim' };
+  /** The claiming request's answer was not final: a retry may run at once. */
+  | { readonly type: 'ReleaseClaim'; readonly requestHash: string; readonly holder: string };
 
 /** What a key holds, as the HTTP edge reads it (api/ports.ts StoredResponse). */
 export interface ClaimView {
   readonly requestHash: string;
-  /** Null: claimed, no final answer. */
+  /** Null: claimed, no final answer (with the asker's body: its request runs now). */
   readonly statusCode: number | null;
   readonly body: unknown;
 }
@@ -69,10 +72,6 @@ export function claimBehaviour(deps: ClaimActorDeps) {
     async handle(ctx, message) {
       const now = deps.now();
       switch (message.type) {
-        case 'ReadClaim': {
-          const answer: Outcome<ClaimView | null> = accept(viewOf(liveClaim(ctx.state, now, deps.ttlMs)));
-          return ctx.reply(answer);
-        }
         case 'ClaimKey': {
           // Answered once the claim is queued, like StoreAnswer below, so the request's saga starts
           // while the claim commits (one sequential commit fewer for a keyed booking; in cluster mode
@@ -81,10 +80,20 @@ export function claimBehaviour(deps: ClaimActorDeps) {
           // StoreAnswer only after the claim's commit settles. And a request cut short before the
           // claim is durable leaves its other body a 422 all the same: the key-derived booking exists
           // with the first request (BookingAlreadyExists), or nothing does and no one was answered.
-          const before = viewOf(liveClaim(ctx.state, now, deps.ttlMs));
-          const claimed = persistDecided(ctx, decide({ type: 'Claim', requestHash: message.requestHash, at: now }, ctx.state, deps.ttlMs));
-          ctx.reply(accept(before));
+          const { requestHash, holder, leaseMs, othersMayRun } = message;
+          const decision = decide({ type: 'Claim', requestHash, at: now, holder, leaseMs, othersMayRun }, ctx.state, deps.ttlMs);
+          // Claimed (now, or again after its last request ended): this request runs. Else what the key holds.
+          const answer: Outcome<ClaimView | null> = accept(decision.ok && decision.events.length > 0 ? null : viewOf(liveClaim(ctx.state, now, deps.ttlMs)));
+          const claimed = persistDecided(ctx, decision);
+          ctx.reply(answer);
           await claimed;
+          return;
+        }
+        case 'ReleaseClaim': {
+          // As StoreAnswer: answered once queued; this mailbox takes the key's next claim after the commit.
+          const released = persistDecided(ctx, decide({ type: 'Release', requestHash: message.requestHash, holder: message.holder, at: now }, ctx.state, deps.ttlMs));
+          ctx.reply(accept(null));
+          await released;
           return;
         }
         case 'StoreAnswer': {

@@ -98,23 +98,31 @@ export function stubFleet(overrides: Partial<FleetService> = {}): StubFleet {
   return { fleet, calls, callsTo: (method) => calls.filter((call) => call.method === method).map((call) => call.args) };
 }
 
-/** The in-memory IdempotencyPort (the claim actors on the shards add expiry after 24 h). `find` reads it synchronously (tests). */
+/**
+ * The in-memory IdempotencyPort, as one process sees the claim actors (which add the lease's expiry and
+ * 24 h): a claim without an answer is running until it is released. `find` reads it synchronously (tests).
+ */
 export class MemoryIdempotencyStore implements IdempotencyPort {
   readonly entries = new Map<string, StoredResponse>();
+  /** Claimed, not answered, and released (or left by a crash): the next request with its body runs. */
+  readonly released = new Set<string>();
 
   find(customerId: string, key: string): StoredResponse | undefined {
     return this.entries.get(`${customerId}\n${key}`);
   }
 
-  async peek(customerId: string, key: string): Promise<StoredResponse | undefined> {
-    return this.find(customerId, key);
+  async claim(customerId: string, key: string, requestHash: string): Promise<StoredResponse | undefined> {
+    const slot = `${customerId}\n${key}`;
+    const stored = this.entries.get(slot);
+    if (stored && !(stored.statusCode === null && stored.requestHash === requestHash && this.released.has(slot))) return stored;
+    this.released.delete(slot);
+    this.entries.set(slot, { requestHash, statusCode: null, body: null });
+    return undefined;
   }
 
-  async claim(customerId: string, key: string, requestHash: string): Promise<StoredResponse | undefined> {
-    const stored = this.find(customerId, key);
-    if (stored) return stored;
-    this.entries.set(`${customerId}\n${key}`, { requestHash, statusCode: null, body: null });
-    return undefined;
+  async release(customerId: string, key: string, requestHash: string): Promise<void> {
+    const slot = `${customerId}\n${key}`;
+    if (this.entries.get(slot)?.requestHash === requestHash) this.released.add(slot);
   }
 
   /** Stored before it returns (the body of an async function runs up to its first await), so a test can seed with it. */

@@ -48,6 +48,7 @@ describe('the claim of an Idempotency-Key', () => {
     db.close();
   };
   const claim = { kind: IDEMPOTENCY, id: claimIdFor('alice', 'key-1') };
+  const LEASE = { holder: 'single/test', leaseMs: 30_000, othersMayRun: false };
   const ask = (message: Parameters<ActorDirectory['ask']>[1]) => directory.ask<Outcome<ClaimView | null>>(claim, message, 'http', rootContext());
 
   afterEach(async () => {
@@ -60,7 +61,7 @@ describe('the claim of an Idempotency-Key', () => {
     held = true;
     start();
 
-    const claimed = await ask({ type: 'ClaimKey', requestHash: 'h1' });
+    const claimed = await ask({ type: 'ClaimKey', requestHash: 'h1', ...LEASE });
     // The saga may start now: the claim is committed but not durable yet.
     expect(claimed).toEqual({ ok: true, value: null });
     await vi.waitFor(() => expect(syncs).toHaveLength(1));
@@ -83,12 +84,12 @@ describe('the claim of an Idempotency-Key', () => {
     temp = tempDbFile();
     held = false;
     start();
-    expect(await ask({ type: 'ClaimKey', requestHash: 'h1' })).toEqual({ ok: true, value: null });
+    expect(await ask({ type: 'ClaimKey', requestHash: 'h1', ...LEASE })).toEqual({ ok: true, value: null });
     expect(await ask({ type: 'StoreAnswer', requestHash: 'h1', statusCode: 201, body: { id: 'b-1' } })).toEqual({ ok: true, value: null });
     await stop();
 
     start();
     // A fresh activation for ClaimKey: the journal holds the key, so it reads it and answers what is stored.
-    expect(await ask({ type: 'ClaimKey', requestHash: 'h2' })).toEqual({ ok: true, value: { requestHash: 'h1', statusCode: 201, body: { id: 'b-1' } } });
+    expect(await ask({ type: 'ClaimKey', requestHash: 'h2', ...LEASE })).toEqual({ ok: true, value: { requestHash: 'h1', statusCode: 201, body: { id: 'b-1' } } });
   });
 });

@@ -11,22 +11,49 @@ const HASH = 'a'.repeat(64);
 const OTHER = 'b'.repeat(64);
 const PROBLEM_409 = { type: 'https://fleetactors.dev/problems/vehicle-unavailable', status: 409 };
 
-const claimed = (requestHash = HASH, at = T0): ClaimEvent => ({ type: 'KeyClaimed', requestHash, at });
+const LEASE_MS = 34_000;
+const NODE_A = 'n1/first-start';
+const NODE_B = 'n2/first-start';
+const claimed = (requestHash = HASH, at = T0, holder = NODE_A): ClaimEvent => ({ type: 'KeyClaimed', requestHash, at, holder, leaseUntil: at + LEASE_MS });
 const stored = (statusCode = 201, body: unknown = { id: 'bk_1' }, at = T0 + 50, requestHash = HASH): ClaimEvent => ({ type: 'AnswerStored', requestHash, statusCode, body, at });
-const claim = (requestHash = HASH, at = T0): ClaimCommand => ({ type: 'Claim', requestHash, at });
+/** A node of a cluster (othersMayRun) unless told otherwise. */
+const claim = (requestHash = HASH, at = T0, holder = NODE_A, othersMayRun = true): ClaimCommand => ({ type: 'Claim', requestHash, at, holder, leaseMs: LEASE_MS, othersMayRun });
+const release = (at: number, holder = NODE_A, requestHash = HASH): ClaimCommand => ({ type: 'Release', requestHash, holder, at });
+const released = (at: number, requestHash = HASH): ClaimEvent => ({ type: 'ClaimReleased', requestHash, at });
 const storeAnswer = (statusCode = 201, body: unknown = { id: 'bk_1' }, at = T0 + 50, requestHash = HASH): ClaimCommand => ({ type: 'StoreAnswer', requestHash, statusCode, body, at });
 
 describe('Claim', () => {
-  it('claims a free key for the request body', () => {
-    expect(spec.given([]).when(claim()).then([claimed()])).toEqual({ status: 'CLAIMED', requestHash: HASH, at: T0 });
+  it('claims a free key for the request body, held by its process under a lease', () => {
+    expect(spec.given([]).when(claim()).then([claimed()])).toEqual({ status: 'CLAIMED', requestHash: HASH, at: T0, holder: NODE_A, leaseUntil: T0 + LEASE_MS });
   });
 
-  it.each<[string, ClaimEvent[]]>([
-    ['claimed (running, or cut short by a crash)', [claimed()]],
-    ['answered', [claimed(), stored()]],
-  ])('records nothing when the key is %s: the shell answers from the state, with the same body or another', (_what, given) => {
-    spec.given(given).when(claim(HASH, T0 + 1000)).thenNothing();
-    spec.given(given).when(claim(OTHER, T0 + 1000)).thenNothing();
+  it('records nothing for an answered key (the shell replays it, or refuses another body), nor for another body\'s claim', () => {
+    spec.given([claimed(), stored()]).when(claim(HASH, T0 + 1000)).thenNothing();
+    spec.given([claimed(), stored()]).when(claim(OTHER, T0 + 1000)).thenNothing();
+    spec.given([claimed()]).when(claim(OTHER, T0 + 1000)).thenNothing();
+    // Also past the lease: another body stays refused.
+    spec.given([claimed()]).when(claim(OTHER, T0 + LEASE_MS + 1)).thenNothing();
+  });
+
+  it('while the lease runs, the same body is in use: on another node, and on the same process', () => {
+    spec.given([claimed()]).when(claim(HASH, T0 + 1000, NODE_B)).thenNothing();
+    spec.given([claimed()]).when(claim(HASH, T0 + LEASE_MS - 1, NODE_A)).thenNothing();
+  });
+
+  it('once the lease ran out (its request died with its node), the next request takes the claim over and runs', () => {
+    const state = spec.given([claimed()]).when(claim(HASH, T0 + LEASE_MS, NODE_B)).then([claimed(HASH, T0 + LEASE_MS, NODE_B)]);
+    expect(state).toMatchObject({ status: 'CLAIMED', holder: NODE_B, leaseUntil: T0 + 2 * LEASE_MS });
+  });
+
+  it('alone (one process), a claim of an earlier start is taken over at once: it died with that start', () => {
+    spec.given([claimed()]).when(claim(HASH, T0 + 1000, 'single/second-start', false)).then([claimed(HASH, T0 + 1000, 'single/second-start')]);
+    // Its own running request is still in use.
+    spec.given([claimed(HASH, T0, 'single/second-start')]).when(claim(HASH, T0 + 1000, 'single/second-start', false)).thenNothing();
+  });
+
+  it('a claim recorded before leases (no holder, no lease) is never in use', () => {
+    const legacy: ClaimEvent = { type: 'KeyClaimed', requestHash: HASH, at: T0 };
+    spec.given([legacy]).when(claim(HASH, T0 + 1000, NODE_B)).then([claimed(HASH, T0 + 1000, NODE_B)]);
   });
 
   it('a key whose last write is 24 h old is free again: the new request claims it, whatever its body', () => {
@@ -49,6 +76,22 @@ describe('StoreAnswer', () => {
 
   it('the answer of a request with another body than the claim records nothing', () => {
     spec.given([claimed()]).when(storeAnswer(201, { id: 'bk_2' }, T0 + 50, OTHER)).thenNothing();
+  });
+});
+
+describe('Release (an answer that was not final)', () => {
+  it('ends its holder\'s lease: the same body runs again at once, from any node; another body stays refused', () => {
+    const state = spec.given([claimed()]).when(release(T0 + 900)).then([released(T0 + 900)]);
+    expect(state).toMatchObject({ status: 'CLAIMED', requestHash: HASH, leaseUntil: T0 + 900 });
+    spec.given([claimed(), released(T0 + 900)]).when(claim(HASH, T0 + 1000, NODE_B)).then([claimed(HASH, T0 + 1000, NODE_B)]);
+    spec.given([claimed(), released(T0 + 900)]).when(claim(OTHER, T0 + 1000, NODE_B)).thenNothing();
+  });
+
+  it('records nothing from another holder, for another body, after the lease, or for an answered key', () => {
+    spec.given([claimed()]).when(release(T0 + 900, NODE_B)).thenNothing();
+    spec.given([claimed()]).when(release(T0 + 900, NODE_A, OTHER)).thenNothing();
+    spec.given([claimed()]).when(release(T0 + LEASE_MS)).thenNothing();
+    spec.given([claimed(), stored()]).when(release(T0 + 900)).thenNothing();
   });
 });
 

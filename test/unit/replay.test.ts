@@ -84,7 +84,8 @@ describe('an Idempotency-Key claim replays like any actor', () => {
     ];
     const replay = replayActor('idempotency', id, claimEntries);
     expect(replay.state).toEqual({ status: 'ANSWERED', requestHash: 'h1', statusCode: 201, body: { id: B }, at: T + 40 });
-    expect(replayActor('idempotency', id, claimEntries, 1).state).toEqual({ status: 'CLAIMED', requestHash: 'h1', at: T });
+    // A claim journalled before leases: no holder, its lease ended when it was made (never in use).
+    expect(replayActor('idempotency', id, claimEntries, 1).state).toEqual({ status: 'CLAIMED', requestHash: 'h1', at: T, holder: '', leaseUntil: T });
     expect(actorOfName(`idempotency/${id}`)).toEqual({ kind: 'idempotency', id });
     expect(shardOfActor('idempotency', id, 3)).toBe(shardOfClaim(id, 3));
   });

@@ -64,7 +64,11 @@ export type ShardRead =
   /** `visibleTo`: a customer, who sees only bookable vehicles and their own ride (VehicleFilter). */
   | { readonly read: 'vehicle'; readonly id: string; readonly visibleTo?: string }
   | { readonly read: 'vehicles'; readonly filter: VehicleFilter }
-  | { readonly read: 'events'; readonly after: number; readonly limit: number }
+  /**
+   * `waitMs`: when nothing is there after `after`, answer as soon as something commits, or with the
+   * empty page after `waitMs` (a long poll: how another node follows this shard's live events).
+   */
+  | { readonly read: 'events'; readonly after: number; readonly limit: number; readonly waitMs?: number }
   | { readonly read: 'trace'; readonly traceId: string }
   | { readonly read: 'booking-traces'; readonly bookingId: string; readonly limit: number }
   /** A vehicle's recent device commands, newest first (actors/vehicle/command-history.ts); null when it has no journal. */

@@ -9,7 +9,7 @@ import type { TraceJournalReads } from '../persistence/trace-journal.js';
 import type { TraceStore } from '../persistence/trace-store.js';
 import type { VehicleReadModel } from '../persistence/vehicle-read-model.js';
 import { PUBLIC_TAG } from '../runtime/kernel/journal.js';
-import type { ReadAnswers, ReadName, ReadOf, ShardRead } from './shard-calls.js';
+import type { EventScan, ReadAnswers, ReadName, ReadOf, ShardRead } from './shard-calls.js';
 import { bookingTraceSteps, toShardEvents, traceSteps, vehicleCommands } from './shard-reads.js';
 
 /**
@@ -33,16 +33,21 @@ export interface ShardReadSources {
 
 type ReadRequests = { readonly [Name in ReadName]: ReadOf<Name> };
 
-export type ReadHandlers = { readonly [Name in ReadName]: (read: ReadRequests[Name]) => ReadAnswers[Name] };
+export type ReadHandlers = { readonly [Name in ReadName]: (read: ReadRequests[Name]) => ReadAnswers[Name] | Promise<ReadAnswers[Name]> };
 
 export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJournal, liveBookings, customerBookings, gbfsVehicles, areaViolations }: ShardReadSources): ReadHandlers {
   return {
     vehicle: (read) => vehicles.get(read.id, read.visibleTo) ?? null,
     vehicles: (read) => vehicles.list(read.filter),
     events: (read) => {
-      const rows = journal.readAfter(read.after, read.limit, PUBLIC_TAG);
-      // `scannedTo`: rows that are not events (a type no longer in the catalog) still move the cursor.
-      return { events: toShardEvents(shard, rows), scannedTo: rows.at(-1)?.position ?? read.after };
+      const scan = (): EventScan => {
+        const rows = journal.readAfter(read.after, read.limit, PUBLIC_TAG);
+        // `scannedTo`: rows that are not events (a type no longer in the catalog) still move the cursor.
+        return { events: toShardEvents(shard, rows), scannedTo: rows.at(-1)?.position ?? read.after };
+      };
+      const page = scan();
+      if (page.events.length > 0 || read.waitMs === undefined || read.waitMs <= 0) return page;
+      return nextCommitted(journal, scan, Math.min(read.waitMs, MAX_EVENTS_WAIT_MS));
     },
     trace: (read) => traceSteps(traces, read.traceId),
     'booking-traces': (read) => bookingTraceSteps(traces, read.bookingId, read.limit),
@@ -55,10 +60,33 @@ export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJ
   };
 }
 
+/** The longest an `events` read waits for a commit (a caller's larger `waitMs` is cut to it). */
+const MAX_EVENTS_WAIT_MS = 30_000;
+
+/** The page once a commit brings something after the cursor, or the empty page after `waitMs`. */
+function nextCommitted(journal: SqliteJournalEngine, scan: () => EventScan, waitMs: number): Promise<EventScan> {
+  return new Promise((resolve) => {
+    const answer = (): void => {
+      clearTimeout(timer);
+      stop();
+      resolve(scan());
+    };
+    const timer = setTimeout(answer, waitMs);
+    // Any commit: its rows may be no public event, and the scan then answers what moved the cursor, if anything.
+    const stop = journal.onCommit(() => {
+      const page = scan();
+      if (page.events.length === 0) return;
+      clearTimeout(timer);
+      stop();
+      resolve(page);
+    });
+  });
+}
+
 /** Hands a read to its handler. */
-export const dispatchRead = (handlers: ReadHandlers, read: ShardRead): ReadAnswers[ReadName] => readWith(handlers, read.read, read);
+export const dispatchRead = (handlers: ReadHandlers, read: ShardRead): ReadAnswers[ReadName] | Promise<ReadAnswers[ReadName]> => readWith(handlers, read.read, read);
 
 // `name` and `read` apart, so that TypeScript sees that the handler and the read belong together.
-function readWith<Name extends ReadName>(handlers: ReadHandlers, name: Name, read: ReadRequests[Name]): ReadAnswers[Name] {
+function readWith<Name extends ReadName>(handlers: ReadHandlers, name: Name, read: ReadRequests[Name]): ReadAnswers[Name] | Promise<ReadAnswers[Name]> {
   return handlers[name](read);
 }

@@ -24,8 +24,9 @@ export interface RemoteShardLinkOptions {
  * answered it. An owner that cannot be reached, or that does not serve the shard, fails the call with ShardUnavailableError at once (the
  * API's 503 shard-unavailable); nothing waits past the deadline.
  *
- * Live events (GET /events as a stream): while followed, the link polls the owner's journal
- * (server/cluster/remote-events.ts) and pushes what is new, as a worker pushes its commits.
+ * Live events (GET /events as a stream): while followed, the link keeps an ask for the shard's new
+ * events open at the owner (a long poll, server/cluster/remote-events.ts) and pushes what comes, as a
+ * worker pushes its commits.
  */
 export class RemoteShardLink implements FleetShardCaller {
   readonly shard: number;

@@ -161,40 +161,85 @@ describe('links to shards this node does not run', () => {
 describe('live events of a remote shard (RemoteEventFollower)', () => {
   const event = (position: number) => ({ shard: 1, position, type: 'booking.created', key: `bk_s1_${position}`, time: position, data: {} }) as unknown as ShardEvent;
 
-  it('starts at the shard\'s position, asks the streams to re-read, then pushes only what is new, and retries from the same position after a failure', async () => {
-    const journal = [event(3), event(5), event(8)];
-    let position = 5;
-    let failNext = false;
-    const calls: string[] = [];
-    const call = async <T,>(shardCall: ShardCall): Promise<T> => {
-      calls.push(shardCall.op === 'read' && shardCall.read.read === 'events' ? `read after ${shardCall.read.after}` : shardCall.op);
-      if (failNext) {
-        failNext = false;
-        throw new ShardUnavailableError(1, 'owner down');
+  /** An owner whose `events` read holds a long poll until something commits (server/shard-read-dispatch.ts), or answers at once (`immediate`: an older node). */
+  class FakeOwner {
+    readonly journal: ShardEvent[] = [event(3), event(5)];
+    readonly calls: string[] = [];
+    immediate = false;
+    private held: Array<{ after: number; resolve: (page: unknown) => void; reject: (error: Error) => void }> = [];
+
+    readonly call = async <T,>(shardCall: ShardCall): Promise<T> => {
+      if (shardCall.op === 'stats') {
+        this.calls.push('stats');
+        return { journal: { position: this.journal.at(-1)!.position } } as T;
       }
-      if (shardCall.op === 'stats') return { journal: { position } } as T;
-      const after = shardCall.op === 'read' && shardCall.read.read === 'events' ? shardCall.read.after : -1;
-      const events = journal.filter((each) => each.position > after && each.position <= position);
-      return { events, scannedTo: events.at(-1)?.position ?? after } as T;
+      const read = shardCall.op === 'read' && shardCall.read.read === 'events' ? shardCall.read : null;
+      if (read === null) throw new Error('not a call the follower makes');
+      this.calls.push(`read after ${read.after}${read.waitMs !== undefined ? ' (waits)' : ''}`);
+      const page = this.pageAfter(read.after);
+      if (page.events.length > 0 || this.immediate) return page as T;
+      return new Promise<T>((resolve, reject) => this.held.push({ after: read.after, resolve: resolve as (page: unknown) => void, reject }));
     };
+
+    get waiting(): number {
+      return this.held.length;
+    }
+
+    commit(position: number): void {
+      this.journal.push(event(position));
+      for (const ask of this.held.splice(0)) ask.resolve(this.pageAfter(ask.after));
+    }
+
+    failWaiting(): void {
+      for (const ask of this.held.splice(0)) ask.reject(new ShardUnavailableError(1, 'owner down'));
+    }
+
+    private pageAfter(after: number) {
+      const events = this.journal.filter((each) => each.position > after);
+      return { events, scannedTo: events.at(-1)?.position ?? after };
+    }
+  }
+
+  it('starts at the shard\'s position, asks the streams to re-read, then holds an ask at the owner and pushes each commit as it comes; after a failure it asks again from the same position', async () => {
+    const owner = new FakeOwner();
     const pushed: number[] = [];
     let resyncs = 0;
-    const follower = new RemoteEventFollower(call, (events) => pushed.push(...events.map((each) => each.position)), () => (resyncs += 1), 3_600_000);
-    const tick = () => (follower as unknown as { tick(): Promise<void> }).tick();
+    const follower = new RemoteEventFollower(owner.call, (events) => pushed.push(...events.map((each) => each.position)), () => (resyncs += 1), 10);
 
     follower.follow(true);
-    await vi.waitFor(() => expect(resyncs).toBe(1));
+    await vi.waitFor(() => expect(owner.waiting).toBe(1));
+    expect(resyncs).toBe(1);
     expect(pushed).toEqual([]);
 
-    position = 8;
-    failNext = true;
-    await tick();
-    expect(pushed).toEqual([]);
-    await tick();
+    owner.commit(8);
+    await vi.waitFor(() => expect(owner.waiting).toBe(1));
     expect(pushed).toEqual([8]);
-    await tick();
-    expect(pushed).toEqual([8]);
-    expect(calls).toEqual(['stats', 'read after 5', 'read after 5', 'read after 8']);
+
+    owner.failWaiting();
+    await vi.waitFor(() => expect(owner.calls).toHaveLength(4));
+    await vi.waitFor(() => expect(owner.waiting).toBe(1));
+    owner.commit(9);
+    await vi.waitFor(() => expect(pushed).toEqual([8, 9]));
+    await vi.waitFor(() => expect(owner.calls).toHaveLength(5));
+    expect(owner.calls).toEqual(['stats', 'read after 5 (waits)', 'read after 8 (waits)', 'read after 8 (waits)', 'read after 9 (waits)']);
+
+    // No longer followed: what commits next is not pushed.
+    await vi.waitFor(() => expect(owner.waiting).toBe(1));
     follower.follow(false);
+    owner.commit(10);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(pushed).toEqual([8, 9]);
+  });
+
+  it('polls an owner that answers at once with nothing (a node without the long poll), not in a tight loop', async () => {
+    const owner = new FakeOwner();
+    owner.immediate = true;
+    const follower = new RemoteEventFollower(owner.call, () => undefined, () => undefined, 50);
+    follower.follow(true);
+    await new Promise((resolve) => setTimeout(resolve, 260));
+    follower.follow(false);
+    // stats, then about one read per 50 ms (an ask at once after each empty answer would be thousands).
+    expect(owner.calls.length).toBeGreaterThanOrEqual(2);
+    expect(owner.calls.length).toBeLessThanOrEqual(8);
   });
 });

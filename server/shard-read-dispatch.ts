@@ -71,7 +71,8 @@ function nextCommitted(journal: SqliteJournalEngine, scan: () => EventScan, wait
       stop();
       resolve(scan());
     };
-    const timer = setTimeout(answer, waitMs);
+    // A shard that stops meanwhile is not held up by it (its caller asks again).
+    const timer = setTimeout(answer, waitMs).unref();
     // Any commit: its rows may be no public event, and the scan then answers what moved the cursor, if anything.
     const stop = journal.onCommit(() => {
       const page = scan();

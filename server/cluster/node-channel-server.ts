@@ -62,6 +62,8 @@ class ServedChannel {
   private inFlight = 0;
   private corked = false;
   private drained: (() => void) | null = null;
+  /** Calls that wait for something to happen (a long poll of events): answered `unavailable` at once when the node stops, not waited for. */
+  private readonly waiting = new Set<number>();
 
   constructor(
     private readonly socket: Duplex,
@@ -99,6 +101,8 @@ class ServedChannel {
         resolve();
       }, graceMs);
       cut.unref();
+      // A long poll could hold the stop for its whole wait: its caller asks again elsewhere.
+      for (const id of this.waiting) this.settle(id, 200, STOPPING);
       if (this.inFlight === 0) finish();
       else this.drained = finish;
     });
@@ -106,10 +110,13 @@ class ServedChannel {
 
   private async answer(frame: Frame): Promise<void> {
     this.inFlight += 1;
+    const body = parseOrNull(frame.body);
+    const waits = waitsForCommits(body);
+    if (waits) this.waiting.add(frame.id);
     let status = 200;
     let answer: ShardCallAnswer | null;
     try {
-      answer = this.stopping() ? STOPPING : await answerShardCall(this.host, frame.tag, parseOrNull(frame.body));
+      answer = this.stopping() ? STOPPING : await answerShardCall(this.host, frame.tag, body);
     } catch (error) {
       answer = { ok: false, failure: 'error', reason: error instanceof Error ? error.message : String(error) };
     }
@@ -117,7 +124,14 @@ class ServedChannel {
       status = 400;
       answer = { ok: false, failure: 'error', reason: NOT_AN_ENVELOPE };
     }
-    this.write(encodeFrame(frame.id, status, JSON.stringify(answer)));
+    // Answered already, when the stop began.
+    if (waits && !this.waiting.has(frame.id)) return;
+    this.settle(frame.id, status, answer);
+  }
+
+  private settle(id: number, status: number, answer: ShardCallAnswer): void {
+    this.waiting.delete(id);
+    this.write(encodeFrame(id, status, JSON.stringify(answer)));
     this.inFlight -= 1;
     if (this.inFlight === 0 && this.drained) this.drained();
   }
@@ -135,6 +149,12 @@ class ServedChannel {
     }
     this.socket.write(frame);
   }
+}
+
+/** An `events` read that waits for a commit (server/cluster/remote-events.ts). */
+function waitsForCommits(body: unknown): boolean {
+  const call = (body as { call?: { op?: unknown; read?: { read?: unknown; waitMs?: unknown } } } | null)?.call;
+  return call?.op === 'read' && call.read?.read === 'events' && typeof call.read.waitMs === 'number' && call.read.waitMs > 0;
 }
 
 function parseOrNull(body: string): unknown {

@@ -15,7 +15,7 @@ const TOKEN = 'the-node-token';
 
 interface SeenCall {
   readonly shard: number;
-  readonly call: { op: string; query?: { wait?: number; never?: boolean; echo?: unknown } };
+  readonly call: { op: string; query?: { wait?: number; never?: boolean; echo?: unknown }; read?: { read: string; waitMs?: number } };
   readonly deadlineMs: number;
 }
 
@@ -30,7 +30,8 @@ async function ownerNode(): Promise<{ server: Server; url: string; seen: SeenCal
     link: (shard: number) => ({
       call: async (call: SeenCall['call'], deadlineMs: number) => {
         seen.push({ shard, call, deadlineMs });
-        if (call.query?.never === true) return new Promise(() => {});
+        // A long poll of events that nothing answers (no commit comes).
+        if (call.query?.never === true || call.read?.waitMs !== undefined) return new Promise(() => {});
         if (call.query?.wait !== undefined) await new Promise((resolve) => setTimeout(resolve, call.query!.wait));
         if (shard === 1) throw new ShardUnavailableError(1, 'its worker is restarting');
         return { shard, echo: call.query?.echo ?? null };
@@ -153,6 +154,21 @@ describe('the channel between nodes (shard calls over one upgraded socket)', () 
     expect((refused as ShardUnavailableError).reason).toMatch(/the node is stopping/);
     expect(await inFlight).toEqual({ shard: 0, echo: 'finishing' });
     await closing;
+  });
+});
+
+describe('a node that stops with a long poll of events on its channel', () => {
+  it('answers it unavailable at once (its caller asks again elsewhere) instead of waiting out its wait', async () => {
+    const { link, channels, seen } = await started();
+    const polling = link(0)
+      .call({ op: 'read', read: { read: 'events', after: 0, limit: 10, waitMs: 60_000 } } as never, 70_000)
+      .catch((error: unknown) => error);
+    await expect.poll(() => seen.length).toBe(1);
+    // Well before the poll's 60 s: the test's own timeout fails it otherwise.
+    await channels.close();
+    const failure = await polling;
+    expect(failure).toBeInstanceOf(ShardUnavailableError);
+    expect((failure as ShardUnavailableError).reason).toMatch(/the node is stopping/);
   });
 });
 

@@ -50,18 +50,22 @@ export class IdempotencyGuard {
     try {
       execution = await execute();
     } catch (error) {
-      await this.releaseQuietly(customerId, key, requestHash, trace);
+      this.releaseInBackground(customerId, key, requestHash, trace);
       throw error;
     }
     const { response, final } = execution;
     if (final) await this.store.save(customerId, key, requestHash, response.statusCode, response.body, trace);
-    else await this.releaseQuietly(customerId, key, requestHash, trace);
+    else this.releaseInBackground(customerId, key, requestHash, trace);
     return { kind: 'executed', response };
   }
 
-  /** A release that fails (its shard is down) leaves the lease to run out: a retry meanwhile gets 409 with Retry-After. */
-  private async releaseQuietly(customerId: string, key: string, requestHash: string, trace?: TraceContext): Promise<void> {
-    await this.store.release(customerId, key, requestHash, trace).catch(() => undefined);
+  /**
+   * Not awaited: the answer that was not final goes out at once. A release that fails (its shard is
+   * down, or a claim actor of an older version that does not know it) leaves the lease to run out: a
+   * retry meanwhile gets 409 with Retry-After.
+   */
+  private releaseInBackground(customerId: string, key: string, requestHash: string, trace?: TraceContext): void {
+    this.store.release(customerId, key, requestHash, trace).catch(() => undefined);
   }
 }
 
@@ -69,7 +73,8 @@ function answerFromStored(stored: StoredResponse | undefined, requestHash: strin
   if (stored === undefined) return undefined;
   if (stored.requestHash !== requestHash) return { kind: 'reused' };
   if (stored.statusCode !== null) return { kind: 'replayed', response: { statusCode: stored.statusCode, body: stored.body } };
-  return { kind: 'in-use' };
+  // Not running (a claim actor of the version before leases answers so): its request ended without an answer, run again.
+  return stored.running === true ? { kind: 'in-use' } : undefined;
 }
 
 /** The hash that tells "same request" from "another body": sha256 of canonical JSON (keys sorted). */

@@ -14,6 +14,8 @@ export interface StoredResponse {
   /** Null: claimed by a request that has no final answer (yet). */
   readonly statusCode: number | null;
   readonly body: unknown;
+  /** With no final answer: a request with this claim runs now (409). Absent or false: it ended without one, and runs again. */
+  readonly running?: boolean;
 }
 
 /**

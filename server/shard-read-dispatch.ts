@@ -65,11 +65,16 @@ const MAX_EVENTS_WAIT_MS = 30_000;
 
 /** The page once a commit brings something after the cursor, or the empty page after `waitMs`. */
 function nextCommitted(journal: SqliteJournalEngine, scan: () => EventScan, waitMs: number): Promise<EventScan> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const answer = (): void => {
       clearTimeout(timer);
       stop();
-      resolve(scan());
+      try {
+        resolve(scan());
+      } catch (error) {
+        // The shard stopped meanwhile (its database closed): the caller hears it, and asks again.
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
     };
     // A shard that stops meanwhile is not held up by it (its caller asks again).
     const timer = setTimeout(answer, waitMs).unref();

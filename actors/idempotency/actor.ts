@@ -23,14 +23,22 @@ export type ClaimMessage =
   /** The final answer of the request that claimed the key (errors included). */
   | { readonly type: 'StoreAnswer'; readonly requestHash: string; readonly statusCode: number; readonly body: unknown }
   /** The claiming request's answer was not final: a retry may run at once. */
-  | { readonly type: 'ReleaseClaim'; readonly requestHash: string; readonly holder: string };
+  | { readonly type: 'ReleaseClaim'; readonly requestHash: string; readonly holder: string }
+  /** What the key holds, without claiming it: asked by nodes of the version before leases, during a rolling upgrade. */
+  | { readonly type: 'ReadClaim' };
 
 /** What a key holds, as the HTTP edge reads it (api/ports.ts StoredResponse). */
 export interface ClaimView {
   readonly requestHash: string;
-  /** Null: claimed, no final answer (with the asker's body: its request runs now). */
+  /** Null: claimed, no final answer. */
   readonly statusCode: number | null;
   readonly body: unknown;
+  /**
+   * A claim without an answer whose request runs now (its lease, actors/idempotency/decider.ts): the
+   * same body is in use (409). Absent from a claim actor of the version before leases, whose claim
+   * without an answer means "run again".
+   */
+  readonly running?: boolean;
 }
 
 export interface ClaimActorDeps {
@@ -48,6 +56,12 @@ const viewOf = (state: ClaimState): ClaimView | null => {
     case 'ANSWERED':
       return { requestHash: state.requestHash, statusCode: state.statusCode, body: state.body };
   }
+};
+
+/** What ClaimKey answers when it records nothing: a claim without an answer is then one whose request runs. */
+const runningView = (state: ClaimState): ClaimView | null => {
+  const view = viewOf(state);
+  return view !== null && state.status === 'CLAIMED' ? { ...view, running: true } : view;
 };
 
 /**
@@ -82,12 +96,17 @@ export function claimBehaviour(deps: ClaimActorDeps) {
           // with the first request (BookingAlreadyExists), or nothing does and no one was answered.
           const { requestHash, holder, leaseMs, othersMayRun } = message;
           const decision = decide({ type: 'Claim', requestHash, at: now, holder, leaseMs, othersMayRun }, ctx.state, deps.ttlMs);
-          // Claimed (now, or again after its last request ended): this request runs. Else what the key holds.
-          const answer: Outcome<ClaimView | null> = accept(decision.ok && decision.events.length > 0 ? null : viewOf(liveClaim(ctx.state, now, deps.ttlMs)));
+          // Claimed (now, or again after its last request ended): this request runs. Else what the key
+          // holds: another body's claim, an answer, or (no event recorded for this body) a request running.
+          const answer: Outcome<ClaimView | null> = accept(decision.ok && decision.events.length > 0 ? null : runningView(liveClaim(ctx.state, now, deps.ttlMs)));
           const claimed = persistDecided(ctx, decision);
           ctx.reply(answer);
           await claimed;
           return;
+        }
+        case 'ReadClaim': {
+          const answer: Outcome<ClaimView | null> = accept(viewOf(liveClaim(ctx.state, now, deps.ttlMs)));
+          return ctx.reply(answer);
         }
         case 'ReleaseClaim': {
           // As StoreAnswer: answered once queued; this mailbox takes the key's next claim after the commit.

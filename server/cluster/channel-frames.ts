@@ -12,6 +12,9 @@ export interface Frame {
 
 const HEADER_BYTES = 12;
 
+/** Idle time before the kernel's keep-alive probes start on a channel's socket (both ends): a peer whose host vanished is found in the end. */
+export const CHANNEL_KEEPALIVE_MS = 10_000;
+
 /** Far above any shard call or answer (a page of vehicles is well under a megabyte): a larger length means a broken stream. */
 export const MAX_FRAME_BODY_BYTES = 64 * 1024 * 1024;
 

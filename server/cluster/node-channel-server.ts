@@ -1,6 +1,7 @@
-import type { IncomingMessage, Server } from 'node:http';
+import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { encodeFrame, FrameReader, type Frame } from './channel-frames.js';
+import { CHANNEL_KEEPALIVE_MS, encodeFrame, FrameReader, type Frame } from './channel-frames.js';
 import { carriesNodeToken } from './node-credential.js';
 import { answerShardCall, NOT_AN_ENVELOPE, type ShardCallHost } from './shard-call-answer.js';
 import { NODE_CHANNEL_PATH, NODE_CHANNEL_PROTOCOL, type ShardCallAnswer } from './wire.js';
@@ -17,19 +18,30 @@ export interface NodeChannelServer {
  * The owner's side of the channels other nodes open to it (server/cluster/node-channel.ts): an HTTP
  * upgrade on this node's own port, so no second port or address is configured. The upgrade request
  * must carry the node credential (as every internal route), or it is refused with 401 and the socket
- * closed; any other upgrade is answered 404. Each call frame is answered exactly as
+ * closed; any other upgrade request is answered as a plain request. Each call frame is answered exactly as
  * `POST /internal/shards/:shard/call` answers it.
  */
 export function acceptNodeChannels(server: Server, token: string, host: ShardCallHost): NodeChannelServer {
   const open = new Set<ServedChannel>();
   let closing = false;
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const refusal = refusalOf(request, token);
+    // Node took the socket's own listeners off before this event: without one, a reset while this
+    // answers would be an uncaught error.
+    socket.on('error', () => socket.destroy());
+    if (!asksForTheChannel(request)) {
+      // Once an 'upgrade' listener exists, Node hands it every upgrade (`Upgrade: h2c` from curl --http2):
+      // any other than the channel's is answered as the request it would have been without one.
+      answerAsUsual(server, request, socket, head);
+      return;
+    }
+    const refusal = carriesNodeToken(request.headers.authorization, token) ? null : UNAUTHORIZED;
     if (refusal !== null || closing) {
-      socket.end(refusal ?? 'HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+      // Then closed: the server's sockets allow half-open, and nothing reads this one any more.
+      socket.end(refusal ?? STOPPING_RESPONSE, () => socket.destroy());
       return;
     }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${NODE_CHANNEL_PROTOCOL}\r\n\r\n`);
+    (socket as Socket).setKeepAlive(true, CHANNEL_KEEPALIVE_MS);
     const channel = new ServedChannel(socket, host, () => closing);
     open.add(channel);
     socket.on('close', () => open.delete(channel));
@@ -43,15 +55,26 @@ export function acceptNodeChannels(server: Server, token: string, host: ShardCal
   };
 }
 
-function refusalOf(request: IncomingMessage, token: string): string | null {
-  const path = (request.url ?? '').split('?')[0];
-  if (path !== NODE_CHANNEL_PATH || request.headers.upgrade !== NODE_CHANNEL_PROTOCOL) {
-    return 'HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
-  }
-  if (!carriesNodeToken(request.headers.authorization, token)) {
-    return 'HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Node realm="fleetactors-cluster"\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
-  }
-  return null;
+const asksForTheChannel = (request: IncomingMessage): boolean => (request.url ?? '').split('?')[0] === NODE_CHANNEL_PATH && request.headers.upgrade === NODE_CHANNEL_PROTOCOL;
+
+const UNAUTHORIZED = 'HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Node realm="fleetactors-cluster"\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+const STOPPING_RESPONSE = 'HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
+
+/**
+ * Hands an upgrade request that is not the channel's to the server's own handler (the routes, with
+ * their authentication), answering on its socket without keep-alive. Its body is what came with the
+ * head; a body still on its way is not read (the HTTP parser let go of the socket with the upgrade).
+ */
+function answerAsUsual(server: Server, request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const response = new ServerResponse(request);
+  response.shouldKeepAlive = false;
+  response.assignSocket(socket as Socket);
+  response.once('finish', () => {
+    response.detachSocket(socket as Socket);
+    socket.end(() => socket.destroy());
+  });
+  if (head.length > 0) request.unshift(head);
+  server.emit('request', request, response);
 }
 
 const STOPPING: ShardCallAnswer = { ok: false, failure: 'unavailable', reason: 'the node is stopping' };

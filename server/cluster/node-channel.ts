@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { encodeFrame, FrameReader, type Frame } from './channel-frames.js';
+import { CHANNEL_KEEPALIVE_MS, encodeFrame, FrameReader, type Frame } from './channel-frames.js';
 import { NodeCallFailed, postToNode, type NodeAnswer } from './node-client.js';
 import { NODE_CHANNEL_PATH, NODE_CHANNEL_PROTOCOL, shardCallPath } from './wire.js';
 
@@ -25,6 +25,8 @@ interface PendingCall {
   readonly deadline: number;
   /** Still in the queue of a channel that is not open: it never reached the peer. */
   sent: boolean;
+  /** How many chunks the peer had sent when this call left: a call timed out with none since then means a silent peer. */
+  heardBefore: number;
 }
 
 type ChannelState = 'connecting' | 'open' | 'closed';
@@ -45,7 +47,10 @@ export class NodeChannel {
   private socket: Socket | null = null;
   private readonly reader = new FrameReader();
   private readonly pending = new Map<number, PendingCall>();
-  private readonly queued: Buffer[] = [];
+  /** Frames of calls made before the channel opened, by call id, in order (a call that times out meanwhile leaves). */
+  private readonly queued = new Map<number, Buffer>();
+  /** Chunks the peer has sent. */
+  private heard = 0;
   private nextId = 1;
   private corked = false;
   private sweeper: NodeJS.Timeout | null = null;
@@ -74,7 +79,9 @@ export class NodeChannel {
     });
     upgrade.on('response', (response: IncomingMessage) => {
       response.resume();
-      this.close(new ChannelNotOffered(response.statusCode ?? 0));
+      const status = response.statusCode ?? 0;
+      // A node that is stopping (503) has the channel but takes no call: its calls never left, and may go to the shard's next owner.
+      this.close(status === 503 ? Object.assign(new Error('the node is stopping'), { code: 'ESTOPPING' }) : new ChannelNotOffered(status));
     });
     upgrade.on('timeout', () => upgrade.destroy(Object.assign(new Error('the channel upgrade got no answer in time'), { code: 'ETIMEDOUT' })));
     upgrade.on('error', (error: Error) => this.close(error));
@@ -91,11 +98,11 @@ export class NodeChannel {
     return new Promise<NodeAnswer>((resolve, reject) => {
       const id = this.takeId();
       const frame = encodeFrame(id, shard, body);
-      const call: PendingCall = { resolve, reject, deadline: Date.now() + timeoutMs, sent: this.state === 'open' };
+      const call: PendingCall = { resolve, reject, deadline: Date.now() + timeoutMs, sent: this.state === 'open', heardBefore: this.heard };
       this.pending.set(id, call);
       this.sweepWhilePending();
       if (this.state === 'open') this.write(frame);
-      else this.queued.push(frame);
+      else this.queued.set(id, frame);
     });
   }
 
@@ -119,16 +126,23 @@ export class NodeChannel {
     this.state = 'open';
     this.socket = socket;
     socket.setNoDelay(true);
+    // A peer whose host vanished: the kernel's keep-alive probes end the socket in the end (see also the sweep).
+    socket.setKeepAlive(true, CHANNEL_KEEPALIVE_MS);
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (error: Error) => this.close(error));
     socket.on('end', () => this.close(new Error('the node ended the channel')));
     socket.on('close', () => this.close(new Error('the channel closed')));
-    for (const call of this.pending.values()) call.sent = true;
-    for (const frame of this.queued.splice(0)) this.write(frame);
+    for (const call of this.pending.values()) {
+      call.sent = true;
+      call.heardBefore = this.heard;
+    }
+    for (const frame of this.queued.values()) this.write(frame);
+    this.queued.clear();
     if (head.length > 0) this.receive(head);
   }
 
   private receive(chunk: Buffer): void {
+    this.heard += 1;
     let frames: Frame[];
     try {
       frames = this.reader.push(chunk);
@@ -164,11 +178,17 @@ export class NodeChannel {
     if (this.sweeper !== null) return;
     this.sweeper = setInterval(() => {
       const now = Date.now();
+      let silent = false;
       for (const [id, call] of this.pending) {
         if (call.deadline > now) continue;
         this.pending.delete(id);
+        this.queued.delete(id);
+        // Nothing at all heard from the peer since this call left: not a slow shard but a silent peer.
+        if (call.sent && this.heard === call.heardBefore) silent = true;
         call.reject(new NodeCallFailed(false, true, { cause: new Error('no answer on the channel in time') }));
       }
+      // Its other calls fail as may-have-run, and the next call opens a new channel.
+      if (silent) this.close(new Error('the peer sent nothing since a call that timed out'));
       if (this.pending.size === 0) this.stopSweeping();
     }, SWEEP_MS);
     this.sweeper.unref();
@@ -184,7 +204,7 @@ export class NodeChannel {
     this.state = 'closed';
     this.stopSweeping();
     this.socket?.destroy();
-    this.queued.length = 0;
+    this.queued.clear();
     const failed = [...this.pending.values()];
     this.pending.clear();
     this.onClosed(this);

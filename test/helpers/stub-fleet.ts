@@ -114,7 +114,9 @@ export class MemoryIdempotencyStore implements IdempotencyPort {
   async claim(customerId: string, key: string, requestHash: string): Promise<StoredResponse | undefined> {
     const slot = `${customerId}\n${key}`;
     const stored = this.entries.get(slot);
-    if (stored && !(stored.statusCode === null && stored.requestHash === requestHash && this.released.has(slot))) return stored;
+    if (stored && stored.statusCode !== null) return stored;
+    if (stored && stored.requestHash !== requestHash) return stored;
+    if (stored && !this.released.has(slot)) return { ...stored, running: true };
     this.released.delete(slot);
     this.entries.set(slot, { requestHash, statusCode: null, body: null });
     return undefined;

@@ -92,4 +92,16 @@ describe('the claim of an Idempotency-Key', () => {
     // A fresh activation for ClaimKey: the journal holds the key, so it reads it and answers what is stored.
     expect(await ask({ type: 'ClaimKey', requestHash: 'h2', ...LEASE })).toEqual({ ok: true, value: { requestHash: 'h1', statusCode: 201, body: { id: 'b-1' } } });
   });
+
+  it('answers a second ClaimKey of the same body, while the first holds its lease, as running; ReadClaim (asked by older nodes) shows the claim without claiming', async () => {
+    temp = tempDbFile();
+    held = false;
+    start();
+    expect(await ask({ type: 'ClaimKey', requestHash: 'h1', ...LEASE })).toEqual({ ok: true, value: null });
+    expect(await ask({ type: 'ClaimKey', requestHash: 'h1', ...LEASE })).toEqual({ ok: true, value: { requestHash: 'h1', statusCode: null, body: null, running: true } });
+    expect(await ask({ type: 'ReadClaim' })).toEqual({ ok: true, value: { requestHash: 'h1', statusCode: null, body: null } });
+    expect(await ask({ type: 'ReleaseClaim', requestHash: 'h1', holder: LEASE.holder })).toEqual({ ok: true, value: null });
+    // Released: the same body runs again at once.
+    expect(await ask({ type: 'ClaimKey', requestHash: 'h1', ...LEASE })).toEqual({ ok: true, value: null });
+  });
 });

@@ -121,10 +121,13 @@ describe('the channel between nodes (shard calls over one upgraded socket)', () 
     expect(upgrades()).toBe(2);
   });
 
-  it('fails a call with no answer at its deadline plus the margin, as may-have-run, and keeps the channel for the next', async () => {
+  it('fails a call with no answer at its deadline plus the margin, as may-have-run, and keeps the channel while the peer answers other calls', async () => {
     const { link, upgrades } = await started();
     const startedAt = Date.now();
-    const failure = await link(0).call(read('silent', { never: true }), 100).catch((error: unknown) => error);
+    const silent = link(0).call(read('silent', { never: true }), 100).catch((error: unknown) => error);
+    // The peer is heard after the silent call left: a stuck call, not a dead peer.
+    expect(await link(0).call(read('answered'), 5000)).toEqual({ shard: 0, echo: 'answered' });
+    const failure = await silent;
     expect(failure).toBeInstanceOf(ShardUnavailableError);
     expect(failure).not.toBeInstanceOf(StaleOwnerError);
     expect((failure as ShardUnavailableError).reason).toMatch(/no answer from its owner owner within 100 ms/);
@@ -154,6 +157,62 @@ describe('the channel between nodes (shard calls over one upgraded socket)', () 
     expect((refused as ShardUnavailableError).reason).toMatch(/the node is stopping/);
     expect(await inFlight).toEqual({ shard: 0, echo: 'finishing' });
     await closing;
+  });
+});
+
+describe('upgrades that are not a channel, refusals, and peers that fall silent', () => {
+  it('answers another upgrade (curl --http2 sends `Upgrade: h2c`) as the plain request it is, and closes a refused one', async () => {
+    const { url } = await started();
+    const plain = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const asked = httpRequest(`${url}/health`, { headers: { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': '' } });
+      asked.on('upgrade', () => reject(new Error('upgraded to h2c')));
+      asked.on('response', (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      });
+      asked.on('error', reject);
+      asked.end();
+    });
+    // The server's own handler answered (here: the node routes' 401 without the node credential).
+    expect(plain).toEqual({ status: 401, body: '{"type":"unauthorized","status":401}' });
+
+    const closed = await new Promise<boolean>((resolve, reject) => {
+      const upgrade = httpRequest(`${url}${NODE_CHANNEL_PATH}`, { headers: { connection: 'Upgrade', upgrade: NODE_CHANNEL_PROTOCOL } });
+      upgrade.on('response', (response) => {
+        response.resume();
+        response.socket.once('close', () => resolve(true));
+      });
+      upgrade.on('error', reject);
+      upgrade.end();
+    });
+    expect(closed).toBe(true);
+  });
+
+  it('sends the calls of a node that is stopping (503 to the upgrade) nowhere: they may go to the shard\'s next owner', async () => {
+    const { link, channels } = await started();
+    await channels.close();
+    const failure = await link(0).call(read('x'), 5000).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(StaleOwnerError);
+  });
+
+  it('closes the channel to a peer that took the upgrade and then fell silent, once a call times out; the next call opens another', async () => {
+    const silent = createServer();
+    servers.push(silent);
+    let upgrades = 0;
+    silent.on('upgrade', (_request, socket: Socket) => {
+      upgrades += 1;
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${NODE_CHANNEL_PROTOCOL}\r\n\r\n`);
+      socket.on('data', () => undefined); // reads every frame, answers none
+      socket.on('end', () => socket.end());
+    });
+    const port = await new Promise<number>((resolve) => silent.listen(0, '127.0.0.1', () => resolve((silent.address() as { port: number }).port)));
+    const link = new RemoteShardLink({ shard: 0, owner: { id: 'mute', url: `http://127.0.0.1:${port}` }, token: TOKEN, shardCount: 3 });
+    const first = await link.call(read('x'), 100).catch((error: unknown) => error);
+    expect(first).toBeInstanceOf(ShardUnavailableError);
+    expect((first as ShardUnavailableError).reason).toMatch(/no answer from its owner mute within 100 ms/);
+    await link.call(read('y'), 100).catch(() => undefined);
+    expect(upgrades).toBe(2);
   });
 });
 

@@ -133,6 +133,17 @@ describe('Idempotency-Key on POST /bookings', () => {
     expect((await book(app, 'order-1')).statusCode).toBe(201);
   });
 
+  it('a claim without an answer that is not running (a claim actor of the version before leases answers so) runs again', async () => {
+    const store = new MemoryIdempotencyStore();
+    // What an older claim actor answers for its own claim: no answer, and nothing about a lease.
+    store.claim = async (_customer, _key, hash) => ({ requestHash: hash, statusCode: null, body: null });
+    const stub = stubFleet();
+    app = buildApp(testDeps({ fleet: stub.fleet, idempotency: store }));
+    const response = await book(app, 'order-old');
+    expect(response.statusCode).toBe(201);
+    expect(stub.callsTo('createBooking')).toHaveLength(1);
+  });
+
   it('with a key the booking id is derived from customer and key, and stored under them', async () => {
     const { app, stub, store } = start();
     await book(app, 'order-1');

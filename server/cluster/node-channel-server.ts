@@ -57,6 +57,9 @@ export function acceptNodeChannels(server: Server, token: string, host: ShardCal
 
 const asksForTheChannel = (request: IncomingMessage): boolean => (request.url ?? '').split('?')[0] === NODE_CHANNEL_PATH && request.headers.upgrade === NODE_CHANNEL_PROTOCOL;
 
+/** The longest an upgrade request that is not the channel's may take to be answered as a plain request. */
+const PLAIN_REQUEST_TIMEOUT_MS = 30_000;
+
 const UNAUTHORIZED = 'HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Node realm="fleetactors-cluster"\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 const STOPPING_RESPONSE = 'HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n';
 
@@ -66,6 +69,9 @@ const STOPPING_RESPONSE = 'HTTP/1.1 503 Service Unavailable\r\nconnection: close
  * head; a body still on its way is not read (the HTTP parser let go of the socket with the upgrade).
  */
 function answerAsUsual(server: Server, request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  // Node's own request timeouts watch only sockets its parser holds: without one, a client that never
+  // sends the rest of a body would hold this socket for ever.
+  (socket as Socket).setTimeout(PLAIN_REQUEST_TIMEOUT_MS, () => socket.destroy());
   const response = new ServerResponse(request);
   response.shouldKeepAlive = false;
   response.assignSocket(socket as Socket);

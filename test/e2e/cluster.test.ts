@@ -440,12 +440,15 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     const shard = doc.shards.find((each) => each.owner === 'n2')?.shard;
     expect(shard, 'a shard on n2 after its return').toBeDefined();
     expect(doc.shards.find((each) => each.shard === shard)).toMatchObject({ owner: 'n2', state: 'serving', offset: expect.any(Number) });
+    // A command on that very shard, through n2: its Kafka transaction is n2's. (The vehicles above were
+    // picked before the restart, and the group may have placed their shards elsewhere since.)
+    expect((await call(node('n2').url, '/vehicles', { method: 'POST', as: 'ops', role: 'operator', body: { id: vehicleOnShard(shard!, 'v-restore-after'), type: 'scooter', location: { lat: 52.52, lon: 13.405 } } })).status).toBe(201);
     // /metrics shows the figures each shard pushes every second: a poll's default 1 s can end just before the next push.
     await expect
       .poll(
         async () => {
           const text = await (await call(node('n2').url, '/metrics', { as: 'ops', role: 'operator' })).text();
-          return /^fleet_journal_of_record_transactions_total\{shard="\d+"\} [1-9]/m.test(text) && text.includes(`fleet_shard_restore_seconds{shard="${shard}"}`);
+          return new RegExp(`^fleet_journal_of_record_transactions_total\\{shard="${shard}"\\} [1-9]`, 'm').test(text) && text.includes(`fleet_shard_restore_seconds{shard="${shard}"}`);
         },
         { timeout: 10_000 },
       )

@@ -55,7 +55,7 @@ export function liveClaim(state: ClaimState, now: number, ttlMs = IDEMPOTENCY_TT
 }
 
 /** A request with this claim runs now: its lease is ahead, and its holder is this process or may be another live one. */
-export function isInUse(claim: Extract<ClaimState, { status: 'CLAIMED' }>, asker: { readonly at: number; readonly holder: string; readonly othersMayRun: boolean }): boolean {
+function isInUse(claim: Extract<ClaimState, { status: 'CLAIMED' }>, asker: { readonly at: number; readonly holder: string; readonly othersMayRun: boolean }): boolean {
   return claim.leaseUntil > asker.at && (claim.holder === asker.holder || asker.othersMayRun);
 }
 

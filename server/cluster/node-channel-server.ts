@@ -1,7 +1,8 @@
 import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { CHANNEL_KEEPALIVE_MS, encodeFrame, FrameReader, type Frame } from './channel-frames.js';
+import type { TurnBatch } from '../../runtime/kernel/turn-batch.js';
+import { CHANNEL_KEEPALIVE_MS, encodeFrame, FrameReader, turnWriter, type Frame } from './channel-frames.js';
 import { carriesNodeToken } from './node-credential.js';
 import { answerShardCall, NOT_AN_ENVELOPE, type ShardCallHost } from './shard-call-answer.js';
 import { NODE_CHANNEL_PATH, NODE_CHANNEL_PROTOCOL, type ShardCallAnswer } from './wire.js';
@@ -85,11 +86,12 @@ function answerAsUsual(server: Server, request: IncomingMessage, socket: Duplex,
 
 const STOPPING: ShardCallAnswer = { ok: false, failure: 'unavailable', reason: 'the node is stopping' };
 
-/** One caller's socket: its calls run concurrently, each answer written as it comes, the answers of one turn of the event loop in one write. */
+/** One caller's socket: its calls run concurrently, and their answers go back as they come. */
 class ServedChannel {
   private readonly reader = new FrameReader();
   private inFlight = 0;
-  private corked = false;
+  /** The answers of one turn of the event loop in one write: those that came from the worker in that turn. */
+  private readonly outgoing: TurnBatch<Buffer>;
   private drained: (() => void) | null = null;
   /** Calls that wait for something to happen (a long poll of events): answered `unavailable` at once when the node stops, not waited for. */
   private readonly waiting = new Set<number>();
@@ -99,6 +101,7 @@ class ServedChannel {
     private readonly host: ShardCallHost,
     private readonly stopping: () => boolean,
   ) {
+    this.outgoing = turnWriter(socket);
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     // The HTTP server's sockets allow half-open: a caller that ends its side would otherwise leave this one open.
     socket.on('end', () => socket.end());
@@ -122,6 +125,8 @@ class ServedChannel {
     return new Promise((resolve) => {
       const finish = (): void => {
         clearTimeout(cut);
+        // The answers of this turn, the last ones, before the end.
+        this.outgoing.flush();
         this.socket.end();
         resolve();
       };
@@ -160,24 +165,11 @@ class ServedChannel {
 
   private settle(id: number, status: number, answer: ShardCallAnswer): void {
     this.waiting.delete(id);
-    this.write(encodeFrame(id, status, JSON.stringify(answer)));
+    this.outgoing.add(encodeFrame(id, status, JSON.stringify(answer)));
     this.inFlight -= 1;
     if (this.inFlight === 0 && this.drained) this.drained();
   }
 
-  private write(frame: Buffer): void {
-    if (this.socket.destroyed) return;
-    // After this turn's I/O callbacks: the answers that came from the worker in this turn go together.
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    this.socket.write(frame);
-  }
 }
 
 /** An `events` read that waits for a commit (server/cluster/remote-events.ts). */

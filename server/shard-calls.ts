@@ -87,6 +87,13 @@ export type ShardRead =
 
 export type ReadName = ShardRead['read'];
 
+/**
+ * An `events` read that waits for a commit (a long poll, server/cluster/remote-events.ts): held at its
+ * shard (server/shard-read-dispatch.ts), and answered at once by a node that stops
+ * (server/cluster/node-channel-server.ts). Also asked of a peer's body before it is checked.
+ */
+export const waitsForCommits = (read: ShardRead | undefined): boolean => read?.read === 'events' && typeof read.waitMs === 'number' && read.waitMs > 0;
+
 /** The read named `Name`. */
 export type ReadOf<Name extends ReadName> = Extract<ShardRead, { readonly read: Name }>;
 

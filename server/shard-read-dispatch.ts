@@ -9,7 +9,7 @@ import type { TraceJournalReads } from '../persistence/trace-journal.js';
 import type { TraceStore } from '../persistence/trace-store.js';
 import type { VehicleReadModel } from '../persistence/vehicle-read-model.js';
 import { PUBLIC_TAG } from '../runtime/kernel/journal.js';
-import type { EventScan, ReadAnswers, ReadName, ReadOf, ShardRead } from './shard-calls.js';
+import { waitsForCommits, type EventScan, type ReadAnswers, type ReadName, type ReadOf, type ShardRead } from './shard-calls.js';
 import { bookingTraceSteps, toShardEvents, traceSteps, vehicleCommands } from './shard-reads.js';
 
 /**
@@ -46,8 +46,8 @@ export function shardReadHandlers({ shard, db, journal, vehicles, traces, traceJ
         return { events: toShardEvents(shard, rows), scannedTo: rows.at(-1)?.position ?? read.after };
       };
       const page = scan();
-      if (page.events.length > 0 || read.waitMs === undefined || read.waitMs <= 0) return page;
-      return nextCommitted(journal, scan, Math.min(read.waitMs, MAX_EVENTS_WAIT_MS));
+      if (page.events.length > 0 || !waitsForCommits(read)) return page;
+      return nextCommitted(journal, scan, Math.min(read.waitMs ?? 0, MAX_EVENTS_WAIT_MS));
     },
     trace: (read) => traceSteps(traces, read.traceId),
     'booking-traces': (read) => bookingTraceSteps(traces, read.bookingId, read.limit),

@@ -6,6 +6,7 @@ import { CHANNEL_KEEPALIVE_MS, encodeFrame, FrameReader, turnWriter, type Frame 
 import { carriesNodeToken } from './node-credential.js';
 import { answerShardCall, NOT_AN_ENVELOPE, type ShardCallHost } from './shard-call-answer.js';
 import { NODE_CHANNEL_PATH, NODE_CHANNEL_PROTOCOL, type ShardCallAnswer } from './wire.js';
+import { waitsForCommits, type ShardRead } from '../shard-calls.js';
 
 /** A channel still answering calls when its node stops is cut after this long (the calls' own deadlines are shorter). */
 const CLOSE_GRACE_MS = 10_000;
@@ -145,7 +146,7 @@ class ServedChannel {
   private async answer(frame: Frame): Promise<void> {
     this.inFlight += 1;
     const body = parseOrNull(frame.body);
-    const waits = waitsForCommits(body);
+    const waits = isLongPoll(body);
     if (waits) this.waiting.add(frame.id);
     let status = 200;
     let answer: ShardCallAnswer | null;
@@ -172,10 +173,10 @@ class ServedChannel {
 
 }
 
-/** An `events` read that waits for a commit (server/cluster/remote-events.ts). */
-function waitsForCommits(body: unknown): boolean {
-  const call = (body as { call?: { op?: unknown; read?: { read?: unknown; waitMs?: unknown } } } | null)?.call;
-  return call?.op === 'read' && call.read?.read === 'events' && typeof call.read.waitMs === 'number' && call.read.waitMs > 0;
+/** A call envelope (not checked yet) whose call is a long poll of events. */
+function isLongPoll(body: unknown): boolean {
+  const call = (body as { call?: { op?: unknown; read?: ShardRead } } | null)?.call;
+  return call?.op === 'read' && waitsForCommits(call.read);
 }
 
 function parseOrNull(body: string): unknown {

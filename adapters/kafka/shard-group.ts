@@ -1,4 +1,5 @@
 import { AssignerProtocol, type Kafka, type PartitionAssigner } from 'kafkajs';
+import { evictGroupMember } from './group-eviction.js';
 import type { Logger } from '../../runtime/ground/logger.js';
 
 /**
@@ -33,6 +34,12 @@ export interface GroupNode {
   readonly url: string;
 }
 
+/** A member of the group as it describes itself, with the process start it belongs to. */
+interface DescribedMember {
+  readonly memberId: string;
+  readonly claim: Claim | null;
+}
+
 /** The placement rule (pure): which shards each member gets, by member id. */
 export type PlaceShards = (members: readonly GroupMember[], shardCount: number) => ReadonlyMap<string, readonly number[]>;
 
@@ -43,6 +50,8 @@ export interface ShardGroupOptions {
   readonly node: string;
   /** Where the other nodes reach this one (FLEET_ADVERTISED_URL): the node list is the group's members. */
   readonly url: string;
+  /** This process start's own id (a new one each start): what a peer names when it asks to drop a dead one's member. */
+  readonly start: string;
   /** The shards this node holds when it (re)joins: its claim to keep them. */
   readonly held: () => readonly number[];
   /** Every node this node has seen in the group since it started. */
@@ -63,6 +72,12 @@ export interface ShardGroupOptions {
 export interface ShardGroup {
   /** Leaves the group (the others rebalance at once, without waiting out the session). */
   leave(): Promise<void>;
+  /**
+   * Asks the coordinator to drop the members of another node's process start, known dead (its process
+   * is gone: server/cluster/peer-watch.ts), so the group rebalances now instead of after its session.
+   * The members dropped; none when the group has no member of that start, or kafkajs cannot.
+   */
+  evictStart(start: string): Promise<number>;
 }
 
 const ASSIGNER = 'fleet-sticky-shards';
@@ -70,11 +85,16 @@ const ASSIGNER = 'fleet-sticky-shards';
 /** Describing the group after a join: every half second, for up to 30 s (a rebalance takes a few). */
 const DESCRIBE_RETRY_MS = 500;
 const DESCRIBE_ATTEMPTS = 60;
+/** Before an eviction, the group must be Stable to show whose process each member is: every 0.2 s for up to 3 s (while a rebalance is under way it shows none; if that one does not end soon, the dead member goes when its session does, as without this). */
+const EVICT_DESCRIBE_RETRY_MS = 200;
+const EVICT_DESCRIBE_ATTEMPTS = 15;
 
 interface Claim {
   readonly node: string;
   /** Absent in a claim of a node that predates the node list from the group: it is then not listed. */
   readonly url?: string;
+  /** The member's process start (absent from nodes that predate dead-peer eviction: never evicted). */
+  readonly start?: string;
   readonly held: readonly number[];
   readonly known?: readonly string[];
 }
@@ -87,6 +107,7 @@ function decodeClaim(metadata: Buffer): Claim | null {
     return {
       node: claim.node,
       ...(typeof claim.url === 'string' && { url: claim.url }),
+      ...(typeof claim.start === 'string' && { start: claim.start }),
       held: claim.held.filter((shard): shard is number => Number.isInteger(shard)),
       known: Array.isArray(claim.known) ? claim.known.filter((node): node is string => typeof node === 'string') : [],
     };
@@ -112,7 +133,7 @@ function stickyAssigner(options: ShardGroupOptions): PartitionAssigner {
     version: 1,
     protocol: ({ topics }) => ({
       name: ASSIGNER,
-      metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.from(JSON.stringify({ node: options.node, url: options.url, held: options.held(), known: options.known() } satisfies Claim)) }),
+      metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.from(JSON.stringify({ node: options.node, url: options.url, start: options.start, held: options.held(), known: options.known() } satisfies Claim)) }),
     }),
     assign: async ({ members }) => {
       const shardCount = cluster.findTopicPartitionMetadata(topic).length;
@@ -166,6 +187,16 @@ export async function joinShardGroup(options: ShardGroupOptions): Promise<ShardG
       await new Promise((resolve) => setTimeout(resolve, DESCRIBE_RETRY_MS).unref());
     }
   };
+  /** The members with their claims, once the group is Stable (only then does the coordinator give their metadata); none if it does not settle soon. */
+  const describeStable = async (): Promise<DescribedMember[]> => {
+    for (let attempt = 0; attempt < EVICT_DESCRIBE_ATTEMPTS && !closed; attempt += 1) {
+      const { groups } = await admin.describeGroups([options.groupId]);
+      const group = groups[0];
+      if (group?.state === 'Stable') return group.members.map((member) => ({ memberId: member.memberId, claim: decodeClaim(member.memberMetadata) }));
+      await new Promise((resolve) => setTimeout(resolve, EVICT_DESCRIBE_RETRY_MS).unref());
+    }
+    return [];
+  };
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     const shards = [...(payload.memberAssignment[options.topic] ?? [])].sort((a, b) => a - b);
     log.info({ shards, leader: payload.isLeader, memberId: payload.memberId }, 'shard group assignment');
@@ -182,6 +213,17 @@ export async function joinShardGroup(options: ShardGroupOptions): Promise<ShardG
   // Nothing is ever produced to the topic: the group exists for its assignment.
   await consumer.run({ eachBatch: async () => {} });
   return {
+    evictStart: async (start) => {
+      if (start === options.start) return 0;
+      const members = await describeStable();
+      let evicted = 0;
+      for (const { memberId } of members.filter((member) => member.claim?.start === start)) {
+        const outcome = await evictGroupMember(options.kafka, options.groupId, memberId, log);
+        log.warn({ memberId, start, outcome }, 'asked the group coordinator to drop a dead process\'s member');
+        if (outcome === 'evicted') evicted += 1;
+      }
+      return evicted;
+    },
     leave: async () => {
       closed = true;
       await consumer.disconnect().catch((error: unknown) => log.warn({ err: error }, 'shard group consumer did not leave cleanly'));

@@ -17,6 +17,13 @@ const HEADER_BYTES = 12;
 
 /** Idle time before the kernel's keep-alive probes start on a channel's socket (both ends): a peer whose host vanished is found in the end. */
 export const CHANNEL_KEEPALIVE_MS = 10_000;
+/**
+ * Call ids start at 1: a frame with id 0 is the owner's goodbye, sent just before it ends the channel
+ * because its node stops. A channel that ends without one lost its peer's process or the way to it
+ * (server/cluster/peer-watch.ts). Older callers drop it, as any answer to no call.
+ */
+export const GOODBYE_ID = 0;
+export const goodbyeFrame = (): Buffer => encodeFrame(GOODBYE_ID, 0, '');
 
 /** Far above any shard call or answer (a page of vehicles is well under a megabyte): a larger length means a broken stream. */
 export const MAX_FRAME_BODY_BYTES = 64 * 1024 * 1024;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { ClusterConfig, ClusterNode, FleetConfig } from '../config.js';
 import type { ShardLinks } from '../fleet-service.js';
@@ -17,6 +18,7 @@ import { NodeDirectory } from './node-directory.js';
 import { clusterAreaPeers } from './area-peers.js';
 import { closeNodeClients } from './node-client.js';
 import { closeNodeChannels } from './node-channel.js';
+import { processStart, watchPeers } from './peer-watch.js';
 import type { AreaPeers, OperatingAreaService } from '../operating-area.js';
 import type { Logger } from '../../runtime/ground/logger.js';
 
@@ -66,6 +68,8 @@ const FIRST_ASSIGNMENT_TIMEOUT_MS = 60_000;
 
 function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: number): FleetNode {
   const token = nodeToken(config.auth.jwtSecret, cluster.name);
+  // This process start: in its group claim and in each channel it accepts, so peers can tell it from a later start of this node.
+  const start = processStart(cluster.node.id, randomUUID());
   let supervisor: ShardSupervisor | null = null;
   const localLinks = () => supervisor?.links ?? [];
   // Which node runs each shard: the owner records in Kafka (server/cluster/routing-table.ts).
@@ -97,10 +101,12 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
         onRecord: (record) => owners.apply(record),
         logger,
       });
-      const placement = await placeShardsByGroup({ cluster, brokers, clientId, supervisor: local, inits, onMembers: (nodes) => directory.update(nodes), known: () => directory.known(), logger });
+      const placement = await placeShardsByGroup({ cluster, brokers, clientId, supervisor: local, inits, start, onMembers: (nodes) => directory.update(nodes), known: () => directory.known(), logger });
+      const peers = watchPeers({ token, peers: () => directory.peers(), evict: (dead) => placement.evictStart(dead), logger });
       const waited = await Promise.race([placement.ready.then(() => true), delay(FIRST_ASSIGNMENT_TIMEOUT_MS).then(() => false)]);
       if (!waited) logger.warn({ timeoutMs: FIRST_ASSIGNMENT_TIMEOUT_MS }, 'no shard assignment yet; serving, the shards come when the group settles');
       return async () => {
+        peers.close();
         await placement.leave();
         await records.close();
         closeNodeChannels();
@@ -113,7 +119,7 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
     areaPeers: (logger) => clusterAreaPeers(() => directory.peers(), token, logger),
     installRoutes: (app, local, _url, area) => {
       const view = (): ClusterViewSource => ({ self: cluster.node, nodes: directory.nodes(), shardCount, localLinks: () => local.links, token, records: (shard) => owners.record(shard) });
-      app.register(nodeRoutes, { token, nodeId: cluster.node.id, shardCount, local, operatingArea: area });
+      app.register(nodeRoutes, { token, nodeId: cluster.node.id, start, shardCount, local, operatingArea: area });
       app.register(clusterRoute, { jwtSecret: config.auth.jwtSecret, view });
     },
     prepare: async (logger) => {

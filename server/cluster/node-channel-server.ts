@@ -2,10 +2,10 @@ import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TurnBatch } from '../../runtime/kernel/turn-batch.js';
-import { CHANNEL_KEEPALIVE_MS, encodeFrame, FrameReader, turnWriter, type Frame } from './channel-frames.js';
+import { CHANNEL_KEEPALIVE_MS, encodeFrame, FrameReader, goodbyeFrame, turnWriter, type Frame } from './channel-frames.js';
 import { carriesNodeToken } from './node-credential.js';
 import { answerShardCall, NOT_AN_ENVELOPE, type ShardCallHost } from './shard-call-answer.js';
-import { NODE_CHANNEL_PATH, NODE_CHANNEL_PROTOCOL, type ShardCallAnswer } from './wire.js';
+import { NODE_CHANNEL_PATH, NODE_CHANNEL_PROTOCOL, NODE_START_HEADER, type ShardCallAnswer } from './wire.js';
 import { waitsForCommits, type ShardRead } from '../shard-calls.js';
 
 /** A channel still answering calls when its node stops is cut after this long (the calls' own deadlines are shorter). */
@@ -23,7 +23,7 @@ export interface NodeChannelServer {
  * closed; any other upgrade request is answered as a plain request. Each call frame is answered exactly as
  * `POST /internal/shards/:shard/call` answers it.
  */
-export function acceptNodeChannels(server: Server, token: string, host: ShardCallHost): NodeChannelServer {
+export function acceptNodeChannels(server: Server, token: string, host: ShardCallHost, start: string): NodeChannelServer {
   const open = new Set<ServedChannel>();
   let closing = false;
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -42,7 +42,7 @@ export function acceptNodeChannels(server: Server, token: string, host: ShardCal
       socket.end(refusal ?? STOPPING_RESPONSE, () => socket.destroy());
       return;
     }
-    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${NODE_CHANNEL_PROTOCOL}\r\n\r\n`);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${NODE_CHANNEL_PROTOCOL}\r\n${NODE_START_HEADER}: ${start}\r\n\r\n`);
     (socket as Socket).setKeepAlive(true, CHANNEL_KEEPALIVE_MS);
     const channel = new ServedChannel(socket, host, () => closing);
     open.add(channel);
@@ -136,6 +136,8 @@ class ServedChannel {
         resolve();
       }, graceMs);
       cut.unref();
+      // First the goodbye: the caller then knows this end is a stop, not a lost process (peer-watch.ts).
+      this.outgoing.add(goodbyeFrame());
       // A long poll could hold the stop for its whole wait: its caller asks again elsewhere.
       for (const id of this.waiting) this.settle(id, 200, STOPPING);
       if (this.inFlight === 0) finish();

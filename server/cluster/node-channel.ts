@@ -1,9 +1,9 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TurnBatch } from '../../runtime/kernel/turn-batch.js';
-import { CHANNEL_KEEPALIVE_MS, encodeFrame, FrameReader, turnWriter, type Frame } from './channel-frames.js';
+import { CHANNEL_KEEPALIVE_MS, encodeFrame, FrameReader, GOODBYE_ID, turnWriter, type Frame } from './channel-frames.js';
 import { NodeCallFailed, postToNode, type NodeAnswer } from './node-client.js';
-import { NODE_CHANNEL_PATH, NODE_CHANNEL_PROTOCOL, shardCallPath } from './wire.js';
+import { NODE_CHANNEL_PATH, NODE_CHANNEL_PROTOCOL, NODE_START_HEADER, shardCallPath } from './wire.js';
 
 /** An upgrade not answered within this long is given up (its calls never left: they may go elsewhere). */
 const HANDSHAKE_TIMEOUT_MS = 5000;
@@ -32,6 +32,12 @@ interface PendingCall {
 
 type ChannelState = 'connecting' | 'open' | 'closed';
 
+/** How a channel's upgrade ended: open (with the peer's process start, if it sent one), or not. */
+export type ChannelOpening =
+  | { readonly opened: true; readonly start: string | null }
+  /** `refused`: nothing listens at the peer's address (the connection was refused): no process of it runs there. */
+  | { readonly opened: false; readonly refused: boolean };
+
 /**
  * One long-lived socket from this node to another, carrying shard calls as frames. Forwarding each
  * call as an HTTP request (even over undici's keep-alive pool) cost both nodes a request's parsing,
@@ -56,6 +62,17 @@ export class NodeChannel {
   /** Set when the channel opens: the calls of one turn in one write. */
   private outgoing: TurnBatch<Buffer> | null = null;
   private sweeper: NodeJS.Timeout | null = null;
+  /** The peer's process start, from the upgrade's answer. */
+  private peerStart: string | null = null;
+  /** The peer said goodbye (GOODBYE_ID): the channel ends because its node stops. */
+  private saidGoodbye = false;
+  /** Closed by this node (it stops, or drops its channels). */
+  private destroyedHere = false;
+  private settleOpening: (opening: ChannelOpening) => void = () => {};
+  /** Settles once the upgrade is answered or fails. */
+  readonly opening: Promise<ChannelOpening> = new Promise((resolve) => {
+    this.settleOpening = resolve;
+  });
 
   constructor(
     url: string,
@@ -77,6 +94,8 @@ export class NodeChannel {
         this.close(new ChannelNotOffered(response.statusCode ?? 0));
         return;
       }
+      const start = response.headers[NODE_START_HEADER];
+      this.peerStart = typeof start === 'string' && start !== '' ? start : null;
       this.opened(socket, head);
     });
     upgrade.on('response', (response: IncomingMessage) => {
@@ -92,6 +111,14 @@ export class NodeChannel {
 
   get closed(): boolean {
     return this.state === 'closed';
+  }
+
+  /**
+   * The process start of a peer this channel was open to and lost without its goodbye (the socket
+   * closed or went silent), or null: never open, a goodbye, closed here, or a peer that sends no start.
+   */
+  get lostPeerStart(): string | null {
+    return this.state === 'closed' && !this.saidGoodbye && !this.destroyedHere ? this.peerStart : null;
   }
 
   /** Sends `body` (a ShardCallRequest as JSON) for `shard`; the answer's status and text, or NodeCallFailed within `timeoutMs`. */
@@ -110,6 +137,7 @@ export class NodeChannel {
 
   /** Fails every call not yet answered and closes the socket. */
   destroy(): void {
+    this.destroyedHere = true;
     this.close(new Error('the node closed its channels'));
   }
 
@@ -127,6 +155,7 @@ export class NodeChannel {
     }
     this.state = 'open';
     this.socket = socket;
+    this.settleOpening({ opened: true, start: this.peerStart });
     const outgoing = turnWriter(socket);
     this.outgoing = outgoing;
     socket.setNoDelay(true);
@@ -155,6 +184,10 @@ export class NodeChannel {
       return;
     }
     for (const frame of frames) {
+      if (frame.id === GOODBYE_ID) {
+        this.saidGoodbye = true;
+        continue;
+      }
       const call = this.pending.get(frame.id);
       // An answer after its call's deadline: the call already failed, the answer is dropped.
       if (!call) continue;
@@ -190,6 +223,7 @@ export class NodeChannel {
 
   private close(cause: Error): void {
     if (this.state === 'closed') return;
+    this.settleOpening({ opened: false, refused: (cause as NodeJS.ErrnoException).code === 'ECONNREFUSED' });
     this.state = 'closed';
     this.stopSweeping();
     this.socket?.destroy();
@@ -220,13 +254,7 @@ const httpOnlyUntil = new Map<string, number>();
 export async function callShardOnNode(url: string, shard: number, body: string, authorization: string, timeoutMs: number): Promise<NodeAnswer> {
   const viaHttp = (): Promise<NodeAnswer> => postToNode(url, shardCallPath(shard), body, authorization, timeoutMs);
   if ((httpOnlyUntil.get(url) ?? 0) > Date.now()) return viaHttp();
-  let channel = channels.get(url);
-  if (channel === undefined || channel.closed) {
-    channel = new NodeChannel(url, authorization, (closed) => {
-      if (channels.get(url) === closed) channels.delete(url);
-    });
-    channels.set(url, channel);
-  }
+  const channel = channelTo(url, authorization);
   try {
     return await channel.call(shard, body, timeoutMs);
   } catch (error) {
@@ -234,6 +262,39 @@ export async function callShardOnNode(url: string, shard: number, body: string, 
     httpOnlyUntil.set(url, Date.now() + HTTP_ONLY_MS);
     return viaHttp();
   }
+}
+
+/** The open channel to `url`, or a new one. */
+function channelTo(url: string, authorization: string): NodeChannel {
+  const known = channels.get(url);
+  if (known !== undefined && !known.closed) return known;
+  const channel = new NodeChannel(url, authorization, (closed) => {
+    if (channels.get(url) === closed) channels.delete(url);
+    const start = closed.lostPeerStart;
+    if (start !== null) for (const listener of peerLost) listener(url, start);
+  });
+  channels.set(url, channel);
+  return channel;
+}
+
+/** Told when a channel to a peer is lost without its goodbye: the peer's URL and the process start it was open to. */
+export type PeerLostListener = (url: string, start: string) => void;
+const peerLost = new Set<PeerLostListener>();
+
+/** Listens for lost channels (server/cluster/peer-watch.ts); the returned function stops listening. */
+export function onPeerLost(listener: PeerLostListener): () => void {
+  peerLost.add(listener);
+  return () => peerLost.delete(listener);
+}
+
+/**
+ * Keeps a channel open to the node at `url` with no call on it, opening one if there is none: the
+ * channel the node's calls use, so a lost peer is heard of whether or not calls go to it. How its
+ * upgrade went (at once for a channel already open).
+ */
+export function watchNode(url: string, authorization: string): Promise<ChannelOpening> {
+  if ((httpOnlyUntil.get(url) ?? 0) > Date.now()) return Promise.resolve({ opened: false, refused: false });
+  return channelTo(url, authorization).opening;
 }
 
 /** Closes every channel (a node that stops): calls still waiting fail; later calls open new ones. */

@@ -17,6 +17,8 @@ export interface NodeRoutesOptions {
   /** The node credential every internal request must carry (server/cluster/node-credential.ts). */
   readonly token: string;
   readonly nodeId: string;
+  /** This process start's id, sent with each channel it accepts (wire.ts, NODE_START_HEADER). */
+  readonly start: string;
   readonly shardCount: number;
   /** This node's shards (in cluster mode only those it owns). */
   readonly local: ShardSupervisor;
@@ -39,7 +41,7 @@ export async function nodeRoutes(app: FastifyInstance, options: NodeRoutesOption
   });
 
   // The same calls over one socket per calling node (what the nodes use; the route below stays for a node of an older version).
-  const channels = acceptNodeChannels(app.server, token, host);
+  const channels = acceptNodeChannels(app.server, token, host, options.start);
   app.addHook('preClose', async () => {
     await channels.close();
   });

@@ -29,6 +29,8 @@ export interface PlacementOptions {
   readonly onMembers: (nodes: readonly ClusterNode[]) => void;
   /** Every node seen in the group since this node started: the leader's shard homes count them all. */
   readonly known: () => readonly string[];
+  /** This process start's id, in its claim (adapters/kafka/shard-group.ts). */
+  readonly start: string;
   readonly logger: Logger;
 }
 
@@ -37,6 +39,8 @@ export interface Placement {
   readonly ready: Promise<void>;
   /** Leaves the group; the shards stay as they are (the supervisor stops them). */
   leave(): Promise<void>;
+  /** Asks the group to drop the members of a dead process start of another node now (ShardGroup.evictStart). */
+  evictStart(start: string): Promise<number>;
 }
 
 /**
@@ -100,6 +104,7 @@ export async function placeShardsByGroup(options: PlacementOptions): Promise<Pla
     topic: shardsTopic(cluster.name),
     node: cluster.node.id,
     url: cluster.node.url,
+    start: options.start,
     held,
     known: () => options.known(),
     place: placeShards,
@@ -115,5 +120,5 @@ export async function placeShardsByGroup(options: PlacementOptions): Promise<Pla
     heartbeatIntervalMs: heartbeatIntervalMs(cluster.sessionTimeoutMs),
     logger,
   });
-  return { ready, leave: () => group.leave() };
+  return { ready, leave: () => group.leave(), evictStart: (start) => group.evictStart(start) };
 }

@@ -15,6 +15,12 @@ export const shardCallPath = (shard: number): string => `/internal/shards/${shar
  */
 export const NODE_CHANNEL_PATH = '/internal/channel';
 export const NODE_CHANNEL_PROTOCOL = 'fleetactors-shard-calls/1';
+/**
+ * In the upgrade's 101: the answering node's process start (a new id each start). A peer that loses the
+ * channel knows whose process it was talking to, and names exactly that one if it asks the group to
+ * drop a dead process's member (server/cluster/peer-watch.ts). Older nodes send none: never evicted.
+ */
+export const NODE_START_HEADER = 'fleet-node-start';
 
 export interface ShardCallRequest {
   readonly call: ShardCall;

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -579,6 +579,15 @@ describe('a cluster of three nodes (FLEET_CLUSTER=kafka, shards placed by a cons
     expect(moved.shards.every((shard) => shard.state === 'serving')).toBe(true);
     // Each new owner wrote its owner record in its fenced transaction: a higher epoch than n3's.
     for (const shard of victimShards) expect(moved.shards[shard]!.epoch, `shard ${shard}`).toBeGreaterThan(epochsBefore[shard]!);
+    // n3's process closed its sockets as it died: a survivor heard its channel end without a goodbye,
+    // found nothing listening at its address, and asked the group coordinator to drop n3's member at
+    // once rather than after its session (server/cluster/peer-watch.ts).
+    const evictions = ['n1', 'n2'].flatMap((via) =>
+      readFileSync(join(home, 'logs', `${via}.log`), 'utf8')
+        .split('\n')
+        .filter((line) => line.includes('"component":"peer-watch"') && line.includes('"start":"n3/')),
+    );
+    expect(evictions.some((line) => line.includes('"evicted":1') && line.includes('"refused":true')), evictions.join('\n')).toBe(true);
     // The node list is the group's live members: the group dropped n3, so n1 and n2 no longer list it.
     for (const via of ['n1', 'n2']) {
       await expect.poll(async () => (await clusterDoc(via)).nodes.map((each) => each.id), { timeout: 10_000, interval: 100 }).toEqual(['n1', 'n2']);

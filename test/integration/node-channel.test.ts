@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameReader, FrameTooLarge, MAX_FRAME_BODY_BYTES } from '../../server/cluster/channel-frames.js';
 import { nodeAuthorization } from '../../server/cluster/node-credential.js';
 import { acceptNodeChannels, type NodeChannelServer } from '../../server/cluster/node-channel-server.js';
-import { closeNodeChannels } from '../../server/cluster/node-channel.js';
+import { closeNodeChannels, onPeerLost, watchNode } from '../../server/cluster/node-channel.js';
 import { RemoteShardLink, StaleOwnerError } from '../../server/cluster/remote-shard-link.js';
 import type { ShardCallHost } from '../../server/cluster/shard-call-answer.js';
 import { NODE_CHANNEL_PATH, NODE_CHANNEL_PROTOCOL } from '../../server/cluster/wire.js';
@@ -47,7 +47,7 @@ async function ownerNode(): Promise<{ server: Server; url: string; seen: SeenCal
     upgrades += 1;
     sockets.add(socket);
   });
-  const channels = acceptNodeChannels(server, TOKEN, host);
+  const channels = acceptNodeChannels(server, TOKEN, host, 'owner/start-1');
   const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
   return { server, url: `http://127.0.0.1:${port}`, seen, upgrades: () => upgrades, channels, sockets };
 }
@@ -213,6 +213,59 @@ describe('upgrades that are not a channel, refusals, and peers that fall silent'
     expect((first as ShardUnavailableError).reason).toMatch(/no answer from its owner mute within 100 ms/);
     await link.call(read('y'), 100).catch(() => undefined);
     expect(upgrades).toBe(2);
+  });
+});
+
+describe('a peer lost without its goodbye (what server/cluster/peer-watch.ts acts on)', () => {
+  const losses: Array<{ url: string; start: string }> = [];
+  const listening: Array<() => void> = [];
+  afterEach(() => {
+    for (const stop of listening.splice(0)) stop();
+    losses.length = 0;
+  });
+  const listen = (): void => {
+    listening.push(onPeerLost((url, start) => losses.push({ url, start })));
+  };
+
+  it('opens a channel with no call on it, learns the peer\'s process start, and tells whoever listens when its socket drops', async () => {
+    const { url, sockets, upgrades } = await started();
+    listen();
+    expect(await watchNode(url, nodeAuthorization(TOKEN))).toEqual({ opened: true, start: 'owner/start-1' });
+    // Watching again reuses the open channel.
+    expect(await watchNode(url, nodeAuthorization(TOKEN))).toEqual({ opened: true, start: 'owner/start-1' });
+    expect(upgrades()).toBe(1);
+    for (const socket of sockets) socket.destroy();
+    await expect.poll(() => losses).toEqual([{ url, start: 'owner/start-1' }]);
+  });
+
+  it('hears a goodbye from a node that stops, and reports no loss when its channel then ends', async () => {
+    const { url, channels, server } = await started();
+    listen();
+    expect(await watchNode(url, nodeAuthorization(TOKEN))).toMatchObject({ opened: true });
+    await channels.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    // Refused now: nothing listens there; still no loss, since the end came with its goodbye.
+    expect(await watchNode(url, nodeAuthorization(TOKEN))).toEqual({ opened: false, refused: true });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(losses).toEqual([]);
+  });
+
+  it('reports no loss for channels this node closes itself, and a refused connection when nothing listens at the address', async () => {
+    const { url } = await started();
+    listen();
+    expect(await watchNode(url, nodeAuthorization(TOKEN))).toMatchObject({ opened: true });
+    closeNodeChannels();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(losses).toEqual([]);
+    const free = await new Promise<number>((resolve) => {
+      const probe = createServer();
+      probe.listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    expect(await watchNode(`http://127.0.0.1:${free}`, nodeAuthorization(TOKEN))).toEqual({ opened: false, refused: true });
   });
 });
 

@@ -159,6 +159,8 @@ async function startShards(config: FleetConfig, options: FleetOptions, parts: { 
   const shards = await ShardSupervisor.start({
     inits,
     runtime: options.shardRuntime ?? 'worker',
+    // A cluster node gains shards when another dies: a spare thread takes the start off the failover's path.
+    spareWorker: node.clustered,
     logger: options.logger,
     local: { ...(options.gateway && { gateway: options.gateway }), ...(options.clock && { clock: options.clock }) },
   });

@@ -1,9 +1,10 @@
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { serveShard } from '../runtime/kernel/shard-host.js';
 import type { FromShard } from '../runtime/kernel/shard-protocol.js';
 import type { FleetExchange, ShardEvent, ShardStats } from './shard-calls.js';
 import { createLogger } from '../runtime/ground/logger.js';
 import { startShard, type ShardInit } from './shard.js';
+import type { SpareWorkerData, SpareWorkerInit } from './shard-supervisor.js';
 
 /**
  * A shard's worker thread: starts the shard from the plain data it was given and serves it over the
@@ -12,7 +13,7 @@ import { startShard, type ShardInit } from './shard.js';
  */
 const port = parentPort;
 if (!port) throw new Error('server/shard-worker.ts runs inside a worker thread');
-const init = workerData as ShardInit;
+const init = await shardInitOf(port, workerData as ShardInit | SpareWorkerData);
 const logger = createLogger(init.config.logLevel, undefined, init.config.logFormat);
 
 try {
@@ -50,4 +51,12 @@ try {
   const failed: FromShard<ShardStats, ShardEvent> = { t: 'failed', error: error instanceof Error ? error.message : String(error) };
   port.postMessage(failed);
   port.close();
+}
+
+/** A spare worker (server/shard-supervisor.ts) has its code loaded already, and waits here for the shard it is to run. */
+function shardInitOf(port: MessagePort, given: ShardInit | SpareWorkerData): Promise<ShardInit> {
+  if (!('spare' in given)) return Promise.resolve(given);
+  return new Promise((resolve) => {
+    port.once('message', (message: SpareWorkerInit) => resolve(message.init));
+  });
 }

@@ -45,6 +45,9 @@ export interface PeerWatchOptions {
   readonly logger: Logger;
 }
 
+/** A probe that failed quickly without a refusal is tried again every 100 ms for up to 1 s. */
+const PROBE_RETRY_MS = 100;
+const PROBE_RETRY_WINDOW_MS = 1000;
 /** How often a peer without an open channel is tried again (one that is starting, or gone until the group says so). */
 const REWATCH_MS = 1000;
 
@@ -59,10 +62,23 @@ export function watchPeers(options: PeerWatchOptions): PeerWatch {
   const watchAll = (): void => {
     for (const peer of options.peers()) void watchNode(peer.url, authorization);
   };
+  /**
+   * A new channel to the peer's address. A process being torn down can still take a connection into
+   * its listen queue and then reset it: a quick failure that is not a refusal is tried again a few
+   * times before it counts as "nothing known".
+   */
+  const probeAgain = async (url: string): Promise<ChannelOpening> => {
+    const until = Date.now() + PROBE_RETRY_WINDOW_MS;
+    for (;;) {
+      const probe = await watchNode(url, authorization);
+      if (probe.opened || probe.refused || Date.now() >= until || closed) return probe;
+      await new Promise((resolve) => setTimeout(resolve, PROBE_RETRY_MS).unref());
+    }
+  };
   const stopListening = onPeerLost((url, lost) => {
     if (closed) return;
     void (async () => {
-      const probe = await watchNode(url, authorization);
+      const probe = await probeAgain(url);
       const dead = deadStart(lost, probe);
       if (dead === null || closed) {
         log.info({ url, start: lost, probe }, 'lost the channel to a peer; it may be alive, so its session decides');

@@ -123,6 +123,20 @@ export class AreaViolationRecorder {
   }
 }
 
+/**
+ * Deletes, at most `limit` at a time, the episodes that ended (closed, last reading) before `before`:
+ * the housekeeping of AREA_VIOLATION_RETENTION_MS (server/housekeeping.ts). An open episode is kept
+ * whatever its age: its ride is still going on. How many it deleted.
+ */
+export function areaViolationPurge(db: Db): (before: number, limit: number) => number {
+  // started_at <= last_at: the index on started_at narrows the scan to episodes old enough.
+  const purge = db.prepare<[number, number, number]>(
+    `DELETE FROM area_violations WHERE id IN (
+       SELECT id FROM area_violations WHERE started_at < ? AND last_at < ? AND open = 0 LIMIT ?)`,
+  );
+  return (before, limit) => purge.run(before, before, limit).changes;
+}
+
 /** The operators' view of a shard's episodes, newest first (GET /operating-area/violations). */
 export class AreaViolationReads {
   private readonly page: Statement<{ since: number | null; vehicleId: string | null; bookingId: string | null; limit: number }, AreaViolationRow>;

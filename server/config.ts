@@ -66,6 +66,8 @@ export const configSchema = z.object({
   SNAPSHOT_EVERY: z.coerce.number().int().positive().default(50),
   /** Recorded actor traces older than this are deleted (the journal itself is kept forever). */
   TRACE_RETENTION_MS: positiveMs.default(7 * 24 * 60 * 60_000),
+  /** Ride violation episodes (GET /operating-area/violations) that ended longer ago than this are deleted. */
+  AREA_VIOLATION_RETENTION_MS: positiveMs.default(90 * 24 * 60 * 60_000),
   /** Share of requests whose actor deliveries are traced (failed and slow ones always are). */
   TRACE_SAMPLE: z.coerce.number().min(0).max(1).default(1),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -190,6 +192,7 @@ export interface FleetConfig {
   };
   readonly snapshotEvery: number;
   readonly traceRetentionMs: number;
+  readonly areaViolationRetentionMs: number;
   readonly traceSample: number;
   readonly logLevel: RawConfig['LOG_LEVEL'];
   /** Resolved in the main thread, where stdout can be asked whether it is a terminal; shards log the same way. */
@@ -281,6 +284,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     },
     snapshotEvery: raw.SNAPSHOT_EVERY,
     traceRetentionMs: raw.TRACE_RETENTION_MS,
+    areaViolationRetentionMs: raw.AREA_VIOLATION_RETENTION_MS,
     traceSample: raw.TRACE_SAMPLE,
     logLevel: raw.LOG_LEVEL,
     logFormat: logFormatOf(raw.LOG_FORMAT, terminal, present.NO_COLOR !== undefined),

@@ -3,25 +3,38 @@ import type { TraceStore } from '../persistence/trace-store.js';
 import { hourly } from '../runtime/ground/hourly.js';
 import type { Logger } from '../runtime/ground/logger.js';
 
-/** Trace steps deleted per transaction: a few milliseconds of work between two turns of the event loop. */
-const TRACE_PURGE_CHUNK = 5000;
+/** Rows deleted per transaction: a few milliseconds of work between two turns of the event loop. */
+const PURGE_CHUNK = 5000;
 
-/** A shard's traces past their retention, deleted in chunks with a turn of the event loop between them. */
-export function housekeepTraces(parts: { traces: TraceStore; retentionMs: number; logger: Logger }): () => void {
+/**
+ * Every hour, what `purge` finds older than `retentionMs`, deleted in chunks with a turn of the event
+ * loop between them (the shard's actors keep running meanwhile). `what` names the rows in the log.
+ */
+function housekeepInChunks(purge: (before: number, limit: number) => number, parts: { retentionMs: number; logger: Logger }, what: string): () => void {
   return hourly(
     async (stopped) => {
       const before = Date.now() - parts.retentionMs;
-      let steps = 0;
-      for (let deleted = TRACE_PURGE_CHUNK; deleted === TRACE_PURGE_CHUNK && !stopped(); ) {
-        deleted = parts.traces.purgeOlderThan(before, TRACE_PURGE_CHUNK);
-        steps += deleted;
+      let total = 0;
+      for (let deleted = PURGE_CHUNK; deleted === PURGE_CHUNK && !stopped(); ) {
+        deleted = purge(before, PURGE_CHUNK);
+        total += deleted;
         await new Promise((resolve) => setImmediate(resolve));
       }
-      if (steps > 0) parts.logger.info({ steps }, 'housekeeping: expired trace steps deleted');
+      if (total > 0) parts.logger.info({ deleted: total }, `housekeeping: expired ${what} deleted`);
     },
     parts.logger,
-    'trace housekeeping',
+    `${what} housekeeping`,
   );
+}
+
+/** A shard's trace steps past TRACE_RETENTION_MS. */
+export function housekeepTraces(parts: { traces: TraceStore; retentionMs: number; logger: Logger }): () => void {
+  return housekeepInChunks((before, limit) => parts.traces.purgeOlderThan(before, limit), parts, 'trace steps');
+}
+
+/** A shard's ride violation episodes that ended longer ago than AREA_VIOLATION_RETENTION_MS (persistence/area-violations.ts). */
+export function housekeepAreaViolations(parts: { purge: (before: number, limit: number) => number; retentionMs: number; logger: Logger }): () => void {
+  return housekeepInChunks(parts.purge, parts, 'ride violation episodes');
 }
 
 /** Stored idempotent responses past their 24 h (the main thread's registry). */

@@ -124,15 +124,16 @@ export class AreaViolationRecorder {
 }
 
 /**
- * Deletes, at most `limit` at a time, the episodes that ended (closed, last reading) before `before`:
- * the housekeeping of AREA_VIOLATION_RETENTION_MS (server/housekeeping.ts). An open episode is kept
- * whatever its age: its ride is still going on. How many it deleted.
+ * Deletes, at most `limit` at a time, the episodes whose last reading is older than `before`: the
+ * housekeeping of AREA_VIOLATION_RETENTION_MS (server/housekeeping.ts). Open ones too: an episode is
+ * closed only by a later reading that is judged, so one whose vehicle fell silent, or whose area was
+ * replaced by one that limits no ride, stays open for ever. How many it deleted.
  */
 export function areaViolationPurge(db: Db): (before: number, limit: number) => number {
   // started_at <= last_at: the index on started_at narrows the scan to episodes old enough.
   const purge = db.prepare<[number, number, number]>(
     `DELETE FROM area_violations WHERE id IN (
-       SELECT id FROM area_violations WHERE started_at < ? AND last_at < ? AND open = 0 LIMIT ?)`,
+       SELECT id FROM area_violations WHERE started_at < ? AND last_at < ? LIMIT ?)`,
   );
   return (before, limit) => purge.run(before, before, limit).changes;
 }

@@ -136,6 +136,13 @@ export const configSchema = z.object({
    * (6000 by default; scripts/kafka.mjs allows 1000).
    */
   FLEET_GROUP_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).max(300_000).default(6000),
+  /**
+   * Cluster mode: `on`, a node whose channel to a peer ends without a goodbye, and whose address then
+   * refuses connections, has the group drop that peer's member at once (server/cluster/peer-watch.ts).
+   * `off` where a refused connection does not mean a dead process (FLEET_ADVERTISED_URL behind a proxy
+   * or a service address that refuses while the node lives): the session decides alone.
+   */
+  FLEET_PEER_EVICTION: z.enum(['on', 'off']).default('on'),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -231,6 +238,8 @@ export interface ClusterConfig {
   readonly node: ClusterNode;
   /** FLEET_GROUP_SESSION_TIMEOUT_MS: the shard group's session timeout. */
   readonly sessionTimeoutMs: number;
+  /** FLEET_PEER_EVICTION: whether a dead peer's member is dropped at once. */
+  readonly peerEviction: boolean;
 }
 
 
@@ -394,7 +403,7 @@ function clusterOf(raw: RawConfig): ClusterConfig | null {
     // Refused rather than ignored: a list that silently did nothing would mislead whoever set it.
     throw new ConfigError('FLEET_CLUSTER_NODES', 'is no longer used: the nodes learn each other (id and FLEET_ADVERTISED_URL) from the cluster\'s Kafka consumer group; remove it');
   }
-  return { name: raw.FLEET_CLUSTER_NAME, node: { id: raw.FLEET_NODE_ID!, url: raw.FLEET_ADVERTISED_URL! }, sessionTimeoutMs: raw.FLEET_GROUP_SESSION_TIMEOUT_MS };
+  return { name: raw.FLEET_CLUSTER_NAME, node: { id: raw.FLEET_NODE_ID!, url: raw.FLEET_ADVERTISED_URL! }, sessionTimeoutMs: raw.FLEET_GROUP_SESSION_TIMEOUT_MS, peerEviction: raw.FLEET_PEER_EVICTION === 'on' };
 }
 
 function isTimeZone(zone: string): boolean {

@@ -69,7 +69,7 @@ export interface SpareWorkerInit {
   readonly init: ShardInit;
 }
 
-/** A spare is made this long after the start that took the last one, so it never competes with that start (a restore) for the CPU. */
+/** A spare is made this long after the start that took the last one, so that its loading does not compete with that start's first work (a restore) for the CPU. */
 const SPARE_AFTER_MS = 2000;
 
 /**
@@ -82,6 +82,8 @@ class SpareWorker {
   private worker: Worker | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
+
+  constructor(private readonly logger: Logger) {}
 
   /** The spare given `init`, or null when there is none ready (the caller starts a worker itself). A new spare follows. */
   take(init: ShardInit): Worker | null {
@@ -103,10 +105,12 @@ class SpareWorker {
       if (this.closed || this.worker !== null) return;
       const worker = new Worker(WORKER.entry, { eval: WORKER.eval, workerData: { spare: true } satisfies SpareWorkerData, name: 'shard-spare' });
       worker.unref();
-      worker.on('error', () => undefined);
-      // A spare that died (it should not) is replaced on the next take.
-      worker.once('exit', () => {
-        if (this.worker === worker) this.worker = null;
+      worker.on('error', (error) => this.logger.error({ err: error }, 'spare shard worker failed'));
+      // A spare that died (it should not) is replaced on the next take; the shard then starts on a new thread.
+      worker.once('exit', (code) => {
+        if (this.worker !== worker) return;
+        this.worker = null;
+        if (!this.closed) this.logger.warn({ code }, 'spare shard worker exited');
       });
       this.worker = worker;
     }, delayMs);
@@ -138,7 +142,7 @@ export class ShardSupervisor {
 
   private constructor(private readonly options: ShardSupervisorOptions) {
     for (const init of options.inits) this.byShard.set(init.shard, newSlot(init));
-    this.spare = options.spareWorker === true && options.runtime === 'worker' ? new SpareWorker() : null;
+    this.spare = options.spareWorker === true && options.runtime === 'worker' ? new SpareWorker(options.logger) : null;
     this.spare?.later();
   }
 

@@ -85,9 +85,6 @@ const ASSIGNER = 'fleet-sticky-shards';
 /** Describing the group after a join: every half second, for up to 30 s (a rebalance takes a few). */
 const DESCRIBE_RETRY_MS = 500;
 const DESCRIBE_ATTEMPTS = 60;
-/** Before an eviction, the group must be Stable to show whose process each member is: every 0.2 s for up to 3 s (while a rebalance is under way it shows none; if that one does not end soon, the dead member goes when its session does, as without this). */
-const EVICT_DESCRIBE_RETRY_MS = 200;
-const EVICT_DESCRIBE_ATTEMPTS = 15;
 
 interface Claim {
   readonly node: string;
@@ -167,6 +164,10 @@ export async function joinShardGroup(options: ShardGroupOptions): Promise<ShardG
   const admin = options.kafka.admin();
   let joins = 0;
   let closed = false;
+  /** The members with their claims as last described while Stable: whose process each member is, during a rebalance too. */
+  let lastDescribed: readonly DescribedMember[] = [];
+  const described = (members: ReadonlyArray<{ memberId: string; memberMetadata: Buffer }>): DescribedMember[] =>
+    members.map((member) => ({ memberId: member.memberId, claim: decodeClaim(member.memberMetadata) }));
   /**
    * The members, as the coordinator describes them: it gives their metadata only while the group is
    * Stable, which it is right after this member's join unless another rebalance began; then this retries
@@ -178,6 +179,7 @@ export async function joinShardGroup(options: ShardGroupOptions): Promise<ShardG
         const { groups } = await admin.describeGroups([options.groupId]);
         const group = groups[0];
         if (group?.state === 'Stable') {
+          lastDescribed = described(group.members);
           if (join === joins) options.onMembers(groupNodes(group.members.map((member) => member.memberMetadata)));
           return;
         }
@@ -187,15 +189,18 @@ export async function joinShardGroup(options: ShardGroupOptions): Promise<ShardG
       await new Promise((resolve) => setTimeout(resolve, DESCRIBE_RETRY_MS).unref());
     }
   };
-  /** The members with their claims, once the group is Stable (only then does the coordinator give their metadata); none if it does not settle soon. */
-  const describeStable = async (): Promise<DescribedMember[]> => {
-    for (let attempt = 0; attempt < EVICT_DESCRIBE_ATTEMPTS && !closed; attempt += 1) {
-      const { groups } = await admin.describeGroups([options.groupId]);
-      const group = groups[0];
-      if (group?.state === 'Stable') return group.members.map((member) => ({ memberId: member.memberId, claim: decodeClaim(member.memberMetadata) }));
-      await new Promise((resolve) => setTimeout(resolve, EVICT_DESCRIBE_RETRY_MS).unref());
-    }
-    return [];
+  /**
+   * The members with their claims: as the coordinator describes them now if the group is Stable (only
+   * then does it give their metadata), else as last described while it was. A member dropped meanwhile
+   * answers not-a-member; a member that joined in the rebalance under way is not named, and it is a
+   * new start anyway.
+   */
+  const membersNow = async (): Promise<readonly DescribedMember[]> => {
+    const { groups } = await admin.describeGroups([options.groupId]);
+    const group = groups[0];
+    if (group?.state !== 'Stable') return lastDescribed;
+    lastDescribed = described(group.members);
+    return lastDescribed;
   };
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
     const shards = [...(payload.memberAssignment[options.topic] ?? [])].sort((a, b) => a - b);
@@ -215,7 +220,7 @@ export async function joinShardGroup(options: ShardGroupOptions): Promise<ShardG
   return {
     evictStart: async (start) => {
       if (start === options.start) return 0;
-      const members = await describeStable();
+      const members = await membersNow();
       let evicted = 0;
       for (const { memberId } of members.filter((member) => member.claim?.start === start)) {
         const outcome = await evictGroupMember(options.kafka, options.groupId, memberId, log);

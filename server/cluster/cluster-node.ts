@@ -102,11 +102,11 @@ function clusteredNode(config: FleetConfig, cluster: ClusterConfig, shardCount: 
         logger,
       });
       const placement = await placeShardsByGroup({ cluster, brokers, clientId, supervisor: local, inits, start, onMembers: (nodes) => directory.update(nodes), known: () => directory.known(), logger });
-      const peers = watchPeers({ token, peers: () => directory.peers(), evict: (dead) => placement.evictStart(dead), logger });
+      const peers = cluster.peerEviction ? watchPeers({ token, peers: () => directory.peers(), evict: (dead) => placement.evictStart(dead), logger }) : null;
       const waited = await Promise.race([placement.ready.then(() => true), delay(FIRST_ASSIGNMENT_TIMEOUT_MS).then(() => false)]);
       if (!waited) logger.warn({ timeoutMs: FIRST_ASSIGNMENT_TIMEOUT_MS }, 'no shard assignment yet; serving, the shards come when the group settles');
       return async () => {
-        peers.close();
+        peers?.close();
         await placement.leave();
         await records.close();
         closeNodeChannels();

@@ -10,6 +10,8 @@ import { waitsForCommits, type ShardRead } from '../shard-calls.js';
 
 /** A channel still answering calls when its node stops is cut after this long (the calls' own deadlines are shorter). */
 const CLOSE_GRACE_MS = 10_000;
+/** After this node ended a channel, how long the caller has to end its half before the socket is destroyed. */
+const HALF_OPEN_LINGER_MS = 1000;
 
 export interface NodeChannelServer {
   /** No new calls (each is answered `unavailable`); each channel ends once its calls are answered. */
@@ -129,6 +131,12 @@ class ServedChannel {
         // The answers of this turn, the last ones, before the end.
         this.outgoing.flush();
         this.socket.end();
+        // The caller ends its half when it reads ours; one that cannot (a paused or cut-off peer, whose
+        // idle watch channel every node keeps: peer-watch.ts) would hold the server's close, and with it
+        // the node's stop, for ever. Its socket is destroyed once the last answers had time to leave.
+        const linger = setTimeout(() => this.socket.destroy(), HALF_OPEN_LINGER_MS);
+        linger.unref();
+        this.socket.once('close', () => clearTimeout(linger));
         resolve();
       };
       const cut = setTimeout(() => {

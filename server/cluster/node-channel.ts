@@ -68,6 +68,8 @@ export class NodeChannel {
   private saidGoodbye = false;
   /** Closed by this node (it stops, or drops its channels). */
   private destroyedHere = false;
+  /** The peer answered the upgrade with something else than the channel (an older node, another cluster's token). */
+  private notOffered = false;
   private settleOpening: (opening: ChannelOpening) => void = () => {};
   /** Settles once the upgrade is answered or fails. */
   readonly opening: Promise<ChannelOpening> = new Promise((resolve) => {
@@ -119,6 +121,11 @@ export class NodeChannel {
    */
   get lostPeerStart(): string | null {
     return this.state === 'closed' && !this.saidGoodbye && !this.destroyedHere ? this.peerStart : null;
+  }
+
+  /** Closed because the peer does not offer the channel: it is called over HTTP for a while. */
+  get wasNotOffered(): boolean {
+    return this.notOffered;
   }
 
   /** Sends `body` (a ShardCallRequest as JSON) for `shard`; the answer's status and text, or NodeCallFailed within `timeoutMs`. */
@@ -224,6 +231,7 @@ export class NodeChannel {
   private close(cause: Error): void {
     if (this.state === 'closed') return;
     this.settleOpening({ opened: false, refused: (cause as NodeJS.ErrnoException).code === 'ECONNREFUSED' });
+    this.notOffered = cause instanceof ChannelNotOffered;
     this.state = 'closed';
     this.stopSweeping();
     this.socket?.destroy();
@@ -231,11 +239,11 @@ export class NodeChannel {
     this.queued.clear();
     const failed = [...this.pending.values()];
     this.pending.clear();
-    this.onClosed(this);
     for (const call of failed) {
       // Never sent: a refused connection, a failed upgrade. Sent: the peer may have run it.
       call.reject(cause instanceof ChannelNotOffered && !call.sent ? cause : new NodeCallFailed(!call.sent, false, { cause }));
     }
+    this.onClosed(this);
   }
 }
 
@@ -270,8 +278,17 @@ function channelTo(url: string, authorization: string): NodeChannel {
   if (known !== undefined && !known.closed) return known;
   const channel = new NodeChannel(url, authorization, (closed) => {
     if (channels.get(url) === closed) channels.delete(url);
+    // Not re-opened every second by the watch either (calls fall back to HTTP themselves).
+    if (closed.wasNotOffered) httpOnlyUntil.set(url, Date.now() + HTTP_ONLY_MS);
     const start = closed.lostPeerStart;
-    if (start !== null) for (const listener of peerLost) listener(url, start);
+    if (start === null) return;
+    for (const listener of peerLost) {
+      try {
+        listener(url, start);
+      } catch {
+        // A listener's failure is its own; the channel is closed either way.
+      }
+    }
   });
   channels.set(url, channel);
   return channel;

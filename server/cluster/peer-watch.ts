@@ -60,7 +60,14 @@ export function watchPeers(options: PeerWatchOptions): PeerWatch {
   const authorization = nodeAuthorization(options.token);
   let closed = false;
   const watchAll = (): void => {
-    for (const peer of options.peers()) void watchNode(peer.url, authorization);
+    for (const peer of options.peers()) {
+      try {
+        void watchNode(peer.url, authorization);
+      } catch (error) {
+        // A URL another member advertised that cannot even be requested: its calls fail the same way.
+        log.debug({ err: error, url: peer.url }, 'cannot watch a peer');
+      }
+    }
   };
   /**
    * A new channel to the peer's address. A process being torn down can still take a connection into

@@ -8,14 +8,10 @@ import { shardsTopic } from './shard-count.js';
 import { placeShards } from './sticky-placement.js';
 
 /**
- * The session timeout of the shard group (FLEET_GROUP_SESSION_TIMEOUT_MS, default 6 s): how long a node
- * that stopped answering (killed, paused, cut off) keeps its shards before the group moves them. 6 s is
- * the smallest a default broker allows (`group.min.session.timeout.ms`), chosen for the failover target
- * (≤ 10 s: session, rebalance, restore). Heartbeats six times per session (every second at 6 s): a
- * rebalance is noticed within one, and a node misses five before it is dropped.
- */
-/**
- * A sixth of the session, and at most 300 ms: a member hears of a rebalance only in a heartbeat's
+ * The heartbeat interval of the shard group. The session timeout (FLEET_GROUP_SESSION_TIMEOUT_MS,
+ * default 6 s, the smallest a default broker allows) is how long a node that stopped answering (paused,
+ * cut off, its host gone) keeps its shards before the group moves them; a node whose process died is
+ * dropped sooner, by its peers (peer-watch.ts). The interval: a sixth of the session, and at most 300 ms: a member hears of a rebalance only in a heartbeat's
  * answer, so after a dead peer's member is dropped at once (peer-watch.ts) the interval is what the
  * survivors wait before they rejoin, on average half of it (1 s at a 6 s session measured 0.4–0.65 s).
  * The cost is a few small requests a second per node.

@@ -5,9 +5,9 @@ import { loadConfig } from '../../server/config.js';
 import { tempDbFile, type TempDbFile } from '../helpers/temp-db.js';
 
 /**
- * AREA_VIOLATION_RETENTION_MS: the shard's hourly housekeeping deletes the ride violation episodes that
- * ended before the retention (server/housekeeping.ts), in chunks; an episode still open is kept,
- * however old, since its ride goes on.
+ * AREA_VIOLATION_RETENTION_MS: the shard's hourly housekeeping deletes the ride violation episodes whose
+ * last reading is older than the retention (server/housekeeping.ts), in chunks, open ones too (an
+ * episode is closed only by a later judged reading, which a silent vehicle never sends).
  */
 describe('ride violation episodes past their retention', () => {
   let temp: TempDbFile | undefined;
@@ -31,20 +31,21 @@ describe('ride violation episodes past their retention', () => {
       .map((row) => row.vehicleId)
       .sort();
 
-  it('deletes the episodes that ended before the cut, in chunks, and keeps the open and the recent ones', () => {
+  it('deletes the episodes last seen before the cut, in chunks, open ones too, and keeps those seen since', () => {
     temp = tempDbFile();
     db = openDatabase(temp.file);
     const cut = now - 90 * DAY;
     for (let n = 0; n < 7; n += 1) episode(db, `old-${n}`, cut - 10 * DAY, cut - 9 * DAY, false);
-    episode(db, 'old-but-open', cut - 10 * DAY, cut - 9 * DAY, true);
+    episode(db, 'old-and-open', cut - 10 * DAY, cut - 9 * DAY, true);
     episode(db, 'began-before-ended-after', cut - DAY, cut + DAY, false);
+    episode(db, 'began-before-still-open', cut - DAY, now - DAY, true);
     episode(db, 'recent', now - DAY, now - DAY, false);
     const purge = areaViolationPurge(db);
 
     expect(purge(cut, 5)).toBe(5);
-    expect(purge(cut, 5)).toBe(2);
+    expect(purge(cut, 5)).toBe(3);
     expect(purge(cut, 5)).toBe(0);
-    expect(left(db)).toEqual(['v-began-before-ended-after', 'v-old-but-open', 'v-recent']);
+    expect(left(db)).toEqual(['v-began-before-ended-after', 'v-began-before-still-open', 'v-recent']);
   });
 
   it('keeps 90 days unless told otherwise', () => {

@@ -1,5 +1,5 @@
 import { createServer, request as httpRequest, type Server } from 'node:http';
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameReader, FrameTooLarge, MAX_FRAME_BODY_BYTES } from '../../server/cluster/channel-frames.js';
 import { nodeAuthorization } from '../../server/cluster/node-credential.js';
@@ -266,6 +266,24 @@ describe('a peer lost without its goodbye (what server/cluster/peer-watch.ts act
       });
     });
     expect(await watchNode(`http://127.0.0.1:${free}`, nodeAuthorization(TOKEN))).toEqual({ opened: false, refused: true });
+  });
+});
+
+describe('a node that stops while a peer never ends its half of the channel (a paused peer)', () => {
+  it('destroys that socket soon after ending its own half, so the server closes and the node can stop', async () => {
+    const { server, url, channels } = await started();
+    const { port } = new URL(url);
+    // A caller that takes the upgrade and then never answers anything, its end included.
+    const socket = connect({ host: '127.0.0.1', port: Number(port), allowHalfOpen: true });
+    const upgraded = new Promise<string>((resolve) => socket.once('data', (chunk) => resolve(chunk.toString('latin1'))));
+    socket.write(`GET ${NODE_CHANNEL_PATH} HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: ${NODE_CHANNEL_PROTOCOL}\r\nauthorization: ${nodeAuthorization(TOKEN)}\r\n\r\n`);
+    expect(await upgraded).toMatch(/^HTTP\/1\.1 101 /);
+    const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+    await channels.close();
+    // It waits for no socket once that one is destroyed; before, for ever (the test's timeout).
+    await new Promise((resolve) => server.close(resolve));
+    await ended;
+    socket.destroy();
   });
 });
 

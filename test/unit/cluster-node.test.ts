@@ -31,13 +31,18 @@ describe('cluster configuration (FLEET_CLUSTER=kafka)', () => {
 
   it('reads the node and the cluster name, and needs no list of the other nodes (the shard group lists them)', () => {
     const config = loadConfig({ ...clusterEnv, FLEET_CLUSTER_NAME: 'blue' });
-    expect(config.cluster).toEqual({ name: 'blue', node: { id: 'n2', url: 'http://127.0.0.1:4001' }, sessionTimeoutMs: 6000 });
+    expect(config.cluster).toEqual({ name: 'blue', node: { id: 'n2', url: 'http://127.0.0.1:4001' }, sessionTimeoutMs: 6000, peerEviction: true });
     expect(loadConfig(clusterEnv).cluster?.name).toBe('fleet');
   });
 
   it('reads the shard group session timeout (default 6 s, the smallest a default broker allows), and refuses one under 1 s by name', () => {
     expect(loadConfig({ ...clusterEnv, FLEET_GROUP_SESSION_TIMEOUT_MS: '2000' }).cluster?.sessionTimeoutMs).toBe(2000);
     expect(() => loadConfig({ ...clusterEnv, FLEET_GROUP_SESSION_TIMEOUT_MS: '500' })).toThrowError(/^Invalid configuration: FLEET_GROUP_SESSION_TIMEOUT_MS /);
+  });
+
+  it('drops a dead peer\'s member at once unless FLEET_PEER_EVICTION=off, and refuses any other value by name', () => {
+    expect(loadConfig({ ...clusterEnv, FLEET_PEER_EVICTION: 'off' }).cluster?.peerEviction).toBe(false);
+    expect(() => loadConfig({ ...clusterEnv, FLEET_PEER_EVICTION: 'maybe' })).toThrowError(/^Invalid configuration: FLEET_PEER_EVICTION /);
   });
 
   it.each(['KAFKA_BROKERS', 'FLEET_NODE_ID', 'FLEET_ADVERTISED_URL', 'FLEET_SHARDS'] as const)('requires %s, by name', (variable) => {

@@ -93,7 +93,8 @@ export function watchPeers(options: PeerWatchOptions): PeerWatch {
       }
       const started = Date.now();
       const evicted = await options.evict(dead);
-      log.warn({ url, start: dead, probe, evicted, ms: Date.now() - started }, 'a peer\'s process is gone: its group member dropped now, not after its session');
+      // evicted 0: another peer was first, or the group let the member go already.
+      log.warn({ url, start: dead, probe, evicted, ms: Date.now() - started }, 'a peer\'s process is gone: asked the group to drop its member now, not after its session');
     })().catch((error: unknown) => log.warn({ err: error, url, start: lost }, 'could not ask the group to drop a dead peer\'s member; its session will'));
   });
   const timer = setInterval(watchAll, REWATCH_MS);

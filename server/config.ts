@@ -66,7 +66,7 @@ export const configSchema = z.object({
   SNAPSHOT_EVERY: z.coerce.number().int().positive().default(50),
   /** Recorded actor traces older than this are deleted (the journal itself is kept forever). */
   TRACE_RETENTION_MS: positiveMs.default(7 * 24 * 60 * 60_000),
-  /** Ride violation episodes (GET /operating-area/violations) that ended longer ago than this are deleted. */
+  /** Ride violation episodes (GET /operating-area/violations) whose last reading is older than this are deleted, open ones too. */
   AREA_VIOLATION_RETENTION_MS: positiveMs.default(90 * 24 * 60 * 60_000),
   /** Share of requests whose actor deliveries are traced (failed and slow ones always are). */
   TRACE_SAMPLE: z.coerce.number().min(0).max(1).default(1),

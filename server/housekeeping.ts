@@ -32,7 +32,7 @@ export function housekeepTraces(parts: { traces: TraceStore; retentionMs: number
   return housekeepInChunks((before, limit) => parts.traces.purgeOlderThan(before, limit), parts, 'trace steps');
 }
 
-/** A shard's ride violation episodes that ended longer ago than AREA_VIOLATION_RETENTION_MS (persistence/area-violations.ts). */
+/** A shard's ride violation episodes last seen longer ago than AREA_VIOLATION_RETENTION_MS (persistence/area-violations.ts). */
 export function housekeepAreaViolations(parts: { purge: (before: number, limit: number) => number; retentionMs: number; logger: Logger }): () => void {
   return housekeepInChunks(parts.purge, parts, 'ride violation episodes');
 }

@@ -45,6 +45,8 @@ function workerEntry(): { entry: string | URL; eval: boolean } {
   return { entry: `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`, eval: true };
 }
 const WORKER = workerEntry();
+/** A shard's worker thread, given its ShardInit, or a spare's data. */
+const shardWorker = (workerData: ShardInit | SpareWorkerData, name: string): Worker => new Worker(WORKER.entry, { eval: WORKER.eval, workerData, name });
 
 interface Slot {
   readonly init: ShardInit;
@@ -97,13 +99,13 @@ class SpareWorker {
     return worker;
   }
 
-  /** Makes the spare after a pause (or now, with 0). */
-  later(delayMs = SPARE_AFTER_MS): void {
+  /** Makes the spare after a pause. */
+  later(): void {
     if (this.closed || this.timer !== null) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       if (this.closed || this.worker !== null) return;
-      const worker = new Worker(WORKER.entry, { eval: WORKER.eval, workerData: { spare: true } satisfies SpareWorkerData, name: 'shard-spare' });
+      const worker = shardWorker({ spare: true } satisfies SpareWorkerData, 'shard-spare');
       worker.unref();
       worker.on('error', (error) => this.logger.error({ err: error }, 'spare shard worker failed'));
       // A spare that died (it should not) is replaced on the next take; the shard then starts on a new thread.
@@ -113,7 +115,7 @@ class SpareWorker {
         if (!this.closed) this.logger.warn({ code }, 'spare shard worker exited');
       });
       this.worker = worker;
-    }, delayMs);
+    }, SPARE_AFTER_MS);
     this.timer.unref();
   }
 
@@ -277,7 +279,7 @@ export class ShardSupervisor {
   private async launchWorker(slot: Slot): Promise<void> {
     const { link, init } = slot;
     const log = this.options.logger.child({ shard: init.shard });
-    const worker = this.spare?.take(init) ?? new Worker(WORKER.entry, { eval: WORKER.eval, workerData: init, name: `shard-${init.shard}` });
+    const worker = this.spare?.take(init) ?? shardWorker(init, `shard-${init.shard}`);
     slot.worker = worker;
     link.attach(worker);
     worker.on('error', (error) => log.error({ err: error }, 'shard worker failed'));

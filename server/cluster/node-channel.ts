@@ -267,7 +267,7 @@ export async function callShardOnNode(url: string, shard: number, body: string, 
     return await channel.call(shard, body, timeoutMs);
   } catch (error) {
     if (!(error instanceof ChannelNotOffered)) throw error;
-    httpOnlyUntil.set(url, Date.now() + HTTP_ONLY_MS);
+    // The channel's close marked the node HTTP-only already (channelTo), before this call failed.
     return viaHttp();
   }
 }
@@ -278,7 +278,7 @@ function channelTo(url: string, authorization: string): NodeChannel {
   if (known !== undefined && !known.closed) return known;
   const channel = new NodeChannel(url, authorization, (closed) => {
     if (channels.get(url) === closed) channels.delete(url);
-    // Not re-opened every second by the watch either (calls fall back to HTTP themselves).
+    // The next calls go over HTTP for a while (callShardOnNode), and the watch does not upgrade again every second.
     if (closed.wasNotOffered) httpOnlyUntil.set(url, Date.now() + HTTP_ONLY_MS);
     const start = closed.lostPeerStart;
     if (start === null) return;

@@ -11,10 +11,10 @@ import { placeShards } from './sticky-placement.js';
  * The heartbeat interval of the shard group. The session timeout (FLEET_GROUP_SESSION_TIMEOUT_MS,
  * default 6 s, the smallest a default broker allows) is how long a node that stopped answering (paused,
  * cut off, its host gone) keeps its shards before the group moves them; a node whose process died is
- * dropped sooner, by its peers (peer-watch.ts). The interval: a sixth of the session, and at most 300 ms: a member hears of a rebalance only in a heartbeat's
- * answer, so after a dead peer's member is dropped at once (peer-watch.ts) the interval is what the
- * survivors wait before they rejoin, on average half of it (1 s at a 6 s session measured 0.4–0.65 s).
- * The cost is a few small requests a second per node.
+ * dropped sooner, by its peers (peer-watch.ts). The interval is a sixth of the session, and at most
+ * 300 ms: a member hears of a rebalance only in a heartbeat's answer, so after a dead peer's member is
+ * dropped the interval is what the survivors wait before they rejoin, on average half of it (1 s at a
+ * 6 s session measured 0.4–0.65 s). The cost is a few small requests a second per node.
  */
 export const heartbeatIntervalMs = (sessionTimeoutMs: number): number => Math.max(100, Math.min(MAX_HEARTBEAT_INTERVAL_MS, Math.round(sessionTimeoutMs / 6)));
 const MAX_HEARTBEAT_INTERVAL_MS = 300;

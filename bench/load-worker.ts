@@ -94,6 +94,8 @@ export interface PhaseResult {
   /** Bookings answered 201 with status CONFIRMED. */
   readonly confirmed: number;
   readonly confirmedPerSecond: number;
+  /** Confirmed bookings per 250 ms of the phase, from its start: where a slow window is slow. */
+  readonly confirmedTimeline?: readonly number[];
 }
 
 export interface LoadResult {
@@ -146,9 +148,19 @@ function tokenPool(customers: number, role: 'customer' | 'operator', secret: str
 
 const now = (): number => performance.now();
 
+const TIMELINE_BUCKET_MS = 250;
+
 class Recorder {
   steps = new Map<string, StepState>();
   confirmed = 0;
+  private readonly startedAt = now();
+  readonly timeline: number[] = [];
+  confirm(): void {
+    this.confirmed += 1;
+    const bucket = Math.floor((now() - this.startedAt) / TIMELINE_BUCKET_MS);
+    while (this.timeline.length <= bucket) this.timeline.push(0);
+    this.timeline[bucket]! += 1;
+  }
   step(name: string): StepState {
     let state = this.steps.get(name);
     if (!state) {
@@ -254,7 +266,7 @@ function requestsFor(workload: Workload, recorder: () => Recorder, random: () =>
           if (status === 201) {
             const parsed = parse(body);
             if (parsed.status === 'CONFIRMED') {
-              rec.confirmed += 1;
+              rec.confirm();
               context.bookingId = String(parsed.id);
             }
           }
@@ -338,7 +350,7 @@ async function unlockRounds(config: LoadConfig, workload: Extract<Workload, { ki
           recorder.record('book', context, status);
           const parsed = status === 201 ? (JSON.parse(body) as { id?: string; status?: string }) : {};
           if (parsed.status === 'CONFIRMED' && parsed.id && context.token) {
-            recorder.confirmed += 1;
+            recorder.confirm();
             keep.push({ bookingId: parsed.id, token: context.token });
           }
           return;
@@ -455,6 +467,7 @@ async function main(): Promise<void> {
       steps,
       confirmed: current.confirmed,
       confirmedPerSecond: Math.round(current.confirmed / seconds),
+      confirmedTimeline: current.timeline,
     });
     console.error(`load-worker: ${phase.name}: ${result.requests.total} requests in ${seconds.toFixed(1)} s`);
   }

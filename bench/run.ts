@@ -197,7 +197,7 @@ interface BookFigures {
   readonly statuses: Record<string, number>;
   readonly errors: number;
   readonly timeouts: number;
-  readonly cold: { readonly seconds: number; readonly confirmedPerSecond: number; readonly p50: number | null; readonly p99: number | null };
+  readonly cold: { readonly seconds: number; readonly confirmedPerSecond: number; readonly p50: number | null; readonly p99: number | null; readonly confirmedPer250ms: readonly number[] };
   readonly vehiclesBooked: number;
   readonly raw: LoadResult;
 }
@@ -228,7 +228,7 @@ async function bookRun(env: Record<string, string>, keyed: boolean): Promise<Boo
       statuses: m.steps.book?.statuses ?? {},
       errors: m.autocannon.errors,
       timeouts: m.autocannon.timeouts,
-      cold: { seconds: cold.seconds, confirmedPerSecond: cold.confirmedPerSecond, p50: cold.steps.book?.latencyMs.p50 ?? null, p99: cold.steps.book?.latencyMs.p99 ?? null },
+      cold: { seconds: cold.seconds, confirmedPerSecond: cold.confirmedPerSecond, p50: cold.steps.book?.latencyMs.p50 ?? null, p99: cold.steps.book?.latencyMs.p99 ?? null, confirmedPer250ms: cold.confirmedTimeline ?? [] },
       vehiclesBooked: booked,
       raw: load,
     };

@@ -70,7 +70,7 @@ for (let index = 0; index < 5; index += 1) await fleet.book(`warm-${index}`, veh
 await fleet.fleet.local.journal.flush();
 await new Promise((resolve) => setTimeout(resolve, 300));
 const before = fleet.fleet.local.journal.stats();
-const traceRowsBefore = fleet.count('SELECT count(*) AS n FROM trace_steps');
+const traceRowsBefore = fleet.countTraceSteps('SELECT count(*) AS n FROM trace_steps');
 counting = true;
 for (let index = 0; index < bookings; index += 1) {
   const response = await fleet.book(`customer-${index}`, vehicleIds[index]!, {}, keyHeaders(`customer-${index}`));
@@ -81,7 +81,7 @@ counting = false;
 // Trace steps are written every 100 ms: wait for the buffer.
 await new Promise((resolve) => setTimeout(resolve, 300));
 const after = fleet.fleet.local.journal.stats();
-const traceRows = fleet.count('SELECT count(*) AS n FROM trace_steps') - traceRowsBefore;
+const traceRows = fleet.countTraceSteps('SELECT count(*) AS n FROM trace_steps') - traceRowsBefore;
 await fleet.close();
 
 const per = (n: number) => Number((n / bookings).toFixed(2));

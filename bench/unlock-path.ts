@@ -63,7 +63,7 @@ async function main(): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 500)); // trace steps are flushed every 100 ms
     const hops: Record<string, number[]> = { total: [], toBooking: [], unlockVehicle: [], mqttRoundTrip: [], deviceReplied: [], toResponse: [] };
     for (const run of runs) {
-      const steps = t.rows<Step>('SELECT to_actor, message_type, started_at, duration_us FROM trace_steps WHERE trace_id = ? ORDER BY id', run.traceId);
+      const steps = t.traceRows<Step>('SELECT to_actor, message_type, started_at, duration_us FROM trace_steps WHERE trace_id = ? ORDER BY id', run.traceId);
       const find = (type: string) => steps.find((step) => step.message_type === type);
       const [booking, vehicle, replied] = [find('UnlockBooking'), find('UnlockVehicle'), find('DeviceReplied')];
       if (!booking || !vehicle || !replied) continue;

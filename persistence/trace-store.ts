@@ -116,8 +116,10 @@ export class TraceStore {
       }
     });
     // Steps are diagnostics, buffered up to flushIntervalMs anyway: their transaction skips the fsync
-    // (synchronous NORMAL for it alone), and the journal's next FULL commit syncs the WAL with them in
-    // it. Under the booking load these were ten extra fsyncs a second, each holding the shard's thread.
+    // (synchronous NORMAL for it alone). A shard gives the store a file of its own at NORMAL
+    // (persistence/trace-file.ts); on a connection shared with a FULL journal, the journal's next
+    // commit syncs the WAL with them in it. Under the booking load these were ten extra fsyncs a
+    // second, each holding the shard's thread.
     const journalSync = db.pragma('synchronous', { simple: true }) as number;
     this.writeAll = (steps) => {
       if (journalSync <= 1) return writeSteps(steps);

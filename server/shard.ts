@@ -8,6 +8,7 @@ import { startWalCheckpointer } from '../persistence/wal-checkpointer.js';
 import { openWalSync } from '../persistence/wal-sync.js';
 import { openDatabase, type Db } from '../persistence/sqlite.js';
 import { TraceStore } from '../persistence/trace-store.js';
+import { openTraceFile } from '../persistence/trace-file.js';
 import { TraceJournalReads } from '../persistence/trace-journal.js';
 import { VehicleReadModel } from '../persistence/vehicle-read-model.js';
 import { BookingTimers } from '../persistence/booking-timers.js';
@@ -278,7 +279,16 @@ function openStorage(init: ShardInit, local: LocalShardOptions, logger: Logger, 
   if (walSync) closers.push(() => walSync.close());
   const journal = new SqliteJournalEngine(db, { projectors: createProjectors(db), logger, ...(walSync && { walSync }) });
   closers.push(() => journal.close());
-  const traces = new TraceStore(db, { logger, maxStepsPerTrace: config.traceMaxSteps });
+  // Trace steps in their own file (persistence/trace-file.ts): the journal's WAL sync no longer carries them.
+  const traceFile = openTraceFile(db, init.dbFile, logger);
+  closers.push(() => {
+    traceFile.db.close();
+  });
+  if (onDisk) {
+    const checkpointer = startWalCheckpointer({ db: traceFile.db, file: traceFile.file, logger });
+    closers.push(() => checkpointer.stop());
+  }
+  const traces = new TraceStore(traceFile.db, { logger, maxStepsPerTrace: config.traceMaxSteps });
   closers.push(() => traces.close());
   const traceJournal = new TraceJournalReads(db);
   // Before the actor system: closers run in reverse, so the gateway's store outlives every payment

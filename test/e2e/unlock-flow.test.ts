@@ -171,7 +171,7 @@ describe.each(setups)('unlock over MQTT ($name)', (setup) => {
     // delivery; the trace store writes on its own timer, so this polls).
     await waitFor(() => device.replies.length === 2, { what: 'the device answered twice' });
     const handled = () =>
-      t.count("SELECT count(*) AS n FROM trace_steps WHERE to_actor = ? AND message_type = 'DeviceReplied'", `vehicle/${vehicleId}`);
+      t.countTraceSteps("SELECT count(*) AS n FROM trace_steps WHERE to_actor = ? AND message_type = 'DeviceReplied'", `vehicle/${vehicleId}`);
     await waitFor(() => handled() === 2, { what: 'both replies handled by the vehicle actor' });
     expect(journalCount(t, 'VehicleUnlocked', `vehicle/${vehicleId}`)).toBe(1);
   });

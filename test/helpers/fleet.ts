@@ -10,6 +10,7 @@ import type { DeviceCredentials } from '../../actors/contract/views.js';
 import { createLogger } from '../../runtime/ground/logger.js';
 import { tempDbFile, type TempDbFile } from './temp-db.js';
 import { LIMITS_OFF } from './limits-off.js';
+import { traceFileOf } from '../../persistence/trace-file.js';
 
 export interface TestFleet {
   readonly fleet: RunningFleet;
@@ -24,6 +25,10 @@ export interface TestFleet {
   countPerShard(sql: string, ...params: unknown[]): number[];
   /** The rows of a query on every shard's file, shard after shard. */
   rows<T>(sql: string, ...params: unknown[]): T[];
+  /** `count` on every shard's trace file (`trace_steps`: persistence/trace-file.ts). */
+  countTraceSteps(sql: string, ...params: unknown[]): number;
+  countTraceStepsPerShard(sql: string, ...params: unknown[]): number[];
+  traceRows<T>(sql: string, ...params: unknown[]): T[];
   /** A request as `role` `sub`, through `app.inject` (no port needed). */
   request(options: { method: 'GET' | 'POST' | 'DELETE'; url: string; as?: string; role?: 'customer' | 'operator'; body?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
   /** POST /vehicles as an operator; the credentials of a 201 are kept for `credentials(id)`. */
@@ -54,9 +59,9 @@ export async function startTestFleet(
   const config = loadConfig({ FLEET_DB: file, FLEET_SHARDS: '1', MQTT_PORT: '0', PORT: '0', LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent', PAYMENT_LATENCY_MS: '2', ...LIMITS_OFF, ...env });
   const logger = options.logger ?? createLogger(config.logLevel);
   const fleet = await startFleet(config, { listen: false, shardRuntime: 'inline', ...options, logger });
-  const onEveryShard = <T>(query: (db: Database.Database) => T): T[] =>
+  const onEveryShard = <T>(query: (db: Database.Database) => T, fileOf: (shardFile: string) => string = (shardFile) => shardFile): T[] =>
     fleet.shardFiles.map((shardFile) => {
-      const db = new Database(shardFile, { readonly: true });
+      const db = new Database(fileOf(shardFile), { readonly: true });
       try {
         return query(db);
       } finally {
@@ -85,6 +90,9 @@ export async function startTestFleet(
     count: (sql, ...params) => testFleet.countPerShard(sql, ...params).reduce((sum, n) => sum + n, 0),
     countPerShard: (sql, ...params) => onEveryShard((db) => (db.prepare(sql).get(...params) as { n: number }).n),
     rows: <T>(sql: string, ...params: unknown[]) => onEveryShard((db) => db.prepare(sql).all(...params) as T[]).flat(),
+    countTraceSteps: (sql, ...params) => testFleet.countTraceStepsPerShard(sql, ...params).reduce((sum, n) => sum + n, 0),
+    countTraceStepsPerShard: (sql, ...params) => onEveryShard((db) => (db.prepare(sql).get(...params) as { n: number }).n, traceFileOf),
+    traceRows: <T>(sql: string, ...params: unknown[]) => onEveryShard((db) => db.prepare(sql).all(...params) as T[], traceFileOf).flat(),
     request: ({ method, url, as = 'alice', role = 'customer', body, headers = {} }) =>
       fleet.app.inject({
         method,

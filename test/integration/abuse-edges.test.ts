@@ -115,6 +115,6 @@ describe("a booking's trace", () => {
     const trace = await t.request({ method: 'GET', url: `/traces/${traceId}`, as: 'ops', role: 'operator' });
     expect(trace.statusCode).toBe(200);
     expect((trace.json() as { steps: unknown[] }).steps).toHaveLength(20);
-    expect(t.count('SELECT count(*) AS n FROM trace_steps WHERE trace_id = ?', traceId)).toBe(20);
+    expect(t.countTraceSteps('SELECT count(*) AS n FROM trace_steps WHERE trace_id = ?', traceId)).toBe(20);
   });
 });

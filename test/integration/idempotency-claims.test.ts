@@ -71,7 +71,7 @@ describe('Idempotency-Key claims on the shards', () => {
     expect(actors).toContain('booking');
     expect(actors).toContain('payment');
     expect(actors).not.toContain('idempotency');
-    expect(t.countPerShard('SELECT count(*) AS n FROM trace_steps WHERE to_actor LIKE ?', 'idempotency/%').reduce((sum, n) => sum + n, 0)).toBe(0);
+    expect(t.countTraceStepsPerShard('SELECT count(*) AS n FROM trace_steps WHERE to_actor LIKE ?', 'idempotency/%').reduce((sum, n) => sum + n, 0)).toBe(0);
   });
 
   it('409 while the first request runs, 422 for another body meanwhile; the first\'s answer is then replayed', async () => {

@@ -1,0 +1,68 @@
+import type { Logger } from '../runtime/ground/logger.js';
+import { openDatabase, type Db } from './sqlite.js';
+
+/**
+ * Trace steps in a file of their own, beside the shard's journal (`fleet.shard-N.traces.db`).
+ *
+ * Traces are diagnostics. In the journal's file their pages went through the journal's WAL, so every
+ * group commit's sync (FULL) carried them too, and the checkpoints copied them: under the booking load
+ * they were most of the WAL's bytes (a booking's eight steps, with the states before and after each,
+ * against its eight journal rows). Here they have their own WAL at synchronous NORMAL: a commit never
+ * syncs (a process crash loses nothing; a power cut may lose the last steps, never the journal's
+ * acknowledged work), and the journal's sync no longer waits for them.
+ *
+ * The schema is this file's own history, not the journal's migrations; the journal file keeps its
+ * (empty) `trace_steps` table from migrations 1–2, so its schema stays as `schema.ts` says.
+ */
+export const TRACE_FILE_MIGRATIONS: readonly string[] = [
+  /* 1: the steps, as the journal's file held them until this file took them over */
+  `
+  CREATE TABLE trace_steps (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    trace_id       TEXT    NOT NULL,
+    span_id        TEXT    NOT NULL,
+    parent_span_id TEXT,
+    from_actor     TEXT    NOT NULL,
+    to_actor       TEXT    NOT NULL,
+    message_type   TEXT    NOT NULL,
+    payload        TEXT,
+    state_before   TEXT,
+    state_after    TEXT,
+    outcome        TEXT,
+    started_at     INTEGER NOT NULL,
+    duration_us    INTEGER NOT NULL
+  );
+  CREATE INDEX trace_steps_trace ON trace_steps (trace_id, id);
+  CREATE INDEX trace_steps_to_actor ON trace_steps (to_actor, id);
+  CREATE INDEX trace_steps_started ON trace_steps (started_at);
+  `,
+];
+
+/** `…/fleet.shard-0.db` → `…/fleet.shard-0.traces.db`; a shard in memory keeps its traces in memory. */
+export const traceFileOf = (shardFile: string): string => (shardFile === ':memory:' ? ':memory:' : shardFile.replace(/(\.db)?$/, '.traces.db'));
+
+/**
+ * Opens the shard's trace file, and moves into it, once, the steps an earlier version kept in the
+ * journal's file (ids kept, so the viewer's order holds; `OR IGNORE`, so a move cut short by a crash
+ * is simply done again).
+ */
+export function openTraceFile(shardDb: Db, shardFile: string, logger: Logger): { readonly db: Db; readonly file: string } {
+  const file = traceFileOf(shardFile);
+  const db = openDatabase(file, { synchronous: 'NORMAL', migrations: TRACE_FILE_MIGRATIONS });
+  if (file !== ':memory:' && holdsSteps(shardDb)) moveOldSteps(db, shardDb, shardFile, logger);
+  return { db, file };
+}
+
+const holdsSteps = (shardDb: Db): boolean => shardDb.prepare<[], { held: number }>('SELECT EXISTS (SELECT 1 FROM trace_steps) AS held').get()!.held === 1;
+
+function moveOldSteps(db: Db, shardDb: Db, shardFile: string, logger: Logger): void {
+  const started = Date.now();
+  db.prepare('ATTACH DATABASE ? AS journal_file').run(shardFile);
+  try {
+    const { changes } = db.prepare('INSERT OR IGNORE INTO main.trace_steps SELECT * FROM journal_file.trace_steps ORDER BY id').run();
+    shardDb.exec('DELETE FROM trace_steps');
+    logger.info({ moved: changes, ms: Date.now() - started, file: traceFileOf(shardFile) }, 'trace steps moved out of the journal\'s file into their own');
+  } finally {
+    db.exec('DETACH DATABASE journal_file');
+  }
+}

@@ -1,4 +1,29 @@
 /**
+ * The trace steps' table as migration 1 created it. Since then it lives in a file of its own
+ * (persistence/trace-file.ts), whose history starts from this same text; the journal's file keeps
+ * the table, empty. Both are histories: a change to either is a new migration, never an edit here.
+ */
+export const TRACE_STEPS_TABLE = `
+  CREATE TABLE trace_steps (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    trace_id       TEXT    NOT NULL,
+    span_id        TEXT    NOT NULL,
+    parent_span_id TEXT,
+    from_actor     TEXT    NOT NULL,
+    to_actor       TEXT    NOT NULL,
+    message_type   TEXT    NOT NULL,
+    payload        TEXT,
+    state_before   TEXT,
+    state_after    TEXT,
+    outcome        TEXT,
+    started_at     INTEGER NOT NULL,
+    duration_us    INTEGER NOT NULL
+  );
+  CREATE INDEX trace_steps_trace ON trace_steps (trace_id, id);
+  CREATE INDEX trace_steps_to_actor ON trace_steps (to_actor, id);
+`;
+
+/**
  * Schema migrations, applied in order and recorded in `PRAGMA user_version`.
  * Never edit a migration that has shipped: append a new one.
  */
@@ -74,24 +99,7 @@ export const migrations: readonly string[] = [
     position INTEGER NOT NULL
   );
 
-  CREATE TABLE trace_steps (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    trace_id       TEXT    NOT NULL,
-    span_id        TEXT    NOT NULL,
-    parent_span_id TEXT,
-    from_actor     TEXT    NOT NULL,
-    to_actor       TEXT    NOT NULL,
-    message_type   TEXT    NOT NULL,
-    payload        TEXT,
-    state_before   TEXT,
-    state_after    TEXT,
-    outcome        TEXT,
-    started_at     INTEGER NOT NULL,
-    duration_us    INTEGER NOT NULL
-  );
-  CREATE INDEX trace_steps_trace ON trace_steps (trace_id, id);
-  CREATE INDEX trace_steps_to_actor ON trace_steps (to_actor, id);
-  `,
+${TRACE_STEPS_TABLE}  `,
   /* 2: retention of traces deletes by time */
   `CREATE INDEX trace_steps_started ON trace_steps (started_at);`,
   /* 3: when a ride is due back (its unlock plus the booked minutes), to flag rides far past it */

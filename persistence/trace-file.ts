@@ -1,4 +1,5 @@
 import type { Logger } from '../runtime/ground/logger.js';
+import { TRACE_STEPS_TABLE } from './schema.js';
 import { openDatabase, type Db } from './sqlite.js';
 
 /**
@@ -16,24 +17,7 @@ import { openDatabase, type Db } from './sqlite.js';
  */
 export const TRACE_FILE_MIGRATIONS: readonly string[] = [
   /* 1: the steps, as the journal's file held them until this file took them over */
-  `
-  CREATE TABLE trace_steps (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    trace_id       TEXT    NOT NULL,
-    span_id        TEXT    NOT NULL,
-    parent_span_id TEXT,
-    from_actor     TEXT    NOT NULL,
-    to_actor       TEXT    NOT NULL,
-    message_type   TEXT    NOT NULL,
-    payload        TEXT,
-    state_before   TEXT,
-    state_after    TEXT,
-    outcome        TEXT,
-    started_at     INTEGER NOT NULL,
-    duration_us    INTEGER NOT NULL
-  );
-  CREATE INDEX trace_steps_trace ON trace_steps (trace_id, id);
-  CREATE INDEX trace_steps_to_actor ON trace_steps (to_actor, id);
+  `${TRACE_STEPS_TABLE}
   CREATE INDEX trace_steps_started ON trace_steps (started_at);
   `,
 ];

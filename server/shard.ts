@@ -113,10 +113,12 @@ export async function startShard(init: ShardInit, local: LocalShardOptions): Pro
   const { closers, close } = closerStack(logger, 'the shard');
 
   try {
-    const storage = openStorage(init, local, logger, closers);
-    const { db, journal, gateway } = storage;
+    const files = openStorage(init, local, logger, closers);
+    const { db, journal, gateway } = files;
     // Before anything can persist or read a read model: the file catches up with its journal of record.
     const ofRecord = await restoreFromJournalOfRecord(init, journal, logger, closers);
+    // After the restore, whose refusals leave the file as it was: the trace file may move old steps out of it.
+    const storage: ShardStorage = { ...files, traces: openTraces(init, db, logger, closers) };
     const { system, directory } = startDirectory(config, storage, logger, closers);
     const mqtt = await connectMqtt(init, logger, closers);
     const ownsVehicle = (vehicleId: string) => shardOfVehicle(vehicleId, shardCount) === shard;
@@ -258,8 +260,8 @@ function shardFileSync(config: ShardInit['config']): 'FULL' | 'NORMAL' {
   return config.cluster !== null && config.kafka.mode === 'kafka' ? 'NORMAL' : config.db.synchronous;
 }
 
-/** The shard's SQLite file: its journal (with the read models' projectors), its traces, the payment gateway's store. */
-function openStorage(init: ShardInit, local: LocalShardOptions, logger: Logger, closers: Closer[]): ShardStorage {
+/** The shard's SQLite file: its journal (with the read models' projectors) and the payment gateway's store. */
+function openStorage(init: ShardInit, local: LocalShardOptions, logger: Logger, closers: Closer[]): Omit<ShardStorage, 'traces'> {
   const { config } = init;
   const onDisk = init.dbFile !== ':memory:';
   const synchronous = shardFileSync(config);
@@ -279,22 +281,30 @@ function openStorage(init: ShardInit, local: LocalShardOptions, logger: Logger, 
   if (walSync) closers.push(() => walSync.close());
   const journal = new SqliteJournalEngine(db, { projectors: createProjectors(db), logger, ...(walSync && { walSync }) });
   closers.push(() => journal.close());
-  // Trace steps in their own file (persistence/trace-file.ts): the journal's WAL sync no longer carries them.
-  const traceFile = openTraceFile(db, init.dbFile, logger);
-  closers.push(() => {
-    traceFile.db.close();
-  });
-  if (onDisk) {
-    const checkpointer = startWalCheckpointer({ db: traceFile.db, file: traceFile.file, logger });
-    closers.push(() => checkpointer.stop());
-  }
-  const traces = new TraceStore(traceFile.db, { logger, maxStepsPerTrace: config.traceMaxSteps });
-  closers.push(() => traces.close());
   const traceJournal = new TraceJournalReads(db);
   // Before the actor system: closers run in reverse, so the gateway's store outlives every payment
   // actor's last call (a Void in flight at shutdown found it closed).
   const gateway = local.gateway ?? simulatedGateway(init.dbFile, config.timing.paymentLatencyMs, closers);
-  return { db, journal, traces, traceJournal, gateway };
+  return { db, journal, traceJournal, gateway };
+}
+
+/**
+ * Trace steps in their own file (persistence/trace-file.ts), with their own checkpoint thread: the
+ * journal's WAL sync and checkpoints no longer carry them. Closed before the journal (closers run in
+ * reverse): the store writes what it buffered, then its checkpointer stops, then its connection closes.
+ */
+function openTraces(init: ShardInit, journalDb: Db, logger: Logger, closers: Closer[]): TraceStore {
+  const traceFile = openTraceFile(journalDb, init.dbFile, logger);
+  closers.push(() => {
+    traceFile.db.close();
+  });
+  if (traceFile.file !== ':memory:') {
+    const checkpointer = startWalCheckpointer({ db: traceFile.db, file: traceFile.file, logger });
+    closers.push(() => checkpointer.stop());
+  }
+  const traces = new TraceStore(traceFile.db, { logger, maxStepsPerTrace: init.config.traceMaxSteps });
+  closers.push(() => traces.close());
+  return traces;
 }
 
 function startDirectory(config: FleetConfig, { journal, traces }: ShardStorage, logger: Logger, closers: Closer[]): { system: ActorSystem; directory: ActorDirectory } {

@@ -42,13 +42,13 @@ export interface OwnerRecordsOptions {
   readonly logger: Logger;
 }
 
+/** Below the follower's 1 s heartbeat interval: kafkajs heartbeats between fetches. */
+const OWNER_FETCH_WAIT_MS = 900;
+
 /**
  * Follows the owner records, read_committed (kafkajs' default), from the topic's start: a group of
  * its own per node start (kafkajs has no manual assign, #373), deleted when the node stops.
  */
-/** Below the follower's 1 s heartbeat interval: kafkajs heartbeats between fetches. */
-const OWNER_FETCH_WAIT_MS = 900;
-
 export async function followOwnerRecords(options: OwnerRecordsOptions): Promise<{ close(): Promise<void> }> {
   const log = options.logger.child({ component: 'owner-records' });
   const groupId = `${options.clusterName}.owners.${options.node}.${randomUUID().slice(0, 8)}`;

@@ -24,6 +24,8 @@ describe('dropping another node\'s group member by its process start', () => {
   const groupId = uniqueName('evict-nodes');
   const groups: ShardGroup[] = [];
   const children: ChildProcess[] = [];
+  /** Joins still under way when a test ended (a failed one): their members leave too. */
+  const joining: Array<Promise<ShardGroup>> = [];
   interface Seen {
     readonly memberIds: string[];
     shards: readonly number[];
@@ -66,6 +68,7 @@ describe('dropping another node\'s group member by its process start', () => {
         if (/assigned \S+ \d/.test(out)) resolve();
       });
       child.once('exit', (code) => reject(new Error(`group member ${node} ended (${code}) before its first assignment: ${out}`)));
+      setTimeout(() => reject(new Error(`group member ${node} had no assignment within 20 s: ${out}`)), 20_000).unref();
     });
     return child;
   };
@@ -75,6 +78,7 @@ describe('dropping another node\'s group member by its process start', () => {
   });
   afterAll(async () => {
     for (const child of children) child.kill('SIGKILL');
+    await Promise.allSettled(joining);
     await Promise.all(groups.map((group) => group.leave()));
   });
 
@@ -114,6 +118,7 @@ describe('dropping another node\'s group member by its process start', () => {
     const c: Seen = { memberIds: [], shards: [] };
     // Not awaited: kafkajs' run resolves once the member's first join is done, and that join is the one held up.
     const joiningC = join('c', 'c/start-1', c, group);
+    joining.push(joiningC);
     // c's join starts a rebalance that waits for b to rejoin: it never will, and its 30 s session runs on.
     const admin = createKafkaClient({ brokers, clientId: 'evict-test-describer', logger }).admin();
     await admin.connect();

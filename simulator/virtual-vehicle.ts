@@ -2,6 +2,7 @@ import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 
 import { createLogger, type Logger } from '../runtime/ground/logger.js';
 import { verifyCommandSignature } from '../actors/contract/command-signature.js';
 import { awaitFirstConnect } from '../runtime/ground/mqtt-first-connect.js';
+import { withoutNagle } from '../runtime/ground/mqtt-no-delay.js';
 import { parseDeviceCommand, type DeviceCommand, type DeviceReply, type Presence, type Telemetry } from '../actors/contract/device-protocol.js';
 import { commandsTopic, repliesTopic, statusTopic, telemetryTopic, type VehicleChannel, vehicleTopic } from '../actors/contract/device-topics.js';
 
@@ -211,6 +212,9 @@ export class VirtualVehicle {
     // Every (re)connect: a broker restarted without persistence has forgotten subscription and status.
     let firstAnnouncement: Promise<void> | undefined;
     client.on('connect', () => {
+      // As a device's firmware should: a reply is a small write right behind the command's PUBACK, and
+      // with Nagle it waited for the broker's delayed ACK (40 ms on Linux): 44 of an unlock's 48 ms.
+      withoutNagle(client);
       const announcement = this.announce(client);
       firstAnnouncement ??= announcement;
       announcement.catch((error: unknown) => this.log.warn({ err: error }, 'vehicle could not announce itself'));

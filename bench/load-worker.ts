@@ -467,8 +467,8 @@ async function main(): Promise<void> {
       steps,
       confirmed: current.confirmed,
       confirmedPerSecond: Math.round(current.confirmed / seconds),
-      // Quiet quarters at the end count too.
-      confirmedTimeline: [...current.timeline, ...Array<number>(Math.max(0, Math.ceil((seconds * 1000) / TIMELINE_BUCKET_MS) - current.timeline.length)).fill(0)],
+      // Quiet whole quarters at the end count too.
+      confirmedTimeline: [...current.timeline, ...Array<number>(Math.max(0, Math.floor((seconds * 1000) / TIMELINE_BUCKET_MS) - current.timeline.length)).fill(0)],
     });
     console.error(`load-worker: ${phase.name}: ${result.requests.total} requests in ${seconds.toFixed(1)} s`);
   }

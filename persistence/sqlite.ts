@@ -21,7 +21,12 @@ export function openDatabase(file: string, options: OpenDatabaseOptions = {}): D
   db.pragma('foreign_keys = ON');
   // Readers never wait on the writer in WAL; this only matters when a second process opens the file.
   db.pragma('busy_timeout = 5000');
-  migrate(db, options.migrations ?? migrations);
+  try {
+    migrate(db, options.migrations ?? migrations);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
   return db;
 }
 

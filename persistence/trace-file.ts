@@ -33,9 +33,9 @@ export const traceFileOf = (shardFile: string): string => (shardFile === ':memor
 export function openTraceFile(shardDb: Db, shardFile: string, logger: Logger): { readonly db: Db; readonly file: string } {
   const file = traceFileOf(shardFile);
   const db = openDatabase(file, { synchronous: 'NORMAL', migrations: TRACE_FILE_MIGRATIONS });
-  if (file !== ':memory:' && holdsSteps(shardDb)) {
+  if (file !== ':memory:') {
     try {
-      moveOldSteps(db, shardDb, shardFile, logger);
+      if (holdsSteps(shardDb)) moveOldSteps(db, shardDb, shardFile, logger);
     } catch (error) {
       logger.warn({ err: error, file }, 'trace steps of the journal\'s file not moved to the trace file; the shard starts without them');
     }
@@ -54,9 +54,9 @@ const STEP_COLUMNS = 'trace_id, span_id, parent_span_id, from_actor, to_actor, m
  */
 function moveOldSteps(db: Db, shardDb: Db, shardFile: string, logger: Logger): void {
   const started = Date.now();
-  db.pragma('synchronous = FULL');
   db.prepare('ATTACH DATABASE ? AS journal_file').run(shardFile);
   try {
+    db.pragma('synchronous = FULL');
     const { changes } = db
       .prepare(
         `INSERT INTO main.trace_steps (${STEP_COLUMNS})
